@@ -1,0 +1,32 @@
+# The two commands: `make run` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+ARGS ?=
+
+.PHONY: run test venv catalogue docs clean
+
+# Runs the exporter on :9726 against $RQ_EXPORTER_REDIS_URL (default redis://localhost:6379/0).
+run: venv
+	$(VENV)/bin/rq-exporter $(ARGS)
+
+# Installs what the tests need (apt-get redis-server/prometheus when root), then runs every test.
+test:
+	bash scripts/test.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	bash scripts/venv.sh $(VENV) 'rq>=2,<3'
+	touch $@
+
+# Prints the README metric table from the catalogue.
+catalogue: venv
+	$(VENV)/bin/python -m rq_exporter.catalogue
+
+clean:
+	rm -rf .venv .venv-rq3 .tmp *.egg-info
+
+# Rewrites the README's metric and settings tables from the catalogue and the settings model.
+docs: venv
+	$(VENV)/bin/python scripts/readme.py

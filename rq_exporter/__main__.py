@@ -1,0 +1,3 @@
+from rq_exporter.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Every metric the exporter can expose: the one list the code, the README table and the tests use.
+
+Run ``python -m rq_exporter.catalogue`` to print the README's metric table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# rq_jobs{status}: rq-exporter 3.x's six statuses, plus canceled.
+JOB_STATUSES = ("queued", "started", "finished", "failed", "deferred", "scheduled", "canceled")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # as exposed; counters end in _total
+    type: str  # gauge | counter | histogram
+    help: str
+    labels: tuple[str, ...] = ()
+    group: str = "queue"
+    note: str = ""  # when the metric is present, shown in the README table
+
+
+PER_WORKER = "per-worker: off with `--no-per-worker-metrics`"
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    # --- the exporter itself -----------------------------------------------------------
+    MetricSpec("rq_up", "gauge", "1 when this scrape read RQ's state from Redis, 0 when it could not.",
+               group="exporter"),
+    MetricSpec("rq_exporter_scrape_duration_seconds", "gauge", "Seconds this scrape took to read Redis and build the metrics.",
+               group="exporter"),
+    MetricSpec("rq_exporter_redis_round_trips", "gauge", "Redis round trips this scrape made (at most 3 for the gauges).",
+               group="exporter"),
+    MetricSpec("rq_exporter_scrapes_total", "counter", "Scrapes served since the exporter started.", group="exporter"),
+    MetricSpec("rq_exporter_scrape_errors_total", "counter", "Scrapes in which Redis could not be read (rq_up 0).",
+               group="exporter"),
+    MetricSpec("rq_exporter_skipped_total", "counter",
+               "Redis entries skipped because they were missing, of the wrong type or malformed, by reason.",
+               ("reason",), group="exporter"),
+    MetricSpec("rq_exporter_build_info", "gauge", "Always 1; the exporter's version and runtime as labels.",
+               ("version", "python_version"), group="exporter"),
+    # --- queues ---------------------------------------------------------------------------
+    MetricSpec("rq_jobs", "gauge",
+               "Jobs per queue and status, as RQ counts them after its cleanup (expired entries left out).",
+               ("queue", "status"), note="status: " + ", ".join(JOB_STATUSES)),
+    MetricSpec("rq_queue_workers", "gauge", "Live workers listening on the queue, by state.", ("queue", "state")),
+    MetricSpec("rq_queue_oldest_job_age_seconds", "gauge",
+               "Seconds since the job at the head of the queue was enqueued; 0 when the queue is empty.", ("queue",)),
+    MetricSpec("rq_queue_intermediate_jobs", "gauge",
+               "Jobs a worker has taken off the queue but not yet started (RQ 1.15+ intermediate queue).", ("queue",)),
+    MetricSpec("rq_queue_abandoned_jobs", "gauge",
+               "Started jobs whose heartbeat deadline has passed: their worker died. RQ moves them to failed "
+               "at its next maintenance.", ("queue",)),
+    MetricSpec("rq_queue_overdue_scheduled_jobs", "gauge",
+               "Scheduled jobs whose time has come but which are still in the scheduled registry.", ("queue",)),
+    MetricSpec("rq_queue_scheduler_active", "gauge", "1 while an RQ scheduler holds the queue's scheduler lock.",
+               ("queue",)),
+    # --- workers --------------------------------------------------------------------------
+    MetricSpec("rq_live_workers", "gauge", "Live workers by state (present even when 0).", ("state",), group="worker"),
+    MetricSpec("rq_dead_workers", "gauge",
+               "Workers listed in RQ's worker set whose hash has expired (killed without a clean exit).",
+               group="worker"),
+    MetricSpec("rq_workers", "gauge", "Always 1 for each live worker; its queues and state as labels.",
+               ("name", "queues", "state"), group="worker", note=PER_WORKER),
+    MetricSpec("rq_workers_success_total", "counter", "Jobs the worker finished successfully.", ("name", "queues"),
+               group="worker", note=PER_WORKER),
+    MetricSpec("rq_workers_failed_total", "counter", "Job attempts of the worker that failed (retries included).",
+               ("name", "queues"), group="worker", note=PER_WORKER),
+    MetricSpec("rq_workers_working_time_total", "counter", "Seconds the worker has spent running jobs.",
+               ("name", "queues"), group="worker", note=PER_WORKER),
+    MetricSpec("rq_worker_last_heartbeat_timestamp_seconds", "gauge",
+               "When the worker last sent a heartbeat (an idle worker's can be ~400 s old).",
+               ("name", "queues"), group="worker", note=PER_WORKER),
+)
+
+BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}
+
+
+def spec(name: str) -> MetricSpec:
+    return BY_NAME[name]
+
+
+def markdown_table() -> str:
+    rows = ["| metric | type | labels | description |", "|---|---|---|---|"]
+    for m in CATALOGUE:
+        labels = ", ".join(f"`{label}`" for label in m.labels) or "-"
+        note = f" ({m.note})" if m.note else ""
+        rows.append(f"| `{m.name}` | {m.type} | {labels} | {m.help}{note} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

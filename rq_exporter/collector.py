@@ -1,0 +1,83 @@
+"""The prometheus_client collector: each collect() reads a fresh snapshot and yields families.
+
+A Redis that cannot be read is not an error of the scrape: it becomes ``rq_up 0`` next to
+the exporter's own metrics, and the process keeps serving until Redis is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import redis
+from prometheus_client.registry import Collector
+from prometheus_client.core import Metric
+
+from rq_exporter.metrics import ExporterStats, exporter_families, rq_families
+from rq_exporter.reader import Keys, read_snapshot
+from rq_exporter.settings import Settings
+from rq_exporter.snapshot import Problem, Snapshot
+
+log = logging.getLogger("rq_exporter")
+
+# Problems are logged once each; past this many distinct ones only the counter grows.
+MAX_LOGGED_PROBLEMS = 10_000
+
+
+class RQCollector(Collector):
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self._client = client
+        self._settings = settings
+        self._keys = Keys(settings.key_prefix)
+        self._stats = ExporterStats()
+        self._lock = threading.Lock()
+        self._logged: set[tuple[str, str]] = set()
+        self._down_reason: str | None = None
+
+    def describe(self) -> list[Metric]:
+        # Registering must not read Redis.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            families = list(self._scrape())
+        yield from families
+
+    def _scrape(self) -> Iterator[Metric]:
+        start = time.perf_counter()
+        self._stats.scrapes += 1
+        snapshot = self._read()
+        if snapshot is None:
+            self._stats.errors += 1
+            families: list[Metric] = []
+        else:
+            self._record(snapshot.problems)
+            families = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
+        duration = time.perf_counter() - start
+        round_trips = snapshot.round_trips if snapshot else 0
+        yield from exporter_families(self._stats, snapshot is not None, duration, round_trips)
+        yield from families
+
+    def _read(self) -> Snapshot | None:
+        try:
+            snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue)
+        except (redis.RedisError, OSError) as error:
+            reason = f"{type(error).__name__}: {error}"
+            if reason != self._down_reason:
+                log.warning("cannot read Redis at %s: %s", self._settings.redacted_target(), reason)
+                self._down_reason = reason
+            return None
+        if self._down_reason is not None:
+            log.info("Redis at %s is readable again", self._settings.redacted_target())
+            self._down_reason = None
+        return snapshot
+
+    def _record(self, problems: tuple[Problem, ...]) -> None:
+        for problem in problems:
+            self._stats.skipped[problem.reason] += 1
+            seen = (problem.reason, problem.key)
+            if seen not in self._logged and len(self._logged) < MAX_LOGGED_PROBLEMS:
+                self._logged.add(seen)
+                log.warning("skipped %s (%s): %s", problem.key, problem.reason, problem.detail)

@@ -1,0 +1,60 @@
+"""Settings -> a redis-py client that fails fast instead of retrying past the scrape timeout."""
+
+from __future__ import annotations
+
+import redis
+from redis.retry import Retry
+from redis.backoff import NoBackoff
+
+from rq_exporter.settings import Settings
+
+
+def _no_retry() -> Retry:
+    # redis-py 6 retries 3 times with backoff by default: seconds past Prometheus' timeout.
+    return Retry(NoBackoff(), 0)
+
+
+def _options(settings: Settings) -> dict:
+    options: dict = {
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "socket_timeout": settings.redis_read_timeout,
+        "retry": _no_retry(),
+        "retry_on_timeout": False,
+        "health_check_interval": 0,
+    }
+    if settings.redis_username:
+        options["username"] = settings.redis_username
+    password = settings.password()
+    if password is not None:
+        options["password"] = password
+    return options
+
+
+def _tls_options(settings: Settings) -> dict:
+    options: dict = {}
+    if settings.redis_tls_ca_file:
+        options["ssl_ca_certs"] = str(settings.redis_tls_ca_file)
+    if settings.redis_tls_cert_file:
+        options["ssl_certfile"] = str(settings.redis_tls_cert_file)
+        options["ssl_keyfile"] = str(settings.redis_tls_key_file)
+    return options
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client for the configured Redis; connects lazily, so a down Redis is not an error here."""
+    options = _options(settings)
+    if settings.sentinel_host:
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(
+            settings.sentinels(),
+            socket_timeout=settings.redis_read_timeout,
+            socket_connect_timeout=settings.redis_connect_timeout,
+        )
+        return sentinel.master_for(settings.sentinel_master, db=settings.redis_db, **options)
+    url = settings.effective_redis_url()
+    if url.startswith("rediss://"):
+        options.update(_tls_options(settings))
+    # Explicit options win over what the URL says, except credentials the URL carries.
+    client = redis.Redis.from_url(url, **options)
+    return client

@@ -1,0 +1,127 @@
+"""Snapshot -> metric families: a pure function, so it is tested without Redis."""
+
+from __future__ import annotations
+
+import platform
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from rq_exporter import __version__
+from rq_exporter.catalogue import JOB_STATUSES, spec
+from rq_exporter.snapshot import WORKER_STATES, Snapshot, WorkerState
+
+
+def family(name: str) -> Metric:
+    """An empty family of the catalogued metric ``name``, with its help and labels."""
+    s = spec(name)
+    if s.type == "counter":
+        return CounterMetricFamily(s.name, s.help, labels=s.labels)
+    if s.type == "gauge":
+        return GaugeMetricFamily(s.name, s.help, labels=s.labels)
+    raise ValueError(f"{name}: {s.type} families are built where their state lives")
+
+
+@dataclass
+class ExporterStats:
+    """The exporter's own counters, kept across scrapes by the collector."""
+
+    scrapes: int = 0
+    errors: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+
+def exporter_families(stats: ExporterStats, up: bool, duration: float, round_trips: int) -> Iterator[Metric]:
+    yield _single("rq_up", 1 if up else 0)
+    yield _single("rq_exporter_scrape_duration_seconds", duration)
+    yield _single("rq_exporter_redis_round_trips", round_trips)
+    yield _single("rq_exporter_scrapes_total", stats.scrapes)
+    yield _single("rq_exporter_scrape_errors_total", stats.errors)
+    skipped = family("rq_exporter_skipped_total")
+    for reason, count in sorted(stats.skipped.items()):
+        skipped.add_metric([reason], count)
+    yield skipped
+    info = family("rq_exporter_build_info")
+    info.add_metric([__version__, platform.python_version()], 1)
+    yield info
+
+
+def rq_families(snapshot: Snapshot, per_worker: bool = True) -> Iterator[Metric]:
+    yield from _queue_families(snapshot)
+    yield from _worker_families(snapshot.workers, snapshot.dead_workers)
+    if per_worker:
+        yield from _per_worker_families(snapshot.workers)
+
+
+def _queue_families(snapshot: Snapshot) -> Iterator[Metric]:
+    jobs = family("rq_jobs")
+    oldest = family("rq_queue_oldest_job_age_seconds")
+    intermediate = family("rq_queue_intermediate_jobs")
+    abandoned = family("rq_queue_abandoned_jobs")
+    overdue = family("rq_queue_overdue_scheduled_jobs")
+    scheduler = family("rq_queue_scheduler_active")
+    for q in snapshot.queues:
+        for status in JOB_STATUSES:
+            jobs.add_metric([q.name, status], getattr(q, status))
+        if q.oldest_job_age is not None:
+            oldest.add_metric([q.name], q.oldest_job_age)
+        intermediate.add_metric([q.name], q.intermediate)
+        abandoned.add_metric([q.name], q.abandoned)
+        overdue.add_metric([q.name], q.overdue_scheduled)
+        scheduler.add_metric([q.name], 1 if q.scheduler_active else 0)
+    yield from (jobs, oldest, intermediate, abandoned, overdue, scheduler)
+
+    listening = family("rq_queue_workers")
+    names = [q.name for q in snapshot.queues] + list(snapshot.worker_only_queues)
+    for name, counts in _workers_per_queue(names, snapshot.workers).items():
+        for state, count in counts.items():
+            listening.add_metric([name, state], count)
+    yield listening
+
+
+def _workers_per_queue(names: Iterable[str], workers: Iterable[WorkerState]) -> dict[str, dict[str, int]]:
+    """Every queue gets every known state (0 included), so "no worker" is a value, not a gap."""
+    per_queue = {name: dict.fromkeys(WORKER_STATES, 0) for name in names}
+    for worker in workers:
+        for name in worker.queues:
+            if name in per_queue:
+                counts = per_queue[name]
+                counts[worker.state] = counts.get(worker.state, 0) + 1
+    return per_queue
+
+
+def _worker_families(workers: tuple[WorkerState, ...], dead: int) -> Iterator[Metric]:
+    live = family("rq_live_workers")
+    counts = Counter(w.state for w in workers)
+    for state in dict.fromkeys(WORKER_STATES + tuple(sorted(counts))):
+        live.add_metric([state], counts.get(state, 0))
+    yield live
+    yield _single("rq_dead_workers", dead)
+
+
+def _per_worker_families(workers: tuple[WorkerState, ...]) -> Iterator[Metric]:
+    present = family("rq_workers")
+    success = family("rq_workers_success_total")
+    failed = family("rq_workers_failed_total")
+    working = family("rq_workers_working_time_total")
+    heartbeat = family("rq_worker_last_heartbeat_timestamp_seconds")
+    for w in workers:
+        queues = ",".join(w.queues)
+        present.add_metric([w.name, queues, w.state], 1)
+        for target, value in (
+            (success, w.successful_jobs),
+            (failed, w.failed_jobs),
+            (working, w.working_seconds),
+            (heartbeat, w.last_heartbeat),
+        ):
+            if value is not None:
+                target.add_metric([w.name, queues], value)
+    yield from (present, success, failed, working, heartbeat)
+
+
+def _single(name: str, value: float) -> Metric:
+    metric = family(name)
+    metric.add_metric([], value)
+    return metric

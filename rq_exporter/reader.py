@@ -1,0 +1,267 @@
+"""Redis -> Snapshot: RQ's state in at most three pipelined round trips, read-only.
+
+1. the queue and worker sets;
+2. every queue's list lengths and registry counts, and every worker's hash;
+3. the enqueue time of each queue's head job.
+
+Only read commands are sent (SMEMBERS, LLEN, LINDEX, ZCARD, ZCOUNT, EXISTS, HMGET).
+Counts equal what RQ reports after its own cleanup: entries whose score (expiry) has
+passed are left out, without running that cleanup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from rq_exporter import parse
+from rq_exporter.batch import Batch
+from rq_exporter.snapshot import Problem, QueueState, Snapshot, WorkerState
+
+WORKER_FIELDS = (
+    b"state",
+    b"queues",
+    b"last_heartbeat",
+    b"successful_job_count",
+    b"failed_job_count",
+    b"total_working_time",
+)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """RQ's key names under one prefix (``rq`` unless RQ_KEY_PREFIX says otherwise)."""
+
+    prefix: str = "rq"
+
+    @property
+    def queues(self) -> bytes:
+        return f"{self.prefix}:queues".encode()
+
+    @property
+    def workers(self) -> bytes:
+        return f"{self.prefix}:workers".encode()
+
+    @property
+    def queue_member_prefix(self) -> str:
+        return f"{self.prefix}:queue:"
+
+    @property
+    def worker_member_prefix(self) -> str:
+        return f"{self.prefix}:worker:"
+
+    def of(self, kind: str, name: bytes) -> bytes:
+        """``rq:{kind}:{name}``; names stay bytes so that non-UTF-8 names still address their keys."""
+        return f"{self.prefix}:{kind}:".encode() + name
+
+    def job(self, job_id: bytes) -> bytes:
+        return self.of("job", job_id)
+
+
+@dataclass
+class _Reading:
+    """Mutable state of one read, turned into a frozen Snapshot at the end."""
+
+    now: float
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, reason: str, key: bytes | str, detail: str = "") -> None:
+        self.problems.append(Problem(reason, parse.text(key), detail[:200]))
+
+    def on_error(self, command: tuple, error: Exception) -> None:
+        key = command[1] if len(command) > 1 else command[0]
+        reason = "wrong_type" if "WRONGTYPE" in str(error) else "error_reply"
+        self.problem(reason, key, f"{parse.text(command[0])}: {error}")
+
+
+@dataclass
+class _Queue:
+    raw: bytes
+    name: str
+    values: dict = field(default_factory=dict)
+    head: bytes | None = None
+
+
+def read_snapshot(
+    client: redis.Redis,
+    keys: Keys,
+    wants_queue: Callable[[str], bool] = lambda name: True,
+) -> Snapshot:
+    """One consistent-enough view of RQ's state. Raises redis errors when Redis cannot be read."""
+    reading = _Reading(now=time.time())
+    round_trips = 0
+
+    # 1. The sets naming every queue and worker.
+    queue_members: set[bytes] = set()
+    worker_members: set[bytes] = set()
+    first = Batch(reading.on_error)
+    first.add(queue_members.update, "SMEMBERS", keys.queues)
+    first.add(worker_members.update, "SMEMBERS", keys.workers)
+    first.run(client)
+    round_trips += 1
+
+    queues = _queues_from(queue_members, keys, wants_queue, reading)
+    worker_keys = sorted(worker_members)
+
+    # 2. Everything per queue and per worker.
+    second = Batch(reading.on_error)
+    for queue in queues:
+        _queue_reads(second, queue, keys, reading.now)
+    worker_replies: list[tuple[bytes, list]] = []
+    for key in worker_keys:
+        second.add(lambda reply, key=key: worker_replies.append((key, reply)), "HMGET", key, *WORKER_FIELDS)
+    second.run(client)
+    round_trips += 1
+
+    # 3. When did each queue's head job enter the queue?
+    ages: dict[str, float | None] = {}
+    third = Batch(reading.on_error)
+    for queue in queues:
+        if queue.head is not None:
+            third.add(
+                lambda reply, q=queue: ages.__setitem__(q.name, _age(reply, q.head, keys, reading)),
+                "HMGET",
+                keys.job(queue.head),
+                b"enqueued_at",
+                b"created_at",
+            )
+    if len(third):
+        third.run(client)
+        round_trips += 1
+
+    workers, dead = _workers_from(worker_replies, keys, reading)
+    known = {q.name for q in queues}
+    worker_only = sorted(
+        {name for w in workers for name in w.queues if name not in known and wants_queue(name)}
+    )
+    return Snapshot(
+        time=reading.now,
+        queues=tuple(_queue_state(q, ages) for q in queues),
+        workers=tuple(workers),
+        dead_workers=dead,
+        problems=tuple(reading.problems),
+        round_trips=round_trips,
+        worker_only_queues=tuple(worker_only),
+    )
+
+
+def _queues_from(
+    members: set[bytes], keys: Keys, wants_queue: Callable[[str], bool], reading: _Reading
+) -> list[_Queue]:
+    prefix = keys.queue_member_prefix.encode()
+    queues = []
+    for member in sorted(members):
+        if not member.startswith(prefix) or member == prefix:
+            reading.problem("bad_queue_key", member, "member of the queues set without the queue key prefix")
+            continue
+        raw = member[len(prefix):]
+        name = parse.text(raw)
+        if wants_queue(name):
+            queues.append(_Queue(raw=raw, name=name))
+    return queues
+
+
+def _queue_reads(batch: Batch, queue: _Queue, keys: Keys, now: float) -> None:
+    """The reads of one queue; each reply lands in ``queue.values[field]``."""
+    values = queue.values
+
+    def into(name: str) -> Callable[[object], None]:
+        return lambda reply: values.__setitem__(name, int(reply))
+
+    def head(reply: bytes | None) -> None:
+        queue.head = reply
+
+    # A registry entry whose score (its expiry) lies in [0, now] is what RQ's cleanup would
+    # remove; negative scores (failure_ttl=-1) are never cleaned, hence 0 and not -inf.
+    expiry = int(now)
+    queue_key = keys.of("queue", queue.raw)
+    batch.add(into("queued"), "LLEN", queue_key)
+    batch.add(into("intermediate"), "LLEN", queue_key + b":intermediate")
+    batch.add(head, "LINDEX", queue_key, 0)
+    for registry, kind in (("started", "wip"), ("finished", "finished"), ("failed", "failed")):
+        key = keys.of(kind, queue.raw)
+        batch.add(into(f"{registry}_all"), "ZCARD", key)
+        batch.add(into(f"{registry}_expired"), "ZCOUNT", key, 0, expiry)
+    for registry in ("deferred", "scheduled", "canceled"):
+        batch.add(into(registry), "ZCARD", keys.of(registry, queue.raw))
+    batch.add(into("overdue_scheduled"), "ZCOUNT", keys.of("scheduled", queue.raw), "-inf", f"({expiry}")
+    batch.add(into("scheduler_active"), "EXISTS", keys.of("scheduler-lock", queue.raw))
+
+
+def _queue_state(queue: _Queue, ages: dict[str, float | None]) -> QueueState:
+    v = queue.values
+    live = {r: max(0, v.get(f"{r}_all", 0) - v.get(f"{r}_expired", 0)) for r in ("started", "finished", "failed")}
+    return QueueState(
+        name=queue.name,
+        queued=v.get("queued", 0),
+        intermediate=v.get("intermediate", 0),
+        started=live["started"],
+        abandoned=v.get("started_expired", 0),
+        finished=live["finished"],
+        failed=live["failed"],
+        deferred=v.get("deferred", 0),
+        scheduled=v.get("scheduled", 0),
+        overdue_scheduled=v.get("overdue_scheduled", 0),
+        canceled=v.get("canceled", 0),
+        scheduler_active=bool(v.get("scheduler_active", 0)),
+        oldest_job_age=ages.get(queue.name) if queue.head is not None else 0.0,
+    )
+
+
+def _age(reply: list, job_id: bytes | None, keys: Keys, reading: _Reading) -> float | None:
+    enqueued_at, created_at = reply
+    key = keys.job(job_id or b"")
+    if enqueued_at is None and created_at is None:
+        reading.problem("missing_job", key, "job at the head of a queue has no hash")
+        return None
+    try:
+        when = parse.timestamp(enqueued_at) or parse.timestamp(created_at)
+    except ValueError as error:
+        reading.problem("bad_timestamp", key, str(error))
+        return None
+    if when is None:
+        reading.problem("bad_timestamp", key, "no enqueued_at or created_at")
+        return None
+    return max(0.0, reading.now - when)
+
+
+def _workers_from(
+    replies: list[tuple[bytes, list]], keys: Keys, reading: _Reading
+) -> tuple[list[WorkerState], int]:
+    prefix = keys.worker_member_prefix.encode()
+    workers: list[WorkerState] = []
+    dead = 0
+    for key, reply in replies:
+        if all(value is None for value in reply):
+            dead += 1  # listed in rq:workers, hash expired: killed without a clean exit
+            continue
+        if not key.startswith(prefix):
+            reading.problem("bad_worker_key", key, "member of the workers set without the worker key prefix")
+            continue
+        workers.append(_worker(parse.text(key[len(prefix):]), dict(zip(WORKER_FIELDS, reply)), key, reading))
+    return workers, dead
+
+
+def _worker(name: str, fields: dict[bytes, bytes | None], key: bytes, reading: _Reading) -> WorkerState:
+    def field_or_none(parser: Callable, field_name: bytes):
+        try:
+            return parser(fields[field_name])
+        except ValueError as error:
+            reading.problem("bad_worker_field", key, f"{field_name.decode()}: {error}")
+            return None
+
+    queues_raw = fields[b"queues"]
+    queues = tuple(q for q in parse.text(queues_raw).split(",") if q) if queues_raw else ()
+    state = parse.text(fields[b"state"]) if fields[b"state"] else "unknown"
+    return WorkerState(
+        name=name,
+        queues=queues,
+        state=state,
+        last_heartbeat=field_or_none(parse.timestamp, b"last_heartbeat"),
+        successful_jobs=field_or_none(parse.count, b"successful_job_count"),
+        failed_jobs=field_or_none(parse.count, b"failed_job_count"),
+        working_seconds=field_or_none(parse.seconds, b"total_working_time"),
+    )

@@ -1,0 +1,21 @@
+import subprocess
+import sys
+
+from support import ROOT
+
+from rq_exporter.catalogue import CATALOGUE
+from rq_exporter.settings import Settings
+
+
+def test_readme_tables_are_generated_from_the_code():
+    result = subprocess.run([sys.executable, "scripts/readme.py", "--check"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_metric_and_setting_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for spec in CATALOGUE:
+        assert f"`{spec.name}`" in readme
+    for name in Settings.model_fields:
+        assert f"`--{name.replace('_', '-')}`" in readme
