@@ -160,8 +160,13 @@ class Settings(BaseSettings):
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        scheme = urlsplit(value).scheme
-        if scheme not in REDIS_SCHEMES:
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+        except ValueError as error:
+            # urllib's messages never quote the URL, so no password leaks through them.
+            raise ValueError(f"not a URL: {error}") from None
+        if parts.scheme not in REDIS_SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(s + '://' for s in REDIS_SCHEMES)}")
         return value
 
@@ -176,11 +181,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.sentinel_host and not self.sentinel_master:
-            raise ValueError("sentinel_master: required when sentinel_host is set")
+            raise ValueError("sentinel_master: required with --sentinel-host")
         if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
-            raise ValueError("redis_tls_key_file: set together with redis_tls_cert_file")
+            raise ValueError("redis_tls_key_file: set together with --redis-tls-cert-file")
         if self.redis_password and self.redis_password_file:
-            raise ValueError("redis_password_file: set either redis_password or redis_password_file")
+            raise ValueError("redis_password_file: set either --redis-password or --redis-password-file, not both")
         for name in ("redis_password_file", "redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file"):
             path = getattr(self, name)
             if path is not None and not os.access(path, os.R_OK):
@@ -236,7 +241,12 @@ class Settings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        # Unparseable, so we cannot tell where a password would be: show none of it.
+        return "<invalid URL>"
     if parts.password is None and parts.username is None:
         return url
     user = quote(parts.username or "", safe="")
@@ -244,7 +254,7 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = auth + host + (f":{parts.port}" if parts.port else "")
+    netloc = auth + host + (f":{port}" if port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
