@@ -1,0 +1,280 @@
+"""Settings: every option as a flag and a variable, rq-exporter 3.x's names, errors as one line + exit 2.
+
+Parsing is checked in-process through settings.load (the function the command calls); what the
+user sees on a wrong setting (stderr, exit code) is checked on the real `python -m rq_exporter`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from support import ROOT
+
+from rq_exporter import settings as settings_module
+from rq_exporter.settings import ENV_PREFIX, LEGACY_ENV, Settings, load
+
+SECRET = "hunter2-s3cr3t"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """No RQ_* variable from the caller's shell may leak into these tests."""
+    for name in list(os.environ):
+        if name.startswith("RQ_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, str]:
+    paths = {}
+    for name in ("password", "ca", "cert", "key"):
+        path = tmp_path / name
+        path.write_text(f"{SECRET}\n" if name == "password" else "x\n")
+        paths[name] = str(path)
+    return paths
+
+
+def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[str]]]:
+    """field -> (value as typed by a user, value expected in Settings, companion flags it needs)."""
+    return {
+        "host": ("127.0.0.2", "127.0.0.2", []),
+        "port": ("1234", 1234, []),
+        "redis_url": ("rediss://h:7000/3", "rediss://h:7000/3", []),
+        "redis_host": ("redis.internal", "redis.internal", []),
+        "redis_port": ("6380", 6380, []),
+        "redis_db": ("5", 5, []),
+        "redis_username": ("exporter", "exporter", []),
+        "redis_password": (SECRET, SECRET, []),
+        "redis_password_file": (files["password"], files["password"], []),
+        "sentinel_host": ("s1,s2:26400", "s1,s2:26400", ["--sentinel-master", "mymaster"]),
+        "sentinel_port": ("26380", 26380, []),
+        "sentinel_master": ("mymaster", "mymaster", []),
+        "redis_tls_ca_file": (files["ca"], files["ca"], []),
+        "redis_tls_cert_file": (files["cert"], files["cert"], ["--redis-tls-key-file", files["key"]]),
+        "redis_tls_key_file": (files["key"], files["key"], ["--redis-tls-cert-file", files["cert"]]),
+        "redis_connect_timeout": ("0.25", 0.25, []),
+        "redis_read_timeout": ("1.5", 1.5, []),
+        "key_prefix": ("custom", "custom", []),
+        "queue_include": ("high*,default", "high*,default", []),
+        "queue_exclude": ("tmp-*", "tmp-*", []),
+        "per_worker_metrics": ("false", False, []),
+        "worker_class": ("app.Worker", "app.Worker", []),
+        "queue_class": ("app.Queue", "app.Queue", []),
+        "log_level": ("DEBUG", "DEBUG", []),
+        "log_format": ("json", "json", []),
+    }
+
+
+def plain(value: object) -> object:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def test_every_setting_has_a_sample_here(files):
+    # A new setting must be added to the samples above, so the tests below cover it too.
+    assert set(sample_values(files)) == set(Settings.model_fields)
+
+
+def test_every_setting_is_a_flag(files):
+    for name, (typed, expected, companions) in sample_values(files).items():
+        if name == "per_worker_metrics":
+            args = ["--no-per-worker-metrics"]
+        else:
+            args = [flag(name), typed]
+        settings = load(args + companions)
+        assert plain(getattr(settings, name)) == expected, name
+
+
+def test_every_setting_is_an_env_variable(files, monkeypatch):
+    for name, (typed, expected, companions) in sample_values(files).items():
+        with monkeypatch.context() as m:
+            m.setenv(ENV_PREFIX + name.upper(), typed)
+            settings = load(companions)
+        assert plain(getattr(settings, name)) == expected, name
+
+
+def test_defaults_match_rq_exporter_3():
+    settings = load([])
+    assert (settings.host, settings.port) == ("0.0.0.0", 9726)
+    assert settings.effective_redis_url() == "redis://localhost:6379/0"
+    assert settings.key_prefix == "rq"
+    assert settings.per_worker_metrics is True
+    # connect + 3 round trips must answer inside Prometheus' default 10 s scrape timeout
+    assert settings.redis_connect_timeout + 3 * settings.redis_read_timeout < 10
+
+
+@pytest.mark.parametrize(
+    ("args", "name", "expected"),
+    [
+        (["-p", "9100"], "port", 9100),
+        (["--host", "::1"], "host", "::1"),
+        (["--redis-url", "redis://x:1/2"], "redis_url", "redis://x:1/2"),
+        (["--redis-pass", SECRET], "redis_password", SECRET),
+        (["--redis-host", "h", "--redis-port", "7", "--redis-db", "4"], "effective_redis_url", "redis://h:7/4"),
+        (["--sentinel-host", "a,b:9", "--sentinel-port", "7", "--sentinel-master", "m"], "sentinels",
+         [("a", 7), ("b", 9)]),
+    ],
+)
+def test_rq_exporter_3_flags(args, name, expected):
+    settings = load(args)
+    value = getattr(settings, name)
+    assert plain(value() if callable(value) else value) == expected
+
+
+def test_rq_exporter_3_password_file_flag(files):
+    assert load(["--redis-pass-file", files["password"]]).password() == SECRET
+
+
+@pytest.mark.parametrize(
+    ("env", "check"),
+    [
+        ({"RQ_REDIS_URL": "redis://legacy:1/2"}, lambda s: s.effective_redis_url() == "redis://legacy:1/2"),
+        ({"RQ_REDIS_HOST": "lh", "RQ_REDIS_PORT": "6390", "RQ_REDIS_DB": "3"},
+         lambda s: s.effective_redis_url() == "redis://lh:6390/3"),
+        ({"RQ_REDIS_PASS": SECRET}, lambda s: s.password() == SECRET),
+        ({"RQ_SENTINEL_HOST": "s1,s2:1", "RQ_SENTINEL_PORT": "26390", "RQ_SENTINEL_MASTER": "mm"},
+         lambda s: s.sentinels() == [("s1", 26390), ("s2", 1)] and s.sentinel_master == "mm"),
+        ({"RQ_EXPORTER_HOST": "10.0.0.1", "RQ_EXPORTER_PORT": "9999"},
+         lambda s: (s.host, s.port) == ("10.0.0.1", 9999)),
+        ({"RQ_KEY_PREFIX": "custom"}, lambda s: s.key_prefix == "custom"),
+        ({"RQ_EXPORTER_LOG_LEVEL": "warning"}, lambda s: s.log_level == "WARNING"),
+    ],
+)
+def test_rq_exporter_3_and_rq_3_env_variables(env, check, monkeypatch):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert check(load([]))
+
+
+def test_rq_redis_pass_file_env(files, monkeypatch):
+    monkeypatch.setenv("RQ_REDIS_PASS_FILE", files["password"])
+    assert load([]).password() == SECRET  # trailing newline stripped
+
+
+def test_every_legacy_env_name_is_read(monkeypatch):
+    for name, env in LEGACY_ENV.items():
+        if name in ("redis_password_file", "sentinel_host"):
+            continue  # covered above: they need a real file / a master name
+        typed = {"redis_port": "6390", "redis_db": "3", "sentinel_port": "26390",
+                 "redis_url": "redis://legacy/0"}.get(name, "legacyvalue")
+        with monkeypatch.context() as m:
+            m.setenv(env, typed)
+            value = plain(getattr(load([]), name))
+        assert str(value) == typed, env
+
+
+def test_flag_beats_our_env_which_beats_legacy_env(monkeypatch):
+    monkeypatch.setenv("RQ_REDIS_URL", "redis://legacy/0")
+    assert load([]).redis_url == "redis://legacy/0"
+    monkeypatch.setenv("RQ_EXPORTER_REDIS_URL", "redis://ours/0")
+    assert load([]).redis_url == "redis://ours/0"
+    assert load(["--redis-url", "redis://flag/0"]).redis_url == "redis://flag/0"
+    monkeypatch.setenv("RQ_EXPORTER_PORT", "1111")
+    assert load(["-p", "2222"]).port == 2222
+    monkeypatch.setenv("RQ_EXPORTER_PER_WORKER_METRICS", "false")
+    assert load(["--per-worker-metrics"]).per_worker_metrics is True
+
+
+def test_bare_alias_names_are_not_read_from_the_environment(monkeypatch):
+    # The -p alias must not turn $P or $PORT (set by many platforms) into our port.
+    monkeypatch.setenv("P", "1")
+    monkeypatch.setenv("PORT", "2")
+    monkeypatch.setenv("REDIS_PASS", SECRET)
+    settings = load([])
+    assert settings.port == 9726 and settings.password() is None
+
+
+def test_derived_values():
+    s = load(["--redis-host", "::1", "--queue-include", "high*, default", "--queue-exclude", "high-tmp*"])
+    assert s.effective_redis_url() == "redis://[::1]:6379/0"
+    assert [q for q in ("high", "high-tmp1", "default", "low") if s.wants_queue(q)] == ["high", "default"]
+    assert load(["--redis-url", "redis://u:pw@h:1/0"]).redacted_target() == "redis://u:***@h:1/0"
+    assert load(["--redis-url", "unix:///run/redis.sock?db=2"]).redacted_target() == "unix:///run/redis.sock?db=2"
+    assert load(["--sentinel-host", "a,b:2", "--sentinel-master", "m", "--redis-db", "1"]).redacted_target() \
+        == "sentinel://a:26379,b:2/m/1"
+
+
+# --- what the user sees: the real command ---------------------------------------------------------
+
+def run_exporter(*args: str, env: dict | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RQ_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "rq_exporter", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+INVALID = [
+    # (argv, env, the flag the message must name)
+    (["--port", "abc"], {}, "--port"),
+    (["-p", "70000"], {}, "--port"),
+    ([], {"RQ_EXPORTER_PORT": "-1"}, "--port"),
+    ([], {"RQ_REDIS_PORT": "x"}, "--redis-port"),
+    (["--redis-db", "-1"], {}, "--redis-db"),
+    (["--redis-url", f"http://user:{SECRET}@h/0"], {}, "--redis-url"),
+    (["--redis-url", f"redis://user:{SECRET}@h:notaport/0"], {}, "--redis-url"),
+    (["--redis-url", f"redis://user:{SECRET}@[::1/0"], {}, "--redis-url"),
+    ([], {"RQ_REDIS_URL": f"ftp://:{SECRET}@h"}, "--redis-url"),
+    (["--redis-pass", SECRET, "--redis-pass-file", "/etc/hostname"], {}, "--redis-password"),
+    (["--redis-password-file", "/nonexistent/pw"], {}, "--redis-password-file"),
+    (["--sentinel-host", "s1"], {}, "--sentinel-master"),
+    (["--redis-tls-cert-file", "/etc/hostname"], {}, "--redis-tls-key-file"),
+    (["--redis-connect-timeout", "0"], {}, "--redis-connect-timeout"),
+    (["--redis-read-timeout", "-2"], {}, "--redis-read-timeout"),
+    (["--key-prefix", "a b"], {}, "--key-prefix"),
+    (["--key-prefix", ""], {}, "--key-prefix"),
+    (["--log-level", "chatty"], {}, "--log-level"),
+    ([], {"RQ_EXPORTER_LOG_FORMAT": "xml"}, "--log-format"),
+    ([], {"RQ_EXPORTER_PER_WORKER_METRICS": "maybe"}, "--per-worker-metrics"),
+    (["--no-such-flag"], {}, "--no-such-flag"),
+    (["--port"], {}, "--port"),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "named"), INVALID, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_invalid_setting_is_one_line_naming_it_and_exit_2(args, env, named):
+    result = run_exporter(*args, env={"RQ_REDIS_PASS": SECRET, **env}, timeout=10)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0]
+    assert result.stdout == ""
+    assert SECRET not in result.stderr
+
+
+def test_help_exits_0_and_documents_every_flag_and_variable():
+    result = run_exporter("--help")
+    assert result.returncode == 0, result.stderr
+    help_text = " ".join(result.stdout.split())  # argparse wraps lines
+    for name, info in Settings.model_fields.items():
+        assert flag(name) in help_text, name
+        assert ENV_PREFIX + name.upper() in help_text, name
+        if name in LEGACY_ENV:
+            assert LEGACY_ENV[name] in help_text, name
+    for legacy_flag in ("-p", "--redis-pass", "--redis-pass-file", "--no-per-worker-metrics"):
+        assert legacy_flag in help_text
+
+
+def test_the_installed_console_script_exists():
+    script = Path(sys.executable).parent / "rq-exporter"
+    assert script.exists()
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0 and "--redis-url" in result.stdout
+
+
+def test_describe_error_never_shows_a_password_value():
+    with pytest.raises(settings_module.InvalidSettings) as error:
+        load(["--redis-password", SECRET, "--redis-password-file", "/nonexistent"])
+    assert SECRET not in str(error.value)
