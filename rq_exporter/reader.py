@@ -104,7 +104,7 @@ def read_snapshot(
     round_trips += 1
 
     queues = _queues_from(queue_members, keys, wants_queue, reading)
-    worker_keys = sorted(worker_members)
+    worker_keys = _worker_keys_from(worker_members, keys, reading)
 
     # 2. Everything per queue and per worker.
     second = Batch(reading.on_error)
@@ -162,6 +162,19 @@ def _queues_from(
         if wants_queue(name):
             queues.append(_Queue(raw=raw, name=name))
     return queues
+
+
+def _worker_keys_from(members: set[bytes], keys: Keys, reading: _Reading) -> list[bytes]:
+    # A foreign member has no worker hash either: checked before reading, so it is never
+    # mistaken for a dead worker.
+    prefix = keys.worker_member_prefix.encode()
+    worker_keys = []
+    for member in sorted(members):
+        if not member.startswith(prefix) or member == prefix:
+            reading.problem("bad_worker_key", member, "member of the workers set without the worker key prefix")
+            continue
+        worker_keys.append(member)
+    return worker_keys
 
 
 def _queue_reads(batch: Batch, queue: _Queue, keys: Keys, now: float) -> None:
@@ -237,9 +250,6 @@ def _workers_from(
     for key, reply in replies:
         if all(value is None for value in reply):
             dead += 1  # listed in rq:workers, hash expired: killed without a clean exit
-            continue
-        if not key.startswith(prefix):
-            reading.problem("bad_worker_key", key, "member of the workers set without the worker key prefix")
             continue
         workers.append(_worker(parse.text(key[len(prefix):]), dict(zip(WORKER_FIELDS, reply)), key, reading))
     return workers, dead
