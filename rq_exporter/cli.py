@@ -9,7 +9,7 @@ import threading
 
 from prometheus_client import CollectorRegistry
 
-from rq_exporter import __version__, logs, settings as settings_module
+from rq_exporter import __version__, logs, settings as settings_module, targets, webconfig
 from rq_exporter.collector import RQCollector
 from rq_exporter.connection import connect
 from rq_exporter.server import make_app, run_until, serve
@@ -30,10 +30,17 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("--%s is ignored: this exporter reads keys directly; set --key-prefix if "
                         "your classes change RQ's key prefix", legacy.replace("_", "-"))
 
+    try:
+        web, tls, probes = _production(settings)
+    except settings_module.InvalidSettings as error:
+        print(f"rq-exporter: {error}", file=sys.stderr)
+        return 2
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RQCollector(connect(settings), settings))
+    app = webconfig.guard(make_app(registry, settings.redacted_target(), probes), web)
     try:
-        server = serve(make_app(registry, settings.redacted_target()), settings.host, settings.port)
+        server = serve(app, settings.host, settings.port, tls)
     except OSError as error:
         print(f"rq-exporter: cannot listen on --host {settings.host} --port {settings.port}: {error}",
               file=sys.stderr)
@@ -43,8 +50,34 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     host, port = server.server_address[:2]
-    log.info("rq-exporter %s serving http://%s:%s/metrics, reading %s",
-             __version__, host, port, settings.redacted_target())
+    log.info("rq-exporter %s serving %s://%s:%s/metrics, reading %s%s",
+             __version__, "https" if tls else "http", host, port, settings.redacted_target(),
+             f"; /probe targets: {', '.join(probes)}" if probes else "")
     run_until(server, stop)
     log.info("stopped")
     return 0
+
+
+def _production(settings: settings_module.Settings):
+    """The web config (TLS, basic auth) and the /probe targets' registries; InvalidSettings if wrong."""
+    web = webconfig.WebConfig()
+    tls = None
+    probes: dict[str, CollectorRegistry] = {}
+    try:
+        if settings.web_config_file:
+            web = webconfig.load(settings.web_config_file)
+            tls = web.ssl_context()
+    except webconfig.WebConfigError as error:
+        raise settings_module.InvalidSettings(_invalid("web_config_file", error)) from None
+    try:
+        found = targets.load(settings.targets_file, settings) if settings.targets_file else {}
+    except targets.TargetsError as error:
+        raise settings_module.InvalidSettings(_invalid("targets_file", error)) from None
+    for name, target in found.items():
+        probes[name] = CollectorRegistry(auto_describe=False)
+        probes[name].register(RQCollector(connect(target), target))
+    return web, tls, probes
+
+
+def _invalid(name: str, error: Exception) -> str:
+    return f"invalid setting --{name.replace('_', '-')} ({settings_module.ENV_PREFIX}{name.upper()}): {error}"

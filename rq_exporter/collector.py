@@ -18,6 +18,7 @@ from prometheus_client.core import Metric
 from rq_exporter.metrics import ExporterStats, exporter_families, rq_families
 from rq_exporter.reader import Keys, read_snapshot
 from rq_exporter.settings import Settings
+from rq_exporter.singleflight import SingleFlight
 from rq_exporter.snapshot import Problem, Snapshot
 
 log = logging.getLogger("rq_exporter")
@@ -33,6 +34,7 @@ class RQCollector(Collector):
         self._keys = Keys(settings.key_prefix)
         self._stats = ExporterStats()
         self._lock = threading.Lock()
+        self._flight: SingleFlight[list[Metric]] = SingleFlight()
         self._logged: set[tuple[str, str]] = set()
         self._down_reason: str | None = None
 
@@ -41,9 +43,14 @@ class RQCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            families = list(self._scrape())
+        # Scrapes arriving while a read is in flight share it (several Prometheus replicas cost
+        # one read); the lock still keeps reads one at a time for the state kept across scrapes.
+        families = self._flight.run(self._locked_scrape)
         yield from families
+
+    def _locked_scrape(self) -> list[Metric]:
+        with self._lock:
+            return list(self._scrape())
 
     def _scrape(self) -> Iterator[Metric]:
         start = time.perf_counter()

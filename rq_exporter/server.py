@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import socket
+import ssl
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import parse_qs
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -30,14 +32,18 @@ def landing_page(target: str) -> bytes:
 """.encode()
 
 
-def make_app(registry: CollectorRegistry, target: str) -> WsgiApp:
+def make_app(registry: CollectorRegistry, target: str,
+             probes: Mapping[str, CollectorRegistry] | None = None) -> WsgiApp:
     metrics = make_wsgi_app(registry)
     page = landing_page(target)
+    probe_apps = {name: make_wsgi_app(r) for name, r in (probes or {}).items()}
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
             return metrics(environ, start_response)
+        if path == "/probe":
+            return _probe(probe_apps, environ, start_response)
         if path in ("/healthz", "/-/healthy"):
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n"]
@@ -50,7 +56,29 @@ def make_app(registry: CollectorRegistry, target: str) -> WsgiApp:
     return app
 
 
+def _probe(apps: Mapping[str, WsgiApp], environ: dict, start_response: Callable) -> Iterable[bytes]:
+    """/probe?target=NAME: the metrics of one target of the allow-list (--targets-file).
+
+    Only names from the file are served; anything else is refused before any connection,
+    so the exporter cannot be made to connect where a request says."""
+    targets = parse_qs(environ.get("QUERY_STRING", "")).get("target", [])
+    if len(targets) != 1 or not targets[0]:
+        return _plain(start_response, "400 Bad Request", "give exactly one ?target=NAME\n")
+    app = apps.get(targets[0])
+    if app is None:
+        return _plain(start_response, "404 Not Found", "unknown target: only the names of --targets-file\n")
+    return app(environ, start_response)
+
+
+def _plain(start_response: Callable, status: str, text: str) -> list[bytes]:
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+    return [text.encode()]
+
+
 class _QuietHandler(WSGIRequestHandler):
+    # A client that connects and then says nothing must not hold its thread forever.
+    timeout = 60
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass
 
@@ -65,13 +93,27 @@ def _family(host: str, port: int) -> socket.AddressFamily:
     return infos[0][0]
 
 
-def serve(app: WsgiApp, host: str, port: int) -> WSGIServer:
-    """A threaded server bound to host:port, not yet serving (call serve_forever)."""
+def serve(app: WsgiApp, host: str, port: int, tls: ssl.SSLContext | None = None) -> WSGIServer:
+    """A threaded server bound to host:port, not yet serving (call serve_forever); HTTPS with ``tls``."""
 
     class Server(_ThreadingServer):
         address_family = _family(host, port)
 
-    return make_server(host, port, app, server_class=Server, handler_class=_QuietHandler)
+        def finish_request(self, request, client_address) -> None:
+            if tls is not None:
+                # The handshake runs here, in the request's thread: done in accept() it would
+                # let one slow or silent client stall every other connection.
+                request.settimeout(_QuietHandler.timeout)
+                try:
+                    request.do_handshake()
+                except (ssl.SSLError, OSError):
+                    return
+            super().finish_request(request, client_address)
+
+    server = make_server(host, port, app, server_class=Server, handler_class=_QuietHandler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    return server
 
 
 def run_until(server: WSGIServer, stop: threading.Event) -> None:

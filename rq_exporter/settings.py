@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     port: int = Field(
         9726, ge=0, le=65535, description="Port to listen on.", validation_alias=_cli("port", "p")
     )
+    web_config_file: Path | None = Field(
+        None,
+        description="Web config file (exporter-toolkit format): TLS certificate and key, client CA, "
+        "basic_auth_users with bcrypt hashes.",
+    )
+    targets_file: Path | None = Field(
+        None,
+        description="YAML file of named Redis targets served at /probe?target=NAME (the allow-list; "
+        "per-target Redis settings and credentials).",
+    )
 
     # --- Redis -------------------------------------------------------------------
     redis_url: str | None = Field(

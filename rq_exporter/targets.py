@@ -1,0 +1,100 @@
+"""The allow-list of Redis targets for ``/probe?target=NAME``: a YAML file of named targets.
+
+::
+
+    targets:
+      orders:
+        redis_url: rediss://redis-orders:6380/0
+        redis_username: rq-exporter
+        redis_password_file: /run/secrets/orders
+        redis_tls_ca_file: /etc/ssl/redis-ca.crt
+      billing:
+        sentinel_host: sentinel-0:26379,sentinel-1:26379
+        sentinel_master: billing
+        key_prefix: billing
+
+Each entry takes the exporter's own Redis and reading settings (the names of the settings
+table, snake_case); what an entry leaves out comes from the exporter's command line. Only
+names listed here can be probed, so the exporter never connects where a URL parameter says:
+it is not an open proxy, and credentials stay in the file (or the files it names).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from rq_exporter.settings import Settings, describe_error
+
+# The settings a target may set: where Redis is and how to read it. Listening address,
+# logging and the web config belong to the process, not to a target.
+TARGET_FIELDS = frozenset(
+    name for name in Settings.model_fields if name.startswith(("redis_", "sentinel_"))
+) | {"key_prefix", "queue_include", "queue_exclude", "per_worker_metrics"}
+LOCATION_FIELDS = frozenset({"redis_url", "redis_host", "sentinel_host", "sentinel_master"})
+FLAG = re.compile(r"--([a-z0-9-]+)(?: \([A-Z0-9_, ]+\))?")
+NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
+
+
+class TargetsError(ValueError):
+    """The targets file is wrong; the message is one line naming the target and key."""
+
+
+def load(path: Path, base: Settings) -> dict[str, Settings]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise TargetsError(f"cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise TargetsError(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+    return parse(raw, base, path.parent)
+
+
+def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
+    if not isinstance(raw, dict) or set(raw) != {"targets"} or not isinstance(raw["targets"], dict):
+        raise TargetsError("must be a mapping with one key, targets: {NAME: {setting: value}}")
+    if not raw["targets"]:
+        raise TargetsError("targets: lists no target")
+    # Only the Redis/reading settings a target may set; the rest is the process's own.
+    # Where Redis is never comes from the command line or the environment: a target names it.
+    inherited = {
+        name: None if name in LOCATION_FIELDS else getattr(base, name) for name in TARGET_FIELDS
+    }
+    found: dict[str, Settings] = {}
+    for name, entry in raw["targets"].items():
+        name = str(name)
+        if not NAME.match(name):
+            raise TargetsError(f"targets.{name}: a target name is letters, digits and _ . : @ / - only")
+        entry = entry or {}
+        if not isinstance(entry, dict):
+            raise TargetsError(f"targets.{name}: must be a mapping of settings")
+        for key in entry:
+            if key not in TARGET_FIELDS:
+                raise TargetsError(f"targets.{name}.{key}: not a target setting (one of {', '.join(sorted(TARGET_FIELDS))})")
+        if not LOCATION_FIELDS & set(entry):
+            raise TargetsError(f"targets.{name}: needs redis_url, redis_host or sentinel_host")
+        own = {key: _resolve(key, value, directory) for key, value in entry.items()}
+        values = {**inherited, **own}
+        if "redis_password" in own or "redis_password_file" in own:
+            # A target's own credential replaces the command line's, whichever form each uses.
+            values["redis_password"] = own.get("redis_password")
+            values["redis_password_file"] = own.get("redis_password_file")
+        try:
+            found[name] = Settings.model_validate(values)
+        except ValidationError as error:
+            detail = describe_error(error).removeprefix("invalid setting ").removeprefix("invalid settings: ")
+            # In this file settings are keys, not flags: "--redis-url (RQ_...)" -> "redis_url".
+            detail = FLAG.sub(lambda m: m.group(1).replace("-", "_"), detail)
+            raise TargetsError(f"targets.{name}: {detail}") from None
+    return found
+
+
+def _resolve(key: str, value: object, directory: Path) -> object:
+    # File settings are relative to the targets file, like the web config's paths.
+    if key.endswith("_file") and isinstance(value, str) and value:
+        return str(directory / Path(value).expanduser())
+    return value

@@ -1,0 +1,55 @@
+"""Real X.509 certificates for the TLS tests, made with the openssl command line.
+
+One CA signs a server certificate (for 127.0.0.1 and localhost) and a client certificate;
+a second, unrelated CA signs a client certificate that must be refused.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from support import require_tool
+
+
+@dataclass(frozen=True)
+class Certs:
+    dir: Path
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    rogue_cert: Path  # signed by another CA
+    rogue_key: Path
+
+
+def _run(*args: str, cwd: Path) -> None:
+    subprocess.run(args, cwd=cwd, check=True, capture_output=True)
+
+
+def _ca(name: str, cwd: Path) -> None:
+    _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+         "-keyout", f"{name}.key", "-out", f"{name}.crt", cwd=cwd)
+
+
+def _signed(name: str, ca: str, extensions: str, cwd: Path) -> None:
+    _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+         "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=cwd)
+    (cwd / f"{name}.ext").write_text(extensions)
+    _run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+         "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=cwd)
+
+
+def make_certs(directory: Path) -> Certs:
+    require_tool("openssl")
+    directory.mkdir(parents=True, exist_ok=True)
+    _ca("ca", directory)
+    _ca("rogue-ca", directory)
+    _signed("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n", directory)
+    _signed("client", "ca", "extendedKeyUsage=clientAuth\n", directory)
+    _signed("rogue", "rogue-ca", "extendedKeyUsage=clientAuth\n", directory)
+    d = directory
+    return Certs(d, d / "ca.crt", d / "server.crt", d / "server.key", d / "client.crt", d / "client.key",
+                 d / "rogue.crt", d / "rogue.key")

@@ -1,0 +1,173 @@
+"""TLS and basic auth of the HTTP endpoint (exporter-toolkit web config), with real certificates,
+real HTTPS requests and the real exporter process."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from certs import Certs, make_certs
+from support import ROOT, free_port, parse_samples, wait_for
+
+PASSWORD = "s3cret pass:word"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+def _hash(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
+class HttpsExporter:
+    """The exporter process serving HTTPS with a web config file."""
+
+    def __init__(self, config: Path, redis_url: str, ca: Path, client: tuple[Path, Path] | None = None) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rq_exporter", "--host", "127.0.0.1", "--port", str(self.port),
+             "--redis-url", redis_url, "--web-config-file", str(config)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.context = ssl.create_default_context(cafile=str(ca))
+        if client:
+            self.context.load_cert_chain(str(client[0]), str(client[1]))
+        wait_for(self._up, what="HTTPS exporter")
+
+    def _up(self) -> bool:
+        assert self.process.poll() is None, self.process.stderr.read()
+        try:
+            return self.get("/healthz")[0] == 200
+        except (OSError, ssl.SSLError):
+            return False
+
+    def get(self, path: str, auth: tuple[str, str] | None = None, context: ssl.SSLContext | None = None):
+        headers = {}
+        if auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request = urllib.request.Request(f"https://127.0.0.1:{self.port}{path}", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=context or self.context) as response:
+                return response.status, dict(response.headers), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read().decode()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _config(directory: Path, text: str) -> Path:
+    path = directory / "web.yml"
+    path.write_text(text)
+    return path
+
+
+def test_https_with_basic_auth(certs, redis_db, tmp_path):
+    config = _config(tmp_path, f"""
+tls_server_config:
+  cert_file: {certs.server_cert}
+  key_file: {certs.server_key}
+basic_auth_users:
+  prometheus: '{_hash(PASSWORD)}'
+  other: '{_hash("another")}'
+""")
+    exporter = HttpsExporter(config, redis_db.url, certs.ca)
+    try:
+        status, _, body = exporter.get("/metrics", ("prometheus", PASSWORD))
+        assert status == 200
+        assert parse_samples(body).value("rq_up") == 1
+        # A right password is remembered; a wrong one afterwards must still be refused.
+        for auth in [None, ("prometheus", "wrong"), ("nobody", PASSWORD), ("other", PASSWORD),
+                     ("prometheus", PASSWORD + "x"), ("prometheus", "")]:
+            status, headers, _ = exporter.get("/metrics", auth)
+            assert status == 401, auth
+            assert headers["WWW-Authenticate"].startswith("Basic realm=")
+        assert exporter.get("/", ("other", "another"))[0] == 200
+        assert exporter.get("/probe?target=x")[0] == 401  # every path but the health check needs auth
+        assert exporter.get("/healthz")[0] == 200  # liveness probes need no password
+        # A garbled header is a 401, not a 500.
+        connection = http.client.HTTPSConnection("127.0.0.1", exporter.port, context=exporter.context, timeout=5)
+        connection.request("GET", "/metrics", headers={"Authorization": "Basic !!!not-base64"})
+        assert connection.getresponse().status == 401
+        connection.close()
+        # Plain HTTP on the TLS port gets no metrics.
+        with pytest.raises((OSError, http.client.HTTPException)):
+            urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/healthz", timeout=5).read()
+        # A client that does not trust the server's CA refuses it.
+        with pytest.raises(urllib.error.URLError):
+            exporter.get("/healthz", context=ssl.create_default_context())
+    finally:
+        exporter.stop()
+
+
+def test_client_certificates_are_required_and_verified(certs, redis_db, tmp_path):
+    config = _config(tmp_path, f"""
+tls_server_config:
+  cert_file: {certs.server_cert}
+  key_file: {certs.server_key}
+  client_ca_file: {certs.ca}
+  client_auth_type: RequireAndVerifyClientCert
+  min_version: TLS12
+""")
+    exporter = HttpsExporter(config, redis_db.url, certs.ca, client=(certs.client_cert, certs.client_key))
+    try:
+        status, _, body = exporter.get("/metrics")
+        assert status == 200 and parse_samples(body).value("rq_up") == 1
+        without = ssl.create_default_context(cafile=str(certs.ca))
+        rogue = ssl.create_default_context(cafile=str(certs.ca))
+        rogue.load_cert_chain(str(certs.rogue_cert), str(certs.rogue_key))
+        for context in (without, rogue):
+            with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError, http.client.HTTPException)):
+                exporter.get("/metrics", context=context)
+        assert exporter.get("/healthz")[0] == 200  # the server still serves after refused handshakes
+    finally:
+        exporter.stop()
+
+
+def _start_with(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rq_exporter", "--port", str(free_port()),
+                           "--web-config-file", str(config)],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("tls_server_config:\n  cert_file: {cert}\n", "tls_server_config: cert_file and key_file are both required"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: /nonexistent.key\n", "tls_server_config.key_file: no such file"),
+    ("tls_server_config:\n  cert_file: {key}\n  key_file: {key}\n", "tls_server_config.cert_file/key_file: cannot load"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: RequireAndVerifyClientCert\n",
+     "tls_server_config.client_ca_file: required"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: RequestClientCert\n",
+     "tls_server_config.client_auth_type"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: SSL3\n", "tls_server_config.min_version"),
+    ("tls_server_config:\n  cert_file: {cert}\n  kye_file: {key}\n", "tls_server_config.kye_file: unknown key"),
+    ("basic_auth_users:\n  prometheus: plaintext-password\n", "basic_auth_users.prometheus: not a bcrypt hash"),
+    ("basic_auth_users: [a, b]\n", "basic_auth_users: must be a mapping"),
+    ("basic_auth: {{}}\n", "basic_auth: unknown key"),
+    ("tls_server_config: [\n", "not valid YAML"),
+])
+def test_invalid_web_config_is_one_line_and_exit_2(certs, tmp_path, text, named):
+    config = _config(tmp_path, text.format(cert=certs.server_cert, key=certs.server_key))
+    result = _start_with(config)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("rq-exporter: invalid setting --web-config-file (RQ_EXPORTER_WEB_CONFIG_FILE): ")
+    assert named in lines[0]
+
+
+def test_missing_web_config_file_is_exit_2(tmp_path):
+    result = _start_with(tmp_path / "absent.yml")
+    assert result.returncode == 2
+    assert "--web-config-file" in result.stderr and "cannot read" in result.stderr
