@@ -45,6 +45,8 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
     return {
         "host": ("127.0.0.2", "127.0.0.2", []),
         "port": ("1234", 1234, []),
+        "web_config_file": (files["ca"], files["ca"], []),
+        "targets_file": (files["cert"], files["cert"], []),
         "redis_url": ("rediss://h:7000/3", "rediss://h:7000/3", []),
         "redis_host": ("redis.internal", "redis.internal", []),
         "redis_port": ("6380", 6380, []),
