@@ -1,0 +1,154 @@
+"""Many Redis targets from one exporter: /probe?target=NAME over an allow-list file, each target with
+its own credentials, against real redis-servers; no connection anywhere else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from rq import Queue
+
+from support import ROOT, Exporter, RedisServer, free_port, parse_samples, require_tool
+
+
+def _probe(exporter: Exporter, query: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"{exporter.base}/probe{query}", timeout=15) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _queued(redis_server: RedisServer, queue: str, n: int, **options) -> None:
+    q = Queue(queue, connection=redis_server.client(**options))
+    for _ in range(n):
+        q.enqueue("jobs.sleep_for", 0)
+
+
+@pytest.fixture
+def locked_redis():
+    """A redis-server where only an ACL user with a password may read."""
+    server = RedisServer().start()
+    server.client().config_set("requirepass", "default-pw")
+    admin = server.client(password="default-pw")
+    admin.execute_command("ACL", "SETUSER", "exporter", "on", ">exporter-pw", "~*", "+@read", "+ping", "+info")
+    yield server
+    server.cleanup()
+
+
+def test_probe_serves_each_allowed_target_with_its_credentials(redis_db, locked_redis, tmp_path):
+    _queued(redis_db, "orders", 2)
+    _queued(locked_redis, "billing", 3, password="default-pw")
+    password_file = tmp_path / "billing.pw"
+    password_file.write_text("exporter-pw\n")
+    bystander = RedisServer().start()  # nobody may make the exporter connect here
+    targets = tmp_path / "targets.yml"
+    targets.write_text(f"""
+targets:
+  orders:
+    redis_url: {redis_db.url}
+  billing:
+    redis_host: 127.0.0.1
+    redis_port: {locked_redis.port}
+    redis_username: exporter
+    redis_password_file: billing.pw
+  down:
+    redis_url: redis://127.0.0.1:{free_port()}/0
+    redis_connect_timeout: 0.5
+""")
+    exporter = Exporter("--redis-url", redis_db.url, "--targets-file", str(targets))
+    try:
+        before = bystander.client().info("stats")["total_connections_received"]
+        status, body = _probe(exporter, "?target=orders")
+        orders = parse_samples(body)
+        assert status == 200 and orders.value("rq_up") == 1
+        assert orders.value("rq_jobs", queue="orders", status="queued") == 2
+        assert orders.get_value("rq_jobs", queue="billing", status="queued") is None
+
+        status, body = _probe(exporter, "?target=billing")
+        billing = parse_samples(body)
+        assert status == 200 and billing.value("rq_up") == 1
+        assert billing.value("rq_jobs", queue="billing", status="queued") == 3
+        assert billing.get_value("rq_jobs", queue="orders", status="queued") is None
+
+        status, body = _probe(exporter, "?target=down")
+        assert status == 200 and parse_samples(body).value("rq_up") == 0
+
+        # /probe for a target gives the same metrics as /metrics for the same Redis.
+        assert exporter.scrape().names() == orders.names()
+
+        # Not in the allow-list: refused, and no connection is ever made there.
+        for query in (f"?target={bystander.url}", f"?target=127.0.0.1:{bystander.port}", "?target=ORDERS",
+                      "?target=orders&target=billing", "?target=", ""):
+            status, _ = _probe(exporter, query)
+            assert status in (400, 404), query
+        assert bystander.client().info("stats")["total_connections_received"] == before + 1  # our own INFO
+    finally:
+        log = exporter.stop()
+        bystander.cleanup()
+    assert "exporter-pw" not in log
+
+
+def _start(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rq_exporter", "--port", str(free_port()), *args],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("targets: {}\n", "targets: lists no target"),
+    ("orders:\n  redis_url: redis://x:1/0\n", "must be a mapping with one key, targets"),
+    ("targets:\n  orders:\n    port: 1\n", "targets.orders.port: not a target setting"),
+    ("targets:\n  orders:\n    redis_db: 1\n", "targets.orders: needs redis_url, redis_host or sentinel_host"),
+    ("targets:\n  orders:\n    redis_url: http://x\n", "targets.orders: redis_url: scheme must be"),
+    ("targets:\n  orders:\n    sentinel_host: s1\n", "targets.orders: sentinel_master: required"),
+    ("targets:\n  orders:\n    redis_host: h\n    redis_password_file: nope\n", "targets.orders: redis_password_file: cannot read"),
+    ("targets:\n  'a b':\n    redis_host: h\n", "targets.a b: a target name is"),
+    ("targets: [\n", "not valid YAML"),
+])
+def test_invalid_targets_file_is_one_line_and_exit_2(tmp_path, text, named):
+    path = tmp_path / "targets.yml"
+    path.write_text(text)
+    result = _start("--targets-file", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("rq-exporter: invalid setting --targets-file (RQ_EXPORTER_TARGETS_FILE): ")
+    assert named in lines[0]
+
+
+def test_multi_target_prometheus_example_is_valid():
+    promtool = require_tool("promtool")
+    config = ROOT / "prometheus" / "prometheus-multi-target.yml"
+    result = subprocess.run([promtool, "check", "config", "--syntax-only", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    import yaml
+
+    scrape = yaml.safe_load(config.read_text())["scrape_configs"][0]
+    assert scrape["metrics_path"] == "/probe"
+    relabel = scrape["relabel_configs"]
+    assert {"source_labels": ["__address__"], "target_label": "__param_target"} in relabel
+    assert any(r.get("target_label") == "__address__" for r in relabel)
+
+
+def test_targets_file_example_in_readme_parses(tmp_path):
+    """The targets file shown in the README is accepted as written (paths aside)."""
+    from rq_exporter import targets
+    from rq_exporter.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```yaml\ntargets:")
+    example = readme[start + len("```yaml\n"): readme.index("```", start + 7)]
+    import yaml
+
+    raw = yaml.safe_load(example)
+    for entry in raw["targets"].values():  # the secrets it names do not exist here
+        for key in [k for k in entry if k.endswith("_file")]:
+            (tmp_path / Path(entry[key]).name).write_text("x\n")
+            entry[key] = Path(entry[key]).name
+    found = targets.parse(raw, Settings.model_validate({}), tmp_path)
+    assert set(found) == set(raw["targets"])
