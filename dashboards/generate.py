@@ -1,0 +1,324 @@
+"""Grafana dashboards as code: writes dashboards/rq-*.json.
+
+    python dashboards/generate.py           # rewrite the JSON files
+    python dashboards/generate.py --check   # exit 1 when a committed file differs
+
+Plain dicts in Grafana's JSON model (schema 39, Grafana 10/11): timeseries, stat and table
+panels, a datasource variable and job/instance/queue variables that every query uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DS = {"type": "prometheus", "uid": "${datasource}"}
+TAG = "rq"
+
+# Selectors every query starts from; QS adds the queue variable, WQ matches per-worker series
+# (whose `queues` label is the comma-joined queue list) against it.
+S = 'job=~"$job", instance=~"$instance"'
+QS = S + ', queue=~"$queue"'
+WQ = S + ', queues=~"(.*,)?($queue)(,.*)?"'
+RI = "$__rate_interval"
+
+
+def rate(metric: str, selector: str = QS, by: str = "queue") -> str:
+    return f"sum by ({by}) (rate({metric}{{{selector}}}[{RI}]))"
+
+
+def quantile(q: float, metric: str, by: str = "le") -> str:
+    return f"histogram_quantile({q}, sum by ({by}) (rate({metric}_bucket{{{QS}}}[{RI}])))"
+
+
+def failure_ratio(by: str = "queue") -> str:
+    failed = rate("rq_jobs_failed_total", by=by)
+    finished = rate("rq_jobs_finished_total", by=by)
+    # A queue whose every job fails has no finished series: count it as 0, not as "no data".
+    return f"{failed} / ({failed} + ({finished} or 0 * {failed}))"
+
+
+def target(expr: str, legend: str = "", instant: bool = False, table: bool = False) -> dict:
+    t = {"datasource": DS, "expr": expr, "legendFormat": legend, "range": not instant, "instant": instant}
+    if table:
+        t["format"] = "table"
+    return t
+
+
+class Board:
+    """Panels laid out left to right on Grafana's 24-column grid."""
+
+    def __init__(self) -> None:
+        self.panels: list[dict] = []
+        self.x = self.y = self.row_height = 0
+
+    def _place(self, w: int, h: int) -> dict:
+        if self.x + w > 24:
+            self.x, self.y, self.row_height = 0, self.y + self.row_height, 0
+        pos = {"h": h, "w": w, "x": self.x, "y": self.y}
+        self.x += w
+        self.row_height = max(self.row_height, h)
+        return pos
+
+    def row(self, title: str) -> None:
+        if self.x:
+            self.x, self.y, self.row_height = 0, self.y + self.row_height, 0
+        self.panels.append({"type": "row", "title": title, "collapsed": False, "panels": [],
+                            "id": len(self.panels) + 1, "gridPos": self._place(24, 1)})
+        self.x, self.y, self.row_height = 0, self.y + 1, 0
+
+    def add(self, kind: str, title: str, description: str, targets: list[dict], unit: str,
+            w: int = 12, h: int = 8, options: dict | None = None, custom: dict | None = None,
+            mappings: list | None = None, transformations: list | None = None) -> None:
+        for i, t in enumerate(targets):
+            t["refId"] = chr(ord("A") + i)
+        defaults: dict = {"unit": unit}
+        if custom:
+            defaults["custom"] = custom
+        if mappings:
+            defaults["mappings"] = mappings
+        panel = {
+            "type": kind,
+            "title": title,
+            "description": description,
+            "datasource": DS,
+            "id": len(self.panels) + 1,
+            "gridPos": self._place(w, h),
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": options or _default_options(kind),
+            "targets": targets,
+        }
+        if transformations:
+            panel["transformations"] = transformations
+        self.panels.append(panel)
+
+    def stat(self, title: str, description: str, expr: str, unit: str, w: int = 4, legend: str = "",
+             mappings: list | None = None) -> None:
+        self.add("stat", title, description, [target(expr, legend)], unit, w=w, h=4, mappings=mappings)
+
+    def series(self, title: str, description: str, targets: list[dict], unit: str, w: int = 12,
+               stacked: bool = False) -> None:
+        custom = {"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 30} if stacked else None
+        self.add("timeseries", title, description, targets, unit, w=w, custom=custom)
+
+    def table(self, title: str, description: str, expr: str, transformations: list, w: int = 12,
+              h: int = 8) -> None:
+        self.add("table", title, description, [target(expr, instant=True, table=True)], "short", w=w, h=h,
+                 transformations=transformations)
+
+
+def _default_options(kind: str) -> dict:
+    if kind == "timeseries":
+        return {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                "tooltip": {"mode": "multi", "sort": "desc"}}
+    if kind == "stat":
+        return {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                "colorMode": "value", "graphMode": "area", "textMode": "auto", "justifyMode": "auto",
+                "orientation": "auto"}
+    return {"showHeader": True, "cellHeight": "sm"}
+
+
+UP_DOWN = [{"type": "value", "options": {"0": {"text": "down", "color": "red", "index": 0},
+                                          "1": {"text": "up", "color": "green", "index": 1}}}]
+YES_NO = [{"type": "value", "options": {"0": {"text": "no", "color": "orange", "index": 0},
+                                         "1": {"text": "yes", "color": "green", "index": 1}}}]
+
+
+def _hide(*columns: str) -> dict:
+    return {"id": "organize", "options": {"excludeByName": {c: True for c in columns}}}
+
+
+def variables() -> list[dict]:
+    def query(name: str, label: str, q: str) -> dict:
+        return {
+            "type": "query", "name": name, "label": label, "datasource": DS,
+            "query": {"query": q, "refId": f"{name}-variable"}, "definition": q,
+            "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*", "sort": 1,
+            "current": {}, "options": [], "hide": 0, "regex": "",
+        }
+
+    return [
+        {"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
+         "current": {}, "options": [], "hide": 0, "refresh": 1, "regex": "", "includeAll": False, "multi": False},
+        query("job", "Job", "label_values(rq_up, job)"),
+        query("instance", "Instance", 'label_values(rq_up{job=~"$job"}, instance)'),
+        query("queue", "Queue", 'label_values(rq_jobs{job=~"$job", instance=~"$instance"}, queue)'),
+    ]
+
+
+def dashboard(uid: str, title: str, description: str, board: Board) -> dict:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": [TAG],
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "refresh": "30s",
+        "time": {"from": "now-1h", "to": "now"},
+        "timezone": "browser",
+        "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                                  "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
+                                  "name": "Annotations & Alerts", "type": "dashboard"}]},
+        "links": [{"type": "dashboards", "tags": [TAG], "asDropdown": False, "includeVars": True,
+                   "keepTime": True, "title": "RQ dashboards"}],
+        "templating": {"list": variables()},
+        "panels": board.panels,
+    }
+
+
+FIRING = f'ALERTS{{alertstate="firing", alertname=~"RQ.*", {S}}}'
+
+
+def overview() -> dict:
+    b = Board()
+    b.row("Now")
+    b.stat("Redis readable", "1 when the exporter could read RQ's state from Redis on its last scrape (rq_up).",
+           f"min(rq_up{{{S}}})", "none", mappings=UP_DOWN)
+    b.stat("Queued jobs", "Jobs waiting in the selected queues.",
+           f'sum(rq_jobs{{{QS}, status="queued"}})', "short")
+    b.stat("Longest wait", "Age of the oldest queued job over the selected queues: the queue latency.",
+           f"max(rq_queue_oldest_job_age_seconds{{{QS}}})", "s")
+    b.stat("Live workers", "Workers alive in Redis, whatever their queues.",
+           f"sum(rq_live_workers{{{S}}})", "short")
+    b.stat("Failures", "Jobs of the selected queues that failed, per second.",
+           f"sum(rate(rq_jobs_failed_total{{{QS}}}[{RI}]))", "ops")
+    b.stat("RQ alerts firing", "Alerts of the bundled RQ rules firing now.",
+           f"count({FIRING}) or vector(0)", "short")
+    b.row("Queues")
+    b.series("Queued jobs", "Jobs waiting in each queue (the backlog).",
+             [target(f'sum by (queue) (rq_jobs{{{QS}, status="queued"}})', "{{queue}}")], "short")
+    b.series("Queue latency", "How long the job at the head of each queue has waited: what a new job "
+             "can expect to wait.",
+             [target(f"max by (queue) (rq_queue_oldest_job_age_seconds{{{QS}}})", "{{queue}}")], "s")
+    b.series("Throughput", "Jobs finished successfully per second, by queue.",
+             [target(rate("rq_jobs_finished_total"), "{{queue}}")], "ops", w=8)
+    b.series("Failures", "Jobs failed per second, by queue.",
+             [target(rate("rq_jobs_failed_total"), "{{queue}}")], "ops", w=8)
+    b.series("Failure ratio", "Share of the completed jobs of each queue that failed.",
+             [target(failure_ratio(), "{{queue}}")], "percentunit", w=8)
+    b.series("Run time (p95)", "95th percentile of job run time (start to end), by queue.",
+             [target(quantile(0.95, "rq_job_duration_seconds", "le, queue"), "{{queue}}")], "s")
+    b.series("Wait time (p95)", "95th percentile of the time jobs waited in the queue before a worker "
+             "started them, by queue.",
+             [target(quantile(0.95, "rq_job_wait_seconds", "le, queue"), "{{queue}}")], "s")
+    b.row("Workers and alerts")
+    b.series("Workers by state", "Live workers by state: busy ones run a job, idle ones wait for one.",
+             [target(f"sum by (state) (rq_live_workers{{{S}}})", "{{state}}")], "short", w=8, stacked=True)
+    b.table("Queues now", "Jobs per queue and status, as RQ would count them.",
+            f"sum by (queue, status) (rq_jobs{{{QS}}})",
+            [{"id": "groupingToMatrix", "options": {"columnField": "status", "rowField": "queue",
+                                                    "valueField": "Value"}}], w=8)
+    b.table("RQ alerts firing", "The bundled RQ alert rules that fire now, with their labels.",
+            FIRING, [_hide("Time", "Value", "__name__", "alertstate")], w=8)
+    b.row("Exporter")
+    b.series("Scrape duration", "Seconds the exporter took to read Redis and build the metrics.",
+             [target(f"max by (instance) (rq_exporter_scrape_duration_seconds{{{S}}})", "{{instance}}")], "s")
+    b.series("Redis readable", "rq_up over time: 0 while the exporter could not read Redis.",
+             [target(f"min by (instance) (rq_up{{{S}}})", "{{instance}}")], "none")
+    return dashboard("rq-overview", "RQ / Overview",
+                     "RQ queues, latency, throughput, failures and workers (rq_exporter).", b)
+
+
+def queue() -> dict:
+    b = Board()
+    b.row("Jobs")
+    b.stat("Jobs by status", "Jobs of the selected queues per status, as RQ would count them.",
+           f"sum by (status) (rq_jobs{{{QS}}})", "short", w=16, legend="{{status}}")
+    b.stat("Scheduler running", "1 when an RQ scheduler holds the queue's lock (needed for scheduled "
+           "jobs and retries with an interval).",
+           f"min by (queue) (rq_queue_scheduler_active{{{QS}}})", "none", w=8, legend="{{queue}}",
+           mappings=YES_NO)
+    b.series("Jobs by status", "Jobs of each queue and status over time.",
+             [target(f"sum by (queue, status) (rq_jobs{{{QS}}})", "{{queue}} {{status}}")], "short")
+    b.series("Age of the oldest queued job", "How long the next job of each queue has waited.",
+             [target(f"max by (queue) (rq_queue_oldest_job_age_seconds{{{QS}}})", "{{queue}}")], "s")
+    b.series("Completed jobs", "Jobs finished and failed per second.",
+             [target(rate("rq_jobs_finished_total"), "{{queue}} finished"),
+              target(rate("rq_jobs_failed_total"), "{{queue}} failed")], "ops")
+    b.series("Failure ratio", "Share of completed jobs that failed.",
+             [target(failure_ratio(), "{{queue}}")], "percentunit")
+    b.row("Timing")
+    b.series("Run time", "Job run time (start to end) quantiles over the selected queues.",
+             [target(quantile(q, "rq_job_duration_seconds"), f"p{int(q * 100)}") for q in (0.5, 0.9, 0.99)]
+             + [target(f"sum(rate(rq_job_duration_seconds_sum{{{QS}}}[{RI}])) / "
+                       f"sum(rate(rq_job_duration_seconds_count{{{QS}}}[{RI}]))", "mean")], "s")
+    b.series("Wait time", "Time from enqueue to start, quantiles over the selected queues.",
+             [target(quantile(q, "rq_job_wait_seconds"), f"p{int(q * 100)}") for q in (0.5, 0.9, 0.99)], "s")
+    b.row("Workers and trouble")
+    b.series("Workers listening", "Live workers listening on each queue, by state.",
+             [target(f"sum by (queue, state) (rq_queue_workers{{{QS}}})", "{{queue}} {{state}}")], "short",
+             stacked=True)
+    b.series("Jobs needing attention",
+             "Abandoned: started jobs whose worker died. Overdue: scheduled jobs past due (no scheduler?). "
+             "Intermediate: taken by a worker, not yet started.",
+             [target(f"sum by (queue) (rq_queue_abandoned_jobs{{{QS}}})", "{{queue}} abandoned"),
+              target(f"sum by (queue) (rq_queue_overdue_scheduled_jobs{{{QS}}})", "{{queue}} overdue"),
+              target(f"sum by (queue) (rq_queue_intermediate_jobs{{{QS}}})", "{{queue}} intermediate")],
+             "short")
+    return dashboard("rq-queue", "RQ / Queue", "One or more RQ queues in detail: pick them with the queue variable.", b)
+
+
+def workers() -> dict:
+    b = Board()
+    b.row("Workers")
+    b.stat("Live workers", "Workers alive in Redis.", f"sum(rq_live_workers{{{S}}})", "short", w=6)
+    b.stat("Busy workers", "Workers running a job now.", f'sum(rq_live_workers{{{S}, state="busy"}})',
+           "short", w=6)
+    b.stat("Dead workers", "Workers still listed in RQ's worker set whose hash expired: killed without a "
+           "clean exit.", f"max(rq_dead_workers{{{S}}})", "short", w=6)
+    b.stat("Utilisation", "Share of the time the listed workers spent running jobs (per-worker metrics).",
+           f"sum(rate(rq_workers_working_time_total{{{WQ}}}[{RI}])) / count(rq_workers{{{WQ}}})",
+           "percentunit", w=6)
+    b.series("Workers by state", "Live workers by state.",
+             [target(f"sum by (state) (rq_live_workers{{{S}}})", "{{state}}")], "short", stacked=True)
+    b.series("Workers per queue", "Workers (other than suspended ones) listening on each queue.",
+             [target(f'sum by (queue) (rq_queue_workers{{{QS}, state!="suspended"}})', "{{queue}}")], "short")
+    b.row("Each worker (per-worker metrics)")
+    b.table("Workers", "Every live worker listening on the selected queues, with its queues and state.",
+            f"rq_workers{{{WQ}}}", [_hide("Time", "Value", "__name__", "job")], w=24)
+    b.series("Jobs finished per worker", "Jobs each worker finished successfully, per second.",
+             [target(rate("rq_workers_success_total", WQ, "name"), "{{name}}")], "ops", w=8)
+    b.series("Failed attempts per worker", "Job attempts that failed, per second (retries included).",
+             [target(rate("rq_workers_failed_total", WQ, "name"), "{{name}}")], "ops", w=8)
+    b.series("Busy share per worker", "Share of the time each worker spent running jobs.",
+             [target(rate("rq_workers_working_time_total", WQ, "name"), "{{name}}")], "percentunit", w=8)
+    b.series("Time since heartbeat", "Seconds since each worker's last heartbeat; an idle worker's can "
+             "reach ~400 s.",
+             [target(f"time() - max by (name) (rq_worker_last_heartbeat_timestamp_seconds{{{WQ}}})", "{{name}}")],
+             "s", w=24)
+    return dashboard("rq-workers", "RQ / Workers", "RQ workers: states, per-queue coverage and each worker.", b)
+
+
+DASHBOARDS = {"rq-overview.json": overview, "rq-queue.json": queue, "rq-workers.json": workers}
+
+
+def render(build) -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail when a committed dashboard is stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, build in DASHBOARDS.items():
+        path, text = HERE / name, render(build)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+            print(f"wrote dashboards/{name}", file=sys.stderr)
+    if stale:
+        print(f"stale: {', '.join(stale)}: run `make bundle`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
