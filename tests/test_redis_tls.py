@@ -1,0 +1,115 @@
+"""rediss:// against a real redis-server serving only TLS and requiring client certificates,
+as an ACL user with a password; a real RQ worker runs jobs over the same TLS connection."""
+
+from __future__ import annotations
+
+
+import pytest
+import redis
+from rq import Queue
+
+from certs import Certs, make_certs
+from support import Exporter, RedisServer, RQWorker
+
+PASSWORD = "tls-user-pw"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("redis-certs"))
+
+
+class TlsRedis(RedisServer):
+    """redis-server with TLS only (no plain port), requiring and verifying client certificates."""
+
+    def __init__(self, certs: Certs) -> None:
+        self.certs = certs
+        super().__init__()
+        self.extra = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(certs.server_cert),
+                      "--tls-key-file", str(certs.server_key), "--tls-ca-cert-file", str(certs.ca),
+                      "--tls-auth-clients", "yes"]
+
+    @property
+    def url(self) -> str:
+        return f"rediss://127.0.0.1:{self.port}/0"
+
+    def client(self, **options) -> redis.Redis:
+        return redis.Redis(port=self.port, ssl=True, ssl_ca_certs=str(self.certs.ca),
+                           ssl_certfile=str(self.certs.client_cert), ssl_keyfile=str(self.certs.client_key),
+                           **options)
+
+    def _pings(self) -> bool:
+        try:
+            return self.client(socket_timeout=0.5).ping()
+        except redis.RedisError:
+            return False
+
+
+@pytest.fixture(scope="module")
+def tls_redis(certs):
+    server = TlsRedis(certs).start()
+    server.client().execute_command("ACL", "SETUSER", "rq-exporter", "on", f">{PASSWORD}", "~*", "+@read",
+                                    "+ping")
+    yield server
+    server.cleanup()
+
+
+def _tls_flags(certs: Certs, cert: bool = True) -> list[str]:
+    flags = ["--redis-tls-ca-file", str(certs.ca)]
+    if cert:
+        flags += ["--redis-tls-cert-file", str(certs.client_cert), "--redis-tls-key-file", str(certs.client_key)]
+    return flags
+
+
+@pytest.mark.integration
+def test_rediss_with_client_certificate_and_acl_user(tls_redis, certs, tmp_path):
+    client = tls_redis.client()
+    client.flushall()
+    queue = Queue("secure", connection=client)
+    for _ in range(2):
+        queue.enqueue("jobs.sleep_for", 0)
+    # A real worker over TLS; redis-py takes the certificate options from the URL's query.
+    worker_url = (f"{tls_redis.url}?ssl_ca_certs={certs.ca}&ssl_certfile={certs.client_cert}"
+                  f"&ssl_keyfile={certs.client_key}")
+    worker = RQWorker(worker_url, "secure", burst=True)
+    assert worker.wait(60) == 0, worker.process.stderr.read()
+    queue.enqueue("jobs.sleep_for", 0)
+
+    password_file = tmp_path / "pw"
+    password_file.write_text(PASSWORD + "\n")
+    exporter = Exporter("--redis-url", tls_redis.url, "--redis-username", "rq-exporter",
+                        "--redis-password-file", str(password_file), *_tls_flags(certs))
+    try:
+        samples = exporter.scrape()
+    finally:
+        log = exporter.stop()
+    assert samples.value("rq_up") == 1
+    assert samples.value("rq_jobs", queue="secure", status="finished") == 2
+    assert samples.value("rq_jobs", queue="secure", status="queued") == 1
+    assert PASSWORD not in log
+
+
+@pytest.mark.parametrize("case", ["no client certificate", "unknown CA", "wrong password", "plain redis://"])
+def test_tls_or_auth_failures_are_rq_up_0_and_logged(tls_redis, certs, case):
+    args = ["--redis-url", tls_redis.url, "--redis-username", "rq-exporter", "--redis-password", PASSWORD,
+            "--redis-connect-timeout", "1", "--redis-read-timeout", "1"]
+    if case == "no client certificate":
+        args += _tls_flags(certs, cert=False)
+    elif case == "unknown CA":
+        args += ["--redis-tls-ca-file", str(certs.dir / "rogue-ca.crt"), *_tls_flags(certs)[2:]]
+    elif case == "wrong password":
+        args[args.index(PASSWORD)] = "not-the-password"
+        args += _tls_flags(certs)
+    else:
+        args[1] = f"redis://127.0.0.1:{tls_redis.port}/0"
+    exporter = Exporter(*args)
+    try:
+        samples = exporter.scrape()
+        again = exporter.scrape()
+    finally:
+        log = exporter.stop()
+    assert samples.value("rq_up") == 0 and again.value("rq_up") == 0
+    assert again.value("rq_exporter_scrape_errors_total") == 2
+    assert "cannot read Redis at rediss://127.0.0.1" in log or "cannot read Redis at redis://127.0.0.1" in log
+    assert log.count("cannot read Redis") == 1  # logged once, not every scrape
+    assert PASSWORD not in log
