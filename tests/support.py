@@ -111,8 +111,8 @@ class RQWorker:
     """A real `rq worker` process (same Python, so the same RQ version as the test)."""
 
     def __init__(self, url: str, *queues: str, burst: bool = False, name: str | None = None,
-                 with_scheduler: bool = False, env: dict | None = None) -> None:
-        args = [sys.executable, "-m", "rq.cli", "worker", "--url", url, "--logging_level", "WARNING"]
+                 with_scheduler: bool = False, env: dict | None = None, extra_args: tuple[str, ...] = ()) -> None:
+        args = [sys.executable, "-m", "rq.cli", "worker", "--url", url, "--logging_level", "WARNING", *extra_args]
         if burst:
             args.append("--burst")
         if name:
