@@ -30,3 +30,25 @@ clean:
 # Rewrites the README's metric and settings tables from the catalogue and the settings model.
 docs: venv
 	$(VENV)/bin/python scripts/readme.py
+
+# --- Monitoring bundle (README "Monitoring bundle") ---------------------------------------
+.PHONY: bundle demo start-rq-mon stop-rq-mon
+COMPOSE ?= docker compose
+MON := -f docker-compose-rq-monitor.yml
+
+# Regenerates prometheus/rules/rq-alerts.yml (from prometheus/alerts-config.yml) and dashboards/*.json.
+bundle: venv
+	$(VENV)/bin/python prometheus/generate_rules.py
+	$(VENV)/bin/python dashboards/generate.py
+
+# Redis, demo workers + producer, the exporter and (when installed) Prometheus, locally; Ctrl-C stops all.
+demo: venv
+	$(VENV)/bin/python -m demo.run $(DEMO_ARGS)
+
+# The compose stack: Redis, demo app, exporter, Prometheus, Alertmanager, Grafana (needs Docker).
+start-rq-mon:
+	$(COMPOSE) $(MON) up -d --build
+	@echo "Grafana http://localhost:3000  Prometheus http://localhost:9090  Alertmanager http://localhost:9093"
+
+stop-rq-mon:
+	$(COMPOSE) $(MON) down --volumes

@@ -1,0 +1,186 @@
+"""`make demo`: the whole bundle on this machine, without Docker.
+
+Starts a redis-server (from PATH), RQ workers and the demo producer, the exporter, and
+Prometheus with the bundled config and alert rules when `prometheus` is installed.
+Ctrl-C (or SIGTERM) stops everything it started, in reverse order.
+
+    python -m demo.run --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS_DIR = ROOT / "prometheus"
+DEMO_QUEUES = ("high", "default", "low")
+RQ_JOB = "rq"  # the scrape job the alert rules select (prometheus/alerts-config.yml)
+
+
+def prometheus_config(base: dict, exporter: str, rule_files: list[str], interval: str) -> dict:
+    """The bundled prometheus.yml pointed at a local exporter: no Alertmanager, absolute rule paths."""
+    config = copy.deepcopy(base)
+    config["global"] = {**config.get("global", {}), "scrape_interval": interval, "evaluation_interval": interval}
+    config.pop("alerting", None)
+    config["rule_files"] = rule_files
+    jobs = [job for job in config["scrape_configs"] if job["job_name"] == RQ_JOB]
+    if len(jobs) != 1:
+        raise ValueError(f"prometheus.yml must have one scrape job named {RQ_JOB!r}")
+    jobs[0]["static_configs"] = [{"targets": [exporter]}]
+    return config
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"demo: {what} did not come up within {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class Stack:
+    """The processes of the demo; stop() ends them newest first."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="rq-demo-"))
+        self.redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
+
+    def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
+        # A session of its own: the terminal's Ctrl-C reaches only this script, which then
+        # stops the others in order (workers before the Redis they use).
+        log = open(self.tmp / f"{name}.log", "wb")
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.processes.append((name, process))
+        return process
+
+    def check_alive(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                log = (self.tmp / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"demo: {name} exited with {process.returncode}:\n{log}")
+
+    def start(self) -> None:
+        a = self.args
+        redis_server = shutil.which("redis-server")
+        if not redis_server:
+            raise RuntimeError("demo: redis-server is not on PATH (apt-get install redis-server)")
+        self.spawn("redis", [redis_server, "--port", str(a.redis_port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(self.tmp)])
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=1)
+        wait_until(lambda: self._pings(client), 10, "redis-server")
+
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        for i in range(a.workers):
+            self.spawn(f"worker-{i + 1}", [sys.executable, "-m", "rq.cli", "worker", "--url", self.redis_url,
+                                           "--with-scheduler", "--logging_level", "WARNING", *DEMO_QUEUES], env)
+        self.spawn("producer", [sys.executable, "-m", "demo.producer", "--redis-url", self.redis_url,
+                                "--rate", str(a.rate)], env)
+        self.spawn("exporter", [sys.executable, "-m", "rq_exporter", "--redis-url", self.redis_url,
+                                "--host", "127.0.0.1", "--port", str(a.exporter_port)], env)
+        wait_until(lambda: self._up(f"http://127.0.0.1:{a.exporter_port}/healthz"), 20, "the exporter")
+        wait_until(lambda: client.scard("rq:workers") >= a.workers or self.check_alive(), 30, "the RQ workers")
+
+        prometheus = shutil.which("prometheus")
+        if prometheus and not a.no_prometheus:
+            base = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+            rules = [str(Path(r).resolve()) for r in a.rules] or [str(PROMETHEUS_DIR / "rules" / "*.yml")]
+            config = prometheus_config(base, f"127.0.0.1:{a.exporter_port}", rules, a.scrape_interval)
+            config_file = self.tmp / "prometheus.yml"
+            config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+            self.spawn("prometheus", [prometheus, f"--config.file={config_file}",
+                                      f"--storage.tsdb.path={self.tmp / 'prometheus-data'}",
+                                      f"--web.listen-address=127.0.0.1:{a.prometheus_port}"])
+            wait_until(lambda: self._up(f"http://127.0.0.1:{a.prometheus_port}/-/ready"), 30, "Prometheus")
+        elif not a.no_prometheus:
+            print("demo: prometheus is not installed: running without it (apt-get install prometheus)",
+                  file=sys.stderr)
+
+    def _pings(self, client: redis.Redis) -> bool:
+        self.check_alive()
+        try:
+            return client.ping()
+        except redis.RedisError:
+            return False
+
+    def _up(self, url: str) -> bool:
+        self.check_alive()
+        return http_ok(url)
+
+    def stop(self) -> None:
+        for name, process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self.processes.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run Redis, RQ workers, a job producer, the exporter and "
+                                     "Prometheus locally; Ctrl-C stops them all.")
+    parser.add_argument("--redis-port", type=int, default=6390, help="redis-server port (default 6390, so a "
+                        "Redis already on 6379 is left alone)")
+    parser.add_argument("--exporter-port", type=int, default=9726)
+    parser.add_argument("--prometheus-port", type=int, default=9090)
+    parser.add_argument("--workers", type=int, default=2, help="RQ workers (all on high, default, low)")
+    parser.add_argument("--rate", type=float, default=2.0, help="jobs the producer enqueues per second")
+    parser.add_argument("--scrape-interval", default="5s", help="Prometheus scrape and rule evaluation interval")
+    parser.add_argument("--rules", action="append", default=[],
+                        help="rule file(s) for Prometheus (default prometheus/rules/*.yml)")
+    parser.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stack = Stack(args)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        stack.start()
+        print(f"demo: ready. Redis {stack.redis_url}, metrics http://127.0.0.1:{args.exporter_port}/metrics"
+              + (f", Prometheus http://127.0.0.1:{args.prometheus_port}/alerts"
+                 if any(name == "prometheus" for name, _ in stack.processes) else "")
+              + f"; logs in {stack.tmp}. Ctrl-C stops it all.", flush=True)
+        while not stop.wait(1):
+            stack.check_alive()
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+    print("demo: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
