@@ -39,6 +39,10 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                ("reason",), group="exporter"),
     MetricSpec("rq_exporter_build_info", "gauge", "Always 1; the exporter's version and runtime as labels.",
                ("version", "python_version"), group="exporter"),
+    # rq-exporter 3.x's name: its Grafana dashboard (grafana.com 12196) charts _sum / _count.
+    MetricSpec("rq_request_processing_seconds", "summary",
+               "Scrapes served (_count) and seconds spent collecting RQ data (_sum); rq-exporter 3.x's name.",
+               group="exporter"),
     # --- queues ---------------------------------------------------------------------------
     MetricSpec("rq_jobs", "gauge",
                "Jobs per queue and status, as RQ counts them after its cleanup (expired entries left out).",

@@ -63,6 +63,7 @@ class RQCollector(Collector):
             self._record(snapshot.problems)
             families = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
         duration = time.perf_counter() - start
+        self._stats.seconds += duration
         round_trips = snapshot.round_trips if snapshot else 0
         yield from exporter_families(self._stats, snapshot is not None, duration, round_trips)
         yield from families

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 
 from rq_exporter import __version__
 from rq_exporter.catalogue import JOB_STATUSES, spec
@@ -31,6 +31,7 @@ class ExporterStats:
     scrapes: int = 0
     errors: int = 0
     skipped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0  # total time spent in scrapes
 
 
 def exporter_families(stats: ExporterStats, up: bool, duration: float, round_trips: int) -> Iterator[Metric]:
@@ -46,6 +47,8 @@ def exporter_families(stats: ExporterStats, up: bool, duration: float, round_tri
     info = family("rq_exporter_build_info")
     info.add_metric([__version__, platform.python_version()], 1)
     yield info
+    processing = spec("rq_request_processing_seconds")
+    yield SummaryMetricFamily(processing.name, processing.help, count_value=stats.scrapes, sum_value=stats.seconds)
 
 
 def rq_families(snapshot: Snapshot, per_worker: bool = True) -> Iterator[Metric]:

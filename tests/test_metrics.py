@@ -64,7 +64,7 @@ def test_every_family_is_catalogued_with_its_type_help_and_labels():
 def test_catalogue_names_follow_the_conventions():
     for spec in CATALOGUE:
         assert spec.name.startswith("rq_")
-        assert spec.type in ("gauge", "counter", "histogram")
+        assert spec.type in ("gauge", "counter", "histogram", "summary")
         assert (spec.type == "counter") == spec.name.endswith("_total"), spec.name
         assert spec.help.endswith("."), spec.name
         assert len(set(spec.labels)) == len(spec.labels)
