@@ -15,6 +15,7 @@ import redis
 from prometheus_client.registry import Collector
 from prometheus_client.core import Metric
 
+from rq_exporter.connection import follow_master
 from rq_exporter.metrics import ExporterStats, exporter_families, rq_families
 from rq_exporter.reader import Keys, read_snapshot
 from rq_exporter.settings import Settings
@@ -70,6 +71,7 @@ class RQCollector(Collector):
 
     def _read(self) -> Snapshot | None:
         try:
+            follow_master(self._client)
             snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue)
         except (redis.RedisError, OSError) as error:
             reason = f"{type(error).__name__}: {error}"

@@ -1,0 +1,287 @@
+"""Real redis-server, real `rq worker` processes doing real jobs, the real exporter: every metric
+checked against the truth computed independently, with RQ's own read APIs (never the ones that
+clean up) and raw Redis reads.
+
+Runs under RQ 2.x (.venv) and RQ 3.0 (.venv-rq3).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import redis
+import rq
+from rq import Queue, Retry, Worker
+from rq.registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
+
+import jobs
+from support import Exporter, RQWorker, Samples, wait_for, worker_env
+
+from rq_exporter.catalogue import JOB_STATUSES
+from rq_exporter.snapshot import WORKER_STATES
+
+pytestmark = pytest.mark.integration
+
+RQ_MAJOR = int(rq.__version__.split(".")[0])
+QUICK = ("-w", "rq_workers.QuickHeartbeatWorker")
+
+
+def labelled(samples: Samples, name: str) -> dict[tuple, float]:
+    """{label values in label-name order: value} of one family."""
+    return {tuple(v for _, v in sorted(labels)): value for labels, value in samples.series(name).items()}
+
+
+def truth_of_queues(conn: redis.Redis, names: list[str]) -> dict[str, dict]:
+    """What RQ reports per queue after its cleanup, computed with RQ's read-only calls."""
+    now = time.time()
+    truth = {}
+    for name in names:
+        queue = Queue(name, connection=conn)
+
+        def live(registry) -> int:
+            return len(registry.get_job_ids(cleanup=False)) - len(registry.get_expired_job_ids(int(now)))
+
+        started = StartedJobRegistry(name, connection=conn)
+        scheduled = ScheduledJobRegistry(name, connection=conn)
+        head = conn.lindex(queue.key, 0)
+        truth[name] = {
+            "queued": queue.count,
+            "started": live(started),
+            "finished": live(FinishedJobRegistry(name, connection=conn)),
+            "failed": live(FailedJobRegistry(name, connection=conn)),
+            "deferred": len(DeferredJobRegistry(name, connection=conn).get_job_ids(cleanup=False)),
+            "scheduled": len(scheduled.get_job_ids(cleanup=False)),
+            "canceled": len(CanceledJobRegistry(name, connection=conn).get_job_ids(cleanup=False)),
+            "abandoned": len(started.get_expired_job_ids(int(now))),
+            "overdue": len(scheduled.get_jobs_to_schedule(int(now) - 1)),
+            "intermediate": conn.llen(f"rq:queue:{name}:intermediate"),
+            "scheduler": int(conn.exists(f"rq:scheduler-lock:{name}")),
+            "head_enqueued_at": queue.fetch_job(head.decode()).enqueued_at if head else None,
+        }
+    return truth
+
+
+def truth_of_workers(conn: redis.Redis) -> tuple[list, int]:
+    """Live workers as RQ reads them, and the dead ones (listed, hash gone). Worker.all() would
+    SREM the dead ones, so each member is looked up by key, and only when its hash exists."""
+    live, dead = [], 0
+    lookup = redis.Redis(connection_pool=redis.ConnectionPool.from_url(conn_url(conn)))  # RQ changes its timeout
+    for key in sorted(m.decode() for m in conn.smembers("rq:workers")):
+        if not conn.exists(key):
+            dead += 1
+            continue
+        live.append(Worker.find_by_key(key, connection=lookup))
+    return live, dead
+
+
+def conn_url(conn: redis.Redis) -> str:
+    kwargs = conn.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+def assert_queue_metrics(samples: Samples, truth: dict[str, dict]) -> None:
+    jobs_seen = labelled(samples, "rq_jobs")
+    assert {q for q, _ in jobs_seen} == set(truth)
+    for name, t in truth.items():
+        for status in JOB_STATUSES:
+            assert jobs_seen[(name, status)] == t[status], (name, status, t)
+        assert samples.value("rq_queue_abandoned_jobs", queue=name) == t["abandoned"], name
+        assert samples.value("rq_queue_overdue_scheduled_jobs", queue=name) == t["overdue"], name
+        assert samples.value("rq_queue_intermediate_jobs", queue=name) == t["intermediate"], name
+        assert samples.value("rq_queue_scheduler_active", queue=name) == t["scheduler"], name
+        age = samples.value("rq_queue_oldest_job_age_seconds", queue=name)
+        if t["head_enqueued_at"] is None:
+            assert age == 0, name
+        else:
+            enqueued = t["head_enqueued_at"].replace(tzinfo=timezone.utc).timestamp()
+            assert abs(age - (time.time() - enqueued)) < 2, (name, age)
+
+
+def assert_worker_metrics(samples: Samples, live: list, dead: int, queues: list[str]) -> None:
+    assert samples.value("rq_dead_workers") == dead
+    by_state = {state: 0 for state in WORKER_STATES}
+    per_queue = {(q, state): 0 for q in queues for state in WORKER_STATES}
+    for w in live:
+        by_state[w.get_state()] = by_state.get(w.get_state(), 0) + 1
+        for q in w.queue_names():
+            per_queue[(q, w.get_state())] = per_queue.get((q, w.get_state()), 0) + 1
+    assert labelled(samples, "rq_live_workers") == {(s,): n for s, n in by_state.items()}
+    assert labelled(samples, "rq_queue_workers") == per_queue
+
+    # per-worker series, rq-exporter 3.x's labels
+    assert labelled(samples, "rq_workers") == {(w.name, ",".join(w.queue_names()), w.get_state()): 1 for w in live}
+    for w in live:
+        key = (w.name, ",".join(w.queue_names()))
+        assert labelled(samples, "rq_workers_success_total")[key] == w.successful_job_count
+        assert labelled(samples, "rq_workers_failed_total")[key] == w.failed_job_count
+        assert labelled(samples, "rq_workers_working_time_total")[key] == pytest.approx(w.total_working_time)
+        heartbeat = labelled(samples, "rq_worker_last_heartbeat_timestamp_seconds")[key]
+        # the worker may beat between RQ's read and the scrape: within a couple of seconds
+        assert abs(heartbeat - w.last_heartbeat.replace(tzinfo=timezone.utc).timestamp()) < 3
+
+
+def consistent(exporter: Exporter, conn: redis.Redis, queues: list[str]):
+    """A scrape taken between two equal readings of the truth (workers keep moving)."""
+    def attempt():
+        before = truth_of_queues(conn, queues), truth_of_workers(conn)
+        samples = exporter.scrape()
+        after = truth_of_queues(conn, queues), truth_of_workers(conn)
+        same = before[0] == after[0] and [(w.name, w.get_state(), w.successful_job_count, w.failed_job_count)
+                                         for w in before[1][0]] == \
+            [(w.name, w.get_state(), w.successful_job_count, w.failed_job_count) for w in after[1][0]] \
+            and before[1][1] == after[1][1]
+        return same and (samples, after[0], after[1])
+    return wait_for(attempt, timeout=10, interval=0.2, what="a scrape between two equal truths")
+
+
+def test_jobs_and_workers_against_rq(redis_db, tmp_path):
+    conn = redis_db.client()
+    default, low, slow = (Queue(n, connection=conn) for n in ("default", "low", "slow"))
+
+    # Enqueued before any worker runs.
+    for _ in range(3):
+        default.enqueue(jobs.sleep_for, 0)
+    default.enqueue(jobs.fail)
+    retried = default.enqueue(jobs.fail, retry=Retry(max=2))  # 3 attempts, then failed
+    parent = low.enqueue(jobs.sleep_for, 0)  # low has no worker: stays queued
+    deferred = default.enqueue(jobs.sleep_for, 0, depends_on=parent)
+    canceled = low.enqueue(jobs.sleep_for, 0)
+    canceled.cancel()
+    default.enqueue_in(timedelta(hours=1), jobs.sleep_for, 0)  # not due
+    low.enqueue_in(timedelta(seconds=1), jobs.sleep_for, 0)  # due soon, and no scheduler serves low
+    slow.enqueue_in(timedelta(seconds=1), jobs.sleep_for, 0)  # moved by the slow worker's scheduler
+    pid_file = tmp_path / "horse.pid"
+    slow.enqueue(jobs.pid_then_sleep, str(pid_file), 600, job_timeout=900)
+
+    main = RQWorker(redis_db.url, "default", name="w-main", extra_args=QUICK + ("--worker-ttl", "20"))
+    busy = RQWorker(redis_db.url, "slow", name="w-busy", with_scheduler=True,
+                    extra_args=QUICK + ("--worker-ttl", "20"))
+    exporter = Exporter("--redis-url", redis_db.url)
+    queues = ["default", "low", "slow"]
+    horse_pid = None
+    try:
+        finished = FinishedJobRegistry("default", connection=conn)
+        failed = FailedJobRegistry("default", connection=conn)
+        wait_for(lambda: len(finished.get_job_ids(cleanup=False)) == 3
+                 and len(failed.get_job_ids(cleanup=False)) == 2, timeout=30, what="default's jobs to run")
+        wait_for(pid_file.exists, timeout=20, what="the slow job to start")
+        horse_pid = int(pid_file.read_text())
+        wait_for(lambda: slow.count == 1 and not conn.zcard("rq:scheduled:slow"), timeout=15,
+                 what="the slow worker's scheduler to enqueue the due job")
+        wait_for(lambda: conn.zcount("rq:scheduled:low", 0, time.time() - 1) == 1, timeout=5,
+                 what="low's scheduled job to be overdue")
+
+        samples, queue_truth, (live, dead) = consistent(exporter, conn, queues)
+        # The scenario itself, so the comparison below is not vacuous:
+        assert queue_truth["default"] | {"head_enqueued_at": None} == {
+            "queued": 0, "started": 0, "finished": 3, "failed": 2, "deferred": 1, "scheduled": 1,
+            "canceled": 0, "abandoned": 0, "overdue": 0, "intermediate": 0, "scheduler": 0,
+            "head_enqueued_at": None}
+        assert (queue_truth["low"]["queued"], queue_truth["low"]["canceled"], queue_truth["low"]["overdue"]) \
+            == (1, 1, 1)
+        assert (queue_truth["slow"]["started"], queue_truth["slow"]["queued"], queue_truth["slow"]["scheduler"]) \
+            == (1, 1, 1)
+        assert sorted((w.name, w.get_state()) for w in live) == [("w-busy", "busy"), ("w-main", "idle")]
+        w_main = next(w for w in live if w.name == "w-main")
+        assert (w_main.successful_job_count, w_main.failed_job_count) == (3, 4)  # retries counted
+        assert w_main.total_working_time > 0
+        assert dead == 0
+        assert deferred.get_status(refresh=True) == "deferred" and retried.get_status(refresh=True) == "failed"
+
+        assert samples.value("rq_up") == 1
+        assert_queue_metrics(samples, queue_truth)
+        assert_worker_metrics(samples, live, dead, queues)
+
+        # SIGKILL the busy worker: its job is abandoned, its hash expires, it stays in rq:workers.
+        busy.kill()
+        os.kill(horse_pid, 9)  # the work horse outlives its parent; it must not keep running
+        wait_for(lambda: not conn.exists("rq:worker:w-busy"), timeout=20, what="w-busy's hash to expire")
+        wait_for(lambda: StartedJobRegistry("slow", connection=conn).get_expired_job_ids(), timeout=10,
+                 what="the slow job's heartbeat deadline to pass")
+        samples, queue_truth, (live, dead) = consistent(exporter, conn, queues)
+        assert (queue_truth["slow"]["started"], queue_truth["slow"]["abandoned"]) == (0, 1)
+        assert dead == 1 and [w.name for w in live] == ["w-main"]
+        assert conn.sismember("rq:workers", "rq:worker:w-busy")
+        assert_queue_metrics(samples, queue_truth)
+        assert_worker_metrics(samples, live, dead, queues)
+        assert samples.value("rq_queue_workers", queue="slow", state="busy") == 0
+    finally:
+        log = exporter.stop()
+        main.stop()
+        busy.kill()
+        if horse_pid:
+            try:
+                os.kill(horse_pid, 9)
+            except ProcessLookupError:
+                pass
+    assert "Traceback" not in log
+    assert "skipped" not in log  # RQ's real data is never "malformed"
+
+
+def test_per_worker_series_off(redis_db):
+    conn = redis_db.client()
+    Queue("default", connection=conn).enqueue(jobs.sleep_for, 0)
+    worker = RQWorker(redis_db.url, "default", name="w-quiet")
+    exporter = Exporter("--redis-url", redis_db.url, "--no-per-worker-metrics")
+    try:
+        wait_for(lambda: conn.zcard("rq:finished:default") == 1, timeout=20, what="the job to finish")
+        samples = wait_for(lambda: (s := exporter.scrape()).value("rq_live_workers", state="idle") == 1 and s,
+                           timeout=10, what="the worker to be idle")
+        assert samples.value("rq_queue_workers", queue="default", state="idle") == 1
+        assert not {n for n in samples.names() if n.startswith(("rq_workers", "rq_worker_"))}
+        assert all(("name", "w-quiet") not in labels for (_, labels) in samples)
+    finally:
+        exporter.stop()
+        worker.stop()
+
+
+ENQUEUE_WITH_PREFIX = """
+import sys
+from rq import Queue
+import redis, jobs
+q = Queue("pfx", connection=redis.Redis.from_url(sys.argv[1]))
+q.enqueue(jobs.sleep_for, 0)
+q.enqueue(jobs.fail)
+"""
+
+
+@pytest.mark.skipif(RQ_MAJOR < 3, reason="RQ_KEY_PREFIX is RQ 3.0's; RQ 2.x always uses 'rq'")
+def test_rq_3_key_prefix(redis_db):
+    env = {"RQ_KEY_PREFIX": "custom"}
+    # RQ reads RQ_KEY_PREFIX when imported, so the application side runs in its own processes.
+    subprocess.run([sys.executable, "-c", ENQUEUE_WITH_PREFIX, redis_db.url], env=worker_env(env), check=True,
+                   cwd=Path(__file__).parent, timeout=30)
+    conn = redis_db.client()
+    assert conn.exists("custom:queues") and not conn.exists("rq:queues")
+    worker = RQWorker(redis_db.url, "pfx", name="w-prefixed", env=env)
+    custom = Exporter("--redis-url", redis_db.url, "--key-prefix", "custom")
+    plain = Exporter("--redis-url", redis_db.url)
+    try:
+        wait_for(lambda: conn.zcard("custom:finished:pfx") == 1 and conn.zcard("custom:failed:pfx") == 1,
+                 timeout=20, what="the prefixed jobs to run")
+        samples = wait_for(lambda: (s := custom.scrape()).get_value("rq_live_workers", state="idle") == 1 and s,
+                           timeout=10, what="the prefixed worker to be idle")
+        assert samples.value("rq_jobs", queue="pfx", status="finished") == 1
+        assert samples.value("rq_jobs", queue="pfx", status="failed") == 1
+        assert samples.value("rq_queue_workers", queue="pfx", state="idle") == 1
+        assert samples[("rq_workers_success_total", frozenset({"name": "w-prefixed", "queues": "pfx"}.items()))] == 1
+        other = plain.scrape()
+        assert other.value("rq_up") == 1 and not other.series("rq_jobs") and other.value("rq_live_workers",
+                                                                                           state="idle") == 0
+    finally:
+        custom.stop()
+        plain.stop()
+        worker.stop()
