@@ -1,0 +1,84 @@
+"""Helpers of the bundle tests: load the generators, read dashboard queries, run promtool."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from support import ROOT, require_tool
+
+from rq_exporter.catalogue import BY_NAME
+
+PROMETHEUS = ROOT / "prometheus"
+DASHBOARDS = ROOT / "dashboards"
+RULES = PROMETHEUS / "rules" / "rq-alerts.yml"
+
+
+def load_module(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rule_generator():
+    return load_module(PROMETHEUS / "generate_rules.py")
+
+
+def dashboard_generator():
+    return load_module(DASHBOARDS / "generate.py")
+
+
+def dashboards() -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
+
+
+def panels(dashboard: dict) -> list[dict]:
+    return [p for p in dashboard["panels"] if p["type"] != "row"]
+
+
+def queries() -> list[tuple[str, str, str]]:
+    """(dashboard file, panel title, expr) of every panel query."""
+    return [(name, panel["title"], t["expr"]) for name, board in dashboards().items()
+            for panel in panels(board) for t in panel["targets"]]
+
+
+def substitute(expr: str, job: str = "rq", instance: str = ".*", queue: str = ".*",
+               rate_interval: str = "1m", range_: str = "5m") -> str:
+    """A Grafana query as Grafana would send it, with the variables set."""
+    return (expr.replace("$__rate_interval", rate_interval).replace("$__range", range_)
+            .replace("$job", job).replace("$instance", instance).replace("$queue", queue))
+
+
+NAME = re.compile(r"\b(rq_[a-z0-9_]+)\b")
+
+
+def metric_names(expr: str) -> set[str]:
+    """Catalogue names the query reads (a histogram's _bucket/_sum/_count map to the histogram)."""
+    names = set()
+    for name in NAME.findall(expr):
+        for suffix in ("", "_bucket", "_sum", "_count"):
+            base = name.removesuffix(suffix) if suffix else name
+            if base in BY_NAME and (not suffix or BY_NAME[base].type in ("histogram", "summary")):
+                names.add(base)
+                break
+        else:
+            names.add(name)  # unknown: the caller reports it
+    return names
+
+
+def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([require_tool("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def check_queries_parse(exprs: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    """promtool's PromQL parser on each query, as recording rules of a throwaway rule file."""
+    import yaml
+
+    rules = [{"record": f"query_{i}", "expr": e} for i, e in enumerate(exprs)]
+    path = tmp / "queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}))
+    return promtool("check", "rules", str(path))
