@@ -48,8 +48,11 @@ def connect(settings: Settings) -> redis.Redis:
 
         sentinel = Sentinel(
             settings.sentinels(),
-            socket_timeout=settings.redis_read_timeout,
-            socket_connect_timeout=settings.redis_connect_timeout,
+            sentinel_kwargs={
+                "socket_timeout": settings.redis_read_timeout,
+                "socket_connect_timeout": settings.redis_connect_timeout,
+                "retry": _no_retry(),
+            },
         )
         return sentinel.master_for(settings.sentinel_master, db=settings.redis_db, **options)
     url = settings.effective_redis_url()
@@ -58,3 +61,23 @@ def connect(settings: Settings) -> redis.Redis:
     # Explicit options win over what the URL says, except credentials the URL carries.
     client = redis.Redis.from_url(url, **options)
     return client
+
+
+def follow_master(client: redis.Redis) -> None:
+    """With Sentinel: ask where the master is now and drop idle connections to a former one.
+
+    redis-py asks Sentinel only when it opens a connection, and after a planned failover
+    (SENTINEL FAILOVER) the old master keeps serving its open connections for about ten
+    seconds until Sentinel demotes it; without this the exporter would read stale data for
+    that long. One round trip to a Sentinel per scrape; nothing without Sentinel."""
+    refresh = getattr(client.connection_pool, "get_master_address", None)
+    if refresh is None:
+        return
+    from redis.sentinel import MasterNotFoundError
+
+    try:
+        refresh()
+    except MasterNotFoundError:
+        # No Sentinel answers: open connections to the master still serve; a new one cannot
+        # be made and fails the read (rq_up 0).
+        pass

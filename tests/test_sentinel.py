@@ -1,0 +1,121 @@
+"""Sentinel: a real redis-sentinel watching a master and a replica; SENTINEL FAILOVER while the
+exporter runs, and the exporter follows the new master (proven by killing the old one)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue
+
+from support import Exporter, RedisServer, free_port, require_tool, wait_for
+
+MASTER = "rqmaster"
+
+
+class Sentinel:
+    def __init__(self, master_port: int) -> None:
+        binary = require_tool("redis-sentinel")
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="rq-exporter-sentinel-"))
+        config = self.dir / "sentinel.conf"  # sentinel rewrites its config: it must be writable
+        config.write_text(f"""port {self.port}
+bind 127.0.0.1
+dir {self.dir}
+sentinel monitor {MASTER} 127.0.0.1 {master_port} 1
+sentinel down-after-milliseconds {MASTER} 2000
+sentinel failover-timeout {MASTER} 10000
+""")
+        self.process = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client = redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
+        wait_for(self._pings, what="redis-sentinel")
+
+    def _pings(self) -> bool:
+        try:
+            return self.client.ping()
+        except redis.RedisError:
+            return False
+
+    def master_port(self) -> int:
+        return int(self.client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)[1])
+
+    def replica_ready(self, port: int) -> bool:
+        for replica in self.client.execute_command("SENTINEL", "REPLICAS", MASTER):
+            fields = dict(zip(replica[::2], replica[1::2])) if isinstance(replica, list) else replica
+            if int(fields["port"]) == port and fields["flags"] == "slave" and fields.get("master-link-status") == "ok":
+                return True
+        return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.client.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster():
+    master = RedisServer().start()
+    replica = RedisServer("--replicaof", "127.0.0.1", str(master.port)).start()
+    sentinel = None
+    try:
+        sentinel = Sentinel(master.port)
+        yield master, replica, sentinel
+    finally:
+        if sentinel:
+            sentinel.stop()
+        replica.cleanup()
+        master.cleanup()
+
+
+def _smembers_calls(server: RedisServer) -> int:
+    return server.client().info("commandstats").get("cmdstat_smembers", {}).get("calls", 0)
+
+
+def test_exporter_follows_a_sentinel_failover(cluster):
+    master, replica, sentinel = cluster
+    Queue("before", connection=master.client()).enqueue("jobs.sleep_for", 0)
+    exporter = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
+                        "--redis-connect-timeout", "1", "--redis-read-timeout", "1")
+    try:
+        first = exporter.scrape()
+        assert first.value("rq_up") == 1
+        assert first.value("rq_jobs", queue="before", status="queued") == 1
+        assert _smembers_calls(master) == 2  # one scrape: the queue and worker sets, read on the master
+
+        wait_for(lambda: sentinel.replica_ready(replica.port), timeout=30, interval=0.2,
+                 what="sentinel to see the replica in sync")
+        sentinel.client.execute_command("SENTINEL", "FAILOVER", MASTER)
+        wait_for(lambda: sentinel.master_port() == replica.port, timeout=30, interval=0.1,
+                 what="sentinel to promote the replica")
+        wait_for(lambda: replica.client().info("replication")["role"] == "master", timeout=15)
+
+        Queue("after", connection=replica.client()).enqueue("jobs.sleep_for", 0)
+        # The old master still serves open connections for ~10 s until Sentinel demotes it;
+        # the exporter asks Sentinel on every scrape, so it moves at once.
+        moved = exporter.scrape()
+        assert moved.value("rq_up") == 1
+        assert moved.value("rq_jobs", queue="after", status="queued") == 1
+        assert _smembers_calls(replica) == 2
+
+        master.stop()  # the old master is gone for good: only the new one can answer
+        later = exporter.scrape()
+        assert later.value("rq_up") == 1
+        assert later.value("rq_jobs", queue="after", status="queued") == 1
+        assert later.value("rq_jobs", queue="before", status="queued") == 1
+
+        # Sentinel gone: the open connection to the master still serves ...
+        sentinel.process.kill()
+        sentinel.process.wait()
+        assert exporter.scrape().value("rq_up") == 1
+        # ... and with the master gone too, scrapes answer rq_up 0 within the timeouts.
+        replica.stop()
+        assert exporter.scrape(timeout=8).value("rq_up") == 0
+    finally:
+        log = exporter.stop()
+    assert "Traceback" not in log
