@@ -1,0 +1,297 @@
+"""Side-by-side scrape benchmark: this exporter against rq-exporter 3.1.0 on the same Redis.
+
+    .venv/bin/python bench/run.py                          # 1000 queues, 200 workers, 1M jobs
+    .venv/bin/python bench/run.py --delay-ms 0.5           # + a proxy adding 0.5 ms each way
+    .venv/bin/python bench/run.py --scaling                # scrape time at 10..5000 queues
+    .venv/bin/python bench/run.py --queues 3 --workers 2 --jobs 50 --no-peer   # a smoke run
+
+It starts its own redis-server on a free loopback port, fills it (bench/dataset.py), installs
+rq-exporter==3.1.0 into bench/.venv-peer on first use, starts both exporters against that
+Redis (through bench/proxy.py when --delay-ms is set) and scrapes them in turn. For each
+exporter it prints the median and p90 of the HTTP GET /metrics time, the Redis commands and
+Redis server time per scrape (INFO commandstats deltas), write commands, round trips (counted
+by the proxy), the peak RSS, and the ratio to rq-exporter. Everything it starts is stopped at
+the end; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from dataset import Size, fill  # noqa: E402
+from proxy import DelayProxy, measured_round_trip  # noqa: E402
+
+PEER = "rq-exporter==3.1.0"
+PEER_VENV = BENCH / ".venv-peer"
+SCALING = ((10, 20, 10_000), (100, 200, 100_000), (1000, 200, 10_000), (1000, 200, 1_000_000),
+           (5000, 200, 1_000_000))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+@contextmanager
+def redis_server():
+    directory = tempfile.mkdtemp(prefix="rq-bench-")
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_timeout=60)
+
+    def pings() -> bool:
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_for(pings, 10, "redis-server")
+        yield port, client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def peer_command() -> list[str]:
+    binary = PEER_VENV / "bin" / "rq-exporter"
+    if not binary.exists():
+        print(f"installing {PEER} into {PEER_VENV} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([str(PEER_VENV / "bin" / "pip"), "install", "-q", PEER], check=True)
+    return [str(binary)]
+
+
+@dataclass
+class Exporter:
+    name: str
+    command: list[str]
+    redis_port: int
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    proxy: DelayProxy | None = None
+    times: list[float] = field(default_factory=list)
+    commands: list[int] = field(default_factory=list)
+    usec: list[int] = field(default_factory=list)
+    writes: list[int] = field(default_factory=list)
+    round_trips: list[int] = field(default_factory=list)
+    samples: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def start(self, startup_timeout: float) -> None:
+        target = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.process = subprocess.Popen(
+            [*self.command, "--host", "127.0.0.1", "--port", str(self.port), "--redis-url", target],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+
+        def serving() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.process.stderr.read().decode()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(serving, startup_timeout, f"{self.name} to listen")
+
+    def scrape(self, timeout: float) -> bytes:
+        with urllib.request.urlopen(self.url, timeout=timeout) as response:
+            if response.status != 200:
+                raise RuntimeError(f"{self.name}: HTTP {response.status}")
+            return response.read()
+
+    def peak_rss_mb(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    return {key[len("cmdstat_"):]: (int(v["calls"]), int(v["usec"]))
+            for key, v in client.info("commandstats").items()}
+
+
+def is_write(client: redis.Redis, command: str, cache: dict[str, bool]) -> bool:
+    if command not in cache:
+        # Subcommands (client|setinfo) are judged by their container: none of those writes data.
+        top = command.partition("|")[0]
+        info = client.execute_command("COMMAND", "INFO", top).get(top) or {}
+        cache[command] = "write" in info.get("flags", [])
+    return cache[command]
+
+
+def measure(exporter: Exporter, client: redis.Redis, timeout: float, write_cache: dict) -> None:
+    """One scrape, with what it cost Redis (the benchmark's own INFO calls left out)."""
+    before = commandstats(client)
+    bursts = exporter.proxy.bursts if exporter.proxy else 0
+    start = time.perf_counter()
+    body = exporter.scrape(timeout)
+    exporter.times.append(time.perf_counter() - start)
+    after = commandstats(client)
+    delta = {name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
+             for name, (calls, usec) in after.items() if name != "info"}
+    exporter.commands.append(sum(c for c, _ in delta.values()))
+    exporter.usec.append(sum(u for _, u in delta.values()))
+    exporter.writes.append(sum(c for name, (c, _) in delta.items() if c and is_write(client, name, write_cache)))
+    if exporter.proxy:
+        exporter.round_trips.append(exporter.proxy.bursts - bursts)
+    exporter.samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
+
+
+def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: float,
+        budget: float) -> dict:
+    """Fill a fresh Redis, scrape both exporters in turn; returns the figures."""
+    result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms}
+    with ExitStack() as stack:
+        redis_port, client = stack.enter_context(redis_server())
+        result["fill"] = fill("127.0.0.1", redis_port, size)
+        exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter"], redis_port)]
+        if with_peer:
+            exporters.append(Exporter("rq-exporter 3.1.0", peer_command(), redis_port))
+        for exporter in exporters:
+            if delay_ms > 0:
+                exporter.proxy = stack.enter_context(DelayProxy(redis_port, delay_ms / 1000))
+                exporter.redis_port = exporter.proxy.port
+            stack.callback(exporter.stop)
+            exporter.start(startup_timeout=timeout)
+        if delay_ms > 0:
+            direct = measured_round_trip(redis_port)
+            result["added_rtt_ms"] = round((measured_round_trip(exporters[0].proxy.port) - direct) * 1e3, 3)
+        write_cache: dict[str, bool] = {}
+        for exporter in exporters:
+            exporter.scrape(timeout)  # warm-up: connections, imports, first-call caches
+        deadline = time.monotonic() + budget
+        for i in range(scrapes):
+            if i >= 3 and time.monotonic() > deadline:
+                break  # bounded in time: at least 3 scrapes each, then stop at the budget
+            for exporter in exporters:
+                measure(exporter, client, timeout, write_cache)
+        result["exporters"] = [summary(e) for e in exporters]
+    if with_peer:
+        ours, peer = result["exporters"]
+        ours["speedup"] = round(peer["median_ms"] / ours["median_ms"], 1)
+    return result
+
+
+def summary(e: Exporter) -> dict:
+    return {
+        "name": e.name,
+        "scrapes": len(e.times),
+        "median_ms": round(statistics.median(e.times) * 1e3, 2),
+        "p90_ms": round(percentile(e.times, 0.9) * 1e3, 2),
+        "commands": int(statistics.median(e.commands)),
+        "redis_usec": int(statistics.median(e.usec)),
+        "writes": int(statistics.median(e.writes)),
+        "round_trips": int(statistics.median(e.round_trips)) if e.round_trips else None,
+        "samples": e.samples,
+        "peak_rss_mb": round(e.peak_rss_mb(), 1),
+    }
+
+
+def print_run(result: dict) -> None:
+    delay = f", proxy +{result['delay_ms']} ms each way (measured added RTT {result.get('added_rtt_ms')} ms)" \
+        if result["delay_ms"] else ", loopback"
+    print(f"\n{result['queues']} queues, {result['workers']} workers, {result['jobs']} jobs{delay}"
+          f" (fill {result['fill']['seconds']} s)")
+    head = f"{'exporter':<20} {'scrapes':>7} {'median ms':>10} {'p90 ms':>9} {'commands':>9} " \
+           f"{'redis us':>9} {'writes':>6} {'RTs':>6} {'samples':>8} {'RSS MB':>7} {'speedup':>8}"
+    print(head)
+    for e in result["exporters"]:
+        rts = "-" if e["round_trips"] is None else e["round_trips"]
+        print(f"{e['name']:<20} {e['scrapes']:>7} {e['median_ms']:>10} {e['p90_ms']:>9} {e['commands']:>9} "
+              f"{e['redis_usec']:>9} {e['writes']:>6} {rts:>6} {e['samples']:>8} {e['peak_rss_mb']:>7} "
+              f"{e.get('speedup', '-'):>8}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Scrape benchmark: rq_exporter vs rq-exporter 3.1.0")
+    parser.add_argument("--queues", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--scrapes", type=int, default=20, help="scrapes per exporter (at most)")
+    parser.add_argument("--budget", type=float, default=120, help="seconds of scraping per run, after 3 scrapes")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="proxy delay per direction (0: direct)")
+    parser.add_argument("--no-peer", action="store_true", help="only this exporter")
+    parser.add_argument("--scaling", action="store_true", help="the scaling table instead of one run")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds per scrape or startup")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        print("bench: redis-server is not installed (scripts/system-deps.sh)", file=sys.stderr)
+        return 2
+    results = []
+    sizes = [Size(q, w, j) for q, w, j in SCALING] if args.scaling else [Size(args.queues, args.workers, args.jobs)]
+    for size in sizes:
+        result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget)
+        print_run(result)
+        results.append(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=1) + "\n")
+    return 0
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?")
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": sys.version.split()[0], "redis": redis_version,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

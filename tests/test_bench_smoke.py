@@ -1,0 +1,60 @@
+"""The benchmark (bench/) at toy size, so that it cannot rot; the real runs are in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from rq import Queue, Worker
+
+from support import ROOT, RedisServer, require_tool
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from dataset import Size, fill  # noqa: E402
+
+
+def test_filled_dataset_is_what_rq_itself_reads(redis_db):
+    size = Size(queues=3, workers=4, jobs=300, dead_workers=1)
+    written = fill("127.0.0.1", redis_db.port, size)
+    client = redis_db.client()
+    queues = Queue.all(connection=client)
+    assert sorted(q.name for q in queues) == ["q00000", "q00001", "q00002"]
+    queue = Queue("q00000", connection=client)
+    counts = {
+        "queued": queue.count,
+        "started": queue.started_job_registry.get_job_count(cleanup=False),
+        "finished": queue.finished_job_registry.get_job_count(cleanup=False),
+        "failed": queue.failed_job_registry.get_job_count(cleanup=False),
+        "deferred": queue.deferred_job_registry.get_job_count(cleanup=False),
+        "scheduled": queue.scheduled_job_registry.get_job_count(cleanup=False),
+        "canceled": queue.canceled_job_registry.get_job_count(cleanup=False),
+    }
+    assert sum(counts.values()) == 100 and all(counts.values()), counts
+    assert {status: n * 3 for status, n in counts.items()} == {s: written[s] for s in counts}
+    job = queue.fetch_job(queue.get_job_ids()[0])
+    assert job.func_name == "bench.jobs.work" and job.origin == "q00000" and job.enqueued_at is not None
+    # Worker.all() reads the live workers (and, being RQ, removes the dead one: a write).
+    workers = Worker.all(connection=client)
+    assert len(workers) == 4
+    assert {w.get_state() for w in workers} == {"busy", "idle"}
+    assert all(len(w.queue_names()) == 3 and w.successful_job_count >= 1000 for w in workers)
+
+
+def test_bench_runs_one_scrape_of_ours_through_the_delay_proxy(tmp_path):
+    require_tool("redis-server")
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--queues", "3", "--workers", "2", "--jobs", "60", "--scrapes", "2",
+         "--no-peer", "--delay-ms", "1", "--timeout", "20", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    run = json.loads(out.read_text())["results"][0]
+    ours = run["exporters"][0]
+    assert ours["scrapes"] == 2
+    assert ours["writes"] == 0
+    assert 1 <= ours["round_trips"] <= 3
+    assert ours["commands"] >= 3 * 13  # every queue was read
+    assert run["added_rtt_ms"] >= 1.5  # 1 ms each way
+    assert "rq_exporter (ours)" in result.stdout
