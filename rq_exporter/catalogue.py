@@ -22,6 +22,8 @@ class MetricSpec:
 
 
 PER_WORKER = "per-worker: off with `--no-per-worker-metrics`"
+TIMING = "off with `--no-job-timing`"
+FUNC = "`func` label with `--timing-func-label`"
 
 CATALOGUE: tuple[MetricSpec, ...] = (
     # --- the exporter itself -----------------------------------------------------------
@@ -59,6 +61,22 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "Scheduled jobs whose time has come but which are still in the scheduled registry.", ("queue",)),
     MetricSpec("rq_queue_scheduler_active", "gauge", "1 while an RQ scheduler holds the queue's scheduler lock.",
                ("queue",)),
+    # --- job timing (--job-timing) ---------------------------------------------------------
+    MetricSpec("rq_job_duration_seconds", "histogram",
+               "Run time (ended_at - started_at) of jobs that finished or failed since the exporter started.",
+               ("queue", "status"), group="timing", note=TIMING + "; status: finished, failed; " + FUNC),
+    MetricSpec("rq_job_wait_seconds", "histogram",
+               "Time from enqueued_at to started_at of jobs that finished or failed since the exporter started.",
+               ("queue",), group="timing", note=TIMING + "; " + FUNC),
+    MetricSpec("rq_jobs_finished_total", "counter",
+               "Jobs that finished since the exporter started, however results expire and workers come and go.",
+               ("queue",), group="timing", note=TIMING),
+    MetricSpec("rq_jobs_failed_total", "counter",
+               "Jobs that failed (for good, after their retries) since the exporter started.",
+               ("queue",), group="timing", note=TIMING),
+    MetricSpec("rq_exporter_jobs_not_timed_total", "counter",
+               "Finished or failed jobs counted but not timed: past --timing-max-jobs-per-scrape, kept forever "
+               "(TTL -1) or without start/end times.", ("queue",), group="timing", note=TIMING),
     # --- workers --------------------------------------------------------------------------
     MetricSpec("rq_live_workers", "gauge", "Live workers by state (present even when 0).", ("state",), group="worker"),
     MetricSpec("rq_dead_workers", "gauge",

@@ -21,6 +21,8 @@ from rq_exporter.reader import Keys, read_snapshot
 from rq_exporter.settings import Settings
 from rq_exporter.singleflight import SingleFlight
 from rq_exporter.snapshot import Problem, Snapshot
+from rq_exporter.timing import Timing, parse_buckets, parse_ttls
+from rq_exporter.timing_reads import TimingScan
 
 log = logging.getLogger("rq_exporter")
 
@@ -38,6 +40,8 @@ class RQCollector(Collector):
         self._flight: SingleFlight[list[Metric]] = SingleFlight()
         self._logged: set[tuple[str, str]] = set()
         self._down_reason: str | None = None
+        # The timing tracker's cursors and counters live as long as the process.
+        self._timing = _timing(settings) if settings.job_timing else None
 
     def describe(self) -> list[Metric]:
         # Registering must not read Redis.
@@ -56,23 +60,29 @@ class RQCollector(Collector):
     def _scrape(self) -> Iterator[Metric]:
         start = time.perf_counter()
         self._stats.scrapes += 1
-        snapshot = self._read()
+        scan = TimingScan(self._timing, self._keys) if self._timing is not None else None
+        snapshot = self._read(scan)
         if snapshot is None:
             self._stats.errors += 1
             families: list[Metric] = []
         else:
             self._record(snapshot.problems)
+            if scan is not None:
+                self._record(tuple(scan.finish()))
             families = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
         duration = time.perf_counter() - start
         self._stats.seconds += duration
         round_trips = snapshot.round_trips if snapshot else 0
         yield from exporter_families(self._stats, snapshot is not None, duration, round_trips)
         yield from families
+        if self._timing is not None:
+            # Counters keep their values while Redis is down: they are the exporter's own state.
+            yield from self._timing.families(q.name for q in snapshot.queues) if snapshot else self._timing.families()
 
-    def _read(self) -> Snapshot | None:
+    def _read(self, extra: TimingScan | None = None) -> Snapshot | None:
         try:
             follow_master(self._client)
-            snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue)
+            snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue, extra=extra)
         except (redis.RedisError, OSError) as error:
             reason = f"{type(error).__name__}: {error}"
             if reason != self._down_reason:
@@ -91,3 +101,15 @@ class RQCollector(Collector):
             if seen not in self._logged and len(self._logged) < MAX_LOGGED_PROBLEMS:
                 self._logged.add(seen)
                 log.warning("skipped %s (%s): %s", problem.key, problem.reason, problem.detail)
+
+
+def _timing(settings: Settings) -> Timing:
+    return Timing(
+        buckets=parse_buckets(settings.timing_buckets),
+        max_jobs_per_scrape=settings.timing_max_jobs_per_scrape,
+        discovery_per_scrape=settings.timing_discovery_per_scrape,
+        slack=settings.timing_clock_slack,
+        extra_ttls=parse_ttls(settings.timing_ttls),
+        func_label=settings.timing_func_label,
+        func_limit=settings.timing_func_limit,
+    )

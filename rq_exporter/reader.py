@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import redis
 
@@ -67,11 +68,15 @@ class _Reading:
 
     now: float
     problems: list[Problem] = field(default_factory=list)
+    # Extra reads repeat keys this reader already reads (and reports): their errors count once.
+    quiet: set[tuple] = field(default_factory=set)
 
     def problem(self, reason: str, key: bytes | str, detail: str = "") -> None:
         self.problems.append(Problem(reason, parse.text(key), detail[:200]))
 
     def on_error(self, command: tuple, error: Exception) -> None:
+        if command in self.quiet:
+            return
         key = command[1] if len(command) > 1 else command[0]
         reason = "wrong_type" if "WRONGTYPE" in str(error) else "error_reply"
         self.problem(reason, key, f"{parse.text(command[0])}: {error}")
@@ -85,10 +90,31 @@ class _Queue:
     head: bytes | None = None
 
 
+class ExtraReads(Protocol):
+    """More reads riding in rounds 2 and 3 (job timing), so the round trips stay constant."""
+
+    def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None: ...
+
+    def third(self, batch: Batch) -> None: ...
+
+
+class _Quiet:
+    """A batch whose commands' error replies are not counted as problems."""
+
+    def __init__(self, batch: Batch, reading: _Reading) -> None:
+        self._batch = batch
+        self._reading = reading
+
+    def add(self, handler: Callable, *command: object) -> None:
+        self._reading.quiet.add(command)
+        self._batch.add(handler, *command)
+
+
 def read_snapshot(
     client: redis.Redis,
     keys: Keys,
     wants_queue: Callable[[str], bool] = lambda name: True,
+    extra: ExtraReads | None = None,
 ) -> Snapshot:
     """One consistent-enough view of RQ's state. Raises redis errors when Redis cannot be read."""
     reading = _Reading(now=time.time())
@@ -113,6 +139,8 @@ def read_snapshot(
     worker_replies: list[tuple[bytes, list]] = []
     for key in worker_keys:
         second.add(lambda reply, key=key: worker_replies.append((key, reply)), "HMGET", key, *WORKER_FIELDS)
+    if extra is not None:
+        extra.second(_Quiet(second, reading), [(q.raw, q.name) for q in queues], reading.now)
     second.run(client)
     round_trips += 1
 
@@ -128,6 +156,8 @@ def read_snapshot(
                 b"enqueued_at",
                 b"created_at",
             )
+    if extra is not None:
+        extra.third(_Quiet(third, reading))
     if len(third):
         third.run(client)
         round_trips += 1

@@ -24,6 +24,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from rq_exporter.timing import parse_buckets, parse_ttls
+
 ENV_PREFIX = "RQ_EXPORTER_"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -143,6 +145,49 @@ class Settings(BaseSettings):
         None, description="Ignored (rq-exporter 3.x compatibility): set --key-prefix instead."
     )
 
+    # --- Job timing ----------------------------------------------------------------
+    job_timing: bool = Field(
+        True,
+        description="Export job run/wait time histograms and rq_jobs_finished_total/rq_jobs_failed_total "
+        "(read incrementally from the finished and failed registries).",
+    )
+    timing_buckets: str = Field(
+        "0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,600,1800,3600,7200,14400",
+        description="Comma-separated upper bounds (seconds) of the rq_job_duration_seconds and "
+        "rq_job_wait_seconds buckets.",
+    )
+    timing_max_jobs_per_scrape: int = Field(
+        10_000,
+        ge=0,
+        description="Job hashes read per scrape to time newly ended jobs; jobs past it are still counted "
+        "but not timed (rq_exporter_jobs_not_timed_total).",
+    )
+    timing_ttls: str = Field(
+        "",
+        description="Comma-separated result_ttl/failure_ttl values (seconds) your jobs use besides RQ's "
+        "defaults (500, 31536000). Optional: others are discovered, declaring them saves the delay.",
+    )
+    timing_discovery_per_scrape: int = Field(
+        100,
+        ge=0,
+        description="Job hashes read per scrape to discover TTLs not declared in --timing-ttls.",
+    )
+    timing_clock_slack: int = Field(
+        10,
+        ge=0,
+        le=3600,
+        description="Seconds by which RQ workers' clocks may differ from the exporter's (overlap of the "
+        "registry windows read each scrape).",
+    )
+    timing_func_label: bool = Field(
+        False,
+        description="Add a func label (the job's function name, read without unpickling) to the timing "
+        "histograms.",
+    )
+    timing_func_limit: int = Field(
+        100, ge=1, description="Distinct func label values; further functions are folded into 'other'."
+    )
+
     # --- Logging -----------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="Log level."
@@ -186,6 +231,18 @@ class Settings(BaseSettings):
         # The same rule RQ 3.0 applies to RQ_KEY_PREFIX.
         if not all(c.isalnum() or c in "_.:{}-" for c in value):
             raise ValueError("only letters, digits and _ . : - { } are allowed")
+        return value
+
+    @field_validator("timing_buckets")
+    @classmethod
+    def _check_buckets(cls, value: str) -> str:
+        parse_buckets(value)
+        return value
+
+    @field_validator("timing_ttls")
+    @classmethod
+    def _check_ttls(cls, value: str) -> str:
+        parse_ttls(value)
         return value
 
     @model_validator(mode="after")

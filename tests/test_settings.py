@@ -70,7 +70,23 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "queue_class": ("app.Queue", "app.Queue", []),
         "log_level": ("DEBUG", "DEBUG", []),
         "log_format": ("json", "json", []),
+        "job_timing": ("false", False, []),
+        "timing_buckets": ("0.5,5,50", "0.5,5,50", []),
+        "timing_max_jobs_per_scrape": ("50", 50, []),
+        "timing_ttls": ("60,3600", "60,3600", []),
+        "timing_discovery_per_scrape": ("7", 7, []),
+        "timing_clock_slack": ("3", 3, []),
+        "timing_func_label": ("true", True, []),
+        "timing_func_limit": ("5", 5, []),
     }
+
+
+# Boolean flags are switched with --name / --no-name rather than given a value.
+BOOLEAN_ARGS = {
+    "per_worker_metrics": ["--no-per-worker-metrics"],
+    "job_timing": ["--no-job-timing"],
+    "timing_func_label": ["--timing-func-label"],
+}
 
 
 def plain(value: object) -> object:
@@ -92,8 +108,8 @@ def test_every_setting_has_a_sample_here(files):
 
 def test_every_setting_is_a_flag(files):
     for name, (typed, expected, companions) in sample_values(files).items():
-        if name == "per_worker_metrics":
-            args = ["--no-per-worker-metrics"]
+        if name in BOOLEAN_ARGS:
+            args = BOOLEAN_ARGS[name]
         else:
             args = [flag(name), typed]
         settings = load(args + companions)

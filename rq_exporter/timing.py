@@ -1,0 +1,480 @@
+"""Job timing: which finished and failed registry entries are new since the last scrape, and the
+histograms and counters they feed. Pure logic; the Redis reads are in timing_reads.py.
+
+RQ keeps no completion log. A registry entry's score is the worker's clock when it stored the
+job (whole seconds) plus the job's TTL (result_ttl or failure_ttl), so the entries of one TTL
+``t`` that ended since the last scrape sit in one score window ``[last + t, now + t]``. The
+tracker learns, per queue and registry, the set of TTLs in use (a job's TTL is its score minus
+its ``ended_at``) and reads one window per TTL each scrape. Each TTL has its own cursor, in
+"ended at" seconds (score - ttl), so a TTL learned late is read from the queue's floor onwards.
+
+Exactness:
+- windows overlap the previous one by ``slack`` (+ ``TOLERANCE``) seconds for clock skew
+  between workers and exporter and for jobs stored a little after they ended; an entry is
+  remembered as (member, score) only while a window can return it again, so memory is bounded
+  by the jobs of that overlap;
+- an entry is counted only by its own TTL (read from its hash), so TTLs whose windows overlap,
+  or an old entry of a long TTL whose score passes through a short TTL's window, count once;
+- a job that runs again gets a new score, hence a new (member, score): it counts again;
+- a TTL seen for the first time is not counted where it was seen: its window starts at the
+  queue's floor on the next scrape, which counts every job of that TTL since the floor.
+
+Finding TTLs nobody told the exporter about, at a cost that does not grow with the registry:
+RQ's defaults (500 s results, one year failures) and ``--timing-ttls`` are known from the start;
+a job's own ``result_ttl``/``failure_ttl`` fields teach the TTLs of both registries; a probe
+above the longest known TTL finds longer ones at once; a bounded sweep walks the rest of the
+registry a few entries per scrape (entries that known windows already cover cost nothing).
+Entries kept forever (result_ttl=-1 is score +inf, failure_ttl=-1 is score -1) cannot be found
+by score: their number is counted (ZCOUNT) and its growth is added to the counters, untimed.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+from rq_exporter import jobfunc, parse
+from rq_exporter.catalogue import spec
+from rq_exporter.snapshot import Problem
+
+REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
+RQ_DEFAULT_TTL = {"finished": 500, "failed": 31_536_000}
+TTL_FIELD = {"finished": b"result_ttl", "failed": b"failure_ttl"}
+# RQ stores a job a moment after ended_at, so score - ended_at can exceed the TTL by a second
+# or two (more when a success callback runs in between: that becomes a TTL of its own).
+TOLERANCE = 2
+MAX_TTLS = 64  # per queue and registry; more distinct TTLs are not learned (logged once)
+PROBE_CHUNK = 20
+SWEEP_CHUNK = 20
+JOB_FIELDS = (b"ended_at", b"started_at", b"enqueued_at", b"result_ttl", b"failure_ttl", b"data")
+
+DEFAULT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
+
+
+# --- state kept across scrapes ---------------------------------------------------------------
+@dataclass
+class TtlClass:
+    cursor: int  # counted up to this "ended at" second (score - ttl); the next window starts here - slack
+
+
+@dataclass
+class RegistryTrack:
+    ttls: dict[int, TtlClass] = field(default_factory=dict)
+    # (member, score) -> score - ttl of the window that saw it; dropped once no window can return it.
+    seen: dict[tuple[bytes, float], float] = field(default_factory=dict)
+    sweep_from: float | None = None
+    sweep_skip: int = 0
+    forever: int | None = None
+    full_logged: bool = False
+
+
+@dataclass
+class QueueTrack:
+    floor: int  # jobs that ended before this second are history, never counted
+    registries: dict[str, RegistryTrack] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REGISTRIES, 0))
+    not_timed: int = 0
+
+
+class Histogram:
+    __slots__ = ("counts", "sum")
+
+    def __init__(self, size: int) -> None:
+        self.counts = [0] * size
+        self.sum = 0.0
+
+    def observe(self, bounds: tuple[float, ...], value: float) -> None:
+        self.counts[bisect_left(bounds, value)] += 1
+        self.sum += value
+
+
+# --- one scrape's reads ----------------------------------------------------------------------
+Entry = tuple[bytes, float]
+
+
+@dataclass
+class RegistryRead:
+    """What to read from one registry this scrape, and (after round 2) what came back."""
+
+    queue: str
+    raw: bytes
+    status: str
+    windows: list[tuple[int, int, int]]  # (ttl, lowest score, highest score), inclusive
+    probe_above: int | None  # finite scores above this: TTLs longer than any known
+    sweep: tuple[float, int] | None  # (from score, entries at that score to skip)
+    window_entries: dict[int, list[Entry]] = field(default_factory=dict)
+    probe_entries: list[Entry] = field(default_factory=list)
+    sweep_entries: list[Entry] = field(default_factory=list)
+    forever: int | None = None
+    sweep_cut: bool = False  # the discovery budget ran out inside this sweep
+
+
+@dataclass
+class Candidate:
+    read: RegistryRead
+    member: bytes
+    score: float
+    window: int | None  # the TTL window that returned it; None: found by the probe or the sweep
+    read_hash: bool = True
+    fields: dict[bytes, bytes | None] | None = None
+
+
+@dataclass
+class Scan:
+    now: int
+    reads: list[RegistryRead]
+    new_queues: dict[str, QueueTrack]
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+# --- the tracker ------------------------------------------------------------------------------
+class Timing:
+    def __init__(
+        self,
+        buckets: Iterable[float] = DEFAULT_BUCKETS,
+        max_jobs_per_scrape: int = 10_000,
+        discovery_per_scrape: int = 100,
+        slack: int = 10,
+        extra_ttls: Iterable[int] = (),
+        func_label: bool = False,
+        func_limit: int = 100,
+    ) -> None:
+        self.bounds = tuple(float(b) for b in buckets)
+        self.max_jobs = max_jobs_per_scrape
+        self.discovery = discovery_per_scrape
+        self.slack = slack
+        self.extra_ttls = tuple(t for t in extra_ttls if t > 0)
+        self.func_label = func_label
+        self.func_limit = func_limit
+        # ``data`` holds the call's arguments too: read it only when the func label needs it.
+        self.fields = JOB_FIELDS if func_label else JOB_FIELDS[:-1]
+        self.queues: dict[str, QueueTrack] = {}
+        self.durations: dict[tuple, Histogram] = {}
+        self.waits: dict[tuple, Histogram] = {}
+        self.funcs: set[str] = set()
+        self.last_now: int | None = None
+        self._sweep_turn = 0
+
+    # -- round 2: what to read ----------------------------------------------------------------
+    def plan(self, queues: Iterable[tuple[bytes, str]], now: float) -> Scan:
+        n = int(now)
+        scan = Scan(now=n, reads=[], new_queues={})
+        edge = self.slack + TOLERANCE
+        sweeps: list[RegistryRead] = []
+        for raw, name in queues:
+            track = self.queues.get(name)
+            if track is None:
+                # A queue first seen now may have had jobs since the previous scrape (it did not
+                # exist then); on the very first scrape, history is not counted: floor = now.
+                track = self._new_queue(self.last_now if self.last_now is not None else n)
+                scan.new_queues[name] = track
+            for status in REGISTRIES:
+                reg = track.registries[status]
+                windows = [
+                    (t, max(c.cursor - edge, track.floor) + t, n + edge + t) for t, c in sorted(reg.ttls.items())
+                ]
+                probe = n + max(reg.ttls) + edge if reg.ttls else n
+                read = RegistryRead(name, raw, status, windows, probe, None)
+                scan.reads.append(read)
+                sweeps.append(read)
+        # The sweep is a backstop: a few registries per scrape, in turn.
+        if sweeps and self.discovery > 0:
+            turns = max(1, self.discovery // SWEEP_CHUNK)
+            start = self._sweep_turn % len(sweeps)
+            for i in range(min(turns, len(sweeps))):
+                read = sweeps[(start + i) % len(sweeps)]
+                reg = self._track(scan, read.queue).registries[read.status]
+                lowest = n + 1
+                if reg.sweep_from is None or reg.sweep_from < lowest:
+                    read.sweep = (lowest, 0)
+                else:
+                    read.sweep = (reg.sweep_from, reg.sweep_skip)
+            self._sweep_turn = (start + min(turns, len(sweeps))) % len(sweeps)
+        return scan
+
+    def _new_queue(self, floor: int) -> QueueTrack:
+        track = QueueTrack(floor=floor)
+        for status in REGISTRIES:
+            reg = RegistryTrack()
+            for t in (RQ_DEFAULT_TTL[status], *self.extra_ttls):
+                reg.ttls[t] = TtlClass(cursor=floor)
+            track.registries[status] = reg
+        return track
+
+    def _track(self, scan: Scan, queue: str) -> QueueTrack:
+        return self.queues.get(queue) or scan.new_queues[queue]
+
+    # -- round 3: which job hashes to read --------------------------------------------------------
+    def select(self, scan: Scan) -> list[Candidate]:
+        """New entries to read, within the per-scrape caps; the rest are counted by score alone."""
+        timing_left = self.max_jobs
+        discovery_left = self.discovery
+        edge = self.slack + TOLERANCE
+        for read in scan.reads:
+            track = self._track(scan, read.queue)
+            reg = track.registries[read.status]
+            taken: set[Entry] = set()
+            for t, _, _ in read.windows:
+                for entry in read.window_entries.get(t, ()):
+                    if entry in reg.seen or entry in taken:
+                        continue
+                    taken.add(entry)
+                    use = timing_left > 0
+                    timing_left -= use
+                    scan.candidates.append(Candidate(read, entry[0], entry[1], t, read_hash=use))
+            lo_known = [(t, track.floor - edge + t, scan.now + edge + t) for t in reg.ttls]
+            for i, entry in enumerate([*read.probe_entries, *read.sweep_entries]):
+                if discovery_left <= 0:
+                    # The sweep goes on from the first entry it could not afford.
+                    read.sweep_entries = read.sweep_entries[: max(0, i - len(read.probe_entries))]
+                    read.sweep_cut = True
+                    break
+                if entry in reg.seen or entry in taken:
+                    continue
+                # Inside a known TTL's range since the floor: its window reads it (or did).
+                if any(lo <= entry[1] <= hi for _, lo, hi in lo_known):
+                    continue
+                taken.add(entry)
+                discovery_left -= 1
+                scan.candidates.append(Candidate(read, entry[0], entry[1], None))
+        return [c for c in scan.candidates if c.read_hash]
+
+    # -- after a successful read: update the state ------------------------------------------------
+    def apply(self, scan: Scan) -> list[Problem]:
+        problems: list[Problem] = []
+        self.queues.update(scan.new_queues)
+        n = scan.now
+        edge = self.slack + TOLERANCE
+        # Lower bounds of this scrape's windows, from the cursors as they were before it.
+        lower: dict[tuple[str, str], dict[int, int]] = {}
+        for read in scan.reads:
+            track = self.queues[read.queue]
+            lower[(read.queue, read.status)] = {
+                t: max(c.cursor - edge, track.floor) for t, c in track.registries[read.status].ttls.items()
+            }
+        learned: set[tuple[str, str, int]] = set()
+
+        for c in scan.candidates:
+            track = self.queues[c.read.queue]
+            reg = track.registries[c.read.status]
+            if not c.read_hash:
+                # Past the per-scrape cap: counted as a job of the window's TTL, not timed.
+                self._count(track, reg, c, c.window, None, problems)
+                continue
+            fields = c.fields or {}
+            if all(fields.get(f) is None for f in JOB_FIELDS):
+                if c.window is not None:
+                    problems.append(Problem("missing_job", self._job_key(c), "registry entry without a job hash"))
+                    reg.seen[(c.member, c.score)] = c.score - c.window  # read it once
+                continue
+            for status in REGISTRIES:  # a job's own TTLs teach both registries of its queue
+                hint = _int_or_none(fields.get(TTL_FIELD[status]))
+                if hint is not None and hint > 0:
+                    self._learn(track, status, hint, learned, problems, c)
+            try:
+                ended = parse.timestamp(fields.get(b"ended_at"))
+            except ValueError as error:
+                ended = None
+                problems.append(Problem("bad_timestamp", self._job_key(c), str(error)[:200]))
+            if ended is None:
+                # No end time (a job RQ moved to failed after its worker died): the window's
+                # TTL is the best guess, and there is nothing to time.
+                if c.window is not None:
+                    self._count(track, reg, c, c.window, None, problems)
+                continue
+            measured = int(c.score - math.floor(ended))
+            ttl = _nearest(reg.ttls, measured)
+            if ttl is None:
+                self._learn(track, c.read.status, measured, learned, problems, c)
+                continue  # counted from the floor by its own window next scrape
+            if c.window is None:
+                continue  # discovery: known TTL, its window counts it
+            if (c.read.queue, c.read.status, ttl) in learned:
+                continue
+            low = lower[(c.read.queue, c.read.status)].get(ttl)
+            if low is None or c.score - ttl < low:
+                # An older entry of a longer TTL passing through this window: remember until it
+                # leaves, so it is read once.
+                reg.seen[(c.member, c.score)] = max(reg.seen.get((c.member, c.score), -math.inf), c.score - c.window)
+                continue
+            self._count(track, reg, c, ttl, (ended, fields), problems)
+
+        for read in scan.reads:
+            track = self.queues[read.queue]
+            reg = track.registries[read.status]
+            for t, _, _ in read.windows:
+                if t in reg.ttls and (read.queue, read.status, t) not in learned:
+                    reg.ttls[t].cursor = max(reg.ttls[t].cursor, n)
+            reg.seen = {k: v for k, v in reg.seen.items() if v >= n - edge}
+            self._advance_sweep(reg, read)
+            if read.forever is not None:
+                if reg.forever is not None and read.forever > reg.forever:
+                    grown = read.forever - reg.forever
+                    track.counts[read.status] += grown
+                    track.not_timed += grown
+                reg.forever = read.forever
+        self.last_now = n
+        return problems
+
+    def _count(self, track: QueueTrack, reg: RegistryTrack, c: Candidate, ttl: int | None,
+               timed: tuple[float, dict] | None, problems: list[Problem]) -> None:
+        key = (c.member, c.score)
+        if key in reg.seen:
+            return
+        reg.seen[key] = c.score - (ttl if ttl is not None else 0)
+        status = c.read.status
+        track.counts[status] += 1
+        if timed is None:
+            track.not_timed += 1
+            return
+        ended, fields = timed
+        try:
+            started = parse.timestamp(fields.get(b"started_at"))
+            enqueued = parse.timestamp(fields.get(b"enqueued_at"))
+        except ValueError as error:
+            problems.append(Problem("bad_timestamp", self._job_key(c), str(error)[:200]))
+            track.not_timed += 1
+            return
+        if started is None:
+            track.not_timed += 1
+            return
+        func = self._func(fields.get(b"data")) if self.func_label else None
+        self._hist(self.durations, (c.read.queue, status, func)).observe(self.bounds, max(0.0, ended - started))
+        if enqueued is not None:
+            self._hist(self.waits, (c.read.queue, func)).observe(self.bounds, max(0.0, started - enqueued))
+
+    def _learn(self, track: QueueTrack, status: str, ttl: int, learned: set, problems: list[Problem],
+               c: Candidate) -> None:
+        reg = track.registries[status]
+        if ttl <= 0 or _nearest(reg.ttls, ttl) is not None:
+            return
+        if len(reg.ttls) >= MAX_TTLS:
+            if not reg.full_logged:
+                reg.full_logged = True
+                problems.append(Problem("too_many_ttls", f"{c.read.queue}:{status}",
+                                        f"more than {MAX_TTLS} distinct TTLs; TTL {ttl} is not tracked"))
+            return
+        reg.ttls[ttl] = TtlClass(cursor=track.floor)
+        learned.add((c.read.queue, status, ttl))
+
+    def _advance_sweep(self, reg: RegistryTrack, read: RegistryRead) -> None:
+        if read.sweep is None:
+            return
+        entries = read.sweep_entries
+        if not entries and read.sweep_cut:
+            return  # nothing afforded: same place next time
+        if len(entries) < SWEEP_CHUNK and not read.sweep_cut:
+            reg.sweep_from, reg.sweep_skip = None, 0  # reached the top: start again at the bottom
+            return
+        last = entries[-1][1]
+        same = sum(1 for _, score in entries if score == last)
+        start, skip = read.sweep
+        reg.sweep_from = last
+        reg.sweep_skip = same + (skip if last == start else 0)
+
+    def _func(self, data: bytes | None) -> str:
+        name = jobfunc.function_name(data) or "unknown"
+        if name in self.funcs:
+            return name
+        if len(self.funcs) < self.func_limit:
+            self.funcs.add(name)
+            return name
+        return "other"
+
+    def _hist(self, table: dict, key: tuple) -> Histogram:
+        hist = table.get(key)
+        if hist is None:
+            hist = table[key] = Histogram(len(self.bounds) + 1)
+        return hist
+
+    @staticmethod
+    def _job_key(c: Candidate) -> str:
+        return "job:" + parse.text(c.member)
+
+    # -- metric families ----------------------------------------------------------------------
+    def families(self, queues: Iterable[str] = ()) -> Iterator[Metric]:
+        """Every known queue has its counters (and, without the func label, its histograms) at 0."""
+        names = sorted(set(self.queues) | set(queues))
+        if not self.func_label:
+            for name in names:
+                for status in REGISTRIES:
+                    self._hist(self.durations, (name, status, None))
+                self._hist(self.waits, (name, None))
+        extra = ["func"] if self.func_label else []
+        duration = _histogram_family("rq_job_duration_seconds", extra)
+        for (queue, status, func), hist in sorted(self.durations.items(), key=_sort_key):
+            duration.add_metric([queue, status, *([func] if self.func_label else [])], *self._buckets(hist))
+        wait = _histogram_family("rq_job_wait_seconds", extra)
+        for (queue, func), hist in sorted(self.waits.items(), key=_sort_key):
+            wait.add_metric([queue, *([func] if self.func_label else [])], *self._buckets(hist))
+        finished = _counter_family("rq_jobs_finished_total")
+        failed = _counter_family("rq_jobs_failed_total")
+        not_timed = _counter_family("rq_exporter_jobs_not_timed_total")
+        for name in names:
+            track = self.queues.get(name)
+            finished.add_metric([name], track.counts["finished"] if track else 0)
+            failed.add_metric([name], track.counts["failed"] if track else 0)
+            not_timed.add_metric([name], track.not_timed if track else 0)
+        yield from (duration, wait, finished, failed, not_timed)
+
+    def _buckets(self, hist: Histogram) -> tuple[list[tuple[str, float]], float]:
+        buckets, total = [], 0
+        for bound, count in zip(self.bounds, hist.counts):
+            total += count
+            buckets.append((floatToGoString(bound), total))
+        buckets.append(("+Inf", total + hist.counts[-1]))
+        return buckets, hist.sum
+
+
+def _nearest(ttls: dict[int, TtlClass], measured: int) -> int | None:
+    best = None
+    for t in ttls:
+        gap = abs(t - measured)
+        if gap <= TOLERANCE and (best is None or gap < abs(best - measured) or (gap == abs(best - measured) and t < best)):
+            best = t
+    return best
+
+
+def _int_or_none(raw: bytes | None) -> int | None:
+    try:
+        return int(raw) if raw not in (None, b"") else None
+    except ValueError:
+        return None
+
+
+def _sort_key(item: tuple) -> tuple:
+    return tuple("" if part is None else part for part in item[0])
+
+
+def _histogram_family(name: str, extra: list[str]) -> HistogramMetricFamily:
+    s = spec(name)
+    return HistogramMetricFamily(s.name, s.help, labels=[*s.labels, *extra])
+
+
+def _counter_family(name: str) -> CounterMetricFamily:
+    s = spec(name)
+    return CounterMetricFamily(s.name, s.help, labels=s.labels)
+
+
+def parse_buckets(text: str) -> tuple[float, ...]:
+    """'0.1,1,10' -> (0.1, 1.0, 10.0); raises ValueError unless positive, finite and increasing."""
+    values = tuple(float(part) for part in text.split(",") if part.strip())
+    if not values:
+        raise ValueError("at least one bucket bound is needed")
+    if any(not math.isfinite(v) or v <= 0 for v in values):
+        raise ValueError("bucket bounds must be positive numbers")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise ValueError("bucket bounds must increase")
+    return values
+
+
+def parse_ttls(text: str) -> tuple[int, ...]:
+    values = tuple(int(part) for part in text.split(",") if part.strip())
+    if any(v <= 0 for v in values):
+        raise ValueError("TTLs are positive whole seconds")
+    return values
