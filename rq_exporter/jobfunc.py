@@ -32,7 +32,7 @@ def function_name(data: bytes | None) -> str | None:
         head = zlib.decompressobj().decompress(data, _HEAD_BYTES)
     except zlib.error:
         return None
-    name = _from_pickle(head) if head[:1] == b"\x80" else _from_json(head)
+    name = _from_json(head) if head.lstrip()[:1] == b"[" else _from_pickle(head)
     if not name or len(name) > _MAX_NAME or not name.isprintable():
         return None
     return name

@@ -172,6 +172,9 @@ class Timing:
                 # A queue first seen now may have had jobs since the previous scrape (it did not
                 # exist then); on the very first scrape, history is not counted: floor = now.
                 track = self._new_queue(self.last_now if self.last_now is not None else n)
+                if self.last_now is not None:
+                    for reg in track.registries.values():
+                        reg.forever = 0  # likewise its jobs kept forever
                 scan.new_queues[name] = track
             for status in REGISTRIES:
                 reg = track.registries[status]

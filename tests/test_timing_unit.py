@@ -1,0 +1,327 @@
+"""The timing tracker's pure logic, without Redis.
+
+``Registries`` answers a scan's reads the way Redis answers ZRANGEBYSCORE / ZCOUNT / HMGET
+(scores inclusive, ties ordered by member, LIMIT offset count); the integration tests in
+test_timing.py run the same code against a real redis-server and real RQ workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import zlib
+from datetime import datetime, timezone
+
+import pytest
+
+from rq_exporter import jobfunc
+from rq_exporter.timing import (
+    MAX_TTLS,
+    PROBE_CHUNK,
+    SWEEP_CHUNK,
+    Timing,
+    parse_buckets,
+    parse_ttls,
+)
+
+T0 = 1_800_000_000
+
+
+def stamp(when: float) -> bytes:
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+
+
+class Registries:
+    """In-memory finished/failed registries and job hashes of one queue, written as RQ writes them."""
+
+    def __init__(self, queue: str = "default") -> None:
+        self.queue = queue
+        self.z: dict[str, dict[bytes, float]] = {"finished": {}, "failed": {}}
+        self.jobs: dict[bytes, dict[bytes, bytes]] = {}
+
+    def end(self, job_id: str, ended: float, ttl: int = 500, status: str = "finished", run: float = 1.0,
+            wait: float = 2.0, stored_after: float = 0.0, fields: dict | None = None) -> None:
+        """A job that ended at ``ended`` (worker clock), stored ``stored_after`` seconds later."""
+        member = job_id.encode()
+        started = ended - run
+        self.jobs[member] = {
+            b"ended_at": stamp(ended), b"started_at": stamp(started), b"enqueued_at": stamp(started - wait),
+            b"data": zlib.compress(pickle.dumps(("app.tasks.work", None, (1,), {}), protocol=5)),
+            **(fields or {}),
+        }
+        stored = int(ended + stored_after)
+        if ttl == -1:
+            score = math.inf if status == "finished" else -1.0
+        else:
+            score = float(stored + ttl)
+        self.z[status][member] = score
+
+    def answer(self, timing: Timing, now: float) -> list:
+        scan = timing.plan([(self.queue.encode(), self.queue)], now)
+        for read in scan.reads:
+            z = self.z[read.status]
+            ordered = sorted(((s, m) for m, s in z.items()))
+            for t, lo, hi in read.windows:
+                read.window_entries[t] = [(m, s) for s, m in ordered if lo <= s <= hi]
+            if read.probe_above is not None:
+                read.probe_entries = [(m, s) for s, m in ordered if read.probe_above < s < math.inf][:PROBE_CHUNK]
+            if read.sweep is not None:
+                start, skip = read.sweep
+                read.sweep_entries = [(m, s) for s, m in ordered if start <= s < math.inf][skip:skip + SWEEP_CHUNK]
+            forever = math.inf if read.status == "finished" else -1.0
+            read.forever = sum(1 for s in z.values() if s == forever)
+        for c in timing.select(scan):
+            job = self.jobs.get(c.member)
+            c.fields = {f: (job or {}).get(f) for f in timing.fields}
+        return timing.apply(scan)
+
+
+def totals(timing: Timing, queue: str = "default") -> dict[str, float]:
+    families = {f.name: f for f in timing.families([queue])}
+    value = {}
+    for name in ("rq_jobs_finished", "rq_jobs_failed", "rq_exporter_jobs_not_timed"):
+        value[name] = sum(s.value for s in families[name].samples if s.name.endswith("_total"))
+    value["timed"] = sum(s.value for s in families["rq_job_duration_seconds"].samples
+                         if s.name.endswith("_count"))
+    return value
+
+
+def test_first_scrape_does_not_count_history_then_counts_each_new_job_once():
+    regs, timing = Registries(), Timing()
+    for i in range(50):
+        regs.end(f"old{i}", T0 - 100 + i)
+    regs.answer(timing, T0 + 0.5)
+    assert totals(timing)["rq_jobs_finished"] == 0
+    for i in range(30):
+        regs.end(f"new{i}", T0 + 1 + i / 10)
+    for step in range(2, 8):  # overlapping windows return the same entries again
+        regs.answer(timing, T0 + step * 5)
+    assert totals(timing) == {"rq_jobs_finished": 30, "rq_jobs_failed": 0, "rq_exporter_jobs_not_timed": 0,
+                              "timed": 30}
+
+
+def test_many_jobs_ending_in_the_same_second_across_a_scrape():
+    regs, timing = Registries(), Timing()
+    regs.answer(timing, T0)
+    for i in range(400):
+        regs.end(f"a{i:04}", T0 + 10 + i / 1000)
+    regs.answer(timing, T0 + 10.5)
+    for i in range(600):  # same second, stored after the scrape: same score as the first 400
+        regs.end(f"b{i:04}", T0 + 10.6 + i / 2000)
+    regs.answer(timing, T0 + 11)
+    regs.answer(timing, T0 + 26)
+    assert totals(timing)["rq_jobs_finished"] == 1000
+    assert totals(timing)["timed"] == 1000
+
+
+def test_clock_skew_within_the_slack_counts_once():
+    regs, timing = Registries(), Timing(slack=10)
+    regs.answer(timing, T0)
+    regs.answer(timing, T0 + 15)
+    regs.end("behind", T0 + 16 - 8)  # a worker 8 s behind the exporter
+    regs.end("ahead", T0 + 16 + 9)  # and one 9 s ahead
+    for step in range(2, 6):
+        regs.answer(timing, T0 + 15 * step)
+    assert totals(timing)["rq_jobs_finished"] == 2
+
+
+def test_mixed_ttls_are_discovered_and_every_job_counted_once():
+    regs, timing = Registries(), Timing()
+    regs.answer(timing, T0)
+    ttls = [60, 500, 501, 3600, 86_400]
+    n = 0
+    for second in range(1, 40):
+        for ttl in ttls:
+            # 501: stored a second after it ended, so its score - ended_at is 501 or 502
+            regs.end(f"j{n}", T0 + second + 0.9, ttl=ttl, stored_after=0.3 if ttl == 501 else 0)
+            n += 1
+        regs.end(f"f{n}", T0 + second + 0.5, ttl=120, status="failed")
+        regs.end(f"g{n}", T0 + second + 0.5, status="failed", ttl=31_536_000)
+        regs.answer(timing, T0 + second + 1)
+    for extra in range(5):
+        regs.answer(timing, T0 + 41 + 15 * extra)
+    got = totals(timing)
+    assert got["rq_jobs_finished"] == 39 * len(ttls)
+    assert got["rq_jobs_failed"] == 39 * 2
+    assert got["timed"] == got["rq_jobs_finished"] + got["rq_jobs_failed"]
+    finished_ttls = set(timing.queues["default"].registries["finished"].ttls)
+    assert {60, 500, 3600, 86_400} <= finished_ttls and len(finished_ttls) <= 6
+
+
+def test_a_job_that_runs_again_counts_again():
+    regs, timing = Registries(), Timing()
+    regs.answer(timing, T0)
+    regs.end("again", T0 + 1)
+    regs.answer(timing, T0 + 2)
+    regs.end("again", T0 + 30)  # re-run: ZADD moves its score
+    regs.answer(timing, T0 + 31)
+    regs.answer(timing, T0 + 46)
+    assert totals(timing)["rq_jobs_finished"] == 2
+
+
+def test_entry_without_a_hash_is_skipped_and_reported_once():
+    regs, timing = Registries(), Timing()
+    regs.answer(timing, T0)
+    regs.end("gone", T0 + 1)
+    del regs.jobs[b"gone"]
+    problems = regs.answer(timing, T0 + 2) + regs.answer(timing, T0 + 3)
+    assert [p.reason for p in problems] == ["missing_job"]
+    assert totals(timing)["rq_jobs_finished"] == 0
+
+
+def test_failed_job_without_end_time_is_counted_not_timed():
+    regs, timing = Registries(), Timing()
+    regs.answer(timing, T0)
+    regs.end("abandoned", T0 + 1, status="failed", ttl=31_536_000, fields={b"ended_at": b""})
+    regs.answer(timing, T0 + 2)
+    assert totals(timing) == {"rq_jobs_finished": 0, "rq_jobs_failed": 1, "rq_exporter_jobs_not_timed": 1,
+                              "timed": 0}
+
+
+def test_past_the_cap_jobs_are_counted_but_not_timed():
+    regs, timing = Registries(), Timing(max_jobs_per_scrape=30)
+    regs.answer(timing, T0)
+    for i in range(100):
+        regs.end(f"burst{i}", T0 + 1 + i / 200)
+    regs.answer(timing, T0 + 2)
+    regs.answer(timing, T0 + 17)
+    assert totals(timing) == {"rq_jobs_finished": 100, "rq_jobs_failed": 0, "rq_exporter_jobs_not_timed": 70,
+                              "timed": 30}
+
+
+def test_an_old_entry_of_a_long_ttl_passing_through_a_short_window_is_not_counted():
+    regs, timing = Registries(), Timing(extra_ttls=(60,))
+    # Ended an hour before the exporter started, TTL 3660: its score sits where TTL-60 jobs
+    # ending now land.
+    regs.end("old-long", T0 - 3600 + 5, ttl=3660)
+    regs.answer(timing, T0)
+    for step in range(1, 6):
+        regs.answer(timing, T0 + 5 * step)
+    assert totals(timing)["rq_jobs_finished"] == 0
+
+
+def test_jobs_kept_forever_are_counted_from_their_number():
+    regs, timing = Registries(), Timing()
+    regs.end("kept-before", T0 - 5, ttl=-1)
+    regs.answer(timing, T0)
+    regs.end("kept1", T0 + 1, ttl=-1)
+    regs.end("kept2", T0 + 1, ttl=-1, status="failed")
+    regs.answer(timing, T0 + 2)
+    regs.answer(timing, T0 + 3)
+    assert totals(timing) == {"rq_jobs_finished": 1, "rq_jobs_failed": 1, "rq_exporter_jobs_not_timed": 2,
+                              "timed": 0}
+
+
+def test_memory_stays_bounded_over_many_scrapes():
+    regs, timing = Registries(), Timing()
+    regs.answer(timing, T0)
+    n = 0
+    for scrape in range(1, 200):
+        for _ in range(20):
+            regs.end(f"m{n}", T0 + scrape * 15 - 7)
+            n += 1
+        regs.answer(timing, T0 + scrape * 15)
+        # expired entries leave the registry as RQ's cleanup removes them
+        regs.z["finished"] = {m: s for m, s in regs.z["finished"].items() if s > T0 + scrape * 15}
+    assert totals(timing)["rq_jobs_finished"] == n
+    assert len(timing.queues["default"].registries["finished"].seen) <= 20 * 3
+
+
+def test_a_queue_first_seen_later_counts_from_the_previous_scrape():
+    regs, timing = Registries("late"), Timing()
+    timing.plan([], T0)  # a first scrape that saw no queue
+    timing.apply(timing.plan([], T0))
+    regs.end("early", T0 + 3)
+    regs.end("kept", T0 + 3, ttl=-1)
+    regs.answer(timing, T0 + 15)
+    assert totals(timing, "late")["rq_jobs_finished"] == 2
+
+
+def test_histograms_put_each_duration_in_its_bucket():
+    regs, timing = Registries(), Timing(buckets=(0.5, 1, 5))
+    regs.answer(timing, T0)
+    for i, run in enumerate((0.1, 0.5, 0.7, 3, 60)):
+        regs.end(f"r{i}", T0 + 1, run=run, wait=run * 2)
+    regs.answer(timing, T0 + 2)
+    duration = {f.name: f for f in timing.families(["default"])}["rq_job_duration_seconds"]
+    buckets = {s.labels["le"]: s.value for s in duration.samples
+               if s.name.endswith("_bucket") and s.labels["status"] == "finished"}
+    assert buckets == {"0.5": 2, "1.0": 3, "5.0": 4, "+Inf": 5}
+    total = [s.value for s in duration.samples if s.name.endswith("_sum") and s.labels["status"] == "finished"]
+    assert total == [pytest.approx(64.3, abs=0.01)]
+
+
+def test_func_label_folds_past_its_limit():
+    regs, timing = Registries(), Timing(func_label=True, func_limit=1)
+    regs.answer(timing, T0)
+    regs.end("a", T0 + 1)
+    regs.end("b", T0 + 1, fields={b"data": zlib.compress(json.dumps(["app.other", None, [], {}]).encode())})
+    regs.end("c", T0 + 1, fields={b"data": b"not zlib"})
+    regs.answer(timing, T0 + 2)
+    funcs = {s.labels["func"] for f in timing.families(["default"]) if f.name == "rq_job_duration_seconds"
+             for s in f.samples}
+    assert funcs == {"app.tasks.work", "other"}
+
+
+def test_every_known_queue_has_zero_series():
+    timing = Timing()
+    names = {(s.name, tuple(sorted(s.labels.items()))) for f in timing.families(["a", "b"]) for s in f.samples
+             if s.name.endswith(("_total", "_count"))}
+    assert ("rq_jobs_finished_total", (("queue", "a"),)) in names
+    assert ("rq_exporter_jobs_not_timed_total", (("queue", "b"),)) in names
+    assert ("rq_job_duration_seconds_count", (("queue", "b"), ("status", "failed"))) in names
+    assert ("rq_job_wait_seconds_count", (("queue", "a"),)) in names
+
+
+def test_ttls_per_registry_are_bounded():
+    regs, timing = Registries(), Timing(discovery_per_scrape=1000)
+    regs.answer(timing, T0)
+    for i in range(MAX_TTLS + 10):
+        regs.end(f"t{i}", T0 + 1, ttl=1000 + 10 * i)
+    problems = []
+    for step in range(2, 12):
+        problems += regs.answer(timing, T0 + step)
+    assert len(timing.queues["default"].registries["finished"].ttls) == MAX_TTLS
+    assert [p.reason for p in problems] == ["too_many_ttls"]
+
+
+class _Explodes:
+    def __reduce__(self):
+        return (open, ("/tmp/rq-exporter-must-not-exist", "w"))
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (zlib.compress(pickle.dumps(("tests.jobs.sleep_for", None, (0.5,), {}), protocol=4)), "tests.jobs.sleep_for"),
+        (zlib.compress(pickle.dumps(("m.f", None, (), {}), protocol=0)), "m.f"),
+        (zlib.compress(json.dumps(["app.jobs.send", None, [1], {}]).encode()), "app.jobs.send"),
+        (zlib.compress(pickle.dumps(("x.y", None, ("z" * 100_000,), {}))), "x.y"),  # only the head is inflated
+        (zlib.compress(b"\x80\x05garbage"), None),
+        (b"not compressed", None),
+        (b"", None),
+        (None, None),
+    ],
+)
+def test_function_name_is_read_without_unpickling(payload, expected):
+    assert jobfunc.function_name(payload) == expected
+
+
+def test_a_hostile_pickle_is_not_executed(tmp_path):
+    target = "/tmp/rq-exporter-must-not-exist"
+    payload = zlib.compress(pickle.dumps((_Explodes(), None, (), {})))
+    assert jobfunc.function_name(payload) in (None, "/tmp/rq-exporter-must-not-exist", "io", "builtins", "open")
+    import os
+
+    assert not os.path.exists(target)
+
+
+def test_bucket_and_ttl_settings_are_checked():
+    assert parse_buckets("0.5, 1,10") == (0.5, 1.0, 10.0)
+    for bad in ("", "1,1", "2,1", "-1,2", "inf", "x"):
+        with pytest.raises(ValueError):
+            parse_buckets(bad)
+    assert parse_ttls("60,3600") == (60, 3600)
+    with pytest.raises(ValueError):
+        parse_ttls("0")
