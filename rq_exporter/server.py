@@ -11,9 +11,10 @@ from urllib.parse import parse_qs
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 
 from rq_exporter import __version__
+from rq_exporter.exposition import make_metrics_app
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
@@ -34,9 +35,9 @@ def landing_page(target: str) -> bytes:
 
 def make_app(registry: CollectorRegistry, target: str,
              probes: Mapping[str, CollectorRegistry] | None = None) -> WsgiApp:
-    metrics = make_wsgi_app(registry)
+    metrics = make_metrics_app(registry)
     page = landing_page(target)
-    probe_apps = {name: make_wsgi_app(r) for name, r in (probes or {}).items()}
+    probe_apps = {name: make_metrics_app(r) for name, r in (probes or {}).items()}
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
