@@ -112,4 +112,5 @@ def _timing(settings: Settings) -> Timing:
         extra_ttls=parse_ttls(settings.timing_ttls),
         func_label=settings.timing_func_label,
         func_limit=settings.timing_func_limit,
+        key_prefix=settings.key_prefix,
     )

@@ -143,6 +143,7 @@ class Timing:
         extra_ttls: Iterable[int] = (),
         func_label: bool = False,
         func_limit: int = 100,
+        key_prefix: str = "rq",
     ) -> None:
         self.bounds = tuple(float(b) for b in buckets)
         self.max_jobs = max_jobs_per_scrape
@@ -151,6 +152,7 @@ class Timing:
         self.extra_ttls = tuple(t for t in extra_ttls if t > 0)
         self.func_label = func_label
         self.func_limit = func_limit
+        self.key_prefix = key_prefix
         # ``data`` holds the call's arguments too: read it only when the func label needs it.
         self.fields = JOB_FIELDS if func_label else JOB_FIELDS[:-1]
         self.queues: dict[str, QueueTrack] = {}
@@ -395,9 +397,8 @@ class Timing:
             hist = table[key] = Histogram(len(self.bounds) + 1)
         return hist
 
-    @staticmethod
-    def _job_key(c: Candidate) -> str:
-        return "job:" + parse.text(c.member)
+    def _job_key(self, c: Candidate) -> str:
+        return f"{self.key_prefix}:job:" + parse.text(c.member)
 
     # -- metric families ----------------------------------------------------------------------
     def families(self, queues: Iterable[str] = ()) -> Iterator[Metric]:
