@@ -19,12 +19,15 @@ log = logging.getLogger("rq_exporter")
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args in (["-v"], ["--version"]):  # rq-exporter 3.x's version flag
+        print(f"rq-exporter v{__version__}")
+        return 0
     try:
         settings = settings_module.load(args)
     except settings_module.InvalidSettings as error:
         print(f"rq-exporter: {error}", file=sys.stderr)
         return 2
-    logs.setup(settings.log_level, settings.log_format)
+    logs.setup(settings.log_level, settings.log_format, settings.log_datefmt)
     for legacy in ("worker_class", "queue_class"):
         if getattr(settings, legacy):
             log.warning("--%s is ignored: this exporter reads keys directly; set --key-prefix if "

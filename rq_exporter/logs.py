@@ -21,12 +21,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup(level: str, fmt: str) -> None:
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup(level: str, fmt: str, datefmt: str | None = None) -> None:
+    """``fmt`` is text, json, or a logging format string (rq-exporter 3.x's --log-format)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT if fmt == "text" else fmt, datefmt=datefmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -9,6 +9,7 @@ a lower priority than ours.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 from pathlib import Path
 from typing import Literal
@@ -192,7 +193,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="Log level."
     )
-    log_format: Literal["text", "json"] = Field("text", description="Log format: text or json (one object a line).")
+    log_format: str = Field(
+        "text",
+        description="Log format: text, json (one object a line), or a Python logging format string "
+        "such as rq-exporter 3.x took ('[%(asctime)s] %(levelname)s: %(message)s').",
+    )
+    log_datefmt: str | None = Field(
+        None, description="strftime format of %(asctime)s in text logs (rq-exporter 3.x's --log-datefmt)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -209,6 +217,19 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        if value in ("text", "json"):
+            return value
+        try:
+            logging.Formatter(value, validate=True)
+        except ValueError:
+            raise ValueError("text, json or a logging format string with %(message)s") from None
+        if "%(message)" not in value:
+            raise ValueError("text, json or a logging format string with %(message)s")
+        return value
 
     @field_validator("redis_url")
     @classmethod

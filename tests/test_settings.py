@@ -70,6 +70,7 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "queue_class": ("app.Queue", "app.Queue", []),
         "log_level": ("DEBUG", "DEBUG", []),
         "log_format": ("json", "json", []),
+        "log_datefmt": ("%H:%M:%S", "%H:%M:%S", []),
         "job_timing": ("false", False, []),
         "timing_buckets": ("0.5,5,50", "0.5,5,50", []),
         "timing_max_jobs_per_scrape": ("50", 50, []),
@@ -256,6 +257,8 @@ INVALID = [
     (["--log-level", "chatty"], {}, "--log-level"),
     ([], {"RQ_EXPORTER_LOG_FORMAT": "xml"}, "--log-format"),
     ([], {"RQ_EXPORTER_PER_WORKER_METRICS": "maybe"}, "--per-worker-metrics"),
+    (["--log-format", "plain"], {}, "--log-format"),
+    ([], {"RQ_EXPORTER_LOG_FORMAT": "%(asctime)s %(levelname"}, "--log-format"),
     (["--no-such-flag"], {}, "--no-such-flag"),
     (["--port"], {}, "--port"),
 ]
@@ -296,3 +299,27 @@ def test_describe_error_never_shows_a_password_value():
     with pytest.raises(settings_module.InvalidSettings) as error:
         load(["--redis-password", SECRET, "--redis-password-file", "/nonexistent"])
     assert SECRET not in str(error.value)
+
+
+def test_rq_exporter_3_log_format_string_and_datefmt():
+    # rq-exporter 3.x took a Python logging format string in RQ_EXPORTER_LOG_FORMAT / --log-format.
+    env = {"RQ_EXPORTER_LOG_FORMAT": "[%(asctime)s] [%(name)s] [%(levelname)s]: %(message)s",
+           "RQ_EXPORTER_LOG_DATEFMT": "%Y/%m/%d"}
+    process = subprocess.Popen([sys.executable, "-m", "rq_exporter", "--host", "127.0.0.1", "--port", "0",
+                                "--redis-url", "redis://127.0.0.1:1/0"],
+                               cwd=ROOT, env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stderr.readline()
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert first.startswith("[") and "] [rq_exporter] [INFO]: rq-exporter " in first, first
+    assert first[1:5].isdigit() and first[5] == "/", first
+
+
+@pytest.mark.parametrize("flag_name", ["-v", "--version"])
+def test_rq_exporter_3_version_flag(flag_name):
+    from rq_exporter import __version__
+
+    result = run_exporter(flag_name)
+    assert result.returncode == 0 and result.stdout.strip() == f"rq-exporter v{__version__}"
