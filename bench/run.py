@@ -193,13 +193,14 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: float,
-        budget: float) -> dict:
+        budget: float, ours_args: list[str]) -> dict:
     """Fill a fresh Redis, scrape both exporters in turn; returns the figures."""
-    result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms}
+    result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms,
+                    "ours_args": " ".join(ours_args)}
     with ExitStack() as stack:
         redis_port, client = stack.enter_context(redis_server())
         result["fill"] = fill("127.0.0.1", redis_port, size)
-        exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter"], redis_port)]
+        exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter", *ours_args], redis_port)]
         if with_peer:
             exporters.append(Exporter("rq-exporter 3.1.0", peer_command(), redis_port))
         for exporter in exporters:
@@ -245,7 +246,8 @@ def summary(e: Exporter) -> dict:
 def print_run(result: dict) -> None:
     delay = f", proxy +{result['delay_ms']} ms each way (measured added RTT {result.get('added_rtt_ms')} ms)" \
         if result["delay_ms"] else ", loopback"
-    print(f"\n{result['queues']} queues, {result['workers']} workers, {result['jobs']} jobs{delay}"
+    flags = f", ours with {result['ours_args']}" if result["ours_args"] else ""
+    print(f"\n{result['queues']} queues, {result['workers']} workers, {result['jobs']} jobs{delay}{flags}"
           f" (fill {result['fill']['seconds']} s)")
     head = f"{'exporter':<20} {'scrapes':>7} {'median ms':>10} {'p90 ms':>9} {'commands':>9} " \
            f"{'redis us':>9} {'writes':>6} {'RTs':>6} {'samples':>8} {'RSS MB':>7} {'speedup':>8}"
@@ -269,6 +271,7 @@ def main() -> int:
     parser.add_argument("--scaling", action="store_true", help="the scaling table instead of one run")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per scrape or startup")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--ours-args", default="", help="extra flags for our exporter, e.g. '--no-job-timing'")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         print("bench: redis-server is not installed (scripts/system-deps.sh)", file=sys.stderr)
@@ -276,7 +279,8 @@ def main() -> int:
     results = []
     sizes = [Size(q, w, j) for q, w, j in SCALING] if args.scaling else [Size(args.queues, args.workers, args.jobs)]
     for size in sizes:
-        result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget)
+        result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget,
+                     args.ours_args.split())
         print_run(result)
         results.append(result)
     if args.json:

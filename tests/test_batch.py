@@ -1,0 +1,84 @@
+"""Batch's raw hiredis path hands out exactly what redis-py's pipeline would, against a real Redis,
+and leaves no half-read connection behind when Redis is slow or gone."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from rq_exporter.batch import Batch, _raw_capable
+
+COMMANDS = [
+    ("LLEN", b"list"),
+    ("LLEN", b"zset"),  # WRONGTYPE: an error reply in the middle
+    ("LINDEX", b"list", 0),
+    ("LINDEX", b"nothing", 0),
+    ("SMEMBERS", b"set"),  # redis-py turns this one into a set
+    ("HMGET", b"hash", b"a", b"b", b"missing"),
+    ("ZCOUNT", b"zset", 0, 150),
+    ("ZCOUNT", b"zset", "-inf", "(200"),
+    ("ZRANGEBYSCORE", b"zset", "-inf", "+inf", "WITHSCORES"),
+    ("EXISTS", b"hash"),
+    ("TIME",),
+    ("NOSUCHCOMMAND", b"x"),
+    ("ZCARD", b"\xffnon-utf8"),
+]
+
+
+def _run(client: redis.Redis, raw: bool) -> list:
+    delivered: list = []
+    batch = Batch(lambda command, error: delivered.append(("error", command, type(error), str(error))))
+    for command in COMMANDS:
+        batch.add(lambda reply, command=command: delivered.append(("reply", command, reply)), *command)
+    if raw:
+        assert _raw_capable(client)
+        batch.run(client)
+    else:
+        batch._run_pipeline(client)
+    return delivered
+
+
+def _fill(client: redis.Redis) -> None:
+    client.rpush("list", "a", "b")
+    client.zadd("zset", {"x": 100, "y": 200, "z": -1})
+    client.sadd("set", "m1", "m2")
+    client.hset("hash", mapping={"a": "1", "b": "2"})
+    client.zadd(b"\xffnon-utf8", {"q": 1})
+
+
+def test_raw_replies_equal_the_pipeline_replies(redis_db):
+    client = redis_db.client()
+    _fill(client)
+    raw, piped = _run(client, raw=True), _run(client, raw=False)
+    time_index = [i for i, entry in enumerate(raw) if entry[1] == ("TIME",)][0]
+    assert isinstance(raw[time_index][2], tuple) and isinstance(piped[time_index][2], tuple)
+    raw[time_index] = piped[time_index] = None  # the clock moved between the two
+    assert raw == piped
+    kinds = [entry[0] for entry in raw if entry]
+    assert kinds.count("error") == 2
+    assert ("reply", ("SMEMBERS", b"set"), {b"m1", b"m2"}) in raw
+
+
+def test_a_timeout_mid_batch_raises_and_the_next_batch_reads_cleanly(own_redis):
+    client = own_redis.client(socket_timeout=0.3)
+    _fill(client)
+    batch = Batch(lambda command, error: None)
+    batch.add(lambda reply: None, "LLEN", b"list")
+    batch.add(lambda reply: None, "BLPOP", b"empty", 2)  # the server holds this reply back for 2 s
+    batch.add(lambda reply: None, "LLEN", b"list")
+    with pytest.raises(redis.TimeoutError):
+        batch.run(client)
+    # The late BLPOP reply must not be read as the answer to the next batch's first command.
+    assert _run(client, raw=True)[0] == ("reply", ("LLEN", b"list"), 2)
+
+
+def test_a_stopped_redis_is_a_connection_error(own_redis):
+    # As the exporter connects (rq_exporter.connection): no retries past the failure.
+    client = own_redis.client(socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    _run(client, raw=True)
+    own_redis.process.kill()  # gone at once, as in a crash
+    own_redis.process.wait()
+    with pytest.raises(redis.ConnectionError):
+        _run(client, raw=True)
