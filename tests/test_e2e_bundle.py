@@ -1,0 +1,180 @@
+"""End to end: the local demo (`make demo`: redis-server, RQ workers, the producer, the exporter and a
+real Prometheus loaded with prometheus/ config and the generated rules, with short `for` and windows),
+then live alerts, every dashboard query, and the queries of rq-exporter's Grafana dashboard 12196."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from redis import Redis
+from rq import Queue
+
+from bundle import queries, rule_generator, substitute
+from support import ROOT, free_port, require_tool, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.bundle]
+
+# The queries of rq-exporter's dashboard (grafana.com 12196, grafana/rq-dashboard.json of
+# mdawar/rq-exporter), verbatim: users switching exporters keep this dashboard.
+GRAFANA_12196 = [
+    'count(rq_workers{job="$job", instance="$instance"}) or vector(0)',
+    '(count(rq_workers{state="busy", job="$job", instance="$instance"}) / count(rq_workers{job="$job", instance="$instance"})) * 100',
+    '(count(rq_workers{state="idle", job="$job", instance="$instance"}) / count(rq_workers{job="$job", instance="$instance"})) * 100',
+    'sum(rq_jobs{status="queued", job="$job", instance="$instance"}) by (queue)',
+    'sum(rq_jobs{status="started", job="$job", instance="$instance"}) by (queue)',
+    'sum(rq_jobs{status="finished", job="$job", instance="$instance"}) by (queue)',
+    'sum(rq_jobs{status="failed", job="$job", instance="$instance"}) by (queue)',
+    'sum(rq_jobs{status="deferred", job="$job", instance="$instance"}) by (queue)',
+    'sum(rq_jobs{status="scheduled", job="$job", instance="$instance"}) by (queue)',
+    'rate(rq_request_processing_seconds_sum[$__range]) /rate(rq_request_processing_seconds_count[$__range])',
+    'sum(rq_jobs{status="queued", job="$job", instance="$instance"}) / sum(rq_jobs{job="$job", instance="$instance"})',
+    'sum(rq_jobs{status="started", job="$job", instance="$instance"}) / sum(rq_jobs{job="$job", instance="$instance"})',
+    'sum(rq_jobs{status="finished", job="$job", instance="$instance"}) / sum(rq_jobs{job="$job", instance="$instance"})',
+    'sum(rq_jobs{status="failed", job="$job", instance="$instance"}) / sum(rq_jobs{job="$job", instance="$instance"})',
+    'sum(rq_jobs{status="deferred", job="$job", instance="$instance"}) / sum(rq_jobs{job="$job", instance="$instance"})',
+    'sum(rq_jobs{status="scheduled", job="$job", instance="$instance"}) / sum(rq_jobs{job="$job", instance="$instance"})',
+    'sum by (status) (rq_jobs{job="$job", instance="$instance"}) / ignoring(status) group_left sum(rq_jobs{job="$job", instance="$instance"})',
+    'sum(rq_jobs{job="$job", instance="$instance"}) by (status)',
+    'sum by (queue) (rq_jobs{job="$job", instance="$instance"}) / ignoring(queue) group_left sum(rq_jobs{job="$job", instance="$instance"})',
+    'sum(rq_jobs{job="$job", instance="$instance"}) by (queue)',
+    'sum by (status, queue) (rq_jobs{job="$job", instance="$instance"}) / ignoring(status) group_left sum by (queue) (rq_jobs{job="$job", instance="$instance"})',
+    'sum(rq_jobs{job="$job", instance="$instance"}) by (queue, status)',
+]
+GRAFANA_12196_VARIABLES = ['{__name__=~"rq_.*"}']  # label_values(<this>, job) and (..., instance)
+
+
+class Demo:
+    def __init__(self, tmp) -> None:
+        require_tool("redis-server")
+        require_tool("prometheus")
+        gen = rule_generator()
+        self.rules = tmp / "rq-alerts.yml"
+        # The bundled thresholds, with `for` and rate windows short enough for a test.
+        self.rules.write_text(gen.render(gen.with_durations(gen.load_config(), for_="2s", window="20s")))
+        self.redis_port, self.exporter_port, self.prometheus_port = free_port(), free_port(), free_port()
+        self.log = tmp / "demo.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "demo.run", "--redis-port", str(self.redis_port),
+             "--exporter-port", str(self.exporter_port), "--prometheus-port", str(self.prometheus_port),
+             "--scrape-interval", "1s", "--rules", str(self.rules), "--rate", "8", "--workers", "2"],
+            cwd=ROOT, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._ready, timeout=60, interval=0.2, what="the demo stack")
+
+    @property
+    def instance(self) -> str:
+        return f"127.0.0.1:{self.exporter_port}"
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"demo exited {self.process.returncode}:\n{self.output()}")
+        return "demo: ready" in self.output()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def api(self, path: str, **params: str) -> dict:
+        url = f"http://127.0.0.1:{self.prometheus_port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def has_data(self, expr: str) -> bool:
+        """Some series with a finite value in the last 20 s (a range query, as a Grafana panel runs it)."""
+        end = time.time()
+        data = self.api("query_range", query=expr, start=str(end - 20), end=str(end), step="1")
+        return any(math.isfinite(float(v)) for series in data["result"] for _, v in series["values"])
+
+    def firing(self) -> set[tuple[str, str]]:
+        return {(a["labels"]["alertname"], a["labels"].get("queue", "")) for a in self.api("alerts")["alerts"]
+                if a["state"] == "firing"}
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            try:
+                self.process.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    stack = Demo(tmp_path_factory.mktemp("demo"))
+    yield stack
+    stack.stop()
+
+
+def counting(demo) -> bool:
+    result = demo.api("query", query="sum(rq_jobs_finished_total)")["result"]
+    return bool(result) and float(result[0]["value"][1]) > 0
+
+
+def test_no_worker_and_failures_growing_alerts_fire_live(demo):
+    # The job counters leave out jobs that ended in the exporter's first seconds (clock slack):
+    # start the failures once it counts the demo's completions.
+    wait_for(lambda: counting(demo), timeout=30, interval=0.5, what="rq_jobs_finished_total counting")
+    redis = Redis(port=demo.redis_port)
+    orphan = Queue("orphan", connection=redis)  # no worker listens on it
+    for _ in range(5):
+        orphan.enqueue("demo.jobs.process", 0.01)
+    # Due half a minute ago, in a queue no scheduler holds.
+    orphan.enqueue_at(datetime.now(timezone.utc) - timedelta(seconds=30), "demo.jobs.process", 0.01)
+    high = Queue("high", connection=redis)
+    for _ in range(30):
+        high.enqueue("demo.jobs.fail")
+
+    expected = {("RQQueueWithoutWorkers", "orphan"), ("RQJobFailuresGrowing", "high"),
+                ("RQScheduledJobsOverdue", "orphan")}
+    try:
+        wait_for(lambda: expected <= demo.firing(), timeout=60, interval=0.5, what=f"alerts {expected} firing")
+    except AssertionError:
+        failed = demo.api("query", query="rq_jobs_failed_total[40s]")["result"]
+        raise AssertionError(f"firing: {sorted(demo.firing())}\nrq_jobs_failed_total: {failed}\n"
+                             f"{demo.output()[-3000:]}") from None
+    # The queues with workers do not count as queues without workers.
+    assert not {q for name, q in demo.firing() if name == "RQQueueWithoutWorkers"} - {"orphan"}
+    assert "RQRedisUnreachable" not in {name for name, _ in demo.firing()}
+
+
+def test_every_dashboard_query_returns_data(demo):
+    pending = {(name, title, substitute(expr, rate_interval="15s")) for name, title, expr in queries()}
+    deadline = time.monotonic() + 45
+    while pending and time.monotonic() < deadline:
+        pending = {q for q in pending if not demo.has_data(q[2])}
+        if pending:
+            time.sleep(1)
+    assert not pending, f"no data for: {sorted(pending)}"
+
+
+def test_grafana_12196_dashboard_keeps_working(demo):
+    wait_for(lambda: demo.has_data("rq_up"), timeout=20, what="a scrape")
+    for variable in GRAFANA_12196_VARIABLES:
+        series = demo.api("series", **{"match[]": variable})
+        assert {s["job"] for s in series} == {"rq"} and demo.instance in {s["instance"] for s in series}
+    empty = [q for q in GRAFANA_12196
+             if not demo.has_data(substitute(q, job="rq", instance=demo.instance, range_="1m"))]
+    assert not empty, f"no data for: {empty}"
+
+
+def test_ctrl_c_stops_everything_the_demo_started(demo):
+    ports = (demo.redis_port, demo.exporter_port, demo.prometheus_port)
+    assert demo.stop() == 0, demo.output()
+    assert "demo: stopped" in demo.output()
+    import socket
+
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
