@@ -135,7 +135,8 @@ def variables() -> list[dict]:
     def query(name: str, label: str, q: str) -> dict:
         return {
             "type": "query", "name": name, "label": label, "datasource": DS,
-            "query": {"query": q, "refId": f"{name}-variable"}, "definition": q,
+            # The plain-string form: every Grafana since 7 reads it (and migrates it to its editor).
+            "query": q, "definition": q,
             "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*", "sort": 1,
             "current": {}, "options": [], "hide": 0, "regex": "",
         }

@@ -94,7 +94,7 @@ def test_every_query_and_variable_query_parses(tmp_path):
     for board in dashboards().values():
         for var in board["templating"]["list"]:
             if var["type"] == "query":
-                inner = re.fullmatch(r"label_values\((.+), (\w+)\)", var["query"]["query"])
+                inner = re.fullmatch(r"label_values\((.+), (\w+)\)", var["query"])
                 assert inner, var["query"]
                 exprs.append(substitute(inner.group(1)))
     result = check_queries_parse(exprs, tmp_path)
