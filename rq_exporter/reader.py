@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from typing import Protocol
 
 import redis
@@ -209,29 +210,38 @@ def _worker_keys_from(members: set[bytes], keys: Keys, reading: _Reading) -> lis
 
 def _queue_reads(batch: Batch, queue: _Queue, keys: Keys, now: float) -> None:
     """The reads of one queue; each reply lands in ``queue.values[field]``."""
+    # Runs for every queue on every scrape (14,000 commands at 1,000 queues): key prefixes are
+    # built once per Keys, and handlers are partials rather than fresh closures.
     values = queue.values
-
-    def into(name: str) -> Callable[[object], None]:
-        return lambda reply: values.__setitem__(name, int(reply))
-
-    def head(reply: bytes | None) -> None:
-        queue.head = reply
+    raw = queue.raw
+    p = _key_prefixes(keys)
+    add = batch.add
 
     # A registry entry whose score (its expiry) lies in [0, now] is what RQ's cleanup would
     # remove; negative scores (failure_ttl=-1) are never cleaned, hence 0 and not -inf.
     expiry = int(now)
-    queue_key = keys.of("queue", queue.raw)
-    batch.add(into("queued"), "LLEN", queue_key)
-    batch.add(into("intermediate"), "LLEN", queue_key + b":intermediate")
-    batch.add(head, "LINDEX", queue_key, 0)
+    queue_key = p["queue"] + raw
+    add(partial(_set_int, values, "queued"), "LLEN", queue_key)
+    add(partial(_set_int, values, "intermediate"), "LLEN", queue_key + b":intermediate")
+    add(partial(setattr, queue, "head"), "LINDEX", queue_key, 0)
     for registry, kind in (("started", "wip"), ("finished", "finished"), ("failed", "failed")):
-        key = keys.of(kind, queue.raw)
-        batch.add(into(f"{registry}_all"), "ZCARD", key)
-        batch.add(into(f"{registry}_expired"), "ZCOUNT", key, 0, expiry)
+        key = p[kind] + raw
+        add(partial(_set_int, values, f"{registry}_all"), "ZCARD", key)
+        add(partial(_set_int, values, f"{registry}_expired"), "ZCOUNT", key, 0, expiry)
     for registry in ("deferred", "scheduled", "canceled"):
-        batch.add(into(registry), "ZCARD", keys.of(registry, queue.raw))
-    batch.add(into("overdue_scheduled"), "ZCOUNT", keys.of("scheduled", queue.raw), "-inf", f"({expiry}")
-    batch.add(into("scheduler_active"), "EXISTS", keys.of("scheduler-lock", queue.raw))
+        add(partial(_set_int, values, registry), "ZCARD", p[registry] + raw)
+    add(partial(_set_int, values, "overdue_scheduled"), "ZCOUNT", p["scheduled"] + raw, "-inf", f"({expiry}")
+    add(partial(_set_int, values, "scheduler_active"), "EXISTS", p["scheduler-lock"] + raw)
+
+
+def _set_int(values: dict, name: str, reply: object) -> None:
+    values[name] = int(reply)
+
+
+@lru_cache(maxsize=16)
+def _key_prefixes(keys: Keys) -> dict[str, bytes]:
+    kinds = ("queue", "wip", "finished", "failed", "deferred", "scheduled", "canceled", "scheduler-lock")
+    return {kind: keys.of(kind, b"") for kind in kinds}
 
 
 def _queue_state(queue: _Queue, ages: dict[str, float | None]) -> QueueState:
