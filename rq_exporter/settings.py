@@ -25,7 +25,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from rq_exporter.timing import parse_buckets, parse_ttls
+from rq_exporter.timing import DEFAULT_BUCKETS, parse_buckets, parse_ttls
 
 ENV_PREFIX = "RQ_EXPORTER_"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         "(read incrementally from the finished and failed registries).",
     )
     timing_buckets: str = Field(
-        "0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,600,1800,3600,7200,14400",
+        ",".join(f"{bound:g}" for bound in DEFAULT_BUCKETS),
         description="Comma-separated upper bounds (seconds) of the rq_job_duration_seconds and "
         "rq_job_wait_seconds buckets.",
     )

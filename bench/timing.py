@@ -1,0 +1,125 @@
+"""What job timing costs a scrape: with idle registries of growing size, and per newly ended job.
+
+    .venv/bin/python bench/timing.py                    # 100 queues; registries of 100 and 5,000 entries
+    .venv/bin/python bench/timing.py --queues 10 --sizes 10,100 --bursts 100   # a smoke run
+
+Starts its own redis-server on a free loopback port, fills the finished registries the way RQ
+does (score = end second + result_ttl 500; a job hash for each new job), and times the
+exporter's collector in this process (no HTTP) with --job-timing and --no-job-timing:
+
+- idle: the median scrape time and Redis commands per scrape once nothing new ends, for each
+  registry size (the claim: it does not grow with the registry);
+- burst: the time of the scrape that finds N jobs that ended since the previous one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import zlib
+import pickle
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+from support import RedisServer  # noqa: E402
+
+from rq_exporter.collector import RQCollector  # noqa: E402
+from rq_exporter.connection import connect  # noqa: E402
+from rq_exporter.settings import load  # noqa: E402
+
+
+def stamp(when: float) -> str:
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def fill_history(r, queues: int, size: int) -> None:
+    """``size`` finished entries per queue that ended before the exporter started (no hashes needed)."""
+    now = int(time.time())
+    for q in range(queues):
+        r.sadd("rq:queues", f"rq:queue:q{q}")
+        members = {f"old-{q}-{i}": now - 1 - (i % 400) + 500 for i in range(size)}
+        for start in range(0, size, 10_000):
+            chunk = dict(list(members.items())[start:start + 10_000])
+            r.zadd(f"rq:finished:q{q}", chunk)
+
+
+def end_jobs(r, queue: str, count: int, tag: str) -> None:
+    now = time.time()
+    data = zlib.compress(pickle.dumps(("app.tasks.work", None, (), {}), protocol=5))
+    pipe = r.pipeline(transaction=False)
+    for i in range(count):
+        key = f"rq:job:{tag}-{i}"
+        pipe.hset(key, mapping={"status": "finished", "enqueued_at": stamp(now - 2), "started_at": stamp(now - 1),
+                                "ended_at": stamp(now), "data": data})
+        pipe.zadd(f"rq:finished:{queue}", {f"{tag}-{i}": int(now) + 500})
+    pipe.execute()
+
+
+def commands(r) -> int:
+    return sum(v["calls"] for k, v in r.info("commandstats").items() if k != "cmdstat_info")
+
+
+class Scraper:
+    def __init__(self, url: str, *args: str) -> None:
+        settings = load(["--redis-url", url, *args])
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(RQCollector(connect(settings), settings))
+
+    def scrape(self) -> float:
+        start = time.perf_counter()
+        generate_latest(self.registry)
+        return time.perf_counter() - start
+
+
+def idle(url: str, r, runs: int) -> dict[str, tuple[float, float]]:
+    result = {}
+    for label, args in (("timing on", ()), ("timing off", ("--no-job-timing",))):
+        scraper = Scraper(url, *args)
+        scraper.scrape()
+        before, times = commands(r), []
+        for _ in range(runs):
+            times.append(scraper.scrape())
+        result[label] = (statistics.median(times) * 1000, (commands(r) - before) / runs)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--queues", type=int, default=100)
+    parser.add_argument("--sizes", default="100,5000", help="finished entries per queue (comma-separated)")
+    parser.add_argument("--bursts", default="1000,10000", help="jobs ending between two scrapes")
+    parser.add_argument("--runs", type=int, default=15)
+    options = parser.parse_args()
+
+    server = RedisServer().start()
+    try:
+        r = server.client()
+        print(f"idle scrape, {options.queues} queues (median of {options.runs}):")
+        for size in (int(s) for s in options.sizes.split(",")):
+            r.flushall()
+            fill_history(r, options.queues, size)
+            for label, (ms, cmds) in idle(server.url, r, options.runs).items():
+                print(f"  {size:>7} entries/queue  {label:<10}  {ms:8.1f} ms  {cmds:8.0f} commands/scrape")
+        print("scrape finding N newly ended jobs (1 queue, timing on):")
+        for burst in (int(b) for b in options.bursts.split(",")):
+            r.flushall()
+            r.sadd("rq:queues", "rq:queue:burst")
+            scraper = Scraper(server.url, "--timing-max-jobs-per-scrape", str(max(burst, 10_000)))
+            scraper.scrape()
+            quiet = statistics.median(scraper.scrape() for _ in range(5))
+            end_jobs(r, "burst", burst, f"b{burst}")
+            found = scraper.scrape()
+            print(f"  {burst:>7} jobs  {found * 1000:8.1f} ms  (quiet scrape {quiet * 1000:.1f} ms; "
+                  f"{(found - quiet) / burst * 1e6:.1f} us per job)")
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
