@@ -52,3 +52,9 @@ start-rq-mon:
 
 stop-rq-mon:
 	$(COMPOSE) $(MON) down --volumes
+
+# --- Kubernetes (README "Running in production") ------------------------------------------
+.PHONY: k8s
+# Regenerates k8s/prometheusrule.yaml from prometheus/rules/rq-alerts.yml (run after `make bundle`).
+k8s: venv
+	$(VENV)/bin/python scripts/k8s_rules.py
