@@ -220,3 +220,27 @@ def test_func_label_folds_functions_past_its_limit(redis_db):
     assert durations == {("finished", "jobs.sleep_for"): 2, ("failed", "other"): 1}
     waits = {dict(labels)["func"]: v for labels, v in samples.series("rq_job_wait_seconds_count").items()}
     assert waits == {"jobs.sleep_for": 2, "other": 1}
+
+
+def test_counters_survive_redis_outages_and_a_wiped_registry(own_redis):
+    q = Queue("outage", connection=own_redis.client())
+    exporter = Exporter("--redis-url", own_redis.url, "--redis-read-timeout", "0.5", "--redis-connect-timeout", "0.5")
+    try:
+        exporter.scrape()
+        for _ in range(3):
+            q.enqueue("jobs.sleep_for", 0.0)
+        q.enqueue("jobs.fail")
+        run_jobs(own_redis.url, "outage")
+        expected = {"finished": 3, "failed": 1, "not_timed": 0, "timed": 4}
+        assert counts(settle(exporter, lambda s: counts(s, "outage") == expected), "outage") == expected
+        own_redis.stop()
+        down = exporter.scrape()
+        assert down.value("rq_up") == 0
+        assert counts(down, "outage") == expected  # the exporter's own state, still served
+        own_redis.start()  # empty: no persistence
+        up = exporter.scrape()
+        assert up.value("rq_up") == 1
+        assert counts(up, "outage") == expected  # counters never go down
+    finally:
+        log = exporter.stop()
+    assert "Traceback" not in log
