@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RQCollector(connect(settings), settings))
+    collector = RQCollector(connect(settings), settings)
+    registry.register(collector)
     app = webconfig.guard(make_app(registry, settings.redacted_target(), probes), web)
     try:
         server = serve(app, settings.host, settings.port, tls)
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("rq-exporter %s serving %s://%s:%s/metrics, reading %s%s",
              __version__, "https" if tls else "http", host, port, settings.redacted_target(),
              f"; /probe targets: {', '.join(probes)}" if probes else "")
+    # In the background: a Redis that hangs must not delay serving (rq_up 0 is an answer).
+    threading.Thread(target=collector.check, name="startup-check", daemon=True).start()
     run_until(server, stop)
     log.info("stopped")
     return 0

@@ -79,6 +79,17 @@ class RQCollector(Collector):
             # Counters keep their values while Redis is down: they are the exporter's own state.
             yield from self._timing.families(q.name for q in snapshot.queues) if snapshot else self._timing.families()
 
+    def check(self) -> None:
+        """One read at start-up, so that the log says at once whether Redis can be read, and why not.
+
+        Not a scrape: it counts nothing and leaves the timing cursors alone.
+        """
+        with self._lock:
+            snapshot = self._read()
+        if snapshot is not None:
+            log.info("Redis at %s is readable: %d queues, %d workers", self._settings.redacted_target(),
+                     len(snapshot.queues), len(snapshot.workers))
+
     def _read(self, extra: TimingScan | None = None) -> Snapshot | None:
         try:
             follow_master(self._client)

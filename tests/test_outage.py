@@ -110,3 +110,11 @@ def test_redis_stopped_and_restarted_mid_run(own_redis):
     assert log.count("cannot read Redis") == 1, log
     assert log.count("is readable again") == 1, log
     assert "Traceback" not in log
+
+
+def test_start_up_logs_why_redis_cannot_be_read_before_any_scrape():
+    port = free_port()
+    exporter = Exporter("--redis-url", f"redis://127.0.0.1:{port}/0")
+    time.sleep(0.5)
+    log = exporter.stop()
+    assert log.count("cannot read Redis") == 1 and "Connection refused" in log, log
