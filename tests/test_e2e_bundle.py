@@ -169,6 +169,17 @@ def test_grafana_12196_dashboard_keeps_working(demo):
     assert not empty, f"no data for: {empty}"
 
 
+def test_stopping_every_worker_fires_all_workers_gone(demo):
+    redis = Redis(port=demo.redis_port)
+    pids = [int(redis.hget(key, "pid")) for key in redis.smembers("rq:workers")]
+    assert len(pids) == 2
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)  # the demo's workers: a clean, warm shutdown
+    expected = {("RQAllWorkersGone", ""), ("RQQueueWithoutWorkers", "high"), ("RQQueueWithoutWorkers", "default"),
+                ("RQQueueWithoutWorkers", "low")}
+    wait_for(lambda: expected <= demo.firing(), timeout=40, interval=0.5, what=f"alerts {expected} firing")
+
+
 def test_ctrl_c_stops_everything_the_demo_started(demo):
     ports = (demo.redis_port, demo.exporter_port, demo.prometheus_port)
     assert demo.stop() == 0, demo.output()
