@@ -129,8 +129,8 @@ def assert_worker_metrics(samples: Samples, live: list, dead: int, queues: list[
         assert labelled(samples, "rq_workers_failed_total")[key] == w.failed_job_count
         assert labelled(samples, "rq_workers_working_time_total")[key] == pytest.approx(w.total_working_time)
         heartbeat = labelled(samples, "rq_worker_last_heartbeat_timestamp_seconds")[key]
-        # the worker may beat between RQ's read and the scrape: within a couple of seconds
-        assert abs(heartbeat - w.last_heartbeat.replace(tzinfo=timezone.utc).timestamp()) < 3
+        # no heartbeat between the two readings (see consistent), so the same instant
+        assert heartbeat == pytest.approx(w.last_heartbeat.replace(tzinfo=timezone.utc).timestamp(), abs=1e-3)
 
 
 def consistent(exporter: Exporter, conn: redis.Redis, queues: list[str]):
@@ -139,9 +139,11 @@ def consistent(exporter: Exporter, conn: redis.Redis, queues: list[str]):
         before = truth_of_queues(conn, queues), truth_of_workers(conn)
         samples = exporter.scrape()
         after = truth_of_queues(conn, queues), truth_of_workers(conn)
-        same = before[0] == after[0] and [(w.name, w.get_state(), w.successful_job_count, w.failed_job_count)
-                                         for w in before[1][0]] == \
-            [(w.name, w.get_state(), w.successful_job_count, w.failed_job_count) for w in after[1][0]] \
+        def signature(workers):
+            return [(w.name, w.get_state(), w.successful_job_count, w.failed_job_count, w.last_heartbeat)
+                    for w in workers]
+
+        same = before[0] == after[0] and signature(before[1][0]) == signature(after[1][0]) \
             and before[1][1] == after[1][1]
         return same and (samples, after[0], after[1])
     return wait_for(attempt, timeout=10, interval=0.2, what="a scrape between two equal truths")
