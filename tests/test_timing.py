@@ -244,3 +244,26 @@ def test_counters_survive_redis_outages_and_a_wiped_registry(own_redis):
     finally:
         log = exporter.stop()
     assert "Traceback" not in log
+
+
+def test_retries_count_once_and_a_requeued_job_counts_again(redis_db):
+    from rq import Retry
+    from rq.registry import FailedJobRegistry
+
+    q = Queue("rerun", connection=redis_db.client())
+    exporter = Exporter("--redis-url", redis_db.url)
+    try:
+        exporter.scrape()
+        job = q.enqueue("jobs.fail", retry=Retry(max=1))  # two attempts, one final failure
+        run_jobs(redis_db.url, "rerun")
+        once = {"finished": 0, "failed": 1, "not_timed": 0, "timed": 1}
+        assert counts(settle(exporter, lambda s: counts(s, "rerun") == once), "rerun") == once
+        time.sleep(1.05)  # the next end lands in another second: a new registry score
+        FailedJobRegistry(queue=q).requeue(job.id)
+        run_jobs(redis_db.url, "rerun")
+        twice = {"finished": 0, "failed": 2, "not_timed": 0, "timed": 2}
+        samples = settle(exporter, lambda s: counts(s, "rerun") == twice)
+        assert counts(samples, "rerun") == twice
+        assert counts(exporter.scrape(), "rerun") == twice
+    finally:
+        exporter.stop()
