@@ -276,8 +276,10 @@ def test_invalid_setting_is_one_line_naming_it_and_exit_2(args, env, named):
 
 
 def test_help_exits_0_and_documents_every_flag_and_variable():
-    result = run_exporter("--help")
+    result = run_exporter("--help", env={"RQ_EXPORTER_REDIS_PASSWORD": SECRET,
+                                          "RQ_REDIS_URL": f"redis://:{SECRET}@h/0"})
     assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
     help_text = " ".join(result.stdout.split())  # argparse wraps lines
     for name, info in Settings.model_fields.items():
         assert flag(name) in help_text, name
