@@ -128,3 +128,17 @@ def test_signals_stop_cleanly(secured_redis, signum):
     assert code == 0, log
     assert elapsed < 3
     assert "Traceback" not in log and "stopped" in log
+
+
+def test_own_metrics(exporter):
+    import platform
+
+    first = parse_samples(get(exporter.base + "/metrics")[2].decode())
+    second = parse_samples(get(exporter.base + "/metrics")[2].decode())
+    assert second.value("rq_exporter_scrapes_total") == first.value("rq_exporter_scrapes_total") + 1
+    assert second.value("rq_exporter_scrape_errors_total") == 0
+    # one queue with a head job: sets, per-queue reads, the head's enqueued_at
+    assert second.value("rq_exporter_redis_round_trips") == 3
+    assert 0 < second.value("rq_exporter_scrape_duration_seconds") < 1
+    assert second.value("rq_exporter_build_info", version=__version__,
+                        python_version=platform.python_version()) == 1
