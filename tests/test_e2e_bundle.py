@@ -63,10 +63,11 @@ class Demo:
         self.rules.write_text(gen.render(gen.with_durations(gen.load_config(), for_="2s", window="20s")))
         self.redis_port, self.exporter_port, self.prometheus_port = free_port(), free_port(), free_port()
         self.log = tmp / "demo.log"
+        self.started = time.time()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "demo.run", "--redis-port", str(self.redis_port),
              "--exporter-port", str(self.exporter_port), "--prometheus-port", str(self.prometheus_port),
-             "--scrape-interval", "1s", "--rules", str(self.rules), "--rate", "8", "--workers", "2"],
+             "--scrape-interval", "1s", "--rules", str(self.rules), "--rate", "4", "--workers", "2"],
             cwd=ROOT, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self._ready, timeout=60, interval=0.2, what="the demo stack")
 
@@ -90,9 +91,9 @@ class Demo:
         return body["data"]
 
     def has_data(self, expr: str) -> bool:
-        """Some series with a finite value in the last 20 s (a range query, as a Grafana panel runs it)."""
-        end = time.time()
-        data = self.api("query_range", query=expr, start=str(end - 20), end=str(end), step="1")
+        """Some series with a finite value since the demo started (a range query, as a Grafana panel
+        runs it over the dashboard's time range)."""
+        data = self.api("query_range", query=expr, start=str(self.started), end=str(time.time()), step="1")
         return any(math.isfinite(float(v)) for series in data["result"] for _, v in series["values"])
 
     def firing(self) -> set[tuple[str, str]]:
