@@ -233,7 +233,8 @@ class Timing:
                     use = timing_left > 0
                     timing_left -= use
                     scan.candidates.append(Candidate(read, entry[0], entry[1], t, read_hash=use))
-            lo_known = [(t, track.floor - edge + t, scan.now + edge + t) for t in reg.ttls]
+            # (windows never reach below the floor: lower = max(cursor - edge, floor))
+            lo_known = [(t, track.floor + t, scan.now + edge + t) for t in reg.ttls]
             for i, entry in enumerate([*read.probe_entries, *read.sweep_entries]):
                 if discovery_left <= 0:
                     # The sweep goes on from the first entry it could not afford.

@@ -20,6 +20,7 @@ from rq_exporter.timing import (
     MAX_TTLS,
     PROBE_CHUNK,
     SWEEP_CHUNK,
+    TOLERANCE,
     Timing,
     parse_buckets,
     parse_ttls,
@@ -325,3 +326,71 @@ def test_bucket_and_ttl_settings_are_checked():
     assert parse_ttls("60,3600") == (60, 3600)
     with pytest.raises(ValueError):
         parse_ttls("0")
+
+
+# --- property: against an oracle, over random TTL mixes, skews, delays and scrape times ----------
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_jobs = st.lists(
+    st.tuples(
+        st.floats(0, 240),  # ended, seconds after the exporter's first scrape (negative: before)
+        st.sampled_from([40, 60, 500, 505, 3600, 86_400]),  # TTL
+        st.floats(0, 1.5),  # stored this long after ended_at
+        st.integers(-8, 8),  # worker clock skew, within the 10 s slack
+        st.booleans(),  # failed
+    ),
+    max_size=120,
+)
+_gaps = st.lists(st.floats(0.3, 30), min_size=3, max_size=25)
+
+
+def _simulate(jobs, gaps, timing: Timing, start: float = T0 + 0.37) -> tuple[int, int, int, int]:
+    """Runs the scrapes; returns (finished counted, failed counted, exact count without / with the
+    jobs that ended within TOLERANCE seconds of the first scrape: those may count either way)."""
+    regs = Registries()
+    pending = sorted(
+        (start + ended - 30 + stored, i, ended - 30, ttl, stored, skew, failed)
+        for i, (ended, ttl, stored, skew, failed) in enumerate(jobs)
+    )
+    expected, boundary = set(), set()
+    now = start
+    for gap in [0.0, *gaps]:
+        now += gap
+        while pending and pending[0][0] <= now:
+            _, i, ended, ttl, stored, skew, failed = pending.pop(0)
+            regs.end(f"j{i}", start + ended + skew, ttl=ttl, stored_after=stored,
+                     status="failed" if failed else "finished")
+        for z in regs.z.values():  # RQ's cleanup: expired entries go
+            for member in [m for m, s in z.items() if 0 <= s <= now]:
+                del z[member]
+        for status, z in regs.z.items():
+            for member in z:
+                # Counted when it ended (by its worker's clock, in whole seconds, as stored) at or
+                # after the first scrape's second, and it is there for a scrape to see.
+                stored_worker = int(z[member]) - _ttl_of(jobs, member)
+                if stored_worker >= int(start) + TOLERANCE:
+                    expected.add((status, member))
+                elif stored_worker >= int(start) - TOLERANCE:
+                    boundary.add((status, member))
+        regs.answer(timing, now)
+    got = totals(timing)
+    return got["rq_jobs_finished"], got["rq_jobs_failed"], len(expected), len(expected | boundary)
+
+
+def _ttl_of(jobs, member: bytes) -> int:
+    return jobs[int(member[1:])][1]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_jobs, _gaps)
+def test_declared_ttls_count_every_job_exactly_once(jobs, gaps):
+    timing = Timing(extra_ttls=(40, 60, 500, 505, 3600, 86_400))
+    finished, failed, exact, with_boundary = _simulate(jobs, gaps, timing)
+    assert exact <= finished + failed <= with_boundary
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_jobs, _gaps)
+def test_undeclared_ttls_never_count_a_job_twice(jobs, gaps):
+    finished, failed, _, with_boundary = _simulate(jobs, gaps, Timing())
+    assert finished + failed <= with_boundary
