@@ -79,8 +79,9 @@ def test_rules_read_only_metrics_the_exporter_exposes():
 
 
 def test_prometheus_and_alertmanager_configs_are_valid():
-    result = promtool("check", "config", "prometheus/prometheus.yml")
-    assert result.returncode == 0, result.stdout + result.stderr
+    for config in sorted(PROMETHEUS.glob("prometheus*.yml")):  # the bundle's and the multi-target example
+        result = promtool("check", "config", str(config))
+        assert result.returncode == 0, result.stdout + result.stderr
     import subprocess
 
     amtool = require_tool("amtool")
