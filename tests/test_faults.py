@@ -75,8 +75,12 @@ def test_twenty_concurrent_scrapes_share_one_redis_read(redis_db):
     proxy = FaultProxy(redis_db.port)
     # Each reply is held 0.3 s, so one read (3 round trips) takes about a second: the 20
     # scrapes below all arrive while it is in flight.
+    redis_db.client().config_resetstat()
     exporter = Exporter("--redis-url", proxy.url, "--redis-read-timeout", "3")
     try:
+        # The exporter's start-up check reads once in the background: let it finish first.
+        wait_for(lambda: redis_db.client().info("commandstats").get("cmdstat_smembers", {}).get("calls", 0) >= 2,
+                 what="the start-up read")
         exporter.scrape()
         proxy.set("delay", 0.3)
         stats = redis_db.client().info("commandstats")
@@ -135,7 +139,7 @@ def test_redis_killed_and_restarted(own_redis):
         # 20 scrapes one after another, and the 10 at once shared fewer reads between them.
         assert 21 <= samples.value("rq_exporter_scrape_errors_total") <= 30
         wait_for(lambda: _settled(exporter, threads, fds), timeout=5, what="threads and fds back to baseline")
-        assert _exporter_clients(own_redis) == 1
+        wait_for(lambda: _exporter_clients(own_redis) == 1, timeout=5, what="one exporter connection to Redis")
     finally:
         log = exporter.stop()
     assert log.count("cannot read Redis") == 1, log  # one line per outage, not one per scrape

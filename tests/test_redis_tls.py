@@ -104,12 +104,14 @@ def test_tls_or_auth_failures_are_rq_up_0_and_logged(tls_redis, certs, case):
         args[1] = f"redis://127.0.0.1:{tls_redis.port}/0"
     exporter = Exporter(*args)
     try:
-        samples = exporter.scrape()
-        again = exporter.scrape()
+        scrapes = [exporter.scrape() for _ in range(4)]
     finally:
         log = exporter.stop()
-    assert samples.value("rq_up") == 0 and again.value("rq_up") == 0
-    assert again.value("rq_exporter_scrape_errors_total") == 2
+    assert [s.value("rq_up") for s in scrapes] == [0, 0, 0, 0]
+    assert scrapes[-1].value("rq_exporter_scrape_errors_total") == 4
     assert "cannot read Redis at rediss://127.0.0.1" in log or "cannot read Redis at redis://127.0.0.1" in log
-    assert log.count("cannot read Redis") == 1  # logged once, not every scrape
+    # Logged when the reason changes, not every scrape. A refused client certificate (TLS 1.3)
+    # surfaces as either of two errors depending on timing, so that case may log each time.
+    logged = log.count("cannot read Redis")
+    assert logged >= 1 and (logged == 1 or case == "no client certificate"), log
     assert PASSWORD not in log
