@@ -33,7 +33,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                group="exporter"),
     MetricSpec("rq_exporter_redis_round_trips", "gauge", "Redis round trips this scrape made (at most 3 for the gauges).",
                group="exporter"),
-    MetricSpec("rq_exporter_scrapes_total", "counter", "Scrapes served since the exporter started.", group="exporter"),
+    MetricSpec("rq_exporter_scrapes_total", "counter", "Reads of Redis for scrapes since the exporter started (scrapes that arrive during a read share it and count once).", group="exporter"),
     MetricSpec("rq_exporter_scrape_errors_total", "counter", "Scrapes in which Redis could not be read (rq_up 0).",
                group="exporter"),
     MetricSpec("rq_exporter_skipped_total", "counter",
