@@ -4,7 +4,7 @@ prometheus_client formats each sample with ~9 us of Python (label escaping, sort
 checks); at 1,000 queues a scrape has ~17,000 samples. This module writes the same bytes
 for the same families (tests/test_exposition.py compares them) at a fraction of the cost:
 label sets are formatted once per distinct label-name tuple, escaped label values and
-integer values are cached within one render. A family it has no fast path for (exemplars,
+formatted values are cached within one render. A family it has no fast path for (exemplars,
 timestamps, native histograms, names that need escaping) is handed to prometheus_client
 itself, so the output never differs.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable, Iterable
 from functools import partial
+from operator import itemgetter
 from urllib.parse import parse_qs
 
 from prometheus_client import exposition, openmetrics
@@ -29,6 +30,7 @@ WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 _TEXT_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary",
                "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 _MOVED_SUFFIXES = ("_created", "_gsum", "_gcount")  # text format: these go to their own gauge families
+_FIRST_THREE = itemgetter(0, 1, 2)  # a Sample's name, labels, value
 
 
 class _One(Collector):
@@ -53,7 +55,7 @@ class _Writer:
     def __init__(self) -> None:
         self.formatters: dict[tuple, Callable[[dict], str] | None] = {}
         self.escaped: dict[str, str] = {}
-        self.numbers: dict[int, str] = {}
+        self.numbers: dict[float, str] = {}
         self.names: set[str] = set()
 
     def formatter(self, names: tuple) -> Callable[[dict], str] | None:
@@ -62,29 +64,41 @@ class _Writer:
             return None
         order = tuple(sorted(names))
         heads = tuple(("{" if i == 0 else '",') + f'{n}="' for i, n in enumerate(order))
-        escaped = self.escaped
+        cache = self.escaped
 
-        def format_labels(labels: dict) -> str:
-            text = ""
-            for name, head in zip(order, heads):
-                raw = labels[name]
-                value = escaped.get(raw)
-                if value is None:
-                    value = escaped[raw] = _escape_value(raw)
-                text += head + value
-            return text + '"}'
+        def escaped(raw: str) -> str:
+            value = cache.get(raw)
+            if value is None:
+                value = cache[raw] = _escape_value(raw)
+            return value
 
-        return format_labels
+        if len(order) == 1:
+            (a,), (head_a,) = order, heads
+            return lambda labels: head_a + escaped(labels[a]) + '"}'
+        if len(order) == 2:
+            (a, b), (head_a, head_b) = order, heads
+            return lambda labels: head_a + escaped(labels[a]) + head_b + escaped(labels[b]) + '"}'
+        pairs = tuple(zip(order, heads))
+        return lambda labels: "".join([head + escaped(labels[name]) for name, head in pairs]) + '"}'
+
+    def value(self, value) -> str:
+        text = self.numbers.get(value)
+        if text is None:
+            text = floatToGoString(value)
+            if value != 0:  # 0 and -0.0 are equal keys but print differently
+                self.numbers[value] = text
+        return text
 
     def samples(self, samples, out: list[str], refused: frozenset = frozenset()) -> bool:
         """Appends one line per sample; False (and nothing kept) when a sample needs the library."""
+        if any(s.timestamp is not None or s.exemplar is not None or s.value is None
+               or getattr(s, "native_histogram", None) is not None for s in samples):
+            return False
         mark = len(out)
-        numbers, names, formatters = self.numbers, self.names, self.formatters
+        names, formatters, value_text = self.names, self.formatters, self.value
         last_keys: tuple | None = None
         format_labels: Callable[[dict], str] | None = None
-        for name, labels, value, timestamp, exemplar, *rest in samples:
-            if timestamp is not None or exemplar is not None or value is None or any(r is not None for r in rest):
-                break
+        for name, labels, value in map(_FIRST_THREE, samples):
             if name not in names:
                 if name in refused or not _legacy(name):
                     break
@@ -97,16 +111,9 @@ class _Writer:
                     format_labels, last_keys = formatters[keys], keys
                     if format_labels is None:
                         break
-                labelstr = format_labels(labels)
+                out.append(f"{name}{format_labels(labels)} {value_text(value)}\n")
             else:
-                labelstr = ""
-            if type(value) is int:
-                text = numbers.get(value)
-                if text is None:
-                    text = numbers[value] = floatToGoString(value)
-            else:
-                text = floatToGoString(value)
-            out.append(f"{name}{labelstr} {text}\n")
+                out.append(f"{name} {value_text(value)}\n")
         else:
             return True
         del out[mark:]
