@@ -52,6 +52,7 @@ def connect(settings: Settings) -> redis.Redis:
                 "socket_timeout": settings.redis_read_timeout,
                 "socket_connect_timeout": settings.redis_connect_timeout,
                 "retry": _no_retry(),
+                **({"password": settings.sentinel_password.get_secret_value()} if settings.sentinel_password else {}),
             },
         )
         return sentinel.master_for(settings.sentinel_master, db=settings.redis_db, **options)

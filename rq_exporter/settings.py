@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     )
     sentinel_port: int = Field(26379, ge=1, le=65535, description="Sentinel port for hosts given without one.")
     sentinel_master: str | None = Field(None, description="Sentinel master name (required with --sentinel-host).")
+    sentinel_password: SecretStr | None = Field(
+        None, description="Password of the Sentinels themselves (their requirepass); the master's is --redis-password."
+    )
     redis_tls_ca_file: Path | None = Field(None, description="CA bundle to verify the Redis server (rediss://).")
     redis_tls_cert_file: Path | None = Field(None, description="Client certificate for Redis TLS.")
     redis_tls_key_file: Path | None = Field(None, description="Client private key for Redis TLS.")

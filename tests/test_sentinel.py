@@ -18,7 +18,7 @@ MASTER = "rqmaster"
 
 
 class Sentinel:
-    def __init__(self, master_port: int) -> None:
+    def __init__(self, master_port: int, extra: str = "", password: str | None = None) -> None:
         binary = require_tool("redis-sentinel")
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="rq-exporter-sentinel-"))
@@ -29,9 +29,9 @@ dir {self.dir}
 sentinel monitor {MASTER} 127.0.0.1 {master_port} 1
 sentinel down-after-milliseconds {MASTER} 2000
 sentinel failover-timeout {MASTER} 10000
-""")
+{extra}""")
         self.process = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client = redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
+        self.client = redis.Redis(port=self.port, socket_timeout=2, decode_responses=True, password=password)
         wait_for(self._pings, what="redis-sentinel")
 
     def _pings(self) -> bool:
@@ -128,3 +128,25 @@ def test_exporter_follows_a_sentinel_failover(cluster):
     finally:
         log = exporter.stop()
     assert "Traceback" not in log
+
+
+def test_password_protected_sentinel_and_master():
+    master = RedisServer().start()
+    master.client().config_set("requirepass", "master-pw")
+    sentinel = Sentinel(master.port, extra=f"requirepass sentinel-pw\nsentinel auth-pass {MASTER} master-pw\n",
+                        password="sentinel-pw")
+    Queue("locked", connection=master.client(password="master-pw")).enqueue("jobs.sleep_for", 0)
+    common = ["--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
+              "--redis-password", "master-pw", "--redis-connect-timeout", "1", "--redis-read-timeout", "1"]
+    good = Exporter(*common, "--sentinel-password", "sentinel-pw")
+    bad = Exporter(*common, "--sentinel-password", "wrong")
+    try:
+        samples = good.scrape()
+        assert samples.value("rq_up") == 1
+        assert samples.value("rq_jobs", queue="locked", status="queued") == 1
+        assert bad.scrape().value("rq_up") == 0
+    finally:
+        logs = good.stop() + bad.stop()
+        sentinel.stop()
+        master.cleanup()
+    assert "sentinel-pw" not in logs and "master-pw" not in logs

@@ -57,6 +57,7 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "sentinel_host": ("s1,s2:26400", "s1,s2:26400", ["--sentinel-master", "mymaster"]),
         "sentinel_port": ("26380", 26380, []),
         "sentinel_master": ("mymaster", "mymaster", []),
+        "sentinel_password": ("sentinel-pw", "sentinel-pw", []),
         "redis_tls_ca_file": (files["ca"], files["ca"], []),
         "redis_tls_cert_file": (files["cert"], files["cert"], ["--redis-tls-key-file", files["key"]]),
         "redis_tls_key_file": (files["key"], files["key"], ["--redis-tls-cert-file", files["cert"]]),
