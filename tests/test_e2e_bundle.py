@@ -59,8 +59,12 @@ class Demo:
         require_tool("prometheus")
         gen = rule_generator()
         self.rules = tmp / "rq-alerts.yml"
-        # The bundled thresholds, with `for` and rate windows short enough for a test.
-        self.rules.write_text(gen.render(gen.with_durations(gen.load_config(), for_="2s", window="20s")))
+        # The bundled thresholds, with `for` and windows short enough for a test, and the two
+        # thresholds that take minutes to reach lowered.
+        config = gen.with_durations(gen.load_config(), for_="2s", window="20s")
+        config["alerts"]["RQOldestJobTooOld"]["max_age_seconds"] = 3
+        config["alerts"]["RQQueueBacklogGrowing"]["min_growth"] = 3
+        self.rules.write_text(gen.render(config))
         self.redis_port, self.exporter_port, self.prometheus_port = free_port(), free_port(), free_port()
         self.log = tmp / "demo.log"
         self.started = time.time()
@@ -123,13 +127,16 @@ def counting(demo) -> bool:
     return bool(result) and float(result[0]["value"][1]) > 0
 
 
-def test_no_worker_and_failures_growing_alerts_fire_live(demo):
+def test_queue_and_failure_alerts_fire_live(demo):
     # The job counters leave out jobs that ended in the exporter's first seconds (clock slack):
     # start the failures once it counts the demo's completions.
     wait_for(lambda: counting(demo), timeout=30, interval=0.5, what="rq_jobs_finished_total counting")
     redis = Redis(port=demo.redis_port)
     orphan = Queue("orphan", connection=redis)  # no worker listens on it
-    for _ in range(5):
+    orphan.enqueue("demo.jobs.process", 0.01)
+    wait_for(lambda: demo.api("query", query='rq_jobs{queue="orphan", status="queued"}')["result"],
+             timeout=10, interval=0.2, what="the orphan queue scraped")
+    for _ in range(5):  # the backlog grows
         orphan.enqueue("demo.jobs.process", 0.01)
     # Due half a minute ago, in a queue no scheduler holds.
     orphan.enqueue_at(datetime.now(timezone.utc) - timedelta(seconds=30), "demo.jobs.process", 0.01)
@@ -138,7 +145,9 @@ def test_no_worker_and_failures_growing_alerts_fire_live(demo):
         high.enqueue("demo.jobs.fail")
 
     expected = {("RQQueueWithoutWorkers", "orphan"), ("RQJobFailuresGrowing", "high"),
-                ("RQScheduledJobsOverdue", "orphan")}
+                ("RQJobFailureRatioHigh", "high"),
+                ("RQScheduledJobsOverdue", "orphan"), ("RQOldestJobTooOld", "orphan"),
+                ("RQQueueBacklogGrowing", "orphan")}
     try:
         wait_for(lambda: expected <= demo.firing(), timeout=60, interval=0.5, what=f"alerts {expected} firing")
     except AssertionError:
