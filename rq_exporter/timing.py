@@ -61,6 +61,10 @@ DEFAULT_BUCKETS = (0.01, 0.05, 0.25, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 1440
 @dataclass
 class TtlClass:
     cursor: int  # counted up to this "ended at" second (score - ttl); the next window starts here - slack
+    # Learned after the floor: its window reads the backlog since the floor. Past the per-scrape
+    # cap that backlog is left for the next scrape rather than counted by score, because these
+    # windows also hold older jobs of other TTLs that were counted long ago.
+    catching_up: bool = False
 
 
 @dataclass
@@ -113,6 +117,7 @@ class RegistryRead:
     sweep_entries: list[Entry] = field(default_factory=list)
     forever: int | None = None
     sweep_cut: bool = False  # the discovery budget ran out inside this sweep
+    deferred: dict[int, float] = field(default_factory=dict)  # catching-up TTL -> first entry left
 
 
 @dataclass
@@ -225,13 +230,17 @@ class Timing:
             track = self._track(scan, read.queue)
             reg = track.registries[read.status]
             taken: set[Entry] = set()
-            for t, _, _ in read.windows:
+            # Jobs that just ended first; a backlog of a TTL learned late gets what is left.
+            for t, _, _ in sorted(read.windows, key=lambda w: (reg.ttls[w[0]].catching_up, w[0])):
                 for entry in read.window_entries.get(t, ()):
                     if entry in reg.seen or entry in taken:
                         continue
                     taken.add(entry)
                     use = timing_left > 0
                     timing_left -= use
+                    if not use and reg.ttls[t].catching_up and self.max_jobs > 0:
+                        read.deferred.setdefault(t, entry[1] - t)  # entries come by score: the lowest
+                        continue
                     scan.candidates.append(Candidate(read, entry[0], entry[1], t, read_hash=use))
             # (windows never reach below the floor: lower = max(cursor - edge, floor))
             lo_known = [(t, track.floor + t, scan.now + edge + t) for t in reg.ttls]
@@ -316,8 +325,14 @@ class Timing:
             reg = track.registries[read.status]
             for t, _, _ in read.windows:
                 if t in reg.ttls and (read.queue, read.status, t) not in learned:
-                    reg.ttls[t].cursor = max(reg.ttls[t].cursor, n)
-            reg.seen = {k: v for k, v in reg.seen.items() if v >= n - edge}
+                    ttl = reg.ttls[t]
+                    if t in read.deferred:
+                        ttl.cursor = max(ttl.cursor, int(read.deferred[t]))
+                    else:
+                        ttl.cursor, ttl.catching_up = max(ttl.cursor, n), False
+            # Keep what a window may return again: a catching-up window starts further back.
+            keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - edge
+            reg.seen = {k: v for k, v in reg.seen.items() if v >= keep}
             self._advance_sweep(reg, read)
             if read.forever is not None:
                 if reg.forever is not None and read.forever > reg.forever:
@@ -366,7 +381,7 @@ class Timing:
                 problems.append(Problem("too_many_ttls", f"{c.read.queue}:{status}",
                                         f"more than {MAX_TTLS} distinct TTLs; TTL {ttl} is not tracked"))
             return
-        reg.ttls[ttl] = TtlClass(cursor=track.floor)
+        reg.ttls[ttl] = TtlClass(cursor=track.floor, catching_up=True)
         learned.add((c.read.queue, status, ttl))
 
     def _advance_sweep(self, reg: RegistryTrack, read: RegistryRead) -> None:

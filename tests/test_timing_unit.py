@@ -394,3 +394,22 @@ def test_declared_ttls_count_every_job_exactly_once(jobs, gaps):
 def test_undeclared_ttls_never_count_a_job_twice(jobs, gaps):
     finished, failed, _, with_boundary = _simulate(jobs, gaps, Timing())
     assert finished + failed <= with_boundary
+
+
+def test_a_ttl_learned_late_catches_up_within_the_cap_without_counting_by_score():
+    # TTL 60 is not declared and its jobs carry no result_ttl field: the sweep finds it, and its
+    # window then reads the backlog since the floor, at most 12 hashes a scrape.
+    # 600 older jobs (TTL 500, ended ~8 min before the exporter started) fill the bottom of the
+    # registry, so the sweep needs a while and a backlog of TTL-60 jobs builds up.
+    history = [(-440 + i * 0.05, 500, 0.1, 0, False) for i in range(600)]
+    jobs = history + [(30 + i * 0.25, 60 if i % 2 else 500, 0.1, 0, False) for i in range(400)]
+    timing = Timing(max_jobs_per_scrape=12, discovery_per_scrape=20)
+    deferred = []
+    apply = timing.apply
+    timing.apply = lambda scan: deferred.extend(r.deferred for r in scan.reads if r.deferred) or apply(scan)
+    finished, failed, exact, with_boundary = _simulate(jobs, [1.0] * 160, timing)
+    assert deferred  # the backlog did exceed the cap
+    assert finished + failed <= with_boundary
+    assert finished > 200  # TTL-60 jobs counted: all those still in the registry once it was learned
+    assert totals(timing)["timed"] == finished  # nothing was counted without its hash
+    assert not any(c.catching_up for c in timing.queues["default"].registries["finished"].ttls.values())
