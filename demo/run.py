@@ -67,6 +67,7 @@ class Stack:
         self.args = args
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.gone: set[str] = set()
+        self.running = False
         self.tmp = Path(tempfile.mkdtemp(prefix="rq-demo-"))
         self.redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
 
@@ -79,12 +80,13 @@ class Stack:
         return process
 
     def check_alive(self) -> None:
-        """Raises when Redis, the exporter or Prometheus died. Workers and the producer may
-        come and go: stopping a worker to watch the alerts fire is part of the demo."""
+        """Raises when a process died while starting, or the exporter or Prometheus died later.
+        Redis, the workers and the producer may go once running: stopping a worker or Redis to
+        watch the alerts fire is part of the demo."""
         for name, process in self.processes:
             if process.poll() is None:
                 continue
-            if name.startswith(("worker", "producer")):
+            if self.running and name.startswith(("redis", "worker", "producer")):
                 if name not in self.gone:
                     self.gone.add(name)
                     print(f"demo: {name} exited with {process.returncode}", file=sys.stderr, flush=True)
@@ -127,6 +129,7 @@ class Stack:
         elif not a.no_prometheus:
             print("demo: prometheus is not installed: running without it (apt-get install prometheus)",
                   file=sys.stderr)
+        self.running = True
 
     def _pings(self, client: redis.Redis) -> bool:
         self.check_alive()

@@ -190,6 +190,17 @@ def test_stopping_every_worker_fires_all_workers_gone(demo):
     wait_for(lambda: expected <= demo.firing(), timeout=40, interval=0.5, what=f"alerts {expected} firing")
 
 
+def test_redis_going_away_fires_redis_unreachable(demo):
+    redis = Redis(port=demo.redis_port)
+    pid = redis.info("server")["process_id"]
+    os.kill(pid, signal.SIGTERM)  # the demo's redis-server
+    wait_for(lambda: ("RQRedisUnreachable", "") in demo.firing(), timeout=30, interval=0.5,
+             what="RQRedisUnreachable firing")
+    # Without Redis the worker series are gone: that is not reported as all workers gone.
+    wait_for(lambda: ("RQAllWorkersGone", "") not in demo.firing(), timeout=10, interval=0.5,
+             what="RQAllWorkersGone resolved")
+
+
 def test_ctrl_c_stops_everything_the_demo_started(demo):
     ports = (demo.redis_port, demo.exporter_port, demo.prometheus_port)
     assert demo.stop() == 0, demo.output()
