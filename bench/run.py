@@ -110,6 +110,7 @@ class Exporter:
     writes: list[int] = field(default_factory=list)
     round_trips: list[int] = field(default_factory=list)
     samples: int = 0
+    cpu: float = 0.0
 
     @property
     def url(self) -> str:
@@ -137,6 +138,12 @@ class Exporter:
             if response.status != 200:
                 raise RuntimeError(f"{self.name}: HTTP {response.status}")
             return response.read()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the process has used: less disturbed by a busy machine than wall time."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float:
         assert self.process is not None
@@ -216,11 +223,14 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         for exporter in exporters:
             exporter.scrape(timeout)  # warm-up: connections, imports, first-call caches
         deadline = time.monotonic() + budget
+        cpu_before = [exporter.cpu_seconds() for exporter in exporters]
         for i in range(scrapes):
             if i >= 3 and time.monotonic() > deadline:
                 break  # bounded in time: at least 3 scrapes each, then stop at the budget
             for exporter in exporters:
                 measure(exporter, client, timeout, write_cache)
+        for exporter, before in zip(exporters, cpu_before):
+            exporter.cpu = exporter.cpu_seconds() - before
         result["exporters"] = [summary(e) for e in exporters]
     if with_peer:
         ours, peer = result["exporters"]
@@ -234,6 +244,7 @@ def summary(e: Exporter) -> dict:
         "scrapes": len(e.times),
         "median_ms": round(statistics.median(e.times) * 1e3, 2),
         "p90_ms": round(percentile(e.times, 0.9) * 1e3, 2),
+        "cpu_ms": round(e.cpu / len(e.times) * 1e3, 1),
         "commands": int(statistics.median(e.commands)),
         "redis_usec": int(statistics.median(e.usec)),
         "writes": int(statistics.median(e.writes)),
@@ -249,12 +260,12 @@ def print_run(result: dict) -> None:
     flags = f", ours with {result['ours_args']}" if result["ours_args"] else ""
     print(f"\n{result['queues']} queues, {result['workers']} workers, {result['jobs']} jobs{delay}{flags}"
           f" (fill {result['fill']['seconds']} s)")
-    head = f"{'exporter':<20} {'scrapes':>7} {'median ms':>10} {'p90 ms':>9} {'commands':>9} " \
+    head = f"{'exporter':<20} {'scrapes':>7} {'median ms':>10} {'p90 ms':>9} {'cpu ms':>7} {'commands':>9} " \
            f"{'redis us':>9} {'writes':>6} {'RTs':>6} {'samples':>8} {'RSS MB':>7} {'speedup':>8}"
     print(head)
     for e in result["exporters"]:
         rts = "-" if e["round_trips"] is None else e["round_trips"]
-        print(f"{e['name']:<20} {e['scrapes']:>7} {e['median_ms']:>10} {e['p90_ms']:>9} {e['commands']:>9} "
+        print(f"{e['name']:<20} {e['scrapes']:>7} {e['median_ms']:>10} {e['p90_ms']:>9} {e['cpu_ms']:>7} {e['commands']:>9} "
               f"{e['redis_usec']:>9} {e['writes']:>6} {rts:>6} {e['samples']:>8} {e['peak_rss_mb']:>7} "
               f"{e.get('speedup', '-'):>8}")
 
