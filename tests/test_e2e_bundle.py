@@ -68,12 +68,17 @@ class Demo:
         self.redis_port, self.exporter_port, self.prometheus_port = free_port(), free_port(), free_port()
         self.log = tmp / "demo.log"
         self.started = time.time()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "demo.run", "--redis-port", str(self.redis_port),
-             "--exporter-port", str(self.exporter_port), "--prometheus-port", str(self.prometheus_port),
-             "--scrape-interval", "1s", "--rules", str(self.rules), "--rate", "4", "--workers", "2"],
-            cwd=ROOT, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self._ready, timeout=60, interval=0.2, what="the demo stack")
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "demo.run", "--redis-port", str(self.redis_port),
+                 "--exporter-port", str(self.exporter_port), "--prometheus-port", str(self.prometheus_port),
+                 "--scrape-interval", "1s", "--rules", str(self.rules), "--rate", "4", "--workers", "2"],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for(self._ready, timeout=60, interval=0.2, what="the demo stack")
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def instance(self) -> str:
@@ -110,7 +115,7 @@ class Demo:
             try:
                 self.process.wait(40)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.kill()
                 self.process.wait()
         return self.process.returncode
 
@@ -127,7 +132,11 @@ def counting(demo) -> bool:
     return bool(result) and float(result[0]["value"][1]) > 0
 
 
-def test_queue_and_failure_alerts_fire_live(demo):
+@pytest.fixture(scope="module")
+def scenario(demo) -> set[tuple[str, str]]:
+    """Jobs in a queue no worker serves (one of them scheduled and overdue) and a burst of
+    failures; returns the alerts firing once the expected ones do. Later tests stop workers and
+    Redis, so the tests of this module run in file order on one stack."""
     # The job counters leave out jobs that ended in the exporter's first seconds (clock slack):
     # start the failures once it counts the demo's completions.
     wait_for(lambda: counting(demo), timeout=30, interval=0.5, what="rq_jobs_finished_total counting")
@@ -154,12 +163,16 @@ def test_queue_and_failure_alerts_fire_live(demo):
         failed = demo.api("query", query="rq_jobs_failed_total[40s]")["result"]
         raise AssertionError(f"firing: {sorted(demo.firing())}\nrq_jobs_failed_total: {failed}\n"
                              f"{demo.output()[-3000:]}") from None
-    # The queues with workers do not count as queues without workers.
-    assert not {q for name, q in demo.firing() if name == "RQQueueWithoutWorkers"} - {"orphan"}
-    assert "RQRedisUnreachable" not in {name for name, _ in demo.firing()}
+    return demo.firing()
 
 
-def test_every_dashboard_query_returns_data(demo):
+def test_queue_and_failure_alerts_fire_live(scenario):
+    # (the expected ones fired: see the fixture) The queues with workers are not "without workers".
+    assert not {q for name, q in scenario if name == "RQQueueWithoutWorkers"} - {"orphan"}
+    assert not {name for name, _ in scenario} & {"RQRedisUnreachable", "RQExporterDown", "RQAllWorkersGone"}
+
+
+def test_every_dashboard_query_returns_data(demo, scenario):
     pending = {(name, title, substitute(expr, rate_interval="15s")) for name, title, expr in queries()}
     deadline = time.monotonic() + 45
     while pending and time.monotonic() < deadline:
@@ -179,7 +192,7 @@ def test_grafana_12196_dashboard_keeps_working(demo):
     assert not empty, f"no data for: {empty}"
 
 
-def test_stopping_every_worker_fires_all_workers_gone(demo):
+def test_stopping_every_worker_fires_all_workers_gone(demo, scenario):
     redis = Redis(port=demo.redis_port)
     pids = [int(redis.hget(key, "pid")) for key in redis.smembers("rq:workers")]
     assert len(pids) == 2
@@ -190,7 +203,7 @@ def test_stopping_every_worker_fires_all_workers_gone(demo):
     wait_for(lambda: expected <= demo.firing(), timeout=40, interval=0.5, what=f"alerts {expected} firing")
 
 
-def test_redis_going_away_fires_redis_unreachable(demo):
+def test_redis_going_away_fires_redis_unreachable(demo, scenario):
     redis = Redis(port=demo.redis_port)
     pid = redis.info("server")["process_id"]
     os.kill(pid, signal.SIGTERM)  # the demo's redis-server
