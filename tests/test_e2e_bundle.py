@@ -137,8 +137,8 @@ def scenario(demo) -> set[tuple[str, str]]:
     """Jobs in a queue no worker serves (one of them scheduled and overdue) and a burst of
     failures; returns the alerts firing once the expected ones do. Later tests stop workers and
     Redis, so the tests of this module run in file order on one stack."""
-    # The job counters leave out jobs that ended in the exporter's first seconds (clock slack):
-    # start the failures once it counts the demo's completions.
+    # The job counters start at the exporter's first scrape (README, Job timing): start the
+    # failures once they count the demo's completions.
     wait_for(lambda: counting(demo), timeout=30, interval=0.5, what="rq_jobs_finished_total counting")
     redis = Redis(port=demo.redis_port)
     orphan = Queue("orphan", connection=redis)  # no worker listens on it
