@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from rq_exporter import jobfunc, parse
@@ -87,15 +88,18 @@ class QueueTrack:
 
 
 class Histogram:
-    __slots__ = ("counts", "sum")
+    __slots__ = ("counts", "sum", "samples")
 
     def __init__(self, size: int) -> None:
         self.counts = [0] * size
         self.sum = 0.0
+        # Its exposed samples, rebuilt only after an observation: most queues are idle most scrapes.
+        self.samples: list[Sample] | None = None
 
     def observe(self, bounds: tuple[float, ...], value: float) -> None:
         self.counts[bisect_left(bounds, value)] += 1
         self.sum += value
+        self.samples = None
 
 
 # --- one scrape's reads ----------------------------------------------------------------------
@@ -152,6 +156,7 @@ class Timing:
         key_prefix: str = "rq",
     ) -> None:
         self.bounds = tuple(float(b) for b in buckets)
+        self.les = tuple(floatToGoString(b) for b in self.bounds) + ("+Inf",)
         self.max_jobs = max_jobs_per_scrape
         self.discovery = discovery_per_scrape
         self.slack = slack
@@ -429,10 +434,11 @@ class Timing:
         extra = ["func"] if self.func_label else []
         duration = _histogram_family("rq_job_duration_seconds", extra)
         for (queue, status, func), hist in sorted(self.durations.items(), key=_sort_key):
-            duration.add_metric([queue, status, *([func] if self.func_label else [])], *self._buckets(hist))
+            labels = {"queue": queue, "status": status, **({"func": func} if self.func_label else {})}
+            self._add(duration, labels, hist)
         wait = _histogram_family("rq_job_wait_seconds", extra)
         for (queue, func), hist in sorted(self.waits.items(), key=_sort_key):
-            wait.add_metric([queue, *([func] if self.func_label else [])], *self._buckets(hist))
+            self._add(wait, {"queue": queue, **({"func": func} if self.func_label else {})}, hist)
         finished = _counter_family("rq_jobs_finished_total")
         failed = _counter_family("rq_jobs_failed_total")
         not_timed = _counter_family("rq_exporter_jobs_not_timed_total")
@@ -443,13 +449,18 @@ class Timing:
             not_timed.add_metric([name], track.not_timed if track else 0)
         yield from (duration, wait, finished, failed, not_timed)
 
-    def _buckets(self, hist: Histogram) -> tuple[list[tuple[str, float]], float]:
-        buckets, total = [], 0
-        for bound, count in zip(self.bounds, hist.counts):
-            total += count
-            buckets.append((floatToGoString(bound), total))
-        buckets.append(("+Inf", total + hist.counts[-1]))
-        return buckets, hist.sum
+    def _add(self, family: HistogramMetricFamily, labels: dict[str, str], hist: Histogram) -> None:
+        """The samples HistogramMetricFamily.add_metric makes, built directly: it costs ~75 us a
+        series (label dicts and bucket names rebuilt per sample), most of a 1,000-queue scrape."""
+        if hist.samples is None:
+            samples, name, total = [], family.name, 0
+            for le, count in zip(self.les, hist.counts):
+                total += count
+                samples.append(Sample(name + "_bucket", {**labels, "le": le}, total))
+            samples.append(Sample(name + "_count", labels, total))
+            samples.append(Sample(name + "_sum", labels, hist.sum))
+            hist.samples = samples
+        family.samples.extend(hist.samples)
 
 
 def _nearest(ttls: dict[int, TtlClass], measured: int) -> int | None:
