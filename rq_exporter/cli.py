@@ -72,7 +72,7 @@ def _production(settings: settings_module.Settings):
     try:
         if settings.web_config_file:
             web = webconfig.load(settings.web_config_file)
-            tls = web.ssl_context()
+            tls = webconfig.TlsContexts(web) if web.tls else None
     except webconfig.WebConfigError as error:
         raise settings_module.InvalidSettings(_invalid("web_config_file", error)) from None
     try:

@@ -97,27 +97,34 @@ def _family(host: str, port: int) -> socket.AddressFamily:
     return infos[0][0]
 
 
-def serve(app: WsgiApp, host: str, port: int, tls: ssl.SSLContext | None = None) -> WSGIServer:
-    """A threaded server bound to host:port, not yet serving (call serve_forever); HTTPS with ``tls``."""
+def serve(app: WsgiApp, host: str, port: int,
+          tls: Callable[[], ssl.SSLContext] | None = None) -> WSGIServer:
+    """A threaded server bound to host:port, not yet serving (call serve_forever).
+
+    HTTPS when ``tls`` is given: it returns the context for each new connection, so that
+    renewed certificates are served without a restart."""
 
     class Server(_ThreadingServer):
         address_family = _family(host, port)
 
         def finish_request(self, request, client_address) -> None:
-            if tls is not None:
-                # The handshake runs here, in the request's thread: done in accept() it would
-                # let one slow or silent client stall every other connection.
-                request.settimeout(_QuietHandler.timeout)
+            if tls is None:
+                super().finish_request(request, client_address)
+                return
+            # The handshake runs here, in the request's thread: done in accept() it would
+            # let one slow or silent client stall every other connection.
+            request.settimeout(_QuietHandler.timeout)
+            secure = tls().wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            try:
                 try:
-                    request.do_handshake()
+                    secure.do_handshake()
                 except (ssl.SSLError, OSError):
                     return
-            super().finish_request(request, client_address)
+                super().finish_request(secure, client_address)
+            finally:
+                self.shutdown_request(secure)
 
-    server = make_server(host, port, app, server_class=Server, handler_class=_QuietHandler)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-    return server
+    return make_server(host, port, app, server_class=Server, handler_class=_QuietHandler)
 
 
 def run_until(server: WSGIServer, stop: threading.Event) -> None:

@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -43,6 +44,8 @@ TLS_VERSIONS = {
 }
 TLS_KEYS = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version"}
 TOP_KEYS = {"tls_server_config", "basic_auth_users"}
+log = logging.getLogger("rq_exporter")
+
 # Paths that answer without credentials: a liveness probe must not need the scrape password,
 # and /healthz tells nothing about Redis.
 OPEN_PATHS = frozenset({"/healthz", "/-/healthy"})
@@ -88,6 +91,46 @@ class WebConfig:
                 raise WebConfigError(f"tls_server_config.client_ca_file: cannot load: {_reason(error)}") from None
         context.verify_mode = CLIENT_AUTH[self.client_auth_type]
         return context
+
+
+class TlsContexts:
+    """The server's TLS context, rebuilt when its certificate, key or CA file changes.
+
+    Called for every new connection (a few stat calls), so renewed certificates (cert-manager,
+    a Kubernetes Secret update) are served without a restart. A half-replaced pair that does
+    not load keeps the previous context until the files change again."""
+
+    def __init__(self, config: WebConfig) -> None:
+        self._config = config
+        self._files = [p for p in (config.cert_file, config.key_file, config.client_ca_file) if p is not None]
+        self._stamp = self._stamps()
+        self._context = config.ssl_context()
+        self._lock = threading.Lock()
+
+    def _stamps(self) -> tuple:
+        stamps = []
+        for path in self._files:
+            try:
+                stat = path.stat()
+            except OSError:
+                stamps.append(None)
+            else:
+                stamps.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+        return tuple(stamps)
+
+    def __call__(self) -> ssl.SSLContext:
+        stamp = self._stamps()
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._stamp = stamp
+                    try:
+                        self._context = self._config.ssl_context()
+                    except WebConfigError as error:
+                        log.warning("--web-config-file: keeping the previous TLS certificate: %s", error)
+                    else:
+                        log.info("--web-config-file: TLS certificate files changed, reloaded")
+        return self._context
 
 
 def _reason(error: Exception) -> str:

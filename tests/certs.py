@@ -53,3 +53,9 @@ def make_certs(directory: Path) -> Certs:
     d = directory
     return Certs(d, d / "ca.crt", d / "server.crt", d / "server.key", d / "client.crt", d / "client.key",
                  d / "rogue.crt", d / "rogue.key")
+
+
+def new_server_cert(certs: Certs, name: str) -> tuple[Path, Path]:
+    """Another server certificate (new key, new serial) from the same CA, as a renewal makes."""
+    _signed(name, "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n", certs.dir)
+    return certs.dir / f"{name}.crt", certs.dir / f"{name}.key"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import http.client
+import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from certs import Certs, make_certs
+from certs import Certs, make_certs, new_server_cert
 from support import ROOT, free_port, parse_samples, wait_for
 
 PASSWORD = "s3cret pass:word"
@@ -134,6 +136,36 @@ tls_server_config:
         assert exporter.get("/healthz")[0] == 200  # the server still serves after refused handshakes
     finally:
         exporter.stop()
+
+
+def _served_serial(exporter: HttpsExporter) -> str:
+    with socket.create_connection(("127.0.0.1", exporter.port), timeout=5) as raw:
+        with exporter.context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.getpeercert()["serialNumber"]
+
+
+def test_renewed_certificate_is_served_without_restart(certs, redis_db, tmp_path):
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    shutil.copy(certs.server_cert, cert)
+    shutil.copy(certs.server_key, key)
+    config = _config(tmp_path, "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n")
+    exporter = HttpsExporter(config, redis_db.url, certs.ca)
+    try:
+        before = _served_serial(exporter)
+        renewed_cert, renewed_key = new_server_cert(certs, f"renewed-{tmp_path.name}")
+        # Half-way through a renewal (new certificate, old key) the old pair keeps being served.
+        shutil.copy(renewed_cert, cert)
+        assert _served_serial(exporter) == before
+        assert exporter.get("/healthz")[0] == 200
+        shutil.copy(renewed_key, key)
+        after = _served_serial(exporter)
+        assert after != before
+        status, _, body = exporter.get("/metrics")
+        assert status == 200 and parse_samples(body).value("rq_up") == 1
+    finally:
+        exporter.stop()
+    log = exporter.process.stderr.read()
+    assert "keeping the previous TLS certificate" in log and "reloaded" in log
 
 
 def _start_with(config: Path) -> subprocess.CompletedProcess:
