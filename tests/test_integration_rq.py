@@ -160,6 +160,9 @@ def test_jobs_and_workers_against_rq(redis_db, tmp_path):
     for _ in range(3):
         default.enqueue(jobs.sleep_for, 0)
     default.enqueue(jobs.fail)
+    # Registry entries that expire within seconds: RQ's cleanup would drop them, so must we.
+    default.enqueue(jobs.sleep_for, 0, result_ttl=1)
+    default.enqueue(jobs.fail, failure_ttl=1)
     retried = default.enqueue(jobs.fail, retry=Retry(max=2))  # 3 attempts, then failed
     parent = low.enqueue(jobs.sleep_for, 0)  # low has no worker: stays queued
     deferred = default.enqueue(jobs.sleep_for, 0, depends_on=parent)
@@ -181,14 +184,17 @@ def test_jobs_and_workers_against_rq(redis_db, tmp_path):
     try:
         finished = FinishedJobRegistry("default", connection=conn)
         failed = FailedJobRegistry("default", connection=conn)
-        wait_for(lambda: len(finished.get_job_ids(cleanup=False)) == 3
-                 and len(failed.get_job_ids(cleanup=False)) == 2, timeout=30, what="default's jobs to run")
+        wait_for(lambda: len(finished.get_job_ids(cleanup=False)) == 4
+                 and len(failed.get_job_ids(cleanup=False)) == 3, timeout=30, what="default's jobs to run")
         wait_for(pid_file.exists, timeout=20, what="the slow job to start")
         horse_pid = int(pid_file.read_text())
         wait_for(lambda: slow.count == 1 and not conn.zcard("rq:scheduled:slow"), timeout=15,
                  what="the slow worker's scheduler to enqueue the due job")
         wait_for(lambda: conn.zcount("rq:scheduled:low", 0, time.time() - 1) == 1, timeout=5,
                  what="low's scheduled job to be overdue")
+
+        wait_for(lambda: len(finished.get_expired_job_ids()) == 1 and len(failed.get_expired_job_ids()) == 1,
+                 timeout=5, what="the ttl=1 registry entries to expire")
 
         samples, queue_truth, (live, dead) = consistent(exporter, conn, queues)
         # The scenario itself, so the comparison below is not vacuous:
@@ -202,7 +208,7 @@ def test_jobs_and_workers_against_rq(redis_db, tmp_path):
             == (1, 1, 1)
         assert sorted((w.name, w.get_state()) for w in live) == [("w-busy", "busy"), ("w-main", "idle")]
         w_main = next(w for w in live if w.name == "w-main")
-        assert (w_main.successful_job_count, w_main.failed_job_count) == (3, 4)  # retries counted
+        assert (w_main.successful_job_count, w_main.failed_job_count) == (4, 5)  # retries counted
         assert w_main.total_working_time > 0
         assert dead == 0
         assert deferred.get_status(refresh=True) == "deferred" and retried.get_status(refresh=True) == "failed"
@@ -219,6 +225,9 @@ def test_jobs_and_workers_against_rq(redis_db, tmp_path):
                  what="the slow job's heartbeat deadline to pass")
         samples, queue_truth, (live, dead) = consistent(exporter, conn, queues)
         assert (queue_truth["slow"]["started"], queue_truth["slow"]["abandoned"]) == (0, 1)
+        # by now the ttl=1 entries have expired: still in the registries, no longer counted
+        assert (conn.zcard("rq:finished:default"), conn.zcard("rq:failed:default")) == (4, 3)
+        assert (queue_truth["default"]["finished"], queue_truth["default"]["failed"]) == (3, 2)
         assert dead == 1 and [w.name for w in live] == ["w-main"]
         assert conn.sismember("rq:workers", "rq:worker:w-busy")
         assert_queue_metrics(samples, queue_truth)
