@@ -3,8 +3,12 @@ its own credentials, against real redis-servers; no connection anywhere else."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
+import tempfile
+import urllib.parse
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -12,7 +16,7 @@ from pathlib import Path
 import pytest
 from rq import Queue
 
-from support import ROOT, Exporter, RedisServer, free_port, parse_samples, require_tool
+from support import ROOT, Exporter, RedisServer, free_port, parse_samples, require_tool, wait_for
 
 
 def _probe(exporter: Exporter, query: str) -> tuple[int, str]:
@@ -120,6 +124,7 @@ def test_invalid_targets_file_is_one_line_and_exit_2(tmp_path, text, named):
     assert named in lines[0]
 
 
+@pytest.mark.bundle
 def test_multi_target_prometheus_example_is_valid():
     promtool = require_tool("promtool")
     config = ROOT / "prometheus" / "prometheus-multi-target.yml"
@@ -152,3 +157,63 @@ def test_targets_file_example_in_readme_parses(tmp_path):
             entry[key] = Path(entry[key]).name
     found = targets.parse(raw, Settings.model_validate({}), tmp_path)
     assert set(found) == set(raw["targets"])
+
+
+@pytest.mark.bundle
+def test_real_prometheus_scrapes_each_target_through_the_example_relabelling(redis_db, locked_redis, tmp_path):
+    """The example config as written (addresses and interval aside) with a real Prometheus: one
+    series set per target name, each with its own data."""
+    import yaml
+
+    binary = require_tool("prometheus")
+    _queued(redis_db, "orders", 2)
+    _queued(locked_redis, "billing", 1, password="default-pw")
+    targets = tmp_path / "targets.yml"
+    targets.write_text(f"""targets:
+  orders: {{redis_url: "{redis_db.url}"}}
+  billing: {{redis_url: "redis://exporter:exporter-pw@127.0.0.1:{locked_redis.port}/0"}}
+""")
+    exporter = Exporter("--redis-url", redis_db.url, "--targets-file", str(targets))
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus-multi-target.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["global"]["scrape_timeout"] = "1s"
+    address = f"127.0.0.1:{exporter.port}"
+    for job in config["scrape_configs"]:
+        for relabel in job.get("relabel_configs", []):
+            if relabel.get("target_label") == "__address__":
+                relabel["replacement"] = address
+        if job["job_name"] != "rq":
+            job["static_configs"] = [{"targets": [address]}]
+    config_file = tmp_path / "prometheus.yml"
+    config_file.write_text(yaml.safe_dump(config))
+    data = tempfile.mkdtemp(prefix="rq-exporter-prometheus-")
+    port = free_port()
+    prometheus = subprocess.Popen([binary, f"--config.file={config_file}", f"--storage.tsdb.path={data}",
+                                   f"--web.listen-address=127.0.0.1:{port}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def query(expr: str) -> dict[str, float]:
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                result = json.load(response)["data"]["result"]
+        except OSError:
+            return {}
+        return {r["metric"].get("instance", ""): float(r["value"][1]) for r in result}
+
+    try:
+        wait_for(lambda: query('rq_up{job="rq"}') == {"orders": 1.0, "billing": 1.0}, timeout=30, interval=0.5,
+                 what="Prometheus to scrape both targets through /probe")
+        assert query('rq_jobs{job="rq", status="queued", queue="orders"}') == {"orders": 2.0}
+        assert query('rq_jobs{job="rq", status="queued", queue="billing"}') == {"billing": 1.0}
+        wait_for(lambda: query('rq_up{job="rq-exporter"}') == {address: 1.0}, timeout=15, interval=0.5,
+                 what="the exporter's own /metrics")
+    finally:
+        prometheus.terminate()
+        try:
+            prometheus.wait(10)
+        except subprocess.TimeoutExpired:
+            prometheus.kill()
+            prometheus.wait()
+        exporter.stop()
+        shutil.rmtree(data, ignore_errors=True)
