@@ -78,15 +78,18 @@ class Scraper:
 
 
 def idle(url: str, r, runs: int) -> dict[str, tuple[float, float]]:
-    result = {}
-    for label, args in (("timing on", ()), ("timing off", ("--no-job-timing",))):
-        scraper = Scraper(url, *args)
+    """Scrapes with and without timing take turns, so a busy machine slows both alike."""
+    scrapers = {"timing on": Scraper(url), "timing off": Scraper(url, "--no-job-timing")}
+    times: dict[str, list[float]] = {label: [] for label in scrapers}
+    calls = dict.fromkeys(scrapers, 0)
+    for scraper in scrapers.values():
         scraper.scrape()
-        before, times = commands(r), []
-        for _ in range(runs):
-            times.append(scraper.scrape())
-        result[label] = (statistics.median(times) * 1000, (commands(r) - before) / runs)
-    return result
+    for _ in range(runs):
+        for label, scraper in scrapers.items():
+            before = commands(r)
+            times[label].append(scraper.scrape())
+            calls[label] += commands(r) - before
+    return {label: (statistics.median(times[label]) * 1000, calls[label] / runs) for label in scrapers}
 
 
 def main() -> None:
