@@ -4,6 +4,7 @@ parses, OpenMetrics is written). The pure parsers get random bytes without Redis
 
 from __future__ import annotations
 
+import base64
 import math
 
 import pytest
@@ -18,6 +19,7 @@ from rq_exporter.collector import RQCollector
 from rq_exporter.connection import connect
 from rq_exporter.settings import Settings
 
+VALID_AUTH = "Basic " + base64.b64encode(b"prometheus:pw").decode()
 FUZZ = hsettings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # Names: printable and not, separators RQ uses, label-escaping characters, bytes that are not UTF-8.
@@ -164,3 +166,43 @@ def test_parsers_fail_only_with_value_error(raw):
         assert value is None or isinstance(value, (int, float))
         if isinstance(value, float):
             assert not math.isnan(value)
+
+
+@FUZZ
+@given(path=st.one_of(st.sampled_from(["metrics", "probe", "", "healthz", "-/healthy"]), st.text(max_size=30)),
+       query=st.one_of(st.sampled_from(["target=orders", "target=orders&target=x", "target=", "name[]=rq_up",
+                                        "target=orders&name[]=rq_jobs", "target=%ff%00"]), st.text(max_size=60)),
+       auth=st.one_of(st.none(), st.just(VALID_AUTH), st.text(max_size=60),
+                      st.binary(max_size=40).map(lambda b: "Basic " + base64.b64encode(b).decode())))
+def test_fuzzed_requests_never_fail_the_app(redis_db, path, query, auth):
+    """Any path, query string and Authorization header: an answer (200, 400, 401 or 404), never an error."""
+    import bcrypt
+    from wsgiref.util import setup_testing_defaults
+
+    from rq_exporter import webconfig
+    from rq_exporter.server import make_app
+
+    app = _fuzz_app(redis_db, make_app, webconfig, bcrypt)
+    environ = {"PATH_INFO": "/" + path, "QUERY_STRING": query}
+    if auth is not None:
+        environ["HTTP_AUTHORIZATION"] = auth
+    setup_testing_defaults(environ)
+    statuses = []
+    body = b"".join(app(environ, lambda status, headers: statuses.append(status)))
+    assert statuses[0][:3] in ("200", "400", "401", "404"), statuses
+    assert isinstance(body, bytes)
+
+
+_APPS: dict = {}
+
+
+def _fuzz_app(redis_db, make_app, webconfig, bcrypt):
+    """One app per Redis for all examples: bcrypt hashing per example would dominate the run."""
+    if redis_db.port not in _APPS:
+        settings = Settings.model_validate({"redis_url": redis_db.url})
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(RQCollector(connect(settings), settings))
+        probes = {"orders": registry}
+        users = {"prometheus": bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4))}
+        _APPS[redis_db.port] = webconfig.guard(make_app(registry, "redis://test", probes), webconfig.WebConfig(users=users))
+    return _APPS[redis_db.port]

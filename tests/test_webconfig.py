@@ -99,6 +99,13 @@ basic_auth_users:
         assert exporter.get("/", ("other", "another"))[0] == 200
         assert exporter.get("/probe?target=x")[0] == 401  # every path but the health check needs auth
         assert exporter.get("/healthz")[0] == 200  # liveness probes need no password
+        # Clients that connect and never start the handshake hold no one else up.
+        silent = [socket.create_connection(("127.0.0.1", exporter.port), timeout=5) for _ in range(5)]
+        try:
+            assert exporter.get("/metrics", ("prometheus", PASSWORD))[0] == 200
+        finally:
+            for sock in silent:
+                sock.close()
         # A garbled header is a 401, not a 500.
         connection = http.client.HTTPSConnection("127.0.0.1", exporter.port, context=exporter.context, timeout=5)
         connection.request("GET", "/metrics", headers={"Authorization": "Basic !!!not-base64"})
