@@ -55,6 +55,9 @@ def connect(settings: Settings) -> redis.Redis:
                 **({"password": settings.sentinel_password.get_secret_value()} if settings.sentinel_password else {}),
             },
         )
+        if settings.redis_tls_ca_file or settings.redis_tls_cert_file:
+            # No URL says rediss:// here: TLS files are what asks for TLS to the master.
+            options.update(ssl=True, **_tls_options(settings))
         return sentinel.master_for(settings.sentinel_master, db=settings.redis_db, **options)
     url = settings.effective_redis_url()
     if url.startswith("rediss://"):

@@ -116,7 +116,11 @@ class Settings(BaseSettings):
     sentinel_password: SecretStr | None = Field(
         None, description="Password of the Sentinels themselves (their requirepass); the master's is --redis-password."
     )
-    redis_tls_ca_file: Path | None = Field(None, description="CA bundle to verify the Redis server (rediss://).")
+    redis_tls_ca_file: Path | None = Field(
+        None,
+        description="CA bundle to verify the Redis server (rediss://; with Sentinel, TLS files turn on TLS "
+        "to the master).",
+    )
     redis_tls_cert_file: Path | None = Field(None, description="Client certificate for Redis TLS.")
     redis_tls_key_file: Path | None = Field(None, description="Client private key for Redis TLS.")
     redis_connect_timeout: float = Field(

@@ -150,3 +150,40 @@ def test_password_protected_sentinel_and_master():
         sentinel.stop()
         master.cleanup()
     assert "sentinel-pw" not in logs and "master-pw" not in logs
+
+
+def test_sentinel_with_a_tls_master(tmp_path):
+    """The master serves TLS only; Sentinel watches it over TLS; the exporter finds it through
+    Sentinel and connects with the --redis-tls-* files."""
+    from certs import make_certs
+
+    certs = make_certs(tmp_path / "certs")
+    tls = ["--tls-cert-file", str(certs.server_cert), "--tls-key-file", str(certs.server_key),
+           "--tls-ca-cert-file", str(certs.ca)]
+    master = RedisServer()
+    master.extra = ["--port", "0", "--tls-port", str(master.port), *tls, "--tls-auth-clients", "optional"]
+    master._pings = lambda: _tls_client(master.port, certs).ping()
+    master.start()
+    sentinel = Sentinel(master.port, extra="\n".join([
+        f"tls-cert-file {certs.server_cert}", f"tls-key-file {certs.server_key}", f"tls-ca-cert-file {certs.ca}",
+        "tls-replication yes", ""]))
+    Queue("secure", connection=_tls_client(master.port, certs)).enqueue("jobs.sleep_for", 0)
+    exporter = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
+                        "--redis-tls-ca-file", str(certs.ca), "--redis-connect-timeout", "1",
+                        "--redis-read-timeout", "1")
+    plain = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
+                     "--redis-connect-timeout", "1", "--redis-read-timeout", "1")
+    try:
+        samples = exporter.scrape()
+        assert samples.value("rq_up") == 1
+        assert samples.value("rq_jobs", queue="secure", status="queued") == 1
+        assert plain.scrape().value("rq_up") == 0  # without the TLS files: plain TCP, refused
+    finally:
+        exporter.stop()
+        plain.stop()
+        sentinel.stop()
+        master.cleanup()
+
+
+def _tls_client(port: int, certs) -> redis.Redis:
+    return redis.Redis(port=port, ssl=True, ssl_ca_certs=str(certs.ca), socket_timeout=1)
