@@ -14,7 +14,8 @@
         key_prefix: billing
 
 Each entry takes the exporter's own Redis and reading settings (the names of the settings
-table, snake_case); what an entry leaves out comes from the exporter's command line. Only
+table, snake_case); what an entry leaves out comes from the exporter's command line, except
+credentials and TLS files, which a target only has when it names them. Only
 names listed here can be probed, so the exporter never connects where a URL parameter says:
 it is not an open proxy, and credentials stay in the file (or the files it names).
 """
@@ -35,6 +36,10 @@ TARGET_FIELDS = frozenset(
     name for name in Settings.model_fields if name.startswith(("redis_", "sentinel_"))
 ) | {"key_prefix", "queue_include", "queue_exclude", "per_worker_metrics"}
 LOCATION_FIELDS = frozenset({"redis_url", "redis_host", "sentinel_host", "sentinel_master"})
+# Never sent to a target that did not ask for them: the command line's password is for the
+# command line's Redis, not for every server in the file.
+CREDENTIAL_FIELDS = frozenset({"redis_username", "redis_password", "redis_password_file", "redis_tls_ca_file",
+                               "redis_tls_cert_file", "redis_tls_key_file", "sentinel_password"})
 FLAG = re.compile(r"--([a-z0-9-]+)(?: \([A-Z0-9_, ]+\))?")
 NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
 
@@ -59,11 +64,10 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
         raise TargetsError("must be a mapping with one key, targets: {NAME: {setting: value}}")
     if not raw["targets"]:
         raise TargetsError("targets: lists no target")
-    # Only the Redis/reading settings a target may set; the rest is the process's own.
-    # Where Redis is never comes from the command line or the environment: a target names it.
-    inherited = {
-        name: None if name in LOCATION_FIELDS else getattr(base, name) for name in TARGET_FIELDS
-    }
+    # Only the Redis/reading settings a target may set; the rest is the process's own. Where
+    # Redis is and how to log in never come from the command line or the environment.
+    own_only = LOCATION_FIELDS | CREDENTIAL_FIELDS
+    inherited = {name: None if name in own_only else getattr(base, name) for name in TARGET_FIELDS}
     found: dict[str, Settings] = {}
     for name, entry in raw["targets"].items():
         name = str(name)
@@ -79,10 +83,6 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
             raise TargetsError(f"targets.{name}: needs redis_url, redis_host or sentinel_host")
         own = {key: _resolve(key, value, directory) for key, value in entry.items()}
         values = {**inherited, **own}
-        if "redis_password" in own or "redis_password_file" in own:
-            # A target's own credential replaces the command line's, whichever form each uses.
-            values["redis_password"] = own.get("redis_password")
-            values["redis_password_file"] = own.get("redis_password_file")
         try:
             found[name] = Settings.model_validate(values)
         except ValidationError as error:
