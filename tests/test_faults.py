@@ -73,7 +73,7 @@ def _fill(server: RedisServer, queues: int = 3, jobs: int = 2) -> None:
 def test_twenty_concurrent_scrapes_share_one_redis_read(redis_db):
     _fill(redis_db)
     proxy = FaultProxy(redis_db.port)
-    # Each reply is held 0.3 s, so one read (3 round trips) takes about a second: the 20
+    # Each reply is held 0.5 s, so one read (3 round trips) takes about 1.5 s: the 20
     # scrapes below all arrive while it is in flight.
     redis_db.client().config_resetstat()
     exporter = Exporter("--redis-url", proxy.url, "--redis-read-timeout", "3")
@@ -82,7 +82,7 @@ def test_twenty_concurrent_scrapes_share_one_redis_read(redis_db):
         wait_for(lambda: redis_db.client().info("commandstats").get("cmdstat_smembers", {}).get("calls", 0) >= 2,
                  what="the start-up read")
         exporter.scrape()
-        proxy.set("delay", 0.3)
+        proxy.set("delay", 0.5)
         stats = redis_db.client().info("commandstats")
         before = stats["cmdstat_smembers"]["calls"]
         barrier = threading.Barrier(20)
