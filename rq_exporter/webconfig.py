@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 import logging
 import ssl
 import threading
@@ -52,6 +53,7 @@ OPEN_PATHS = frozenset({"/healthz", "/-/healthy"})
 # Successful checks remembered so that a scrape every few seconds does not pay bcrypt's cost
 # (tens of ms by design) each time; bounded so that a flood of passwords cannot grow it.
 CACHE_SIZE = 256
+BCRYPT_MAX = 72  # bytes of a password bcrypt uses
 
 
 class WebConfigError(ValueError):
@@ -221,7 +223,7 @@ class BasicAuth:
         self._users = users
         # Unknown users are checked against this, so a wrong name costs as long as a wrong password.
         self._dummy = bcrypt.hashpw(b"unused", bcrypt.gensalt(rounds=_rounds(users)))
-        self._key = bcrypt.gensalt()  # per-process key of the cache below
+        self._key = secrets.token_bytes(32)  # per-process key of the cache below
         self._verified: dict[bytes, None] = {}
         self._lock = threading.Lock()
 
@@ -236,7 +238,13 @@ class BasicAuth:
         if cached:
             return True
         hashed = self._users.get(user)
-        ok = bcrypt.checkpw(password.encode(), hashed if hashed is not None else self._dummy)
+        secret = password.encode()
+        if len(secret) > BCRYPT_MAX:
+            # bcrypt reads 72 bytes at most (the bcrypt package refuses more, as Go's does):
+            # such a password never matches; the dummy check keeps the time the same.
+            bcrypt.checkpw(b"", self._dummy)
+            return False
+        ok = bcrypt.checkpw(secret, hashed if hashed is not None else self._dummy)
         if ok and hashed is not None:
             with self._lock:
                 if len(self._verified) >= CACHE_SIZE:

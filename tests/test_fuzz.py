@@ -173,7 +173,8 @@ def test_parsers_fail_only_with_value_error(raw):
        query=st.one_of(st.sampled_from(["target=orders", "target=orders&target=x", "target=", "name[]=rq_up",
                                         "target=orders&name[]=rq_jobs", "target=%ff%00"]), st.text(max_size=60)),
        auth=st.one_of(st.none(), st.just(VALID_AUTH), st.text(max_size=60),
-                      st.binary(max_size=40).map(lambda b: "Basic " + base64.b64encode(b).decode())))
+                      st.binary(max_size=120).map(lambda b: "Basic " + base64.b64encode(b).decode()),
+                      st.text(max_size=120).map(lambda t: "Basic " + base64.b64encode(b"prometheus:" + t.encode()).decode())))
 def test_fuzzed_requests_never_fail_the_app(redis_db, path, query, auth):
     """Any path, query string and Authorization header: an answer (200, 400, 401 or 404), never an error."""
     import bcrypt

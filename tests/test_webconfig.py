@@ -92,7 +92,7 @@ basic_auth_users:
         assert parse_samples(body).value("rq_up") == 1
         # A right password is remembered; a wrong one afterwards must still be refused.
         for auth in [None, ("prometheus", "wrong"), ("nobody", PASSWORD), ("other", PASSWORD),
-                     ("prometheus", PASSWORD + "x"), ("prometheus", "")]:
+                     ("prometheus", PASSWORD + "x"), ("prometheus", ""), ("prometheus", "p" * 100)]:
             status, headers, _ = exporter.get("/metrics", auth)
             assert status == 401, auth
             assert headers["WWW-Authenticate"].startswith("Basic realm=")
