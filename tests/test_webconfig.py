@@ -83,7 +83,7 @@ tls_server_config:
   key_file: {certs.server_key}
 basic_auth_users:
   prometheus: '{_hash(PASSWORD)}'
-  other: '{_hash("another")}'
+  other: '{"$2y$" + _hash("another")[4:]}'
 """)
     exporter = HttpsExporter(config, redis_db.url, certs.ca)
     try:
@@ -96,7 +96,7 @@ basic_auth_users:
             status, headers, _ = exporter.get("/metrics", auth)
             assert status == 401, auth
             assert headers["WWW-Authenticate"].startswith("Basic realm=")
-        assert exporter.get("/", ("other", "another"))[0] == 200
+        assert exporter.get("/", ("other", "another"))[0] == 200  # a $2y$ hash, as htpasswd -B writes
         assert exporter.get("/probe?target=x")[0] == 401  # every path but the health check needs auth
         assert exporter.get("/healthz")[0] == 200  # liveness probes need no password
         # Clients that connect and never start the handshake hold no one else up.
