@@ -1,6 +1,7 @@
 """End to end: the local demo (`make demo`: redis-server, RQ workers, the producer, the exporter and a
 real Prometheus loaded with prometheus/ config and the generated rules, with short `for` and windows),
-then live alerts, every dashboard query, and the queries of rq-exporter's Grafana dashboard 12196."""
+then every alert firing live, every dashboard query, and the queries of rq-exporter's Grafana
+dashboard 12196."""
 
 from __future__ import annotations
 
@@ -152,11 +153,16 @@ def scenario(demo) -> set[tuple[str, str]]:
     high = Queue("high", connection=redis)
     for _ in range(30):
         high.enqueue("demo.jobs.fail")
+    # What 11 workers killed without a clean exit leave once their hashes expired, and what a job
+    # of a killed worker leaves in the started registry once its heartbeat deadline passed: RQ's
+    # layout written directly, as with RQ's own timings they take minutes to appear.
+    redis.sadd("rq:workers", *[f"rq:worker:killed-{i}" for i in range(11)])
+    redis.zadd("rq:wip:orphan", {"abandoned-job:1": int(time.time()) - 60})
 
     expected = {("RQQueueWithoutWorkers", "orphan"), ("RQJobFailuresGrowing", "high"),
                 ("RQJobFailureRatioHigh", "high"),
                 ("RQScheduledJobsOverdue", "orphan"), ("RQOldestJobTooOld", "orphan"),
-                ("RQQueueBacklogGrowing", "orphan")}
+                ("RQQueueBacklogGrowing", "orphan"), ("RQDeadWorkersPilingUp", ""), ("RQAbandonedJobs", "orphan")}
     try:
         wait_for(lambda: expected <= demo.firing(), timeout=60, interval=0.5, what=f"alerts {expected} firing")
     except AssertionError:
@@ -192,10 +198,35 @@ def test_grafana_12196_dashboard_keeps_working(demo):
     assert not empty, f"no data for: {empty}"
 
 
+def exporter_pid(port: int) -> int:
+    wanted = ["-m", "rq_exporter", "--port", str(port)]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = open(f"/proc/{entry}/cmdline", "rb").read().decode().split("\0")
+            except OSError:
+                continue
+            if all(arg in argv for arg in wanted):
+                return int(entry)
+    raise AssertionError(f"no exporter process on port {port}")
+
+
+def test_a_frozen_exporter_fires_exporter_down(demo, scenario):
+    pid = exporter_pid(demo.exporter_port)
+    os.kill(pid, signal.SIGSTOP)  # scrapes time out: up 0
+    try:
+        wait_for(lambda: ("RQExporterDown", "") in demo.firing(), timeout=30, interval=0.5,
+                 what="RQExporterDown firing")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: ("RQExporterDown", "") not in demo.firing(), timeout=20, interval=0.5,
+             what="RQExporterDown resolved")
+
+
 def test_stopping_every_worker_fires_all_workers_gone(demo, scenario):
     redis = Redis(port=demo.redis_port)
-    pids = [int(redis.hget(key, "pid")) for key in redis.smembers("rq:workers")]
-    assert len(pids) == 2
+    pids = [int(pid) for pid in (redis.hget(key, "pid") for key in redis.smembers("rq:workers")) if pid]
+    assert len(pids) == 2  # the demo's workers; the killed ones have no hash left
     for pid in pids:
         os.kill(pid, signal.SIGTERM)  # the demo's workers: a clean, warm shutdown
     expected = {("RQAllWorkersGone", ""), ("RQQueueWithoutWorkers", "high"), ("RQQueueWithoutWorkers", "default"),
