@@ -19,6 +19,11 @@ Exactness:
 - a TTL seen for the first time is not counted where it was seen: its window starts at the
   queue's floor on the next scrape, which counts every job of that TTL since the floor.
 
+The per-scrape cap bounds the job hashes read. Jobs that just ended are read first; past the cap
+they are counted by score as jobs of their window's TTL, untimed. The backlog of a TTL learned
+late is not (its window also holds old jobs of other TTLs, counted long ago): its cursor stops
+at the first entry left unread, and the next scrapes go on from there.
+
 Finding TTLs nobody told the exporter about, at a cost that does not grow with the registry:
 RQ's defaults (500 s results, one year failures) and ``--timing-ttls`` are known from the start;
 a job's own ``result_ttl``/``failure_ttl`` fields teach the TTLs of both registries; a probe
