@@ -267,3 +267,15 @@ def test_retries_count_once_and_a_requeued_job_counts_again(redis_db):
         assert counts(exporter.scrape(), "rerun") == twice
     finally:
         exporter.stop()
+
+
+def test_no_job_timing_exports_none_of_it(redis_db):
+    exporter = Exporter("--redis-url", redis_db.url, "--no-job-timing")
+    try:
+        write_finished(redis_db.client(), "off", ["off-1"])
+        names = exporter.scrape().names()
+    finally:
+        exporter.stop()
+    assert "rq_up" in names
+    assert not {n for n in names if n.startswith(("rq_job_", "rq_jobs_finished", "rq_jobs_failed",
+                                                    "rq_exporter_jobs_not_timed"))}

@@ -413,3 +413,19 @@ def test_a_ttl_learned_late_catches_up_within_the_cap_without_counting_by_score(
     assert finished > 200  # TTL-60 jobs counted: all those still in the registry once it was learned
     assert totals(timing)["timed"] == finished  # nothing was counted without its hash
     assert not any(c.catching_up for c in timing.queues["default"].registries["finished"].ttls.values())
+
+
+_one_ttl_jobs = st.lists(
+    st.tuples(st.floats(0, 240), st.just(500), st.floats(0, 1.5), st.integers(-8, 8), st.booleans()),
+    max_size=120,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_one_ttl_jobs, _gaps, st.integers(0, 20))
+def test_past_the_cap_one_ttl_still_counts_every_job_exactly_once(jobs, gaps, cap):
+    timing = Timing(max_jobs_per_scrape=cap, extra_ttls=(500,))
+    finished, failed, exact, with_boundary = _simulate(jobs, gaps, timing)
+    assert exact <= finished + failed <= with_boundary
+    got = totals(timing)
+    assert got["timed"] + got["rq_exporter_jobs_not_timed"] == finished + failed
