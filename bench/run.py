@@ -111,6 +111,7 @@ class Exporter:
     round_trips: list[int] = field(default_factory=list)
     samples: int = 0
     cpu: float = 0.0
+    first_writes: int = 0
 
     @property
     def url(self) -> str:
@@ -176,6 +177,15 @@ def is_write(client: redis.Redis, command: str, cache: dict[str, bool]) -> bool:
     return cache[command]
 
 
+def stats_delta(before: dict, after: dict) -> dict[str, tuple[int, int]]:
+    return {name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
+            for name, (calls, usec) in after.items() if name != "info"}
+
+
+def writes(client: redis.Redis, delta: dict, write_cache: dict) -> int:
+    return sum(c for name, (c, _) in delta.items() if c and is_write(client, name, write_cache))
+
+
 def measure(exporter: Exporter, client: redis.Redis, timeout: float, write_cache: dict) -> None:
     """One scrape, with what it cost Redis (the benchmark's own INFO calls left out)."""
     before = commandstats(client)
@@ -183,12 +193,10 @@ def measure(exporter: Exporter, client: redis.Redis, timeout: float, write_cache
     start = time.perf_counter()
     body = exporter.scrape(timeout)
     exporter.times.append(time.perf_counter() - start)
-    after = commandstats(client)
-    delta = {name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
-             for name, (calls, usec) in after.items() if name != "info"}
+    delta = stats_delta(before, commandstats(client))
     exporter.commands.append(sum(c for c, _ in delta.values()))
     exporter.usec.append(sum(u for _, u in delta.values()))
-    exporter.writes.append(sum(c for name, (c, _) in delta.items() if c and is_write(client, name, write_cache)))
+    exporter.writes.append(writes(client, delta, write_cache))
     if exporter.proxy:
         exporter.round_trips.append(exporter.proxy.bursts - bursts)
     exporter.samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
@@ -210,18 +218,21 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter", *ours_args], redis_port)]
         if with_peer:
             exporters.append(Exporter("rq-exporter 3.1.0", peer_command(), redis_port))
+        write_cache: dict[str, bool] = {}
         for exporter in exporters:
             if delay_ms > 0:
                 exporter.proxy = stack.enter_context(DelayProxy(redis_port, delay_ms / 1000))
                 exporter.redis_port = exporter.proxy.port
             stack.callback(exporter.stop)
+            # Start-up and a warm-up scrape (connections, imports, first-call caches); rq-exporter
+            # already collects once when it starts. Their writes are counted apart.
+            before = commandstats(client)
             exporter.start(startup_timeout=timeout)
+            exporter.scrape(timeout)
+            exporter.first_writes = writes(client, stats_delta(before, commandstats(client)), write_cache)
         if delay_ms > 0:
             direct = measured_round_trip(redis_port)
             result["added_rtt_ms"] = round((measured_round_trip(exporters[0].proxy.port) - direct) * 1e3, 3)
-        write_cache: dict[str, bool] = {}
-        for exporter in exporters:
-            exporter.scrape(timeout)  # warm-up: connections, imports, first-call caches
         deadline = time.monotonic() + budget
         cpu_before = [exporter.cpu_seconds() for exporter in exporters]
         for i in range(scrapes):
@@ -232,6 +243,7 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         for exporter, before in zip(exporters, cpu_before):
             exporter.cpu = exporter.cpu_seconds() - before
         result["exporters"] = [summary(e) for e in exporters]
+        result["load_average"] = round(os.getloadavg()[0], 2)  # other work on the machine during the run
     if with_peer:
         ours, peer = result["exporters"]
         ours["speedup"] = round(peer["median_ms"] / ours["median_ms"], 1)
@@ -248,6 +260,7 @@ def summary(e: Exporter) -> dict:
         "commands": int(statistics.median(e.commands)),
         "redis_usec": int(statistics.median(e.usec)),
         "writes": int(statistics.median(e.writes)),
+        "startup_writes": e.first_writes,
         "round_trips": int(statistics.median(e.round_trips)) if e.round_trips else None,
         "samples": e.samples,
         "peak_rss_mb": round(e.peak_rss_mb(), 1),
@@ -259,14 +272,14 @@ def print_run(result: dict) -> None:
         if result["delay_ms"] else ", loopback"
     flags = f", ours with {result['ours_args']}" if result["ours_args"] else ""
     print(f"\n{result['queues']} queues, {result['workers']} workers, {result['jobs']} jobs{delay}{flags}"
-          f" (fill {result['fill']['seconds']} s)")
+          f" (fill {result['fill']['seconds']} s, load average {result.get('load_average')})")
     head = f"{'exporter':<20} {'scrapes':>7} {'median ms':>10} {'p90 ms':>9} {'cpu ms':>7} {'commands':>9} " \
-           f"{'redis us':>9} {'writes':>6} {'RTs':>6} {'samples':>8} {'RSS MB':>7} {'speedup':>8}"
+           f"{'redis us':>9} {'writes':>6} {'start w':>7} {'RTs':>6} {'samples':>8} {'RSS MB':>7} {'speedup':>8}"
     print(head)
     for e in result["exporters"]:
         rts = "-" if e["round_trips"] is None else e["round_trips"]
         print(f"{e['name']:<20} {e['scrapes']:>7} {e['median_ms']:>10} {e['p90_ms']:>9} {e['cpu_ms']:>7} {e['commands']:>9} "
-              f"{e['redis_usec']:>9} {e['writes']:>6} {rts:>6} {e['samples']:>8} {e['peak_rss_mb']:>7} "
+              f"{e['redis_usec']:>9} {e['writes']:>6} {e['startup_writes']:>7} {rts:>6} {e['samples']:>8} {e['peak_rss_mb']:>7} "
               f"{e.get('speedup', '-'):>8}")
 
 
@@ -275,6 +288,8 @@ def main() -> int:
     parser.add_argument("--queues", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--dead-workers", type=int, default=0,
+                        help="workers listed in rq:workers without a hash (rq-exporter removes them: writes)")
     parser.add_argument("--scrapes", type=int, default=20, help="scrapes per exporter (at most)")
     parser.add_argument("--budget", type=float, default=120, help="seconds of scraping per run, after 3 scrapes")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="proxy delay per direction (0: direct)")
@@ -288,7 +303,8 @@ def main() -> int:
         print("bench: redis-server is not installed (scripts/system-deps.sh)", file=sys.stderr)
         return 2
     results = []
-    sizes = [Size(q, w, j) for q, w, j in SCALING] if args.scaling else [Size(args.queues, args.workers, args.jobs)]
+    sizes = [Size(q, w, j) for q, w, j in SCALING] if args.scaling else \
+        [Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers)]
     for size in sizes:
         result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget,
                      args.ours_args.split())

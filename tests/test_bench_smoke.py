@@ -47,13 +47,13 @@ def test_bench_runs_one_scrape_of_ours_through_the_delay_proxy(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, "bench/run.py", "--queues", "3", "--workers", "2", "--jobs", "60", "--scrapes", "2",
-         "--no-peer", "--delay-ms", "1", "--timeout", "20", "--json", str(out)],
+         "--no-peer", "--delay-ms", "1", "--dead-workers", "1", "--timeout", "20", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     run = json.loads(out.read_text())["results"][0]
     ours = run["exporters"][0]
     assert ours["scrapes"] == 2
-    assert ours["writes"] == 0
+    assert ours["writes"] == 0 and ours["startup_writes"] == 0  # not even for the dead worker
     assert 1 <= ours["round_trips"] <= 3
     assert ours["commands"] >= 3 * 13  # every queue was read
     assert run["added_rtt_ms"] >= 1.5  # 1 ms each way
