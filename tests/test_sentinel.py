@@ -1,5 +1,6 @@
-"""Sentinel: a real redis-sentinel watching a master and a replica; SENTINEL FAILOVER while the
-exporter runs, and the exporter follows the new master (proven by killing the old one)."""
+"""Sentinel: real redis-sentinels watching a master and a replica; SENTINEL FAILOVER while the
+exporter runs, and the exporter follows the new master (proven by killing the old one); a dead
+Sentinel is passed over for the next one."""
 
 from __future__ import annotations
 
@@ -66,12 +67,13 @@ sentinel failover-timeout {MASTER} 10000
 def cluster():
     master = RedisServer().start()
     replica = RedisServer("--replicaof", "127.0.0.1", str(master.port)).start()
-    sentinel = None
+    sentinels = []
     try:
-        sentinel = Sentinel(master.port)
-        yield master, replica, sentinel
+        sentinels.append(Sentinel(master.port))
+        sentinels.append(Sentinel(master.port))
+        yield master, replica, sentinels
     finally:
-        if sentinel:
+        for sentinel in sentinels:
             sentinel.stop()
         replica.cleanup()
         master.cleanup()
@@ -82,9 +84,10 @@ def _smembers_calls(server: RedisServer) -> int:
 
 
 def test_exporter_follows_a_sentinel_failover(cluster):
-    master, replica, sentinel = cluster
+    master, replica, (sentinel, second) = cluster
     Queue("before", connection=master.client()).enqueue("jobs.sleep_for", 0)
-    exporter = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
+    exporter = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port},127.0.0.1:{second.port}",
+                        "--sentinel-master", MASTER,
                         "--redis-connect-timeout", "1", "--redis-read-timeout", "1")
     try:
         # The exporter's start-up check reads once in the background: let it finish first.
@@ -118,9 +121,17 @@ def test_exporter_follows_a_sentinel_failover(cluster):
         assert later.value("rq_jobs", queue="after", status="queued") == 1
         assert later.value("rq_jobs", queue="before", status="queued") == 1
 
-        # Sentinel gone: the open connection to the master still serves ...
+        # The first Sentinel gone: the second one answers, also for a new connection.
+        wait_for(lambda: second.master_port() == replica.port, timeout=15, interval=0.1,
+                 what="the second Sentinel to learn of the failover")
         sentinel.process.kill()
         sentinel.process.wait()
+        replica.client().client_kill_filter(_type="normal", skipme=True)  # the exporter must reconnect
+        wait_for(lambda: exporter.scrape().value("rq_up") == 1, timeout=5, interval=0.1,
+                 what="a new connection found through the second Sentinel")
+        # Both Sentinels gone: the open connection to the master still serves ...
+        second.process.kill()
+        second.process.wait()
         assert exporter.scrape().value("rq_up") == 1
         # ... and with the master gone too, scrapes answer rq_up 0 within the timeouts.
         replica.stop()
