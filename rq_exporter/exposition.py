@@ -8,13 +8,16 @@ formatted values are cached within one render. A family it has no fast path for 
 timestamps, native histograms, names that need escaping) is handed to prometheus_client
 itself, so the output never differs.
 
-``make_metrics_app`` is prometheus_client's ``make_wsgi_app`` with these renderers for the
-two formats Prometheus asks for by default; every other negotiation goes to the library.
+``make_metrics_app`` is prometheus_client's ``make_wsgi_app`` with these renderers: content
+negotiation is the library's, and the text and OpenMetrics encoders it picks (with the
+escaping Prometheus 2 and 3 ask for) are replaced; "dots" and "values" escaping rewrite even
+plain names, so those stay with the library.
 """
 
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Callable, Iterable
 from functools import partial
 from operator import itemgetter
@@ -41,8 +44,15 @@ class _One(Collector):
         return [self._metric]
 
 
+_PLAIN_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# Escaping schemes (Accept: ...;escaping=) that leave plain names as they are; with "dots" or
+# "values" prometheus_client rewrites even plain names, so those go to the library.
+_FAST_ESCAPINGS = (om_exposition.UNDERSCORES, om_exposition.ALLOWUTF8)
+
+
 def _legacy(name: str) -> bool:
-    return om_exposition._is_valid_legacy_metric_name(name)
+    """Names every format and fast escaping writes unchanged (a ':' would be escaped in OpenMetrics)."""
+    return _PLAIN_NAME.fullmatch(name) is not None
 
 
 def _escape_value(value: str) -> str:
@@ -120,13 +130,16 @@ class _Writer:
         return False
 
 
-def render_text(families: Iterable) -> bytes:
+def render_text(families: Iterable, escaping: str = om_exposition.UNDERSCORES) -> bytes:
     """What ``prometheus_client.generate_latest`` writes for these families."""
+    def library(metric) -> str:
+        return exposition.generate_latest(_One(metric), escaping=escaping).decode("utf-8")
+
     writer = _Writer()
     out: list[str] = []
     for metric in families:
-        if metric.type not in _TEXT_TYPES or not _legacy(metric.name):
-            out.append(exposition.generate_latest(_One(metric)).decode("utf-8"))
+        if escaping not in _FAST_ESCAPINGS or metric.type not in _TEXT_TYPES or not _legacy(metric.name):
+            out.append(library(metric))
             continue
         name = metric.name
         if metric.type == "counter":
@@ -137,19 +150,24 @@ def render_text(families: Iterable) -> bytes:
         head = [f"# HELP {name} {help_text}\n# TYPE {name} {_TEXT_TYPES[metric.type]}\n"]
         moved = frozenset(metric.name + suffix for suffix in _MOVED_SUFFIXES)
         if not writer.samples(metric.samples, head, refused=moved):
-            out.append(exposition.generate_latest(_One(metric)).decode("utf-8"))
+            out.append(library(metric))
             continue
         out.extend(head)
     return "".join(out).encode("utf-8")
 
 
-def render_openmetrics(families: Iterable) -> bytes:
+def render_openmetrics(families: Iterable, escaping: str = om_exposition.UNDERSCORES,
+                       version: str = "1.0.0") -> bytes:
     """What ``prometheus_client.openmetrics.exposition.generate_latest`` writes for these families."""
+    def library(metric) -> str:
+        text = om_exposition.generate_latest(_One(metric), escaping=escaping, version=version).decode("utf-8")
+        return text[: -len("# EOF\n")]
+
     writer = _Writer()
     out: list[str] = []
     for metric in families:
-        if not _legacy(metric.name):
-            out.append(_library_openmetrics(metric))
+        if escaping not in _FAST_ESCAPINGS or not _legacy(metric.name):
+            out.append(library(metric))
             continue
         name = metric.name
         help_text = _escape_value(metric.documentation)
@@ -157,25 +175,24 @@ def render_openmetrics(families: Iterable) -> bytes:
         if metric.unit:
             head.append(f"# UNIT {name} {metric.unit}\n")
         if not writer.samples(metric.samples, head):
-            out.append(_library_openmetrics(metric))
+            out.append(library(metric))
             continue
         out.extend(head)
     out.append("# EOF\n")
     return "".join(out).encode("utf-8")
 
 
-def _library_openmetrics(metric) -> str:
-    text = om_exposition.generate_latest(_One(metric)).decode("utf-8")
-    return text[: -len("# EOF\n")]
-
-
 def _fast_renderer(encoder: Callable) -> Callable[[Iterable], bytes] | None:
-    """Our renderer for the library's default text and OpenMetrics 1.0 encoders, else None."""
+    """Our renderer standing in for the library encoder that content negotiation chose, or None."""
     if encoder is exposition.generate_latest:
         return render_text
-    if isinstance(encoder, partial) and encoder.func is om_exposition.generate_latest and not encoder.args \
-            and encoder.keywords == {"escaping": openmetrics.exposition.UNDERSCORES, "version": "1.0.0"}:
-        return render_openmetrics
+    if not isinstance(encoder, partial) or encoder.args or not set(encoder.keywords) <= {"escaping", "version"} \
+            or encoder.keywords.get("escaping", om_exposition.UNDERSCORES) not in _FAST_ESCAPINGS:
+        return None
+    if encoder.func is exposition.generate_latest and "version" not in encoder.keywords:
+        return partial(render_text, **encoder.keywords)
+    if encoder.func is om_exposition.generate_latest:
+        return partial(render_openmetrics, **encoder.keywords)
     return None
 
 

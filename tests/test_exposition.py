@@ -77,6 +77,8 @@ def test_a_real_scrape_with_awkward_names_renders_identically(redis_db):
 
 
 names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,12}", fullmatch=True)
+metric_names = names | st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,12}", fullmatch=True)
+ESCAPINGS = ("underscores", "allow-utf-8", "dots", "values")
 label_values = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12) | \
     st.sampled_from(['"', "\\", "\n", "a\\n", ""])
 values = st.integers(-10**20, 10**20) | st.floats(allow_nan=True, allow_infinity=True) | \
@@ -86,7 +88,7 @@ values = st.integers(-10**20, 10**20) | st.floats(allow_nan=True, allow_infinity
 @st.composite
 def family(draw):
     kind = draw(st.sampled_from(["gauge", "counter", "untyped", "histogram", "summary", "info"]))
-    name = draw(names).removesuffix("_total").removesuffix("_info") or "x"
+    name = draw(metric_names).removesuffix("_total").removesuffix("_info") or "x"
     labels = draw(st.lists(names.filter(lambda n: not n.startswith("__") and n not in ("le", "quantile")),
                            max_size=3, unique=True))
     rows = draw(st.lists(st.tuples(*[label_values] * len(labels)), max_size=4, unique=True))
@@ -121,15 +123,23 @@ def family(draw):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(family(), max_size=4, unique_by=lambda f: f.name))
-def test_generated_families_render_identically(families):
+@given(st.lists(family(), max_size=4, unique_by=lambda f: f.name), st.sampled_from(ESCAPINGS))
+def test_generated_families_render_identically(families, escaping):
     try:
-        expected_text = generate_latest(Static(families))
-        expected_om = generate_openmetrics(Static(families))
+        expected_text = generate_latest(Static(families), escaping=escaping)
+        expected_om = generate_openmetrics(Static(families), escaping=escaping)
     except Exception:  # the library refuses it (a NaN counter in OpenMetrics, say); so must we
         return
-    assert render_text(families) == expected_text
-    assert render_openmetrics(families) == expected_om
+    assert render_text(families, escaping=escaping) == expected_text
+    assert render_openmetrics(families, escaping=escaping) == expected_om
+
+
+# What Prometheus 2.x and 3.x send when they scrape.
+PROMETHEUS_2 = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+PROMETHEUS_3 = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+                "application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,"
+                "text/plain;version=0.0.4;q=0.2,*/*;q=0.1")
 
 
 def _call(app, method="GET", accept=None, encoding=None, query=""):
@@ -162,8 +172,19 @@ def test_the_app_negotiates_like_prometheus_client():
         {}, {"accept": "application/openmetrics-text; version=1.0.0"}, {"accept": "application/openmetrics-text"},
         {"accept": "text/plain;version=1.0.0;escaping=allow-utf-8"}, {"accept": "text/plain;version=0.0.4"},
         {"accept": "application/openmetrics-text;version=1.0.0;escaping=dots"},
+        {"accept": PROMETHEUS_2}, {"accept": PROMETHEUS_3}, {"accept": "text/plain;version=1.0.0;escaping=values"},
         {"encoding": "gzip"}, {"encoding": "br, gzip;q=0.5"}, {"query": "name[]=rq_jobs"},
         {"method": "OPTIONS"}, {"method": "POST"},
     ]
     for case in cases:
         assert _call(ours, **case) == _call(library, **case), case
+
+
+def test_prometheus_scrapes_take_the_fast_path():
+    from prometheus_client.exposition import choose_encoder
+
+    from rq_exporter.exposition import _fast_renderer
+
+    for accept in (None, PROMETHEUS_2, PROMETHEUS_3, "text/plain;version=1.0.0;escaping=allow-utf-8"):
+        assert _fast_renderer(choose_encoder(accept)[0]) is not None, accept
+    assert _fast_renderer(choose_encoder("text/plain;version=1.0.0;escaping=dots")[0]) is None
