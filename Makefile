@@ -36,10 +36,12 @@ docs: venv
 COMPOSE ?= docker compose
 MON := -f docker-compose-rq-monitor.yml
 
-# Regenerates prometheus/rules/rq-alerts.yml (from prometheus/alerts-config.yml) and dashboards/*.json.
+# Regenerates prometheus/rules/rq-alerts.yml (from prometheus/alerts-config.yml), dashboards/*.json
+# and k8s/prometheusrule.yaml (from the rules).
 bundle: venv
 	$(VENV)/bin/python prometheus/generate_rules.py
 	$(VENV)/bin/python dashboards/generate.py
+	$(VENV)/bin/python scripts/k8s_rules.py
 
 # Redis, demo workers + producer, the exporter and (when installed) Prometheus, locally; Ctrl-C stops all.
 demo: venv
@@ -55,6 +57,6 @@ stop-rq-mon:
 
 # --- Kubernetes (README "Running in production") ------------------------------------------
 .PHONY: k8s
-# Regenerates k8s/prometheusrule.yaml from prometheus/rules/rq-alerts.yml (run after `make bundle`).
+# Regenerates k8s/prometheusrule.yaml from prometheus/rules/rq-alerts.yml (`make bundle` runs it too).
 k8s: venv
 	$(VENV)/bin/python scripts/k8s_rules.py
