@@ -42,6 +42,13 @@ from dataset import Size, fill  # noqa: E402
 from proxy import DelayProxy, measured_round_trip  # noqa: E402
 
 PEER = "rq-exporter==3.1.0"
+# Accept headers of a scrape: what Prometheus 3.x sends (OpenMetrics preferred), or plain text.
+ACCEPT = {
+    "prometheus3": "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+                   "application/openmetrics-text;version=0.0.1;q=0.4,"
+                   "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+    "text": "text/plain;version=0.0.4",
+}
 PEER_VENV = BENCH / ".venv-peer"
 SCALING = ((10, 20, 10_000), (100, 200, 100_000), (1000, 200, 10_000), (1000, 200, 1_000_000),
            (5000, 200, 1_000_000))
@@ -109,9 +116,11 @@ class Exporter:
     usec: list[int] = field(default_factory=list)
     writes: list[int] = field(default_factory=list)
     round_trips: list[int] = field(default_factory=list)
+    accept: str = ACCEPT["prometheus3"]
     samples: int = 0
     cpu: float = 0.0
     first_writes: int = 0
+    content_type: str = ""
 
     @property
     def url(self) -> str:
@@ -135,10 +144,11 @@ class Exporter:
         wait_for(serving, startup_timeout, f"{self.name} to listen")
 
     def scrape(self, timeout: float) -> bytes:
-        with urllib.request.urlopen(self.url, timeout=timeout) as response:
+        request = urllib.request.Request(self.url, headers={"Accept": self.accept})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             if response.status != 200:
                 raise RuntimeError(f"{self.name}: HTTP {response.status}")
-            return response.read()
+            return response.read(), response.headers.get("Content-Type", "")
 
     def cpu_seconds(self) -> float:
         """User + system CPU the process has used: less disturbed by a busy machine than wall time."""
@@ -191,7 +201,7 @@ def measure(exporter: Exporter, client: redis.Redis, timeout: float, write_cache
     before = commandstats(client)
     bursts = exporter.proxy.bursts if exporter.proxy else 0
     start = time.perf_counter()
-    body = exporter.scrape(timeout)
+    body, content_type = exporter.scrape(timeout)
     exporter.times.append(time.perf_counter() - start)
     delta = stats_delta(before, commandstats(client))
     exporter.commands.append(sum(c for c, _ in delta.values()))
@@ -200,6 +210,7 @@ def measure(exporter: Exporter, client: redis.Redis, timeout: float, write_cache
     if exporter.proxy:
         exporter.round_trips.append(exporter.proxy.bursts - bursts)
     exporter.samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    exporter.content_type = content_type
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -208,10 +219,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: float,
-        budget: float, ours_args: list[str]) -> dict:
+        budget: float, ours_args: list[str], accept: str = "prometheus3") -> dict:
     """Fill a fresh Redis, scrape both exporters in turn; returns the figures."""
     result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms,
-                    "ours_args": " ".join(ours_args)}
+                    "ours_args": " ".join(ours_args), "accept": accept}
     with ExitStack() as stack:
         redis_port, client = stack.enter_context(redis_server())
         result["fill"] = fill("127.0.0.1", redis_port, size)
@@ -220,6 +231,7 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
             exporters.append(Exporter("rq-exporter 3.1.0", peer_command(), redis_port))
         write_cache: dict[str, bool] = {}
         for exporter in exporters:
+            exporter.accept = ACCEPT[accept]
             if delay_ms > 0:
                 exporter.proxy = stack.enter_context(DelayProxy(redis_port, delay_ms / 1000))
                 exporter.redis_port = exporter.proxy.port
@@ -263,6 +275,7 @@ def summary(e: Exporter) -> dict:
         "startup_writes": e.first_writes,
         "round_trips": int(statistics.median(e.round_trips)) if e.round_trips else None,
         "samples": e.samples,
+        "content_type": e.content_type,
         "peak_rss_mb": round(e.peak_rss_mb(), 1),
     }
 
@@ -271,6 +284,7 @@ def print_run(result: dict) -> None:
     delay = f", proxy +{result['delay_ms']} ms each way (measured added RTT {result.get('added_rtt_ms')} ms)" \
         if result["delay_ms"] else ", loopback"
     flags = f", ours with {result['ours_args']}" if result["ours_args"] else ""
+    flags += f", Accept: {result['accept']}"
     print(f"\n{result['queues']} queues, {result['workers']} workers, {result['jobs']} jobs{delay}{flags}"
           f" (fill {result['fill']['seconds']} s, load average {result.get('load_average')})")
     head = f"{'exporter':<20} {'scrapes':>7} {'median ms':>10} {'p90 ms':>9} {'cpu ms':>7} {'commands':>9} " \
@@ -297,6 +311,8 @@ def main() -> int:
     parser.add_argument("--scaling", action="store_true", help="the scaling table instead of one run")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per scrape or startup")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--accept", choices=sorted(ACCEPT), default="prometheus3",
+                        help="Accept header of the scrapes: Prometheus 3's (OpenMetrics) or plain text")
     parser.add_argument("--ours-args", default="", help="extra flags for our exporter, e.g. '--no-job-timing'")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
@@ -307,7 +323,7 @@ def main() -> int:
         [Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers)]
     for size in sizes:
         result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget,
-                     args.ours_args.split())
+                     args.ours_args.split(), args.accept)
         print_run(result)
         results.append(result)
     if args.json:
