@@ -40,6 +40,7 @@ class RQCollector(Collector):
         self._flight: SingleFlight[list[Metric]] = SingleFlight()
         self._logged: set[tuple[str, str]] = set()
         self._down_reason: str | None = None
+        self._down_logged = 0.0
         # The timing tracker's cursors and counters live as long as the process.
         self._timing = _timing(settings) if settings.job_timing else None
 
@@ -96,9 +97,12 @@ class RQCollector(Collector):
             snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue, extra=extra)
         except (redis.RedisError, OSError) as error:
             reason = f"{type(error).__name__}: {error}"
-            if reason != self._down_reason:
+            # Once when Redis goes away; a changed reason again, but at most once a minute, so
+            # errors that alternate (a refused TLS handshake surfaces two ways) do not log every scrape.
+            now = time.monotonic()
+            if self._down_reason is None or (reason != self._down_reason and now - self._down_logged >= 60):
                 log.warning("cannot read Redis at %s: %s", self._settings.redacted_target(), reason)
-                self._down_reason = reason
+                self._down_reason, self._down_logged = reason, now
             return None
         if self._down_reason is not None:
             log.info("Redis at %s is readable again", self._settings.redacted_target())
