@@ -188,3 +188,40 @@ def test_prometheus_scrapes_take_the_fast_path():
     for accept in (None, PROMETHEUS_2, PROMETHEUS_3, "text/plain;version=1.0.0;escaping=allow-utf-8"):
         assert _fast_renderer(choose_encoder(accept)[0]) is not None, accept
     assert _fast_renderer(choose_encoder("text/plain;version=1.0.0;escaping=dots")[0]) is None
+
+
+def test_the_garbage_collector_is_paused_only_while_a_scrape_renders():
+    import gc
+
+    import pytest
+
+    seen = []
+
+    class Watching:
+        def collect(self):
+            seen.append(gc.isenabled())
+            return []
+
+    class Failing:
+        def collect(self):
+            raise RuntimeError("collector bug")
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Watching())
+    app = make_metrics_app(registry)
+    assert gc.isenabled()
+    _call(app)
+    assert seen == [False] and gc.isenabled()
+
+    broken = CollectorRegistry(auto_describe=False)
+    broken.register(Failing())
+    with pytest.raises(RuntimeError):
+        _call(make_metrics_app(broken))
+    assert gc.isenabled()
+
+    gc.disable()  # someone else's choice is left alone
+    try:
+        _call(app)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
