@@ -4,10 +4,10 @@ It stands in for a network between an exporter and Redis: with ``delay`` seconds
 request/reply turn costs ``2 * delay`` more. Data keeps its order; each direction is one
 FIFO whose chunks leave ``delay`` after they arrived.
 
-Round trips are counted as request bursts: client data that arrives after the proxy has
-passed a reply back to that client and after the client was quiet for at least ``delay``.
-A pipeline that Redis starts answering while the client is still writing is one burst; a
-client that waits for a reply before its next request starts a new one each time.
+Round trips are counted from the RESP traffic itself (parsed with hiredis): a client that
+sends a command while every command it sent before has been answered, and the answers
+passed back to it, starts a round trip. A pipeline, however many pieces it is written in,
+is one; a client that waits for each reply before its next command makes one per command.
 
 It serves only on 127.0.0.1 and only for as long as its ``with`` block runs.
 """
@@ -19,6 +19,8 @@ import selectors
 import threading
 import time
 from collections import deque
+
+import hiredis
 
 
 class DelayProxy:
@@ -62,7 +64,7 @@ class DelayProxy:
         except OSError:
             client_writer.close()
             return
-        state = {"replied": True, "last_request": 0.0}
+        state = {"sent": 0, "answered": 0}
         try:
             await asyncio.gather(
                 self._pipe(client_reader, server_writer, state, request=True),
@@ -76,9 +78,17 @@ class DelayProxy:
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: dict,
                     request: bool) -> None:
-        queue: deque[tuple[float, bytes]] = deque()
+        queue: deque[tuple[float, bytes, int]] = deque()
         ready = asyncio.Event()
         done = False
+        resp = hiredis.Reader()  # counts whole commands (client side) or replies (server side)
+
+        def complete(data: bytes) -> int:
+            resp.feed(data)
+            count = 0
+            while resp.gets() is not False:
+                count += 1
+            return count
 
         async def send() -> None:
             while not (done and not queue):
@@ -86,25 +96,26 @@ class DelayProxy:
                     ready.clear()
                     await ready.wait()
                     continue
-                due, data = queue.popleft()
+                due, data, replies = queue.popleft()
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 writer.write(data)
-                if not request:
-                    state["replied"] = True
+                state["answered"] += replies
                 await writer.drain()
 
         sender = asyncio.create_task(send())
         try:
             while data := await reader.read(1 << 16):
                 now = time.monotonic()
+                replies = 0
                 if request:
-                    if state["replied"] and now - state["last_request"] >= self.delay:
-                        self.bursts += 1
-                        state["replied"] = False
-                    state["last_request"] = now
-                queue.append((now + self.delay, data))
+                    if state["sent"] == state["answered"]:
+                        self.bursts += 1  # nothing outstanding: the client waited for all its answers
+                    state["sent"] += complete(data)
+                else:
+                    replies = complete(data)
+                queue.append((now + self.delay, data, replies))
                 ready.set()
         finally:
             done = True

@@ -30,6 +30,7 @@ Handler = Callable[[Any], None]
 ErrorHandler = Callable[[tuple, Exception], None]
 
 _READ_SIZE = 1 << 17
+_SEND_CHUNK = 1000  # commands, ~50 kB
 
 
 class Batch:
@@ -82,7 +83,10 @@ class Batch:
             pool.release(connection)
             return False
         try:
-            connection.send_packed_command([b"".join(map(hiredis.pack_command, commands))], check_health=False)
+            # Packed and sent a chunk at a time: Redis works on one while the next is packed.
+            chunks = (b"".join(map(hiredis.pack_command, commands[start:start + _SEND_CHUNK]))
+                      for start in range(0, len(commands), _SEND_CHUNK))
+            connection.send_packed_command(chunks, check_health=False)
             reader = hiredis.Reader(protocolError=redis.exceptions.InvalidResponse,
                                     replyError=connection._parser.parse_error)
             gets = reader.gets
