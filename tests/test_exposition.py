@@ -82,7 +82,8 @@ ESCAPINGS = ("underscores", "allow-utf-8", "dots", "values")
 label_values = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12) | \
     st.sampled_from(['"', "\\", "\n", "a\\n", ""])
 values = st.integers(-10**20, 10**20) | st.floats(allow_nan=True, allow_infinity=True) | \
-    st.sampled_from([0.0, -0.0, 1e-07, 123456789.0, 1e22])
+    st.sampled_from([0.0, -0.0, 1e-07, 123456789.0, 1e22, 999_999, 1_000_000, -(2**53) - 1, -(2**53),
+                     -(2**53) + 1, -9_999_999_999_999_999, 2**53 + 1, True])
 
 
 @st.composite
