@@ -90,14 +90,22 @@ class _Writer:
         if len(order) == 2:
             (a, b), (head_a, head_b) = order, heads
             return lambda labels: head_a + escaped(labels[a]) + head_b + escaped(labels[b]) + '"}'
+        if len(order) == 3:  # histogram buckets: queue, status, le
+            (a, b, c), (head_a, head_b, head_c) = order, heads
+            return lambda labels: (head_a + escaped(labels[a]) + head_b + escaped(labels[b])
+                                   + head_c + escaped(labels[c]) + '"}')
         pairs = tuple(zip(order, heads))
         return lambda labels: "".join([head + escaped(labels[name]) for name, head in pairs]) + '"}'
 
     def value(self, value) -> str:
+        if type(value) is int:
+            if -(2**53) < value < 1_000_000:
+                return f"{value}.0"  # what floatToGoString writes for integers a float holds exactly
+            return floatToGoString(value)
         text = self.numbers.get(value)
         if text is None:
             text = floatToGoString(value)
-            if value != 0:  # 0 and -0.0 are equal keys but print differently
+            if value != 0:  # 0.0 and -0.0 are equal keys but print differently
                 self.numbers[value] = text
         return text
 
