@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -297,8 +298,11 @@ class Settings(BaseSettings):
         return _patterns(self.queue_exclude)
 
     def wants_queue(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in self.included) and not any(
-            fnmatch.fnmatchcase(name, p) for p in self.excluded
+        included, excluded = self.included, self.excluded
+        if not excluded and "*" in included:  # the default: no pattern matching for each of 1000s of queues
+            return True
+        return any(fnmatch.fnmatchcase(name, p) for p in included) and not any(
+            fnmatch.fnmatchcase(name, p) for p in excluded
         )
 
     def password(self) -> str | None:
@@ -353,6 +357,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+@lru_cache(maxsize=64)  # asked for each queue on each scrape
 def _patterns(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.split(",") if p.strip())
 
