@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
+from rq_exporter import yamlfile
 from rq_exporter.settings import Settings, describe_error
 
 # The settings a target may set: where Redis is and how to read it. Listening address,
@@ -49,14 +49,7 @@ class TargetsError(ValueError):
 
 
 def load(path: Path, base: Settings) -> dict[str, Settings]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise TargetsError(f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        raise TargetsError(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
-    return parse(raw, base, path.parent)
+    return parse(yamlfile.read(path, TargetsError), base, path.parent)
 
 
 def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bcrypt
-import yaml
+
+from rq_exporter import yamlfile
 
 # Python's ssl module cannot accept a client certificate without verifying it, so the two
 # exporter-toolkit modes that do that (RequestClientCert, RequireAnyClientCert) are refused.
@@ -141,15 +142,7 @@ def _reason(error: Exception) -> str:
 
 def load(path: Path) -> WebConfig:
     """Parse and check the file (certificates included). Raises WebConfigError naming the key."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise WebConfigError(f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise WebConfigError(f"not valid YAML{where}") from None
-    config = parse(raw or {}, path.parent)
+    config = parse(yamlfile.read(path, WebConfigError) or {}, path.parent)
     config.ssl_context()  # load the certificates now: a bad one fails at start, not at the first scrape
     return config
 
