@@ -74,16 +74,12 @@ def _production(settings: settings_module.Settings):
             web = webconfig.load(settings.web_config_file)
             tls = webconfig.TlsContexts(web) if web.tls else None
     except webconfig.WebConfigError as error:
-        raise settings_module.InvalidSettings(_invalid("web_config_file", error)) from None
+        raise settings_module.InvalidSettings(settings_module.invalid_setting("web_config_file", str(error))) from None
     try:
         found = targets.load(settings.targets_file, settings) if settings.targets_file else {}
     except targets.TargetsError as error:
-        raise settings_module.InvalidSettings(_invalid("targets_file", error)) from None
+        raise settings_module.InvalidSettings(settings_module.invalid_setting("targets_file", str(error))) from None
     for name, target in found.items():
         probes[name] = CollectorRegistry(auto_describe=False)
         probes[name].register(RQCollector(connect(target), target))
     return web, tls, probes
-
-
-def _invalid(name: str, error: Exception) -> str:
-    return f"invalid setting --{name.replace('_', '-')} ({settings_module.ENV_PREFIX}{name.upper()}): {error}"

@@ -46,13 +46,11 @@ def make_app(registry: CollectorRegistry, target: str,
         if path == "/probe":
             return _probe(probe_apps, environ, start_response)
         if path in ("/healthz", "/-/healthy"):
-            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"ok\n"]
+            return _plain(start_response, "200 OK", "ok\n")
         if path == "/":
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
             return [page]
-        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-        return [b"not found: try /metrics\n"]
+        return _plain(start_response, "404 Not Found", "not found: try /metrics\n")
 
     return app
 

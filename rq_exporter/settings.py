@@ -233,9 +233,10 @@ class Settings(BaseSettings):
             return value
         try:
             logging.Formatter(value, validate=True)
+            usable = "%(message)" in value
         except ValueError:
-            raise ValueError("text, json or a logging format string with %(message)s") from None
-        if "%(message)" not in value:
+            usable = False
+        if not usable:
             raise ValueError("text, json or a logging format string with %(message)s")
         return value
 
@@ -400,12 +401,17 @@ def describe_error(error: ValidationError) -> str:
             message = rest
         else:
             return f"invalid settings: {message}"
-    legacy = f", {LEGACY_ENV[name]}" if name in LEGACY_ENV else ""
     value = first.get("input")
     shown = ""
     if value is not None and "password" not in name and not isinstance(value, dict):
         shown = f" (got {redact_url(str(value)) if name == 'redis_url' else str(value)!r})"
-    return f"invalid setting {_flag(name)} ({_env(name)}{legacy}): {message}{shown}"
+    return invalid_setting(name, message + shown)
+
+
+def invalid_setting(name: str, message: str) -> str:
+    """``invalid setting --flag (ENV, LEGACY_ENV): message``: the one line a wrong setting gets."""
+    legacy = f", {LEGACY_ENV[name]}" if name in LEGACY_ENV else ""
+    return f"invalid setting {_flag(name)} ({_env(name)}{legacy}): {message}"
 
 
 def load(argv: list[str] | None = None) -> Settings:
