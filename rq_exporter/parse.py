@@ -59,11 +59,3 @@ def seconds(raw: bytes | str | None) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"not a duration: {value}")
     return value
-
-
-def strip_prefix(key: bytes | str, prefix: str) -> str | None:
-    """``rq:queue:NAME`` -> ``NAME``; None when the key does not start with the prefix."""
-    value = text(key)
-    if not value.startswith(prefix) or len(value) == len(prefix):
-        return None
-    return value[len(prefix):]

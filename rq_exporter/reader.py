@@ -184,10 +184,7 @@ def _queues_from(
 ) -> list[_Queue]:
     prefix = keys.queue_member_prefix.encode()
     queues = []
-    for member in sorted(members):
-        if not member.startswith(prefix) or member == prefix:
-            reading.problem("bad_queue_key", member, "member of the queues set without the queue key prefix")
-            continue
+    for member in _with_prefix(members, prefix, "queue", reading):
         raw = member[len(prefix):]
         name = parse.text(raw)
         if wants_queue(name):
@@ -198,14 +195,18 @@ def _queues_from(
 def _worker_keys_from(members: set[bytes], keys: Keys, reading: _Reading) -> list[bytes]:
     # A foreign member has no worker hash either: checked before reading, so it is never
     # mistaken for a dead worker.
-    prefix = keys.worker_member_prefix.encode()
-    worker_keys = []
+    return _with_prefix(members, keys.worker_member_prefix.encode(), "worker", reading)
+
+
+def _with_prefix(members: set[bytes], prefix: bytes, kind: str, reading: _Reading) -> list[bytes]:
+    """The set's members that are RQ keys of ``kind`` (sorted); any other is a problem."""
+    found = []
     for member in sorted(members):
         if not member.startswith(prefix) or member == prefix:
-            reading.problem("bad_worker_key", member, "member of the workers set without the worker key prefix")
+            reading.problem(f"bad_{kind}_key", member, f"member of the {kind}s set without the {kind} key prefix")
             continue
-        worker_keys.append(member)
-    return worker_keys
+        found.append(member)
+    return found
 
 
 def _queue_reads(batch: Batch, queue: _Queue, keys: Keys, now: float) -> None:
