@@ -55,6 +55,16 @@ def _timed_scrape(exporter: Exporter) -> tuple[float, float]:
     return samples.value("rq_up"), time.monotonic() - start
 
 
+def _all_down_in_time(exporter: Exporter, one_by_one: int, at_once: int) -> None:
+    """Scrapes one after another, then concurrently: each answers rq_up 0 within the bound."""
+    for _ in range(one_by_one):
+        up, took = _timed_scrape(exporter)
+        assert up == 0 and took < SCRAPE_BOUND
+    with ThreadPoolExecutor(at_once) as pool:
+        for up, took in pool.map(lambda _: _timed_scrape(exporter), range(at_once)):
+            assert up == 0 and took < SCRAPE_BOUND
+
+
 def _settled(exporter: Exporter, threads: int, fds: int) -> bool:
     """Threads and descriptors back to the baseline (handler threads end just after answering)."""
     pid = exporter.process.pid
@@ -121,13 +131,8 @@ def test_redis_killed_and_restarted(own_redis):
         threads, fds = _threads(pid), _fds(pid)
         own_redis.process.kill()  # SIGKILL: no goodbye to the clients
         own_redis.process.wait()
-        for _ in range(20):
-            up, took = _timed_scrape(exporter)
-            assert up == 0 and took < SCRAPE_BOUND
-        # Scrapes at once while Redis is down: all answered, none hangs.
-        with ThreadPoolExecutor(10) as pool:
-            for up, took in pool.map(lambda _: _timed_scrape(exporter), range(10)):
-                assert up == 0 and took < SCRAPE_BOUND
+        # Then scrapes at once while Redis is down: all answered, none hangs.
+        _all_down_in_time(exporter, one_by_one=20, at_once=10)
         wait_for(lambda: _settled(exporter, threads, fds), timeout=5, what="threads and fds back to baseline")
 
         own_redis.start()  # same port, fresh and empty
@@ -156,12 +161,7 @@ def test_slow_or_dropping_redis(redis_db, fault):
         assert exporter.scrape().value("rq_up") == 1
         threads, fds, clients = _threads(pid), _fds(pid), _exporter_clients(redis_db)
         proxy.set(fault, delay=3.0)  # replies 3 s late: six times the read timeout
-        for _ in range(6):
-            up, took = _timed_scrape(exporter)
-            assert up == 0 and took < SCRAPE_BOUND
-        with ThreadPoolExecutor(8) as pool:
-            for up, took in pool.map(lambda _: _timed_scrape(exporter), range(8)):
-                assert up == 0 and took < SCRAPE_BOUND
+        _all_down_in_time(exporter, one_by_one=6, at_once=8)
         proxy.set("pass")
         wait_for(lambda: exporter.scrape().value("rq_up") == 1, timeout=5, interval=0.1, what="recovery")
         wait_for(lambda: _settled(exporter, threads, fds), timeout=5, what="threads and fds back to baseline")
