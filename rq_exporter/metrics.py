@@ -7,7 +7,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.samples import Sample
 
 from rq_exporter import __version__
@@ -15,14 +21,16 @@ from rq_exporter.catalogue import JOB_STATUSES, spec
 from rq_exporter.snapshot import WORKER_STATES, Snapshot, WorkerState
 
 
-def family(name: str) -> Metric:
-    """An empty family of the catalogued metric ``name``, with its help and labels."""
+FAMILIES = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}
+
+
+def family(name: str, extra_labels: tuple[str, ...] = ()) -> Metric:
+    """An empty family of the catalogued metric ``name``, with its help and labels
+    (plus optional ones, such as job timing's ``func``)."""
     s = spec(name)
-    if s.type == "counter":
-        return CounterMetricFamily(s.name, s.help, labels=s.labels)
-    if s.type == "gauge":
-        return GaugeMetricFamily(s.name, s.help, labels=s.labels)
-    raise ValueError(f"{name}: {s.type} families are built where their state lives")
+    if s.type not in FAMILIES:
+        raise ValueError(f"{name}: {s.type} families are built where their state lives")
+    return FAMILIES[s.type](s.name, s.help, labels=[*s.labels, *extra_labels])
 
 
 @dataclass

@@ -40,12 +40,12 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from rq_exporter import jobfunc, parse
-from rq_exporter.catalogue import spec
+from rq_exporter.metrics import family
 from rq_exporter.snapshot import Problem
 
 REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
@@ -435,17 +435,17 @@ class Timing:
         say nothing the counters do not: rq_jobs_finished_total is 0 there.
         """
         names = sorted(set(self.queues) | set(queues))
-        extra = ["func"] if self.func_label else []
-        duration = _histogram_family("rq_job_duration_seconds", extra)
+        extra = ("func",) if self.func_label else ()
+        duration = family("rq_job_duration_seconds", extra)
         for (queue, status, func), hist in sorted(self.durations.items(), key=_sort_key):
             labels = {"queue": queue, "status": status, **({"func": func} if self.func_label else {})}
             self._add(duration, labels, hist)
-        wait = _histogram_family("rq_job_wait_seconds", extra)
+        wait = family("rq_job_wait_seconds", extra)
         for (queue, func), hist in sorted(self.waits.items(), key=_sort_key):
             self._add(wait, {"queue": queue, **({"func": func} if self.func_label else {})}, hist)
-        finished = _counter_family("rq_jobs_finished_total")
-        failed = _counter_family("rq_jobs_failed_total")
-        not_timed = _counter_family("rq_exporter_jobs_not_timed_total")
+        finished = family("rq_jobs_finished_total")
+        failed = family("rq_jobs_failed_total")
+        not_timed = family("rq_exporter_jobs_not_timed_total")
         for name in names:
             track = self.queues.get(name)
             finished.add_metric([name], track.counts["finished"] if track else 0)
@@ -453,18 +453,18 @@ class Timing:
             not_timed.add_metric([name], track.not_timed if track else 0)
         yield from (duration, wait, finished, failed, not_timed)
 
-    def _add(self, family: HistogramMetricFamily, labels: dict[str, str], hist: Histogram) -> None:
+    def _add(self, metric: HistogramMetricFamily, labels: dict[str, str], hist: Histogram) -> None:
         """The samples HistogramMetricFamily.add_metric makes, built directly: it costs ~75 us a
         series (label dicts and bucket names rebuilt per sample), most of a 1,000-queue scrape."""
         if hist.samples is None:
-            samples, name, total = [], family.name, 0
+            samples, name, total = [], metric.name, 0
             for le, count in zip(self.les, hist.counts):
                 total += count
                 samples.append(Sample(name + "_bucket", {**labels, "le": le}, total))
             samples.append(Sample(name + "_count", labels, total))
             samples.append(Sample(name + "_sum", labels, hist.sum))
             hist.samples = samples
-        family.samples.extend(hist.samples)
+        metric.samples.extend(hist.samples)
 
 
 def _nearest(ttls: dict[int, TtlClass], measured: int) -> int | None:
@@ -485,16 +485,6 @@ def _int_or_none(raw: bytes | None) -> int | None:
 
 def _sort_key(item: tuple) -> tuple:
     return tuple("" if part is None else part for part in item[0])
-
-
-def _histogram_family(name: str, extra: list[str]) -> HistogramMetricFamily:
-    s = spec(name)
-    return HistogramMetricFamily(s.name, s.help, labels=[*s.labels, *extra])
-
-
-def _counter_family(name: str) -> CounterMetricFamily:
-    s = spec(name)
-    return CounterMetricFamily(s.name, s.help, labels=s.labels)
 
 
 def parse_buckets(text: str) -> tuple[float, ...]:
