@@ -221,6 +221,17 @@ def overview() -> dict:
              [target(f"max by (instance) (rq_exporter_scrape_duration_seconds{{{S}}})", "{{instance}}")], "s")
     b.series("Redis readable", "rq_up over time: 0 while the exporter could not read Redis.",
              [target(f"min by (instance) (rq_up{{{S}}})", "{{instance}}")], "none")
+    b.series("Scrape errors", "Scrapes per second in which the exporter could not read Redis (rq_up 0).",
+             [target(rate("rq_exporter_scrape_errors_total", S, "instance"), "{{instance}}")], "ops", w=8)
+    b.series("Skipped Redis entries", "Entries in Redis the exporter skipped per second, by reason: "
+             "missing hashes, keys of the wrong type, malformed fields (the log names each once).",
+             [target(rate("rq_exporter_skipped_total", S, "reason"), "{{reason}}")], "ops", w=8)
+    b.series("Jobs not timed", "Finished or failed jobs counted but left out of the run/wait histograms "
+             "per second, by queue: past --timing-max-jobs-per-scrape, kept forever, or without times.",
+             [target(rate("rq_exporter_jobs_not_timed_total"), "{{queue}}")], "ops", w=8)
+    b.table("Exporter version", "Version and Python of each exporter instance (rq_exporter_build_info).",
+            f"max by (instance, version, python_version) (rq_exporter_build_info{{{S}}})",
+            [_hide("Time", "Value")], w=24, h=5)
     return dashboard("rq-overview", "RQ / Overview",
                      "RQ queues, latency, throughput, failures and workers (rq_exporter).", b)
 

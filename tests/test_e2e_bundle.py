@@ -158,6 +158,8 @@ def scenario(demo) -> set[tuple[str, str]]:
     # layout written directly, as with RQ's own timings they take minutes to appear.
     redis.sadd("rq:workers", *[f"rq:worker:killed-{i}" for i in range(11)])
     redis.zadd("rq:wip:orphan", {"abandoned-job:1": int(time.time()) - 60})
+    # A member of RQ's queue set that is no queue key: skipped and counted on every scrape.
+    redis.sadd("rq:queues", "not-an-rq-queue-key")
 
     expected = {("RQQueueWithoutWorkers", "orphan"), ("RQJobFailuresGrowing", "high"),
                 ("RQJobFailureRatioHigh", "high"),
