@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Protocol
 
 import redis
@@ -69,46 +69,45 @@ class _Reading:
 
     now: float
     problems: list[Problem] = field(default_factory=list)
-    # Extra reads repeat keys this reader already reads (and reports): their errors count once.
-    quiet: set[tuple] = field(default_factory=set)
 
     def problem(self, reason: str, key: bytes | str, detail: str = "") -> None:
         self.problems.append(Problem(reason, parse.text(key), detail[:200]))
 
     def on_error(self, command: tuple, error: Exception) -> None:
-        if command in self.quiet:
-            return
         key = command[1] if len(command) > 1 else command[0]
         reason = "wrong_type" if "WRONGTYPE" in str(error) else "error_reply"
         self.problem(reason, key, f"{parse.text(command[0])}: {error}")
+
+
+# The reads of one queue, in order; their replies become ``_Queue.values`` under these names.
+QUEUE_VALUES = (
+    "queued", "intermediate", "head",
+    "started_all", "started_expired", "finished_all", "finished_expired", "failed_all", "failed_expired",
+    "deferred", "scheduled", "canceled", "overdue_scheduled", "scheduler_active",
+)
 
 
 @dataclass
 class _Queue:
     raw: bytes
     name: str
-    values: dict = field(default_factory=dict)
-    head: bytes | None = None
+    values: dict = field(default_factory=dict)  # QUEUE_VALUES -> reply (None: an error reply)
+
+    def take(self, replies: list) -> None:
+        self.values = dict(zip(QUEUE_VALUES, replies))
+
+    @property
+    def head(self) -> bytes | None:
+        return self.values.get("head")
 
 
 class ExtraReads(Protocol):
-    """More reads riding in rounds 2 and 3 (job timing), so the round trips stay constant."""
+    """More reads riding in rounds 2 and 3 (job timing), so the round trips stay constant.
+    They re-read keys whose errors the reader reports already: they add quiet groups."""
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None: ...
 
     def third(self, batch: Batch) -> None: ...
-
-
-class _Quiet:
-    """A batch whose commands' error replies are not counted as problems."""
-
-    def __init__(self, batch: Batch, reading: _Reading) -> None:
-        self._batch = batch
-        self._reading = reading
-
-    def add(self, handler: Callable, *command: object) -> None:
-        self._reading.quiet.add(command)
-        self._batch.add(handler, *command)
 
 
 def read_snapshot(
@@ -141,7 +140,7 @@ def read_snapshot(
     for key in worker_keys:
         second.add(lambda reply, key=key: worker_replies.append((key, reply)), "HMGET", key, *WORKER_FIELDS)
     if extra is not None:
-        extra.second(_Quiet(second, reading), [(q.raw, q.name) for q in queues], reading.now)
+        extra.second(second, [(q.raw, q.name) for q in queues], reading.now)
     second.run(client)
     round_trips += 1
 
@@ -158,7 +157,7 @@ def read_snapshot(
                 b"created_at",
             )
     if extra is not None:
-        extra.third(_Quiet(third, reading))
+        extra.third(third)
     if len(third):
         third.run(client)
         round_trips += 1
@@ -210,33 +209,27 @@ def _with_prefix(members: set[bytes], prefix: bytes, kind: str, reading: _Readin
 
 
 def _queue_reads(batch: Batch, queue: _Queue, keys: Keys, now: float) -> None:
-    """The reads of one queue; each reply lands in ``queue.values[field]``."""
-    # Runs for every queue on every scrape (14,000 commands at 1,000 queues): key prefixes are
-    # built once per Keys, and handlers are partials rather than fresh closures.
-    values = queue.values
-    raw = queue.raw
+    """The reads of one queue, as one group (they run for every queue on every scrape)."""
     p = _key_prefixes(keys)
-    add = batch.add
-
+    raw = queue.raw
     # A registry entry whose score (its expiry) lies in [0, now] is what RQ's cleanup would
     # remove; negative scores (failure_ttl=-1) are never cleaned, hence 0 and not -inf.
     expiry = int(now)
     queue_key = p["queue"] + raw
-    add(partial(_set_int, values, "queued"), "LLEN", queue_key)
-    add(partial(_set_int, values, "intermediate"), "LLEN", queue_key + b":intermediate")
-    add(partial(setattr, queue, "head"), "LINDEX", queue_key, 0)
-    for registry, kind in (("started", "wip"), ("finished", "finished"), ("failed", "failed")):
-        key = p[kind] + raw
-        add(partial(_set_int, values, f"{registry}_all"), "ZCARD", key)
-        add(partial(_set_int, values, f"{registry}_expired"), "ZCOUNT", key, 0, expiry)
-    for registry in ("deferred", "scheduled", "canceled"):
-        add(partial(_set_int, values, registry), "ZCARD", p[registry] + raw)
-    add(partial(_set_int, values, "overdue_scheduled"), "ZCOUNT", p["scheduled"] + raw, "-inf", f"({expiry}")
-    add(partial(_set_int, values, "scheduler_active"), "EXISTS", p["scheduler-lock"] + raw)
-
-
-def _set_int(values: dict, name: str, reply: object) -> None:
-    values[name] = int(reply)
+    wip, finished, failed, scheduled = p["wip"] + raw, p["finished"] + raw, p["failed"] + raw, p["scheduled"] + raw
+    batch.add_group(queue.take, [
+        ("LLEN", queue_key),
+        ("LLEN", queue_key + b":intermediate"),
+        ("LINDEX", queue_key, 0),
+        ("ZCARD", wip), ("ZCOUNT", wip, 0, expiry),
+        ("ZCARD", finished), ("ZCOUNT", finished, 0, expiry),
+        ("ZCARD", failed), ("ZCOUNT", failed, 0, expiry),
+        ("ZCARD", p["deferred"] + raw),
+        ("ZCARD", scheduled),
+        ("ZCARD", p["canceled"] + raw),
+        ("ZCOUNT", scheduled, "-inf", f"({expiry}"),
+        ("EXISTS", p["scheduler-lock"] + raw),
+    ])
 
 
 @lru_cache(maxsize=16)
@@ -247,20 +240,20 @@ def _key_prefixes(keys: Keys) -> dict[str, bytes]:
 
 def _queue_state(queue: _Queue, ages: dict[str, float | None]) -> QueueState:
     v = queue.values
-    live = {r: max(0, v.get(f"{r}_all", 0) - v.get(f"{r}_expired", 0)) for r in ("started", "finished", "failed")}
+    live = {r: max(0, (v.get(f"{r}_all") or 0) - (v.get(f"{r}_expired") or 0)) for r in ("started", "finished", "failed")}
     return QueueState(
         name=queue.name,
-        queued=v.get("queued", 0),
-        intermediate=v.get("intermediate", 0),
+        queued=(v.get("queued") or 0),
+        intermediate=(v.get("intermediate") or 0),
         started=live["started"],
-        abandoned=v.get("started_expired", 0),
+        abandoned=(v.get("started_expired") or 0),
         finished=live["finished"],
         failed=live["failed"],
-        deferred=v.get("deferred", 0),
-        scheduled=v.get("scheduled", 0),
-        overdue_scheduled=v.get("overdue_scheduled", 0),
-        canceled=v.get("canceled", 0),
-        scheduler_active=bool(v.get("scheduler_active", 0)),
+        deferred=(v.get("deferred") or 0),
+        scheduled=(v.get("scheduled") or 0),
+        overdue_scheduled=(v.get("overdue_scheduled") or 0),
+        canceled=(v.get("canceled") or 0),
+        scheduler_active=bool((v.get("scheduler_active") or 0)),
         oldest_job_age=ages.get(queue.name) if queue.head is not None else 0.0,
     )
 

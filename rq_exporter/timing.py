@@ -45,6 +45,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from rq_exporter import jobfunc, parse
+from rq_exporter.catalogue import spec
 from rq_exporter.metrics import family
 from rq_exporter.snapshot import Problem
 
@@ -81,6 +82,9 @@ class RegistryTrack:
     sweep_from: float | None = None
     sweep_skip: int = 0
     forever: int | None = None
+    # The last probe found no finite entry above the longest TTL's window: the next one can ride
+    # in that window's read, whose reply then holds only what arrived since (see plan()).
+    settled: bool = False
     full_logged: bool = False
 
 
@@ -111,18 +115,22 @@ class Histogram:
 Entry = tuple[bytes, float]
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class RegistryRead:
     """What to read from one registry this scrape, and (after round 2) what came back."""
 
     queue: str
     raw: bytes
     status: str
-    windows: list[tuple[int, int, int]]  # (ttl, lowest score, highest score), inclusive
-    probe_above: int | None  # finite scores above this: TTLs longer than any known
-    sweep: tuple[float, int] | None  # (from score, entries at that score to skip)
-    window_entries: dict[int, list[Entry]] = field(default_factory=dict)
-    probe_entries: list[Entry] = field(default_factory=list)
+    windows: list[tuple[int, int, int]]  # (ttl, lowest score, highest score), inclusive; longest TTL last
+    probe_above: int  # finite scores above this (the last window's top): TTLs longer than any known
+    # How the probe is read: None, on its own (LIMIT PROBE_CHUNK); "(inf": in the last window's read,
+    # up to +inf excluded; "+inf": likewise, and that read also counts the entries kept forever.
+    probe_in_window: str | None = None
+    sweep: tuple[float, int] | None = None  # (from score, entries at that score to skip)
+    window_entries: dict[int, list[Entry]] = field(default_factory=dict)  # only windows with entries
+    probe_entries: list[Entry] = field(default_factory=list)  # at most PROBE_CHUNK
+    probe_found: bool | None = None  # were there entries above probe_above? None: no answer
     sweep_entries: list[Entry] = field(default_factory=list)
     forever: int | None = None
     sweep_cut: bool = False  # the discovery budget ran out inside this sweep
@@ -183,7 +191,6 @@ class Timing:
         n = int(now)
         scan = Scan(now=n, reads=[], new_queues={})
         edge = self.slack + TOLERANCE
-        sweeps: list[RegistryRead] = []
         for raw, name in queues:
             track = self.queues.get(name)
             if track is None:
@@ -194,16 +201,19 @@ class Timing:
                     for reg in track.registries.values():
                         reg.forever = 0  # likewise its jobs kept forever
                 scan.new_queues[name] = track
+            floor = track.floor
             for status in REGISTRIES:
                 reg = track.registries[status]
-                windows = [
-                    (t, max(c.cursor - edge, track.floor) + t, n + edge + t) for t, c in sorted(reg.ttls.items())
-                ]
-                probe = n + max(reg.ttls) + edge if reg.ttls else n
-                read = RegistryRead(name, raw, status, windows, probe, None)
+                windows = [(t, max(c.cursor - edge, floor) + t, n + edge + t) for t, c in sorted(reg.ttls.items())]
+                read = RegistryRead(name, raw, status, windows, windows[-1][2] if windows else n)
+                if reg.settled and windows:
+                    # Above the longest window there was nothing last scrape, so reading on to +inf
+                    # costs only what arrived since: one command instead of two. Kept-forever
+                    # entries (finished: score +inf) ride along while there are none to re-read.
+                    read.probe_in_window = "+inf" if status == "finished" and reg.forever == 0 else "(inf"
                 scan.reads.append(read)
-                sweeps.append(read)
         # The sweep is a backstop: a few registries per scrape, in turn.
+        sweeps = scan.reads
         if sweeps and self.discovery > 0:
             turns = max(1, self.discovery // SWEEP_CHUNK)
             start = self._sweep_turn % len(sweeps)
@@ -237,6 +247,8 @@ class Timing:
         discovery_left = self.discovery
         edge = self.slack + TOLERANCE
         for read in scan.reads:
+            if not (read.window_entries or read.probe_entries or read.sweep_entries):
+                continue  # most registries, most scrapes
             track = self._track(scan, read.queue)
             reg = track.registries[read.status]
             taken: set[Entry] = set()
@@ -276,13 +288,6 @@ class Timing:
         self.queues.update(scan.new_queues)
         n = scan.now
         edge = self.slack + TOLERANCE
-        # Lower bounds of this scrape's windows, from the cursors as they were before it.
-        lower: dict[tuple[str, str], dict[int, int]] = {}
-        for read in scan.reads:
-            track = self.queues[read.queue]
-            lower[(read.queue, read.status)] = {
-                t: max(c.cursor - edge, track.floor) for t, c in track.registries[read.status].ttls.items()
-            }
         learned: set[tuple[str, str, int]] = set()
 
         for c in scan.candidates:
@@ -322,8 +327,9 @@ class Timing:
                 continue  # discovery: known TTL, its window counts it
             if (c.read.queue, c.read.status, ttl) in learned:
                 continue
-            low = lower[(c.read.queue, c.read.status)].get(ttl)
-            if low is None or c.score - ttl < low:
+            # This scrape's window of that TTL started here (cursors move only after this loop).
+            low = max(reg.ttls[ttl].cursor - edge, track.floor)
+            if c.score - ttl < low:
                 # An older entry of a longer TTL passing through this window: remember until it
                 # leaves, so it is read once.
                 reg.seen[(c.member, c.score)] = max(reg.seen.get((c.member, c.score), -math.inf), c.score - c.window)
@@ -333,17 +339,21 @@ class Timing:
         for read in scan.reads:
             track = self.queues[read.queue]
             reg = track.registries[read.status]
+            # (a window's TTL was known before this scrape, so it is never one learned in it)
             for t, _, _ in read.windows:
-                if t in reg.ttls and (read.queue, read.status, t) not in learned:
-                    ttl = reg.ttls[t]
-                    if t in read.deferred:
-                        ttl.cursor = max(ttl.cursor, int(read.deferred[t]))
-                    else:
-                        ttl.cursor, ttl.catching_up = max(ttl.cursor, n), False
-            # Keep what a window may return again: a catching-up window starts further back.
-            keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - edge
-            reg.seen = {k: v for k, v in reg.seen.items() if v >= keep}
-            self._advance_sweep(reg, read)
+                ttl = reg.ttls[t]
+                if t in read.deferred:
+                    ttl.cursor = max(ttl.cursor, int(read.deferred[t]))
+                elif ttl.cursor < n or ttl.catching_up:
+                    ttl.cursor, ttl.catching_up = max(ttl.cursor, n), False
+            if reg.seen:
+                # Keep what a window may return again: a catching-up window starts further back.
+                keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - edge
+                reg.seen = {k: v for k, v in reg.seen.items() if v >= keep}
+            if read.sweep is not None:
+                self._advance_sweep(reg, read)
+            if read.probe_found is not None:
+                reg.settled = not read.probe_found
             if read.forever is not None:
                 if reg.forever is not None and read.forever > reg.forever:
                     grown = read.forever - reg.forever
@@ -443,15 +453,17 @@ class Timing:
         wait = family("rq_job_wait_seconds", extra)
         for (queue, func), hist in sorted(self.waits.items(), key=_sort_key):
             self._add(wait, {"queue": queue, **({"func": func} if self.func_label else {})}, hist)
-        finished = family("rq_jobs_finished_total")
-        failed = family("rq_jobs_failed_total")
-        not_timed = family("rq_exporter_jobs_not_timed_total")
-        for name in names:
-            track = self.queues.get(name)
-            finished.add_metric([name], track.counts["finished"] if track else 0)
-            failed.add_metric([name], track.counts["failed"] if track else 0)
-            not_timed.add_metric([name], track.not_timed if track else 0)
-        yield from (duration, wait, finished, failed, not_timed)
+        # Three samples per queue, built directly (add_metric's per-call label dict costs ~1 us).
+        zero = QueueTrack(floor=0)
+        tracks = [(name, self.queues.get(name) or zero) for name in names]
+        counters = []
+        for name, value in (("rq_jobs_finished_total", lambda t: t.counts["finished"]),
+                            ("rq_jobs_failed_total", lambda t: t.counts["failed"]),
+                            ("rq_exporter_jobs_not_timed_total", lambda t: t.not_timed)):
+            metric, (label,) = family(name), spec(name).labels
+            metric.samples = [Sample(name, {label: queue}, value(track)) for queue, track in tracks]
+            counters.append(metric)
+        yield from (duration, wait, *counters)
 
     def _add(self, metric: HistogramMetricFamily, labels: dict[str, str], hist: Histogram) -> None:
         """The samples HistogramMetricFamily.add_metric makes, built directly: it costs ~75 us a

@@ -1,26 +1,80 @@
 """The Redis side of job timing: its reads ride in the reader's rounds 2 and 3.
 
-Round 2, per queue and registry: one ZRANGEBYSCORE per known TTL window, a probe above the
-longest TTL, a ZCOUNT of the entries kept forever and, for a few registries in turn, a sweep
-chunk. Round 3: one HMGET per new entry (within the per-scrape caps). Only read commands.
-Nothing here changes the tracker: ``Timing.apply`` does, once the whole read has succeeded,
-so a scrape that fails half way leaves every cursor where it was.
+Round 2, per queue and registry, one group: a ZRANGEBYSCORE per known TTL window, the probe
+above the longest TTL (in that window's read once the registry is settled, else on its own), a
+ZCOUNT of the entries kept forever (unless the probe's read counts them) and, for a few
+registries in turn, a sweep chunk. Round 3: one HMGET per new entry (within the per-scrape
+caps). Only read commands. Nothing here changes the tracker: ``Timing.apply`` does, once the
+whole read has succeeded, so a scrape that fails half way leaves every cursor where it was.
 """
 
 from __future__ import annotations
 
+import math
+
 from rq_exporter.batch import Batch
 from rq_exporter.reader import Keys
-from rq_exporter.timing import PROBE_CHUNK, SWEEP_CHUNK, Entry, Scan, Timing
+from rq_exporter.timing import PROBE_CHUNK, SWEEP_CHUNK, Candidate, Entry, RegistryRead, Scan, Timing
 
 # Scores of entries kept forever: result_ttl=-1 is stored as +inf, failure_ttl=-1 as -1.
 FOREVER = {"finished": ("+inf", "+inf"), "failed": ("-1", "-1")}
 
 
-def _entries(reply: list) -> list[Entry]:
+def commands(read: RegistryRead, key: bytes) -> list[tuple]:
+    """The reads of one registry, in the order ``take`` expects their replies."""
+    out: list[tuple] = [("ZRANGEBYSCORE", key, lo, hi, "WITHSCORES") for _, lo, hi in read.windows]
+    if read.probe_in_window is not None:
+        _, lo, _ = read.windows[-1]
+        out[-1] = ("ZRANGEBYSCORE", key, lo, read.probe_in_window, "WITHSCORES")
+    else:
+        out.append(("ZRANGEBYSCORE", key, f"({read.probe_above}", "(inf", "WITHSCORES", "LIMIT", 0, PROBE_CHUNK))
+    if read.sweep is not None:
+        start, skip = read.sweep
+        out.append(("ZRANGEBYSCORE", key, repr(start), "(inf", "WITHSCORES", "LIMIT", skip, SWEEP_CHUNK))
+    if read.probe_in_window != "+inf":
+        out.append(("ZCOUNT", key, *FOREVER[read.status]))
+    return out
+
+
+def take(read: RegistryRead, replies: list) -> None:
+    """Fills ``read`` from the replies to ``commands(read, ...)`` (None: an error reply)."""
+    replies = iter(replies)
+    for t, _, _ in read.windows[:-1]:
+        if entries := _entries(next(replies)):
+            read.window_entries[t] = entries
+    if read.windows:
+        reply = next(replies)
+        top_ttl, _, top = read.windows[-1]
+        entries = _entries(reply)
+        if read.probe_in_window is not None:
+            # Sorted by score: the window's own entries, then the probe's, then the kept-forever.
+            cut = next((i for i, (_, score) in enumerate(entries) if score > top), len(entries))
+            above = entries[cut:]
+            entries = entries[:cut]
+            finite = [entry for entry in above if entry[1] != math.inf]
+            if reply is not None:
+                read.probe_entries, read.probe_found = finite[:PROBE_CHUNK], bool(finite)
+                if read.probe_in_window == "+inf":
+                    read.forever = len(above) - len(finite)
+        if entries:
+            read.window_entries[top_ttl] = entries
+    if read.probe_in_window is None:
+        reply = next(replies)
+        if reply is not None:
+            read.probe_entries = _entries(reply)
+            read.probe_found = bool(read.probe_entries)
+    if read.sweep is not None:
+        read.sweep_entries = _entries(next(replies))
+    if read.probe_in_window != "+inf":
+        read.forever = _int(next(replies))
+
+
+def _entries(reply: list | None) -> list[Entry]:
     """A WITHSCORES reply -> [(member, score)]: RESP2 sends it flat, RESP3 as pairs."""
+    if not reply:
+        return []
     try:
-        if reply and isinstance(reply[0], list | tuple):
+        if isinstance(reply[0], list | tuple):
             return [(bytes(member), float(score)) for member, score in reply]
         return [(bytes(reply[i]), float(reply[i + 1])) for i in range(0, len(reply) - 1, 2)]
     except (TypeError, ValueError):  # not a sorted-set reply: nothing new to read from it
@@ -38,30 +92,29 @@ class TimingScan:
         self.timing = timing
         self.keys = keys
         self.scan: Scan | None = None
+        self._candidates: list[Candidate] = []
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
-        self.scan = scan = self.timing.plan(queues, now)
-        for read in scan.reads:
-            key = self.keys.of(read.status, read.raw)
-            for t, lo, hi in read.windows:
-                batch.add(lambda reply, read=read, t=t: read.window_entries.__setitem__(t, _entries(reply)),
-                          "ZRANGEBYSCORE", key, lo, hi, "WITHSCORES")
-            if read.probe_above is not None:
-                batch.add(lambda reply, read=read: setattr(read, "probe_entries", _entries(reply)),
-                          "ZRANGEBYSCORE", key, f"({read.probe_above}", "(inf", "WITHSCORES", "LIMIT", 0, PROBE_CHUNK)
-            if read.sweep is not None:
-                start, skip = read.sweep
-                batch.add(lambda reply, read=read: setattr(read, "sweep_entries", _entries(reply)),
-                          "ZRANGEBYSCORE", key, repr(start), "(inf", "WITHSCORES", "LIMIT", skip, SWEEP_CHUNK)
-            lo, hi = FOREVER[read.status]
-            batch.add(lambda reply, read=read: setattr(read, "forever", _int(reply)), "ZCOUNT", key, lo, hi)
+        self.scan = self.timing.plan(queues, now)
+        prefixes = {status: self.keys.of(status, b"") for status in FOREVER}
+        for read in self.scan.reads:
+            # Quiet: these keys are the reader's too, and it reports their errors.
+            batch.add_group(lambda replies, read=read: take(read, replies),
+                            commands(read, prefixes[read.status] + read.raw), quiet=True)
 
     def third(self, batch: Batch) -> None:
         if self.scan is None:
             return
-        for candidate in self.timing.select(self.scan):
-            batch.add(lambda reply, c=candidate: setattr(c, "fields", dict(zip(self.timing.fields, reply))),
-                      "HMGET", self.keys.job(candidate.member), *self.timing.fields)
+        self._candidates = self.timing.select(self.scan)
+        if self._candidates:
+            fields = self.timing.fields
+            batch.add_group(self._take_hashes, [("HMGET", self.keys.job(c.member), *fields)
+                                                for c in self._candidates], quiet=True)
+
+    def _take_hashes(self, replies: list) -> None:
+        fields = self.timing.fields
+        for candidate, reply in zip(self._candidates, replies):
+            candidate.fields = dict(zip(fields, reply)) if reply is not None else {}
 
     def finish(self) -> list:
         """After a successful read: move the cursors, count and time. Returns the problems."""

@@ -61,6 +61,32 @@ def test_raw_replies_equal_the_pipeline_replies(redis_db):
     assert ("reply", ("SMEMBERS", b"set"), {b"m1", b"m2"}) in raw
 
 
+def _run_groups(client: redis.Redis, raw: bool) -> list:
+    errors: list = []
+    groups: list = []
+    batch = Batch(lambda command, error: errors.append(command))
+    batch.add_group(groups.append, COMMANDS[:6])
+    batch.add(lambda reply: groups.append(["alone", reply]), "LLEN", b"list")
+    batch.add_group(groups.append, COMMANDS[6:], quiet=True)
+    batch.run(client) if raw else batch._run_pipeline(client)
+    return [errors, groups]
+
+
+def test_groups_get_their_replies_in_order_with_none_for_errors_reported_unless_quiet(redis_db):
+    client = redis_db.client()
+    _fill(client)
+    raw, piped = _run_groups(client, raw=True), _run_groups(client, raw=False)
+    for result in (raw, piped):
+        result[1][2][4] = None  # TIME: the clock moved between the two
+    assert raw == piped
+    errors, (first, alone, second) = raw
+    assert errors == [("LLEN", b"zset")]  # NOSUCHCOMMAND is in the quiet group
+    assert first == [2, None, b"a", None, {b"m1", b"m2"}, [b"1", b"2", None]]
+    assert alone == ["alone", 2]
+    assert second[:4] == [1, 2, [[b"z", -1.0], [b"x", 100.0], [b"y", 200.0]], 1]  # redis-py: pairs
+    assert second[5:] == [None, 1]
+
+
 def test_a_timeout_mid_batch_raises_and_the_next_batch_reads_cleanly(own_redis):
     client = own_redis.client(socket_timeout=0.3)
     _fill(client)

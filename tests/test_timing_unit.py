@@ -1,8 +1,8 @@
 """The timing tracker's pure logic, without Redis.
 
-``Registries`` answers a scan's reads the way Redis answers ZRANGEBYSCORE / ZCOUNT / HMGET
-(scores inclusive, ties ordered by member, LIMIT offset count); the integration tests in
-test_timing.py run the same code against a real redis-server and real RQ workers.
+``Registries`` answers the tracker's own commands the way Redis answers ZRANGEBYSCORE / ZCOUNT /
+HMGET; the integration tests in test_timing.py run the same code against a real redis-server
+and real RQ workers.
 """
 
 from __future__ import annotations
@@ -16,15 +16,9 @@ from datetime import datetime, timezone
 import pytest
 
 from rq_exporter import jobfunc
-from rq_exporter.timing import (
-    MAX_TTLS,
-    PROBE_CHUNK,
-    SWEEP_CHUNK,
-    TOLERANCE,
-    Timing,
-    parse_buckets,
-    parse_ttls,
-)
+from rq_exporter.reader import Keys
+from rq_exporter.timing import MAX_TTLS, TOLERANCE, Timing, parse_buckets, parse_ttls
+from rq_exporter.timing_reads import TimingScan
 
 T0 = 1_800_000_000
 
@@ -59,23 +53,56 @@ class Registries:
         self.z[status][member] = score
 
     def answer(self, timing: Timing, now: float) -> list:
-        scan = timing.plan([(self.queue.encode(), self.queue)], now)
-        for read in scan.reads:
-            z = self.z[read.status]
-            ordered = sorted(((s, m) for m, s in z.items()))
-            for t, lo, hi in read.windows:
-                read.window_entries[t] = [(m, s) for s, m in ordered if lo <= s <= hi]
-            if read.probe_above is not None:
-                read.probe_entries = [(m, s) for s, m in ordered if read.probe_above < s < math.inf][:PROBE_CHUNK]
-            if read.sweep is not None:
-                start, skip = read.sweep
-                read.sweep_entries = [(m, s) for s, m in ordered if start <= s < math.inf][skip:skip + SWEEP_CHUNK]
-            forever = math.inf if read.status == "finished" else -1.0
-            read.forever = sum(1 for s in z.values() if s == forever)
-        for c in timing.select(scan):
-            job = self.jobs.get(c.member)
-            c.fields = {f: (job or {}).get(f) for f in timing.fields}
-        return timing.apply(scan)
+        """One scrape: the tracker's own commands (timing_reads), answered from these registries."""
+        scan = TimingScan(timing, Keys())
+        second, third = _Batch(), _Batch()
+        scan.second(second, [(self.queue.encode(), self.queue)], now)
+        second.answer(self)
+        scan.third(third)
+        third.answer(self)
+        return scan.finish()
+
+    def reply(self, command: tuple):
+        """What Redis answers (RESP2, before redis-py's callbacks): scores inclusive unless '(',
+        ties ordered by member, LIMIT offset count."""
+        name, key, *args = command
+        if name == "HMGET":
+            job = self.jobs.get(key.split(b":", 2)[2]) or {}
+            return [job.get(f) for f in args]
+        status = key.split(b":")[1].decode()
+        lo, hi = _bound(args[0]), _bound(args[1])
+        ordered = sorted((s, m) for m, s in self.z[status].items() if lo(s, True) and hi(s, False))
+        if name == "ZCOUNT":
+            return len(ordered)
+        assert name == "ZRANGEBYSCORE" and args[2] == "WITHSCORES"
+        if len(args) > 3:
+            assert args[3] == "LIMIT"
+            ordered = ordered[args[4]:args[4] + args[5]]
+        return [x for s, m in ordered for x in (m, repr(s).encode())]
+
+
+def _bound(text):
+    """A ZRANGEBYSCORE bound -> test(score, is_lower_bound)."""
+    text = str(text)
+    exclusive = text.startswith("(")
+    value = float(text.lstrip("(").replace("+inf", "inf"))
+    if exclusive:
+        return lambda s, lower: s > value if lower else s < value
+    return lambda s, lower: s >= value if lower else s <= value
+
+
+class _Batch:
+    """Collects a scan's command groups as rq_exporter.batch.Batch does, then answers them."""
+
+    def __init__(self) -> None:
+        self.groups: list = []
+
+    def add_group(self, handler, commands, quiet=False) -> None:
+        self.groups.append((handler, commands))
+
+    def answer(self, regs: Registries) -> None:
+        for handler, commands in self.groups:
+            handler([regs.reply(command) for command in commands])
 
 
 def totals(timing: Timing, queue: str = "default") -> dict[str, float]:
@@ -212,6 +239,38 @@ def test_jobs_kept_forever_are_counted_from_their_number():
     regs.answer(timing, T0 + 3)
     assert totals(timing) == {"rq_jobs_finished": 1, "rq_jobs_failed": 1, "rq_exporter_jobs_not_timed": 2,
                               "timed": 0}
+
+
+def test_a_settled_registry_costs_one_read_and_still_finds_new_ttls_and_jobs_kept_forever():
+    regs, timing = Registries(), Timing()
+    sent: list[tuple] = []
+    reply = regs.reply
+
+    def counting(command: tuple):
+        # The sweep (a chunk of one registry, in turn) is left out: it is not a per-registry read.
+        if not ("LIMIT" in command and not str(command[2]).startswith("(")):
+            sent.append(command)
+        return reply(command)
+
+    regs.reply = counting
+    regs.answer(timing, T0)
+    regs.answer(timing, T0 + 15)
+    sent.clear()
+    regs.answer(timing, T0 + 30)
+    # finished: window + probe + the (none) kept forever in one read; failed: window + probe, ZCOUNT
+    assert [c[0] for c in sent if b":finished:" in c[1]] == ["ZRANGEBYSCORE"]
+    assert [c[0] for c in sent if b":failed:" in c[1]] == ["ZRANGEBYSCORE", "ZCOUNT"]
+    regs.end("day", T0 + 31, ttl=86_400)  # a TTL nobody declared, longer than any known
+    regs.end("kept", T0 + 31, ttl=-1)
+    regs.end("plain", T0 + 32)
+    for step in range(3, 8):
+        regs.answer(timing, T0 + 15 * step)
+        regs.end(f"kept{step}", T0 + 15 * step + 1, ttl=-1)  # now counted by ZCOUNT
+        regs.end(f"day{step}", T0 + 15 * step + 1, ttl=86_400)
+    regs.answer(timing, T0 + 150)
+    assert 86_400 in timing.queues["default"].registries["finished"].ttls
+    assert totals(timing) == {"rq_jobs_finished": 3 + 5 + 5, "rq_jobs_failed": 0,
+                              "rq_exporter_jobs_not_timed": 1 + 5, "timed": 2 + 5}
 
 
 def test_memory_stays_bounded_over_many_scrapes():
