@@ -134,8 +134,7 @@ def read_snapshot(
 
     # 2. Everything per queue and per worker.
     second = Batch(reading.on_error)
-    for queue in queues:
-        _queue_reads(second, queue, keys, reading.now)
+    second.add_groups((queue.take, _queue_reads(queue, keys, reading.now)) for queue in queues)
     worker_replies: list[tuple[bytes, list]] = []
     for key in worker_keys:
         second.add(lambda reply, key=key: worker_replies.append((key, reply)), "HMGET", key, *WORKER_FIELDS)
@@ -158,7 +157,7 @@ def read_snapshot(
             )
     if extra is not None:
         extra.third(third)
-    if len(third):
+    if third:
         third.run(client)
         round_trips += 1
 
@@ -208,8 +207,8 @@ def _with_prefix(members: set[bytes], prefix: bytes, kind: str, reading: _Readin
     return found
 
 
-def _queue_reads(batch: Batch, queue: _Queue, keys: Keys, now: float) -> None:
-    """The reads of one queue, as one group (they run for every queue on every scrape)."""
+def _queue_reads(queue: _Queue, keys: Keys, now: float) -> list[tuple]:
+    """The reads of one queue, in QUEUE_VALUES order."""
     p = _key_prefixes(keys)
     raw = queue.raw
     # A registry entry whose score (its expiry) lies in [0, now] is what RQ's cleanup would
@@ -217,7 +216,7 @@ def _queue_reads(batch: Batch, queue: _Queue, keys: Keys, now: float) -> None:
     expiry = int(now)
     queue_key = p["queue"] + raw
     wip, finished, failed, scheduled = p["wip"] + raw, p["finished"] + raw, p["failed"] + raw, p["scheduled"] + raw
-    batch.add_group(queue.take, [
+    return [
         ("LLEN", queue_key),
         ("LLEN", queue_key + b":intermediate"),
         ("LINDEX", queue_key, 0),
@@ -229,7 +228,7 @@ def _queue_reads(batch: Batch, queue: _Queue, keys: Keys, now: float) -> None:
         ("ZCARD", p["canceled"] + raw),
         ("ZCOUNT", scheduled, "-inf", f"({expiry}"),
         ("EXISTS", p["scheduler-lock"] + raw),
-    ])
+    ]
 
 
 @lru_cache(maxsize=16)

@@ -11,6 +11,8 @@ whole read has succeeded, so a scrape that fails half way leaves every cursor wh
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from functools import partial
 
 from rq_exporter.batch import Batch
 from rq_exporter.reader import Keys
@@ -95,12 +97,15 @@ class TimingScan:
         self._candidates: list[Candidate] = []
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
+        # Quiet: these keys are the reader's too, and it reports their errors.
+        batch.add_groups(self._groups(queues, now), quiet=True)
+
+    def _groups(self, queues: list[tuple[bytes, str]], now: float) -> Iterator[tuple]:
+        # Planned only as the batch is sent, while Redis works on the reads before these.
         self.scan = self.timing.plan(queues, now)
         prefixes = {status: self.keys.of(status, b"") for status in FOREVER}
         for read in self.scan.reads:
-            # Quiet: these keys are the reader's too, and it reports their errors.
-            batch.add_group(lambda replies, read=read: take(read, replies),
-                            commands(read, prefixes[read.status] + read.raw), quiet=True)
+            yield partial(take, read), commands(read, prefixes[read.status] + read.raw)
 
     def third(self, batch: Batch) -> None:
         if self.scan is None:

@@ -98,11 +98,15 @@ class _Batch:
         self.groups: list = []
 
     def add_group(self, handler, commands, quiet=False) -> None:
-        self.groups.append((handler, commands))
+        self.groups.append([(handler, commands)])
+
+    def add_groups(self, groups, quiet=False) -> None:
+        self.groups.append(groups)  # built only when answered, as Batch builds them when sending
 
     def answer(self, regs: Registries) -> None:
-        for handler, commands in self.groups:
-            handler([regs.reply(command) for command in commands])
+        for groups in self.groups:
+            for handler, commands in groups:
+                handler([regs.reply(command) for command in commands])
 
 
 def totals(timing: Timing, queue: str = "default") -> dict[str, float]:
