@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 from prometheus_client import exposition, openmetrics
 from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -36,6 +37,8 @@ _TEXT_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
                "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
 _MOVED_SUFFIXES = ("_created", "_gsum", "_gcount")  # text format: these go to their own gauge families
 _FIRST_THREE = itemgetter(0, 1, 2)  # a Sample's name, labels, value
+_EXTRAS = itemgetter(*range(3, len(Sample._fields)))  # timestamp, exemplar and any later field
+_NO_EXTRAS = (None,) * (len(Sample._fields) - 3)
 
 
 class _One(Collector):
@@ -61,13 +64,31 @@ def _escape_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+class _Escaped(dict):
+    """Label value -> its escaped text; a hit is a plain dict lookup, with no Python call."""
+
+    def __missing__(self, raw: str) -> str:
+        value = self[raw] = _escape_value(raw)
+        return value
+
+
+class _Ints(dict):
+    """int -> its text, as floatToGoString writes it (ints only: -0.0 == 0 would collide)."""
+
+    def __missing__(self, value: int) -> str:
+        text = f"{value}.0" if -(2**53) < value < 1_000_000 else floatToGoString(value)
+        self[value] = text
+        return text
+
+
 class _Writer:
-    """Per-render caches: label layouts, escaped label values, formatted integers, checked names."""
+    """Per-render caches: label layouts, escaped label values, formatted numbers, checked names."""
 
     def __init__(self) -> None:
         self.formatters: dict[tuple, Callable[[dict], str] | None] = {}
-        self.escaped: dict[str, str] = {}
-        self.numbers: dict[float, str] = {}
+        self.escaped = _Escaped()
+        self.ints = _Ints()
+        self.floats: dict[float, str] = {}
         self.names: set[str] = set()
 
     def formatter(self, names: tuple) -> Callable[[dict], str] | None:
@@ -76,53 +97,47 @@ class _Writer:
             return None
         order = tuple(sorted(names))
         heads = tuple(("{" if i == 0 else '",') + f'{n}="' for i, n in enumerate(order))
-        cache = self.escaped
-
-        def escaped(raw: str) -> str:
-            value = cache.get(raw)
-            if value is None:
-                value = cache[raw] = _escape_value(raw)
-            return value
-
+        escaped = self.escaped
         if len(order) == 1:
             (a,), (head_a,) = order, heads
-            return lambda labels: head_a + escaped(labels[a]) + '"}'
+            return lambda labels: head_a + escaped[labels[a]] + '"}'
         if len(order) == 2:
             (a, b), (head_a, head_b) = order, heads
-            return lambda labels: head_a + escaped(labels[a]) + head_b + escaped(labels[b]) + '"}'
+            return lambda labels: head_a + escaped[labels[a]] + head_b + escaped[labels[b]] + '"}'
         if len(order) == 3:  # histogram buckets: queue, status, le
             (a, b, c), (head_a, head_b, head_c) = order, heads
-            return lambda labels: (head_a + escaped(labels[a]) + head_b + escaped(labels[b])
-                                   + head_c + escaped(labels[c]) + '"}')
+            return lambda labels: (head_a + escaped[labels[a]] + head_b + escaped[labels[b]]
+                                   + head_c + escaped[labels[c]] + '"}')
         pairs = tuple(zip(order, heads))
-        return lambda labels: "".join([head + escaped(labels[name]) for name, head in pairs]) + '"}'
+        return lambda labels: "".join([head + escaped[labels[name]] for name, head in pairs]) + '"}'
 
-    def value(self, value) -> str:
-        if type(value) is int:
-            if -(2**53) < value < 1_000_000:
-                return f"{value}.0"  # what floatToGoString writes for integers a float holds exactly
-            return floatToGoString(value)
-        text = self.numbers.get(value)
+    def float(self, value) -> str:
+        text = self.floats.get(value)
         if text is None:
             text = floatToGoString(value)
             if value != 0:  # 0.0 and -0.0 are equal keys but print differently
-                self.numbers[value] = text
+                self.floats[value] = text
         return text
 
     def samples(self, samples, out: list[str], refused: frozenset = frozenset()) -> bool:
         """Appends one line per sample; False (and nothing kept) when a sample needs the library."""
-        if any(s.timestamp is not None or s.exemplar is not None or s.value is None
-               or getattr(s, "native_histogram", None) is not None for s in samples):
+        if any(map(_NO_EXTRAS.__ne__, map(_EXTRAS, samples))):  # timestamps, exemplars, ...
             return False
         mark = len(out)
-        names, formatters, value_text = self.names, self.formatters, self.value
+        names, formatters, ints, float_text = self.names, self.formatters, self.ints, self.float
+        last_name: str | None = None
         last_keys: tuple | None = None
         format_labels: Callable[[dict], str] | None = None
         for name, labels, value in map(_FIRST_THREE, samples):
-            if name not in names:
-                if name in refused or not _legacy(name):
-                    break
-                names.add(name)
+            if name is not last_name:
+                if name not in names:
+                    if name in refused or not _legacy(name):
+                        break
+                    names.add(name)
+                last_name = name
+            text = ints[value] if type(value) is int else float_text(value) if value is not None else None
+            if text is None:
+                break
             if labels:
                 keys = tuple(labels)
                 if keys != last_keys:
@@ -131,9 +146,9 @@ class _Writer:
                     format_labels, last_keys = formatters[keys], keys
                     if format_labels is None:
                         break
-                out.append(f"{name}{format_labels(labels)} {value_text(value)}\n")
+                out.append(f"{name}{format_labels(labels)} {text}\n")
             else:
-                out.append(f"{name} {value_text(value)}\n")
+                out.append(f"{name} {text}\n")
         else:
             return True
         del out[mark:]
