@@ -10,17 +10,18 @@ connection raises and fails the whole scrape (rq_up 0).
 
 At 1,000 queues a batch holds ~17,000 commands, and redis-py's pipeline spends ~10 us
 of Python on each. With hiredis installed (the ``fast`` extra) the batch is packed by
-hiredis in one go, written on the pooled connection's socket and its replies are read
-with a hiredis reader and handed out as they arrive, while Redis is still answering the
-rest (bench/run.py measures the difference). Replies are the same objects the pipeline
-would give: the same error classes, the client's response callbacks applied.
+hiredis, written on the pooled connection's socket and its replies are read with a hiredis
+reader and handed out as they arrive, while Redis is still answering the rest (bench/run.py
+measures the difference). Both ways, replies are what Redis sent, with redis-py's error
+classes and without its response callbacks (SMEMBERS gives a list, not a set).
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import redis
@@ -81,34 +82,38 @@ class Batch:
 
     def _run_pipeline(self, client: redis.Redis) -> None:
         pipe = client.pipeline(transaction=False)
+        pipe.response_callbacks = {}  # replies as Redis sends them, as on the raw path
         for _, commands, _, _ in self._parts_in_order():
             for command in commands:
                 pipe.execute_command(*command)
-        self._dispatch(iter(pipe.execute(raise_on_error=False)))
+        replies = pipe.execute(raise_on_error=False)
+        position = 0
 
-    def _dispatch(self, replies: Iterator) -> None:
+        def take(count: int) -> list:
+            nonlocal position
+            position += count
+            return replies[position - count:position]
+
+        self._dispatch(take)
+
+    def _dispatch(self, take: Callable[[int], list]) -> None:
+        """Hands each part its replies; ``take(n)`` gives the next n (reading them if need be)."""
         commands, on_error = self._commands, self._on_error
         index = 0
         for handler, size, group, quiet in self._parts:
-            if not group:
-                reply = next(replies)
-                if isinstance(reply, Exception):
-                    if isinstance(reply, _LOST):
-                        raise reply
-                    on_error(commands[index], reply)
-                else:
-                    handler(reply)
-                index += 1
-                continue
-            taken = list(islice(replies, size))
-            for i, reply in enumerate(taken):
-                if isinstance(reply, Exception):
-                    if isinstance(reply, _LOST):
-                        raise reply
-                    if not quiet:
-                        on_error(commands[index + i], reply)
-                    taken[i] = None
-            handler(taken)
+            replies = take(size)
+            if any(map(isinstance, replies, repeat(Exception))):
+                for i, reply in enumerate(replies):
+                    if isinstance(reply, Exception):
+                        if isinstance(reply, _LOST):
+                            raise reply
+                        if not quiet:
+                            on_error(commands[index + i], reply)
+                        replies[i] = None
+                if not group and replies[0] is None:
+                    index += 1
+                    continue
+            handler(replies if group else replies[0])
             index += size
 
     def _run_raw(self, client: redis.Redis) -> bool:
@@ -127,7 +132,7 @@ class Batch:
             reader = hiredis.Reader(protocolError=redis.exceptions.InvalidResponse,
                                     replyError=connection._parser.parse_error)
             # Functions run as their replies arrive, while Redis still works on later commands.
-            self._dispatch(_replies(reader, sock, self._commands, _callbacks(client, self._commands)))
+            self._dispatch(partial(_read, reader, sock))
         except BaseException:
             # Replies may be left unread: the connection cannot be reused.
             connection.disconnect()
@@ -151,28 +156,18 @@ class Batch:
             yield b"".join(pending)
 
 
-def _replies(reader: Any, sock: socket.socket, commands: list[tuple], callbacks: dict) -> Iterator:
+def _read(reader: Any, sock: socket.socket, count: int) -> list:
+    """The next ``count`` replies from the socket."""
     gets = reader.gets
-    for command in commands:
+    replies = []
+    append = replies.append
+    for _ in range(count):
         reply = gets()
         while reply is False:
             reader.feed(_receive(sock))
             reply = gets()
-        if callbacks and not isinstance(reply, Exception):
-            callback = callbacks.get(command[0])
-            if callback is not None:
-                reply = callback(reply)
-        yield reply
-
-
-def _callbacks(client: redis.Redis, commands: list[tuple]) -> dict:
-    """redis-py's reply conversions (SMEMBERS -> set, ...) for the command names in the batch."""
-    found = {}
-    for name in {command[0] for command in commands}:
-        callback = client.response_callbacks.get(name.upper() if isinstance(name, str) else name)
-        if callback is not None:
-            found[name] = callback
-    return found
+        append(reply)
+    return replies
 
 
 def _receive(sock: socket.socket) -> bytes:
@@ -188,8 +183,9 @@ def _receive(sock: socket.socket) -> bytes:
 
 
 def _raw_capable(client: redis.Redis) -> bool:
-    """The raw path reads RESP2 bytes itself; anything else goes through redis-py's pipeline."""
+    """The raw path reads bytes in RESP2 (connection.PROTOCOL) itself; anything else goes through
+    redis-py's pipeline."""
     if hiredis is None or not isinstance(client, redis.Redis):
         return False
     kwargs = client.connection_pool.connection_kwargs
-    return not kwargs.get("decode_responses") and kwargs.get("protocol") in (None, 2, "2")
+    return not kwargs.get("decode_responses") and kwargs.get("protocol") in (2, "2")

@@ -14,8 +14,14 @@ def _no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
+# RESP2: every Redis RQ runs on speaks it (HELLO 3 needs Redis 6), and batch.py's raw path reads it;
+# redis-py 8 would ask for RESP3.
+PROTOCOL = 2
+
+
 def _options(settings: Settings) -> dict:
     options: dict = {
+        "protocol": PROTOCOL,
         "socket_connect_timeout": settings.redis_connect_timeout,
         "socket_timeout": settings.redis_read_timeout,
         "retry": _no_retry(),
@@ -52,6 +58,7 @@ def connect(settings: Settings) -> redis.Redis:
                 "socket_timeout": settings.redis_read_timeout,
                 "socket_connect_timeout": settings.redis_connect_timeout,
                 "retry": _no_retry(),
+                "protocol": PROTOCOL,
                 **({"password": settings.sentinel_password.get_secret_value()} if settings.sentinel_password else {}),
             },
         )
