@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timezone
 
 _FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
-_CANONICAL = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{6}))?Z", re.ASCII)
+_CANONICAL = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z", re.ASCII)
 
 
 def text(raw: bytes | str) -> str:
@@ -22,11 +22,11 @@ def timestamp(raw: bytes | str | None) -> float | None:
     if raw is None:
         return None
     # strptime costs ~8 us; a scrape parses thousands of these (head jobs, timed jobs).
-    # The exact form RQ writes takes the short way; anything else the strict one below.
-    match = _CANONICAL.fullmatch(raw) if isinstance(raw, bytes) else None
-    if match is not None:
+    # The exact form RQ writes takes the short way (fromisoformat, in C, once the pattern has
+    # checked it is that form); anything else the strict one below.
+    if isinstance(raw, bytes) and _CANONICAL.fullmatch(raw) is not None:
         try:
-            return datetime(*map(int, match.groups(b"0")), tzinfo=timezone.utc).timestamp()
+            return datetime.fromisoformat(raw[:-1].decode("ascii") + "+00:00").timestamp()
         except ValueError:
             pass
     value = text(raw).strip()

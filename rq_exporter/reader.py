@@ -12,7 +12,7 @@ passed are left out, without running that cleanup.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -135,9 +135,8 @@ def read_snapshot(
     # 2. Everything per queue and per worker.
     second = Batch(reading.on_error)
     second.add_groups((queue.take, _queue_reads(queue, keys, reading.now)) for queue in queues)
-    worker_replies: list[tuple[bytes, list]] = []
-    for key in worker_keys:
-        second.add(lambda reply, key=key: worker_replies.append((key, reply)), "HMGET", key, *WORKER_FIELDS)
+    worker_replies: list[list | None] = []
+    second.add_group(worker_replies.extend, [("HMGET", key, *WORKER_FIELDS) for key in worker_keys])
     if extra is not None:
         extra.second(second, [(q.raw, q.name) for q in queues], reading.now)
     second.run(client)
@@ -145,23 +144,23 @@ def read_snapshot(
 
     # 3. When did each queue's head job enter the queue?
     ages: dict[str, float | None] = {}
+    waiting = [queue for queue in queues if queue.head is not None]
+
+    def take_ages(replies: list) -> None:
+        for queue, reply in zip(waiting, replies):
+            if reply is not None:  # None: an error reply, reported already
+                ages[queue.name] = _age(reply, queue.head, keys, reading)
+
     third = Batch(reading.on_error)
-    for queue in queues:
-        if queue.head is not None:
-            third.add(
-                lambda reply, q=queue: ages.__setitem__(q.name, _age(reply, q.head, keys, reading)),
-                "HMGET",
-                keys.job(queue.head),
-                b"enqueued_at",
-                b"created_at",
-            )
+    if waiting:
+        third.add_group(take_ages, [("HMGET", keys.job(q.head), b"enqueued_at", b"created_at") for q in waiting])
     if extra is not None:
         extra.third(third)
     if third:
         third.run(client)
         round_trips += 1
 
-    workers, dead = _workers_from(worker_replies, keys, reading)
+    workers, dead = _workers_from(zip(worker_keys, worker_replies), keys, reading)
     known = {q.name for q in queues}
     worker_only = sorted(
         {name for w in workers for name in w.queues if name not in known and wants_queue(name)}
@@ -239,20 +238,20 @@ def _key_prefixes(keys: Keys) -> dict[str, bytes]:
 
 def _queue_state(queue: _Queue, ages: dict[str, float | None]) -> QueueState:
     v = queue.values
-    live = {r: max(0, (v.get(f"{r}_all") or 0) - (v.get(f"{r}_expired") or 0)) for r in ("started", "finished", "failed")}
+    counts = {name: v.get(name) or 0 for name in QUEUE_VALUES}  # None: an error reply
     return QueueState(
         name=queue.name,
-        queued=(v.get("queued") or 0),
-        intermediate=(v.get("intermediate") or 0),
-        started=live["started"],
-        abandoned=(v.get("started_expired") or 0),
-        finished=live["finished"],
-        failed=live["failed"],
-        deferred=(v.get("deferred") or 0),
-        scheduled=(v.get("scheduled") or 0),
-        overdue_scheduled=(v.get("overdue_scheduled") or 0),
-        canceled=(v.get("canceled") or 0),
-        scheduler_active=bool((v.get("scheduler_active") or 0)),
+        queued=counts["queued"],
+        intermediate=counts["intermediate"],
+        started=max(0, counts["started_all"] - counts["started_expired"]),
+        abandoned=counts["started_expired"],
+        finished=max(0, counts["finished_all"] - counts["finished_expired"]),
+        failed=max(0, counts["failed_all"] - counts["failed_expired"]),
+        deferred=counts["deferred"],
+        scheduled=counts["scheduled"],
+        overdue_scheduled=counts["overdue_scheduled"],
+        canceled=counts["canceled"],
+        scheduler_active=bool(counts["scheduler_active"]),
         oldest_job_age=ages.get(queue.name) if queue.head is not None else 0.0,
     )
 
@@ -275,12 +274,14 @@ def _age(reply: list, job_id: bytes | None, keys: Keys, reading: _Reading) -> fl
 
 
 def _workers_from(
-    replies: list[tuple[bytes, list]], keys: Keys, reading: _Reading
+    replies: Iterable[tuple[bytes, list | None]], keys: Keys, reading: _Reading
 ) -> tuple[list[WorkerState], int]:
     prefix = keys.worker_member_prefix.encode()
     workers: list[WorkerState] = []
     dead = 0
     for key, reply in replies:
+        if reply is None:
+            continue  # an error reply (not a hash), reported already
         if all(value is None for value in reply):
             dead += 1  # listed in rq:workers, hash expired: killed without a clean exit
             continue

@@ -46,7 +46,7 @@ from prometheus_client.utils import floatToGoString
 
 from rq_exporter import jobfunc, parse
 from rq_exporter.catalogue import spec
-from rq_exporter.metrics import family
+from rq_exporter.metrics import SAMPLE_TAIL, family, new_sample
 from rq_exporter.snapshot import Problem
 
 REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
@@ -461,7 +461,8 @@ class Timing:
                             ("rq_jobs_failed_total", lambda t: t.counts["failed"]),
                             ("rq_exporter_jobs_not_timed_total", lambda t: t.not_timed)):
             metric, (label,) = family(name), spec(name).labels
-            metric.samples = [Sample(name, {label: queue}, value(track)) for queue, track in tracks]
+            metric.samples = [new_sample(Sample, (name, {label: queue}, value(track)) + SAMPLE_TAIL)
+                              for queue, track in tracks]
             counters.append(metric)
         yield from (duration, wait, *counters)
 
