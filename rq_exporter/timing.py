@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import HistogramMetricFamily, Metric
@@ -76,7 +76,7 @@ class TtlClass:
 
 @dataclass
 class RegistryTrack:
-    ttls: dict[int, TtlClass] = field(default_factory=dict)
+    ttls: dict[int, TtlClass] = field(default_factory=dict)  # in increasing TTL order
     # (member, score) -> score - ttl of the window that saw it; dropped once no window can return it.
     seen: dict[tuple[bytes, float], float] = field(default_factory=dict)
     sweep_from: float | None = None
@@ -128,13 +128,14 @@ class RegistryRead:
     # up to +inf excluded; "+inf": likewise, and that read also counts the entries kept forever.
     probe_in_window: str | None = None
     sweep: tuple[float, int] | None = None  # (from score, entries at that score to skip)
-    window_entries: dict[int, list[Entry]] = field(default_factory=dict)  # only windows with entries
-    probe_entries: list[Entry] = field(default_factory=list)  # at most PROBE_CHUNK
+    # What came back. Most registries get nothing on most scrapes: nothing is allocated for them.
+    window_entries: dict[int, list[Entry]] | None = None  # only windows with entries
+    probe_entries: Sequence[Entry] = ()  # at most PROBE_CHUNK
     probe_found: bool | None = None  # were there entries above probe_above? None: no answer
-    sweep_entries: list[Entry] = field(default_factory=list)
+    sweep_entries: Sequence[Entry] = ()
     forever: int | None = None
     sweep_cut: bool = False  # the discovery budget ran out inside this sweep
-    deferred: dict[int, float] = field(default_factory=dict)  # catching-up TTL -> first entry left
+    deferred: dict[int, float] | None = None  # catching-up TTL -> first entry left
 
 
 @dataclass
@@ -204,7 +205,7 @@ class Timing:
             floor = track.floor
             for status in REGISTRIES:
                 reg = track.registries[status]
-                windows = [(t, max(c.cursor - edge, floor) + t, n + edge + t) for t, c in sorted(reg.ttls.items())]
+                windows = [(t, max(c.cursor - edge, floor) + t, n + edge + t) for t, c in reg.ttls.items()]
                 read = RegistryRead(name, raw, status, windows, windows[-1][2] if windows else n)
                 if reg.settled and windows:
                     # Above the longest window there was nothing last scrape, so reading on to +inf
@@ -232,7 +233,7 @@ class Timing:
         track = QueueTrack(floor=floor)
         for status in REGISTRIES:
             reg = RegistryTrack()
-            for t in (RQ_DEFAULT_TTL[status], *self.extra_ttls):
+            for t in sorted({RQ_DEFAULT_TTL[status], *self.extra_ttls}):
                 reg.ttls[t] = TtlClass(cursor=floor)
             track.registries[status] = reg
         return track
@@ -252,15 +253,18 @@ class Timing:
             track = self._track(scan, read.queue)
             reg = track.registries[read.status]
             taken: set[Entry] = set()
+            found = read.window_entries or {}
             # Jobs that just ended first; a backlog of a TTL learned late gets what is left.
             for t, _, _ in sorted(read.windows, key=lambda w: (reg.ttls[w[0]].catching_up, w[0])):
-                for entry in read.window_entries.get(t, ()):
+                for entry in found.get(t, ()):
                     if entry in reg.seen or entry in taken:
                         continue
                     taken.add(entry)
                     use = timing_left > 0
                     timing_left -= use
                     if not use and reg.ttls[t].catching_up and self.max_jobs > 0:
+                        if read.deferred is None:
+                            read.deferred = {}
                         read.deferred.setdefault(t, entry[1] - t)  # entries come by score: the lowest
                         continue
                     scan.candidates.append(Candidate(read, entry[0], entry[1], t, read_hash=use))
@@ -342,7 +346,7 @@ class Timing:
             # (a window's TTL was known before this scrape, so it is never one learned in it)
             for t, _, _ in read.windows:
                 ttl = reg.ttls[t]
-                if t in read.deferred:
+                if read.deferred and t in read.deferred:
                     ttl.cursor = max(ttl.cursor, int(read.deferred[t]))
                 elif ttl.cursor < n or ttl.catching_up:
                     ttl.cursor, ttl.catching_up = max(ttl.cursor, n), False
@@ -402,6 +406,7 @@ class Timing:
                                         f"more than {MAX_TTLS} distinct TTLs; TTL {ttl} is not tracked"))
             return
         reg.ttls[ttl] = TtlClass(cursor=track.floor, catching_up=True)
+        reg.ttls = dict(sorted(reg.ttls.items()))
         learned.add((c.read.queue, status, ttl))
 
     def _advance_sweep(self, reg: RegistryTrack, read: RegistryRead) -> None:

@@ -41,25 +41,26 @@ def commands(read: RegistryRead, key: bytes) -> list[tuple]:
 def take(read: RegistryRead, replies: list) -> None:
     """Fills ``read`` from the replies to ``commands(read, ...)`` (None: an error reply)."""
     replies = iter(replies)
+    found: dict[int, list[Entry]] = {}
     for t, _, _ in read.windows[:-1]:
         if entries := _entries(next(replies)):
-            read.window_entries[t] = entries
+            found[t] = entries
     if read.windows:
         reply = next(replies)
         top_ttl, _, top = read.windows[-1]
         entries = _entries(reply)
-        if read.probe_in_window is not None:
+        if read.probe_in_window is not None and reply is not None:
             # Sorted by score: the window's own entries, then the probe's, then the kept-forever.
             cut = next((i for i, (_, score) in enumerate(entries) if score > top), len(entries))
-            above = entries[cut:]
+            finite = [entry for entry in entries[cut:] if entry[1] != math.inf]
+            read.probe_entries, read.probe_found = finite[:PROBE_CHUNK], bool(finite)
+            if read.probe_in_window == "+inf":
+                read.forever = len(entries) - cut - len(finite)
             entries = entries[:cut]
-            finite = [entry for entry in above if entry[1] != math.inf]
-            if reply is not None:
-                read.probe_entries, read.probe_found = finite[:PROBE_CHUNK], bool(finite)
-                if read.probe_in_window == "+inf":
-                    read.forever = len(above) - len(finite)
         if entries:
-            read.window_entries[top_ttl] = entries
+            found[top_ttl] = entries
+    if found:
+        read.window_entries = found
     if read.probe_in_window is None:
         reply = next(replies)
         if reply is not None:
