@@ -23,10 +23,11 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
-ACL_COMMANDS = ("exists", "hmget", "lindex", "llen", "smembers", "zcard", "zcount", "zrangebyscore")
+ACL_COMMANDS = ("hmget", "lindex", "llen", "mget", "smembers", "zcard", "zcount", "zrangebyscore")
 ACL_RULE = f"user rq-exporter on >PASSWORD resetkeys %R~rq:* resetchannels -@all {' '.join('+' + c for c in ACL_COMMANDS)}"
-# What this test itself sends (as the default user) between the resets and the reads.
-ADMIN_COMMANDS = {"info", "acl|log", "config|resetstat", "ping", "hello", "client|setinfo"}
+# What this test itself sends (as the default user) between the resets and the reads, and the
+# connection handshake every client sends (AUTH and HELLO need no ACL permission).
+ADMIN_COMMANDS = {"info", "acl|log", "config|resetstat", "ping", "hello", "auth", "client|setinfo"}
 
 
 def commandstats(conn) -> dict[str, dict]:
