@@ -31,6 +31,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from rq_exporter.table import Table
+
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
 _TEXT_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary",
@@ -154,6 +156,33 @@ class _Writer:
         del out[mark:]
         return False
 
+    def table(self, table: Table, out: list[str]) -> bool:
+        """Appends one line per row; False (and nothing kept) when a row needs the library."""
+        labels, name = table.labels, table.sample_name
+        if not _legacy(name) or not all(om_exposition._is_valid_legacy_labelname(n) for n in labels):
+            return False
+        mark = len(out)
+        escaped, ints, float_text = self.escaped, self.ints, self.float
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        heads = [("{" if i == 0 else '",') + f'{labels[j]}="' for i, j in enumerate(order)]
+        if heads:
+            heads[0] = name + heads[0]
+        one, two = order == [0], order == [0, 1]  # the per-queue tables: one label, or two in order
+        for values, value in table.rows:
+            text = ints[value] if type(value) is int else float_text(value) if value is not None else None
+            if text is None:
+                del out[mark:]
+                return False
+            if one:
+                out.append(heads[0] + escaped[values[0]] + '"} ' + text + "\n")
+            elif two:
+                out.append(heads[0] + escaped[values[0]] + heads[1] + escaped[values[1]] + '"} ' + text + "\n")
+            elif heads:
+                out.append("".join([head + escaped[values[j]] for head, j in zip(heads, order)]) + '"} ' + text + "\n")
+            else:
+                out.append(name + " " + text + "\n")
+        return True
+
 
 def render_text(families: Iterable, escaping: str = om_exposition.UNDERSCORES) -> bytes:
     """What ``prometheus_client.generate_latest`` writes for these families."""
@@ -174,7 +203,7 @@ def render_text(families: Iterable, escaping: str = om_exposition.UNDERSCORES) -
         help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         head = [f"# HELP {name} {help_text}\n# TYPE {name} {_TEXT_TYPES[metric.type]}\n"]
         moved = frozenset(metric.name + suffix for suffix in _MOVED_SUFFIXES)
-        if not writer.samples(metric.samples, head, refused=moved):
+        if not (writer.table(metric, head) if isinstance(metric, Table) else writer.samples(metric.samples, head, refused=moved)):
             out.append(library(metric))
             continue
         out.extend(head)
@@ -199,7 +228,7 @@ def render_openmetrics(families: Iterable, escaping: str = om_exposition.UNDERSC
         head = [f"# HELP {name} {help_text}\n# TYPE {name} {metric.type}\n"]
         if metric.unit:
             head.append(f"# UNIT {name} {metric.unit}\n")
-        if not writer.samples(metric.samples, head):
+        if not (writer.table(metric, head) if isinstance(metric, Table) else writer.samples(metric.samples, head)):
             out.append(library(metric))
             continue
         out.extend(head)

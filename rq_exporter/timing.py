@@ -45,8 +45,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from rq_exporter import jobfunc, parse
-from rq_exporter.catalogue import spec
-from rq_exporter.metrics import SAMPLE_TAIL, family, new_sample
+from rq_exporter.metrics import family, table
 from rq_exporter.snapshot import Problem
 
 REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
@@ -458,17 +457,13 @@ class Timing:
         wait = family("rq_job_wait_seconds", extra)
         for (queue, func), hist in sorted(self.waits.items(), key=_sort_key):
             self._add(wait, {"queue": queue, **({"func": func} if self.func_label else {})}, hist)
-        # Three samples per queue, built directly (add_metric's per-call label dict costs ~1 us).
         zero = QueueTrack(floor=0)
-        tracks = [(name, self.queues.get(name) or zero) for name in names]
-        counters = []
-        for name, value in (("rq_jobs_finished_total", lambda t: t.counts["finished"]),
-                            ("rq_jobs_failed_total", lambda t: t.counts["failed"]),
-                            ("rq_exporter_jobs_not_timed_total", lambda t: t.not_timed)):
-            metric, (label,) = family(name), spec(name).labels
-            metric.samples = [new_sample(Sample, (name, {label: queue}, value(track)) + SAMPLE_TAIL)
-                              for queue, track in tracks]
-            counters.append(metric)
+        tracks = [((name,), self.queues.get(name) or zero) for name in names]
+        counters = [
+            table("rq_jobs_finished_total", [(queue, track.counts["finished"]) for queue, track in tracks]),
+            table("rq_jobs_failed_total", [(queue, track.counts["failed"]) for queue, track in tracks]),
+            table("rq_exporter_jobs_not_timed_total", [(queue, track.not_timed) for queue, track in tracks]),
+        ]
         yield from (duration, wait, *counters)
 
     def _add(self, metric: HistogramMetricFamily, labels: dict[str, str], hist: Histogram) -> None:

@@ -30,6 +30,7 @@ from support import ROOT
 from rq_exporter.collector import RQCollector
 from rq_exporter.exposition import make_metrics_app, render_openmetrics, render_text
 from rq_exporter.settings import Settings
+from rq_exporter.table import Table
 
 sys.path.insert(0, str(ROOT / "bench"))
 from dataset import Size, fill  # noqa: E402
@@ -88,7 +89,7 @@ values = st.integers(-10**20, 10**20) | st.floats(allow_nan=True, allow_infinity
 
 @st.composite
 def family(draw):
-    kind = draw(st.sampled_from(["gauge", "counter", "untyped", "histogram", "summary", "info"]))
+    kind = draw(st.sampled_from(["gauge", "counter", "untyped", "histogram", "summary", "info", "table"]))
     name = draw(metric_names).removesuffix("_total").removesuffix("_info") or "x"
     labels = draw(st.lists(names.filter(lambda n: not n.startswith("__") and n not in ("le", "quantile")),
                            max_size=3, unique=True))
@@ -116,6 +117,10 @@ def family(draw):
         metric = SummaryMetricFamily(name, unit_free_help, labels=labels)
         for row in rows:
             metric.add_metric(list(row), count_value=4, sum_value=draw(values))
+    elif kind == "table":
+        typ = draw(st.sampled_from(["gauge", "counter"]))
+        metric = Table(name + "_total" if typ == "counter" else name, unit_free_help, typ, tuple(labels),
+                       [(row, draw(values)) for row in rows])
     else:
         metric = InfoMetricFamily(name, unit_free_help, labels=labels)
         for row in rows:
@@ -133,6 +138,20 @@ def test_generated_families_render_identically(families, escaping):
         return
     assert render_text(families, escaping=escaping) == expected_text
     assert render_openmetrics(families, escaping=escaping) == expected_om
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(names, max_size=3, unique=True), st.sampled_from(["gauge", "counter"]), st.data())
+def test_a_table_holds_the_samples_add_metric_builds(labels, typ, data):
+    rows = data.draw(st.lists(st.tuples(*[label_values] * len(labels)), max_size=4, unique=True))
+    rows = [(row, data.draw(values)) for row in rows]
+    regular = (GaugeMetricFamily if typ == "gauge" else CounterMetricFamily)("rq_x_total", "Help.", labels=labels)
+    for row, value in rows:
+        regular.add_metric(list(row), value)
+    table = Table("rq_x_total", "Help.", typ, tuple(labels), rows)
+    assert table == regular
+    assert render_openmetrics([table]) == render_openmetrics([regular])
+    assert render_text([table]) == render_text([regular])
 
 
 # What Prometheus 2.x and 3.x send when they scrape.

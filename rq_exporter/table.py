@@ -1,0 +1,37 @@
+"""A metric family held as rows of label values: the per-queue families, ~19,000 samples a scrape
+at 1,000 queues.
+
+A prometheus_client family holds a Sample and a label dict per sample; building them costs as
+much as writing them out, and they are most of the memory a scrape touches. A ``Table`` keeps
+``(label values, value)`` rows, which exposition.py writes out directly; anything else (the
+library's own encoders, tests) reads ``samples`` as from any family, built on first use.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.core import Metric
+from prometheus_client.samples import Sample
+
+Row = tuple[tuple[str, ...], float]
+
+
+class Table(Metric):
+    def __init__(self, name: str, documentation: str, typ: str, labels: tuple[str, ...], rows: list[Row]) -> None:
+        if typ == "counter" and name.endswith("_total"):
+            name = name[: -len("_total")]  # as CounterMetricFamily names it; its samples end in _total
+        super().__init__(name, documentation, typ)
+        self.labels = labels
+        self.rows = rows
+        self.sample_name = name + "_total" if typ == "counter" else name
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            labels, name = self.labels, self.sample_name
+            self._samples = [Sample(name, dict(zip(labels, values)), value) for values, value in self.rows]
+        return self._samples
+
+    @samples.setter
+    def samples(self, samples: list[Sample]) -> None:
+        # Metric.__init__ sets [] before the rows exist: the rows are the samples until set otherwise.
+        self._samples = samples or None
