@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from rq_exporter.table import Table
+from rq_exporter.table import HistogramTable, Table
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
@@ -156,6 +156,13 @@ class _Writer:
         del out[mark:]
         return False
 
+    def family(self, metric, out: list[str], refused: frozenset = frozenset()) -> bool:
+        if isinstance(metric, Table):
+            return self.table(metric, out)
+        if isinstance(metric, HistogramTable):
+            return self.histogram_table(metric, out)
+        return self.samples(metric.samples, out, refused)
+
     def table(self, table: Table, out: list[str]) -> bool:
         """Appends one line per row; False (and nothing kept) when a row needs the library."""
         labels, name = table.labels, table.sample_name
@@ -184,6 +191,34 @@ class _Writer:
         return True
 
 
+    def histogram_table(self, table: HistogramTable, out: list[str]) -> bool:
+        """Appends each row's bucket, count and sum lines; False (nothing kept) when the library must."""
+        labels, name = table.labels, table.name
+        if "le" in labels or not _legacy(name + "_bucket") \
+                or not all(om_exposition._is_valid_legacy_labelname(n) for n in labels):
+            return False
+        mark = len(out)
+        escaped, ints, float_text = self.escaped, self.ints, self.float
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        before = [j for j in order if labels[j] < "le"]
+        after = [j for j in order if labels[j] > "le"]
+        bucket, count_name, sum_name = name + "_bucket{", name + "_count", name + "_sum"
+        les = [f'le="{escaped[le]}"' for le in table.les]
+        with_count = float(table.les[0]) >= 0
+        for values, cumulative, total in table.rows:
+            head = bucket + "".join([f'{labels[j]}="{escaped[values[j]]}",' for j in before])
+            tail = "".join([f',{labels[j]}="{escaped[values[j]]}"' for j in after]) + "} "
+            for le, count in zip(les, cumulative):
+                out.append(head + le + tail + (ints[count] if type(count) is int else float_text(count)) + "\n")
+            if with_count and total is not None:
+                plain = ",".join([f'{labels[j]}="{escaped[values[j]]}"' for j in order])
+                plain = "{" + plain + "} " if plain else " "
+                last = cumulative[-1]
+                out.append(count_name + plain + (ints[last] if type(last) is int else float_text(last)) + "\n")
+                out.append(sum_name + plain + (ints[total] if type(total) is int else float_text(total)) + "\n")
+        return True
+
+
 def render_text(families: Iterable, escaping: str = om_exposition.UNDERSCORES) -> bytes:
     """What ``prometheus_client.generate_latest`` writes for these families."""
     def library(metric) -> str:
@@ -203,7 +238,7 @@ def render_text(families: Iterable, escaping: str = om_exposition.UNDERSCORES) -
         help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
         head = [f"# HELP {name} {help_text}\n# TYPE {name} {_TEXT_TYPES[metric.type]}\n"]
         moved = frozenset(metric.name + suffix for suffix in _MOVED_SUFFIXES)
-        if not (writer.table(metric, head) if isinstance(metric, Table) else writer.samples(metric.samples, head, refused=moved)):
+        if not writer.family(metric, head, refused=moved):
             out.append(library(metric))
             continue
         out.extend(head)
@@ -228,7 +263,7 @@ def render_openmetrics(families: Iterable, escaping: str = om_exposition.UNDERSC
         head = [f"# HELP {name} {help_text}\n# TYPE {name} {metric.type}\n"]
         if metric.unit:
             head.append(f"# UNIT {name} {metric.unit}\n")
-        if not (writer.table(metric, head) if isinstance(metric, Table) else writer.samples(metric.samples, head)):
+        if not writer.family(metric, head):
             out.append(library(metric))
             continue
         out.extend(head)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
@@ -18,19 +17,18 @@ from prometheus_client.core import (
 from rq_exporter import __version__
 from rq_exporter.catalogue import JOB_STATUSES, spec
 from rq_exporter.snapshot import WORKER_STATES, Snapshot, WorkerState
-from rq_exporter.table import Row, Table
+from rq_exporter.table import HistogramRow, HistogramTable, Row, Table
 
 
-FAMILIES = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily, "histogram": HistogramMetricFamily}
+FAMILIES = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
 
 
-def family(name: str, extra_labels: tuple[str, ...] = ()) -> Metric:
-    """An empty family of the catalogued metric ``name``, with its help and labels
-    (plus optional ones, such as job timing's ``func``)."""
+def family(name: str) -> Metric:
+    """An empty family of the catalogued metric ``name``, with its help and labels."""
     s = spec(name)
     if s.type not in FAMILIES:
         raise ValueError(f"{name}: {s.type} families are built where their state lives")
-    return FAMILIES[s.type](s.name, s.help, labels=[*s.labels, *extra_labels])
+    return FAMILIES[s.type](s.name, s.help, labels=s.labels)
 
 
 @dataclass
@@ -86,6 +84,14 @@ def table(name: str, rows: list[Row]) -> Table:
     """The catalogued metric ``name`` as rows of (label values in its label order, value)."""
     s = spec(name)
     return Table(s.name, s.help, s.type, s.labels, rows)
+
+
+def histogram_table(name: str, extra_labels: tuple[str, ...], les: tuple[str, ...],
+                    rows: list[HistogramRow]) -> HistogramTable:
+    """The catalogued histogram ``name`` (plus optional labels) as rows of (label values,
+    cumulative bucket counts, sum)."""
+    s = spec(name)
+    return HistogramTable(s.name, s.help, (*s.labels, *extra_labels), les, rows)
 
 
 def _workers_per_queue(names: Iterable[str], workers: Iterable[WorkerState]) -> dict[str, dict[str, int]]:

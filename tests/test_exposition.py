@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import math
 import sys
+from itertools import accumulate
 from wsgiref.util import setup_testing_defaults
 
 from hypothesis import given, settings, strategies as st
@@ -25,12 +26,13 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
+from prometheus_client.utils import floatToGoString
 
 from support import ROOT
 from rq_exporter.collector import RQCollector
 from rq_exporter.exposition import make_metrics_app, render_openmetrics, render_text
 from rq_exporter.settings import Settings
-from rq_exporter.table import Table
+from rq_exporter.table import HistogramTable, Table
 
 sys.path.insert(0, str(ROOT / "bench"))
 from dataset import Size, fill  # noqa: E402
@@ -88,8 +90,22 @@ values = st.integers(-10**20, 10**20) | st.floats(allow_nan=True, allow_infinity
 
 
 @st.composite
+def histogram_rows(draw, size: int, count: int = 4):
+    """Bucket bounds as written (increasing, "+Inf" last; sometimes starting below 0, where the
+    library leaves out _count and _sum) and rows of (cumulative counts, sum)."""
+    bounds = sorted(set(draw(st.lists(st.floats(-10, 1e6, allow_nan=False) | st.integers(0, 10**6), max_size=4))))
+    les = tuple(floatToGoString(b) for b in bounds) + ("+Inf",)
+    rows = []
+    for _ in range(count):
+        increments = draw(st.lists(st.integers(0, 10**7), min_size=len(les), max_size=len(les)))
+        rows.append((list(accumulate(increments)), draw(st.none() | values)))
+    return les, rows
+
+
+@st.composite
 def family(draw):
-    kind = draw(st.sampled_from(["gauge", "counter", "untyped", "histogram", "summary", "info", "table"]))
+    kind = draw(st.sampled_from(["gauge", "counter", "untyped", "histogram", "summary", "info", "table",
+                                 "histogram_table"]))
     name = draw(metric_names).removesuffix("_total").removesuffix("_info") or "x"
     labels = draw(st.lists(names.filter(lambda n: not n.startswith("__") and n not in ("le", "quantile")),
                            max_size=3, unique=True))
@@ -121,6 +137,10 @@ def family(draw):
         typ = draw(st.sampled_from(["gauge", "counter"]))
         metric = Table(name + "_total" if typ == "counter" else name, unit_free_help, typ, tuple(labels),
                        [(row, draw(values)) for row in rows])
+    elif kind == "histogram_table":
+        les, rows_ = draw(histogram_rows(len(labels))) if rows else ((), [])
+        metric = HistogramTable(name, unit_free_help, tuple(labels), les,
+                                [(row, counts, total) for row, (counts, total) in zip(rows, rows_)])
     else:
         metric = InfoMetricFamily(name, unit_free_help, labels=labels)
         for row in rows:
@@ -149,6 +169,21 @@ def test_a_table_holds_the_samples_add_metric_builds(labels, typ, data):
     for row, value in rows:
         regular.add_metric(list(row), value)
     table = Table("rq_x_total", "Help.", typ, tuple(labels), rows)
+    assert table == regular
+    assert render_openmetrics([table]) == render_openmetrics([regular])
+    assert render_text([table]) == render_text([regular])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(names.filter(lambda n: n != "le"), max_size=3, unique=True), st.data())
+def test_a_histogram_table_holds_the_samples_add_metric_builds(labels, data):
+    rows = data.draw(st.lists(st.tuples(*[label_values] * len(labels)), min_size=1, max_size=4, unique=True))
+    les, buckets = data.draw(histogram_rows(len(labels), count=len(rows)))
+    regular = HistogramMetricFamily("rq_h_seconds", "Help.", labels=labels)
+    for row, (counts, total) in zip(rows, buckets):
+        regular.add_metric(list(row), list(zip(les, counts)), total)
+    table = HistogramTable("rq_h_seconds", "Help.", tuple(labels), les,
+                           [(row, counts, total) for row, (counts, total) in zip(rows, buckets)])
     assert table == regular
     assert render_openmetrics([table]) == render_openmetrics([regular])
     assert render_text([table]) == render_text([regular])
