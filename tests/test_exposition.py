@@ -217,11 +217,14 @@ def _call(app, method="GET", accept=None, encoding=None, query=""):
 
 def test_the_app_negotiates_like_prometheus_client():
     registry = CollectorRegistry(auto_describe=False)
-    gauge = GaugeMetricFamily("rq_jobs", "Jobs.", labels=["queue", "status"])
-    gauge.add_metric(["default", "queued"], 3)
+    gauge = GaugeMetricFamily("rq_queue_workers", "Workers.", labels=["queue", "state"])
+    gauge.add_metric(["default", "idle"], 3)
     counter = CounterMetricFamily("rq_exporter_scrapes", "Scrapes.")
     counter.add_metric([], 7)
-    registry.register(Static([gauge, counter]))
+    # Tables too: the library's encoders (escaping=dots, name[] filtering) read their samples.
+    table = Table("rq_jobs", "Jobs.", "gauge", ("queue", "status"), [(("default", "queued"), 3)])
+    histogram = HistogramTable("rq_job_wait_seconds", "Waits.", ("queue",), ("1.0", "+Inf"), [(("default",), [1, 2], 1.5)])
+    registry.register(Static([gauge, counter, table, histogram]))
     ours, library = make_metrics_app(registry), make_wsgi_app(registry)
     cases = [
         {}, {"accept": "application/openmetrics-text; version=1.0.0"}, {"accept": "application/openmetrics-text"},
