@@ -49,19 +49,28 @@ def table(name: str) -> str:
     return "\n".join(lines)
 
 
-def rows(names: list[str]) -> str:
+ROWS_HEADER = ("| file | queues / workers / jobs | ours median (CPU) ms | rq-exporter median (CPU) ms "
+               "| peer / ours | ours commands | ours peak RSS MB |\n|---|---|---|---|---|---|---|")
+
+
+def rows_of(name: str, results: list[dict]) -> list[str]:
     """One row per run (the scaling table): our median and CPU, rq-exporter's, and the ratio."""
-    lines = ["| file | queues / workers / jobs | ours median (CPU) ms | rq-exporter median (CPU) ms "
-             "| peer / ours | ours commands | ours peak RSS MB |", "|---|---|---|---|---|---|---|"]
+    lines = []
+    for run in results:
+        ours = next(e for e in run["exporters"] if "3.1.0" not in e["name"])
+        peer = next((e for e in run["exporters"] if "3.1.0" in e["name"]), None)
+        peer_time = f"{number(peer['median_ms'])} ({number(peer['cpu_ms'])})" if peer else ""
+        ratio = f"{peer['median_ms'] / ours['median_ms']:.1f}x" if peer else ""
+        lines.append(f"| {name} | {run['queues']:,} / {run['workers']:,} / {run['jobs']:,} "
+                     f"| {number(ours['median_ms'])} ({number(ours['cpu_ms'])}) | {peer_time} | {ratio} "
+                     f"| {number(ours['commands'])} | {ours['peak_rss_mb']} |")
+    return lines
+
+
+def rows(names: list[str]) -> str:
+    lines = [ROWS_HEADER]
     for name in names:
-        for run in json.loads((RESULTS / f"{name}.json").read_text())["results"]:
-            ours = next(e for e in run["exporters"] if "3.1.0" not in e["name"])
-            peer = next((e for e in run["exporters"] if "3.1.0" in e["name"]), None)
-            peer_time = f"{number(peer['median_ms'])} ({number(peer['cpu_ms'])})" if peer else ""
-            ratio = f"{peer['median_ms'] / ours['median_ms']:.1f}x" if peer else ""
-            lines.append(f"| {name} | {run['queues']:,} / {run['workers']:,} / {run['jobs']:,} "
-                         f"| {number(ours['median_ms'])} ({number(ours['cpu_ms'])}) | {peer_time} | {ratio} "
-                         f"| {number(ours['commands'])} | {ours['peak_rss_mb']} |")
+        lines += rows_of(name, json.loads((RESULTS / f"{name}.json").read_text())["results"])
     return "\n".join(lines)
 
 

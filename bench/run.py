@@ -40,6 +40,7 @@ sys.path.insert(0, str(BENCH))
 
 from dataset import Size, fill  # noqa: E402
 from proxy import DelayProxy, measured_round_trip  # noqa: E402
+from report import ROWS_HEADER, rows_of  # noqa: E402
 
 PEER = "rq-exporter==3.1.0"
 # Accept headers of a scrape: what Prometheus 3.x sends (OpenMetrics preferred), or plain text.
@@ -326,6 +327,8 @@ def main() -> int:
                      args.ours_args.split(), args.accept)
         print_run(result)
         results.append(result)
+    if args.scaling:
+        print("\nscaling (loopback):\n" + "\n".join([ROWS_HEADER, *rows_of("this run", results)]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=1) + "\n")
