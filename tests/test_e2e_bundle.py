@@ -21,7 +21,7 @@ from redis import Redis
 from rq import Queue
 
 from bundle import queries, rule_generator, substitute
-from support import ROOT, RQWorker, free_port, require_tool, wait_for
+from support import ROOT, RQWorker, free_port, require_tool, stop_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.bundle]
 
@@ -111,13 +111,7 @@ class Demo:
                 if a["state"] == "firing"}
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-            try:
-                self.process.wait(40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 40, signal.SIGINT)  # what Ctrl-C sends
         return self.process.returncode
 
 

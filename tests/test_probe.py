@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from rq import Queue
 
-from support import ROOT, Exporter, RedisServer, free_port, parse_samples, require_tool, wait_for
+from support import ROOT, Exporter, RedisServer, free_port, parse_samples, require_tool, stop_process, wait_for
 
 
 def _probe(exporter: Exporter, query: str) -> tuple[int, str]:
@@ -209,12 +209,7 @@ def test_real_prometheus_scrapes_each_target_through_the_example_relabelling(red
         wait_for(lambda: query('rq_up{job="rq-exporter"}') == {address: 1.0}, timeout=15, interval=0.5,
                  what="the exporter's own /metrics")
     finally:
-        prometheus.terminate()
-        try:
-            prometheus.wait(10)
-        except subprocess.TimeoutExpired:
-            prometheus.kill()
-            prometheus.wait()
+        stop_process(prometheus, 10)
         exporter.stop()
         shutil.rmtree(data, ignore_errors=True)
 
