@@ -15,7 +15,25 @@ from prometheus_client.samples import Sample
 Row = tuple[tuple[str, ...], float]
 
 
-class Table(Metric):
+class _Rows(Metric):
+    """A family whose ``samples`` are built from its rows on first use."""
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            self._samples = self._build_samples()
+        return self._samples
+
+    @samples.setter
+    def samples(self, samples: list[Sample]) -> None:
+        # Metric.__init__ sets [] before the rows exist: the rows are the samples until set otherwise.
+        self._samples = samples or None
+
+    def _build_samples(self) -> list[Sample]:
+        raise NotImplementedError
+
+
+class Table(_Rows):
     def __init__(self, name: str, documentation: str, typ: str, labels: tuple[str, ...], rows: list[Row]) -> None:
         if typ == "counter" and name.endswith("_total"):
             name = name[: -len("_total")]  # as CounterMetricFamily names it; its samples end in _total
@@ -24,23 +42,15 @@ class Table(Metric):
         self.rows = rows
         self.sample_name = name + "_total" if typ == "counter" else name
 
-    @property
-    def samples(self) -> list[Sample]:
-        if self._samples is None:
-            labels, name = self.labels, self.sample_name
-            self._samples = [Sample(name, dict(zip(labels, values)), value) for values, value in self.rows]
-        return self._samples
-
-    @samples.setter
-    def samples(self, samples: list[Sample]) -> None:
-        # Metric.__init__ sets [] before the rows exist: the rows are the samples until set otherwise.
-        self._samples = samples or None
+    def _build_samples(self) -> list[Sample]:
+        labels, name = self.labels, self.sample_name
+        return [Sample(name, dict(zip(labels, values)), value) for values, value in self.rows]
 
 
 HistogramRow = tuple[tuple[str, ...], list[int], float]  # label values, cumulative count per bucket, sum
 
 
-class HistogramTable(Metric):
+class HistogramTable(_Rows):
     """A histogram family as rows: 16 samples a row with the default buckets, ~48,000 a scrape once
     1,000 queues have timed jobs."""
 
@@ -51,21 +61,13 @@ class HistogramTable(Metric):
         self.les = les  # bucket bounds as written, "+Inf" last
         self.rows = rows
 
-    @property
-    def samples(self) -> list[Sample]:
+    def _build_samples(self) -> list[Sample]:
         """What HistogramMetricFamily.add_metric builds for each row."""
-        if self._samples is None:
-            labels, name, samples = self.labels, self.name, []
-            with_count = float(self.les[0]) >= 0
-            for values, cumulative, total in self.rows:
-                plain = dict(zip(labels, values))
-                samples += [Sample(name + "_bucket", {**plain, "le": le}, count)
-                            for le, count in zip(self.les, cumulative)]
-                if with_count and total is not None:
-                    samples += [Sample(name + "_count", plain, cumulative[-1]), Sample(name + "_sum", plain, total)]
-            self._samples = samples
-        return self._samples
-
-    @samples.setter
-    def samples(self, samples: list[Sample]) -> None:
-        self._samples = samples or None
+        labels, name, samples = self.labels, self.name, []
+        with_count = float(self.les[0]) >= 0
+        for values, cumulative, total in self.rows:
+            plain = dict(zip(labels, values))
+            samples += [Sample(name + "_bucket", {**plain, "le": le}, count) for le, count in zip(self.les, cumulative)]
+            if with_count and total is not None:
+                samples += [Sample(name + "_count", plain, cumulative[-1]), Sample(name + "_sum", plain, total)]
+        return samples

@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from itertools import accumulate
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
@@ -359,8 +359,7 @@ class Timing:
                 # Keep what a window may return again: a catching-up window starts further back.
                 keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - edge
                 reg.seen = {k: v for k, v in reg.seen.items() if v >= keep}
-            if read.sweep is not None:
-                self._advance_sweep(reg, read)
+            self._advance_sweep(reg, read)
             if read.probe_found is not None:
                 reg.settled = not read.probe_found
             if read.forever is not None:
@@ -469,6 +468,7 @@ class Timing:
             table("rq_exporter_jobs_not_timed_total", [(queue, track.not_timed) for queue, track in tracks]),
         ]
         yield from (duration, wait, *counters)
+
 
 def _nearest(ttls: dict[int, TtlClass], measured: int) -> int | None:
     best = None
