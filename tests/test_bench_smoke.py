@@ -58,3 +58,14 @@ def test_bench_runs_one_scrape_of_ours_through_the_delay_proxy(tmp_path):
     assert ours["commands"] >= 3 * 13  # every queue was read
     assert run["added_rtt_ms"] >= 1.5  # 1 ms each way
     assert "rq_exporter (ours)" in result.stdout
+
+
+def test_profile_times_every_phase_and_the_histogram_case():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "profile.py"), "--queues", "4", "--workers", "2",
+                             "--jobs", "200", "--scrapes", "3"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for phase in ("read Redis", "round 2", "round 3", "timing bookkeeping", "metric families", "writing",
+                  "whole scrape, no histograms", "whole scrape, every queue's histograms", "peak RSS"):
+        assert phase in result.stdout, result.stdout
+    lines = [int(part.split()[0].lstrip("(")) for part in result.stdout.split("  (")[1:]]
+    assert lines[1] == lines[0] + 4 * 48  # 48 histogram samples more per queue
