@@ -34,10 +34,11 @@ from support import RedisServer  # noqa: E402
 from rq_exporter import batch, exposition  # noqa: E402
 from rq_exporter.collector import RQCollector, _timing  # noqa: E402
 from rq_exporter.connection import connect  # noqa: E402
+from rq_exporter.keys import Keys  # noqa: E402
 from rq_exporter.metrics import rq_families  # noqa: E402
-from rq_exporter.reader import Keys, read_snapshot  # noqa: E402
+from rq_exporter.reader import read_snapshot  # noqa: E402
 from rq_exporter.settings import load  # noqa: E402
-from rq_exporter.timing_reads import TimingScan  # noqa: E402
+from rq_exporter.timing_tracker import Ended, Outcome  # noqa: E402
 
 ACCEPT = "application/openmetrics-text;version=1.0.0"
 
@@ -63,10 +64,10 @@ def phases(url: str, scrapes: int) -> dict[str, list[float]]:
         for i in range(scrapes + 2):  # two to settle the timing state
             rounds.clear()
             t0 = time.perf_counter()
-            scan = TimingScan(timing, keys)
+            scan = timing.scan()
             snapshot = read_snapshot(client, keys, extra=scan)
             t1 = time.perf_counter()
-            scan.finish()
+            timing.finish(scan)
             t2 = time.perf_counter()
             families = list(rq_families(snapshot)) + list(timing.families(q.name for q in snapshot.queues))
             t3 = time.perf_counter()
@@ -114,10 +115,12 @@ def main() -> int:
         times, lines = whole(registry, args.scrapes)
         print(line("whole scrape, no histograms", times, f"  ({lines} lines)"))
         timing = collector._timing
-        for queue in list(timing.queues):
-            for status in ("finished", "failed"):
-                timing._hist(timing.durations, (queue, status, None)).observe(timing.bounds, 1.5)
-            timing._hist(timing.waits, (queue, None)).observe(timing.bounds, 0.5)
+        assert timing is not None
+        timed = {"started_at": b"2026-01-01T00:00:00.000000Z", "enqueued_at": b"2026-01-01T00:00:00.000000Z"}
+        when = 1767225601.5  # 1.5 s after started_at
+        timing.times.record(Outcome(tuple(
+            Ended(queue, status, b"x", when, {k.encode(): v for k, v in timed.items()})
+            for queue in timing.tracker.queues for status in ("finished", "failed")), (), ()))
         times, lines = whole(registry, args.scrapes)
         print(line("whole scrape, every queue's histograms", times, f"  ({lines} lines)"))
         print(f"peak RSS so far (one exporter's state) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB")

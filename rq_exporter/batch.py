@@ -9,7 +9,7 @@ reported (job timing re-reads keys whose errors the core reads report already). 
 connection raises and fails the whole scrape (rq_up 0).
 
 At 1,000 queues a batch holds ~17,000 commands, and redis-py's pipeline spends ~10 us
-of Python on each. With hiredis installed (the ``fast`` extra) the batch is packed by
+of Python on each. With hiredis (a required dependency) the batch is packed by
 hiredis, written on the pooled connection's socket and its replies are read with a hiredis
 reader and handed out as they arrive, while Redis is still answering the rest (bench/run.py
 measures the difference). Both ways, replies are what Redis sent, with redis-py's error
@@ -26,10 +26,12 @@ from typing import Any
 
 import redis
 
+from rq_exporter import redis_internals
+
 try:
     import hiredis
-except ImportError:  # the plain pipeline still works, only slower
-    hiredis = None
+except ImportError:  # a required dependency, but the pipeline still works without it, only slower
+    hiredis = None  # type: ignore[assignment]
 
 Handler = Callable[[Any], None]
 GroupHandler = Callable[[list], None]
@@ -82,7 +84,7 @@ class Batch:
 
     def _run_pipeline(self, client: redis.Redis) -> None:
         pipe = client.pipeline(transaction=False)
-        pipe.response_callbacks = {}  # replies as Redis sends them, as on the raw path
+        redis_internals.plain_replies(pipe)
         for _, commands, _, _ in self._parts_in_order():
             for command in commands:
                 pipe.execute_command(*command)
@@ -119,18 +121,15 @@ class Batch:
     def _run_raw(self, client: redis.Redis) -> bool:
         """False when the connection has no real socket (fakeredis): nothing was sent then."""
         pool = client.connection_pool
-        try:
-            connection = pool.get_connection()
-        except TypeError:  # redis-py 5 wants a command name it does not use
-            connection = pool.get_connection("PIPELINE")
-        sock = getattr(connection, "_sock", None)
-        if not isinstance(sock, socket.socket):
+        connection = redis_internals.borrow(pool)
+        sock = redis_internals.raw_socket(connection)
+        if sock is None:
             pool.release(connection)
             return False
         try:
-            connection.send_packed_command(self._chunks(), check_health=False)
-            reader = hiredis.Reader(protocolError=redis.exceptions.InvalidResponse,
-                                    replyError=connection._parser.parse_error)
+            redis_internals.send(connection, self._chunks())
+            reader = hiredis.Reader(protocolError=redis_internals.PROTOCOL_ERROR,
+                                    replyError=redis_internals.error_parser(connection))
             # Functions run as their replies arrive, while Redis still works on later commands.
             self._dispatch(partial(_read, reader, sock))
         except BaseException:
@@ -159,7 +158,7 @@ class Batch:
 def _read(reader: Any, sock: socket.socket, count: int) -> list:
     """The next ``count`` replies from the socket."""
     gets = reader.gets
-    replies = []
+    replies: list = []
     append = replies.append
     for _ in range(count):
         reply = gets()

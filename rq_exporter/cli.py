@@ -9,9 +9,10 @@ import threading
 
 from prometheus_client import CollectorRegistry
 
-from rq_exporter import __version__, logs, settings as settings_module, targets, webconfig
+from rq_exporter import __version__, logs, targets, usage, webconfig
+from rq_exporter import settings as settings_module
 from rq_exporter.collector import RQCollector
-from rq_exporter.connection import connect
+from rq_exporter.connection import connect, redacted_target
 from rq_exporter.server import make_app, run_until, serve
 
 log = logging.getLogger("rq_exporter")
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args in (["-v"], ["--version"]):  # rq-exporter 3.x's version flag
         print(f"rq-exporter v{__version__}")
+        return 0
+    if "-h" in args or "--help" in args:
+        print(usage.help_text(), end="")
         return 0
     try:
         settings = settings_module.load(args)
@@ -42,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = CollectorRegistry(auto_describe=False)
     collector = RQCollector(connect(settings), settings)
     registry.register(collector)
-    app = webconfig.guard(make_app(registry, settings.redacted_target(), probes), web)
+    app = webconfig.guard(make_app(registry, redacted_target(settings), probes), web)
     try:
         server = serve(app, settings.host, settings.port, tls)
     except OSError as error:
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     host, port = server.server_address[:2]
     log.info("rq-exporter %s serving %s://%s:%s/metrics, reading %s%s",
-             __version__, "https" if tls else "http", host, port, settings.redacted_target(),
+             __version__, "https" if tls else "http", host, port, redacted_target(settings),
              f"; /probe targets: {', '.join(probes)}" if probes else "")
     # In the background: a Redis that hangs must not delay serving (rq_up 0 is an answer).
     threading.Thread(target=collector.check, name="startup-check", daemon=True).start()
@@ -74,11 +78,11 @@ def _production(settings: settings_module.Settings):
             web = webconfig.load(settings.web_config_file)
             tls = webconfig.TlsContexts(web) if web.tls else None
     except webconfig.WebConfigError as error:
-        raise settings_module.InvalidSettings(settings_module.invalid_setting("web_config_file", str(error))) from None
+        raise settings_module.InvalidSettings("web_config_file", str(error)) from None
     try:
         found = targets.load(settings.targets_file, settings) if settings.targets_file else {}
     except targets.TargetsError as error:
-        raise settings_module.InvalidSettings(settings_module.invalid_setting("targets_file", str(error))) from None
+        raise settings_module.InvalidSettings("targets_file", str(error)) from None
     for name, target in found.items():
         probes[name] = CollectorRegistry(auto_describe=False)
         probes[name].register(RQCollector(connect(target), target))

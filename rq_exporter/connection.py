@@ -6,7 +6,47 @@ import redis
 from redis.retry import Retry
 from redis.backoff import NoBackoff
 
-from rq_exporter.settings import Settings
+from rq_exporter.settings import Settings, redact_url
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+def password(settings: Settings) -> str | None:
+    if settings.redis_password is not None:
+        return settings.redis_password.get_secret_value()
+    if settings.redis_password_file is not None:
+        return settings.redis_password_file.read_text().rstrip("\r\n")
+    return None
+
+
+def redis_url(settings: Settings) -> str:
+    """The Redis URL to connect to (may hold a password: never log it, use ``redacted_target``)."""
+    if settings.redis_url:
+        return settings.redis_url
+    if settings.redis_host:
+        host = f"[{settings.redis_host}]" if ":" in settings.redis_host else settings.redis_host
+        return f"redis://{host}:{settings.redis_port}/{settings.redis_db}"
+    return DEFAULT_REDIS_URL
+
+
+def sentinels(settings: Settings) -> list[tuple[str, int]]:
+    """--sentinel-host's 'host' and 'host:port' items, with --sentinel-port where none is given."""
+    result = []
+    for item in filter(None, (part.strip() for part in (settings.sentinel_host or "").split(","))):
+        host, sep, port = item.rpartition(":")
+        if sep and port.isdigit() and host:
+            result.append((host.strip("[]"), int(port)))
+        else:
+            result.append((item, settings.sentinel_port))
+    return result
+
+
+def redacted_target(settings: Settings) -> str:
+    """Where the exporter reads from, safe for logs and the landing page."""
+    if settings.sentinel_host:
+        hosts = ",".join(f"{h}:{p}" for h, p in sentinels(settings))
+        return f"sentinel://{hosts}/{settings.sentinel_master}/{settings.redis_db}"
+    return redact_url(redis_url(settings))
 
 
 def _no_retry() -> Retry:
@@ -30,9 +70,9 @@ def _options(settings: Settings) -> dict:
     }
     if settings.redis_username:
         options["username"] = settings.redis_username
-    password = settings.password()
-    if password is not None:
-        options["password"] = password
+    secret = password(settings)
+    if secret is not None:
+        options["password"] = secret
     return options
 
 
@@ -53,7 +93,7 @@ def connect(settings: Settings) -> redis.Redis:
         from redis.sentinel import Sentinel
 
         sentinel = Sentinel(
-            settings.sentinels(),
+            sentinels(settings),
             sentinel_kwargs={
                 "socket_timeout": settings.redis_read_timeout,
                 "socket_connect_timeout": settings.redis_connect_timeout,
@@ -66,7 +106,7 @@ def connect(settings: Settings) -> redis.Redis:
             # No URL says rediss:// here: TLS files are what asks for TLS to the master.
             options.update(ssl=True, **_tls_options(settings))
         return sentinel.master_for(settings.sentinel_master, db=settings.redis_db, **options)
-    url = settings.effective_redis_url()
+    url = redis_url(settings)
     if url.startswith("rediss://"):
         options.update(_tls_options(settings))
     # Explicit options win over what the URL says, except credentials the URL carries.

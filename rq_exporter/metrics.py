@@ -7,28 +7,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-    SummaryMetricFamily,
-)
+from prometheus_client.core import Metric, SummaryMetricFamily
 
 from rq_exporter import __version__
 from rq_exporter.catalogue import JOB_STATUSES, spec
 from rq_exporter.snapshot import WORKER_STATES, Snapshot, WorkerState
 from rq_exporter.table import HistogramRow, HistogramTable, Row, Table
-
-
-FAMILIES = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
-
-
-def family(name: str) -> Metric:
-    """An empty family of the catalogued metric ``name``, with its help and labels."""
-    s = spec(name)
-    if s.type not in FAMILIES:
-        raise ValueError(f"{name}: {s.type} families are built where their state lives")
-    return FAMILIES[s.type](s.name, s.help, labels=s.labels)
 
 
 @dataclass
@@ -42,18 +26,13 @@ class ExporterStats:
 
 
 def exporter_families(stats: ExporterStats, up: bool, duration: float, round_trips: int) -> Iterator[Metric]:
-    yield _single("rq_up", 1 if up else 0)
-    yield _single("rq_exporter_scrape_duration_seconds", duration)
-    yield _single("rq_exporter_redis_round_trips", round_trips)
-    yield _single("rq_exporter_scrapes_total", stats.scrapes)
-    yield _single("rq_exporter_scrape_errors_total", stats.errors)
-    skipped = family("rq_exporter_skipped_total")
-    for reason, count in sorted(stats.skipped.items()):
-        skipped.add_metric([reason], count)
-    yield skipped
-    info = family("rq_exporter_build_info")
-    info.add_metric([__version__, platform.python_version()], 1)
-    yield info
+    yield table("rq_up", [((), 1 if up else 0)])
+    yield table("rq_exporter_scrape_duration_seconds", [((), duration)])
+    yield table("rq_exporter_redis_round_trips", [((), round_trips)])
+    yield table("rq_exporter_scrapes_total", [((), stats.scrapes)])
+    yield table("rq_exporter_scrape_errors_total", [((), stats.errors)])
+    yield table("rq_exporter_skipped_total", [((reason,), count) for reason, count in sorted(stats.skipped.items())])
+    yield table("rq_exporter_build_info", [((__version__, platform.python_version()), 1)])
     processing = spec("rq_request_processing_seconds")
     yield SummaryMetricFamily(processing.name, processing.help, count_value=stats.scrapes, sum_value=stats.seconds)
 
@@ -106,35 +85,21 @@ def _workers_per_queue(names: Iterable[str], workers: Iterable[WorkerState]) -> 
 
 
 def _worker_families(workers: tuple[WorkerState, ...], dead: int) -> Iterator[Metric]:
-    live = family("rq_live_workers")
     counts = Counter(w.state for w in workers)
-    for state in dict.fromkeys(WORKER_STATES + tuple(sorted(counts))):
-        live.add_metric([state], counts.get(state, 0))
-    yield live
-    yield _single("rq_dead_workers", dead)
+    states = dict.fromkeys(WORKER_STATES + tuple(sorted(counts)))
+    yield table("rq_live_workers", [((state,), counts.get(state, 0)) for state in states])
+    yield table("rq_dead_workers", [((), dead)])
 
 
 def _per_worker_families(workers: tuple[WorkerState, ...]) -> Iterator[Metric]:
-    present = family("rq_workers")
-    success = family("rq_workers_success_total")
-    failed = family("rq_workers_failed_total")
-    working = family("rq_workers_working_time_total")
-    heartbeat = family("rq_worker_last_heartbeat_timestamp_seconds")
-    for w in workers:
-        queues = ",".join(w.queues)
-        present.add_metric([w.name, queues, w.state], 1)
-        for target, value in (
-            (success, w.successful_jobs),
-            (failed, w.failed_jobs),
-            (working, w.working_seconds),
-            (heartbeat, w.last_heartbeat),
-        ):
-            if value is not None:
-                target.add_metric([w.name, queues], value)
-    yield from (present, success, failed, working, heartbeat)
-
-
-def _single(name: str, value: float) -> Metric:
-    metric = family(name)
-    metric.add_metric([], value)
-    return metric
+    labelled = [(w, (w.name, ",".join(w.queues))) for w in workers]
+    yield table("rq_workers", [((*names, w.state), 1) for w, names in labelled])
+    # A counter that could not be read is left out for that scrape, not reported as 0.
+    yield table("rq_workers_success_total",
+                [(names, w.successful_jobs) for w, names in labelled if w.successful_jobs is not None])
+    yield table("rq_workers_failed_total",
+                [(names, w.failed_jobs) for w, names in labelled if w.failed_jobs is not None])
+    yield table("rq_workers_working_time_total",
+                [(names, w.working_seconds) for w, names in labelled if w.working_seconds is not None])
+    yield table("rq_worker_last_heartbeat_timestamp_seconds",
+                [(names, w.last_heartbeat) for w, names in labelled if w.last_heartbeat is not None])

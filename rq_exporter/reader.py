@@ -14,13 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 from typing import Protocol
 
 import redis
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
+from rq_exporter.keys import Keys
 from rq_exporter.snapshot import Problem, QueueState, Snapshot, WorkerState
 
 WORKER_FIELDS = (
@@ -31,36 +32,6 @@ WORKER_FIELDS = (
     b"failed_job_count",
     b"total_working_time",
 )
-
-
-@dataclass(frozen=True)
-class Keys:
-    """RQ's key names under one prefix (``rq`` unless RQ_KEY_PREFIX says otherwise)."""
-
-    prefix: str = "rq"
-
-    @property
-    def queues(self) -> bytes:
-        return f"{self.prefix}:queues".encode()
-
-    @property
-    def workers(self) -> bytes:
-        return f"{self.prefix}:workers".encode()
-
-    @property
-    def queue_member_prefix(self) -> str:
-        return f"{self.prefix}:queue:"
-
-    @property
-    def worker_member_prefix(self) -> str:
-        return f"{self.prefix}:worker:"
-
-    def of(self, kind: str, name: bytes) -> bytes:
-        """``rq:{kind}:{name}``; names stay bytes so that non-UTF-8 names still address their keys."""
-        return f"{self.prefix}:{kind}:".encode() + name
-
-    def job(self, job_id: bytes) -> bytes:
-        return self.of("job", job_id)
 
 
 @dataclass
@@ -137,7 +108,7 @@ def read_snapshot(
     second = Batch(reading.on_error)
     second.add_groups((queue.take, _queue_reads(queue, keys, reading.now)) for queue in queues)
     # A scheduler holds one lock key per queue: many queues' locks per command, not one each.
-    lock = _key_prefixes(keys)["scheduler-lock"]
+    lock = keys.kind("scheduler-lock")
     for start in range(0, len(queues), LOCKS_PER_MGET):
         chunk = queues[start:start + LOCKS_PER_MGET]
         second.add(partial(_take_locks, chunk), "MGET", *(lock + q.raw for q in chunk))
@@ -185,7 +156,7 @@ def read_snapshot(
 def _queues_from(
     members: set[bytes], keys: Keys, wants_queue: Callable[[str], bool], reading: _Reading
 ) -> list[_Queue]:
-    prefix = keys.queue_member_prefix.encode()
+    prefix = keys.queue_member_prefix
     queues = []
     for member in _with_prefix(members, prefix, "queue", reading):
         raw = member[len(prefix):]
@@ -198,7 +169,7 @@ def _queues_from(
 def _worker_keys_from(members: set[bytes], keys: Keys, reading: _Reading) -> list[bytes]:
     # A foreign member has no worker hash either: checked before reading, so it is never
     # mistaken for a dead worker.
-    return _with_prefix(members, keys.worker_member_prefix.encode(), "worker", reading)
+    return _with_prefix(members, keys.worker_member_prefix, "worker", reading)
 
 
 def _with_prefix(members: set[bytes], prefix: bytes, kind: str, reading: _Reading) -> list[bytes]:
@@ -214,13 +185,13 @@ def _with_prefix(members: set[bytes], prefix: bytes, kind: str, reading: _Readin
 
 def _queue_reads(queue: _Queue, keys: Keys, now: float) -> list[tuple]:
     """The reads of one queue, in QUEUE_VALUES order."""
-    p = _key_prefixes(keys)
+    p = keys.kind
     raw = queue.raw
     # A registry entry whose score (its expiry) lies in [0, now] is what RQ's cleanup would
     # remove; negative scores (failure_ttl=-1) are never cleaned, hence 0 and not -inf.
     expiry = int(now)
-    queue_key = p["queue"] + raw
-    wip, finished, failed, scheduled = p["wip"] + raw, p["finished"] + raw, p["failed"] + raw, p["scheduled"] + raw
+    queue_key = p("queue") + raw
+    wip, finished, failed, scheduled = p("wip") + raw, p("finished") + raw, p("failed") + raw, p("scheduled") + raw
     return [
         ("LLEN", queue_key),
         ("LLEN", queue_key + b":intermediate"),
@@ -228,17 +199,11 @@ def _queue_reads(queue: _Queue, keys: Keys, now: float) -> list[tuple]:
         ("ZCARD", wip), ("ZCOUNT", wip, 0, expiry),
         ("ZCARD", finished), ("ZCOUNT", finished, 0, expiry),
         ("ZCARD", failed), ("ZCOUNT", failed, 0, expiry),
-        ("ZCARD", p["deferred"] + raw),
+        ("ZCARD", p("deferred") + raw),
         ("ZCARD", scheduled),
-        ("ZCARD", p["canceled"] + raw),
+        ("ZCARD", p("canceled") + raw),
         ("ZCOUNT", scheduled, "-inf", f"({expiry}"),
     ]
-
-
-@lru_cache(maxsize=16)
-def _key_prefixes(keys: Keys) -> dict[str, bytes]:
-    kinds = ("queue", "wip", "finished", "failed", "deferred", "scheduled", "canceled", "scheduler-lock")
-    return {kind: keys.of(kind, b"") for kind in kinds}
 
 
 def _take_locks(queues: list[_Queue], values: list) -> None:
@@ -286,7 +251,7 @@ def _age(reply: list, job_id: bytes | None, keys: Keys, reading: _Reading) -> fl
 def _workers_from(
     replies: Iterable[tuple[bytes, list | None]], keys: Keys, reading: _Reading
 ) -> tuple[list[WorkerState], int]:
-    prefix = keys.worker_member_prefix.encode()
+    prefix = keys.worker_member_prefix
     workers: list[WorkerState] = []
     dead = 0
     for key, reply in replies:

@@ -1,22 +1,49 @@
-"""HTTP: /metrics (text or OpenMetrics, gzip when asked), a landing page at /, and /healthz."""
+"""HTTP: /metrics (text or OpenMetrics, gzip when asked), /probe, a landing page at /, and /healthz."""
 
 from __future__ import annotations
 
+import gzip
 import html
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from urllib.parse import parse_qs
 from socketserver import ThreadingMixIn
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, exposition
 
 from rq_exporter import __version__
-from rq_exporter.exposition import make_metrics_app
+from rq_exporter.exposition import render
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+def make_metrics_app(registry: CollectorRegistry, disable_compression: bool = False) -> WsgiApp:
+    """prometheus_client's make_wsgi_app (same methods, negotiation, name[] filter and gzip),
+    rendering with exposition.py."""
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if method == "OPTIONS":
+            start_response("200 OK", [("Allow", "OPTIONS,GET")])
+            return [b""]
+        if method != "GET":
+            status = "405 Method Not Allowed"
+            start_response(status, [("Allow", "OPTIONS,GET")])
+            return [f"# HTTP {status}: {method}; use OPTIONS or GET\n".encode()]
+        params = parse_qs(environ.get("QUERY_STRING", ""))
+        target = registry.restricted_registry(params["name[]"]) if "name[]" in params else registry
+        output, content_type = render(target, environ.get("HTTP_ACCEPT"))
+        headers = [("Content-Type", content_type)]
+        if not disable_compression and exposition.gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING") or ""):
+            output = gzip.compress(output)
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [output]
+
+    return app
 
 
 def landing_page(target: str) -> bytes:

@@ -10,49 +10,59 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 import os
-from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     CliApp,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
 )
 
-from rq_exporter.timing import DEFAULT_BUCKETS, parse_buckets, parse_ttls
+from rq_exporter.legacy import LEGACY_ENV, LegacyEnv
+
+# 10 ms to 4 h in 13 buckets: 3 histograms x 16 series per queue, so thousands of queues stay affordable.
+DEFAULT_BUCKETS = (0.01, 0.05, 0.25, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 
 ENV_PREFIX = "RQ_EXPORTER_"
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
-# rq-exporter 3.x environment variables that do not follow our RQ_EXPORTER_ prefix.
-# (RQ_EXPORTER_HOST/PORT/LOG_LEVEL already match our own names.)  RQ_KEY_PREFIX is
-# RQ 3.0's own variable, so an exporter sharing the application's environment follows it.
-LEGACY_ENV = {
-    "redis_url": "RQ_REDIS_URL",
-    "redis_host": "RQ_REDIS_HOST",
-    "redis_port": "RQ_REDIS_PORT",
-    "redis_db": "RQ_REDIS_DB",
-    "redis_password": "RQ_REDIS_PASS",
-    "redis_password_file": "RQ_REDIS_PASS_FILE",
-    "sentinel_host": "RQ_SENTINEL_HOST",
-    "sentinel_port": "RQ_SENTINEL_PORT",
-    "sentinel_master": "RQ_SENTINEL_MASTER",
-    "worker_class": "RQ_WORKER_CLASS",
-    "queue_class": "RQ_QUEUE_CLASS",
-    "key_prefix": "RQ_KEY_PREFIX",
-}
-
-
 class InvalidSettings(Exception):
-    """A setting is wrong; the message is one line naming it."""
+    """A setting is wrong. ``field`` names it (None when no one setting is to blame); ``str()`` is
+    the one line the user sees, naming the flag and its variables."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(field, message)
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:
+        if self.field is None:
+            return self.message
+        return f"invalid setting {flag_names(self.field)[0]} ({', '.join(env_names(self.field))}): {self.message}"
+
+
+# Comma-separated on the command line and in variables, tuples in the model: parsed once, here.
+# NoDecode: pydantic-settings would otherwise read a tuple's variable as JSON.
+Patterns = Annotated[tuple[str, ...], NoDecode]
+Floats = Annotated[tuple[float, ...], NoDecode]
+Ints = Annotated[tuple[int, ...], NoDecode]
+
+
+def _items(value: object) -> object:
+    """'a, b' or ['a', 'b,c'] -> ('a', 'b', 'c'); anything else as it is, for pydantic to judge."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(part.strip() for v in value for part in v.split(",") if part.strip())
+    return value
 
 
 def _cli(*names: str) -> AliasChoices:
@@ -94,7 +104,7 @@ class Settings(BaseSettings):
     # --- Redis -------------------------------------------------------------------
     redis_url: str | None = Field(
         None,
-        description=f"Redis URL: redis://, rediss:// (TLS) or unix:// (default {DEFAULT_REDIS_URL}, "
+        description="Redis URL: redis://, rediss:// (TLS) or unix:// (default redis://localhost:6379/0, "
         "or built from --redis-host when that is set).",
     )
     redis_host: str | None = Field(None, description="Redis host, used when --redis-url is not set.")
@@ -138,10 +148,10 @@ class Settings(BaseSettings):
     key_prefix: str = Field(
         "rq", min_length=1, description="RQ key prefix (RQ 3.0's RQ_KEY_PREFIX; 'rq' before that)."
     )
-    queue_include: str = Field(
-        "*", description="Comma-separated glob patterns of queue names to export (default all)."
+    queue_include: Patterns = Field(
+        ("*",), description="Comma-separated glob patterns of queue names to export (default all)."
     )
-    queue_exclude: str = Field("", description="Comma-separated glob patterns of queue names to leave out.")
+    queue_exclude: Patterns = Field((), description="Comma-separated glob patterns of queue names to leave out.")
     per_worker_metrics: bool = Field(
         True,
         description="Export per-worker series (rq_workers, rq_workers_*_total, rq_worker_*). "
@@ -160,8 +170,8 @@ class Settings(BaseSettings):
         description="Export job run/wait time histograms and rq_jobs_finished_total/rq_jobs_failed_total "
         "(read incrementally from the finished and failed registries).",
     )
-    timing_buckets: str = Field(
-        ",".join(f"{bound:g}" for bound in DEFAULT_BUCKETS),
+    timing_buckets: Floats = Field(
+        DEFAULT_BUCKETS,
         description="Comma-separated upper bounds (seconds) of the rq_job_duration_seconds and "
         "rq_job_wait_seconds buckets.",
     )
@@ -171,8 +181,8 @@ class Settings(BaseSettings):
         description="Job hashes read per scrape to time newly ended jobs; jobs past it are still counted "
         "but not timed (rq_exporter_jobs_not_timed_total).",
     )
-    timing_ttls: str = Field(
-        "",
+    timing_ttls: Ints = Field(
+        (),
         description="Comma-separated result_ttl/failure_ttl values (seconds) your jobs use besides RQ's "
         "defaults (500, 31536000). Optional: others are discovered, declaring them saves the delay.",
     )
@@ -263,81 +273,53 @@ class Settings(BaseSettings):
             raise ValueError("only letters, digits and _ . : - { } are allowed")
         return value
 
+    @field_validator("queue_include", "queue_exclude", "timing_buckets", "timing_ttls", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _items(value)
+
     @field_validator("timing_buckets")
     @classmethod
-    def _check_buckets(cls, value: str) -> str:
-        parse_buckets(value)
+    def _check_buckets(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("at least one bucket bound is needed")
+        if any(not math.isfinite(v) or v <= 0 for v in value):
+            raise ValueError("bucket bounds must be positive numbers")
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError("bucket bounds must increase")
         return value
 
     @field_validator("timing_ttls")
     @classmethod
-    def _check_ttls(cls, value: str) -> str:
-        parse_ttls(value)
+    def _check_ttls(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(v <= 0 for v in value):
+            raise ValueError("TTLs are positive whole seconds")
         return value
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
+        # Not a ValueError: pydantic would fold it into a ValidationError without the field's name.
         if self.sentinel_host and not self.sentinel_master:
-            raise ValueError("sentinel_master: required with --sentinel-host")
+            raise InvalidSettings("sentinel_master", "required with --sentinel-host")
         if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
-            raise ValueError("redis_tls_key_file: set together with --redis-tls-cert-file")
+            raise InvalidSettings("redis_tls_key_file", "set together with --redis-tls-cert-file")
         if self.redis_password and self.redis_password_file:
-            raise ValueError("redis_password_file: set either --redis-password or --redis-password-file, not both")
+            raise InvalidSettings("redis_password_file",
+                                  "set either --redis-password or --redis-password-file, not both")
         for name in ("redis_password_file", "redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file"):
             path = getattr(self, name)
             if path is not None and not os.access(path, os.R_OK):
-                raise ValueError(f"{name}: cannot read {path}")
+                raise InvalidSettings(name, f"cannot read {path}")
         return self
 
     # --- Derived values ----------------------------------------------------------
-    @property
-    def included(self) -> tuple[str, ...]:
-        return _patterns(self.queue_include)
-
-    @property
-    def excluded(self) -> tuple[str, ...]:
-        return _patterns(self.queue_exclude)
-
     def wants_queue(self, name: str) -> bool:
-        included, excluded = self.included, self.excluded
+        included, excluded = self.queue_include, self.queue_exclude
         if not excluded and "*" in included:  # the default: no pattern matching for each of 1000s of queues
             return True
         return any(fnmatch.fnmatchcase(name, p) for p in included) and not any(
             fnmatch.fnmatchcase(name, p) for p in excluded
         )
-
-    def password(self) -> str | None:
-        if self.redis_password is not None:
-            return self.redis_password.get_secret_value()
-        if self.redis_password_file is not None:
-            return self.redis_password_file.read_text().rstrip("\r\n")
-        return None
-
-    def effective_redis_url(self) -> str:
-        """The Redis URL to connect to (may hold a password: never log it, use ``redacted_target``)."""
-        if self.redis_url:
-            return self.redis_url
-        if self.redis_host:
-            host = f"[{self.redis_host}]" if ":" in self.redis_host else self.redis_host
-            return f"redis://{host}:{self.redis_port}/{self.redis_db}"
-        return DEFAULT_REDIS_URL
-
-    def sentinels(self) -> list[tuple[str, int]]:
-        result = []
-        for item in filter(None, (part.strip() for part in (self.sentinel_host or "").split(","))):
-            host, sep, port = item.rpartition(":")
-            if sep and port.isdigit() and host:
-                result.append((host.strip("[]"), int(port)))
-            else:
-                result.append((item, self.sentinel_port))
-        return result
-
-    def redacted_target(self) -> str:
-        """Where the exporter reads from, safe for logs and the landing page."""
-        if self.sentinel_host:
-            hosts = ",".join(f"{h}:{p}" for h, p in self.sentinels())
-            return f"sentinel://{hosts}/{self.sentinel_master}/{self.redis_db}"
-        return redact_url(self.effective_redis_url())
 
 
 def redact_url(url: str) -> str:
@@ -358,60 +340,38 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-@lru_cache(maxsize=64)  # asked for each queue on each scrape
-def _patterns(value: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in value.split(",") if p.strip())
+def flag_names(field_name: str) -> list[str]:
+    """The field's flags as typed: ``--redis-password``, then its aliases (``--redis-pass``, ``-p``)."""
+    alias = Settings.model_fields[field_name].validation_alias
+    names = [field_name, *getattr(alias, "choices", [])[1:]]
+    return [("-" if len(n) == 1 else "--") + n.replace("_", "-") for n in names]
 
 
-class LegacyEnv(PydanticBaseSettingsSource):
-    """rq-exporter 3.x's environment variables, below our own in priority."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[object, str, bool]:
-        name = LEGACY_ENV.get(field_name)
-        value = os.environ.get(name) if name else None
-        return value, field_name, False
-
-    def __call__(self) -> dict[str, object]:
-        found: dict[str, object] = {}
-        for field_name in self.settings_cls.model_fields:
-            value, key, _ = self.get_field_value(self.settings_cls.model_fields[field_name], field_name)
-            if value not in (None, ""):
-                found[key] = value
-        return found
+def env_names(field_name: str) -> list[str]:
+    """Our variable, then rq-exporter 3.x's (or RQ's) where it has one."""
+    return [ENV_PREFIX + field_name.upper()] + ([LEGACY_ENV[field_name]] if field_name in LEGACY_ENV else [])
 
 
-def _flag(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
-
-
-def _env(field_name: str) -> str:
-    return ENV_PREFIX + field_name.upper()
-
-
-def describe_error(error: ValidationError) -> str:
-    """One line naming the first wrong setting as the user can set it."""
+def _describe(error: ValidationError) -> InvalidSettings:
+    """The first wrong setting of a pydantic error, as the user can set it."""
     first = error.errors()[0]
-    loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    loc = [str(part) for part in first.get("loc", ())]
     message = first.get("msg", "invalid value").removeprefix("Value error, ")
-    if loc and loc[0] in Settings.model_fields:
-        name = loc[0]
-    else:  # model-level checks put the field name first in their message
-        name, _, rest = message.partition(": ")
-        if name in Settings.model_fields:
-            message = rest
-        else:
-            return f"invalid settings: {message}"
+    if not loc or loc[0] not in Settings.model_fields:
+        return InvalidSettings(None, f"invalid settings: {message}")
+    name = loc[0]
     value = first.get("input")
-    shown = ""
     if value is not None and "password" not in name and not isinstance(value, dict):
-        shown = f" (got {redact_url(str(value)) if name == 'redis_url' else str(value)!r})"
-    return invalid_setting(name, message + shown)
+        message += f" (got {redact_url(str(value)) if name == 'redis_url' else str(value)!r})"
+    return InvalidSettings(name, message)
 
 
-def invalid_setting(name: str, message: str) -> str:
-    """``invalid setting --flag (ENV, LEGACY_ENV): message``: the one line a wrong setting gets."""
-    legacy = f", {LEGACY_ENV[name]}" if name in LEGACY_ENV else ""
-    return f"invalid setting {_flag(name)} ({_env(name)}{legacy}): {message}"
+def validate(values: dict[str, Any]) -> Settings:
+    """Settings from a mapping of field values (a targets file entry); raises InvalidSettings."""
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise _describe(error) from None
 
 
 def load(argv: list[str] | None = None) -> Settings:
@@ -419,21 +379,11 @@ def load(argv: list[str] | None = None) -> Settings:
     try:
         return CliApp.run(Settings, cli_args=argv if argv is not None else [])
     except ValidationError as error:
-        raise InvalidSettings(describe_error(error)) from None
+        raise _describe(error) from None
     except SettingsError as error:
-        raise InvalidSettings(f"invalid arguments: {_one_line(str(error))}") from None
+        raise InvalidSettings(None, f"invalid arguments: {_one_line(str(error))}") from None
 
 
 def _one_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "invalid"
-
-
-def _document_env_names() -> None:
-    """--help names each option's environment variables next to its flag."""
-    for name, info in Settings.model_fields.items():
-        names = [_env(name)] + ([LEGACY_ENV[name]] if name in LEGACY_ENV else [])
-        info.description = f"{info.description} [env: {', '.join(names)}]"
-
-
-_document_env_names()

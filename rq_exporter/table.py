@@ -64,7 +64,7 @@ class HistogramTable(_Rows):
     def _build_samples(self) -> list[Sample]:
         """What HistogramMetricFamily.add_metric builds for each row."""
         labels, name, samples = self.labels, self.name, []
-        with_count = float(self.les[0]) >= 0
+        with_count = not self.les or float(self.les[0]) >= 0  # no _count/_sum below a negative bound
         for values, cumulative, total in self.rows:
             plain = dict(zip(labels, values))
             samples += [Sample(name + "_bucket", {**plain, "le": le}, count) for le, count in zip(self.les, cumulative)]

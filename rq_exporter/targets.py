@@ -25,10 +25,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import ValidationError
-
+from rq_exporter import settings as settings_module
 from rq_exporter import yamlfile
-from rq_exporter.settings import Settings, describe_error
+from rq_exporter.settings import Settings
 
 # The settings a target may set: where Redis is and how to read it. Listening address,
 # logging and the web config belong to the process, not to a target.
@@ -40,7 +39,6 @@ LOCATION_FIELDS = frozenset({"redis_url", "redis_host", "sentinel_host", "sentin
 # command line's Redis, not for every server in the file.
 CREDENTIAL_FIELDS = frozenset({"redis_username", "redis_password", "redis_password_file", "redis_tls_ca_file",
                                "redis_tls_cert_file", "redis_tls_key_file", "sentinel_password"})
-FLAG = re.compile(r"--([a-z0-9-]+)(?: \([A-Z0-9_, ]+\))?")
 NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
 
 
@@ -77,12 +75,11 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
         own = {key: _resolve(key, value, directory) for key, value in entry.items()}
         values = {**inherited, **own}
         try:
-            found[name] = Settings.model_validate(values)
-        except ValidationError as error:
-            detail = describe_error(error).removeprefix("invalid setting ").removeprefix("invalid settings: ")
-            # In this file settings are keys, not flags: "--redis-url (RQ_...)" -> "redis_url".
-            detail = FLAG.sub(lambda m: m.group(1).replace("-", "_"), detail)
-            raise TargetsError(f"targets.{name}: {detail}") from None
+            found[name] = settings_module.validate(values)
+        except settings_module.InvalidSettings as error:
+            # In this file settings are keys, not flags.
+            field = f"{error.field}: " if error.field else ""
+            raise TargetsError(f"targets.{name}: {field}{error.message}") from None
     return found
 
 

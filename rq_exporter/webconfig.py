@@ -32,6 +32,7 @@ from pathlib import Path
 import bcrypt
 
 from rq_exporter import yamlfile
+from rq_exporter.server import WsgiApp
 
 # Python's ssl module cannot accept a client certificate without verifying it, so the two
 # exporter-toolkit modes that do that (RequestClientCert, RequireAnyClientCert) are refused.
@@ -268,9 +269,6 @@ def _credentials(header: str | None) -> tuple[str, str] | None:
         return None
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None
-
-
-WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
 def guard(app: WsgiApp, config: WebConfig) -> WsgiApp:

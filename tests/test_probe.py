@@ -217,6 +217,7 @@ def test_real_prometheus_scrapes_each_target_through_the_example_relabelling(red
 def test_targets_get_no_credentials_they_do_not_name(tmp_path):
     """The command line's password, user and TLS files stay with the command line's Redis."""
     from rq_exporter import targets
+    from rq_exporter.connection import password
     from rq_exporter.settings import Settings
 
     ca = tmp_path / "ca.crt"
@@ -228,7 +229,7 @@ def test_targets_get_no_credentials_they_do_not_name(tmp_path):
                                        "own": {"redis_host": "own", "redis_password": "own-secret"}}},
                           base, tmp_path)
     other, own = found["other"], found["own"]
-    assert (other.password(), other.redis_username, other.redis_tls_ca_file) == (None, None, None)
-    assert own.password() == "own-secret" and own.redis_username is None
+    assert (password(other), other.redis_username, other.redis_tls_ca_file) == (None, None, None)
+    assert password(own) == "own-secret" and own.redis_username is None
     assert other.redis_read_timeout == own.redis_read_timeout == 0.75  # the rest is inherited
     assert other.key_prefix == "app"

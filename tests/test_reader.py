@@ -14,7 +14,8 @@ import pytest
 
 from support import Exporter
 
-from rq_exporter.reader import Keys, read_snapshot
+from rq_exporter.keys import Keys
+from rq_exporter.reader import read_snapshot
 from rq_exporter.settings import load
 from rq_exporter.snapshot import Snapshot
 

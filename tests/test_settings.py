@@ -17,7 +17,9 @@ from pydantic import SecretStr
 from support import ROOT
 
 from rq_exporter import settings as settings_module
-from rq_exporter.settings import ENV_PREFIX, LEGACY_ENV, Settings, load
+from rq_exporter.connection import password, redacted_target, redis_url, sentinels
+from rq_exporter.legacy import LEGACY_ENV
+from rq_exporter.settings import ENV_PREFIX, Settings, load
 
 SECRET = "hunter2-s3cr3t"
 
@@ -64,8 +66,8 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "redis_connect_timeout": ("0.25", 0.25, []),
         "redis_read_timeout": ("1.5", 1.5, []),
         "key_prefix": ("custom", "custom", []),
-        "queue_include": ("high*,default", "high*,default", []),
-        "queue_exclude": ("tmp-*", "tmp-*", []),
+        "queue_include": ("high*,default", ("high*", "default"), []),
+        "queue_exclude": ("tmp-*", ("tmp-*",), []),
         "per_worker_metrics": ("false", False, []),
         "worker_class": ("app.Worker", "app.Worker", []),
         "queue_class": ("app.Queue", "app.Queue", []),
@@ -73,9 +75,9 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "log_format": ("json", "json", []),
         "log_datefmt": ("%H:%M:%S", "%H:%M:%S", []),
         "job_timing": ("false", False, []),
-        "timing_buckets": ("0.5,5,50", "0.5,5,50", []),
+        "timing_buckets": ("0.5,5,50", (0.5, 5.0, 50.0), []),
         "timing_max_jobs_per_scrape": ("50", 50, []),
-        "timing_ttls": ("60,3600", "60,3600", []),
+        "timing_ttls": ("60,3600", (60, 3600), []),
         "timing_discovery_per_scrape": ("7", 7, []),
         "timing_clock_slack": ("3", 3, []),
         "timing_func_label": ("true", True, []),
@@ -129,7 +131,7 @@ def test_every_setting_is_an_env_variable(files, monkeypatch):
 def test_defaults_match_rq_exporter_3():
     settings = load([])
     assert (settings.host, settings.port) == ("0.0.0.0", 9726)
-    assert settings.effective_redis_url() == "redis://localhost:6379/0"
+    assert redis_url(settings) == "redis://localhost:6379/0"
     assert settings.key_prefix == "rq"
     assert settings.per_worker_metrics is True
     # connect + 3 round trips must answer inside Prometheus' default 10 s scrape timeout
@@ -143,30 +145,30 @@ def test_defaults_match_rq_exporter_3():
         (["--host", "::1"], "host", "::1"),
         (["--redis-url", "redis://x:1/2"], "redis_url", "redis://x:1/2"),
         (["--redis-pass", SECRET], "redis_password", SECRET),
-        (["--redis-host", "h", "--redis-port", "7", "--redis-db", "4"], "effective_redis_url", "redis://h:7/4"),
-        (["--sentinel-host", "a,b:9", "--sentinel-port", "7", "--sentinel-master", "m"], "sentinels",
+        (["--redis-host", "h", "--redis-port", "7", "--redis-db", "4"], redis_url, "redis://h:7/4"),
+        (["--sentinel-host", "a,b:9", "--sentinel-port", "7", "--sentinel-master", "m"], sentinels,
          [("a", 7), ("b", 9)]),
     ],
 )
 def test_rq_exporter_3_flags(args, name, expected):
     settings = load(args)
-    value = getattr(settings, name)
-    assert plain(value() if callable(value) else value) == expected
+    value = name(settings) if callable(name) else getattr(settings, name)
+    assert plain(value) == expected
 
 
 def test_rq_exporter_3_password_file_flag(files):
-    assert load(["--redis-pass-file", files["password"]]).password() == SECRET
+    assert password(load(["--redis-pass-file", files["password"]])) == SECRET
 
 
 @pytest.mark.parametrize(
     ("env", "check"),
     [
-        ({"RQ_REDIS_URL": "redis://legacy:1/2"}, lambda s: s.effective_redis_url() == "redis://legacy:1/2"),
+        ({"RQ_REDIS_URL": "redis://legacy:1/2"}, lambda s: redis_url(s) == "redis://legacy:1/2"),
         ({"RQ_REDIS_HOST": "lh", "RQ_REDIS_PORT": "6390", "RQ_REDIS_DB": "3"},
-         lambda s: s.effective_redis_url() == "redis://lh:6390/3"),
-        ({"RQ_REDIS_PASS": SECRET}, lambda s: s.password() == SECRET),
+         lambda s: redis_url(s) == "redis://lh:6390/3"),
+        ({"RQ_REDIS_PASS": SECRET}, lambda s: password(s) == SECRET),
         ({"RQ_SENTINEL_HOST": "s1,s2:1", "RQ_SENTINEL_PORT": "26390", "RQ_SENTINEL_MASTER": "mm"},
-         lambda s: s.sentinels() == [("s1", 26390), ("s2", 1)] and s.sentinel_master == "mm"),
+         lambda s: sentinels(s) == [("s1", 26390), ("s2", 1)] and s.sentinel_master == "mm"),
         ({"RQ_EXPORTER_HOST": "10.0.0.1", "RQ_EXPORTER_PORT": "9999"},
          lambda s: (s.host, s.port) == ("10.0.0.1", 9999)),
         ({"RQ_KEY_PREFIX": "custom"}, lambda s: s.key_prefix == "custom"),
@@ -181,7 +183,7 @@ def test_rq_exporter_3_and_rq_3_env_variables(env, check, monkeypatch):
 
 def test_rq_redis_pass_file_env(files, monkeypatch):
     monkeypatch.setenv("RQ_REDIS_PASS_FILE", files["password"])
-    assert load([]).password() == SECRET  # trailing newline stripped
+    assert password(load([])) == SECRET  # trailing newline stripped
 
 
 def test_every_legacy_env_name_is_read(monkeypatch):
@@ -214,16 +216,16 @@ def test_bare_alias_names_are_not_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("PORT", "2")
     monkeypatch.setenv("REDIS_PASS", SECRET)
     settings = load([])
-    assert settings.port == 9726 and settings.password() is None
+    assert settings.port == 9726 and password(settings) is None
 
 
 def test_derived_values():
     s = load(["--redis-host", "::1", "--queue-include", "high*, default", "--queue-exclude", "high-tmp*"])
-    assert s.effective_redis_url() == "redis://[::1]:6379/0"
+    assert redis_url(s) == "redis://[::1]:6379/0"
     assert [q for q in ("high", "high-tmp1", "default", "low") if s.wants_queue(q)] == ["high", "default"]
-    assert load(["--redis-url", "redis://u:pw@h:1/0"]).redacted_target() == "redis://u:***@h:1/0"
-    assert load(["--redis-url", "unix:///run/redis.sock?db=2"]).redacted_target() == "unix:///run/redis.sock?db=2"
-    assert load(["--sentinel-host", "a,b:2", "--sentinel-master", "m", "--redis-db", "1"]).redacted_target() \
+    assert redacted_target(load(["--redis-url", "redis://u:pw@h:1/0"])) == "redis://u:***@h:1/0"
+    assert redacted_target(load(["--redis-url", "unix:///run/redis.sock?db=2"])) == "unix:///run/redis.sock?db=2"
+    assert redacted_target(load(["--sentinel-host", "a,b:2", "--sentinel-master", "m", "--redis-db", "1"])) \
         == "sentinel://a:26379,b:2/m/1"
 
 
@@ -296,6 +298,33 @@ def test_the_installed_console_script_exists():
     assert script.exists()
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=20)
     assert result.returncode == 0 and "--redis-url" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "field", "message"), [
+    (["--sentinel-host", "s1"], "sentinel_master", "required with --sentinel-host"),
+    (["--timing-buckets", "1,1"], "timing_buckets", "bucket bounds must increase"),
+    (["--timing-buckets", ""], "timing_buckets", "at least one bucket bound is needed"),
+    (["--timing-buckets", "2,1"], "timing_buckets", "bucket bounds must increase"),
+    (["--timing-buckets=-1,2"], "timing_buckets", "bucket bounds must be positive numbers"),
+    (["--timing-buckets", "inf"], "timing_buckets", "bucket bounds must be positive numbers"),
+    (["--timing-buckets", "x"], "timing_buckets", "valid number"),
+    (["--timing-ttls", "0"], "timing_ttls", "TTLs are positive whole seconds"),
+    (["--timing-ttls", "1.5"], "timing_ttls", "valid integer"),
+])
+def test_an_invalid_setting_carries_its_field(args, field, message):
+    with pytest.raises(settings_module.InvalidSettings) as error:
+        load(args)
+    assert error.value.field == field
+    assert message in error.value.message
+
+
+def test_list_settings_are_typed_and_parsed_once():
+    settings = load(["--timing-buckets", "0.5, 1,10", "--queue-include", "a*, b", "--timing-ttls", "60,3600"])
+    assert settings.timing_buckets == (0.5, 1.0, 10.0)
+    assert settings.queue_include == ("a*", "b") and settings.queue_exclude == ()
+    assert settings.timing_ttls == (60, 3600)
+    # From a targets file: lists as YAML lists or comma-separated strings.
+    assert settings_module.validate({"queue_include": ["a", "b,c"]}).queue_include == ("a", "b", "c")
 
 
 def test_describe_error_never_shows_a_password_value():

@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 import pytest
 
 from rq_exporter import jobfunc
-from rq_exporter.reader import Keys
-from rq_exporter.timing import MAX_TTLS, TOLERANCE, Timing, parse_buckets, parse_ttls
-from rq_exporter.timing_reads import TimingScan
+from rq_exporter.timing import Timing
+from rq_exporter.timing_tracker import MAX_TTLS, TOLERANCE, Selection
 
 T0 = 1_800_000_000
 
@@ -53,14 +52,14 @@ class Registries:
         self.z[status][member] = score
 
     def answer(self, timing: Timing, now: float) -> list:
-        """One scrape: the tracker's own commands (timing_reads), answered from these registries."""
-        scan = TimingScan(timing, Keys())
+        """One scrape: the tracker's own commands (timing_redis), answered from these registries."""
+        scan = timing.scan()
         second, third = _Batch(), _Batch()
         scan.second(second, [(self.queue.encode(), self.queue)], now)
         second.answer(self)
         scan.third(third)
         third.answer(self)
-        return scan.finish()
+        return timing.finish(scan)
 
     def reply(self, command: tuple):
         """What Redis answers (RESP2, before redis-py's callbacks): scores inclusive unless '(',
@@ -177,7 +176,7 @@ def test_mixed_ttls_are_discovered_and_every_job_counted_once():
     assert got["rq_jobs_finished"] == 39 * len(ttls)
     assert got["rq_jobs_failed"] == 39 * 2
     assert got["timed"] == got["rq_jobs_finished"] + got["rq_jobs_failed"]
-    finished_ttls = set(timing.queues["default"].registries["finished"].ttls)
+    finished_ttls = set(timing.tracker.queues["default"].registries["finished"].ttls)
     assert {60, 500, 3600, 86_400} <= finished_ttls and len(finished_ttls) <= 6
 
 
@@ -272,7 +271,7 @@ def test_a_settled_registry_costs_one_read_and_still_finds_new_ttls_and_jobs_kep
         regs.end(f"kept{step}", T0 + 15 * step + 1, ttl=-1)  # now counted by ZCOUNT
         regs.end(f"day{step}", T0 + 15 * step + 1, ttl=86_400)
     regs.answer(timing, T0 + 150)
-    assert 86_400 in timing.queues["default"].registries["finished"].ttls
+    assert 86_400 in timing.tracker.queues["default"].registries["finished"].ttls
     assert totals(timing) == {"rq_jobs_finished": 3 + 5 + 5, "rq_jobs_failed": 0,
                               "rq_exporter_jobs_not_timed": 1 + 5, "timed": 2 + 5}
 
@@ -289,13 +288,13 @@ def test_memory_stays_bounded_over_many_scrapes():
         # expired entries leave the registry as RQ's cleanup removes them
         regs.z["finished"] = {m: s for m, s in regs.z["finished"].items() if s > T0 + scrape * 15}
     assert totals(timing)["rq_jobs_finished"] == n
-    assert len(timing.queues["default"].registries["finished"].seen) <= 20 * 3
+    assert len(timing.tracker.queues["default"].registries["finished"].seen) <= 20 * 3
 
 
 def test_a_queue_first_seen_later_counts_from_the_previous_scrape():
     regs, timing = Registries("late"), Timing()
-    timing.plan([], T0)  # a first scrape that saw no queue
-    timing.apply(timing.plan([], T0))
+    plan = timing.tracker.plan([], T0)  # a first scrape that saw no queue
+    timing.tracker.apply(plan, [], Selection((), {}, {}), [])
     regs.end("early", T0 + 3)
     regs.end("kept", T0 + 3, ttl=-1)
     regs.answer(timing, T0 + 15)
@@ -346,7 +345,7 @@ def test_ttls_per_registry_are_bounded():
     problems = []
     for step in range(2, 12):
         problems += regs.answer(timing, T0 + step)
-    assert len(timing.queues["default"].registries["finished"].ttls) == MAX_TTLS
+    assert len(timing.tracker.queues["default"].registries["finished"].ttls) == MAX_TTLS
     assert [p.reason for p in problems] == ["too_many_ttls"]
 
 
@@ -379,16 +378,6 @@ def test_a_hostile_pickle_is_not_executed(tmp_path):
     import os
 
     assert not os.path.exists(target)
-
-
-def test_bucket_and_ttl_settings_are_checked():
-    assert parse_buckets("0.5, 1,10") == (0.5, 1.0, 10.0)
-    for bad in ("", "1,1", "2,1", "-1,2", "inf", "x"):
-        with pytest.raises(ValueError):
-            parse_buckets(bad)
-    assert parse_ttls("60,3600") == (60, 3600)
-    with pytest.raises(ValueError):
-        parse_ttls("0")
 
 
 # --- property: against an oracle, over random TTL mixes, skews, delays and scrape times ----------
@@ -468,14 +457,20 @@ def test_a_ttl_learned_late_catches_up_within_the_cap_without_counting_by_score(
     jobs = history + [(30 + i * 0.25, 60 if i % 2 else 500, 0.1, 0, False) for i in range(400)]
     timing = Timing(max_jobs_per_scrape=12, discovery_per_scrape=20)
     deferred = []
-    apply = timing.apply
-    timing.apply = lambda scan: deferred.extend(r.deferred for r in scan.reads if r.deferred) or apply(scan)
+    select = timing.tracker.select
+
+    def watch(plan, replies):
+        selection = select(plan, replies)
+        deferred.extend(selection.deferred.values())
+        return selection
+
+    timing.tracker.select = watch
     finished, failed, exact, with_boundary = _simulate(jobs, [1.0] * 160, timing)
     assert deferred  # the backlog did exceed the cap
     assert finished + failed <= with_boundary
     assert finished > 200  # TTL-60 jobs counted: all those still in the registry once it was learned
     assert totals(timing)["timed"] == finished  # nothing was counted without its hash
-    assert not any(c.catching_up for c in timing.queues["default"].registries["finished"].ttls.values())
+    assert not any(c.catching_up for c in timing.tracker.queues["default"].registries["finished"].ttls.values())
 
 
 _one_ttl_jobs = st.lists(

@@ -1,0 +1,52 @@
+"""RQ's key names in Redis, under one prefix (``rq`` unless RQ 3.0's RQ_KEY_PREFIX says otherwise).
+
+Every module that addresses an RQ key takes it from here. Names stay bytes, so queue names
+and job ids that are not UTF-8 still address their keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+# The per-queue key kinds: ``{prefix}:{kind}:{queue}``. "wip" is the started registry.
+QUEUE_KINDS = ("queue", "wip", "finished", "failed", "deferred", "scheduled", "canceled", "scheduler-lock")
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "rq"
+
+    @property
+    def queues(self) -> bytes:
+        """The set of every queue's key."""
+        return f"{self.prefix}:queues".encode()
+
+    @property
+    def workers(self) -> bytes:
+        """The set of every worker's key."""
+        return f"{self.prefix}:workers".encode()
+
+    @property
+    def queue_member_prefix(self) -> bytes:
+        """What members of ``queues`` start with: ``rq:queue:``."""
+        return self.kind("queue")
+
+    @property
+    def worker_member_prefix(self) -> bytes:
+        return self.kind("worker")
+
+    def kind(self, kind: str) -> bytes:
+        """``rq:{kind}:``, the start of every key of that kind (cached for the per-queue kinds)."""
+        return self._kinds.get(kind) or f"{self.prefix}:{kind}:".encode()
+
+    @cached_property
+    def _kinds(self) -> dict[str, bytes]:
+        return {kind: f"{self.prefix}:{kind}:".encode() for kind in QUEUE_KINDS}
+
+    def of(self, kind: str, name: bytes) -> bytes:
+        """``rq:{kind}:{name}``."""
+        return self.kind(kind) + name
+
+    def job(self, job_id: bytes) -> bytes:
+        return self.kind("job") + job_id

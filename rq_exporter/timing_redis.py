@@ -1,0 +1,148 @@
+"""Job timing's Redis side: a plan into commands, replies into results. Its reads ride in the
+reader's rounds 2 and 3, so the round trips stay constant.
+
+Round 2, per queue and registry, one group: a ZRANGEBYSCORE per known TTL window, the probe
+above the longest TTL (in that window's read once the registry is settled, else on its own), a
+ZCOUNT of the entries kept forever (unless the probe's read counts them) and, for a few
+registries in turn, a sweep chunk. Round 3: one HMGET per new entry (within the per-scrape
+caps). Only read commands. Nothing here changes the tracker: ``Tracker.apply`` does, once the
+whole read has succeeded, so a scrape that fails half way leaves every cursor where it was.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+
+from rq_exporter.batch import Batch
+from rq_exporter.keys import Keys
+from rq_exporter.snapshot import Problem
+from rq_exporter.timing_tracker import (
+    PROBE_CHUNK,
+    SWEEP_CHUNK,
+    Entry,
+    Outcome,
+    Plan,
+    Probe,
+    RegistryPlan,
+    RegistryReply,
+    Selection,
+    Tracker,
+)
+
+# Scores of entries kept forever: result_ttl=-1 is stored as +inf, failure_ttl=-1 as -1.
+FOREVER = {"finished": ("+inf", "+inf"), "failed": ("-1", "-1")}
+# Where the longest window's read ends, by probe mode (Probe.ALONE: at the window's top).
+_WINDOW_TOP = {Probe.IN_WINDOW: "(inf", Probe.IN_WINDOW_WITH_FOREVER: "+inf"}
+
+
+def commands(rp: RegistryPlan, key: bytes) -> list[tuple]:
+    """The reads of one registry, in the order ``reply`` expects their answers."""
+    out: list[tuple] = [("ZRANGEBYSCORE", key, w.low, w.high, "WITHSCORES") for w in rp.windows]
+    if rp.probe is Probe.ALONE:
+        out.append(("ZRANGEBYSCORE", key, f"({rp.probe_above}", "(inf", "WITHSCORES", "LIMIT", 0, PROBE_CHUNK))
+    else:
+        out[-1] = ("ZRANGEBYSCORE", key, rp.windows[-1].low, _WINDOW_TOP[rp.probe], "WITHSCORES")
+    if rp.sweep is not None:
+        start, skip = rp.sweep
+        out.append(("ZRANGEBYSCORE", key, repr(start), "(inf", "WITHSCORES", "LIMIT", skip, SWEEP_CHUNK))
+    if rp.probe is not Probe.IN_WINDOW_WITH_FOREVER:
+        out.append(("ZCOUNT", key, *FOREVER[rp.status]))
+    return out
+
+
+def reply(rp: RegistryPlan, replies: list) -> RegistryReply:
+    """The answers to ``commands(rp, ...)`` (None where Redis answered an error) as a result."""
+    answers = iter(replies)
+    found: dict[int, list[Entry]] = {}
+    for w in rp.windows[:-1]:
+        if entries := _entries(next(answers)):
+            found[w.ttl] = entries
+    probe: Sequence[Entry] = ()
+    probe_found: bool | None = None
+    forever: int | None = None
+    if rp.windows:
+        answer = next(answers)
+        entries = _entries(answer)
+        if rp.probe is not Probe.ALONE and answer is not None:
+            # Sorted by score: the window's own entries, then the probe's, then the kept-forever.
+            top = rp.windows[-1].high
+            cut = next((i for i, (_, score) in enumerate(entries) if score > top), len(entries))
+            finite = [entry for entry in entries[cut:] if entry[1] != math.inf]
+            probe, probe_found = finite[:PROBE_CHUNK], bool(finite)
+            if rp.probe is Probe.IN_WINDOW_WITH_FOREVER:
+                forever = len(entries) - cut - len(finite)
+            entries = entries[:cut]
+        if entries:
+            found[rp.windows[-1].ttl] = entries
+    if rp.probe is Probe.ALONE:
+        answer = next(answers)
+        if answer is not None:
+            probe = _entries(answer)
+            probe_found = bool(probe)
+    sweep = _entries(next(answers)) if rp.sweep is not None else []
+    if rp.probe is not Probe.IN_WINDOW_WITH_FOREVER:
+        answer = next(answers)
+        forever = answer if isinstance(answer, int) else None
+    return RegistryReply(found, probe, probe_found, sweep, forever)
+
+
+def _entries(answer: list | None) -> list[Entry]:
+    """A WITHSCORES reply -> [(member, score)]: RESP2 sends it flat, RESP3 as pairs."""
+    if not answer:
+        return []
+    try:
+        if isinstance(answer[0], list | tuple):
+            return [(bytes(member), float(score)) for member, score in answer]
+        return [(bytes(answer[i]), float(answer[i + 1])) for i in range(0, len(answer) - 1, 2)]
+    except (TypeError, ValueError):  # not a sorted-set reply: nothing new to read from it
+        return []
+
+
+class TimingScan:
+    """One scrape's timing reads; hand it to ``read_snapshot(extra=...)``, then ``finish()``."""
+
+    def __init__(self, tracker: Tracker, keys: Keys, fields: tuple[bytes, ...]) -> None:
+        self.tracker = tracker
+        self.keys = keys
+        self.fields = fields  # the job hash fields to read
+        self.plan: Plan | None = None
+        self.replies: list[RegistryReply | None] = []
+        self.selection: Selection | None = None
+        self.hashes: list[Mapping[bytes, bytes | None] | None] = []
+
+    def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
+        # Quiet: these keys are the reader's too, and it reports their errors.
+        batch.add_groups(self._groups(queues, now), quiet=True)
+
+    def _groups(self, queues: list[tuple[bytes, str]], now: float) -> Iterator[tuple]:
+        # Planned only as the batch is sent, while Redis works on the reads before these.
+        self.plan = plan = self.tracker.plan(queues, now)
+        self.replies = [None] * len(plan.registries)
+        for i, rp in enumerate(plan.registries):
+            yield self._taker(i, rp), commands(rp, self.keys.of(rp.status, rp.raw))
+
+    def _taker(self, i: int, rp: RegistryPlan):
+        def take(replies: list) -> None:
+            self.replies[i] = reply(rp, replies)
+        return take
+
+    def third(self, batch: Batch) -> None:
+        if self.plan is None:
+            return
+        self.selection = self.tracker.select(self.plan, self.replies)
+        to_read = self.selection.to_read
+        if to_read:
+            batch.add_group(self._take_hashes, [("HMGET", self.keys.job(c.member), *self.fields)
+                                                for c in to_read], quiet=True)
+
+    def _take_hashes(self, replies: list) -> None:
+        fields = self.fields
+        self.hashes = [dict(zip(fields, answer)) if answer is not None else None for answer in replies]
+
+    def finish(self) -> tuple[Outcome | None, list[Problem]]:
+        """After a successful read: the tracker moves its cursors and says which jobs ended."""
+        if self.plan is None or self.selection is None:
+            return None, []
+        outcome = self.tracker.apply(self.plan, self.replies, self.selection, self.hashes)
+        return outcome, list(outcome.problems)
