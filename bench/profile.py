@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from dataset import Size, fill  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
-from support import RedisServer  # noqa: E402
 
 from rq_exporter import batch, exposition  # noqa: E402
 from rq_exporter.collector import RQCollector, _timing  # noqa: E402
@@ -39,6 +38,7 @@ from rq_exporter.metrics import rq_families  # noqa: E402
 from rq_exporter.reader import read_snapshot  # noqa: E402
 from rq_exporter.settings import load  # noqa: E402
 from rq_exporter.timing_tracker import Ended, Outcome  # noqa: E402
+from support import RedisServer  # noqa: E402
 
 ACCEPT = "application/openmetrics-text;version=1.0.0"
 
@@ -123,7 +123,8 @@ def main() -> int:
             for queue in timing.tracker.queues for status in ("finished", "failed")), (), ()))
         times, lines = whole(registry, args.scrapes)
         print(line("whole scrape, every queue's histograms", times, f"  ({lines} lines)"))
-        print(f"peak RSS so far (one exporter's state) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS so far (one exporter's state) {peak:.1f} MB")
         del registry, collector, timing
         for name, times in phases(url, args.scrapes).items():
             print(line(name, times))

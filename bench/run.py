@@ -216,7 +216,7 @@ def measure(exporter: Exporter, client: redis.Redis, timeout: float, write_cache
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
 def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: float,
@@ -293,9 +293,9 @@ def print_run(result: dict) -> None:
     print(head)
     for e in result["exporters"]:
         rts = "-" if e["round_trips"] is None else e["round_trips"]
-        print(f"{e['name']:<20} {e['scrapes']:>7} {e['median_ms']:>10} {e['p90_ms']:>9} {e['cpu_ms']:>7} {e['commands']:>9} "
-              f"{e['redis_usec']:>9} {e['writes']:>6} {e['startup_writes']:>7} {rts:>6} {e['samples']:>8} {e['peak_rss_mb']:>7} "
-              f"{e.get('speedup', '-'):>8}")
+        print(f"{e['name']:<20} {e['scrapes']:>7} {e['median_ms']:>10} {e['p90_ms']:>9} {e['cpu_ms']:>7} "
+              f"{e['commands']:>9} {e['redis_usec']:>9} {e['writes']:>6} {e['startup_writes']:>7} {rts:>6} "
+              f"{e['samples']:>8} {e['peak_rss_mb']:>7} {e.get('speedup', '-'):>8}")
 
 
 def main() -> int:

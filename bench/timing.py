@@ -15,11 +15,11 @@ exporter's collector in this process (no HTTP) with --job-timing and --no-job-ti
 from __future__ import annotations
 
 import argparse
+import pickle
 import statistics
 import sys
 import time
 import zlib
-import pickle
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
-from support import RedisServer  # noqa: E402
 
 from rq_exporter.collector import RQCollector  # noqa: E402
 from rq_exporter.connection import connect  # noqa: E402
 from rq_exporter.settings import load  # noqa: E402
+from support import RedisServer  # noqa: E402
 
 
 def stamp(when: float) -> str:

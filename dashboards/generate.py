@@ -128,7 +128,7 @@ YES_NO = [{"type": "value", "options": {"0": {"text": "no", "color": "orange", "
 
 
 def _hide(*columns: str) -> dict:
-    return {"id": "organize", "options": {"excludeByName": {c: True for c in columns}}}
+    return {"id": "organize", "options": {"excludeByName": dict.fromkeys(columns, True)}}
 
 
 def variables() -> list[dict]:

@@ -74,7 +74,7 @@ class Stack:
     def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         # A session of its own: the terminal's Ctrl-C reaches only this script, which then
         # stops the others in order (workers before the Redis they use).
-        log = open(self.tmp / f"{name}.log", "wb")
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - the child writes it for its whole life
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.processes.append((name, process))
         return process
@@ -143,7 +143,7 @@ class Stack:
         return http_ok(url)
 
     def stop(self) -> None:
-        for name, process in reversed(self.processes):
+        for _, process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
                 try:

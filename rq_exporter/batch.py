@@ -172,7 +172,7 @@ def _read(reader: Any, sock: socket.socket, count: int) -> list:
 def _receive(sock: socket.socket) -> bytes:
     try:
         data = sock.recv(_READ_SIZE)
-    except socket.timeout as error:
+    except TimeoutError as error:
         raise redis.TimeoutError("Timeout reading from socket") from error
     except OSError as error:
         raise redis.ConnectionError(f"Error while reading from socket: {error}") from error

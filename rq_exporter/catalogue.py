@@ -29,11 +29,13 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     # --- the exporter itself -----------------------------------------------------------
     MetricSpec("rq_up", "gauge", "1 when this scrape read RQ's state from Redis, 0 when it could not.",
                group="exporter"),
-    MetricSpec("rq_exporter_scrape_duration_seconds", "gauge", "Seconds this scrape took to read Redis and build the metrics.",
-               group="exporter"),
-    MetricSpec("rq_exporter_redis_round_trips", "gauge", "Redis round trips this scrape made (at most 3 for the gauges).",
-               group="exporter"),
-    MetricSpec("rq_exporter_scrapes_total", "counter", "Reads of Redis for scrapes since the exporter started (scrapes that arrive during a read share it and count once).", group="exporter"),
+    MetricSpec("rq_exporter_scrape_duration_seconds", "gauge",
+               "Seconds this scrape took to read Redis and build the metrics.", group="exporter"),
+    MetricSpec("rq_exporter_redis_round_trips", "gauge",
+               "Redis round trips this scrape made (at most 3 for the gauges).", group="exporter"),
+    MetricSpec("rq_exporter_scrapes_total", "counter",
+               "Reads of Redis for scrapes since the exporter started (scrapes that arrive during a read share "
+               "it and count once).", group="exporter"),
     MetricSpec("rq_exporter_scrape_errors_total", "counter", "Scrapes in which Redis could not be read (rq_up 0).",
                group="exporter"),
     MetricSpec("rq_exporter_skipped_total", "counter",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import redis
-from redis.retry import Retry
 from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from rq_exporter.settings import Settings, redact_url
 

@@ -121,16 +121,16 @@ def read_snapshot(
 
     # 3. When did each queue's head job enter the queue?
     ages: dict[str, float | None] = {}
-    waiting = [queue for queue in queues if queue.head is not None]
+    waiting = [(queue, queue.head) for queue in queues if queue.head is not None]
 
     def take_ages(replies: list) -> None:
-        for queue, reply in zip(waiting, replies):
+        for (queue, head), reply in zip(waiting, replies):
             if reply is not None:  # None: an error reply, reported already
-                ages[queue.name] = _age(reply, queue.head, keys, reading)
+                ages[queue.name] = _age(reply, head, keys, reading)
 
     third = Batch(reading.on_error)
     if waiting:
-        third.add_group(take_ages, [("HMGET", keys.job(q.head), b"enqueued_at", b"created_at") for q in waiting])
+        third.add_group(take_ages, [("HMGET", keys.job(head), b"enqueued_at", b"created_at") for _, head in waiting])
     if extra is not None:
         extra.third(third)
     if third:
@@ -231,9 +231,9 @@ def _queue_state(queue: _Queue, ages: dict[str, float | None]) -> QueueState:
     )
 
 
-def _age(reply: list, job_id: bytes | None, keys: Keys, reading: _Reading) -> float | None:
+def _age(reply: list, job_id: bytes, keys: Keys, reading: _Reading) -> float | None:
     enqueued_at, created_at = reply
-    key = keys.job(job_id or b"")
+    key = keys.job(job_id)
     if enqueued_at is None and created_at is None:
         reading.problem("missing_job", key, "job at the head of a queue has no hash")
         return None

@@ -23,7 +23,7 @@ def borrow(pool: ConnectionPool) -> Any:
     try:
         return pool.get_connection()
     except TypeError:
-        return pool.get_connection("PIPELINE")  # type: ignore[call-arg]
+        return pool.get_connection("PIPELINE")
 
 
 def raw_socket(connection: Any) -> socket.socket | None:

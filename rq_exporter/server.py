@@ -105,7 +105,7 @@ class _QuietHandler(WSGIRequestHandler):
     # A client that connects and then says nothing must not hold its thread forever.
     timeout = 60
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

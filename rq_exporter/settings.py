@@ -12,6 +12,7 @@ import fnmatch
 import logging
 import math
 import os
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -285,7 +286,7 @@ class Settings(BaseSettings):
             raise ValueError("at least one bucket bound is needed")
         if any(not math.isfinite(v) or v <= 0 for v in value):
             raise ValueError("bucket bounds must be positive numbers")
-        if any(b <= a for a, b in zip(value, value[1:])):
+        if any(b <= a for a, b in pairwise(value)):
             raise ValueError("bucket bounds must increase")
         return value
 

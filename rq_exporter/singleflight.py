@@ -29,16 +29,16 @@ class SingleFlight(Generic[T]):
 
     def run(self, function: Callable[[], T]) -> T:
         with self._lock:
-            call = self._current
-            leader = call is None
-            if leader:
-                call = self._current = _Call()
+            current = self._current
+            leader = current is None
+            call: _Call[T] = current if current is not None else _Call()
+            self._current = call
         if not leader:
             call.done.wait()
         else:
             try:
                 call.result = function()
-            except BaseException as error:  # noqa: BLE001 - handed to every waiting caller
+            except BaseException as error:
                 call.error = error
             finally:
                 with self._lock:

@@ -16,7 +16,12 @@ Row = tuple[tuple[str, ...], float]
 
 
 class _Rows(Metric):
-    """A family whose ``samples`` are built from its rows on first use."""
+    """A family whose ``samples`` are built from its rows on first use.
+
+    PRIVATE (prometheus_client): ``Metric.__init__`` assigns ``self.samples = []``, which the
+    setter below takes; the library's encoders read ``samples`` like any attribute."""
+
+    _samples: list[Sample] | None
 
     @property
     def samples(self) -> list[Sample]:

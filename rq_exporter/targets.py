@@ -69,7 +69,8 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
             raise TargetsError(f"targets.{name}: must be a mapping of settings")
         for key in entry:
             if key not in TARGET_FIELDS:
-                raise TargetsError(f"targets.{name}.{key}: not a target setting (one of {', '.join(sorted(TARGET_FIELDS))})")
+                known = ", ".join(sorted(TARGET_FIELDS))
+                raise TargetsError(f"targets.{name}.{key}: not a target setting (one of {known})")
         if not LOCATION_FIELDS & set(entry):
             raise TargetsError(f"targets.{name}: needs redis_url, redis_host or sentinel_host")
         own = {key: _resolve(key, value, directory) for key, value in entry.items()}

@@ -100,7 +100,7 @@ def ttl_hints(fields: Fields) -> list[Learn]:
     for status, name in TTL_FIELD.items():
         raw = fields.get(name)
         try:
-            ttl = int(raw) if raw not in (None, b"") else None  # type: ignore[arg-type]
+            ttl = int(raw) if raw else None
         except ValueError:
             ttl = None
         if ttl is not None and ttl > 0:

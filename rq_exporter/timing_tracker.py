@@ -45,10 +45,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from rq_exporter import parse
 from rq_exporter.keys import Keys
 from rq_exporter.snapshot import Problem
-from rq_exporter.timing_rules import TOLERANCE, Count, Entry as Judged, Learn, Remember, judge, nearest, ttl_hints
+from rq_exporter.timing_rules import TOLERANCE, Count, Learn, Remember, judge, nearest, ttl_hints
+from rq_exporter.timing_rules import Entry as Judged
 
 REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
 RQ_DEFAULT_TTL = {"finished": 500, "failed": 31_536_000}

@@ -58,7 +58,9 @@ def markdown_table() -> str:
     rows = ["| flag | environment | default | description |", "|---|---|---|---|"]
     for option in options():
         flags = [f for f in option.flags if not f.startswith("--no-")]
-        default = f"`{option.default}`" if option.default or isinstance(Settings.model_fields[option.field].default, tuple) else ""
+        # An empty list shows as ``, as rq-exporter 3.x's table did; an unset value as nothing.
+        empty_list = isinstance(Settings.model_fields[option.field].default, tuple)
+        default = f"`{option.default}`" if option.default or empty_list else ""
         rows.append(f"| {', '.join(f'`{f}`' for f in flags)} | {', '.join(f'`{e}`' for e in option.envs)} "
                     f"| {default} | {option.description.replace('|', chr(92) + '|')} |")
     return "\n".join(rows)

@@ -21,8 +21,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 import logging
+import secrets
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -108,11 +108,14 @@ class TlsContexts:
         self._config = config
         self._files = [p for p in (config.cert_file, config.key_file, config.client_ca_file) if p is not None]
         self._stamp = self._stamps()
-        self._context = config.ssl_context()
+        context = config.ssl_context()
+        if context is None:
+            raise WebConfigError("tls_server_config: no certificate")
+        self._context = context
         self._lock = threading.Lock()
 
     def _stamps(self) -> tuple:
-        stamps = []
+        stamps: list[tuple[int, int, int] | None] = []
         for path in self._files:
             try:
                 stat = path.stat()
@@ -129,7 +132,7 @@ class TlsContexts:
                 if stamp != self._stamp:
                     self._stamp = stamp
                     try:
-                        self._context = self._config.ssl_context()
+                        self._context = self._config.ssl_context() or self._context
                     except WebConfigError as error:
                         log.warning("--web-config-file: keeping the previous TLS certificate: %s", error)
                     else:
@@ -181,7 +184,8 @@ def parse(raw: object, base: Path) -> WebConfig:
     for version_key in ("min_version", "max_version"):
         version = tls.get(version_key)
         if version is not None and version not in TLS_VERSIONS:
-            raise WebConfigError(f"tls_server_config.{version_key}: {version!r} is not one of {', '.join(TLS_VERSIONS)}")
+            known = ", ".join(TLS_VERSIONS)
+            raise WebConfigError(f"tls_server_config.{version_key}: {version!r} is not one of {known}")
 
     users_raw = raw.get("basic_auth_users") or {}
     if not isinstance(users_raw, dict):

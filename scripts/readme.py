@@ -5,7 +5,6 @@ tests/test_readme.py fails when the committed README differs from what this writ
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -20,10 +19,12 @@ SECTIONS = {"metrics": markdown_table, "settings": usage.markdown_table}
 
 def render(text: str) -> str:
     for name, make in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"README.md has no <!-- {name}:start --> ... <!-- {name}:end --> block")
-        text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
+        start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
+        before, found, rest = text.partition(start)
+        _, found_end, after = rest.partition(end)
+        if not (found and found_end):
+            raise SystemExit(f"README.md has no {start.strip()} ... {end} block")
+        text = before + start + make() + "\n" + end + after
     return text
 
 

@@ -8,9 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from support import ROOT, require_tool
-
 from rq_exporter.catalogue import BY_NAME
+from support import ROOT, require_tool
 
 PROMETHEUS = ROOT / "prometheus"
 DASHBOARDS = ROOT / "dashboards"

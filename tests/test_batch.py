@@ -54,7 +54,7 @@ def test_raw_replies_equal_the_pipeline_replies(redis_db):
     client = redis_db.client(protocol=PROTOCOL)
     _fill(client)
     raw, piped = _run(client, raw=True), _run(client, raw=False)
-    time_index = [i for i, entry in enumerate(raw) if entry[1] == ("TIME",)][0]
+    time_index = next(i for i, entry in enumerate(raw) if entry[1] == ("TIME",))
     assert isinstance(raw[time_index][2], list) and isinstance(piped[time_index][2], list)
     raw[time_index] = piped[time_index] = None  # the clock moved between the two
     assert raw == piped

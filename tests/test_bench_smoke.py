@@ -8,11 +8,11 @@ import sys
 
 from rq import Queue, Worker
 
-from support import ROOT, RedisServer, require_tool
+from support import ROOT, require_tool
 
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dataset import Size, fill  # noqa: E402
+from dataset import Size, fill
 
 
 def test_filled_dataset_is_what_rq_itself_reads(redis_db):

@@ -6,12 +6,19 @@ import re
 
 import pytest
 import yaml
-
-from bundle import (DASHBOARDS, check_queries_parse, dashboard_generator, dashboards, metric_names, panels,
-                    queries, substitute)
-from support import ROOT
+from bundle import (
+    DASHBOARDS,
+    check_queries_parse,
+    dashboard_generator,
+    dashboards,
+    metric_names,
+    panels,
+    queries,
+    substitute,
+)
 
 from rq_exporter.catalogue import BY_NAME
+from support import ROOT
 
 pytestmark = pytest.mark.bundle
 
@@ -58,7 +65,7 @@ def test_every_panel_is_modern_titled_described_with_a_unit_and_the_datasource_v
             for t in panel["targets"]:
                 assert t["datasource"]["uid"] == "${datasource}", where
             pos = panel["gridPos"]
-            assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, where
+            assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, where
 
 
 def test_every_query_uses_the_job_instance_and_queue_variables():

@@ -6,11 +6,10 @@ import re
 
 import pytest
 import yaml
-
 from bundle import PROMETHEUS, RULES, metric_names, promtool, rule_generator
-from support import ROOT, require_tool
 
 from rq_exporter.catalogue import BY_NAME
+from support import ROOT, require_tool
 
 pytestmark = pytest.mark.bundle
 

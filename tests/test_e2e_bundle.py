@@ -15,12 +15,13 @@ import time
 import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from bundle import queries, rule_generator, substitute
 from redis import Redis
 from rq import Queue
 
-from bundle import queries, rule_generator, substitute
 from support import ROOT, RQWorker, free_port, require_tool, stop_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.bundle]
@@ -207,7 +208,7 @@ def exporter_pid(port: int) -> int:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                argv = open(f"/proc/{entry}/cmdline", "rb").read().decode().split("\0")
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode().split("\0")
             except OSError:
                 continue
             if all(arg in argv for arg in wanted):

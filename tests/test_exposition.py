@@ -13,7 +13,8 @@ from itertools import accumulate
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -29,15 +30,15 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.utils import floatToGoString
 
-from support import ROOT
 from rq_exporter.collector import RQCollector
 from rq_exporter.exposition import fast_renderer, render_openmetrics, render_text
 from rq_exporter.server import make_metrics_app
 from rq_exporter.settings import Settings
 from rq_exporter.table import HistogramTable, Table
+from support import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-from dataset import Size, fill  # noqa: E402
+from dataset import Size, fill
 
 
 class Static:

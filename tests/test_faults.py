@@ -11,15 +11,14 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from faultproxy import FaultProxy
 from prometheus_client import CollectorRegistry, generate_latest
 from rq import Queue
-
-from faultproxy import FaultProxy
-from support import Exporter, RedisServer, parse_samples, wait_for
 
 from rq_exporter.collector import RQCollector
 from rq_exporter.connection import connect
 from rq_exporter.settings import Settings
+from support import Exporter, RedisServer, parse_samples, wait_for
 
 TIMEOUT = 0.5  # --redis-connect-timeout and --redis-read-timeout of these tests
 # A scrape makes at most 3 round trips: connect + 3 reads, plus HTTP and Python overhead.

@@ -8,16 +8,17 @@ import base64
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-
-from support import parse_samples
 
 from rq_exporter import parse
 from rq_exporter.collector import RQCollector
 from rq_exporter.connection import connect
 from rq_exporter.settings import Settings
+from support import parse_samples
 
 VALID_AUTH = "Basic " + base64.b64encode(b"prometheus:pw").decode()
 FUZZ = hsettings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -177,8 +178,9 @@ def test_parsers_fail_only_with_value_error(raw):
                       st.text(max_size=120).map(lambda t: "Basic " + base64.b64encode(b"prometheus:" + t.encode()).decode())))
 def test_fuzzed_requests_never_fail_the_app(redis_db, path, query, auth):
     """Any path, query string and Authorization header: an answer (200, 400, 401 or 404), never an error."""
-    import bcrypt
     from wsgiref.util import setup_testing_defaults
+
+    import bcrypt
 
     from rq_exporter import webconfig
     from rq_exporter.server import make_app

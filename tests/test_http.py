@@ -10,9 +10,8 @@ import urllib.request
 
 import pytest
 
-from support import Exporter, RedisServer, parse_samples
-
 from rq_exporter import __version__
+from support import Exporter, RedisServer, parse_samples
 
 PASSWORD = "pa55-w0rd-xyzzy"
 

@@ -14,6 +14,7 @@ import time
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import jobs
 import pytest
 import redis
 import rq
@@ -27,11 +28,9 @@ from rq.registry import (
     StartedJobRegistry,
 )
 
-import jobs
-from support import Exporter, RQWorker, Samples, wait_for, worker_env
-
 from rq_exporter.catalogue import JOB_STATUSES
 from rq_exporter.snapshot import WORKER_STATES
+from support import Exporter, RQWorker, Samples, wait_for, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -112,7 +111,7 @@ def assert_queue_metrics(samples: Samples, truth: dict[str, dict]) -> None:
 
 def assert_worker_metrics(samples: Samples, live: list, dead: int, queues: list[str]) -> None:
     assert samples.value("rq_dead_workers") == dead
-    by_state = {state: 0 for state in WORKER_STATES}
+    by_state = dict.fromkeys(WORKER_STATES, 0)
     per_queue = {(q, state): 0 for q in queues for state in WORKER_STATES}
     for w in live:
         by_state[w.get_state()] = by_state.get(w.get_state(), 0) + 1

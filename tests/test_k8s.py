@@ -10,9 +10,8 @@ import sys
 import pytest
 import yaml
 
-from support import ROOT, Exporter, require_tool
-
 from rq_exporter.settings import ENV_PREFIX, Settings
+from support import ROOT, Exporter, require_tool
 
 K8S = ROOT / "k8s"
 

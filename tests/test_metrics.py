@@ -5,12 +5,11 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from support import parse_samples
-
 from rq_exporter.catalogue import BY_NAME, CATALOGUE, JOB_STATUSES, PER_WORKER, markdown_table
 from rq_exporter.metrics import ExporterStats, exporter_families, rq_families
 from rq_exporter.snapshot import WORKER_STATES, QueueState, Snapshot, WorkerState
 from rq_exporter.timing import Timing
+from support import parse_samples
 
 PER_WORKER_FAMILIES = {s.name for s in CATALOGUE if s.note == PER_WORKER}
 
@@ -181,8 +180,8 @@ def test_per_worker_off_drops_exactly_the_per_worker_families():
     off = {f.name for f in all_families(per_worker=False)}
     dropped = {exposed_name(n, BY_NAME[n].type) for n in PER_WORKER_FAMILIES}
     assert on - off == dropped
-    assert PER_WORKER_FAMILIES == {"rq_workers", "rq_workers_success_total", "rq_workers_failed_total",
-                                   "rq_workers_working_time_total", "rq_worker_last_heartbeat_timestamp_seconds"}
+    assert {"rq_workers", "rq_workers_success_total", "rq_workers_failed_total",
+                                   "rq_workers_working_time_total", "rq_worker_last_heartbeat_timestamp_seconds"} == PER_WORKER_FAMILIES
     # The aggregate worker families stay, and no remaining sample has a worker name.
     assert {"rq_live_workers", "rq_dead_workers", "rq_queue_workers"} <= off
     for fam in all_families(per_worker=False):

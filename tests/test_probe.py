@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 

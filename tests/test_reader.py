@@ -12,12 +12,11 @@ import time
 import fakeredis
 import pytest
 
-from support import Exporter
-
 from rq_exporter.keys import Keys
 from rq_exporter.reader import read_snapshot
 from rq_exporter.settings import load
 from rq_exporter.snapshot import Snapshot
+from support import Exporter
 
 
 def rq_time(epoch: float) -> str:

@@ -1,10 +1,9 @@
 import subprocess
 import sys
 
-from support import ROOT
-
 from rq_exporter.catalogue import CATALOGUE
 from rq_exporter.settings import Settings
+from support import ROOT
 
 
 def test_readme_tables_are_generated_from_the_code():

@@ -13,10 +13,10 @@ import signal
 import time
 from datetime import timedelta
 
+import jobs
 import pytest
 from rq import Queue, Retry
 
-import jobs
 from support import ROOT, Exporter, RQWorker, wait_for
 
 pytestmark = pytest.mark.integration

@@ -3,12 +3,11 @@ as an ACL user with a password; a real RQ worker runs jobs over the same TLS con
 
 from __future__ import annotations
 
-
 import pytest
 import redis
+from certs import Certs, make_certs
 from rq import Queue
 
-from certs import Certs, make_certs
 from support import Exporter, RedisServer, RQWorker
 
 PASSWORD = "tls-user-pw"

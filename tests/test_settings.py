@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from support import ROOT
-
 from rq_exporter import settings as settings_module
 from rq_exporter.connection import password, redacted_target, redis_url, sentinels
 from rq_exporter.legacy import LEGACY_ENV
 from rq_exporter.settings import ENV_PREFIX, Settings, load
+from support import ROOT
 
 SECRET = "hunter2-s3cr3t"
 
@@ -284,7 +283,7 @@ def test_help_exits_0_and_documents_every_flag_and_variable():
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout + result.stderr
     help_text = " ".join(result.stdout.split())  # argparse wraps lines
-    for name, info in Settings.model_fields.items():
+    for name in Settings.model_fields:
         assert flag(name) in help_text, name
         assert ENV_PREFIX + name.upper() in help_text, name
         if name in LEGACY_ENV:

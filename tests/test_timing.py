@@ -119,7 +119,7 @@ def test_mixed_ttls_in_one_queue_every_job_counted_once(redis_db):
             # result_ttl=0 jobs are not counted; kept-forever jobs are counted, untimed
             expected = {"finished": expected["finished"] + 8, "failed": expected["failed"] + 6,
                         "not_timed": expected["not_timed"] + 4, "timed": expected["timed"] + 10}
-            samples = settle(exporter, lambda s: counts(s, "mixed") == expected)
+            samples = settle(exporter, lambda s, want=expected: counts(s, "mixed") == want)
             assert counts(samples, "mixed") == expected
             for _ in range(3):  # overlapping windows and later scrapes do not count anything again
                 time.sleep(0.3)

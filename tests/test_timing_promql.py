@@ -8,9 +8,8 @@ import subprocess
 import pytest
 import yaml
 
-from support import ROOT, require_tool
-
 from rq_exporter.catalogue import BY_NAME
+from support import ROOT, require_tool
 
 pytestmark = pytest.mark.bundle
 

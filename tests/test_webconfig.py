@@ -16,8 +16,8 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-
 from certs import Certs, make_certs, new_server_cert
+
 from support import ROOT, free_port, parse_samples, wait_for
 
 PASSWORD = "s3cret pass:word"
@@ -146,9 +146,9 @@ tls_server_config:
 
 
 def _served_serial(exporter: HttpsExporter) -> str:
-    with socket.create_connection(("127.0.0.1", exporter.port), timeout=5) as raw:
-        with exporter.context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            return tls.getpeercert()["serialNumber"]
+    with socket.create_connection(("127.0.0.1", exporter.port), timeout=5) as raw, \
+            exporter.context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        return tls.getpeercert()["serialNumber"]
 
 
 def test_renewed_certificate_is_served_without_restart(certs, redis_db, tmp_path):
