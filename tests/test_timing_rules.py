@@ -1,0 +1,98 @@
+"""The timing tracker's per-entry rules (rq_exporter/timing_rules.py), one by one, without Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rq_exporter import timing_rules as rules
+from rq_exporter.snapshot import Problem
+from rq_exporter.timing_rules import Count, Entry, Learn, Remember, Skip, judge
+
+T0 = 1_800_000_000
+ENDED = b"2027-01-15T08:00:00.000000Z"  # T0 as RQ writes it
+STARTED = b"2027-01-15T07:59:58.500000Z"
+
+
+@dataclass
+class Cursor:
+    cursor: int
+
+
+def entry(**changes) -> Entry:
+    """A finished job of TTL 500 found by its window, hash read, ended at T0, nothing learned yet."""
+    base = Entry(status="finished", member=b"job-1", score=T0 + 500, window=500,
+                 fields={b"ended_at": ENDED, b"started_at": STARTED, b"enqueued_at": STARTED},
+                 ttls={500: Cursor(T0 - 15), 31_536_000: Cursor(T0 - 15)}, learned=(), floor=T0 - 100,
+                 edge=12, job_prefix=b"rq:job:")
+    return replace(base, **changes)
+
+
+def test_the_plain_case_counts_and_times_the_job():
+    assert judge(entry()) == [Count(500, timed=True, ended=float(T0))]
+
+
+def test_past_the_cap_counts_by_the_windows_ttl_untimed():
+    assert rules.past_the_cap(entry(fields=None)) == [Count(500, timed=False)]
+    assert rules.past_the_cap(entry()) is None
+    assert judge(entry(fields=None)) == [Count(500, timed=False)]
+
+
+def test_an_entry_without_a_hash_is_reported_once_by_its_window():
+    gone = entry(fields=dict.fromkeys(rules.JOB_FIELDS))
+    assert rules.no_hash(gone) == [Problem("missing_job", "rq:job:job-1", "registry entry without a job hash"),
+                                   Remember(T0)]
+    assert rules.no_hash(replace(gone, window=None)) == [Skip()]  # discovery: nothing to learn
+    assert rules.no_hash(entry()) is None
+
+
+def test_no_end_time_counts_by_the_window_untimed():
+    moved = entry(fields={b"started_at": STARTED})  # RQ moved it to failed after its worker died
+    assert rules.no_end_time(moved, None) == [Count(500, timed=False)]
+    assert rules.no_end_time(replace(moved, window=None), None) == [Skip()]
+    assert rules.no_end_time(moved, float(T0)) is None
+
+
+def test_a_malformed_end_time_is_a_problem_and_the_job_counts_untimed():
+    bad = entry(fields={b"ended_at": b"yesterday", b"started_at": STARTED})
+    verdicts = judge(bad)
+    assert verdicts[-1] == Count(500, timed=False)
+    assert [v.reason for v in verdicts if isinstance(v, Problem)] == ["bad_timestamp"]
+
+
+def test_an_unknown_ttl_is_learned_not_counted():
+    # ended at T0, score T0 + 86400: a TTL nobody declared
+    odd = entry(score=T0 + 86_400)
+    assert rules.unknown_ttl(odd, None, 86_400) == [Learn("finished", 86_400)]
+    assert judge(odd) == [Learn("finished", 86_400)]
+
+
+def test_a_ttl_within_tolerance_is_the_known_one():
+    assert rules.nearest({500: None}, 502) == 500
+    assert rules.nearest({500: None}, 503) is None
+    assert rules.nearest({499: None, 501: None}, 500) == 499  # a tie: the shorter
+    assert judge(entry(score=T0 + 501)) == [Count(500, timed=True, ended=float(T0))]
+
+
+def test_discovery_leaves_a_known_ttl_to_its_window():
+    assert rules.found_by_discovery(entry(window=None), 500) == [Skip()]
+    assert judge(entry(window=None)) == [Skip()]
+
+
+def test_a_ttl_learned_this_scrape_counts_next_scrape():
+    assert judge(entry(learned={500})) == [Skip()]
+
+
+def test_an_older_entry_passing_through_a_shorter_window_is_remembered_not_counted():
+    # A year-TTL failure that ended long ago has a score inside the 500 s window's range; its own
+    # TTL's window (cursor at T0 - 15) began after it ended, so it is history.
+    old = entry(status="failed", window=500, score=T0 - 10_000 + 31_536_000,
+                fields={b"ended_at": b"2027-01-15T05:13:20.000000Z", b"started_at": STARTED})
+    assert rules.passing_through(old, 31_536_000) == [Remember(old.score - 500)]
+    assert judge(old) == [Remember(old.score - 500)]
+
+
+def test_ttl_hints_teach_both_registries_and_ignore_garbage():
+    assert rules.ttl_hints({b"result_ttl": b"600", b"failure_ttl": b"86400"}) == [
+        Learn("finished", 600), Learn("failed", 86_400)]
+    assert rules.ttl_hints({b"result_ttl": b"-1", b"failure_ttl": b"x"}) == []
+    assert rules.ttl_hints({}) == []
