@@ -71,7 +71,7 @@ class RQCollector(Collector):
         else:
             self._record(snapshot.problems)
             if self._timing is not None and scan is not None:
-                self._record(tuple(self._timing.finish(scan)))
+                self._record(tuple(self._timing.finish(scan, snapshot)))
             families = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
         duration = time.perf_counter() - start
         self._stats.seconds += duration

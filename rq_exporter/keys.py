@@ -37,12 +37,13 @@ class Keys:
         return self.kind("worker")
 
     def kind(self, kind: str) -> bytes:
-        """``rq:{kind}:``, the start of every key of that kind (cached for the per-queue kinds)."""
-        return self._kinds.get(kind) or f"{self.prefix}:{kind}:".encode()
+        """``rq:{kind}:``, the start of every key of that kind."""
+        return self.per_queue.get(kind) or f"{self.prefix}:{kind}:".encode()
 
     @cached_property
-    def _kinds(self) -> dict[str, bytes]:
-        return {kind: f"{self.prefix}:{kind}:".encode() for kind in QUEUE_KINDS}
+    def per_queue(self) -> dict[str, bytes]:
+        """Each per-queue kind -> ``rq:{kind}:``, built once: a scrape addresses ~10 keys per queue."""
+        return {kind: f"{self.prefix}:{kind}:".encode() for kind in (*QUEUE_KINDS, "job")}
 
     def of(self, kind: str, name: bytes) -> bytes:
         """``rq:{kind}:{name}``."""

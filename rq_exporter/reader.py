@@ -53,7 +53,7 @@ class _Reading:
 # The reads of one queue, in order; their replies become ``_Queue.values`` under these names.
 QUEUE_VALUES = (
     "queued", "intermediate", "head",
-    "started_all", "started_expired", "finished_all", "finished_expired", "failed_all", "failed_expired",
+    "started_all", "started_expired", "finished_all", "finished_expired", "failed_forever", "failed_live",
     "deferred", "scheduled", "canceled", "overdue_scheduled",
 )
 LOCKS_PER_MGET = 500  # queues' scheduler locks read by one command (keeps each one short for Redis)
@@ -185,23 +185,24 @@ def _with_prefix(members: set[bytes], prefix: bytes, kind: str, reading: _Readin
 
 def _queue_reads(queue: _Queue, keys: Keys, now: float) -> list[tuple]:
     """The reads of one queue, in QUEUE_VALUES order."""
-    p = keys.kind
+    p = keys.per_queue
     raw = queue.raw
     # A registry entry whose score (its expiry) lies in [0, now] is what RQ's cleanup would
     # remove; negative scores (failure_ttl=-1) are never cleaned, hence 0 and not -inf.
     expiry = int(now)
-    queue_key = p("queue") + raw
-    wip, finished, failed, scheduled = p("wip") + raw, p("finished") + raw, p("failed") + raw, p("scheduled") + raw
+    queue_key = p["queue"] + raw
+    wip, finished, failed, scheduled = p["wip"] + raw, p["finished"] + raw, p["failed"] + raw, p["scheduled"] + raw
     return [
         ("LLEN", queue_key),
         ("LLEN", queue_key + b":intermediate"),
         ("LINDEX", queue_key, 0),
         ("ZCARD", wip), ("ZCOUNT", wip, 0, expiry),
         ("ZCARD", finished), ("ZCOUNT", finished, 0, expiry),
-        ("ZCARD", failed), ("ZCOUNT", failed, 0, expiry),
-        ("ZCARD", p("deferred") + raw),
+        # Failed: those kept forever (score -1) apart, for job timing; the rest that is not expired.
+        ("ZCOUNT", failed, "-inf", "(0"), ("ZCOUNT", failed, f"({expiry}", "+inf"),
+        ("ZCARD", p["deferred"] + raw),
         ("ZCARD", scheduled),
-        ("ZCARD", p("canceled") + raw),
+        ("ZCARD", p["canceled"] + raw),
         ("ZCOUNT", scheduled, "-inf", f"({expiry}"),
     ]
 
@@ -221,7 +222,8 @@ def _queue_state(queue: _Queue, ages: dict[str, float | None]) -> QueueState:
         started=max(0, counts["started_all"] - counts["started_expired"]),
         abandoned=counts["started_expired"],
         finished=max(0, counts["finished_all"] - counts["finished_expired"]),
-        failed=max(0, counts["failed_all"] - counts["failed_expired"]),
+        failed=counts["failed_forever"] + counts["failed_live"],
+        failed_forever=v.get("failed_forever"),
         deferred=counts["deferred"],
         scheduled=counts["scheduled"],
         overdue_scheduled=counts["overdue_scheduled"],

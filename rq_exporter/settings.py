@@ -177,7 +177,7 @@ class Settings(BaseSettings):
         "rq_job_wait_seconds buckets.",
     )
     timing_max_jobs_per_scrape: int = Field(
-        10_000,
+        20_000,
         ge=0,
         description="Job hashes read per scrape to time newly ended jobs; jobs past it are still counted "
         "but not timed (rq_exporter_jobs_not_timed_total).",

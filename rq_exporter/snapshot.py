@@ -23,6 +23,8 @@ class QueueState(NamedTuple):
     scheduled: int = 0
     overdue_scheduled: int = 0
     canceled: int = 0
+    # Failed jobs kept forever (failure_ttl=-1), part of ``failed``; None when it could not be read.
+    failed_forever: int | None = 0
     scheduler_active: bool = False
     # Seconds the head job has waited; 0 when the queue is empty, None when unknown.
     oldest_job_age: float | None = 0.0

@@ -21,7 +21,7 @@ from prometheus_client.core import Metric
 
 from rq_exporter.keys import Keys
 from rq_exporter.settings import DEFAULT_BUCKETS
-from rq_exporter.snapshot import Problem
+from rq_exporter.snapshot import Problem, Snapshot
 from rq_exporter.timing_histograms import JobTimes
 from rq_exporter.timing_redis import TimingScan
 from rq_exporter.timing_rules import JOB_FIELDS
@@ -32,7 +32,7 @@ class Timing:
     def __init__(
         self,
         buckets: Iterable[float] = DEFAULT_BUCKETS,
-        max_jobs_per_scrape: int = 10_000,
+        max_jobs_per_scrape: int = 20_000,
         discovery_per_scrape: int = 100,
         slack: int = 10,
         extra_ttls: Iterable[int] = (),
@@ -51,9 +51,9 @@ class Timing:
         """This scrape's reads, to ride in the reader's rounds (``read_snapshot(extra=...)``)."""
         return TimingScan(self.tracker, self.keys, self.fields)
 
-    def finish(self, scan: TimingScan) -> list[Problem]:
+    def finish(self, scan: TimingScan, snapshot: Snapshot) -> list[Problem]:
         """After a successful read: cursors move, ended jobs are counted and timed."""
-        outcome, problems = scan.finish()
+        outcome, problems = scan.finish({q.name: q.failed_forever for q in snapshot.queues})
         if outcome is not None:
             problems += self.times.record(outcome)
         return problems

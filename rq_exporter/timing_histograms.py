@@ -8,6 +8,7 @@ rq_exporter_jobs_not_timed_total, and the run time (ended_at - started_at) and w
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import accumulate
 
@@ -19,6 +20,7 @@ from rq_exporter.keys import Keys
 from rq_exporter.metrics import histogram_table, table
 from rq_exporter.settings import DEFAULT_BUCKETS
 from rq_exporter.snapshot import Problem
+from rq_exporter.timing_rules import JOB_FIELDS
 from rq_exporter.timing_tracker import REGISTRIES, Ended, Outcome
 
 
@@ -43,11 +45,7 @@ class Histogram:
         return self._cumulative
 
 
-class QueueCounts:
-    __slots__ = ("failed", "finished", "not_timed")
-
-    def __init__(self) -> None:
-        self.finished = self.failed = self.not_timed = 0
+STARTED, ENQUEUED, DATA = (JOB_FIELDS.index(f) for f in (b"started_at", b"enqueued_at", b"data"))
 
 
 class JobTimes:
@@ -58,48 +56,51 @@ class JobTimes:
         self.func_label = func_label
         self.func_limit = func_limit
         self.keys = keys or Keys()
-        self.counts: dict[str, QueueCounts] = {}
+        # "finished", "failed", "not_timed" -> queue -> jobs since the exporter started
+        self.counts: dict[str, Counter[str]] = {name: Counter() for name in (*REGISTRIES, "not_timed")}
         self.durations: dict[tuple, Histogram] = {}  # (queue, status, func or None)
         self.waits: dict[tuple, Histogram] = {}  # (queue, func or None)
         self.funcs: set[str] = set()
 
     def record(self, outcome: Outcome) -> list[Problem]:
         problems: list[Problem] = []
-        for job in outcome.ended:
-            counts = self._counts(job.queue)
-            setattr(counts, job.status, getattr(counts, job.status) + 1)
-            if not self._time(job, problems):
-                counts.not_timed += 1
+        for (queue, status), count in Counter((job.queue, job.status) for job in outcome.ended).items():
+            self.counts[status][queue] += count
+        not_timed = self.counts["not_timed"]
+        key: tuple | None = None
+        for job in outcome.ended:  # they come registry by registry: one histogram lookup per run
+            times = self._times(job, problems)
+            if times is None:
+                not_timed[job.queue] += 1
+                continue
+            run, wait, func = times
+            if key != (job.queue, job.status, func):
+                key = (job.queue, job.status, func)
+                durations = self._histogram(self.durations, key)
+                waits = self._histogram(self.waits, (job.queue, func))
+            durations.observe(self.bounds, run)
+            if wait is not None:
+                waits.observe(self.bounds, wait)
         for queue, status, grown in outcome.kept_forever:  # counted, never timed
-            counts = self._counts(queue)
-            setattr(counts, status, getattr(counts, status) + grown)
-            counts.not_timed += grown
+            self.counts[status][queue] += grown
+            not_timed[queue] += grown
         return problems
 
-    def _time(self, job: Ended, problems: list[Problem]) -> bool:
-        """Observes the job's run and wait time; False when it cannot be timed."""
-        if job.fields is None or job.ended is None:
-            return False
+    def _times(self, job: Ended, problems: list[Problem]) -> tuple[float, float | None, str | None] | None:
+        """(run time, wait time or None, func label or None); None when the job cannot be timed."""
+        answer, ended = job.fields, job.ended
+        if answer is None or ended is None:
+            return None
         try:
-            started = parse.timestamp(job.fields.get(b"started_at"))
-            enqueued = parse.timestamp(job.fields.get(b"enqueued_at"))
+            started = parse.timestamp(answer[STARTED])
+            enqueued = parse.timestamp(answer[ENQUEUED])
         except ValueError as error:
             problems.append(Problem("bad_timestamp", parse.text(self.keys.job(job.member)), str(error)[:200]))
-            return False
+            return None
         if started is None:
-            return False
-        func = self._func(job.fields.get(b"data")) if self.func_label else None
-        self._histogram(self.durations, (job.queue, job.status, func)).observe(
-            self.bounds, max(0.0, job.ended - started))
-        if enqueued is not None:
-            self._histogram(self.waits, (job.queue, func)).observe(self.bounds, max(0.0, started - enqueued))
-        return True
-
-    def _counts(self, queue: str) -> QueueCounts:
-        counts = self.counts.get(queue)
-        if counts is None:
-            counts = self.counts[queue] = QueueCounts()
-        return counts
+            return None
+        func = self._func(answer[DATA] if len(answer) > DATA else None) if self.func_label else None
+        return max(0.0, ended - started), None if enqueued is None else max(0.0, started - enqueued), func
 
     def _func(self, data: bytes | None) -> str:
         name = jobfunc.function_name(data) or "unknown"
@@ -128,11 +129,12 @@ class JobTimes:
             (key[keep], h.cumulative, h.sum) for key, h in sorted(self.durations.items(), key=_sort_key)])
         yield histogram_table("rq_job_wait_seconds", extra, self.les, [
             (key[keep], h.cumulative, h.sum) for key, h in sorted(self.waits.items(), key=_sort_key)])
-        zero = QueueCounts()
-        rows = [((name,), self.counts.get(name) or zero) for name in sorted(set(self.counts) | set(queues))]
+        names = sorted(set(queues).union(*self.counts.values()))
         for status in REGISTRIES:
-            yield table(f"rq_jobs_{status}_total", [(queue, getattr(c, status)) for queue, c in rows])
-        yield table("rq_exporter_jobs_not_timed_total", [(queue, c.not_timed) for queue, c in rows])
+            counts = self.counts[status]
+            yield table(f"rq_jobs_{status}_total", [((name,), counts[name]) for name in names])
+        not_timed = self.counts["not_timed"]
+        yield table("rq_exporter_jobs_not_timed_total", [((name,), not_timed[name]) for name in names])
 
 
 def _sort_key(item: tuple) -> tuple:

@@ -2,11 +2,13 @@
 reader's rounds 2 and 3, so the round trips stay constant.
 
 Round 2, per queue and registry, one group: a ZRANGEBYSCORE per known TTL window, the probe
-above the longest TTL (in that window's read once the registry is settled, else on its own), a
-ZCOUNT of the entries kept forever (unless the probe's read counts them) and, for a few
-registries in turn, a sweep chunk. Round 3: one HMGET per new entry (within the per-scrape
-caps). Only read commands. Nothing here changes the tracker: ``Tracker.apply`` does, once the
-whole read has succeeded, so a scrape that fails half way leaves every cursor where it was.
+above the longest TTL (in that window's read once the registry is settled, else on its own), for
+the finished registry a ZCOUNT of the jobs kept forever (unless the probe's read counts them),
+and, for a few registries in turn, a sweep chunk. The failed jobs kept forever are the reader's
+count (``QueueState.failed_forever``). With RQ's default TTLs an idle queue costs 2 commands.
+Round 3: one HMGET per new entry (within the per-scrape caps). Only read commands. Nothing
+here changes the tracker: ``Tracker.apply`` does, once the whole read has succeeded, so a
+scrape that fails half way leaves every cursor where it was.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from rq_exporter.timing_tracker import (
     Tracker,
 )
 
-# Scores of entries kept forever: result_ttl=-1 is stored as +inf, failure_ttl=-1 as -1.
-FOREVER = {"finished": ("+inf", "+inf"), "failed": ("-1", "-1")}
+# Finished jobs kept forever (result_ttl=-1) have the score +inf. Failed ones (failure_ttl=-1, score
+# -1) are counted by the reader, which reads the failed registry's negative scores apart anyway.
+FOREVER = ("+inf", "+inf")
 # Where the longest window's read ends, by probe mode (Probe.ALONE: at the window's top).
 _WINDOW_TOP = {Probe.IN_WINDOW: "(inf", Probe.IN_WINDOW_WITH_FOREVER: "+inf"}
+_NOTHING_NEW = RegistryReply({}, (), False, (), 0)  # nothing in the window, above it, or kept forever
+_NOTHING_NEW_UNCOUNTED = RegistryReply({}, (), False, (), None)  # likewise, the kept-forever not read here
 
 
 def commands(rp: RegistryPlan, key: bytes) -> list[tuple]:
@@ -46,13 +51,37 @@ def commands(rp: RegistryPlan, key: bytes) -> list[tuple]:
     if rp.sweep is not None:
         start, skip = rp.sweep
         out.append(("ZRANGEBYSCORE", key, repr(start), "(inf", "WITHSCORES", "LIMIT", skip, SWEEP_CHUNK))
-    if rp.probe is not Probe.IN_WINDOW_WITH_FOREVER:
-        out.append(("ZCOUNT", key, *FOREVER[rp.status]))
+    if _counts_forever(rp):
+        out.append(("ZCOUNT", key, *FOREVER))
     return out
+
+
+def _counts_forever(rp: RegistryPlan) -> bool:
+    return rp.status == "finished" and rp.probe is not Probe.IN_WINDOW_WITH_FOREVER
 
 
 def reply(rp: RegistryPlan, replies: list) -> RegistryReply:
     """The answers to ``commands(rp, ...)`` (None where Redis answered an error) as a result."""
+    return idle_reply(rp, replies) or full_reply(rp, replies)
+
+
+def idle_reply(rp: RegistryPlan, replies: list) -> RegistryReply | None:
+    """What ``full_reply`` makes of a settled registry with nothing new, the answer of most
+    registries on most scrapes, without walking its answers; None for any other.
+    tests/test_timing_redis.py checks both agree."""
+    if rp.sweep is not None or len(rp.windows) != 1 or replies[0] != []:
+        return None
+    if rp.probe is Probe.IN_WINDOW_WITH_FOREVER:
+        return _NOTHING_NEW
+    if rp.probe is Probe.IN_WINDOW:
+        if rp.status == "failed":
+            return _NOTHING_NEW_UNCOUNTED
+        if type(replies[1]) is int:
+            return RegistryReply({}, (), False, (), replies[1])
+    return None
+
+
+def full_reply(rp: RegistryPlan, replies: list) -> RegistryReply:
     answers = iter(replies)
     found: dict[int, list[Entry]] = {}
     for w in rp.windows[:-1]:
@@ -81,7 +110,7 @@ def reply(rp: RegistryPlan, replies: list) -> RegistryReply:
             probe = _entries(answer)
             probe_found = bool(probe)
     sweep = _entries(next(answers)) if rp.sweep is not None else []
-    if rp.probe is not Probe.IN_WINDOW_WITH_FOREVER:
+    if _counts_forever(rp):
         answer = next(answers)
         forever = answer if isinstance(answer, int) else None
     return RegistryReply(found, probe, probe_found, sweep, forever)
@@ -109,7 +138,7 @@ class TimingScan:
         self.plan: Plan | None = None
         self.replies: list[RegistryReply | None] = []
         self.selection: Selection | None = None
-        self.hashes: list[Mapping[bytes, bytes | None] | None] = []
+        self.hashes: list[list[bytes | None] | None] = []  # HMGET answers, in JOB_FIELDS order
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
         # Quiet: these keys are the reader's too, and it reports their errors.
@@ -119,8 +148,9 @@ class TimingScan:
         # Planned only as the batch is sent, while Redis works on the reads before these.
         self.plan = plan = self.tracker.plan(queues, now)
         self.replies = [None] * len(plan.registries)
+        prefixes = self.keys.per_queue
         for i, rp in enumerate(plan.registries):
-            yield self._taker(i, rp), commands(rp, self.keys.of(rp.status, rp.raw))
+            yield self._taker(i, rp), commands(rp, prefixes[rp.status] + rp.raw)
 
     def _taker(self, i: int, rp: RegistryPlan):
         def take(replies: list) -> None:
@@ -133,16 +163,16 @@ class TimingScan:
         self.selection = self.tracker.select(self.plan, self.replies)
         to_read = self.selection.to_read
         if to_read:
-            batch.add_group(self._take_hashes, [("HMGET", self.keys.job(c.member), *self.fields)
-                                                for c in to_read], quiet=True)
+            job, fields = self.keys.per_queue["job"], self.fields
+            batch.add_group(self._take_hashes, [("HMGET", job + c.member, *fields) for c in to_read], quiet=True)
 
     def _take_hashes(self, replies: list) -> None:
-        fields = self.fields
-        self.hashes = [dict(zip(fields, answer)) if answer is not None else None for answer in replies]
+        self.hashes = replies
 
-    def finish(self) -> tuple[Outcome | None, list[Problem]]:
-        """After a successful read: the tracker moves its cursors and says which jobs ended."""
+    def finish(self, failed_forever: Mapping[str, int | None]) -> tuple[Outcome | None, list[Problem]]:
+        """After a successful read: the tracker moves its cursors and says which jobs ended.
+        ``failed_forever``: queue -> its failed jobs kept forever, as the reader counted them."""
         if self.plan is None or self.selection is None:
             return None, []
-        outcome = self.tracker.apply(self.plan, self.replies, self.selection, self.hashes)
+        outcome = self.tracker.apply(self.plan, self.replies, self.selection, self.hashes, failed_forever)
         return outcome, list(outcome.problems)

@@ -8,7 +8,7 @@ tracker (timing_tracker.py) applies the verdicts to its state.
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -162,6 +162,27 @@ def passing_through(e: Entry, ttl: int) -> list[Verdict] | None:
         assert e.window is not None
         return [Remember(e.score - e.window)]
     return None
+
+
+def plain_count(answer: Sequence[bytes | None], score: float, window: int, window_low: int) -> float | None:
+    """The verdict of ``judge`` on most entries, reached without building an Entry: a window's job
+    whose hash was read, with no TTL fields of its own (nothing to learn), an end time, and a score
+    that puts it in that window (the window's TTL within TOLERANCE, no other known TTL near: the
+    caller checks that) since the window's start. Returns its end time: judge() would say
+    ``[Count(window, timed=True, ended=that)]``. None: ask judge().
+
+    ``answer``: the job hash's values in JOB_FIELDS order. tests/test_timing_rules.py checks that
+    both agree wherever this one decides.
+    """
+    if answer[3] is not None or answer[4] is not None:
+        return None
+    try:
+        ended = parse.timestamp(answer[0])
+    except ValueError:
+        return None
+    if ended is None or abs(int(score - math.floor(ended)) - window) > TOLERANCE or score - window < window_low:
+        return None
+    return ended
 
 
 def judge(e: Entry) -> list[Verdict]:

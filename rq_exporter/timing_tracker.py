@@ -42,12 +42,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from rq_exporter.keys import Keys
 from rq_exporter.snapshot import Problem
-from rq_exporter.timing_rules import TOLERANCE, Count, Learn, Remember, judge, nearest, ttl_hints
+from rq_exporter.timing_rules import (
+    JOB_FIELDS,
+    TOLERANCE,
+    Count,
+    Learn,
+    Remember,
+    judge,
+    nearest,
+    plain_count,
+    ttl_hints,
+)
 from rq_exporter.timing_rules import Entry as Judged
 
 REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
@@ -99,15 +110,14 @@ class QueueTrack:
 
 
 # --- what passes between the phases ------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Window:
+# NamedTuples: thousands are built per scrape, and a tuple is the cheapest immutable record.
+class Window(NamedTuple):
     ttl: int
     low: int  # lowest score, inclusive
     high: int  # highest score, inclusive
 
 
-@dataclass(frozen=True, slots=True)
-class RegistryPlan:
+class RegistryPlan(NamedTuple):
     queue: str
     raw: bytes  # the queue's name as in Redis
     status: str
@@ -117,8 +127,7 @@ class RegistryPlan:
     sweep: tuple[float, int] | None  # (from score, entries at that score to skip); None: not this scrape
 
 
-@dataclass(frozen=True, slots=True)
-class RegistryReply:
+class RegistryReply(NamedTuple):
     windows: Mapping[int, Sequence[Entry]]  # TTL -> entries, only windows that returned some
     probe: Sequence[Entry] = ()  # at most PROBE_CHUNK
     probe_found: bool | None = None  # were there entries above probe_above? None: no answer
@@ -133,8 +142,7 @@ class Plan:
     new_queues: Mapping[str, QueueTrack]  # tracks of queues first seen now, kept by apply
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     registry: int  # index in Plan.registries
     member: bytes
     score: float
@@ -153,15 +161,15 @@ class Selection:
         return [c for c in self.candidates if c.read_hash]
 
 
-@dataclass(frozen=True, slots=True)
-class Ended:
-    """A job counted this scrape; ``fields`` is its hash when it is to be timed, else None."""
+class Ended(NamedTuple):
+    """A job counted this scrape; ``fields``: its hash's values in JOB_FIELDS order when it is to be
+    timed, else None."""
 
     queue: str
     status: str
     member: bytes
     ended: float | None = None
-    fields: Mapping[bytes, bytes | None] | None = None
+    fields: Sequence[bytes | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +180,7 @@ class Outcome:
 
 
 class Tracker:
-    def __init__(self, discovery_per_scrape: int = 100, max_jobs_per_scrape: int = 10_000, slack: int = 10,
+    def __init__(self, discovery_per_scrape: int = 100, max_jobs_per_scrape: int = 20_000, slack: int = 10,
                  extra_ttls: Iterable[int] = (), keys: Keys | None = None) -> None:
         self.max_jobs = max_jobs_per_scrape
         self.discovery = discovery_per_scrape
@@ -218,7 +226,7 @@ class Tracker:
                 reg = (self.queues.get(rp.queue) or new_queues[rp.queue]).registries[rp.status]
                 from_score, skip = (n + 1, 0) if reg.sweep_from is None or reg.sweep_from < n + 1 \
                     else (reg.sweep_from, reg.sweep_skip)
-                plans[k] = replace(rp, sweep=(from_score, skip))
+                plans[k] = rp._replace(sweep=(from_score, skip))
             self._sweep_turn = (start + turns) % len(plans)
         return Plan(n, tuple(plans), new_queues)
 
@@ -276,23 +284,40 @@ class Tracker:
 
     # -- phase 3: after a successful read, the verdicts; then the cursors move --------------------
     def apply(self, plan: Plan, replies: Sequence[RegistryReply | None], selection: Selection,
-              hashes: Sequence[Mapping[bytes, bytes | None] | None]) -> Outcome:
-        """``hashes``: the fields of ``selection.to_read``, in order (None: an error reply)."""
+              hashes: Sequence[Sequence[bytes | None] | None],
+              failed_forever: Mapping[str, int | None] | None = None) -> Outcome:
+        """``hashes``: the answers to HMGET JOB_FIELDS of ``selection.to_read``, in order (None: an
+        error reply). ``failed_forever``: queue -> failed jobs kept forever (the reader counts them)."""
         self.queues.update(plan.new_queues)
         n, edge = plan.now, self.edge
         ended: list[Ended] = []
         problems: list[Problem] = []
         learned: dict[tuple[str, str], set[int]] = {}  # (queue, status) -> TTLs learned this scrape
         job_prefix = self.keys.kind("job")
-        fields_of = iter(hashes)
+        answers = iter(hashes)
+        current = -1
         for c in selection.candidates:
-            rp = plan.registries[c.registry]
-            track = self.queues[rp.queue]
-            reg = track.registries[rp.status]
-            fields = (next(fields_of) or {}) if c.read_hash else None
+            if c.registry != current:  # candidates come registry by registry
+                current = c.registry
+                rp = plan.registries[current]
+                track = self.queues[rp.queue]
+                reg = track.registries[rp.status]
+                # This scrape's windows (cursors move only after this loop): where each starts, and
+                # the TTLs no other known TTL is near, for plain_count.
+                lows = {t: max(ttl.cursor - edge, track.floor) for t, ttl in reg.ttls.items()}
+                alone = {t for t in reg.ttls if all(abs(t - u) > 2 * TOLERANCE for u in reg.ttls if u != t)}
+            answer = next(answers) if c.read_hash else None
+            if answer is not None and c.window in alone and (rp.queue, rp.status) not in learned:
+                when = plain_count(answer, c.score, c.window, lows[c.window])
+                if when is not None:
+                    key = (c.member, c.score)
+                    if key not in reg.seen:
+                        reg.seen[key] = c.score - c.window
+                        ended.append(Ended(rp.queue, rp.status, c.member, when, answer))
+                    continue
+            fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if c.read_hash else None
             for hint in ttl_hints(fields or {}):
                 self._learn(track, rp.queue, hint.status, hint.ttl, learned, problems)
-            # (cursors move only after this loop: the windows are this scrape's)
             entry = Judged(rp.status, c.member, c.score, c.window, fields, reg.ttls,
                            learned.get((rp.queue, rp.status), ()), track.floor, edge, job_prefix)
             for verdict in judge(entry):
@@ -306,7 +331,7 @@ class Tracker:
                 elif isinstance(verdict, Count) and (c.member, c.score) not in reg.seen:
                     reg.seen[(c.member, c.score)] = c.score - verdict.ttl
                     ended.append(Ended(rp.queue, rp.status, c.member, verdict.ended,
-                                       fields if verdict.timed else None))
+                                       answer if verdict.timed else None))
         kept_forever = []
         for i, (rp, reply) in enumerate(zip(plan.registries, replies)):
             reg = self.queues[rp.queue].registries[rp.status]
@@ -316,10 +341,11 @@ class Tracker:
             self._advance_sweep(reg, rp, reply.sweep, selection.sweep_afforded.get(i))
             if reply.probe_found is not None:
                 reg.settled = not reply.probe_found
-            if reply.forever is not None:
-                if reg.forever is not None and reply.forever > reg.forever:
-                    kept_forever.append((rp.queue, rp.status, reply.forever - reg.forever))
-                reg.forever = reply.forever
+            forever = reply.forever if rp.status == "finished" else (failed_forever or {}).get(rp.queue)
+            if forever is not None:
+                if reg.forever is not None and forever > reg.forever:
+                    kept_forever.append((rp.queue, rp.status, forever - reg.forever))
+                reg.forever = forever
         self.last_now = n
         return Outcome(tuple(ended), tuple(kept_forever), tuple(problems))
 

@@ -10,6 +10,6 @@ if [ ! -x "$dir/bin/python" ]; then
     "$python" -m venv "$dir"
     "$dir/bin/pip" install -q --upgrade pip
 fi
-"$dir/bin/pip" install -q -e ".[test,fast]" "$rq_spec" 2>&1 | grep -v -e '^WARNING: Location' >&2 || true
+"$dir/bin/pip" install -q -e ".[test]" "$rq_spec" 2>&1 | grep -v -e '^WARNING: Location' >&2 || true
 "$dir/bin/python" -c "import rq_exporter, rq, redis, prometheus_client" \
     || { echo "scripts/venv.sh: install into $dir failed" >&2; exit 1; }

@@ -96,3 +96,37 @@ def test_ttl_hints_teach_both_registries_and_ignore_garbage():
         Learn("finished", 600), Learn("failed", 86_400)]
     assert rules.ttl_hints({b"result_ttl": b"-1", b"failure_ttl": b"x"}) == []
     assert rules.ttl_hints({}) == []
+
+
+# --- plain_count: the common verdict without an Entry, against judge() ---------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rq_exporter.timing_rules import JOB_FIELDS, plain_count  # noqa: E402
+
+_stamps = st.sampled_from([ENDED, STARTED, b"2027-01-15T07:59:59.999999Z", b"2027-01-15T08:00:02Z", b"", b"junk",
+                           b"2027-01-15T08:00:01.000000Z", None])
+_ttl_fields = st.sampled_from([None, b"500", b"600", b"-1", b"x"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(ended=_stamps, ttls=st.tuples(_ttl_fields, _ttl_fields), offset=st.integers(-6, 6),
+       window=st.sampled_from([500, 600]), cursor=st.integers(T0 - 30, T0 + 30))
+def test_plain_count_decides_only_what_judge_decides(ended, ttls, offset, window, cursor):
+    answer = [ended, STARTED, STARTED, *ttls, None]
+    score = T0 + window + offset
+    known = {500: Cursor(cursor), 31_536_000: Cursor(cursor)} if window == 500 else \
+        {600: Cursor(cursor), 31_536_000: Cursor(cursor)}
+    e = entry(score=score, window=window, fields=dict(zip(JOB_FIELDS, answer)), ttls=known)
+    when = plain_count(answer, score, window, e.window_low(window))
+    if when is not None:
+        assert judge(e) == [Count(window, timed=True, ended=when)]
+
+
+def test_plain_count_decides_the_plain_case_and_passes_the_rest():
+    plain = [ENDED, STARTED, STARTED, None, None, None]
+    assert plain_count(plain, T0 + 500, 500, T0 - 100) == float(T0)
+    assert plain_count(plain, T0 + 500, 500, T0 + 1) is None  # before the window's start: passing through
+    assert plain_count([ENDED, STARTED, STARTED, b"500", None, None], T0 + 500, 500, T0 - 100) is None  # a hint
+    assert plain_count([b"junk", STARTED, STARTED, None, None, None], T0 + 500, 500, T0 - 100) is None
+    assert plain_count(plain, T0 + 86_400, 500, T0 - 100) is None  # another TTL

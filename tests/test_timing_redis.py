@@ -1,0 +1,67 @@
+"""Job timing's Redis side (rq_exporter/timing_redis.py) without Redis: the commands each plan sends,
+and the replies turned into results (the idle short cut against the full reading)."""
+
+from __future__ import annotations
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from rq_exporter.timing_redis import commands, full_reply, idle_reply
+from rq_exporter.timing_tracker import PROBE_CHUNK, SWEEP_CHUNK, Probe, RegistryPlan, RegistryReply, Window
+
+KEY = b"rq:finished:q"
+
+
+def plan(status="finished", probe=Probe.IN_WINDOW_WITH_FOREVER, windows=((500, 1000, 2000),), sweep=None):
+    ws = tuple(Window(*w) for w in windows)
+    return RegistryPlan("q", b"q", status, ws, probe, ws[-1].high if ws else 0, sweep)
+
+
+def test_each_probe_mode_is_its_redis_syntax():
+    assert commands(plan(probe=Probe.IN_WINDOW_WITH_FOREVER), KEY) == [
+        ("ZRANGEBYSCORE", KEY, 1000, "+inf", "WITHSCORES")]
+    assert commands(plan(probe=Probe.IN_WINDOW), KEY) == [
+        ("ZRANGEBYSCORE", KEY, 1000, "(inf", "WITHSCORES"), ("ZCOUNT", KEY, "+inf", "+inf")]
+    assert commands(plan(probe=Probe.ALONE), KEY) == [
+        ("ZRANGEBYSCORE", KEY, 1000, 2000, "WITHSCORES"),
+        ("ZRANGEBYSCORE", KEY, "(2000", "(inf", "WITHSCORES", "LIMIT", 0, PROBE_CHUNK),
+        ("ZCOUNT", KEY, "+inf", "+inf")]
+    # The failed registry's jobs kept forever (score -1) are the reader's count: no ZCOUNT here.
+    assert commands(plan(status="failed", probe=Probe.IN_WINDOW), KEY) == [
+        ("ZRANGEBYSCORE", KEY, 1000, "(inf", "WITHSCORES")]
+    assert commands(plan(probe=Probe.IN_WINDOW, sweep=(5.0, 2)), KEY)[1] == (
+        "ZRANGEBYSCORE", KEY, "5.0", "(inf", "WITHSCORES", "LIMIT", 2, SWEEP_CHUNK)
+
+
+def test_the_full_reading_splits_the_longest_windows_read_into_window_probe_and_kept_forever():
+    rp = plan(probe=Probe.IN_WINDOW_WITH_FOREVER)
+    got = full_reply(rp, [[b"a", b"1500", b"b", b"2001", b"c", b"inf"]])
+    assert got == RegistryReply({500: [(b"a", 1500.0)]}, [(b"b", 2001.0)], True, [], 1)
+
+
+def _normal(reply: RegistryReply) -> tuple:
+    return (dict(reply.windows), tuple(reply.probe), reply.probe_found, tuple(reply.sweep), reply.forever)
+
+
+answers = st.lists(st.sampled_from([b"m", b"1500", b"2500", b"inf"]), max_size=4).map(list)
+
+
+@settings(max_examples=300, deadline=None)
+@given(status=st.sampled_from(["finished", "failed"]), probe=st.sampled_from(list(Probe)),
+       windows=st.sampled_from([(), ((500, 1000, 2000),), ((60, 10, 20), (500, 1000, 2000))]),
+       sweep=st.sampled_from([None, (5.0, 0)]), first=st.sampled_from([[], None]) | answers,
+       rest=st.lists(st.sampled_from([[], None, 0, 3]) | answers, min_size=3, max_size=3))
+def test_the_idle_short_cut_says_what_the_full_reading_says(status, probe, windows, sweep, first, rest):
+    assume(probe is Probe.ALONE or windows)  # the probe rides in a window only when there is one
+    rp = plan(status, probe, windows, sweep)
+    replies = ([first, *rest])[:len(commands(rp, KEY))]
+    short = idle_reply(rp, replies)
+    if short is not None:
+        assert _normal(short) == _normal(full_reply(rp, replies))
+
+
+def test_the_idle_short_cut_takes_the_idle_registries():
+    assert idle_reply(plan(probe=Probe.IN_WINDOW_WITH_FOREVER), [[]]) is not None
+    assert idle_reply(plan(status="failed", probe=Probe.IN_WINDOW), [[]]) is not None
+    assert idle_reply(plan(probe=Probe.IN_WINDOW), [[], 4]).forever == 4
+    assert idle_reply(plan(probe=Probe.IN_WINDOW_WITH_FOREVER), [[b"a", b"1500"]]) is None
