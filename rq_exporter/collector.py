@@ -10,21 +10,21 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import redis
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from rq_exporter import failed_queue
 from rq_exporter.connection import follow_master, redacted_target
 from rq_exporter.keys import Keys
 from rq_exporter.metrics import ExporterStats, exporter_families, rq_families
-from rq_exporter.reader import read_snapshot
+from rq_exporter.reader import ExtraReads, read_snapshot
 from rq_exporter.settings import Settings
 from rq_exporter.singleflight import SingleFlight
 from rq_exporter.snapshot import Problem, Snapshot
 from rq_exporter.timing import Timing
-from rq_exporter.timing_redis import TimingScan
 
 log = logging.getLogger("rq_exporter")
 
@@ -43,8 +43,10 @@ class RQCollector(Collector):
         self._logged: set[tuple[str, str]] = set()
         self._down_reason: str | None = None
         self._down_logged = 0.0
-        # The timing tracker's cursors and counters live as long as the process.
+        # The timing tracker's cursors and counters live as long as the process, and so does what
+        # is known of RQ 0.x's failed queue.
         self._timing = _timing(settings) if settings.job_timing else None
+        self._failed_queue = failed_queue.FailedQueueTrack()
 
     def describe(self) -> list[Metric]:
         # Registering must not read Redis.
@@ -64,14 +66,20 @@ class RQCollector(Collector):
         start = time.perf_counter()
         self._stats.scrapes += 1
         scan = self._timing.scan() if self._timing is not None else None
-        snapshot = self._read(scan)
+        failed = failed_queue.FailedQueueScan(self._failed_queue, self._keys)
+        snapshot = self._read((failed,) if scan is None else (scan, failed))
         if snapshot is None:
             self._stats.errors += 1
             families: list[Metric] = []
         else:
+            # After a successful read only: the trackers move on (a failed read leaves them as they were).
+            old_failures = failed.finish()
+            snapshot = failed_queue.fold(snapshot, old_failures, self._settings.wants_queue)
             self._record(snapshot.problems)
             if self._timing is not None and scan is not None:
                 self._record(tuple(self._timing.finish(scan, snapshot)))
+                if old_failures is not None and old_failures.legacy:
+                    self._record(tuple(self._timing.count(old_failures.ended)))
             families = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
         duration = time.perf_counter() - start
         self._stats.seconds += duration
@@ -93,10 +101,10 @@ class RQCollector(Collector):
             log.info("Redis at %s is readable: %d queues, %d workers", redacted_target(self._settings),
                      len(snapshot.queues), len(snapshot.workers))
 
-    def _read(self, extra: TimingScan | None = None) -> Snapshot | None:
+    def _read(self, extras: Sequence[ExtraReads] = ()) -> Snapshot | None:
         try:
             follow_master(self._client)
-            snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue, extra=extra)
+            snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue, extras=extras)
         except (redis.RedisError, OSError) as error:
             reason = f"{type(error).__name__}: {error}"
             # Once when Redis goes away; a changed reason again, but at most once a minute, so

@@ -12,7 +12,7 @@ passed are left out, without running that cleanup.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
@@ -74,7 +74,8 @@ class _Queue:
 
 
 class ExtraReads(Protocol):
-    """More reads riding in rounds 2 and 3 (job timing), so the round trips stay constant.
+    """More reads riding in rounds 2 and 3 (job timing, RQ 0.x's failed queue), so the round trips
+    stay constant.
     They re-read keys whose errors the reader reports already: they add quiet groups."""
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None: ...
@@ -86,7 +87,7 @@ def read_snapshot(
     client: redis.Redis,
     keys: Keys,
     wants_queue: Callable[[str], bool] = lambda name: True,
-    extra: ExtraReads | None = None,
+    extras: Sequence[ExtraReads] = (),
 ) -> Snapshot:
     """One consistent-enough view of RQ's state. Raises redis errors when Redis cannot be read."""
     reading = _Reading(now=time.time())
@@ -114,7 +115,7 @@ def read_snapshot(
         second.add(partial(_take_locks, chunk), "MGET", *(lock + q.raw for q in chunk))
     worker_replies: list[list | None] = []
     second.add_group(worker_replies.extend, [("HMGET", key, *WORKER_FIELDS) for key in worker_keys])
-    if extra is not None:
+    for extra in extras:
         extra.second(second, [(q.raw, q.name) for q in queues], reading.now)
     second.run(client)
     round_trips += 1
@@ -131,7 +132,7 @@ def read_snapshot(
     third = Batch(reading.on_error)
     if waiting:
         third.add_group(take_ages, [("HMGET", keys.job(head), b"enqueued_at", b"created_at") for _, head in waiting])
-    if extra is not None:
+    for extra in extras:
         extra.third(third)
     if third:
         third.run(client)

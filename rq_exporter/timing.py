@@ -15,7 +15,7 @@ for the life of the process.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client.core import Metric
 
@@ -25,7 +25,7 @@ from rq_exporter.snapshot import Problem, Snapshot
 from rq_exporter.timing_histograms import JobTimes
 from rq_exporter.timing_redis import TimingScan
 from rq_exporter.timing_rules import JOB_FIELDS
-from rq_exporter.timing_tracker import Tracker
+from rq_exporter.timing_tracker import Ended, Outcome, Tracker
 
 
 class Timing:
@@ -48,7 +48,7 @@ class Timing:
         self.fields = JOB_FIELDS if func_label else JOB_FIELDS[:-1]
 
     def scan(self) -> TimingScan:
-        """This scrape's reads, to ride in the reader's rounds (``read_snapshot(extra=...)``)."""
+        """This scrape's reads, to ride in the reader's rounds (``read_snapshot(extras=...)``)."""
         return TimingScan(self.tracker, self.keys, self.fields)
 
     def finish(self, scan: TimingScan, snapshot: Snapshot) -> list[Problem]:
@@ -57,6 +57,10 @@ class Timing:
         if outcome is not None:
             problems += self.times.record(outcome)
         return problems
+
+    def count(self, ended: Sequence[Ended]) -> list[Problem]:
+        """Jobs found ended elsewhere (RQ 0.x's failed queue), counted and timed like the tracker's."""
+        return self.times.record(Outcome(tuple(ended), (), ()))
 
     def families(self, queues: Iterable[str] = ()) -> Iterator[Metric]:
         """Counters for every queue seen since the exporter started; histograms once a job was timed."""

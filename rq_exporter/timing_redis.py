@@ -129,7 +129,7 @@ def _entries(answer: list | None) -> list[Entry]:
 
 
 class TimingScan:
-    """One scrape's timing reads; hand it to ``read_snapshot(extra=...)``, then ``finish()``."""
+    """One scrape's timing reads; hand it to ``read_snapshot(extras=...)``, then ``finish()``."""
 
     def __init__(self, tracker: Tracker, keys: Keys, fields: tuple[bytes, ...]) -> None:
         self.tracker = tracker
