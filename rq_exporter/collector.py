@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from rq_exporter import failed_queue
 from rq_exporter.connection import follow_master, redacted_target
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import ExporterStats, exporter_families, rq_families
+from rq_exporter.metrics import ExporterStats, described, exporter_families, rq_families
 from rq_exporter.reader import ExtraReads, read_snapshot
 from rq_exporter.settings import Settings
 from rq_exporter.singleflight import SingleFlight
@@ -49,8 +49,8 @@ class RQCollector(Collector):
         self._failed_queue = failed_queue.FailedQueueTrack()
 
     def describe(self) -> list[Metric]:
-        # Registering must not read Redis.
-        return []
+        # Registering must not read Redis: the names come from the catalogue.
+        return described()
 
     def collect(self) -> Iterator[Metric]:
         # Scrapes arriving while a read is in flight share it (several Prometheus replicas cost

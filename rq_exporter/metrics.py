@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import Metric, SummaryMetricFamily
 
 from rq_exporter import __version__
-from rq_exporter.catalogue import JOB_STATUSES, spec
+from rq_exporter.catalogue import CATALOGUE, JOB_STATUSES, spec
 from rq_exporter.snapshot import WORKER_STATES, Snapshot, WorkerState
 from rq_exporter.table import HistogramRow, HistogramTable, Row, Table
 
@@ -35,6 +35,13 @@ def exporter_families(stats: ExporterStats, up: bool, duration: float, round_tri
     yield table("rq_exporter_build_info", [((__version__, platform.python_version()), 1)])
     processing = spec("rq_request_processing_seconds")
     yield SummaryMetricFamily(processing.name, processing.help, count_value=stats.scrapes, sum_value=stats.seconds)
+
+
+def described() -> list[Metric]:
+    """One empty family per catalogued metric: what the collector's describe() says, so that the
+    registry knows which names it serves (/metrics?name[]=... filters on them) without reading Redis."""
+    return [Metric(s.name.removesuffix("_total") if s.type == "counter" else s.name, s.help, s.type)
+            for s in CATALOGUE]
 
 
 def rq_families(snapshot: Snapshot, per_worker: bool = True) -> Iterator[Metric]:

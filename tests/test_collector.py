@@ -77,3 +77,25 @@ def test_overlapping_scrapes_share_one_pause():
     release.set()
     other.join(5)
     assert gc.isenabled()
+
+
+def test_a_name_filter_serves_the_named_families():
+    """/metrics?name[]=rq_jobs: the registry knows the collector's names from describe(),
+    which comes from the catalogue and reads nothing."""
+    from wsgiref.util import setup_testing_defaults
+
+    from prometheus_client import CollectorRegistry
+
+    from rq_exporter.server import make_metrics_app
+
+    client = fakeredis.FakeRedis()
+    client.sadd("rq:queues", "rq:queue:default")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RQCollector(client, Settings()))
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics",
+               "QUERY_STRING": "name[]=rq_jobs&name[]=rq_up&name[]=rq_exporter_scrapes_total"}
+    setup_testing_defaults(environ)
+    body = b"".join(make_metrics_app(registry)(environ, lambda status, headers: None)).decode()
+    names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if not line.startswith("#")}
+    assert names == {"rq_jobs", "rq_up", "rq_exporter_scrapes_total"}
+    assert 'rq_jobs{queue="default",status="queued"} 0.0' in body
