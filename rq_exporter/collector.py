@@ -65,7 +65,8 @@ class RQCollector(Collector):
     def _scrape(self) -> Iterator[Metric]:
         start = time.perf_counter()
         self._stats.scrapes += 1
-        scan = self._timing.scan() if self._timing is not None else None
+        legacy_failed = (failed_queue.NAME,) if self._failed_queue.legacy else ()
+        scan = self._timing.scan(skip=legacy_failed) if self._timing is not None else None
         failed = failed_queue.FailedQueueScan(self._failed_queue, self._keys)
         snapshot = self._read((failed,) if scan is None else (scan, failed))
         if snapshot is None:
@@ -79,6 +80,7 @@ class RQCollector(Collector):
             if self._timing is not None and scan is not None:
                 self._record(tuple(self._timing.finish(scan, snapshot)))
                 if old_failures is not None and old_failures.legacy:
+                    self._timing.forget(failed_queue.NAME)  # tracked on the scrape that told
                     self._record(tuple(self._timing.count(old_failures.ended)))
             families = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
         duration = time.perf_counter() - start

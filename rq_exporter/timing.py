@@ -15,7 +15,7 @@ for the life of the process.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 
 from prometheus_client.core import Metric
 
@@ -47,9 +47,16 @@ class Timing:
         # ``data`` holds the call's arguments too: read it only when the func label needs it.
         self.fields = JOB_FIELDS if func_label else JOB_FIELDS[:-1]
 
-    def scan(self) -> TimingScan:
-        """This scrape's reads, to ride in the reader's rounds (``read_snapshot(extras=...)``)."""
-        return TimingScan(self.tracker, self.keys, self.fields)
+    def scan(self, skip: Container[str] = ()) -> TimingScan:
+        """This scrape's reads, to ride in the reader's rounds (``read_snapshot(extras=...)``);
+        ``skip``: queues that are not queues (RQ 0.x's failed queue)."""
+        return TimingScan(self.tracker, self.keys, self.fields, skip)
+
+    def forget(self, queue: str) -> None:
+        """``queue`` turned out not to be a queue: no counters for it, no reads of its registries."""
+        self.tracker.queues.pop(queue, None)
+        for counts in self.times.counts.values():
+            counts.pop(queue, None)
 
     def finish(self, scan: TimingScan, snapshot: Snapshot) -> list[Problem]:
         """After a successful read: cursors move, ended jobs are counted and timed."""

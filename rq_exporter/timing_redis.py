@@ -14,7 +14,7 @@ scrape that fails half way leaves every cursor where it was.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 
 from rq_exporter.batch import Batch
 from rq_exporter.keys import Keys
@@ -131,8 +131,9 @@ def _entries(answer: list | None) -> list[Entry]:
 class TimingScan:
     """One scrape's timing reads; hand it to ``read_snapshot(extras=...)``, then ``finish()``."""
 
-    def __init__(self, tracker: Tracker, keys: Keys, fields: tuple[bytes, ...]) -> None:
+    def __init__(self, tracker: Tracker, keys: Keys, fields: tuple[bytes, ...], skip: Container[str] = ()) -> None:
         self.tracker = tracker
+        self.skip = skip
         self.keys = keys
         self.fields = fields  # the job hash fields to read
         self.plan: Plan | None = None
@@ -146,7 +147,7 @@ class TimingScan:
 
     def _groups(self, queues: list[tuple[bytes, str]], now: float) -> Iterator[tuple]:
         # Planned only as the batch is sent, while Redis works on the reads before these.
-        self.plan = plan = self.tracker.plan(queues, now)
+        self.plan = plan = self.tracker.plan([q for q in queues if q[1] not in self.skip], now)
         self.replies = [None] * len(plan.registries)
         prefixes = self.keys.per_queue
         for i, rp in enumerate(plan.registries):
