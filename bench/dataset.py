@@ -16,10 +16,16 @@ from __future__ import annotations
 import argparse
 import pickle
 import socket
+import sys
 import time
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from pathlib import Path
+
+if __package__ in (None, ""):  # run by path (python bench/dataset.py): devkit, bench.* are at the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devkit import rq_time
 
 # How each queue's jobs spread over RQ's places, in order; the rest are queued.
 SHARES = (("started", 0.01), ("finished", 0.34), ("failed", 0.10), ("deferred", 0.05),
@@ -30,10 +36,6 @@ CHUNK = 4000  # commands per write; replies are drained after each chunk
 DATA = zlib.compress(pickle.dumps(("bench.jobs.work", None, (1, 2), {"size": 10}), protocol=4))
 EXC_INFO = ("Traceback (most recent call last):\n  File \"bench/jobs.py\", line 9, in work\n"
             "    raise ValueError(size)\nValueError: 10\n")
-
-
-def rq_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def encode(*args: bytes | str | int | float) -> bytes:

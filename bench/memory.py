@@ -14,44 +14,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import redis
 
+if __package__ in (None, ""):  # run by path (python bench/memory.py): devkit is at the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from devkit import RedisServer, free_port, http_ok, proc_status, rq_time, stop_process, wait_for
 
 
 def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
-def wait_until(check, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        except redis.RedisError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("timed out waiting for a process to start")
+    return proc_status(pid, "VmRSS")
 
 
 def fill(client: redis.Redis, queues: int, workers: int) -> None:
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    now = rq_time()
     pipe = client.pipeline(transaction=False)
     for q in range(queues):
         name = f"queue-{q}"
@@ -77,20 +59,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=10)
     args = parser.parse_args()
 
-    workdir = tempfile.mkdtemp(prefix="rq-exporter-memory-")
-    redis_port, port = free_port(), free_port()
-    server = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", workdir],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer().start()
+    port = free_port()
     exporter = None
     try:
-        client = redis.Redis(port=redis_port, socket_timeout=2)
-        wait_until(client.ping, 10)
-        fill(client, args.queues, args.workers)
+        fill(server.client(socket_timeout=2), args.queues, args.workers)
         exporter = subprocess.Popen([sys.executable, "-m", "rq_exporter", "--host", "127.0.0.1", "--port", str(port),
-                                     "--redis-url", f"redis://127.0.0.1:{redis_port}/0", "--log-level", "WARNING"])
+                                     "--redis-url", server.url, "--log-level", "WARNING"])
         url = f"http://127.0.0.1:{port}/metrics"
-        wait_until(lambda: urllib.request.urlopen(url, timeout=2).status == 200, 15)
+        wait_for(lambda: http_ok(url, timeout=2), timeout=15, what="the exporter")
         for _ in range(200):  # warm-up
             urllib.request.urlopen(url, timeout=10).read()
         baseline = rss_kib(exporter.pid)
@@ -109,14 +86,9 @@ def main() -> int:
         print(f"{args.scrapes} scrapes in {elapsed:.1f} s ({1000 * elapsed / args.scrapes:.2f} ms each); "
               f"RSS {baseline} -> {final} KiB ({final - baseline:+d} KiB)")
     finally:
-        for process in (exporter, server):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if exporter is not None:
+            stop_process(exporter, 10)
+        server.cleanup()
     return 0
 
 

@@ -23,22 +23,22 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
+if __package__ in (None, ""):  # run by path (python bench/profile.py): devkit, bench.* are at the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dataset import Size, fill  # noqa: E402
-from prometheus_client import CollectorRegistry  # noqa: E402
+from prometheus_client import CollectorRegistry
 
-from rq_exporter import batch, exposition  # noqa: E402
-from rq_exporter.collector import RQCollector, _timing  # noqa: E402
-from rq_exporter.connection import connect  # noqa: E402
-from rq_exporter.keys import Keys  # noqa: E402
-from rq_exporter.metrics import rq_families  # noqa: E402
-from rq_exporter.reader import read_snapshot  # noqa: E402
-from rq_exporter.settings import load  # noqa: E402
-from rq_exporter.timing_tracker import Ended, Outcome  # noqa: E402
-from support import RedisServer  # noqa: E402
+from bench.dataset import Size, fill
+from devkit import RedisServer
+from rq_exporter import batch, exposition
+from rq_exporter.collector import RQCollector, _timing
+from rq_exporter.connection import connect
+from rq_exporter.keys import Keys
+from rq_exporter.metrics import rq_families
+from rq_exporter.reader import read_snapshot
+from rq_exporter.settings import load
+from rq_exporter.timing_rules import JOB_FIELDS
+from rq_exporter.timing_tracker import Ended, Outcome
 
 ACCEPT = "application/openmetrics-text;version=1.0.0"
 
@@ -65,9 +65,9 @@ def phases(url: str, scrapes: int) -> dict[str, list[float]]:
             rounds.clear()
             t0 = time.perf_counter()
             scan = timing.scan()
-            snapshot = read_snapshot(client, keys, extra=scan)
+            snapshot = read_snapshot(client, keys, extras=(scan,))
             t1 = time.perf_counter()
-            timing.finish(scan)
+            timing.finish(scan, snapshot)
             t2 = time.perf_counter()
             families = list(rq_families(snapshot)) + list(timing.families(q.name for q in snapshot.queues))
             t3 = time.perf_counter()
@@ -116,10 +116,11 @@ def main() -> int:
         print(line("whole scrape, no histograms", times, f"  ({lines} lines)"))
         timing = collector._timing
         assert timing is not None
-        timed = {"started_at": b"2026-01-01T00:00:00.000000Z", "enqueued_at": b"2026-01-01T00:00:00.000000Z"}
+        timed = {b"started_at": b"2026-01-01T00:00:00.000000Z", b"enqueued_at": b"2026-01-01T00:00:00.000000Z"}
+        fields = [timed.get(name) for name in JOB_FIELDS]  # the HMGET answer, in JOB_FIELDS order
         when = 1767225601.5  # 1.5 s after started_at
         timing.times.record(Outcome(tuple(
-            Ended(queue, status, b"x", when, {k.encode(): v for k, v in timed.items()})
+            Ended(queue, status, b"x", when, fields)
             for queue in timing.tracker.queues for status in ("finished", "failed")), (), ()))
         times, lines = whole(registry, args.scrapes)
         print(line("whole scrape, every queue's histograms", times, f"  ({lines} lines)"))

@@ -20,15 +20,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +34,13 @@ import redis
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.insert(0, str(BENCH))
+if str(ROOT) not in sys.path:  # run by path (python bench/run.py): devkit and bench.* are at the repository root
+    sys.path.insert(0, str(ROOT))
 
-from dataset import Size, fill  # noqa: E402
-from proxy import DelayProxy, measured_round_trip  # noqa: E402
-from report import ROWS_HEADER, rows_of  # noqa: E402
+from bench.dataset import Size, fill  # noqa: E402
+from bench.proxy import DelayProxy, measured_round_trip  # noqa: E402
+from bench.report import ROWS_HEADER, rows_of  # noqa: E402
+from devkit import RedisServer, cpu_seconds, free_port, proc_status, stop_process, wait_for  # noqa: E402
 
 PEER = "rq-exporter==3.1.0"
 # Accept headers of a scrape: what Prometheus 3.x sends (OpenMetrics preferred), or plain text.
@@ -53,46 +53,6 @@ ACCEPT = {
 PEER_VENV = BENCH / ".venv-peer"
 SCALING = ((10, 20, 10_000), (100, 200, 100_000), (1000, 200, 10_000), (1000, 200, 1_000_000),
            (5000, 200, 1_000_000))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return value
-
-
-@contextmanager
-def redis_server():
-    directory = tempfile.mkdtemp(prefix="rq-bench-")
-    port = free_port()
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", directory], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_timeout=60)
-
-    def pings() -> bool:
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    try:
-        wait_for(pings, 10, "redis-server")
-        yield port, client
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def peer_command() -> list[str]:
@@ -142,7 +102,7 @@ class Exporter:
             except OSError:
                 return False
 
-        wait_for(serving, startup_timeout, f"{self.name} to listen")
+        wait_for(serving, startup_timeout, what=f"{self.name} to listen")
 
     def scrape(self, timeout: float) -> bytes:
         request = urllib.request.Request(self.url, headers={"Accept": self.accept})
@@ -152,26 +112,16 @@ class Exporter:
             return response.read(), response.headers.get("Content-Type", "")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU the process has used: less disturbed by a busy machine than wall time."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def peak_rss_mb(self) -> float:
         assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return proc_status(self.process.pid, "VmHWM") / 1024
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            stop_process(self.process, 10)
 
 
 def commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
@@ -225,7 +175,9 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
     result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms,
                     "ours_args": " ".join(ours_args), "accept": accept}
     with ExitStack() as stack:
-        redis_port, client = stack.enter_context(redis_server())
+        server = stack.enter_context(RedisServer())
+        redis_port, client = server.port, server.client(socket_timeout=60)
+        stack.callback(client.close)
         result["fill"] = fill("127.0.0.1", redis_port, size)
         exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter", *ours_args], redis_port)]
         if with_peer:

@@ -20,22 +20,17 @@ import statistics
 import sys
 import time
 import zlib
-from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+if __package__ in (None, ""):  # run by path (python bench/timing.py): devkit, bench.* are at the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+from prometheus_client import CollectorRegistry, generate_latest
 
-from rq_exporter.collector import RQCollector  # noqa: E402
-from rq_exporter.connection import connect  # noqa: E402
-from rq_exporter.settings import load  # noqa: E402
-from support import RedisServer  # noqa: E402
-
-
-def stamp(when: float) -> str:
-    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from devkit import RedisServer, rq_time
+from rq_exporter.collector import RQCollector
+from rq_exporter.connection import connect
+from rq_exporter.settings import load
 
 
 def fill_history(r, queues: int, size: int) -> None:
@@ -55,8 +50,8 @@ def end_jobs(r, queue: str, count: int, tag: str) -> None:
     pipe = r.pipeline(transaction=False)
     for i in range(count):
         key = f"rq:job:{tag}-{i}"
-        pipe.hset(key, mapping={"status": "finished", "enqueued_at": stamp(now - 2), "started_at": stamp(now - 1),
-                                "ended_at": stamp(now), "data": data})
+        pipe.hset(key, mapping={"status": "finished", "enqueued_at": rq_time(now - 2),
+                                "started_at": rq_time(now - 1), "ended_at": rq_time(now), "data": data})
         pipe.zadd(f"rq:finished:{queue}", {f"{tag}-{i}": int(now) + 500})
     pipe.execute()
 

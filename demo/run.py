@@ -4,7 +4,7 @@ Starts a redis-server (from PATH), RQ workers and the demo producer, the exporte
 Prometheus with the bundled config and alert rules when `prometheus` is installed.
 Ctrl-C (or SIGTERM) stops everything it started, in reverse order.
 
-    python -m demo.run --help
+    python -m demo.run --help      # from the repository root: it uses devkit/ (the demo image does not run it)
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
-import redis
 import yaml
+
+from devkit import RedisServer, WaitTimeout, http_ok, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "prometheus"
@@ -44,28 +43,13 @@ def prometheus_config(base: dict, exporter: str, rule_files: list[str], interval
     return config
 
 
-def wait_until(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"demo: {what} did not come up within {timeout:.0f}s")
-        time.sleep(0.1)
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 class Stack:
     """The processes of the demo; stop() ends them newest first."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.redis: RedisServer | None = None
         self.gone: set[str] = set()
         self.running = False
         self.tmp = Path(tempfile.mkdtemp(prefix="rq-demo-"))
@@ -96,13 +80,14 @@ class Stack:
 
     def start(self) -> None:
         a = self.args
-        redis_server = shutil.which("redis-server")
-        if not redis_server:
+        if not shutil.which("redis-server"):
             raise RuntimeError("demo: redis-server is not on PATH (apt-get install redis-server)")
-        self.spawn("redis", [redis_server, "--port", str(a.redis_port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", str(self.tmp)])
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=1)
-        wait_until(lambda: self._pings(client), 10, "redis-server")
+        # A session of its own (as spawn() gives the others): stopped after the workers using it.
+        self.redis = RedisServer(port=a.redis_port, log=self.tmp / "redis.log", new_session=True)
+        self.redis.start()
+        assert self.redis.process is not None
+        self.processes.append(("redis", self.redis.process))
+        client = self.redis.client(socket_timeout=1)
 
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         for i in range(a.workers):
@@ -112,8 +97,8 @@ class Stack:
                                 "--rate", str(a.rate)], env)
         self.spawn("exporter", [sys.executable, "-m", "rq_exporter", "--redis-url", self.redis_url,
                                 "--host", "127.0.0.1", "--port", str(a.exporter_port)], env)
-        wait_until(lambda: self._up(f"http://127.0.0.1:{a.exporter_port}/healthz"), 20, "the exporter")
-        wait_until(lambda: client.scard("rq:workers") >= a.workers or self.check_alive(), 30, "the RQ workers")
+        wait_for(lambda: self._up(f"http://127.0.0.1:{a.exporter_port}/healthz"), 20, 0.1, "the exporter")
+        wait_for(lambda: client.scard("rq:workers") >= a.workers or self.check_alive(), 30, 0.1, "the RQ workers")
 
         prometheus = shutil.which("prometheus")
         if prometheus and not a.no_prometheus:
@@ -125,18 +110,11 @@ class Stack:
             self.spawn("prometheus", [prometheus, f"--config.file={config_file}",
                                       f"--storage.tsdb.path={self.tmp / 'prometheus-data'}",
                                       f"--web.listen-address=127.0.0.1:{a.prometheus_port}"])
-            wait_until(lambda: self._up(f"http://127.0.0.1:{a.prometheus_port}/-/ready"), 30, "Prometheus")
+            wait_for(lambda: self._up(f"http://127.0.0.1:{a.prometheus_port}/-/ready"), 30, 0.1, "Prometheus")
         elif not a.no_prometheus:
             print("demo: prometheus is not installed: running without it (apt-get install prometheus)",
                   file=sys.stderr)
         self.running = True
-
-    def _pings(self, client: redis.Redis) -> bool:
-        self.check_alive()
-        try:
-            return client.ping()
-        except redis.RedisError:
-            return False
 
     def _up(self, url: str) -> bool:
         self.check_alive()
@@ -144,14 +122,10 @@ class Stack:
 
     def stop(self) -> None:
         for _, process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process, 15)
         self.processes.clear()
+        if self.redis:
+            self.redis.cleanup()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -185,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
               + f"; logs in {stack.tmp}. Ctrl-C stops it all.", flush=True)
         while not stop.wait(1):
             stack.check_alive()
-    except RuntimeError as error:
-        print(error, file=sys.stderr)
+    except (RuntimeError, WaitTimeout) as error:
+        message = str(error)
+        print(message if message.startswith("demo:") else f"demo: {message}", file=sys.stderr)
         return 1
     finally:
         stack.stop()

@@ -10,7 +10,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from support import require_tool
+import redis
+
+from support import RedisServer, require_tool
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,26 @@ def new_server_cert(certs: Certs, name: str) -> tuple[Path, Path]:
     """Another server certificate (new key, new serial) from the same CA, as a renewal makes."""
     _signed(name, "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n", certs.dir)
     return certs.dir / f"{name}.crt", certs.dir / f"{name}.key"
+
+
+class TlsRedis(RedisServer):
+    """redis-server serving TLS only (no plain port) with the server certificate of ``certs``;
+    ``verify_clients``: clients must show a certificate of its CA (client() does)."""
+
+    def __init__(self, certs: Certs, verify_clients: bool = True) -> None:
+        self.certs = certs
+        self.verify_clients = verify_clients
+        super().__init__()
+        self.extra = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(certs.server_cert),
+                      "--tls-key-file", str(certs.server_key), "--tls-ca-cert-file", str(certs.ca),
+                      "--tls-auth-clients", "yes" if verify_clients else "optional"]
+
+    @property
+    def url(self) -> str:
+        return f"rediss://127.0.0.1:{self.port}/0"
+
+    def client(self, **options) -> redis.Redis:
+        if self.verify_clients:
+            options = {"ssl_certfile": str(self.certs.client_cert), "ssl_keyfile": str(self.certs.client_key),
+                       **options}
+        return redis.Redis(port=self.port, ssl=True, ssl_ca_certs=str(self.certs.ca), **options)

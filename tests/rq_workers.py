@@ -1,4 +1,4 @@
-"""RQ worker classes the integration tests run with `rq worker -w rq_workers.QuickHeartbeatWorker`.
+"""RQ worker classes the tests with real workers run: `rq worker -w rq_workers.QuickHeartbeatWorker`.
 
 RQ keeps a started job's heartbeat deadline and a worker hash alive for 60 s past the last
 heartbeat (min(job timeout, monitoring interval) + 60; worker_ttl + 60). A worker killed with

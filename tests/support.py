@@ -1,6 +1,9 @@
 """Real parts for the tests: redis-server processes, RQ workers, the exporter, scrapes.
 
-Nothing here is a mock: servers and workers are real processes on loopback ports.
+Nothing here is a mock: servers and workers are real processes on loopback ports. What the
+benchmarks and the demo share with the tests (free ports, waits, stopping processes, the
+redis-server launcher, RQ's timestamp format) is in devkit/; this module adds the test side:
+the marker checks (tests/markers.py) and skipping on a missing tool.
 """
 
 from __future__ import annotations
@@ -8,19 +11,19 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import redis
+from markers import TOOLS, needs
 from prometheus_client.parser import text_string_to_metric_families
+
+import devkit
+from devkit import free_port, http_ok, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -28,7 +31,10 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def require_tool(name: str) -> str:
-    """The tool's path; a missing tool skips locally and fails in CI (where make test installs it)."""
+    """The tool's path; a missing tool skips locally and fails in CI (where make test installs it).
+    The test must carry the marker the tool calls for (markers.TOOLS), installed or not."""
+    if name in TOOLS:
+        needs(TOOLS[name], f"uses {name}")
     path = shutil.which(name)
     if path:
         return path
@@ -38,72 +44,13 @@ def require_tool(name: str) -> str:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(process: subprocess.Popen, timeout: float, sig: int = signal.SIGTERM) -> None:
-    """``sig`` (SIGTERM unless told), then SIGKILL if it has not exited within ``timeout`` seconds."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_for(condition, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-class RedisServer:
-    """A real redis-server on a free loopback port, in its own temporary directory."""
+class RedisServer(devkit.RedisServer):
+    """devkit's redis-server, for a test: the test must be marked redis, and a missing
+    redis-server skips it (fails it in CI)."""
 
     def __init__(self, *extra: str, port: int | None = None) -> None:
-        self.binary = require_tool("redis-server")
-        self.port = port or free_port()
-        self.extra = list(extra)
-        self.dir = tempfile.mkdtemp(prefix="rq-exporter-redis-")
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self.dir, *self.extra]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._pings, what=f"redis-server on {self.port}")
-        return self
-
-    def _pings(self) -> bool:
-        try:
-            return redis.Redis(port=self.port, socket_timeout=0.5).ping()
-        except redis.RedisError:
-            return False
-
-    def client(self, **options) -> redis.Redis:
-        return redis.Redis(port=self.port, **options)
-
-    def stop(self) -> None:
-        if self.process:
-            stop_process(self.process, 5)
-        self.process = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        needs("redis", "starts a redis-server (RedisServer)")
+        super().__init__(*extra, port=port, binary=require_tool("redis-server"))
 
 
 def worker_env(extra: dict | None = None) -> dict:
@@ -118,6 +65,7 @@ class RQWorker:
 
     def __init__(self, url: str, *queues: str, burst: bool = False, name: str | None = None,
                  with_scheduler: bool = False, env: dict | None = None, extra_args: tuple[str, ...] = ()) -> None:
+        needs("workers", "starts an RQ worker (RQWorker)")
         args = [sys.executable, "-m", "rq.cli", "worker", "--url", url, "--logging_level", "WARNING", *extra_args]
         if burst:
             args.append("--burst")
@@ -163,11 +111,10 @@ class Exporter:
     def _healthy(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"exporter exited {self.process.returncode}: {self.process.stderr.read()}")
-        try:
-            with urllib.request.urlopen(self.base + "/healthz", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        return self._serves()
+
+    def _serves(self) -> bool:
+        return http_ok(self.base + "/healthz")
 
     def scrape(self, timeout: float = 15) -> Samples:
         return scrape(self.base + "/metrics", timeout)
@@ -178,6 +125,15 @@ class Exporter:
             self.process.terminate()
             self.process.wait(10)
         return self.process.stderr.read()
+
+
+def run_exporter(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """`python -m rq_exporter ARGS` to its end (a start-up refused, --help, ...), with no RQ_*
+    variable of the caller's shell but those of ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RQ_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "rq_exporter", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 class Samples(dict):

@@ -12,6 +12,8 @@ from rq_exporter.batch import Batch, _raw_capable
 from rq_exporter.connection import PROTOCOL, connect
 from rq_exporter.settings import Settings
 
+pytestmark = pytest.mark.redis
+
 COMMANDS = [
     ("LLEN", b"list"),
     ("LLEN", b"zset"),  # WRONGTYPE: an error reply in the middle

@@ -6,13 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from rq import Queue, Worker
 
+from bench.dataset import Size, fill
 from support import ROOT, require_tool
 
-sys.path.insert(0, str(ROOT / "bench"))
-
-from dataset import Size, fill
+pytestmark = pytest.mark.redis
 
 
 def test_filled_dataset_is_what_rq_itself_reads(redis_db):
@@ -61,6 +61,7 @@ def test_bench_runs_one_scrape_of_ours_through_the_delay_proxy(tmp_path):
 
 
 def test_profile_times_every_phase_and_the_histogram_case():
+    require_tool("redis-server")  # bench/profile.py starts its own
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "profile.py"), "--queues", "4", "--workers", "2",
                              "--jobs", "200", "--scrapes", "3"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

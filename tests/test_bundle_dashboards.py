@@ -20,8 +20,6 @@ from bundle import (
 from rq_exporter.catalogue import BY_NAME
 from support import ROOT
 
-pytestmark = pytest.mark.bundle
-
 MODERN = {"timeseries", "stat", "table", "row"}
 # Metrics without a queue label: the queue variable cannot apply to them.
 NO_QUEUE = {name for name, spec in BY_NAME.items() if not {"queue", "queues"} & set(spec.labels)}
@@ -96,6 +94,7 @@ def test_every_query_reads_metrics_the_exporter_exposes():
             assert metric in BY_NAME, f"{name} / {title} reads {metric}, not in the catalogue"
 
 
+@pytest.mark.promtool
 def test_every_query_and_variable_query_parses(tmp_path):
     exprs = [substitute(expr) for _, _, expr in queries()]
     for board in dashboards().values():

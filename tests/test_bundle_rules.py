@@ -11,8 +11,6 @@ from bundle import PROMETHEUS, RULES, metric_names, promtool, rule_generator
 from rq_exporter.catalogue import BY_NAME
 from support import ROOT, require_tool
 
-pytestmark = pytest.mark.bundle
-
 
 def committed_rules() -> list[dict]:
     return yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
@@ -38,12 +36,14 @@ def test_every_threshold_and_duration_comes_from_the_config():
     assert "> 4242" in rules["RQOldestJobTooOld"]["expr"]
 
 
+@pytest.mark.promtool
 def test_promtool_check_rules_is_clean():
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 11 rules found" in result.stdout
 
 
+@pytest.mark.promtool
 def test_promtool_unit_tests_pass():
     result = promtool("test", "rules", "prometheus/tests/rq-alerts.test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -77,6 +77,7 @@ def test_rules_read_only_metrics_the_exporter_exposes():
             assert name in BY_NAME or name in allowed, f"{rule['alert']} reads {name}, not in the catalogue"
 
 
+@pytest.mark.promtool
 def test_prometheus_and_alertmanager_configs_are_valid():
     for config in sorted(PROMETHEUS.glob("prometheus*.yml")):  # the bundle's and the multi-target example
         result = promtool("check", "config", str(config))

@@ -3,17 +3,16 @@ images pinned, the exporter image runs as non-root, and the Makefile drives it."
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import re
 import shlex
+import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from support import ROOT
-
-pytestmark = pytest.mark.bundle
 
 COMPOSE = ROOT / "docker-compose-rq-monitor.yml"
 
@@ -81,6 +80,22 @@ def test_dockerfile_copy_sources_exist_in_the_build_context():
                     assert not dockerignored(source), (dockerfile.name, source, ".dockerignore drops it")
                     copied += 1
     assert copied >= 4
+
+
+def test_the_demo_image_needs_only_what_it_installs():
+    """The demo image holds demo/ alone (demo/Dockerfile), with rq and redis: the modules it runs
+    (the producer, the job functions the workers import) import nothing else, devkit included;
+    demo/run.py, run from the repository root, is the one that may."""
+    dockerfile = (ROOT / "demo" / "Dockerfile").read_text()
+    assert re.search(r"^COPY demo \./demo$", dockerfile, re.M) and dockerfile.count("COPY ") == 1
+    allowed = set(sys.stdlib_module_names) | {"rq", "redis", "demo"}
+    for module in ("producer", "jobs", "__init__"):
+        tree = ast.parse((ROOT / "demo" / f"{module}.py").read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert {name.split(".")[0] for name in imported} <= allowed, (module, imported)
+    commands = [" ".join(services()[name]["command"]) for name in ("rq-worker", "rq-producer")]
+    assert "demo.producer" in commands[1] and "demo.run" not in " ".join(commands)
 
 
 def test_exporter_image_runs_as_a_non_root_user():

@@ -22,9 +22,10 @@ from bundle import queries, rule_generator, substitute
 from redis import Redis
 from rq import Queue
 
-from support import ROOT, RQWorker, free_port, require_tool, stop_process, wait_for
+from devkit import free_port, stop_process, wait_for
+from support import ROOT, RQWorker, require_tool
 
-pytestmark = [pytest.mark.integration, pytest.mark.bundle]
+pytestmark = [pytest.mark.workers, pytest.mark.promtool, pytest.mark.slow]
 
 # The queries of rq-exporter's dashboard (grafana.com 12196, grafana/rq-dashboard.json of
 # mdawar/rq-exporter), verbatim: users switching exporters keep this dashboard.

@@ -15,10 +15,13 @@ from faultproxy import FaultProxy
 from prometheus_client import CollectorRegistry, generate_latest
 from rq import Queue
 
+from devkit import proc_status, wait_for
 from rq_exporter.collector import RQCollector
 from rq_exporter.connection import connect
 from rq_exporter.settings import Settings
-from support import Exporter, RedisServer, parse_samples, wait_for
+from support import Exporter, RedisServer, parse_samples
+
+pytestmark = pytest.mark.redis
 
 TIMEOUT = 0.5  # --redis-connect-timeout and --redis-read-timeout of these tests
 # A scrape makes at most 3 round trips: connect + 3 reads, plus HTTP and Python overhead.
@@ -31,8 +34,7 @@ def _exporter(url: str) -> Exporter:
 
 
 def _threads(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+    return proc_status(pid, "Threads")
 
 
 def _fds(pid: int) -> int:
@@ -173,10 +175,10 @@ def test_slow_or_dropping_redis(redis_db, fault):
 
 
 def _rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return proc_status("self", "VmRSS")
 
 
+@pytest.mark.slow
 def test_memory_is_flat_over_ten_thousand_scrapes(redis_db):
     """In process and without the text exposition (prometheus_client's, not ours), so 10,000
     scrapes of a small real dataset fit in a short test."""

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
+from devkit import RQ_TIME_FORMAT
 from rq_exporter import parse
 from rq_exporter.collector import RQCollector
 from rq_exporter.connection import connect
@@ -32,7 +33,7 @@ names = st.one_of(
 timestamps = st.one_of(
     st.sampled_from([b"", b"2024-01-01T00:00:00Z", b"2024-01-01T00:00:00.123456Z", b"9999-12-31T23:59:59Z",
                      b"0001-01-01T00:00:00Z", b"2024-13-45T99:99:99Z", b"now", b"1700000000", b"nan", b"-1"]),
-    st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()),
+    st.datetimes().map(lambda d: d.strftime(RQ_TIME_FORMAT).encode()),
     st.binary(max_size=30),
 )
 numbers = st.one_of(
@@ -79,6 +80,7 @@ def scrape(redis_db):
     client.close()
 
 
+@pytest.mark.redis
 @FUZZ
 @given(workers=st.lists(st.tuples(names, worker_fields), max_size=5), foreign=st.lists(names, max_size=3))
 def test_fuzzed_worker_hashes(scrape, workers, foreign):
@@ -94,6 +96,7 @@ def test_fuzzed_worker_hashes(scrape, workers, foreign):
     scrape(write)
 
 
+@pytest.mark.redis
 @FUZZ
 @given(queue=names, head=job_fields, finished=st.lists(st.tuples(names, job_fields, scores), max_size=4),
        head_id=names)
@@ -127,6 +130,7 @@ def _write_as(client, key: bytes, kind: str) -> None:
         client.xadd(key, {b"x": b"y"})
 
 
+@pytest.mark.redis
 @FUZZ
 @given(queues=st.lists(names, min_size=1, max_size=3),
        layout=st.dictionaries(st.sampled_from(KINDS), st.sampled_from(TYPES), max_size=len(KINDS)),
@@ -163,12 +167,13 @@ def test_parsers_fail_only_with_value_error(raw):
         try:
             value = parser(raw)
         except ValueError:
-            continue
+            continue  # the one refusal a parser may give: any other exception fails the test
         assert value is None or isinstance(value, (int, float))
         if isinstance(value, float):
             assert not math.isnan(value)
 
 
+@pytest.mark.redis
 @FUZZ
 @given(path=st.one_of(st.sampled_from(["metrics", "probe", "", "healthz", "-/healthy"]), st.text(max_size=30)),
        query=st.one_of(st.sampled_from(["target=orders", "target=orders&target=x", "target=", "name[]=rq_up",

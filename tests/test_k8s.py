@@ -101,6 +101,7 @@ def test_prometheusrule_is_generated_from_the_bundle_rules():
     assert rule["spec"]["groups"] == bundle["groups"]
 
 
+@pytest.mark.promtool
 def test_prometheusrule_groups_pass_promtool(tmp_path):
     promtool = require_tool("promtool")
     rules = tmp_path / "rules.yml"
@@ -109,6 +110,7 @@ def test_prometheusrule_groups_pass_promtool(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.redis
 def test_the_container_settings_run_the_real_exporter(container, own_redis, tmp_path):
     """The Deployment's arguments and variables are settings the exporter accepts and uses."""
     own_redis.client().config_set("requirepass", "k8s-secret")

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
+import urllib.request
 
-from support import ROOT, free_port, parse_samples, wait_for
+import pytest
+
+from devkit import free_port, rq_time, stop_process, wait_for
+from support import ROOT, parse_samples
 
 # Runs the exporter's entry point with rq unimportable; every rq_exporter module is imported too,
 # so no module hides an import of rq behind a rarely used path.
@@ -25,17 +28,16 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.redis
 def test_exporter_runs_without_rq(redis_db):
     r = redis_db.client()
     r.sadd("rq:queues", "rq:queue:default")
     r.rpush("rq:queue:default", "j1")
-    r.hset("rq:job:j1", "enqueued_at", time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()))
+    r.hset("rq:job:j1", "enqueued_at", rq_time())
     port = free_port()
     process = subprocess.Popen([sys.executable, "-c", BLOCK_RQ, "--host", "127.0.0.1", "--port", str(port),
                                 "--redis-url", redis_db.url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        import urllib.request
-
         def scrape():
             if process.poll() is not None:
                 raise AssertionError(process.stderr.read())
@@ -49,6 +51,5 @@ def test_exporter_runs_without_rq(redis_db):
         assert samples.value("rq_up") == 1
         assert samples.value("rq_jobs", queue="default", status="queued") == 1
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process, 10)
     assert "Traceback" not in process.stderr.read()

@@ -6,7 +6,10 @@ import socket
 import threading
 import time
 
-from support import Exporter, free_port, wait_for
+import pytest
+
+from devkit import free_port, wait_for
+from support import Exporter
 
 OWN_FAMILIES = {"rq_up", "rq_exporter_scrape_duration_seconds", "rq_exporter_scrapes_total",
                 "rq_exporter_scrape_errors_total", "rq_exporter_build_info"}
@@ -79,6 +82,7 @@ def test_silent_redis_answers_within_the_read_timeout():
     assert "Timeout" in log
 
 
+@pytest.mark.redis
 def test_redis_stopped_and_restarted_mid_run(own_redis):
     r = own_redis.client()
     r.sadd("rq:queues", "rq:queue:default")

@@ -12,16 +12,12 @@ import time
 import fakeredis
 import pytest
 
+from devkit import rq_time
 from rq_exporter.keys import Keys
 from rq_exporter.reader import read_snapshot
 from rq_exporter.settings import load
 from rq_exporter.snapshot import Snapshot
 from support import Exporter
-
-
-def rq_time(epoch: float) -> str:
-    """A timestamp as RQ writes it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1e6):06d}Z"
 
 
 def add_queue(r, name: str | bytes, job_ids=(), enqueued_ago: float = 30.0, prefix: str = "rq") -> None:
@@ -270,6 +266,7 @@ MALFORMED = {
 }
 
 
+@pytest.mark.redis
 @pytest.mark.parametrize("case", MALFORMED)
 def test_malformed_data_is_skipped_and_counted(redis_db, case):
     r = redis_db.client()
@@ -285,6 +282,7 @@ def test_malformed_data_is_skipped_and_counted(redis_db, case):
         assert worker(snapshot, "good-worker").successful_jobs == 3
 
 
+@pytest.mark.redis
 def test_exporter_scrapes_through_all_malformed_data_at_once(redis_db):
     r = redis_db.client()
     good_data(r)
@@ -319,6 +317,7 @@ def test_exporter_scrapes_through_all_malformed_data_at_once(redis_db):
     assert "Traceback" not in log
 
 
+@pytest.mark.redis
 def test_rq_1_16_layout(redis_db):
     """Keys as RQ 1.16.2 writes them (read from its source): bare job ids in the started registry,
     registry scores from BaseRegistry.add (ttl=-1 -> +inf; FailedJobRegistry keeps -1), the worker

@@ -17,9 +17,8 @@ import jobs
 import pytest
 from rq import Queue, Retry
 
-from support import ROOT, Exporter, RQWorker, wait_for
-
-pytestmark = pytest.mark.integration
+from devkit import wait_for
+from support import ROOT, Exporter, RQWorker
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
@@ -72,6 +71,7 @@ def test_readme_gives_the_rule_tested_here():
     assert f"ACL SETUSER {readme_rule}" in first_subsection
 
 
+@pytest.mark.workers
 def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path):
     admin = own_redis.client()
     admin.execute_command("ACL", "SETUSER", *ACL_RULE.replace("PASSWORD", PASSWORD).split()[1:])

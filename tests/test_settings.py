@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from devkit import stop_process
 from rq_exporter import settings as settings_module
 from rq_exporter.connection import password, redacted_target, redis_url, sentinels
 from rq_exporter.legacy import LEGACY_ENV
 from rq_exporter.settings import ENV_PREFIX, Settings, load
-from support import ROOT
+from support import ROOT, run_exporter
 
 SECRET = "hunter2-s3cr3t"
 
@@ -230,13 +231,6 @@ def test_derived_values():
 
 # --- what the user sees: the real command ---------------------------------------------------------
 
-def run_exporter(*args: str, env: dict | None = None, timeout: float = 20) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RQ_")}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "rq_exporter", *args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 INVALID = [
     # (argv, env, the flag the message must name)
     (["--port", "abc"], {}, "--port"),
@@ -342,8 +336,7 @@ def test_rq_exporter_3_log_format_string_and_datefmt():
     try:
         first = process.stderr.readline()
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process, 10)
     assert first.startswith("[") and "] [rq_exporter] [INFO]: rq-exporter " in first, first
     assert first[1:5].isdigit() and first[5] == "/", first
 

@@ -9,7 +9,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,7 +17,8 @@ import bcrypt
 import pytest
 from certs import Certs, make_certs, new_server_cert
 
-from support import ROOT, free_port, parse_samples, wait_for
+from devkit import free_port
+from support import Exporter, parse_samples, run_exporter
 
 PASSWORD = "s3cret pass:word"
 
@@ -32,23 +32,16 @@ def _hash(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
 
 
-class HttpsExporter:
+class HttpsExporter(Exporter):
     """The exporter process serving HTTPS with a web config file."""
 
     def __init__(self, config: Path, redis_url: str, ca: Path, client: tuple[Path, Path] | None = None) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "rq_exporter", "--host", "127.0.0.1", "--port", str(self.port),
-             "--redis-url", redis_url, "--web-config-file", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
         self.context = ssl.create_default_context(cafile=str(ca))
         if client:
             self.context.load_cert_chain(str(client[0]), str(client[1]))
-        wait_for(self._up, what="HTTPS exporter")
+        super().__init__("--redis-url", redis_url, "--web-config-file", str(config))
 
-    def _up(self) -> bool:
-        assert self.process.poll() is None, self.process.stderr.read()
+    def _serves(self) -> bool:
         try:
             return self.get("/healthz")[0] == 200
         except (OSError, ssl.SSLError):
@@ -58,16 +51,12 @@ class HttpsExporter:
         headers = {}
         if auth:
             headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request = urllib.request.Request(f"https://127.0.0.1:{self.port}{path}", headers=headers)
+        request = urllib.request.Request(self.base.replace("http://", "https://") + path, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10, context=context or self.context) as response:
                 return response.status, dict(response.headers), response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read().decode()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 def _config(directory: Path, text: str) -> Path:
@@ -76,6 +65,7 @@ def _config(directory: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.redis
 def test_https_with_basic_auth(certs, redis_db, tmp_path):
     config = _config(tmp_path, f"""
 tls_server_config:
@@ -121,6 +111,7 @@ basic_auth_users:
         exporter.stop()
 
 
+@pytest.mark.redis
 def test_client_certificates_are_required_and_verified(certs, redis_db, tmp_path):
     config = _config(tmp_path, f"""
 tls_server_config:
@@ -151,6 +142,7 @@ def _served_serial(exporter: HttpsExporter) -> str:
         return tls.getpeercert()["serialNumber"]
 
 
+@pytest.mark.redis
 def test_renewed_certificate_is_served_without_restart(certs, redis_db, tmp_path):
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     shutil.copy(certs.server_cert, cert)
@@ -170,15 +162,12 @@ def test_renewed_certificate_is_served_without_restart(certs, redis_db, tmp_path
         status, _, body = exporter.get("/metrics")
         assert status == 200 and parse_samples(body).value("rq_up") == 1
     finally:
-        exporter.stop()
-    log = exporter.process.stderr.read()
+        log = exporter.stop()
     assert "keeping the previous TLS certificate" in log and "reloaded" in log
 
 
 def _start_with(config: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rq_exporter", "--port", str(free_port()),
-                           "--web-config-file", str(config)],
-                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+    return run_exporter("--port", str(free_port()), "--web-config-file", str(config))
 
 
 @pytest.mark.parametrize("text, named", [

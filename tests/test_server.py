@@ -10,8 +10,11 @@ import urllib.request
 
 import pytest
 
+from devkit import rq_time
 from rq_exporter import __version__
 from support import Exporter, RedisServer, parse_samples
+
+pytestmark = pytest.mark.redis
 
 PASSWORD = "pa55-w0rd-xyzzy"
 
@@ -34,7 +37,7 @@ def secured_redis():
     authed = server.client(password=PASSWORD)
     authed.sadd("rq:queues", "rq:queue:default")
     authed.rpush("rq:queue:default", "j1")
-    authed.hset("rq:job:j1", "enqueued_at", time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()))
+    authed.hset("rq:job:j1", "enqueued_at", rq_time())
     yield server
     server.cleanup()
 

@@ -4,11 +4,12 @@ as an ACL user with a password; a real RQ worker runs jobs over the same TLS con
 from __future__ import annotations
 
 import pytest
-import redis
-from certs import Certs, make_certs
+from certs import Certs, TlsRedis, make_certs
 from rq import Queue
 
-from support import Exporter, RedisServer, RQWorker
+from support import Exporter, RQWorker
+
+pytestmark = pytest.mark.redis
 
 PASSWORD = "tls-user-pw"
 
@@ -16,32 +17,6 @@ PASSWORD = "tls-user-pw"
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory) -> Certs:
     return make_certs(tmp_path_factory.mktemp("redis-certs"))
-
-
-class TlsRedis(RedisServer):
-    """redis-server with TLS only (no plain port), requiring and verifying client certificates."""
-
-    def __init__(self, certs: Certs) -> None:
-        self.certs = certs
-        super().__init__()
-        self.extra = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(certs.server_cert),
-                      "--tls-key-file", str(certs.server_key), "--tls-ca-cert-file", str(certs.ca),
-                      "--tls-auth-clients", "yes"]
-
-    @property
-    def url(self) -> str:
-        return f"rediss://127.0.0.1:{self.port}/0"
-
-    def client(self, **options) -> redis.Redis:
-        return redis.Redis(port=self.port, ssl=True, ssl_ca_certs=str(self.certs.ca),
-                           ssl_certfile=str(self.certs.client_cert), ssl_keyfile=str(self.certs.client_key),
-                           **options)
-
-    def _pings(self) -> bool:
-        try:
-            return self.client(socket_timeout=0.5).ping()
-        except redis.RedisError:
-            return False
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +35,7 @@ def _tls_flags(certs: Certs, cert: bool = True) -> list[str]:
     return flags
 
 
-@pytest.mark.integration
+@pytest.mark.workers
 def test_rediss_with_client_certificate_and_acl_user(tls_redis, certs, tmp_path):
     client = tls_redis.client()
     client.flushall()

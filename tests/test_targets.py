@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.parse
@@ -16,7 +15,8 @@ from pathlib import Path
 import pytest
 from rq import Queue
 
-from support import ROOT, Exporter, RedisServer, free_port, parse_samples, require_tool, stop_process, wait_for
+from devkit import free_port, stop_process, wait_for
+from support import ROOT, Exporter, RedisServer, parse_samples, require_tool, run_exporter
 
 
 def _probe(exporter: Exporter, query: str) -> tuple[int, str]:
@@ -44,6 +44,7 @@ def locked_redis():
     server.cleanup()
 
 
+@pytest.mark.redis
 def test_probe_serves_each_allowed_target_with_its_credentials(redis_db, locked_redis, tmp_path):
     _queued(redis_db, "orders", 2)
     _queued(locked_redis, "billing", 3, password="default-pw")
@@ -97,11 +98,6 @@ targets:
     assert "exporter-pw" not in log
 
 
-def _start(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rq_exporter", "--port", str(free_port()), *args],
-                          capture_output=True, text=True, timeout=30, cwd=ROOT)
-
-
 @pytest.mark.parametrize("text, named", [
     ("targets: {}\n", "targets: lists no target"),
     ("orders:\n  redis_url: redis://x:1/0\n", "must be a mapping with one key, targets"),
@@ -116,7 +112,7 @@ def _start(*args: str) -> subprocess.CompletedProcess:
 def test_invalid_targets_file_is_one_line_and_exit_2(tmp_path, text, named):
     path = tmp_path / "targets.yml"
     path.write_text(text)
-    result = _start("--targets-file", str(path))
+    result = run_exporter("--port", str(free_port()), "--targets-file", str(path))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -124,7 +120,7 @@ def test_invalid_targets_file_is_one_line_and_exit_2(tmp_path, text, named):
     assert named in lines[0]
 
 
-@pytest.mark.bundle
+@pytest.mark.promtool
 def test_multi_target_prometheus_example_is_valid():
     promtool = require_tool("promtool")
     config = ROOT / "prometheus" / "prometheus-multi-target.yml"
@@ -159,7 +155,9 @@ def test_targets_file_example_in_readme_parses(tmp_path):
     assert set(found) == set(raw["targets"])
 
 
-@pytest.mark.bundle
+@pytest.mark.redis
+@pytest.mark.promtool
+@pytest.mark.slow
 def test_real_prometheus_scrapes_each_target_through_the_example_relabelling(redis_db, locked_redis, tmp_path):
     """The example config as written (addresses and interval aside) with a real Prometheus: one
     series set per target name, each with its own data."""

@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from certs import TlsRedis, make_certs
 from rq import Queue
 
-from support import Exporter, RedisServer, free_port, require_tool, wait_for
+from devkit import free_port, stop_process, wait_for
+from support import Exporter, RedisServer, require_tool
+
+pytestmark = pytest.mark.redis
 
 MASTER = "rqmaster"
 
@@ -56,9 +60,7 @@ sentinel failover-timeout {MASTER} 10000
         return False
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        stop_process(self.process, 10)
         self.client.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -83,6 +85,7 @@ def _smembers_calls(server: RedisServer) -> int:
     return server.client().info("commandstats").get("cmdstat_smembers", {}).get("calls", 0)
 
 
+@pytest.mark.slow
 def test_exporter_follows_a_sentinel_failover(cluster):
     master, replica, (sentinel, second) = cluster
     Queue("before", connection=master.client()).enqueue("jobs.sleep_for", 0)
@@ -166,19 +169,12 @@ def test_password_protected_sentinel_and_master():
 def test_sentinel_with_a_tls_master(tmp_path):
     """The master serves TLS only; Sentinel watches it over TLS; the exporter finds it through
     Sentinel and connects with the --redis-tls-* files."""
-    from certs import make_certs
-
     certs = make_certs(tmp_path / "certs")
-    tls = ["--tls-cert-file", str(certs.server_cert), "--tls-key-file", str(certs.server_key),
-           "--tls-ca-cert-file", str(certs.ca)]
-    master = RedisServer()
-    master.extra = ["--port", "0", "--tls-port", str(master.port), *tls, "--tls-auth-clients", "optional"]
-    master._pings = lambda: _tls_client(master.port, certs).ping()
-    master.start()
+    master = TlsRedis(certs, verify_clients=False).start()
     sentinel = Sentinel(master.port, extra="\n".join([
         f"tls-cert-file {certs.server_cert}", f"tls-key-file {certs.server_key}", f"tls-ca-cert-file {certs.ca}",
         "tls-replication yes", ""]))
-    Queue("secure", connection=_tls_client(master.port, certs)).enqueue("jobs.sleep_for", 0)
+    Queue("secure", connection=master.client(socket_timeout=1)).enqueue("jobs.sleep_for", 0)
     exporter = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
                         "--redis-tls-ca-file", str(certs.ca), "--redis-connect-timeout", "1",
                         "--redis-read-timeout", "1")
@@ -194,7 +190,3 @@ def test_sentinel_with_a_tls_master(tmp_path):
         plain.stop()
         sentinel.stop()
         master.cleanup()
-
-
-def _tls_client(port: int, certs) -> redis.Redis:
-    return redis.Redis(port=port, ssl=True, ssl_ca_certs=str(certs.ca), socket_timeout=1)

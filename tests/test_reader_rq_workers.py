@@ -28,11 +28,12 @@ from rq.registry import (
     StartedJobRegistry,
 )
 
+from devkit import wait_for
 from rq_exporter.catalogue import JOB_STATUSES
 from rq_exporter.snapshot import WORKER_STATES
-from support import Exporter, RQWorker, Samples, wait_for, worker_env
+from support import Exporter, RQWorker, Samples, worker_env
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.workers
 
 RQ_MAJOR = int(rq.__version__.split(".")[0])
 QUICK = ("-w", "rq_workers.QuickHeartbeatWorker")
@@ -148,6 +149,7 @@ def consistent(exporter: Exporter, conn: redis.Redis, queues: list[str]):
     return wait_for(attempt, timeout=10, interval=0.2, what="a scrape between two equal truths")
 
 
+@pytest.mark.slow
 def test_jobs_and_workers_against_rq(redis_db, tmp_path):
     conn = redis_db.client()
     default, low, slow = (Queue(n, connection=conn) for n in ("default", "low", "slow"))

@@ -18,7 +18,7 @@ from rq.utils import current_timestamp, utcformat
 
 from support import Exporter, RQWorker, Samples
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.redis
 
 
 def run_jobs(url: str, *queues: str) -> None:
@@ -68,6 +68,7 @@ def write_finished(r, queue: str, job_ids: list[str], ttl: int = 500, run: float
     pipe.execute()
 
 
+@pytest.mark.workers
 def test_known_sleep_times_land_in_their_buckets(redis_db):
     exporter = Exporter("--redis-url", redis_db.url, "--timing-buckets", "0.25,1,2.5,10")
     try:
@@ -106,6 +107,8 @@ def _mixed_wave(q: Queue) -> None:
         q.enqueue("jobs.fail", failure_ttl=-1)  # kept forever: score -1
 
 
+@pytest.mark.workers
+@pytest.mark.slow
 def test_mixed_ttls_in_one_queue_every_job_counted_once(redis_db):
     r = redis_db.client()
     q = Queue("mixed", connection=r)
@@ -128,6 +131,7 @@ def test_mixed_ttls_in_one_queue_every_job_counted_once(redis_db):
         exporter.stop()
 
 
+@pytest.mark.workers
 def test_a_thousand_jobs_ending_within_one_second(redis_db):
     r = redis_db.client()
     exporter = Exporter("--redis-url", redis_db.url)
@@ -172,6 +176,8 @@ def test_a_burst_larger_than_the_cap_is_counted_not_all_timed(redis_db):
         exporter.stop()
 
 
+@pytest.mark.workers
+@pytest.mark.slow
 def test_exporter_restart_counts_from_its_first_scrape(redis_db):
     url = redis_db.url
     q = Queue("restart", connection=redis_db.client())
@@ -201,6 +207,7 @@ def test_exporter_restart_counts_from_its_first_scrape(redis_db):
         second.stop()
 
 
+@pytest.mark.workers
 def test_func_label_folds_functions_past_its_limit(redis_db):
     q = Queue("funcs", connection=redis_db.client())
     exporter = Exporter("--redis-url", redis_db.url, "--timing-func-label", "--timing-func-limit", "1")
@@ -222,6 +229,7 @@ def test_func_label_folds_functions_past_its_limit(redis_db):
     assert waits == {"jobs.sleep_for": 2, "other": 1}
 
 
+@pytest.mark.workers
 def test_counters_survive_redis_outages_and_a_wiped_registry(own_redis):
     q = Queue("outage", connection=own_redis.client())
     exporter = Exporter("--redis-url", own_redis.url, "--redis-read-timeout", "0.5", "--redis-connect-timeout", "0.5")
@@ -246,6 +254,7 @@ def test_counters_survive_redis_outages_and_a_wiped_registry(own_redis):
     assert "Traceback" not in log
 
 
+@pytest.mark.workers
 def test_retries_count_once_and_a_requeued_job_counts_again(redis_db):
     from rq import Retry
     from rq.registry import FailedJobRegistry

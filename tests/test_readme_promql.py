@@ -11,8 +11,6 @@ import yaml
 from rq_exporter.catalogue import BY_NAME
 from support import ROOT, require_tool
 
-pytestmark = pytest.mark.bundle
-
 
 def timing_queries() -> list[str]:
     readme = (ROOT / "README.md").read_text()
@@ -21,6 +19,7 @@ def timing_queries() -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
+@pytest.mark.promtool
 def test_readme_timing_queries_parse_and_use_catalogued_metrics(tmp_path):
     promtool = require_tool("promtool")
     queries = timing_queries()

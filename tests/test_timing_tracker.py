@@ -1,8 +1,8 @@
 """The timing tracker's pure logic, without Redis.
 
 ``Registries`` answers the tracker's own commands the way Redis answers ZRANGEBYSCORE / ZCOUNT /
-HMGET; the integration tests in test_timing.py run the same code against a real redis-server
-and real RQ workers.
+HMGET; test_timing_rq_workers.py runs the same code against a real redis-server and real RQ
+workers.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import json
 import math
 import pickle
 import zlib
-from datetime import datetime, timezone
 
 import pytest
 
-from rq_exporter import jobfunc
+from devkit import rq_time
+from rq_exporter.snapshot import QueueState, Snapshot
 from rq_exporter.timing import Timing
 from rq_exporter.timing_tracker import MAX_TTLS, TOLERANCE, Selection
 
@@ -23,7 +23,7 @@ T0 = 1_800_000_000
 
 
 def stamp(when: float) -> bytes:
-    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+    return rq_time(when).encode()
 
 
 class Registries:
@@ -59,7 +59,9 @@ class Registries:
         second.answer(self)
         scan.third(third)
         third.answer(self)
-        return timing.finish(scan)
+        # The reader's part of the same read: it counts the failed jobs kept forever (score -1).
+        kept = sum(1 for score in self.z["failed"].values() if score < 0)
+        return timing.finish(scan, Snapshot(now, queues=(QueueState(self.queue, failed_forever=kept),)))
 
     def reply(self, command: tuple):
         """What Redis answers (RESP2, before redis-py's callbacks): scores inclusive unless '(',
@@ -260,9 +262,10 @@ def test_a_settled_registry_costs_one_read_and_still_finds_new_ttls_and_jobs_kep
     regs.answer(timing, T0 + 15)
     sent.clear()
     regs.answer(timing, T0 + 30)
-    # finished: window + probe + the (none) kept forever in one read; failed: window + probe, ZCOUNT
+    # finished: window + probe + the (none) kept forever in one read; failed: window + probe (its
+    # jobs kept forever are the reader's count)
     assert [c[0] for c in sent if b":finished:" in c[1]] == ["ZRANGEBYSCORE"]
-    assert [c[0] for c in sent if b":failed:" in c[1]] == ["ZRANGEBYSCORE", "ZCOUNT"]
+    assert [c[0] for c in sent if b":failed:" in c[1]] == ["ZRANGEBYSCORE"]
     regs.end("day", T0 + 31, ttl=86_400)  # a TTL nobody declared, longer than any known
     regs.end("kept", T0 + 31, ttl=-1)
     regs.end("plain", T0 + 32)
@@ -347,37 +350,6 @@ def test_ttls_per_registry_are_bounded():
         problems += regs.answer(timing, T0 + step)
     assert len(timing.tracker.queues["default"].registries["finished"].ttls) == MAX_TTLS
     assert [p.reason for p in problems] == ["too_many_ttls"]
-
-
-class _Explodes:
-    def __reduce__(self):
-        return (open, ("/tmp/rq-exporter-must-not-exist", "w"))
-
-
-@pytest.mark.parametrize(
-    ("payload", "expected"),
-    [
-        (zlib.compress(pickle.dumps(("tests.jobs.sleep_for", None, (0.5,), {}), protocol=4)), "tests.jobs.sleep_for"),
-        (zlib.compress(pickle.dumps(("m.f", None, (), {}), protocol=0)), "m.f"),
-        (zlib.compress(json.dumps(["app.jobs.send", None, [1], {}]).encode()), "app.jobs.send"),
-        (zlib.compress(pickle.dumps(("x.y", None, ("z" * 100_000,), {}))), "x.y"),  # only the head is inflated
-        (zlib.compress(b"\x80\x05garbage"), None),
-        (b"not compressed", None),
-        (b"", None),
-        (None, None),
-    ],
-)
-def test_function_name_is_read_without_unpickling(payload, expected):
-    assert jobfunc.function_name(payload) == expected
-
-
-def test_a_hostile_pickle_is_not_executed(tmp_path):
-    target = "/tmp/rq-exporter-must-not-exist"
-    payload = zlib.compress(pickle.dumps((_Explodes(), None, (), {})))
-    assert jobfunc.function_name(payload) in (None, "/tmp/rq-exporter-must-not-exist", "io", "builtins", "open")
-    import os
-
-    assert not os.path.exists(target)
 
 
 # --- property: against an oracle, over random TTL mixes, skews, delays and scrape times ----------
@@ -488,3 +460,25 @@ def test_past_the_cap_one_ttl_still_counts_every_job_exactly_once(jobs, gaps, ca
     assert exact <= finished + failed <= with_boundary
     got = totals(timing)
     assert got["timed"] + got["rq_exporter_jobs_not_timed"] == finished + failed
+
+
+def test_failed_jobs_kept_forever_count_from_the_readers_count_and_an_unread_one_changes_nothing():
+    regs, timing = Registries(), Timing()
+    regs.answer(timing, T0)
+    regs.end("kept1", T0 + 1, ttl=-1, status="failed")
+    regs.answer(timing, T0 + 15)
+    assert totals(timing)["rq_jobs_failed"] == 1
+    # The reader could not read the count (an error reply): no growth is guessed...
+    scan = timing.scan()
+    second, third = _Batch(), _Batch()
+    scan.second(second, [(b"default", "default")], T0 + 30)
+    second.answer(regs)
+    scan.third(third)
+    third.answer(regs)
+    timing.finish(scan, Snapshot(T0 + 30, queues=(QueueState("default", failed_forever=None),)))
+    assert totals(timing)["rq_jobs_failed"] == 1
+    # ...and the next read counts only what is new since the last count it had.
+    regs.end("kept2", T0 + 31, ttl=-1, status="failed")
+    regs.answer(timing, T0 + 45)
+    assert totals(timing)["rq_jobs_failed"] == 2
+    assert totals(timing)["rq_exporter_jobs_not_timed"] == 2
