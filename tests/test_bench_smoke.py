@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rq import Queue, Worker
@@ -70,3 +71,16 @@ def test_profile_times_every_phase_and_the_histogram_case():
         assert phase in result.stdout, result.stdout
     lines = [int(part.split()[0].lstrip("(")) for part in result.stdout.split("  (")[1:]]
     assert lines[1] == lines[0] + 4 * 48  # 48 histogram samples more per queue
+
+
+@pytest.mark.slow
+def test_throughput_counts_every_job_the_writer_ends(tmp_path):
+    require_tool("redis-server")  # bench/throughput.py starts its own, and two exporters
+    out = tmp_path / "throughput.json"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "throughput.py"), "--smoke",
+                             "--exporter", str(Path(sys.executable).parent / "rq-exporter"), "--json", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = json.loads(out.read_text())["results"][0]
+    assert run["counted"] == run["written"] > 0
+    assert run["timed"] == run["counted"]
