@@ -25,7 +25,7 @@ catalogue: venv
 	$(VENV)/bin/python -m rq_exporter.catalogue
 
 clean:
-	rm -rf .venv .venv-rq3 .tmp *.egg-info
+	rm -rf .venv .venv-rq3 .venv-rq .venv-min .venv-py310 .venv-py313 .tmp *.egg-info
 
 # Rewrites the README's metric and settings tables from the catalogue and the settings model.
 docs: venv

@@ -25,11 +25,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run by path (python bench/timing.py): devkit, bench.* are at the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from devkit import RedisServer, rq_time
 from rq_exporter.collector import RQCollector
 from rq_exporter.connection import connect
+from rq_exporter.exposition import render
 from rq_exporter.settings import load
 
 
@@ -68,7 +69,7 @@ class Scraper:
 
     def scrape(self) -> float:
         start = time.perf_counter()
-        generate_latest(self.registry)
+        render(self.registry, None)  # as /metrics writes it (exposition.py), not the library
         return time.perf_counter() - start
 
 

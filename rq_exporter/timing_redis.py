@@ -43,6 +43,9 @@ _NOTHING_NEW_UNCOUNTED = RegistryReply({}, (), False, (), None)  # likewise, the
 
 def commands(rp: RegistryPlan, key: bytes) -> list[tuple]:
     """The reads of one registry, in the order ``reply`` expects their answers."""
+    if len(rp.windows) == 1 and rp.sweep is None and rp.probe is not Probe.ALONE and not _counts_forever(rp):
+        # Most registries on most scrapes: one read, the window and the probe above it.
+        return [("ZRANGEBYSCORE", key, rp.windows[0].low, _WINDOW_TOP[rp.probe], "WITHSCORES")]
     out: list[tuple] = [("ZRANGEBYSCORE", key, w.low, w.high, "WITHSCORES") for w in rp.windows]
     if rp.probe is Probe.ALONE:
         out.append(("ZRANGEBYSCORE", key, f"({rp.probe_above}", "(inf", "WITHSCORES", "LIMIT", 0, PROBE_CHUNK))

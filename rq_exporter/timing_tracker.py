@@ -208,8 +208,8 @@ class Tracker:
                 track = new_queues[name] = self._new_queue(n)
             for status in REGISTRIES:
                 reg = track.registries[status]
-                windows = tuple(Window(t, max(c.cursor - edge, track.floor) + t, n + edge + t)
-                                for t, c in reg.ttls.items())
+                windows = tuple([Window(t, max(c.cursor - edge, track.floor) + t, n + edge + t)
+                                 for t, c in reg.ttls.items()])
                 probe = Probe.ALONE
                 if reg.settled and windows:
                     probe = Probe.IN_WINDOW_WITH_FOREVER if status == "finished" and reg.forever == 0 \
@@ -335,10 +335,11 @@ class Tracker:
         kept_forever = []
         for i, (rp, reply) in enumerate(zip(plan.registries, replies)):
             reg = self.queues[rp.queue].registries[rp.status]
-            self._move_cursors(reg, rp, n, selection.deferred.get(i))
+            self._move_cursors(reg, rp, n, selection.deferred.get(i) if selection.deferred else None)
             if reply is None:
                 continue
-            self._advance_sweep(reg, rp, reply.sweep, selection.sweep_afforded.get(i))
+            if rp.sweep is not None:
+                self._advance_sweep(reg, rp, reply.sweep, selection.sweep_afforded.get(i))
             if reply.probe_found is not None:
                 reg.settled = not reply.probe_found
             forever = reply.forever if rp.status == "finished" else (failed_forever or {}).get(rp.queue)

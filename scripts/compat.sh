@@ -20,9 +20,6 @@ cd "$(dirname "$0")/.."
 CONSTRAINTS=constraints/minimums.txt
 # The unit tests: no redis-server, RQ workers or promtool, nothing slow (markers: tests/markers.py).
 MARKERS='not redis and not workers and not promtool and not slow'
-# In a tree from before those markers: these files (see pytest_args).
-UNIT_FILES=(tests/test_metrics.py tests/test_exposition.py tests/test_settings.py
-            tests/test_parse_timestamp.py tests/test_timing_unit.py)
 started=$SECONDS
 
 # --- Interpreters ---------------------------------------------------------------------------
@@ -82,19 +79,11 @@ make_venv() {
 # so a floor is never one that needs a compiler on some supported Python.
 pinned=$(sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' "$CONSTRAINTS" | paste -sd, -)
 
-pytest_args() {  # pytest_args VENV: the selection, into the array `selection`
+pytest_args() {  # pytest_args VENV [ARGS...]: the selection (ARGS, else the unit tests), into `selection`
     if [ "$#" -gt 1 ]; then
         selection=("${@:2}")
-    elif "$1/bin/python" -m pytest --markers -p no:cacheprovider 2>/dev/null | grep -q '^@pytest.mark.redis:'; then
-        selection=(-m "$MARKERS")
     else
-        # A tree from before the markers: the unit-test files of that time that are still there.
-        local file
-        selection=()
-        for file in "${UNIT_FILES[@]}"; do
-            [ -f "$file" ] && selection+=("$file")
-        done
-        echo "scripts/compat.sh: no 'redis' marker registered: running ${selection[*]}" >&2
+        selection=(-m "$MARKERS")
     fi
 }
 
@@ -178,11 +167,9 @@ check() {
     fi
 }
 
-# hiredis is named here too, for trees where it is still the `fast` extra rather than a requirement;
-# in .venv-min the constraints pin it either way.
-check min .venv-min "$PY310" -c "$CONSTRAINTS" --only-binary "$pinned" -e '.[test]' hiredis -- "$@"
-check py310 .venv-py310 "$PY310" -e '.[test]' hiredis -- "$@"
-check py313 .venv-py313 "$PY313" -e '.[test]' hiredis -- "$@"
+check min .venv-min "$PY310" -c "$CONSTRAINTS" --only-binary "$pinned" -e '.[test]' -- "$@"
+check py310 .venv-py310 "$PY310" -e '.[test]' -- "$@"
+check py313 .venv-py313 "$PY313" -e '.[test]' -- "$@"
 
 echo "== scripts/compat.sh: $((SECONDS - started)) s; passed: ${passed[*]:-none}; failed: ${failed[*]:-none}" >&2
 [ ${#failed[@]} -eq 0 ]

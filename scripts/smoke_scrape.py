@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run by path: devkit is at the root
+from devkit import free_port, rq_time, stop_process
 
 TIMEOUT = 20.0  # seconds to wait for redis-server and the exporter to answer
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -37,12 +39,6 @@ PROMETHEUS_3 = ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8
 
 class Failed(Exception):
     """The one-line reason the smoke scrape failed."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _resp(*args: str) -> bytes:
@@ -87,7 +83,7 @@ def wait_until(condition, what: str, process: subprocess.Popen | None = None) ->
 
 def write_rq_state(port: int) -> None:
     """One queue "default" holding one queued job, as RQ lays it out; one queue of the wrong type."""
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = rq_time(time.time())
     redis_command(port, "SADD", "rq:queues", "rq:queue:default", "rq:queue:wrongtype")
     redis_command(port, "RPUSH", "rq:queue:default", "smoke-job")
     redis_command(port, "HSET", "rq:job:smoke-job", "status", "queued", "origin", "default",
@@ -155,13 +151,7 @@ def check_scrapes(base: str) -> None:
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, 5)
 
 
 def main() -> int:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make test`: set-up, the linters, then the whole suite: everything with RQ 2.x (latest), and
-# the tests with real RQ workers (marker `workers`) again with RQ 3.0, whose key layout differs.
+# `make test`: set-up, the linters, then the whole suite: everything with RQ 2.x (latest), the
+# tests with real RQ workers (marker `workers`) again with RQ 3.0, whose key layout differs, the
+# real workers of every supported RQ version (tests/test_rq_versions.py), and the dependency
+# floors and Python 3.10 / 3.13 (scripts/compat.sh).
 # Markers (pyproject.toml; checked by tests/conftest.py): redis, workers, promtool, slow; e.g.
 # `bash scripts/test.sh -m "not slow"`. Extra arguments go to every pytest run.
 set -euo pipefail
@@ -27,3 +29,7 @@ echo "== RQ $(bash scripts/rq_venvs.sh --list | paste -sd ' '): real workers of 
 status=0
 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$versions_test" "$@" || status=$?
 [ "$status" = 0 ] || [ "$status" = 5 ] || exit "$status"  # 5: the arguments selected none of it
+# The dependency floors (constraints/minimums.txt, on Python 3.10) and the oldest and newest
+# supported Python with the newest dependencies: the unit tests and a real scrape in each.
+echo "== dependency floors, Python 3.10 and 3.13" >&2
+bash scripts/compat.sh

@@ -37,5 +37,6 @@ def test_function_name_is_read_without_unpickling(payload, expected):
 def test_a_hostile_pickle_is_not_executed(tmp_path):
     target = "/tmp/rq-exporter-must-not-exist"
     payload = zlib.compress(pickle.dumps((_Explodes(), None, (), {})))
-    assert jobfunc.function_name(payload) in (None, "/tmp/rq-exporter-must-not-exist", "io", "builtins", "open")
+    # The first string the pickle pushes: the module of io.open, which Python 3.13 pickles as _io.
+    assert jobfunc.function_name(payload) in (None, "/tmp/rq-exporter-must-not-exist", "io", "_io", "builtins", "open")
     assert not os.path.exists(target)

@@ -18,3 +18,12 @@ def test_every_metric_and_setting_is_in_the_readme():
         assert f"`{spec.name}`" in readme
     for name in Settings.model_fields:
         assert f"`--{name.replace('_', '-')}`" in readme
+
+
+def test_the_module_table_lists_every_module_and_no_other():
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| module | holds |"):]
+    table = table.split("\n\n")[0]
+    listed = {line.split("`")[1] for line in table.splitlines()[2:]}
+    modules = {p.name for p in (ROOT / "rq_exporter").glob("*.py") if p.name != "__init__.py"}
+    assert listed == modules

@@ -22,7 +22,7 @@ from support import ROOT, Exporter, RQWorker
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
-ACL_COMMANDS = ("hmget", "lindex", "llen", "mget", "smembers", "zcard", "zcount", "zrangebyscore")
+ACL_COMMANDS = ("hmget", "lindex", "llen", "lrange", "mget", "smembers", "zcard", "zcount", "zrangebyscore")
 ACL_RULE = f"user rq-exporter on >PASSWORD resetkeys %R~rq:* resetchannels -@all {' '.join('+' + c for c in ACL_COMMANDS)}"
 # What this test itself sends (as the default user) between the resets and the reads, and the
 # connection handshake every client sends (AUTH and HELLO need no ACL permission).
