@@ -3,6 +3,10 @@ and leaves no half-read connection behind when Redis is slow or gone."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import redis
 from redis.backoff import NoBackoff
@@ -11,6 +15,7 @@ from redis.retry import Retry
 from rq_exporter.batch import Batch, _raw_capable
 from rq_exporter.connection import PROTOCOL, connect
 from rq_exporter.settings import Settings
+from support import Exporter
 
 pytestmark = pytest.mark.redis
 
@@ -121,3 +126,29 @@ def test_the_exporters_own_client_takes_the_raw_path(redis_db):
     client = connect(Settings(redis_url=redis_db.url))
     assert _raw_capable(client)
     assert b"resp=2" in client.execute_command("CLIENT", "INFO")
+
+
+def test_without_hiredis_the_exporter_reads_the_same_through_the_pipeline(redis_db, tmp_path):
+    # hiredis is required, but an install where it cannot be imported (a platform without a
+    # wheel, say) must still work: batch.py falls back to redis-py's pipeline.
+    (tmp_path / "hiredis.py").write_text("raise ImportError('hiredis blocked by the test')\n")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    probe = subprocess.run([sys.executable, "-c", "import rq_exporter.batch as b, redis.utils as u; "
+                            "print(b.hiredis, u.HIREDIS_AVAILABLE)"], env={**os.environ, **env},
+                           capture_output=True, text=True, timeout=30)
+    assert probe.stdout.split() == ["None", "False"], probe.stderr
+    client = redis_db.client()
+    client.sadd("rq:queues", "rq:queue:default", "rq:queue:low")
+    client.rpush("rq:queue:default", "a", "b")
+    client.zadd("rq:finished:low", {"done": 2e9})
+    client.hset("rq:worker:w1", mapping={"state": "idle", "queues": "default", "last_heartbeat": ""})
+    client.sadd("rq:workers", "rq:worker:w1")
+    fast, plain = Exporter("--redis-url", redis_db.url), Exporter("--redis-url", redis_db.url, env=env)
+    try:
+        got = [exporter.scrape() for exporter in (fast, plain)]
+    finally:
+        fast.stop()
+        plain.stop()
+    for name in ("rq_up", "rq_jobs", "rq_queue_workers", "rq_live_workers", "rq_workers"):
+        assert got[0].series(name) == got[1].series(name), name
+    assert got[1].value("rq_jobs", queue="default", status="queued") == 2
