@@ -31,15 +31,23 @@ def _run(*args: str, cwd: Path) -> None:
     subprocess.run(args, cwd=cwd, check=True, capture_output=True)
 
 
+# Python 3.13 verifies strictly (VERIFY_X509_STRICT): a CA needs its key usage, a certificate the
+# key identifier of the CA that signed it.
+CA_EXTENSIONS = ("basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign",
+                 "subjectKeyIdentifier=hash")
+SIGNED_EXTENSIONS = "authorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n"
+
+
 def _ca(name: str, cwd: Path) -> None:
     _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+         *(arg for ext in CA_EXTENSIONS for arg in ("-addext", ext)),
          "-keyout", f"{name}.key", "-out", f"{name}.crt", cwd=cwd)
 
 
 def _signed(name: str, ca: str, extensions: str, cwd: Path) -> None:
     _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
          "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=cwd)
-    (cwd / f"{name}.ext").write_text(extensions)
+    (cwd / f"{name}.ext").write_text(SIGNED_EXTENSIONS + extensions)
     _run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
          "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=cwd)
 
