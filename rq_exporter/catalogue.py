@@ -82,7 +82,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     # --- workers --------------------------------------------------------------------------
     MetricSpec("rq_live_workers", "gauge", "Live workers by state (present even when 0).", ("state",), group="worker"),
     MetricSpec("rq_dead_workers", "gauge",
-               "Workers listed in RQ's worker set whose hash has expired (killed without a clean exit).",
+               "Workers listed in RQ's worker set whose hash has expired (killed without a clean exit) or "
+               "holds only counters, as a work horse leaves it after its worker was killed.",
                group="worker"),
     MetricSpec("rq_workers", "gauge", "Always 1 for each live worker; its queues and state as labels.",
                ("name", "queues", "state"), group="worker", note=PER_WORKER),

@@ -31,6 +31,7 @@ WORKER_FIELDS = (
     b"successful_job_count",
     b"failed_job_count",
     b"total_working_time",
+    b"birth",
 )
 
 
@@ -260,10 +261,14 @@ def _workers_from(
     for key, reply in replies:
         if reply is None:
             continue  # an error reply (not a hash), reported already
-        if all(value is None for value in reply):
-            dead += 1  # listed in rq:workers, hash expired: killed without a clean exit
+        fields = dict(zip(WORKER_FIELDS, reply))
+        if not (fields[b"birth"] or fields[b"last_heartbeat"]):
+            # Listed in rq:workers, and its hash expired (killed without a clean exit), or holds
+            # only the counters a work horse writes back when it finishes a job after its worker
+            # was killed: every live RQ worker registers its birth and heartbeat at once.
+            dead += 1
             continue
-        workers.append(_worker(parse.text(key[len(prefix):]), dict(zip(WORKER_FIELDS, reply)), key, reading))
+        workers.append(_worker(parse.text(key[len(prefix):]), fields, key, reading))
     return workers, dead
 
 

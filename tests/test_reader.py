@@ -223,7 +223,7 @@ def _worker_garbage_fields(r):
 
 def _worker_missing_fields(r):
     r.sadd("rq:workers", "rq:worker:sparse")
-    r.hset("rq:worker:sparse", "state", "idle")
+    r.hset("rq:worker:sparse", mapping={"state": "idle", "birth": "2026-11-22T05:00:00.000000Z"})
 
 
 def _non_utf8_names(r):
@@ -361,3 +361,18 @@ def test_rq_1_16_layout(redis_db):
     w = worker(snapshot, "abc123")
     assert (w.state, w.queues, w.successful_jobs, w.failed_jobs, w.working_seconds) == \
         ("busy", ("default", "low"), 7, 1, 3.25)
+
+
+def test_a_hash_of_counters_alone_is_a_dead_worker_not_a_live_one():
+    """What a work horse writes back when it finishes a job after its worker's main process was
+    killed and the hash expired: the three counters, no TTL, still in rq:workers. Every live RQ
+    worker (0.13 to 3.0) registers birth and last_heartbeat together, so it is a dead worker.
+    test_reader_rq_workers.py makes this state with a real worker."""
+    fake = fakeredis.FakeRedis()
+    fake.sadd("rq:workers", "rq:worker:zombie", "rq:worker:alive")
+    fake.hset("rq:worker:zombie", mapping={"successful_job_count": "3", "failed_job_count": "0",
+                                           "total_working_time": "31.5"})
+    add_worker(fake, b"alive", b"default", state="idle")
+    snapshot = read_snapshot(fake, Keys())
+    assert [w.name for w in snapshot.workers] == ["alive"]
+    assert snapshot.dead_workers == 1
