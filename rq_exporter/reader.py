@@ -4,9 +4,9 @@
 2. every queue's list lengths and registry counts, and every worker's hash;
 3. the enqueue time of each queue's head job.
 
-Only read commands are sent (SMEMBERS, LLEN, LINDEX, ZCARD, ZCOUNT, MGET, HMGET).
-Counts equal what RQ reports after its own cleanup: entries whose score (expiry) has
-passed are left out, without running that cleanup.
+Only read commands are sent (SMEMBERS, LLEN, LINDEX, ZCARD, ZCOUNT, MGET, HMGET; the extra
+readers add ZRANGEBYSCORE and LRANGE). Counts equal what RQ reports after its own cleanup:
+entries whose score (expiry) has passed are left out, without running that cleanup.
 """
 
 from __future__ import annotations
