@@ -27,6 +27,7 @@ from rq.registry import (
     ScheduledJobRegistry,
     StartedJobRegistry,
 )
+from rq_scenario import KEY_TTL
 
 from devkit import wait_for
 from rq_exporter.catalogue import JOB_STATUSES
@@ -301,3 +302,65 @@ def test_rq_3_key_prefix(redis_db):
         custom.stop()
         plain.stop()
         worker.stop()
+
+
+GHOST = "w-ghost"
+GHOST_JOB_SECONDS = 13  # outlives ShortTTLWorker's hash (KEY_TTL, 8 s from the job's start) by 5 s
+
+
+@pytest.mark.slow
+def test_hash_recreated_by_an_orphaned_work_horse_is_a_dead_worker(redis_db, tmp_path):
+    """SIGKILL a busy worker's main process but not its work horse: the hash expires (a dead worker);
+    then the horse finishes its job and RQ's HINCRBYs re-create rq:worker:<name> with the counters
+    alone, no TTL, still a member of rq:workers. That hash exists but has no birth, heartbeat or
+    state: the worker stays dead, never a live one of state "unknown"."""
+    conn = redis_db.client()
+    key = f"rq:worker:{GHOST}"
+    pid_file = tmp_path / "horse.pid"
+    job = Queue("ghost", connection=conn).enqueue(jobs.pid_then_sleep, str(pid_file), GHOST_JOB_SECONDS)
+    worker = RQWorker(redis_db.url, "ghost", name=GHOST, extra_args=("-w", "rq_scenario.ShortTTLWorker"))
+    exporter = Exporter("--redis-url", redis_db.url)
+    horse_pid = None
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=20, what="the job to start")
+        horse_pid = int(pid_file.read_text())
+        assert horse_pid != worker.process.pid
+        assert conn.hget(key, "state") == b"busy" and 0 < conn.ttl(key) <= KEY_TTL
+
+        worker.kill()  # SIGKILL to the main process alone: its work horse lives on, orphaned
+        os.kill(horse_pid, 0)  # still running the job
+        wait_for(lambda: not conn.exists(key), timeout=KEY_TTL + 5, what=f"{GHOST}'s hash to expire")
+        samples = wait_for(lambda: (s := exporter.scrape()).value("rq_dead_workers") == 1 and s, timeout=5,
+                           what="the exporter to see the dead worker")
+        assert not any(labelled(samples, "rq_live_workers").values()) and not samples.series("rq_workers")
+        assert not conn.zcard("rq:finished:ghost"), "the job ended before the hash expired: nothing shown"
+
+        wait_for(lambda: conn.zcard("rq:finished:ghost"), timeout=GHOST_JOB_SECONDS + 10,
+                 what="the orphaned horse to finish the job")
+        horse_pid = None  # it exits on its own now
+        # The transaction that finished the job re-created the hash with its HINCRBYs alone, the same
+        # in RQ 2.x and 3.0: no birth, last_heartbeat, state or queues, and no TTL.
+        fields = {k.decode(): v.decode() for k, v in conn.hgetall(key).items()}
+        assert set(fields) == {"successful_job_count", "total_working_time"} \
+            and fields["successful_job_count"] == "1", fields
+        assert float(fields["total_working_time"]) == pytest.approx(GHOST_JOB_SECONDS, abs=2)
+        assert conn.ttl(key) == -1 and conn.sismember("rq:workers", key)
+        assert job.get_status(refresh=True) == "finished"
+
+        samples = exporter.scrape()
+        shown = {"dead": samples.value("rq_dead_workers"),
+                 "live": {s: n for (s,), n in labelled(samples, "rq_live_workers").items() if n},
+                 "rq_workers": labelled(samples, "rq_workers")}
+        assert shown == {"dead": 1, "live": {}, "rq_workers": {}}
+        assert set(labelled(samples, "rq_live_workers")) >= {(s,) for s in WORKER_STATES}
+        assert labelled(samples, "rq_queue_workers") == {("ghost", s): 0 for s in WORKER_STATES}
+        assert all(("name", GHOST) not in labels for (_, labels) in samples)
+    finally:
+        log = exporter.stop()
+        worker.kill()
+        if horse_pid:
+            try:
+                os.kill(horse_pid, 9)
+            except ProcessLookupError:
+                pass
+    assert "Traceback" not in log
