@@ -151,6 +151,15 @@ def consistent(exporter: Exporter, conn: redis.Redis, queues: list[str]):
 
 
 @pytest.mark.slow
+
+def kill_if_alive(pid: int | None) -> None:
+    """SIGKILL a work horse a test left running (it may have exited already)."""
+    if pid:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
 def test_jobs_and_workers_against_rq(redis_db, tmp_path):
     conn = redis_db.client()
     default, low, slow = (Queue(n, connection=conn) for n in ("default", "low", "slow"))
@@ -239,11 +248,7 @@ def test_jobs_and_workers_against_rq(redis_db, tmp_path):
         log = exporter.stop()
         main.stop()
         busy.kill()
-        if horse_pid:
-            try:
-                os.kill(horse_pid, 9)
-            except ProcessLookupError:
-                pass
+        kill_if_alive(horse_pid)
     assert "Traceback" not in log
     assert "skipped" not in log  # RQ's real data is never "malformed"
 
@@ -358,9 +363,5 @@ def test_hash_recreated_by_an_orphaned_work_horse_is_a_dead_worker(redis_db, tmp
     finally:
         log = exporter.stop()
         worker.kill()
-        if horse_pid:
-            try:
-                os.kill(horse_pid, 9)
-            except ProcessLookupError:
-                pass
+        kill_if_alive(horse_pid)
     assert "Traceback" not in log
