@@ -223,7 +223,7 @@ class Tracker:
             for i in range(turns):
                 k = (start + i) % len(plans)
                 rp = plans[k]
-                reg = (self.queues.get(rp.queue) or new_queues[rp.queue]).registries[rp.status]
+                reg = self._track(new_queues, rp.queue).registries[rp.status]
                 from_score, skip = (n + 1, 0) if reg.sweep_from is None or reg.sweep_from < n + 1 \
                     else (reg.sweep_from, reg.sweep_skip)
                 plans[k] = rp._replace(sweep=(from_score, skip))
@@ -241,8 +241,9 @@ class Tracker:
             track.registries[status] = reg
         return track
 
-    def _track(self, plan: Plan, queue: str) -> QueueTrack:
-        return self.queues.get(queue) or plan.new_queues[queue]
+    def _track(self, new_queues: Mapping[str, QueueTrack], queue: str) -> QueueTrack:
+        """The queue's track, kept or first seen this scrape (kept by apply)."""
+        return self.queues.get(queue) or new_queues[queue]
 
     # -- phase 2: which job hashes to read ------------------------------------------------------
     def select(self, plan: Plan, replies: Sequence[RegistryReply | None]) -> Selection:
@@ -254,7 +255,7 @@ class Tracker:
         for i, (rp, reply) in enumerate(zip(plan.registries, replies)):
             if reply is None or not (reply.windows or reply.probe or reply.sweep):
                 continue  # most registries, most scrapes
-            track = self._track(plan, rp.queue)
+            track = self._track(plan.new_queues, rp.queue)
             reg = track.registries[rp.status]
             taken: set[Entry] = set()
             # Jobs that just ended first; a backlog of a TTL learned late gets what is left.
@@ -302,9 +303,9 @@ class Tracker:
                 rp = plan.registries[current]
                 track = self.queues[rp.queue]
                 reg = track.registries[rp.status]
-                # This scrape's windows (cursors move only after this loop): where each starts, and
+                # Where this scrape's windows start, in "ended at" seconds (as plan() placed them), and
                 # the TTLs no other known TTL is near, for plain_count.
-                lows = {t: max(ttl.cursor - edge, track.floor) for t, ttl in reg.ttls.items()}
+                lows = {w.ttl: w.low - w.ttl for w in rp.windows}
                 alone = {t for t in reg.ttls if all(abs(t - u) > 2 * TOLERANCE for u in reg.ttls if u != t)}
             answer = next(answers) if c.read_hash else None
             if answer is not None and c.window in alone and (rp.queue, rp.status) not in learned:
