@@ -76,6 +76,11 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("rq_jobs_failed_total", "counter",
                "Jobs that failed (for good, after their retries) since the exporter started.",
                ("queue",), group="timing", note=TIMING),
+    MetricSpec("rq_job_exceptions_total", "counter",
+               "Jobs that failed since the exporter started (as rq_jobs_failed_total), by the class of the "
+               "exception their traceback ends with; unknown without one (abandoned, work horse killed, not "
+               "read), other past --exception-label-limit classes.",
+               ("queue", "exception"), group="timing", note=TIMING),
     MetricSpec("rq_exporter_jobs_not_timed_total", "counter",
                "Finished or failed jobs counted but not timed: past --timing-max-jobs-per-scrape, kept forever "
                "(TTL -1) or without start/end times.", ("queue",), group="timing", note=TIMING),

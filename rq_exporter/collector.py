@@ -67,8 +67,9 @@ class RQCollector(Collector):
         self._stats.scrapes += 1
         legacy_failed = (failed_queue.NAME,) if self._failed_queue.legacy else ()
         scan = self._timing.scan(skip=legacy_failed) if self._timing is not None else None
+        exceptions = self._timing.exception_scan(scan) if self._timing is not None and scan is not None else None
         failed = failed_queue.FailedQueueScan(self._failed_queue, self._keys)
-        snapshot = self._read((failed,) if scan is None else (scan, failed))
+        snapshot = self._read((failed,) if scan is None or exceptions is None else (scan, exceptions, failed))
         if snapshot is None:
             self._stats.errors += 1
             families: list[Metric] = []
@@ -78,7 +79,7 @@ class RQCollector(Collector):
             snapshot = failed_queue.fold(snapshot, old_failures, self._settings.wants_queue)
             self._record(snapshot.problems)
             if self._timing is not None and scan is not None:
-                self._record(tuple(self._timing.finish(scan, snapshot)))
+                self._record(tuple(self._timing.finish(scan, snapshot, exceptions)))
                 if old_failures is not None and old_failures.legacy:
                     self._timing.forget(failed_queue.NAME)  # tracked on the scrape that told
                     self._record(tuple(self._timing.count(old_failures.ended)))
@@ -140,6 +141,7 @@ def _timing(settings: Settings) -> Timing:
         func_label=settings.timing_func_label,
         func_limit=settings.timing_func_limit,
         key_prefix=settings.key_prefix,
+        exception_limit=settings.exception_label_limit,
     )
 
 

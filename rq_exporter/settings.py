@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     timing_func_limit: int = Field(
         100, ge=1, description="Distinct func label values; further functions are folded into 'other'."
     )
+    exception_label_limit: int = Field(
+        50,
+        ge=1,
+        description="Distinct exception label values of rq_job_exceptions_total (with job timing); further "
+        "exception classes are folded into 'other'.",
+    )
 
     # --- Logging -----------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(

@@ -143,6 +143,10 @@ class TimingScan:
         self.replies: list[RegistryReply | None] = []
         self.selection: Selection | None = None
         self.hashes: list[list[bytes | None] | None] = []  # HMGET answers, in JOB_FIELDS order
+        # status -> more fields read from the hashes of that registry's candidates (exceptions.py's
+        # exc_info rides in the same HMGET), and their values per read hash (None: none asked).
+        self.extra_fields: dict[str, tuple[bytes, ...]] = {}
+        self.extra_values: list[list[bytes | None] | None] = []
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
         # Quiet: these keys are the reader's too, and it reports their errors.
@@ -168,10 +172,21 @@ class TimingScan:
         to_read = self.selection.to_read
         if to_read:
             job, fields = self.keys.per_queue["job"], self.fields
-            batch.add_group(self._take_hashes, [("HMGET", job + c.member, *fields) for c in to_read], quiet=True)
+            if not self.extra_fields:
+                batch.add_group(self._take_hashes, [("HMGET", job + c.member, *fields) for c in to_read], quiet=True)
+                return
+            status = [rp.status for rp in self.plan.registries]
+            by_status = {s: (*fields, *self.extra_fields.get(s, ())) for s in set(status)}
+            batch.add_group(self._take_hashes, [("HMGET", job + c.member, *by_status[status[c.registry]])
+                                                for c in to_read], quiet=True)
 
     def _take_hashes(self, replies: list) -> None:
-        self.hashes = replies
+        if not self.extra_fields:
+            self.hashes = replies
+            return
+        n = len(self.fields)
+        self.hashes = [r if r is None or len(r) == n else r[:n] for r in replies]
+        self.extra_values = [r[n:] if r is not None and len(r) > n else None for r in replies]
 
     def finish(self, failed_forever: Mapping[str, int | None]) -> tuple[Outcome | None, list[Problem]]:
         """After a successful read: the tracker moves its cursors and says which jobs ended.

@@ -1,0 +1,137 @@
+"""Exception classes from the values RQ stores, without Redis (exceptions.py's pure part).
+
+tests/test_exceptions_rq_workers.py reads what real RQ workers of both layouts store.
+"""
+
+from __future__ import annotations
+
+import base64
+import traceback
+import zlib
+
+import pytest
+
+from rq_exporter.exceptions import (
+    MAX_TEXT,
+    OTHER,
+    UNKNOWN,
+    ExceptionCounts,
+    Malformed,
+    classify,
+    exception_class,
+    hash_text,
+    latest_exc_string,
+    result_text,
+)
+from rq_exporter.timing_tracker import Ended, Outcome
+
+
+class CustomError(Exception):
+    pass
+
+
+def formatted(error: BaseException) -> str:
+    """A traceback as RQ's worker formats it (traceback.format_exception)."""
+    try:
+        raise error
+    except BaseException as caught:
+        return "".join(traceback.format_exception(type(caught), caught, caught.__traceback__))
+
+
+def chained() -> str:
+    try:
+        try:
+            {}["missing"]
+        except KeyError as inner:
+            raise ValueError("while handling") from inner
+    except ValueError as outer:
+        return "".join(traceback.format_exception(type(outer), outer, outer.__traceback__))
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (formatted(RuntimeError("failure on purpose")), "RuntimeError"),
+    (formatted(CustomError("x: y: z")), f"{__name__}.CustomError"),
+    (formatted(KeyboardInterrupt()), "KeyboardInterrupt"),  # no message, no colon
+    (chained(), "ValueError"),  # the exception raised last, not the one it was handling
+    (formatted(ValueError("first line\nsecond line: not a class")), "ValueError"),
+    ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+     "requests.exceptions.Timeout: read timed out\n", "requests.exceptions.Timeout"),
+    # RQ's own notes where there is no traceback
+    ("Moved to FailedJobRegistry at 2026-12-01 20:10:00.123456", None),  # RQ 1.10 cleanup
+    ("Moved to FailedJobRegistry, due to AbandonedJobError, at 2026-12-01 20:10:00+00:00", None),  # RQ 2.x
+    ("Work-horse terminated unexpectedly; waitpid returned 9 (signal 9); ", None),
+    ("Job stopped by user, work-horse terminated.", None),
+    ("", None),
+    ("   \n\t\n", None),
+])
+def test_the_class_is_the_last_unindented_line_up_to_its_colon(text, expected):
+    assert exception_class(text) == expected
+
+
+def test_hash_values_are_zlib_or_plain_text_as_rq_reads_them():
+    text = formatted(RuntimeError("boom"))
+    assert hash_text(zlib.compress(text.encode())) == text  # RQ 0.13 to 3.0 write zlib
+    assert hash_text(text.encode()) == text  # before 0.13: plain text
+    assert classify(zlib.compress(text.encode()), None) == "RuntimeError"
+
+
+def test_results_stream_values_are_base64_of_zlib():
+    text = formatted(ZeroDivisionError("division by zero"))
+    stored = base64.b64encode(zlib.compress(text.encode()))
+    assert result_text(stored) == text
+    assert classify(None, stored) == "ZeroDivisionError"
+
+
+def test_the_stream_wins_over_the_hash_unless_it_holds_no_traceback():
+    hash_value = zlib.compress(formatted(KeyError("k")).encode())
+    stream_value = base64.b64encode(zlib.compress(formatted(OSError("o")).encode()))
+    note = base64.b64encode(zlib.compress(b"Work-horse terminated unexpectedly; waitpid returned 9"))
+    assert classify(hash_value, stream_value) == "OSError"
+    assert classify(hash_value, note) == "KeyError"
+    assert classify(None, note) == UNKNOWN
+    assert classify(None, None) == UNKNOWN
+
+
+@pytest.mark.parametrize(("exc_info", "exc_string"), [
+    (b"\xff\xfe not utf-8", None),
+    (zlib.compress(b"\xff\xfe"), None),  # zlib of bytes that are not UTF-8
+    (None, b"not base64 !!"),
+    (None, base64.b64encode(b"not zlib")),
+    (None, base64.b64encode(zlib.compress(b"x" * (MAX_TEXT + 1)))),  # a bomb is refused, not inflated
+])
+def test_malformed_values_raise(exc_info, exc_string):
+    with pytest.raises(Malformed):
+        classify(exc_info, exc_string)
+
+
+def test_latest_stream_entry_in_resp2_and_resp3_shapes():
+    value = base64.b64encode(zlib.compress(b"E: e"))
+    assert latest_exc_string([[b"1-0", [b"type", b"2", b"exc_string", value]]]) == value
+    assert latest_exc_string([[b"1-0", {b"type": b"2", b"exc_string": value}]]) == value
+    assert latest_exc_string([[b"1-0", [b"type", b"1", b"return_value", b"gAR="]]]) is None  # a success
+    assert latest_exc_string([]) is None  # no stream: the job's RQ wrote the hash
+    with pytest.raises(Malformed):
+        latest_exc_string([b"not an entry"])
+    with pytest.raises(Malformed):
+        latest_exc_string([[b"1-0", [b"exc_string", 5]]])
+
+
+def failed(queue: str, job: str) -> Ended:
+    return Ended(queue, "failed", job.encode(), 1.0, None)
+
+
+def test_every_failed_job_counts_once_and_classes_past_the_limit_are_other():
+    counts = ExceptionCounts(limit=2)
+    ended = (failed("q", "a"), failed("q", "b"), failed("q", "c"), failed("r", "d"), failed("q", "e"),
+             Ended("q", "finished", b"f"))
+    classes = {("q", b"a"): "KeyError", ("q", b"b"): "ValueError", ("q", b"c"): "OSError",
+               ("r", b"d"): "KeyError"}
+    counts.record(Outcome(ended, (("q", "failed", 3), ("q", "finished", 4)), ()), classes)
+    assert dict(counts.counts) == {("q", "KeyError"): 1, ("q", "ValueError"): 1, ("q", OTHER): 1,
+                                   ("r", "KeyError"): 1, ("q", UNKNOWN): 4}  # e not read, 3 kept forever
+    family = next(counts.families())
+    assert family.name == "rq_job_exceptions"
+    assert next((s.labels, s.value) for s in family.samples) == ({"queue": "q", "exception": "KeyError"}, 1)
+    counts.forget("q")
+    assert dict(counts.counts) == {("r", "KeyError"): 1}
