@@ -22,7 +22,8 @@ from support import ROOT, Exporter, RQWorker
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
-ACL_COMMANDS = ("hmget", "lindex", "llen", "lrange", "mget", "smembers", "zcard", "zcount", "zrangebyscore")
+ACL_COMMANDS = ("hmget", "lindex", "llen", "lrange", "mget", "smembers", "xrevrange", "zcard", "zcount",
+                "zrangebyscore")
 ACL_RULE = f"user rq-exporter on >PASSWORD resetkeys %R~rq:* resetchannels -@all {' '.join('+' + c for c in ACL_COMMANDS)}"
 # What this test itself sends (as the default user) between the resets and the reads, and the
 # connection handshake every client sends (AUTH and HELLO need no ACL permission).
@@ -75,6 +76,10 @@ def test_readme_gives_the_rule_tested_here():
 def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path):
     admin = own_redis.client()
     admin.execute_command("ACL", "SETUSER", *ACL_RULE.replace("PASSWORD", PASSWORD).split()[1:])
+    # Started before the jobs run, so that their failure is new to it: it reads the traceback.
+    url = f"redis://rq-exporter:{PASSWORD}@127.0.0.1:{own_redis.port}/0"
+    exporter = Exporter("--redis-url", url)
+    assert exporter.scrape().value("rq_up") == 1
 
     # Real jobs in every registry, by real workers.
     default, low = Queue("default", connection=admin), Queue("low", connection=admin)
@@ -107,8 +112,6 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
         admin.config_resetstat()
         admin.execute_command("ACL", "LOG", "RESET")
 
-        url = f"redis://rq-exporter:{PASSWORD}@127.0.0.1:{own_redis.port}/0"
-        exporter = Exporter("--redis-url", url)
         try:
             scrapes = [exporter.scrape() for _ in range(4)]
         finally:
@@ -132,6 +135,7 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
             except ProcessLookupError:
                 pass
         worker.kill()
+        exporter.stop()
 
     # The scrapes read real data, as the restricted user.
     for samples in scrapes:
@@ -145,6 +149,7 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
         assert samples.value("rq_jobs", queue="low", status="canceled") == 1
         assert samples.value("rq_live_workers", state="busy") == 1
         assert not samples.series("rq_exporter_skipped_total")
+    assert scrapes[-1].value("rq_job_exceptions_total", queue="default", exception="RuntimeError") == 1
     assert "skipped" not in log and "Traceback" not in log
 
     ran = {name for name, values in stats.items() if values["calls"] or values.get("rejected_calls")}
@@ -157,5 +162,5 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
         assert stats[name].get("rejected_calls", 0) == 0 and stats[name].get("failed_calls", 0) == 0, (name, stats)
     # Minimal: it ran exactly the commands the rule allows, each one needed.
     assert exporter_ran == set(ACL_COMMANDS), stats
-    assert without_timing == set(ACL_COMMANDS) - {"zrangebyscore"}
+    assert without_timing == set(ACL_COMMANDS) - {"zrangebyscore", "xrevrange"}
     assert not admin.execute_command("ACL", "LOG")
