@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from rq_exporter import prom_internals
-from rq_exporter.table import HistogramTable, Table
+from rq_exporter.table import EXEMPLAR_LABEL, HistogramTable, JobExemplar, Table, exemplar_id
 
 _TEXT_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary"}
 
@@ -60,7 +60,8 @@ class _Ints(dict[int, str]):
 class _Writer:
     """Writes table rows; caches escaped label values and number texts for one render."""
 
-    def __init__(self) -> None:
+    def __init__(self, exemplars: bool = False) -> None:
+        self.exemplars = exemplars  # OpenMetrics: histogram buckets carry their exemplar
         self.escaped = _Escaped()
         self.ints = _Ints()
         self.floats: dict[float, str] = {}
@@ -123,16 +124,31 @@ class _Writer:
         bucket, count_name, sum_name = name + "_bucket{", name + "_count", name + "_sum"
         les = [f'le="{escaped[le]}"' for le in table.les]
         with_count = not table.les or float(table.les[0]) >= 0  # as table.py builds its samples
-        for values, cumulative, total in table.rows:
+        exemplars = table.exemplars if self.exemplars else None
+        for r, (values, cumulative, total) in enumerate(table.rows):
             head = bucket + "".join([f'{labels[j]}="{escaped[values[j]]}",' for j in before])
             tail = "".join([f',{labels[j]}="{escaped[values[j]]}"' for j in after]) + "} "
-            out.extend(head + le + tail + number(count) + "\n" for le, count in zip(les, cumulative))
+            if exemplars:
+                out.extend(head + le + tail + number(count) + self.exemplar(job) + "\n"
+                           for le, count, job in zip(les, cumulative, exemplars[r]))
+            else:
+                out.extend(head + le + tail + number(count) + "\n" for le, count in zip(les, cumulative))
             if with_count and total is not None:
                 plain = ",".join([f'{labels[j]}="{escaped[values[j]]}"' for j in order])
                 plain = "{" + plain + "} " if plain else " "
                 out.append(count_name + plain + number(cumulative[-1]) + "\n")
                 out.append(sum_name + plain + number(total) + "\n")
         return True
+
+
+    def exemplar(self, job: JobExemplar | None) -> str:
+        """`` # {job_id="..."} value timestamp`` as prometheus_client writes an Exemplar; "" for none."""
+        job_id = exemplar_id(job) if job is not None else None
+        if job is None or job_id is None:
+            return ""
+        _, value, when = job
+        text = f' # {{{EXEMPLAR_LABEL}="{_escape_value(job_id)}"}} {floatToGoString(value)}'
+        return text if when is None else f"{text} {when}"
 
 
 def render_text(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> bytes:
@@ -155,7 +171,7 @@ def render_text(families: Iterable[Metric], escaping: str = prom_internals.UNDER
 def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
                        version: str = "1.0.0") -> bytes:
     """What ``prometheus_client.openmetrics.exposition.generate_latest`` writes for these families."""
-    writer = _Writer()
+    writer = _Writer(exemplars=True)
     out: list[str] = []
     for metric in families:
         if escaping in prom_internals.FAST_ESCAPINGS and prom_internals.plain_name(metric.name):

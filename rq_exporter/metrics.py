@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import Metric, SummaryMetricFamily
@@ -12,7 +12,7 @@ from prometheus_client.core import Metric, SummaryMetricFamily
 from rq_exporter import __version__
 from rq_exporter.catalogue import CATALOGUE, JOB_STATUSES, spec
 from rq_exporter.snapshot import WORKER_STATES, Snapshot, WorkerState
-from rq_exporter.table import HistogramRow, HistogramTable, Row, Table
+from rq_exporter.table import HistogramRow, HistogramTable, JobExemplar, Row, Table
 
 
 @dataclass
@@ -73,11 +73,12 @@ def table(name: str, rows: list[Row]) -> Table:
 
 
 def histogram_table(name: str, extra_labels: tuple[str, ...], les: tuple[str, ...],
-                    rows: list[HistogramRow]) -> HistogramTable:
+                    rows: list[HistogramRow], exemplars: Sequence[Sequence[JobExemplar | None]] | None = None,
+                    ) -> HistogramTable:
     """The catalogued histogram ``name`` (plus optional labels) as rows of (label values,
-    cumulative bucket counts, sum)."""
+    cumulative bucket counts, sum), and per row each bucket's exemplar (OpenMetrics only)."""
     s = spec(name)
-    return HistogramTable(s.name, s.help, (*s.labels, *extra_labels), les, rows)
+    return HistogramTable(s.name, s.help, (*s.labels, *extra_labels), les, rows, exemplars)
 
 
 def _workers_per_queue(names: Iterable[str], workers: Iterable[WorkerState]) -> dict[str, dict[str, int]]:

@@ -9,8 +9,12 @@ library's own encoders, tests) reads ``samples`` as from any family, built on fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client.core import Metric
-from prometheus_client.samples import Sample
+from prometheus_client.samples import Exemplar, Sample
+
+from rq_exporter import parse
 
 Row = tuple[tuple[str, ...], float]
 
@@ -53,6 +57,18 @@ class Table(_Rows):
 
 
 HistogramRow = tuple[tuple[str, ...], list[int], float]  # label values, cumulative count per bucket, sum
+# The latest job of one bucket: (job id as in Redis, its value, when it ended). Kept raw and turned
+# into text only when OpenMetrics is asked for: the text format carries no exemplars.
+JobExemplar = tuple[bytes, float, float | None]
+EXEMPLAR_LABEL = "job_id"
+# OpenMetrics allows 128 characters of exemplar labels (names and values): a longer job id has none.
+MAX_EXEMPLAR_ID = 128 - len(EXEMPLAR_LABEL)
+
+
+def exemplar_id(job: JobExemplar) -> str | None:
+    """The job id as an exemplar label value; None when too long for OpenMetrics."""
+    text = parse.text(job[0])
+    return text if len(text) <= MAX_EXEMPLAR_ID else None
 
 
 class HistogramTable(_Rows):
@@ -60,19 +76,31 @@ class HistogramTable(_Rows):
     1,000 queues have timed jobs."""
 
     def __init__(self, name: str, documentation: str, labels: tuple[str, ...], les: tuple[str, ...],
-                 rows: list[HistogramRow]) -> None:
+                 rows: list[HistogramRow],
+                 exemplars: Sequence[Sequence[JobExemplar | None]] | None = None) -> None:
         super().__init__(name, documentation, "histogram")
         self.labels = labels
         self.les = les  # bucket bounds as written, "+Inf" last
         self.rows = rows
+        self.exemplars = exemplars  # per row, per bucket (not cumulative): the bucket's latest job, or None
 
     def _build_samples(self) -> list[Sample]:
         """What HistogramMetricFamily.add_metric builds for each row."""
         labels, name, samples = self.labels, self.name, []
         with_count = not self.les or float(self.les[0]) >= 0  # no _count/_sum below a negative bound
-        for values, cumulative, total in self.rows:
+        no_exemplars = [None] * len(self.les)
+        for r, (values, cumulative, total) in enumerate(self.rows):
             plain = dict(zip(labels, values))
-            samples += [Sample(name + "_bucket", {**plain, "le": le}, count) for le, count in zip(self.les, cumulative)]
+            exemplars = [_exemplar(job) for job in self.exemplars[r]] if self.exemplars else no_exemplars
+            samples += [Sample(name + "_bucket", {**plain, "le": le}, count, None, exemplar)
+                        for le, count, exemplar in zip(self.les, cumulative, exemplars)]
             if with_count and total is not None:
                 samples += [Sample(name + "_count", plain, cumulative[-1]), Sample(name + "_sum", plain, total)]
         return samples
+
+
+def _exemplar(job: JobExemplar | None) -> Exemplar | None:
+    job_id = exemplar_id(job) if job is not None else None
+    if job is None or job_id is None:
+        return None
+    return Exemplar({EXEMPLAR_LABEL: job_id}, job[1], job[2])

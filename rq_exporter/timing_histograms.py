@@ -20,22 +20,28 @@ from rq_exporter.keys import Keys
 from rq_exporter.metrics import histogram_table, table
 from rq_exporter.settings import DEFAULT_BUCKETS
 from rq_exporter.snapshot import Problem
+from rq_exporter.table import JobExemplar
 from rq_exporter.timing_rules import JOB_FIELDS
 from rq_exporter.timing_tracker import REGISTRIES, Ended, Outcome
 
 
 class Histogram:
-    __slots__ = ("_cumulative", "counts", "sum")
+    __slots__ = ("_cumulative", "counts", "exemplars", "sum")
 
     def __init__(self, size: int) -> None:
         self.counts = [0] * size
         self.sum = 0.0
         self._cumulative: list[int] | None = None  # rebuilt only after an observation
+        # Per bucket, its latest job (OpenMetrics exemplars: from a latency spike to the job).
+        self.exemplars: list[JobExemplar | None] = [None] * size
 
-    def observe(self, bounds: tuple[float, ...], value: float) -> None:
-        self.counts[bisect_left(bounds, value)] += 1
+    def observe(self, bounds: tuple[float, ...], value: float, job: JobExemplar | None = None) -> None:
+        i = bisect_left(bounds, value)
+        self.counts[i] += 1
         self.sum += value
         self._cumulative = None
+        if job is not None:
+            self.exemplars[i] = job
 
     @property
     def cumulative(self) -> list[int]:
@@ -78,9 +84,9 @@ class JobTimes:
                 key = (job.queue, job.status, func)
                 durations = self._histogram(self.durations, key)
                 waits = self._histogram(self.waits, (job.queue, func))
-            durations.observe(self.bounds, run)
+            durations.observe(self.bounds, run, (job.member, run, job.ended))
             if wait is not None:
-                waits.observe(self.bounds, wait)
+                waits.observe(self.bounds, wait, (job.member, wait, job.ended))
         for queue, status, grown in outcome.kept_forever:  # counted, never timed
             self.counts[status][queue] += grown
             not_timed[queue] += grown
@@ -125,10 +131,10 @@ class JobTimes:
         """
         extra = ("func",) if self.func_label else ()
         keep = slice(None, None if self.func_label else -1)  # the func key part, without the label
-        yield histogram_table("rq_job_duration_seconds", extra, self.les, [
-            (key[keep], h.cumulative, h.sum) for key, h in sorted(self.durations.items(), key=_sort_key)])
-        yield histogram_table("rq_job_wait_seconds", extra, self.les, [
-            (key[keep], h.cumulative, h.sum) for key, h in sorted(self.waits.items(), key=_sort_key)])
+        for name, histograms in (("rq_job_duration_seconds", self.durations), ("rq_job_wait_seconds", self.waits)):
+            ordered = sorted(histograms.items(), key=_sort_key)
+            yield histogram_table(name, extra, self.les, [(key[keep], h.cumulative, h.sum) for key, h in ordered],
+                                  [h.exemplars for _, h in ordered])
         names = sorted(set(queues).union(*self.counts.values()))
         for status in REGISTRIES:
             counts = self.counts[status]

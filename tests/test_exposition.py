@@ -139,8 +139,12 @@ def family(draw):
                        [(row, draw(values)) for row in rows])
     elif kind == "histogram_table":
         les, rows_ = draw(histogram_rows(len(labels))) if rows else ((), [])
+        # Exemplars (job timing's latest job per bucket): ids of any length and characters.
+        job = st.tuples(st.binary(max_size=130) | st.text(max_size=130).map(str.encode),
+                        st.floats(0, 1e6), st.none() | st.floats(1, 2e9))
+        exemplars = draw(st.none() | st.just([[draw(st.none() | job) for _ in les] for _ in rows_]))
         metric = HistogramTable(name, unit_free_help, tuple(labels), les,
-                                [(row, counts, total) for row, (counts, total) in zip(rows, rows_)])
+                                [(row, counts, total) for row, (counts, total) in zip(rows, rows_)], exemplars)
     else:
         metric = InfoMetricFamily(name, unit_free_help, labels=labels)
         for row in rows:
