@@ -41,7 +41,10 @@ class Histogram:
         self.sum += value
         self._cumulative = None
         if job is not None:
-            self.exemplars[i] = job
+            # Jobs come in registry order (score, then id), not in the order they ended.
+            latest = self.exemplars[i]
+            if latest is None or (job[2] or 0.0) >= (latest[2] or 0.0):
+                self.exemplars[i] = job
 
     @property
     def cumulative(self) -> list[int]:
