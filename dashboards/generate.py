@@ -41,11 +41,22 @@ def failure_ratio(by: str = "queue") -> str:
     return f"{failed} / ({failed} + ({finished} or 0 * {failed}))"
 
 
-def target(expr: str, legend: str = "", instant: bool = False, table: bool = False) -> dict:
+def target(expr: str, legend: str = "", instant: bool = False, table: bool = False, exemplar: bool = False) -> dict:
     t = {"datasource": DS, "expr": expr, "legendFormat": legend, "range": not instant, "instant": instant}
     if table:
         t["format"] = "table"
+    if exemplar:
+        # The histogram buckets' job_id exemplars as points; the datasource links them to the job.
+        t["exemplar"] = True
     return t
+
+
+def timing_target(q: float, metric: str, legend: str, by: str = "le") -> dict:
+    return target(quantile(q, metric, by), legend, exemplar=True)
+
+
+def top_exceptions(by: str = "queue, exception", k: int = 20) -> str:
+    return f"topk({k}, sum by ({by}) (increase(rq_job_exceptions_total{{{QS}}}[$__range]))) > 0"
 
 
 class Board:
@@ -127,6 +138,10 @@ YES_NO = [{"type": "value", "options": {"0": {"text": "no", "color": "orange", "
                                          "1": {"text": "yes", "color": "green", "index": 1}}}]
 
 
+def _rename_value(name: str) -> dict:
+    return {"id": "organize", "options": {"renameByName": {"Value": name}}}
+
+
 def _hide(*columns: str) -> dict:
     return {"id": "organize", "options": {"excludeByName": dict.fromkeys(columns, True)}}
 
@@ -203,10 +218,13 @@ def overview() -> dict:
     b.series("Failure ratio", "Share of the completed jobs of each queue that failed.",
              [target(failure_ratio(), "{{queue}}")], "percentunit", w=8)
     b.series("Run time (p95)", "95th percentile of job run time (start to end), by queue.",
-             [target(quantile(0.95, "rq_job_duration_seconds", "le, queue"), "{{queue}}")], "s")
+             [timing_target(0.95, "rq_job_duration_seconds", "{{queue}}", "le, queue")], "s")
     b.series("Wait time (p95)", "95th percentile of the time jobs waited in the queue before a worker "
              "started them, by queue.",
-             [target(quantile(0.95, "rq_job_wait_seconds", "le, queue"), "{{queue}}")], "s")
+             [timing_target(0.95, "rq_job_wait_seconds", "{{queue}}", "le, queue")], "s")
+    b.table("Top exception classes", "Failed jobs of the selected queues over the dashboard's range, by the "
+            "class of the exception they ended with (rq_job_exceptions_total; unknown: no traceback).",
+            top_exceptions("exception", 10), [_hide("Time"), _rename_value("failed jobs")], w=24, h=6)
     b.row("Workers and alerts")
     b.series("Workers by state", "Live workers by state: busy ones run a job, idle ones wait for one.",
              [target(f"sum by (state) (rq_live_workers{{{S}}})", "{{state}}")], "short", w=8, stacked=True)
@@ -256,11 +274,18 @@ def queue() -> dict:
              [target(failure_ratio(), "{{queue}}")], "percentunit")
     b.row("Timing")
     b.series("Run time", "Job run time (start to end) quantiles over the selected queues.",
-             [target(quantile(q, "rq_job_duration_seconds"), f"p{int(q * 100)}") for q in (0.5, 0.9, 0.99)]
+             [timing_target(q, "rq_job_duration_seconds", f"p{int(q * 100)}") for q in (0.5, 0.9, 0.99)]
              + [target(f"sum(rate(rq_job_duration_seconds_sum{{{QS}}}[{RI}])) / "
                        f"sum(rate(rq_job_duration_seconds_count{{{QS}}}[{RI}]))", "mean")], "s")
     b.series("Wait time", "Time from enqueue to start, quantiles over the selected queues.",
-             [target(quantile(q, "rq_job_wait_seconds"), f"p{int(q * 100)}") for q in (0.5, 0.9, 0.99)], "s")
+             [timing_target(q, "rq_job_wait_seconds", f"p{int(q * 100)}") for q in (0.5, 0.9, 0.99)], "s")
+    b.row("Failures by exception")
+    b.table("Top exceptions", "Failed jobs over the dashboard's range by queue and the class of the exception "
+            "their traceback ends with (unknown: none, as for an abandoned job; other: past "
+            "--exception-label-limit classes).",
+            top_exceptions(), [_hide("Time"), _rename_value("failed jobs")])
+    b.series("Exceptions by class", "Failed jobs per second of the selected queues, by exception class.",
+             [target(rate("rq_job_exceptions_total", by="exception"), "{{exception}}")], "ops")
     b.row("Workers and trouble")
     b.series("Workers listening", "Live workers listening on each queue, by state.",
              [target(f"sum by (queue, state) (rq_queue_workers{{{QS}}})", "{{queue}} {{state}}")], "short",

@@ -109,7 +109,8 @@ class Stack:
             config_file.write_text(yaml.safe_dump(config, sort_keys=False))
             self.spawn("prometheus", [prometheus, f"--config.file={config_file}",
                                       f"--storage.tsdb.path={self.tmp / 'prometheus-data'}",
-                                      f"--web.listen-address=127.0.0.1:{a.prometheus_port}"])
+                                      f"--web.listen-address=127.0.0.1:{a.prometheus_port}",
+                                      "--enable-feature=exemplar-storage"])
             wait_for(lambda: self._up(f"http://127.0.0.1:{a.prometheus_port}/-/ready"), 30, 0.1, "Prometheus")
         elif not a.no_prometheus:
             print("demo: prometheus is not installed: running without it (apt-get install prometheus)",

@@ -83,9 +83,12 @@ def test_counters_only_inside_rate_with_rate_interval():
     for name, title, expr in queries():
         for metric in re.findall(r"\b(rq_[a-z0-9_]+)\{", expr):
             if metric_names(metric) & counters:
-                assert re.search(r"rate\(" + metric + r"\{[^}]*\}\[\$__rate_interval\]\)", expr), (name, title)
+                # A count over the dashboard's range (the top-exceptions tables): increase over $__range.
+                assert re.search(r"rate\(" + metric + r"\{[^}]*\}\[\$__rate_interval\]\)", expr) \
+                    or re.search(r"increase\(" + metric + r"\{[^}]*\}\[\$__range\]\)", expr), (name, title)
         for window in re.findall(r"\[([^\]]+)\]", expr):
-            assert window == "$__rate_interval", (name, title, window)
+            assert window == "$__rate_interval" or (window == "$__range" and "increase(" in expr), \
+                (name, title, window)
 
 
 def test_every_query_reads_metrics_the_exporter_exposes():
@@ -117,3 +120,29 @@ def test_grafana_provisioning_points_at_the_dashboards_and_prometheus():
     source = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
     assert "prometheus" in compose["services"]
+
+
+def test_exemplars_link_to_the_job_and_the_run_time_panels_show_them():
+    """Issue 10: Prometheus stores exemplars, Grafana links job_id to a configurable URL, the
+    run-time panels ask for exemplars."""
+    compose = yaml.safe_load((ROOT / "docker-compose-rq-monitor.yml").read_text())
+    assert "--enable-feature=exemplar-storage" in compose["services"]["prometheus"]["command"]
+    # Compose turns $$ into $: Grafana gets the URL with ${__value.raw}, which it fills with the job id.
+    assert compose["services"]["grafana"]["environment"]["RQ_JOB_URL"] == \
+        "${RQ_JOB_URL:-http://localhost:9181/view/job/$${__value.raw}}"
+    source = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
+    assert source["jsonData"]["exemplarTraceIdDestinations"] == [
+        {"name": "job_id", "url": "$RQ_JOB_URL", "urlDisplayLabel": "Open the job"}]
+    run_time = [(name, t) for name, board in dashboards().items() for p in panels(board) for t in p["targets"]
+                if "histogram_quantile" in t["expr"]]
+    assert {name for name, _ in run_time} == {"rq-overview.json", "rq-queue.json"}
+    assert all(t.get("exemplar") is True for _, t in run_time), run_time
+
+
+def test_exception_panels():
+    titles = {name: {p["title"]: p for p in panels(board)} for name, board in dashboards().items()}
+    top = titles["rq-queue.json"]["Top exceptions"]
+    assert top["type"] == "table" and "increase(rq_job_exceptions_total" in top["targets"][0]["expr"]
+    assert "$__range" in top["targets"][0]["expr"] and "queue, exception" in top["targets"][0]["expr"]
+    assert "rq_job_exceptions_total" in titles["rq-queue.json"]["Exceptions by class"]["targets"][0]["expr"]
+    assert "rq_job_exceptions_total" in titles["rq-overview.json"]["Top exception classes"]["targets"][0]["expr"]

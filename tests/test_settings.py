@@ -82,6 +82,7 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "timing_clock_slack": ("3", 3, []),
         "timing_func_label": ("true", True, []),
         "timing_func_limit": ("5", 5, []),
+        "exception_label_limit": ("7", 7, []),
     }
 
 
@@ -257,6 +258,7 @@ INVALID = [
     ([], {"RQ_EXPORTER_LOG_FORMAT": "%(asctime)s %(levelname"}, "--log-format"),
     (["--no-such-flag"], {}, "--no-such-flag"),
     (["--port"], {}, "--port"),
+    (["--exception-label-limit", "0"], {}, "--exception-label-limit"),
 ]
 
 
