@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --delay-ms 0.5           # + a proxy adding 0.5 ms each way
     .venv/bin/python bench/run.py --scaling                # scrape time at 10..5000 queues
     .venv/bin/python bench/run.py --queues 3 --workers 2 --jobs 50 --no-peer   # a smoke run
+    .venv/bin/python bench/run.py --no-peer --also /work/base/.venv/bin/rq-exporter   # against another install
 
 It starts its own redis-server on a free loopback port, fills it (bench/dataset.py), installs
 rq-exporter==3.1.0 into bench/.venv-peer on first use, starts both exporters against that
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +172,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: float,
-        budget: float, ours_args: list[str], accept: str = "prometheus3") -> dict:
+        budget: float, ours_args: list[str], accept: str = "prometheus3", also: Sequence[Path] = ()) -> dict:
     """Fill a fresh Redis, scrape both exporters in turn; returns the figures."""
     result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms,
                     "ours_args": " ".join(ours_args), "accept": accept}
@@ -182,6 +184,9 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter", *ours_args], redis_port)]
         if with_peer:
             exporters.append(Exporter("rq-exporter 3.1.0", peer_command(), redis_port))
+        for path in also:  # other installs of this exporter (an older commit), same flags
+            exporters.append(Exporter(f"also {Path(path).parent.parent.parent.name}", [str(path), *ours_args],
+                                      redis_port))
         write_cache: dict[str, bool] = {}
         for exporter in exporters:
             exporter.accept = ACCEPT[accept]
@@ -210,7 +215,7 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         result["exporters"] = [summary(e) for e in exporters]
         result["load_average"] = round(os.getloadavg()[0], 2)  # other work on the machine during the run
     if with_peer:
-        ours, peer = result["exporters"]
+        ours, peer = result["exporters"][:2]
         ours["speedup"] = round(peer["median_ms"] / ours["median_ms"], 1)
     return result
 
@@ -267,6 +272,9 @@ def main() -> int:
     parser.add_argument("--accept", choices=sorted(ACCEPT), default="prometheus3",
                         help="Accept header of the scrapes: Prometheus 3's (OpenMetrics) or plain text")
     parser.add_argument("--ours-args", default="", help="extra flags for our exporter, e.g. '--no-job-timing'")
+    parser.add_argument("--also", action="append", default=[], type=Path,
+                        help="another install's rq-exporter entry point, scraped in turn with the same flags "
+                        "(repeatable)")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         print("bench: redis-server is not installed (scripts/system-deps.sh)", file=sys.stderr)
@@ -276,7 +284,7 @@ def main() -> int:
         [Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers)]
     for size in sizes:
         result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget,
-                     args.ours_args.split(), args.accept)
+                     args.ours_args.split(), args.accept, args.also)
         print_run(result)
         results.append(result)
     if args.scaling:

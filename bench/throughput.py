@@ -3,11 +3,14 @@
     .venv/bin/python bench/throughput.py                      # 100, 1,000 and 5,000 jobs/s, 20 queues, 120 s each
     .venv/bin/python bench/throughput.py --rates 1000 --duration 60 --interval 10
     .venv/bin/python bench/throughput.py --smoke [--json F]   # 50 jobs/s, 5 queues, 8 s, a scrape every 2 s
+    .venv/bin/python bench/throughput.py --rates 1000 --peer /work/base/.venv/bin/rq-exporter   # side by side
 
 For each rate it starts everything fresh: its own redis-server on a free loopback port (in a
 temporary directory, --save '' --appendonly no) and two exporters on free ports, run from the
 installed entry point (<repo>/.venv/bin/rq-exporter, or --exporter) as users run it: one with the
-default settings (job timing on) and one with --no-job-timing.
+default settings (job timing on) and one with --no-job-timing. --peer PATH adds a third: another
+install's entry point (an older commit, say) with job timing on, scraped in the same rotation
+over the same jobs, so the difference between two versions is measured in one run.
 
 The writer, a subprocess so it takes no GIL from the measuring process, plays RQ 2.x workers
 finishing jobs, with the writes RQ's Worker.handle_job_success / handle_job_failure leave behind
@@ -480,6 +483,7 @@ def sleep_until(target: float, watched: list[Exporter], writer: WriterProcess) -
 
 def counts(sums: dict[str, float]) -> dict[str, int]:
     return {"counted": int(sums.get("rq_jobs_finished_total", 0) + sums.get("rq_jobs_failed_total", 0)),
+            "failed": int(sums.get("rq_jobs_failed_total", 0)),
             "timed": int(sums.get("rq_job_duration_seconds_count", 0)),
             "not_timed": int(sums.get("rq_exporter_jobs_not_timed_total", 0))}
 
@@ -499,10 +503,13 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
         on = Exporter("timing on", [*command, *opts.exporter_args], server.port, directory / "on.log", accept)
         off = Exporter("timing off", [*command, "--no-job-timing", *opts.exporter_args], server.port,
                        directory / "off.log", accept)
-        for exporter in (on, off):
+        peer = Exporter("peer", [str(opts.peer), *opts.exporter_args], server.port, directory / "peer.log",
+                        accept) if opts.peer else None
+        everyone = [on, off, *([peer] if peer else [])]
+        for exporter in everyone:
             stack.callback(exporter.stop)
             exporter.start()
-        for exporter in (on, off):
+        for exporter in everyone:
             exporter.wait_listening(opts.timeout)
         cfg = {"redis_port": server.port, "rate": rate, "queues": opts.queues, "failure_share": opts.failure_share,
                "result_ttl": opts.result_ttl, "failure_ttl": opts.failure_ttl, "seed": opts.seed + rate,
@@ -512,51 +519,55 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
         stack.callback(writer.close)
 
         # History, then the first scrape in a second no job ended in.
-        sleep_until(time.monotonic() + opts.warmup, [on, off], writer)
+        sleep_until(time.monotonic() + opts.warmup, everyone, writer)
         before = writer.pause()
         time.sleep(math.ceil(time.time()) - time.time() + 0.02)
         on.first_ms, sums = on.scrape(opts.timeout)
-        off.first_ms, _ = off.scrape(opts.timeout)
+        for exporter in everyone[1:]:
+            exporter.first_ms, _ = exporter.scrape(opts.timeout)
         writer.resume()
         start = time.monotonic()
         # History is not counted: the first scrape's counters are 0.
         result["first_scrape"] = {"on_ms": round(on.first_ms, 2), "off_ms": round(off.first_ms, 2), **counts(sums)}
-        for exporter in (on, off):
+        for exporter in everyone:
             exporter.cpu_start = exporter.cpu_seconds()
 
         detail = []
         stats: dict | None = None
         last: dict[str, int] = {}
+        peer_last: dict[str, int] = {}
         for k in range(1, scrapes + 1):
             final = k == scrapes
-            sleep_until(start + (opts.duration if final else k * opts.interval), [on, off], writer)
+            sleep_until(start + (opts.duration if final else k * opts.interval), everyone, writer)
             if final:
                 stats = writer.stop()
             row: dict = {"t_s": round(time.monotonic() - start, 2)}
-            for exporter in ((on, off) if k % 2 else (off, on)):
+            for exporter in everyone[k % len(everyone):] + everyone[:k % len(everyone)]:  # who goes first turns
                 if exporter is on:  # what had been written when this scrape began
                     row["written"] = (stats["jobs"] if final else writer.written.value) - before
                 ms, sums = exporter.scrape(opts.timeout)
                 exporter.http_ms.append(ms)
                 own = sums.get("rq_exporter_scrape_duration_seconds", float("nan")) * 1e3
                 exporter.own_ms.append(own)
-                key = "on" if exporter is on else "off"
+                key = "on" if exporter is on else "off" if exporter is off else "peer"
                 row[f"{key}_ms"], row[f"{key}_own_ms"] = round(ms, 2), round(own, 2)
                 if exporter is on:
                     last = counts(sums)
                     row.update(last)
+                elif exporter is peer:
+                    peer_last = counts(sums)
             detail.append(row)
         assert stats is not None
-        for exporter in (on, off):
+        for exporter in everyone:
             exporter.cpu_end = exporter.cpu_seconds()
-        peak = {exporter.name: exporter.peak_rss_mb() for exporter in (on, off)}
+        peak = {exporter.name: exporter.peak_rss_mb() for exporter in everyone}
         memory = server.client.info("memory")
         result["redis"] = {"used_memory_mb": round(memory["used_memory"] / 2**20, 1), "keys": server.client.dbsize()}
 
     written = stats["jobs"] - before
     timed_per_scrape = last["timed"] / scrapes
     exporters = []
-    for exporter in (on, off):
+    for exporter in everyone:
         exporters.append({
             "name": exporter.name, "args": " ".join(exporter.command[1:]),
             "median_ms": round(statistics.median(exporter.http_ms), 2), "max_ms": round(max(exporter.http_ms), 2),
@@ -564,7 +575,21 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
             "cpu_ms": round((exporter.cpu_end - exporter.cpu_start) / scrapes * 1e3, 1),
             "first_ms": round(exporter.first_ms, 2), "samples": exporter.samples, "peak_rss_mb": peak[exporter.name],
         })
-    e_on, e_off = exporters
+    e_on, e_off = exporters[:2]
+    if peer is not None:
+        # This exporter against the peer, both timing every job: what the difference costs per
+        # newly failed job (the failed jobs are the ones whose tracebacks issue 10 reads).
+        e_peer = exporters[2]
+        failed_per_scrape = last["failed"] / scrapes
+        result["peer"] = {
+            "exporter": str(opts.peer), "counted": peer_last.get("counted"), "failed_per_scrape": failed_per_scrape,
+            "median_ms_difference": round(e_on["median_ms"] - e_peer["median_ms"], 2),
+            "cpu_ms_difference": round(e_on["cpu_ms"] - e_peer["cpu_ms"], 1),
+            "us_per_failed_job": round((e_on["median_ms"] - e_peer["median_ms"]) * 1e3 / failed_per_scrape, 2)
+            if failed_per_scrape else None,
+            "us_per_failed_job_cpu": round((e_on["cpu_ms"] - e_peer["cpu_ms"]) * 1e3 / failed_per_scrape, 2)
+            if failed_per_scrape else None,
+        }
     result.update({
         "writer": {**stats, "before_first_scrape": before, "after_first_scrape": written},
         "written": written, **last,
@@ -609,6 +634,11 @@ def print_rate(r: dict) -> None:
               f"{e['first_ms']:>9} {e['samples']:>8} {e['peak_rss_mb']:>12}")
     print(f"  per timed job ({r['timed_per_scrape']:,} per scrape): {r['us_per_timed_job']} us of wall time, "
           f"{r['us_per_timed_job_cpu']} us of CPU; per counted job {r['us_per_counted_job']} us of wall time")
+    if "peer" in r:
+        p = r["peer"]
+        print(f"  timing on - peer ({p['exporter']}, counted {p['counted']:,}): {p['median_ms_difference']} ms median, "
+              f"{p['cpu_ms_difference']} ms CPU per scrape; per newly failed job ({p['failed_per_scrape']:,.0f} per "
+              f"scrape) {p['us_per_failed_job']} us of wall time, {p['us_per_failed_job_cpu']} us of CPU")
 
 
 TABLE_HEADER = ("| jobs/s | achieved | written | counted | timed (% of counted) | not timed | on median / max ms "
@@ -617,7 +647,7 @@ TABLE_HEADER = ("| jobs/s | achieved | written | counted | timed (% of counted) 
 
 
 def table_row(r: dict) -> str:
-    on, off = r["exporters"]
+    on, off = r["exporters"][:2]
     share = f" ({r['timed_share']:.1%})" if r["timed_share"] is not None else ""
     return (f"| {r['rate']:,} | {r['writer']['achieved_rate']:,.0f} | {r['written']:,} | {r['counted']:,} "
             f"| {r['timed']:,}{share} | {r['not_timed']:,} | {on['median_ms']} / {on['max_ms']} "
@@ -695,6 +725,8 @@ def main() -> int:
                         help="exit 1 unless counted == written, timed + not timed == counted and the writer kept up")
     parser.add_argument("--exporter", type=Path, default=ROOT / ".venv" / "bin" / "rq-exporter",
                         help="the exporter's installed entry point (<repo>/.venv/bin/rq-exporter)")
+    parser.add_argument("--peer", type=Path,
+                        help="a third exporter, another install's entry point (e.g. a frozen main), timing on")
     parser.add_argument("--exporter-args", default="",
                         help="extra flags for both exporters, e.g. '--timing-max-jobs-per-scrape 50000'")
     parser.add_argument("--redis-server", default=shutil.which("redis-server") or "/usr/bin/redis-server")
@@ -720,6 +752,9 @@ def main() -> int:
         print(f"throughput: {opts.exporter} is missing (make test, or scripts/venv.sh .venv 'rq>=2,<3')",
               file=sys.stderr)
         return 2
+    if opts.peer is not None and not opts.peer.exists():
+        print(f"throughput: --peer {opts.peer} is missing", file=sys.stderr)
+        return 2
     if not Path(opts.redis_server).exists():
         print(f"throughput: redis-server not found ({opts.redis_server})", file=sys.stderr)
         return 2
@@ -732,7 +767,8 @@ def main() -> int:
         "settings": {"rates": rates, "queues": opts.queues, "duration_s": opts.duration, "interval_s": opts.interval,
                      "warmup_s": opts.warmup, "failure_share": opts.failure_share, "result_ttl": opts.result_ttl,
                      "failure_ttl": opts.failure_ttl, "cleanup_interval_s": opts.cleanup_interval,
-                     "exporter": str(opts.exporter), "exporter_args": " ".join(opts.exporter_args),
+                     "exporter": str(opts.exporter), "peer": str(opts.peer) if opts.peer else None,
+                     "exporter_args": " ".join(opts.exporter_args),
                      "accept": opts.accept, "seed": opts.seed, "tick_s": TICK},
         "command": " ".join(sys.argv),
         "results": [],

@@ -149,7 +149,10 @@ class ExceptionScan:
         plan, selection = self.timing.plan, self.timing.selection
         if plan is None or selection is None:
             return
-        failed = [(k, c) for k, c in enumerate(selection.to_read) if plan.registries[c.registry].status == "failed"]
+        # Only what a TTL window returned: the probe's and the sweep's finds are old entries (their
+        # TTL's window counts them on a later scrape, if ever), and an idle registry costs nothing.
+        failed = [(k, c) for k, c in enumerate(selection.to_read)
+                  if c.window is not None and plan.registries[c.registry].status == "failed"]
         if failed:
             self.read = [(k, i) for i, (k, _) in enumerate(failed)]
             batch.add_group(self._take, [("XREVRANGE", self.results + c.member, "+", "-", "COUNT", 1)
