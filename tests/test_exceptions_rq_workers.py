@@ -133,8 +133,10 @@ def test_a_killed_work_horse_has_no_traceback_and_classes_past_the_limit_are_oth
         os.kill(int(pid_file.read_text()), signal.SIGKILL)  # RQ: "Work-horse terminated unexpectedly"
         assert worker.wait(120) == 0
         samples = settle(exporter, "mixed", 4)
-        assert exceptions(samples, "mixed") == {"RuntimeError": 1, "json.decoder.JSONDecodeError": 1,
-                                                "other": 1, "unknown": 1}
+        found = exceptions(samples, "mixed")
+        # Which two classes come first depends on the order the jobs are read in (one scrape may see all).
+        assert found.pop("other") == 1 and found.pop("unknown") == 1, found
+        assert len(found) == 2 and set(found) <= {cls for _, _, cls in FAILING} and set(found.values()) == {1}
     finally:
         if worker is not None:
             worker.kill()
