@@ -38,6 +38,11 @@ UNKNOWN, OTHER = "unknown", "other"
 MAX_TEXT = 1 << 20  # decompressed bytes read of one traceback; beyond it the value is malformed
 _CLASS = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
 _MAX_CLASS = 200
+# Stored values already classified (a burst of one failure stores the same bytes again and again),
+# kept until this many, then forgotten all at once: ~0.5 us a hit against ~5 us to decode. Values
+# over CACHED_BYTES are not kept, so the cache stays under ~2 MB.
+CACHE_SIZE = 500
+CACHED_BYTES = 4096
 
 
 class Malformed(ValueError):
@@ -108,12 +113,15 @@ def exception_class(text: str) -> str | None:
     The last non-indented line up to its first ``:``. A message's own further lines are not
     taken for it: after a frame (an indented line), the first non-indented line is the one."""
     lines = text.splitlines()
-    last_indented = max((i for i, line in enumerate(lines) if line[:1].isspace()), default=-1)
-    after = [line for line in lines[last_indented + 1:] if line.strip()]
-    if last_indented >= 0 and after:
-        line = after[0]
-    else:
-        line = next((line for line in reversed(lines) if line.strip() and not line[:1].isspace()), "")
+    i = len(lines) - 1
+    first_after = ""  # the first non-blank line after the last indented one
+    while i >= 0 and not lines[i][:1].isspace():
+        if lines[i].strip():
+            first_after = lines[i]
+        i -= 1
+    line = first_after
+    if not line:  # the text ends with indented lines: the last non-indented line before them
+        line = next((line for line in reversed(lines[:max(i, 0)]) if line.strip() and not line[:1].isspace()), "")
     name = line.split(":", 1)[0].strip()
     return name if len(name) <= _MAX_CLASS and _CLASS.fullmatch(name) else None
 
@@ -134,8 +142,9 @@ class ExceptionScan:
     """One scrape's exception reads (an ExtraReads); it must come right after the timing scan it
     rides on in ``read_snapshot(extras=...)``, as round 3 reads what that scan selected."""
 
-    def __init__(self, timing: TimingScan, keys: Keys) -> None:
+    def __init__(self, timing: TimingScan, keys: Keys, cache: dict | None = None) -> None:
         self.timing = timing
+        self.cache: dict[tuple[bytes | None, bytes | None], str] = {} if cache is None else cache
         self.results = keys.kind("results")
         self.keys = keys
         timing.extra_fields["failed"] = (EXC_FIELD,)
@@ -174,7 +183,14 @@ class ExceptionScan:
             values = extra[k] if k < len(extra) else None
             stream = self.streams[i] if i < len(self.streams) else None
             try:
-                cls = classify(values[0] if values else None, latest_exc_string(stream))
+                stored = (values[0] if values else None, latest_exc_string(stream))
+                cls = self.cache.get(stored)
+                if cls is None:
+                    cls = classify(*stored)
+                    if len(stored[0] or b"") + len(stored[1] or b"") <= CACHED_BYTES:
+                        if len(self.cache) >= CACHE_SIZE:
+                            self.cache.clear()
+                        self.cache[stored] = cls
             except Malformed as error:
                 problems.append(Problem("bad_exc_info", parse.text(self.keys.job(c.member)), str(error)[:200]))
                 cls = UNKNOWN
@@ -189,6 +205,7 @@ class ExceptionCounts:
         self.limit = limit
         self.counts: Counter[tuple[str, str]] = Counter()
         self.known: set[str] = set()
+        self.cache: dict = {}  # for ExceptionScan, across scrapes
 
     def record(self, outcome: Outcome, classes: Mapping[tuple[str, bytes], str]) -> None:
         """Every failed job of ``outcome`` counts once: its class, else UNKNOWN (not read: past the

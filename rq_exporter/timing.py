@@ -58,7 +58,7 @@ class Timing:
 
     def exception_scan(self, scan: TimingScan) -> ExceptionScan:
         """The exception reads of ``scan``'s failed jobs; it goes right after ``scan`` in the extras."""
-        return ExceptionScan(scan, self.keys)
+        return ExceptionScan(scan, self.keys, self.exceptions.cache)
 
     def forget(self, queue: str) -> None:
         """``queue`` turned out not to be a queue: no counters for it, no reads of its registries."""
