@@ -11,7 +11,8 @@ jobs with that version's own API, that version's `rq worker` runs them, and the 
   a canceled job (RQ >= 1.10 keeps it in the canceled registry; older versions' cancel only
   takes it out of the queue) and two scheduled jobs, one overdue with no scheduler running
   (RQ >= 1.2): rq_jobs per status, rq_jobs_finished_total / rq_jobs_failed_total and the duration
-  histogram counting what ended after the first scrape (a retried job once);
+  histogram counting what ended after the first scrape (a retried job once), and the failures by
+  exception class (rq_job_exceptions_total);
 - RQ 0.13: its failed queue counted as failures of the jobs' origin queue, and no sample with
   queue="failed" anywhere;
 - a worker SIGKILLed while busy: a live, busy-looking hash until its TTL runs out, then one dead
@@ -219,6 +220,11 @@ def test_real_workers_of_each_rq_version(name, redis_db, tmp_path):
         assert jobs_of(samples)[("work", "finished")] == 2 + SUCCEEDED
         if legacy:
             assert conn.llen("rq:queue:failed") == 2 + FAILED
+        # Each failure by its exception class, wherever this version keeps the traceback (the job
+        # hash up to 1.11, the results stream from 1.12); RQ 0.x's failed queue is not read: unknown.
+        classes = {dict(labels)["exception"]: v for labels, v in samples.series("rq_job_exceptions_total").items()
+                   if dict(labels)["queue"] == "work"}
+        assert classes == {"unknown" if legacy else "RuntimeError": want_totals["failed_total"]}
         stray += failed_queue_samples(samples, "after one more failure")
         timings["main"] = time.monotonic() - t0 - sum(timings.values())
 
