@@ -148,8 +148,8 @@ class ExceptionScan:
         self.results = keys.kind("results")
         self.keys = keys
         timing.extra_fields["failed"] = (EXC_FIELD,)
-        self.read: list[tuple[int, int]] = []  # (index in timing.selection.to_read, index in streams)
-        self.streams: list[Any] = []
+        self.read: list[int] = []  # indexes in timing.selection.to_read of the failed jobs read
+        self.streams: list[Any] = []  # their XREVRANGE answers, in that order
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
         pass
@@ -163,7 +163,7 @@ class ExceptionScan:
         failed = [(k, c) for k, c in enumerate(selection.to_read)
                   if c.window is not None and plan.registries[c.registry].status == "failed"]
         if failed:
-            self.read = [(k, i) for i, (k, _) in enumerate(failed)]
+            self.read = [k for k, _ in failed]
             batch.add_group(self._take, [("XREVRANGE", self.results + c.member, "+", "-", "COUNT", 1)
                                          for _, c in failed])
 
@@ -178,7 +178,7 @@ class ExceptionScan:
         if plan is None or selection is None or not self.read:
             return found, problems
         to_read, extra = selection.to_read, self.timing.extra_values
-        for k, i in self.read:
+        for i, k in enumerate(self.read):
             c = to_read[k]
             values = extra[k] if k < len(extra) else None
             stream = self.streams[i] if i < len(self.streams) else None
