@@ -1,7 +1,7 @@
 """Failures by exception class: ``rq_job_exceptions_total{queue,exception}`` of the jobs job timing
 counts as failed.
 
-Where RQ keeps a failed job's traceback (RQ's code, checked for 0.13, 1.10, 1.16, 2.x and 3.0):
+Where RQ keeps a failed job's traceback (RQ's code, checked for 0.13, 1.10, 1.15, 1.16, 2.x and 3.0):
 
 - the job hash's ``exc_info``: the text compressed with zlib (plain text from RQ before 0.13).
   RQ < 1.12 writes it; 1.12 to 1.16 only on a Redis without streams; 2.x and 3.0 never;
