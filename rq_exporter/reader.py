@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import redis
 
@@ -32,6 +32,7 @@ WORKER_FIELDS = (
     b"failed_job_count",
     b"total_working_time",
     b"birth",
+    b"current_job",
 )
 
 
@@ -84,6 +85,14 @@ class ExtraReads(Protocol):
     def third(self, batch: Batch) -> None: ...
 
 
+@runtime_checkable
+class FirstRoundReads(Protocol):
+    """An extra reader that also rides in round 1 (RQ 3.0's rate limit keys, a set that names
+    the keys round 2 reads)."""
+
+    def first(self, batch: Batch) -> None: ...
+
+
 def read_snapshot(
     client: redis.Redis,
     keys: Keys,
@@ -100,6 +109,9 @@ def read_snapshot(
     first = Batch(reading.on_error)
     first.add(queue_members.update, "SMEMBERS", keys.queues)
     first.add(worker_members.update, "SMEMBERS", keys.workers)
+    for extra in extras:
+        if isinstance(extra, FirstRoundReads):
+            extra.first(first)
     first.run(client)
     round_trips += 1
 
@@ -291,4 +303,5 @@ def _worker(name: str, fields: dict[bytes, bytes | None], key: bytes, reading: _
         successful_jobs=field_or_none(parse.count, b"successful_job_count"),
         failed_jobs=field_or_none(parse.count, b"failed_job_count"),
         working_seconds=field_or_none(parse.seconds, b"total_working_time"),
+        current_job=parse.text(fields[b"current_job"]) if fields[b"current_job"] else None,
     )
