@@ -66,6 +66,7 @@ def truth_of_queues(conn: redis.Redis, names: list[str]) -> dict[str, dict]:
             "deferred": len(DeferredJobRegistry(name, connection=conn).get_job_ids(cleanup=False)),
             "scheduled": len(scheduled.get_job_ids(cleanup=False)),
             "canceled": len(CanceledJobRegistry(name, connection=conn).get_job_ids(cleanup=False)),
+            "rate_limited": rate_limited_of(conn, name),
             "abandoned": len(started.get_expired_job_ids(int(now))),
             "overdue": len(scheduled.get_jobs_to_schedule(int(now) - 1)),
             "intermediate": conn.llen(f"rq:queue:{name}:intermediate"),
@@ -73,6 +74,17 @@ def truth_of_queues(conn: redis.Redis, names: list[str]) -> dict[str, dict]:
             "head_enqueued_at": queue.fetch_job(head.decode()).enqueued_at if head else None,
         }
     return truth
+
+
+def rate_limited_of(conn: redis.Redis, name: str) -> int:
+    """RQ 3.0: the queue's jobs waiting for a rate limit slot, by RQ's own registries; 0 before."""
+    if RQ_MAJOR < 3:
+        return 0
+    from rq.job import Job
+    from rq.rate_limit import RateLimitRegistry
+    waiting = [i for r in RateLimitRegistry.all(conn) for i in r.get_rate_limited_job_ids()]
+    return sum(1 for job in Job.fetch_many(waiting, connection=conn)
+               if job is not None and job.origin == name and job.get_status(refresh=False) == "rate_limited")
 
 
 def truth_of_workers(conn: redis.Redis) -> tuple[list, int]:
