@@ -224,7 +224,7 @@ def test_jobs_and_workers_against_rq(redis_db, tmp_path):
         assert queue_truth["default"] | {"head_enqueued_at": None} == {
             "queued": 0, "started": 0, "finished": 3, "failed": 2, "deferred": 1, "scheduled": 1,
             "canceled": 0, "abandoned": 0, "overdue": 0, "intermediate": 1, "scheduler": 0,
-            "head_enqueued_at": None}
+            "rate_limited": 0, "head_enqueued_at": None}
         assert (queue_truth["low"]["queued"], queue_truth["low"]["canceled"], queue_truth["low"]["overdue"]) \
             == (1, 1, 1)
         assert (queue_truth["slow"]["started"], queue_truth["slow"]["queued"], queue_truth["slow"]["scheduler"]) \
