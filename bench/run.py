@@ -4,10 +4,13 @@
     .venv/bin/python bench/run.py --delay-ms 0.5           # + a proxy adding 0.5 ms each way
     .venv/bin/python bench/run.py --scaling                # scrape time at 10..5000 queues
     .venv/bin/python bench/run.py --queues 3 --workers 2 --jobs 50 --no-peer   # a smoke run
+    .venv/bin/python bench/run.py --no-peer --baseline /path/to/other/bin/rq-exporter   # two builds
 
 It starts its own redis-server on a free loopback port, fills it (bench/dataset.py), installs
 rq-exporter==3.1.0 into bench/.venv-peer on first use, starts both exporters against that
-Redis (through bench/proxy.py when --delay-ms is set) and scrapes them in turn. For each
+Redis (through bench/proxy.py when --delay-ms is set) and scrapes them in turn; with
+``--baseline`` another build of this exporter (its ``rq-exporter`` command, same flags) runs
+alongside, so that a change is measured against the code before it in the same run. For each
 exporter it prints the median and p90 of the HTTP GET /metrics time, the Redis commands and
 Redis server time per scrape (INFO commandstats deltas), write commands, round trips (counted
 by the proxy), the peak RSS, and the ratio to rq-exporter. Everything it starts is stopped at
@@ -170,7 +173,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: float,
-        budget: float, ours_args: list[str], accept: str = "prometheus3") -> dict:
+        budget: float, ours_args: list[str], accept: str = "prometheus3", baseline: Path | None = None) -> dict:
     """Fill a fresh Redis, scrape both exporters in turn; returns the figures."""
     result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms,
                     "ours_args": " ".join(ours_args), "accept": accept}
@@ -180,6 +183,8 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         stack.callback(client.close)
         result["fill"] = fill("127.0.0.1", redis_port, size)
         exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter", *ours_args], redis_port)]
+        if baseline is not None:
+            exporters.append(Exporter("baseline", [str(baseline), *ours_args], redis_port))
         if with_peer:
             exporters.append(Exporter("rq-exporter 3.1.0", peer_command(), redis_port))
         write_cache: dict[str, bool] = {}
@@ -210,7 +215,7 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         result["exporters"] = [summary(e) for e in exporters]
         result["load_average"] = round(os.getloadavg()[0], 2)  # other work on the machine during the run
     if with_peer:
-        ours, peer = result["exporters"]
+        ours, peer = result["exporters"][0], result["exporters"][-1]
         ours["speedup"] = round(peer["median_ms"] / ours["median_ms"], 1)
     return result
 
@@ -267,6 +272,8 @@ def main() -> int:
     parser.add_argument("--accept", choices=sorted(ACCEPT), default="prometheus3",
                         help="Accept header of the scrapes: Prometheus 3's (OpenMetrics) or plain text")
     parser.add_argument("--ours-args", default="", help="extra flags for our exporter, e.g. '--no-job-timing'")
+    parser.add_argument("--baseline", type=Path,
+                        help="another build's rq-exporter command, scraped alongside with the same flags")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         print("bench: redis-server is not installed (scripts/system-deps.sh)", file=sys.stderr)
@@ -276,7 +283,7 @@ def main() -> int:
         [Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers)]
     for size in sizes:
         result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget,
-                     args.ours_args.split(), args.accept)
+                     args.ours_args.split(), args.accept, args.baseline)
         print_run(result)
         results.append(result)
     if args.scaling:
