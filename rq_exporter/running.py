@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from prometheus_client.core import Metric
 
@@ -39,11 +40,12 @@ from rq_exporter.snapshot import Problem, Snapshot
 MAX_PER_QUEUE = 1_000  # started registry members read per queue and scrape
 MAX_JOBS = 10_000  # job hashes read per scrape
 FIELDS = (b"started_at", b"status", b"worker_name")
-_EXECUTION = re.compile(rb"(.+):[0-9a-f]{32}", re.ASCII)
+_EXECUTION_ID = re.compile(rb"[0-9a-f]{32}", re.ASCII)
 
 
-@dataclass(frozen=True)
-class RunningJob:
+class RunningJob(NamedTuple):
+    """One per started job, every scrape: a NamedTuple, built in a fifth of a frozen dataclass's time."""
+
     queue: str
     job_id: str
     started_at: float  # epoch seconds, the worker's clock
@@ -60,8 +62,10 @@ class Running:
 
 def job_id(member: bytes) -> bytes:
     """The job id of a started registry member: ``<id>`` or ``<id>:<execution id>``."""
-    match = _EXECUTION.fullmatch(member)
-    return match.group(1) if match else member
+    cut = len(member) - 33
+    if cut > 0 and member[cut] == 58 and _EXECUTION_ID.fullmatch(member, cut + 1):  # 58: b":"
+        return member[:cut]
+    return member
 
 
 class RunningScan:
@@ -92,7 +96,7 @@ class RunningScan:
         asked = self.asked
         for name, members in zip(self.names, self.members):
             if members:
-                asked.extend((name, job_id(bytes(m))) for m in members if isinstance(m, bytes))
+                asked.extend((name, job_id(m)) for m in members if type(m) is bytes)
         del asked[MAX_JOBS:]
         if asked:
             job = self.keys.kind("job")
@@ -106,21 +110,27 @@ class RunningScan:
         jobs: list[RunningJob] = []
         problems: list[Problem] = []
         job = self.keys.kind("job")
+        names: dict[bytes, str] = {}  # worker names repeat: each decoded once
+        timestamp = parse.timestamp
         for (queue, raw_id), answer in zip(self.asked, self.answers):
-            if not isinstance(answer, list) or len(answer) != len(FIELDS):
-                continue  # an error reply: a key of the wrong type, reported by nobody else
-            started_at, status, worker = answer
-            if status != b"started":
-                continue  # ended between the rounds, or the hash is gone
+            # None: an error reply (a key of the wrong type). Not "started": it ended between the
+            # rounds, or its hash is gone.
+            if answer is None or answer[1] != b"started":
+                continue
             try:
-                when = parse.timestamp(started_at)
+                when = timestamp(answer[0])
             except ValueError as error:
                 problems.append(Problem("bad_timestamp", parse.text(job + raw_id), str(error)[:200]))
                 continue
             if when is None:
                 problems.append(Problem("bad_timestamp", parse.text(job + raw_id), "started job without started_at"))
                 continue
-            jobs.append(RunningJob(queue, parse.text(raw_id), when, parse.text(worker) if worker else None))
+            worker = answer[2]
+            if worker:
+                name = names.get(worker)
+                if name is None:
+                    name = names[worker] = parse.text(worker)
+            jobs.append(RunningJob(queue, parse.text(raw_id), when, name if worker else None))
         return Running(tuple(jobs), tuple(problems))
 
 
