@@ -73,7 +73,7 @@ class RateLimitScan:
         self.asked = [(i, m) for i, members in enumerate(self.members) for m in members][:MAX_JOBS]
         if self.asked:
             job = self.keys.kind("job")
-            batch.add_group(self._take_hashes, [("HMGET", job + m, *FIELDS) for _, m in self.asked], quiet=True)
+            batch.add_group(self._take_hashes, [("HMGET", job + m, *FIELDS) for _, m in self.asked])
 
     def _take_hashes(self, replies: list) -> None:
         self.answers = replies

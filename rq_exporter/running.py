@@ -100,7 +100,8 @@ class RunningScan:
         del asked[MAX_JOBS:]
         if asked:
             job = self.keys.kind("job")
-            batch.add_group(self._take_hashes, [("HMGET", job + i, *FIELDS) for _, i in asked], quiet=True)
+            # Not quiet: a job key of the wrong type is this reader's to report.
+            batch.add_group(self._take_hashes, [("HMGET", job + i, *FIELDS) for _, i in asked])
 
     def _take_hashes(self, replies: list) -> None:
         self.answers = replies
@@ -113,8 +114,8 @@ class RunningScan:
         names: dict[bytes, str] = {}  # worker names repeat: each decoded once
         timestamp = parse.timestamp
         for (queue, raw_id), answer in zip(self.asked, self.answers):
-            # None: an error reply (a key of the wrong type). Not "started": it ended between the
-            # rounds, or its hash is gone.
+            # None: an error reply (a key of the wrong type, reported). Not "started": it ended
+            # between the rounds, or its hash is gone.
             if answer is None or answer[1] != b"started":
                 continue
             try:

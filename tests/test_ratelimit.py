@@ -81,3 +81,22 @@ def test_a_key_read_in_part_is_shared_in_proportion_in_whole_jobs():
     assert share(9, Counter(a=1, b=1), 3) == {"a": 3, "b": 3}  # the third member read was stale
     assert sum(share(1001, Counter(a=500, b=500), 1000).values()) == 1001
     assert share(5, Counter(), 0) == {}
+
+
+def test_keys_of_the_wrong_type_are_skipped_and_counted():
+    r = fakeredis.FakeRedis()
+    wait(r, "k", "j", "q")
+    r.sadd("rq:rl-keys", "broken")
+    r.set("rq:rl:broken:rate_limited", "not a zset")
+    r.zadd("rq:rl:k:rate_limited", {"string-job": 5})
+    r.set("rq:job:string-job", "not a hash")
+    snapshot, counts = scrape(r)
+    assert counts == {"q": 1}
+    assert sorted({(p.reason, p.key) for p in snapshot.problems}) == [
+        ("wrong_type", "rq:job:string-job"), ("wrong_type", "rq:rl:broken:rate_limited")]
+
+    r.delete("rq:rl-keys")
+    r.set("rq:rl-keys", "not a set")
+    snapshot, counts = scrape(r)
+    assert counts == {}
+    assert [(p.reason, p.key) for p in snapshot.problems] == [("wrong_type", "rq:rl-keys")]

@@ -130,3 +130,14 @@ def test_clock_skew_never_gives_a_negative_run_time():
     result = Running((RunningJob("q", "j", 1005.0, "w"),))
     assert longest(snapshot, result) == {"q": 0.0}
     assert current_per_worker(result, snapshot) == {"w": 0.0}
+
+
+def test_keys_of_the_wrong_type_are_skipped_and_counted():
+    r = fakeredis.FakeRedis()
+    start(r, "q", "fine", 10)
+    r.sadd("rq:queues", "rq:queue:q")
+    r.zadd("rq:wip:q", {"a-string": int(time.time() + 90)})
+    r.set("rq:job:a-string", "not a hash")
+    snapshot, result = scrape(r)
+    assert [j.job_id for j in result.jobs] == ["fine"]
+    assert [(p.reason, p.key) for p in snapshot.problems] == [("wrong_type", "rq:job:a-string")]
