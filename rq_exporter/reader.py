@@ -76,8 +76,8 @@ class _Queue:
 
 
 class ExtraReads(Protocol):
-    """More reads riding in rounds 2 and 3 (job timing, RQ 0.x's failed queue), so the round trips
-    stay constant.
+    """More reads riding in rounds 2 and 3 (job timing, RQ 0.x's failed queue, running jobs, rate
+    limits), so the round trips stay constant.
     They re-read keys whose errors the reader reports already: they add quiet groups."""
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None: ...
