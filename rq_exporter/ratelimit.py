@@ -109,8 +109,9 @@ def share(size: int, origins: Counter, read: int) -> dict[str, int]:
 
 def fold(snapshot: Snapshot, counts: dict[str, int],
          wants_queue: Callable[[str], bool] = lambda name: True) -> Snapshot:
-    """The snapshot with each queue's rate-limited jobs; a queue known only by them (RQ promotes
-    a waiting job with an RPUSH, without adding its queue to ``rq:queues``) gets a row of its own."""
+    """The snapshot with each queue's rate-limited jobs. Enqueueing adds the queue to ``rq:queues``
+    first; a queue whose waiting jobs outlive that entry (``Queue.delete`` removes it) still gets
+    a row of its own."""
     if not counts:
         return snapshot
     left = dict(counts)
