@@ -57,21 +57,23 @@ def test_a_job_running_too_long_fires_the_alert_live(tmp_path):
     rules.write_text(gen.render(config))
 
     redis = RedisServer().start()
-    conn = redis.client()
-    pid_file = tmp_path / "horse.pid"
-    Queue("long", connection=conn).enqueue(jobs.pid_then_sleep, str(pid_file), 600, job_timeout=900)
-    quick = Queue("quick", connection=conn)
-    workers = [RQWorker(redis.url, "long", name="w-long"), RQWorker(redis.url, "quick", name="w-quick")]
-    exporter = Exporter("--redis-url", redis.url)
-    port = free_port()
-    base = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(
-        prometheus_config(base, f"127.0.0.1:{exporter.port}", [str(rules)], "1s")))
-    server = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
-                               f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    horse = None
+    workers: list[RQWorker] = []
+    exporter = server = horse = None
     try:
+        conn = redis.client()
+        pid_file = tmp_path / "horse.pid"
+        Queue("long", connection=conn).enqueue(jobs.pid_then_sleep, str(pid_file), 600, job_timeout=900)
+        quick = Queue("quick", connection=conn)
+        workers += [RQWorker(redis.url, "long", name="w-long"), RQWorker(redis.url, "quick", name="w-quick")]
+        exporter = Exporter("--redis-url", redis.url)
+        port = free_port()
+        base = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(
+            prometheus_config(base, f"127.0.0.1:{exporter.port}", [str(rules)], "1s")))
+        server = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+                                   f"--storage.tsdb.path={tmp_path / 'data'}",
+                                   f"--web.listen-address=127.0.0.1:{port}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=60, interval=0.2, what="Prometheus")
         wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=30, what="the long job to start")
         horse = int(pid_file.read_text())
@@ -88,8 +90,10 @@ def test_a_job_running_too_long_fires_the_alert_live(tmp_path):
         wait_for(lambda: not running_too_long(port) and not running_too_long(port, "pending"), timeout=30,
                  interval=0.5, what="RQJobRunningTooLong resolved")
     finally:
-        stop_process(server, 15)
-        exporter.stop()
+        if server is not None:
+            stop_process(server, 15)
+        if exporter is not None:
+            exporter.stop()
         for worker in workers:
             worker.kill()
         if horse:
