@@ -174,7 +174,7 @@ def fill(host: str, port: int, size: Size, prefix: str = "rq", now: float | None
                 registry = REGISTRY_KEY[status]
                 args = []
                 for k, jid in enumerate(part, start):
-                    member = f"{jid}:{k:08x}" if status == "started" else jid  # 2.x: id:execution
+                    member = f"{jid}:{k:032x}" if status == "started" else jid  # 2.x: id:execution (uuid4 hex)
                     args += [_score(status, k, now), member]
                 pipe("ZADD", f"{prefix}:{registry}:{name}", *args)
         pipe("SADD", f"{prefix}:queues", f"{prefix}:queue:{name}")

@@ -4,11 +4,13 @@
     .venv/bin/python bench/run.py --delay-ms 0.5           # + a proxy adding 0.5 ms each way
     .venv/bin/python bench/run.py --scaling                # scrape time at 10..5000 queues
     .venv/bin/python bench/run.py --queues 3 --workers 2 --jobs 50 --no-peer   # a smoke run
-    .venv/bin/python bench/run.py --no-peer --also /work/base/.venv/bin/rq-exporter   # against another install
+    .venv/bin/python bench/run.py --no-peer --baseline /work/base/.venv/bin/rq-exporter   # against another install
 
 It starts its own redis-server on a free loopback port, fills it (bench/dataset.py), installs
 rq-exporter==3.1.0 into bench/.venv-peer on first use, starts both exporters against that
-Redis (through bench/proxy.py when --delay-ms is set) and scrapes them in turn. For each
+Redis (through bench/proxy.py when --delay-ms is set) and scrapes them in turn; with
+``--baseline`` another build of this exporter (its ``rq-exporter`` command, same flags) runs
+alongside, so that a change is measured against the code before it in the same run. For each
 exporter it prints the median and p90 of the HTTP GET /metrics time, the Redis commands and
 Redis server time per scrape (INFO commandstats deltas), write commands, round trips (counted
 by the proxy), the peak RSS, and the ratio to rq-exporter. Everything it starts is stopped at
@@ -272,7 +274,7 @@ def main() -> int:
     parser.add_argument("--accept", choices=sorted(ACCEPT), default="prometheus3",
                         help="Accept header of the scrapes: Prometheus 3's (OpenMetrics) or plain text")
     parser.add_argument("--ours-args", default="", help="extra flags for our exporter, e.g. '--no-job-timing'")
-    parser.add_argument("--also", action="append", default=[], type=Path,
+    parser.add_argument("--also", "--baseline", dest="also", action="append", default=[], type=Path,
                         help="another install's rq-exporter entry point, scraped in turn with the same flags "
                         "(repeatable)")
     args = parser.parse_args()

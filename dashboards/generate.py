@@ -225,6 +225,12 @@ def overview() -> dict:
     b.table("Top exception classes", "Failed jobs of the selected queues over the dashboard's range, by the "
             "class of the exception they ended with (rq_job_exceptions_total; unknown: no traceback).",
             top_exceptions("exception", 10), [_hide("Time"), _rename_value("failed jobs")], w=24, h=6)
+    b.series("Longest-running job", "How long the longest-running started job of each queue has been "
+             "running: a line that only climbs is a hung job (RQJobRunningTooLong).",
+             [target(f"max by (queue) (rq_queue_longest_running_job_seconds{{{QS}}})", "{{queue}}")], "s")
+    b.series("Jobs waiting for a rate limit", "RQ 3.0: jobs held back by their RateLimit until a slot "
+             "frees, by queue (in no queue or registry: rq_jobs{status=\"rate_limited\"}).",
+             [target(f'sum by (queue) (rq_jobs{{{QS}, status="rate_limited"}})', "{{queue}}")], "short")
     b.row("Workers and alerts")
     b.series("Workers by state", "Live workers by state: busy ones run a job, idle ones wait for one.",
              [target(f"sum by (state) (rq_live_workers{{{S}}})", "{{state}}")], "short", w=8, stacked=True)
@@ -297,6 +303,12 @@ def queue() -> dict:
               target(f"sum by (queue) (rq_queue_overdue_scheduled_jobs{{{QS}}})", "{{queue}} overdue"),
               target(f"sum by (queue) (rq_queue_intermediate_jobs{{{QS}}})", "{{queue}} intermediate")],
              "short")
+    b.series("Longest-running job", "How long the longest-running started job of each queue has been "
+             "running (abandoned jobs left out); 0 when none runs.",
+             [target(f"max by (queue) (rq_queue_longest_running_job_seconds{{{QS}}})", "{{queue}}")], "s")
+    b.series("Jobs waiting for a rate limit", "RQ 3.0: jobs of each queue held back by their RateLimit "
+             "until a job of the same limit key ends.",
+             [target(f'sum by (queue) (rq_jobs{{{QS}, status="rate_limited"}})', "{{queue}}")], "short")
     return dashboard("rq-queue", "RQ / Queue", "One or more RQ queues in detail: pick them with the queue variable.", b)
 
 
@@ -328,6 +340,9 @@ def workers() -> dict:
              "reach ~400 s.",
              [target(f"time() - max by (name) (rq_worker_last_heartbeat_timestamp_seconds{{{WQ}}})", "{{name}}")],
              "s", w=24)
+    b.series("Current job run time per worker", "How long each worker's current job has been running; "
+             "0 while it runs none.",
+             [target(f"max by (name) (rq_worker_current_job_seconds{{{WQ}}})", "{{name}}")], "s", w=24)
     return dashboard("rq-workers", "RQ / Workers", "RQ workers: states, per-queue coverage and each worker.", b)
 
 

@@ -116,6 +116,15 @@ def _oldest_job(s: str, a: dict) -> tuple[str, str, str]:
     )
 
 
+def _running_too_long(s: str, a: dict) -> tuple[str, str, str]:
+    return (
+        f"rq_queue_longest_running_job_seconds{{{s}}} > {a['max_run_seconds']}",
+        "An RQ job has been running too long.",
+        "A started job of queue {{ $labels.queue }} ({{ $labels.instance }}) has been running for "
+        "{{ $value | humanizeDuration }}: hung, or slower than it should be.",
+    )
+
+
 def _abandoned(s: str, a: dict) -> tuple[str, str, str]:
     return (
         f"rq_queue_abandoned_jobs{{{s}}} > 0",
@@ -152,6 +161,7 @@ RULES: dict[str, Callable[[str, dict], tuple[str, str, str]]] = {
     "RQJobFailureRatioHigh": _failure_ratio,
     "RQQueueBacklogGrowing": _backlog_growing,
     "RQOldestJobTooOld": _oldest_job,
+    "RQJobRunningTooLong": _running_too_long,
     "RQAbandonedJobs": _abandoned,
     "RQScheduledJobsOverdue": _scheduled_overdue,
     "RQDeadWorkersPilingUp": _dead_workers,

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# rq_jobs{status}: rq-exporter 3.x's six statuses, plus canceled.
-JOB_STATUSES = ("queued", "started", "finished", "failed", "deferred", "scheduled", "canceled")
+# rq_jobs{status}: rq-exporter 3.x's six statuses, plus canceled and RQ 3.0's rate_limited (0 on every
+# queue of every version, so that a sum over statuses never changes shape with the RQ version).
+JOB_STATUSES = ("queued", "started", "finished", "failed", "deferred", "scheduled", "canceled", "rate_limited")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "Scheduled jobs whose time has come but which are still in the scheduled registry.", ("queue",)),
     MetricSpec("rq_queue_scheduler_active", "gauge", "1 while an RQ scheduler holds the queue's scheduler lock.",
                ("queue",)),
+    MetricSpec("rq_queue_longest_running_job_seconds", "gauge",
+               "Seconds the queue's longest-running started job has been running (now - started_at); 0 when "
+               "none runs. Abandoned jobs (heartbeat deadline passed) are left out.", ("queue",)),
     # --- job timing (--job-timing) ---------------------------------------------------------
     MetricSpec("rq_job_duration_seconds", "histogram",
                "Run time (ended_at - started_at) of jobs that finished or failed since the exporter started.",
@@ -101,6 +105,9 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("rq_worker_last_heartbeat_timestamp_seconds", "gauge",
                "When the worker last sent a heartbeat (an idle worker's can be ~400 s old).",
                ("name", "queues"), group="worker", note=PER_WORKER),
+    MetricSpec("rq_worker_current_job_seconds", "gauge",
+               "Seconds the worker's current job has been running; 0 when it runs none (of the queues the "
+               "exporter reads).", ("name", "queues"), group="worker", note=PER_WORKER),
 )
 
 BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}

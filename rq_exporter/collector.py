@@ -16,7 +16,7 @@ import redis
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from rq_exporter import failed_queue
+from rq_exporter import failed_queue, ratelimit, running
 from rq_exporter.connection import follow_master, redacted_target
 from rq_exporter.keys import Keys
 from rq_exporter.metrics import ExporterStats, described, exporter_families, rq_families
@@ -69,7 +69,9 @@ class RQCollector(Collector):
         scan = self._timing.scan(skip=legacy_failed) if self._timing is not None else None
         exceptions = self._timing.exception_scan(scan) if self._timing is not None and scan is not None else None
         failed = failed_queue.FailedQueueScan(self._failed_queue, self._keys)
-        snapshot = self._read((failed,) if scan is None or exceptions is None else (scan, exceptions, failed))
+        started, limited = running.RunningScan(self._keys), ratelimit.RateLimitScan(self._keys)
+        timing_reads = () if scan is None or exceptions is None else (scan, exceptions)
+        snapshot = self._read((*timing_reads, failed, started, limited))
         if snapshot is None:
             self._stats.errors += 1
             families: list[Metric] = []
@@ -77,13 +79,17 @@ class RQCollector(Collector):
             # After a successful read only: the trackers move on (a failed read leaves them as they were).
             old_failures = failed.finish()
             snapshot = failed_queue.fold(snapshot, old_failures, self._settings.wants_queue)
+            snapshot = ratelimit.fold(snapshot, limited.finish(), self._settings.wants_queue)
             self._record(snapshot.problems)
+            jobs_running = started.finish()
+            self._record(jobs_running.problems)
             if self._timing is not None and scan is not None:
                 self._record(tuple(self._timing.finish(scan, snapshot, exceptions)))
                 if old_failures is not None and old_failures.legacy:
                     self._timing.forget(failed_queue.NAME)  # tracked on the scrape that told
                     self._record(tuple(self._timing.count(old_failures.ended)))
             families = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
+            families += running.families(jobs_running, snapshot, per_worker=self._settings.per_worker_metrics)
         duration = time.perf_counter() - start
         self._stats.seconds += duration
         round_trips = snapshot.round_trips if snapshot else 0

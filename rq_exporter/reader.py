@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import redis
 
@@ -32,6 +32,7 @@ WORKER_FIELDS = (
     b"failed_job_count",
     b"total_working_time",
     b"birth",
+    b"current_job",
 )
 
 
@@ -75,13 +76,21 @@ class _Queue:
 
 
 class ExtraReads(Protocol):
-    """More reads riding in rounds 2 and 3 (job timing, RQ 0.x's failed queue), so the round trips
-    stay constant.
+    """More reads riding in rounds 2 and 3 (job timing, RQ 0.x's failed queue, running jobs, rate
+    limits), so the round trips stay constant.
     They re-read keys whose errors the reader reports already: they add quiet groups."""
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None: ...
 
     def third(self, batch: Batch) -> None: ...
+
+
+@runtime_checkable
+class FirstRoundReads(Protocol):
+    """An extra reader that also rides in round 1 (RQ 3.0's rate limit keys, a set that names
+    the keys round 2 reads)."""
+
+    def first(self, batch: Batch) -> None: ...
 
 
 def read_snapshot(
@@ -100,6 +109,9 @@ def read_snapshot(
     first = Batch(reading.on_error)
     first.add(queue_members.update, "SMEMBERS", keys.queues)
     first.add(worker_members.update, "SMEMBERS", keys.workers)
+    for extra in extras:
+        if isinstance(extra, FirstRoundReads):
+            extra.first(first)
     first.run(client)
     round_trips += 1
 
@@ -291,4 +303,5 @@ def _worker(name: str, fields: dict[bytes, bytes | None], key: bytes, reading: _
         successful_jobs=field_or_none(parse.count, b"successful_job_count"),
         failed_jobs=field_or_none(parse.count, b"failed_job_count"),
         working_seconds=field_or_none(parse.seconds, b"total_working_time"),
+        current_job=parse.text(fields[b"current_job"]) if fields[b"current_job"] else None,
     )

@@ -28,6 +28,8 @@ class QueueState(NamedTuple):
     scheduler_active: bool = False
     # Seconds the head job has waited; 0 when the queue is empty, None when unknown.
     oldest_job_age: float | None = 0.0
+    # RQ 3.0: jobs waiting for a rate limit slot, in no queue or registry (rq_exporter/ratelimit.py).
+    rate_limited: int = 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class WorkerState:
     successful_jobs: int | None = 0
     failed_jobs: int | None = 0
     working_seconds: float | None = 0.0
+    # The hash's current_job (RQ <= 2.x, while busy); RQ 3.0 has none.
+    current_job: str | None = None
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ def truth_of_queues(conn: redis.Redis, names: list[str]) -> dict[str, dict]:
             "deferred": len(DeferredJobRegistry(name, connection=conn).get_job_ids(cleanup=False)),
             "scheduled": len(scheduled.get_job_ids(cleanup=False)),
             "canceled": len(CanceledJobRegistry(name, connection=conn).get_job_ids(cleanup=False)),
+            "rate_limited": rate_limited_of(conn, name),
             "abandoned": len(started.get_expired_job_ids(int(now))),
             "overdue": len(scheduled.get_jobs_to_schedule(int(now) - 1)),
             "intermediate": conn.llen(f"rq:queue:{name}:intermediate"),
@@ -73,6 +74,17 @@ def truth_of_queues(conn: redis.Redis, names: list[str]) -> dict[str, dict]:
             "head_enqueued_at": queue.fetch_job(head.decode()).enqueued_at if head else None,
         }
     return truth
+
+
+def rate_limited_of(conn: redis.Redis, name: str) -> int:
+    """RQ 3.0: the queue's jobs waiting for a rate limit slot, by RQ's own registries; 0 before."""
+    if RQ_MAJOR < 3:
+        return 0
+    from rq.job import Job
+    from rq.rate_limit import RateLimitRegistry
+    waiting = [i for r in RateLimitRegistry.all(conn) for i in r.get_rate_limited_job_ids()]
+    return sum(1 for job in Job.fetch_many(waiting, connection=conn)
+               if job is not None and job.origin == name and job.get_status(refresh=False) == "rate_limited")
 
 
 def truth_of_workers(conn: redis.Redis) -> tuple[list, int]:
@@ -212,7 +224,7 @@ def test_jobs_and_workers_against_rq(redis_db, tmp_path):
         assert queue_truth["default"] | {"head_enqueued_at": None} == {
             "queued": 0, "started": 0, "finished": 3, "failed": 2, "deferred": 1, "scheduled": 1,
             "canceled": 0, "abandoned": 0, "overdue": 0, "intermediate": 1, "scheduler": 0,
-            "head_enqueued_at": None}
+            "rate_limited": 0, "head_enqueued_at": None}
         assert (queue_truth["low"]["queued"], queue_truth["low"]["canceled"], queue_truth["low"]["overdue"]) \
             == (1, 1, 1)
         assert (queue_truth["slow"]["started"], queue_truth["slow"]["queued"], queue_truth["slow"]["scheduler"]) \

@@ -15,8 +15,9 @@ jobs with that version's own API, that version's `rq worker` runs them, and the 
   exception class (rq_job_exceptions_total);
 - RQ 0.13: its failed queue counted as failures of the jobs' origin queue, and no sample with
   queue="failed" anywhere;
-- a worker SIGKILLed while busy: a live, busy-looking hash until its TTL runs out, then one dead
-  worker and no live one.
+- a worker SIGKILLed while busy: first its job's run time (rq_queue_longest_running_job_seconds,
+  rq_worker_current_job_seconds), then a live, busy-looking hash until its TTL runs out, then
+  one dead worker and no live one.
 
 Where a version lacks a feature the scenario says so, and the metric must be absent or 0.
 With CI=true every version scripts/rq_venvs.sh lists must have its environment.
@@ -246,6 +247,15 @@ def test_real_workers_of_each_rq_version(name, redis_db, tmp_path):
         assert samples.value("rq_dead_workers") == 0
         assert samples.value("rq_queue_workers", queue="hang", state="busy") == 1
         assert samples.value("rq_jobs", queue="hang", status="started") == 1
+        # Its run time, from started_at, in every version's started registry layout (job id, or
+        # job id:execution id from RQ 2.0), and as the worker's current job (worker_name from RQ
+        # 1.7, the hash's current_job before).
+        running = samples.value("rq_queue_longest_running_job_seconds", queue="hang")
+        assert 0 < running < time.monotonic() - t0, running
+        assert samples[("rq_worker_current_job_seconds", frozenset({"name": "w-hang", "queues": "hang"}.items()))] \
+            == running
+        assert samples.value("rq_queue_longest_running_job_seconds", queue="work") == 0
+        assert all(v == 0 for (q, status), v in jobs_of(samples).items() if status == "rate_limited")
 
         hanging.kill()
         os.kill(horse, signal.SIGKILL)  # the work horse outlives its parent: it must not run on

@@ -1,0 +1,143 @@
+"""Running jobs (rq_exporter/running.py) on the layouts RQ writes: the started registry's members
+(job ids before RQ 2.0, ``<job id>:<execution id>`` from 2.0 on), the job hashes' started_at,
+status and worker_name, the worker hash's current_job. fakeredis for the pure logic;
+tests/test_running_rq_workers.py runs real workers of RQ 2.x and 3.0, and
+tests/test_rq_versions.py every version from 0.13 on.
+"""
+
+from __future__ import annotations
+
+import time
+
+import fakeredis
+import pytest
+
+from devkit import rq_time
+from rq_exporter import running
+from rq_exporter.keys import Keys
+from rq_exporter.reader import read_snapshot
+from rq_exporter.running import Running, RunningJob, RunningScan, current_per_worker, families, job_id
+from rq_exporter.snapshot import QueueState, Snapshot, WorkerState
+
+EXECUTION = "0123456789abcdef0123456789abcdef"
+
+
+def start(r, queue: str, job: str, seconds_ago: float, member: str | None = None, worker: str | None = None,
+          status: str = "started", deadline_in: float = 90) -> None:
+    now = time.time()
+    r.sadd("rq:queues", f"rq:queue:{queue}")
+    r.zadd(f"rq:wip:{queue}", {member or job: int(now + deadline_in)})
+    fields = {"status": status, "origin": queue, "started_at": rq_time(now - seconds_ago)}
+    if worker:
+        fields["worker_name"] = worker
+    r.hset(f"rq:job:{job}", mapping=fields)
+
+
+def scrape(r, keys: Keys | None = None) -> tuple[Snapshot, Running]:
+    keys = keys or Keys()
+    scan = RunningScan(keys)
+    snapshot = read_snapshot(r, keys, extras=(scan,))
+    return snapshot, scan.finish()
+
+
+def longest(snapshot: Snapshot, result: Running) -> dict[str, float]:
+    return {s.labels["queue"]: s.value
+            for s in next(iter(families(result, snapshot, per_worker=False))).samples}
+
+
+def test_job_ids_of_both_member_layouts():
+    assert job_id(b"abc") == b"abc"  # RQ < 2.0
+    assert job_id(f"abc:{EXECUTION}".encode()) == b"abc"  # RQ >= 2.0
+    assert job_id(b"custom:id") == b"custom:id"  # an RQ 1.x custom id with a colon stays whole
+
+
+def test_longest_running_job_per_queue_in_both_layouts_and_0_when_none_runs():
+    r = fakeredis.FakeRedis()
+    start(r, "old", "a", 100)
+    start(r, "old", "b", 40)
+    start(r, "new", "c", 700, member=f"c:{EXECUTION}")
+    r.sadd("rq:queues", "rq:queue:idle")
+    snapshot, result = scrape(r)
+    seen = longest(snapshot, result)
+    assert seen.keys() == {"old", "new", "idle"}
+    assert seen["old"] == pytest.approx(100, abs=2)
+    assert seen["new"] == pytest.approx(700, abs=2)
+    assert seen["idle"] == 0
+    assert snapshot.round_trips == 3
+    assert not result.problems
+
+
+def test_abandoned_jobs_and_jobs_that_ended_between_the_rounds_are_left_out():
+    r = fakeredis.FakeRedis()
+    start(r, "q", "abandoned", 5000, deadline_in=-10)  # heartbeat deadline passed: rq_queue_abandoned_jobs
+    start(r, "q", "ended", 3000, status="finished")  # ended after round 2 read the registry
+    r.sadd("rq:queues", "rq:queue:q")
+    r.zadd("rq:wip:q", {"gone": int(time.time() + 90)})  # result_ttl=0: its hash deleted at its end
+    start(r, "q", "running", 20)
+    snapshot, result = scrape(r)
+    assert [j.job_id for j in result.jobs] == ["running"]
+    assert longest(snapshot, result)["q"] == pytest.approx(20, abs=2)
+    assert not result.problems
+
+
+def test_a_started_job_with_a_bad_started_at_is_skipped_and_counted():
+    r = fakeredis.FakeRedis()
+    start(r, "q", "bad", 10)
+    r.hset("rq:job:bad", "started_at", "yesterday")
+    start(r, "q", "empty", 10)
+    r.hset("rq:job:empty", "started_at", "")
+    snapshot, result = scrape(r)
+    assert sorted((p.reason, p.key) for p in result.problems) == [("bad_timestamp", "rq:job:bad"),
+                                                                  ("bad_timestamp", "rq:job:empty")]
+    assert longest(snapshot, result)["q"] == 0
+
+
+def test_each_worker_gets_its_current_job_by_worker_name_or_its_hash_current_job():
+    r = fakeredis.FakeRedis()
+    now = rq_time(time.time())
+    for name, extra in (("w-new", {}), ("w-old", {"current_job": "legacy"}), ("w-idle", {})):
+        r.sadd("rq:workers", f"rq:worker:{name}")
+        r.hset(f"rq:worker:{name}", mapping={"state": "busy", "queues": "q", "birth": now, "last_heartbeat": now,
+                                             **extra})
+    start(r, "q", "modern", 30, member=f"modern:{EXECUTION}", worker="w-new")  # RQ >= 1.7 and 3.0
+    start(r, "q", "legacy", 300)  # RQ 0.13: no worker_name in the job hash
+    snapshot, result = scrape(r)
+    current = current_per_worker(result, snapshot)
+    assert current["w-new"] == pytest.approx(30, abs=2)
+    assert current["w-old"] == pytest.approx(300, abs=2)
+    assert current["w-idle"] == 0
+    fams = {f.name: f for f in families(result, snapshot, per_worker=True)}
+    assert {(s.labels["name"], s.labels["queues"]) for s in fams["rq_worker_current_job_seconds"].samples} == {
+        ("w-new", "q"), ("w-old", "q"), ("w-idle", "q")}
+    assert "rq_worker_current_job_seconds" not in {f.name for f in families(result, snapshot, per_worker=False)}
+
+
+def test_the_key_prefix_and_the_caps_apply(monkeypatch):
+    r = fakeredis.FakeRedis()
+    now = time.time()
+    r.sadd("app:queues", "app:queue:q")
+    for i in range(5):
+        r.zadd("app:wip:q", {f"j{i}": int(now + 90 + i)})
+        r.hset(f"app:job:j{i}", mapping={"status": "started", "started_at": rq_time(now - 10 * (i + 1))})
+    monkeypatch.setattr(running, "MAX_PER_QUEUE", 3)
+    snapshot, result = scrape(r, Keys("app"))
+    assert sorted(j.job_id for j in result.jobs) == ["j0", "j1", "j2"]  # the earliest heartbeat deadlines
+    assert longest(snapshot, result)["q"] == pytest.approx(30, abs=2)
+
+
+def test_clock_skew_never_gives_a_negative_run_time():
+    snapshot = Snapshot(time=1000.0, queues=(QueueState("q"),), workers=(WorkerState("w", ("q",), "busy"),))
+    result = Running((RunningJob("q", "j", 1005.0, "w"),))
+    assert longest(snapshot, result) == {"q": 0.0}
+    assert current_per_worker(result, snapshot) == {"w": 0.0}
+
+
+def test_keys_of_the_wrong_type_are_skipped_and_counted():
+    r = fakeredis.FakeRedis()
+    start(r, "q", "fine", 10)
+    r.sadd("rq:queues", "rq:queue:q")
+    r.zadd("rq:wip:q", {"a-string": int(time.time() + 90)})
+    r.set("rq:job:a-string", "not a hash")
+    snapshot, result = scrape(r)
+    assert [j.job_id for j in result.jobs] == ["fine"]
+    assert [(p.reason, p.key) for p in snapshot.problems] == [("wrong_type", "rq:job:a-string")]
