@@ -47,6 +47,7 @@ class RQCollector(Collector):
         # is known of RQ 0.x's failed queue.
         self._timing = _timing(settings) if settings.job_timing else None
         self._failed_queue = failed_queue.FailedQueueTrack()
+        self._running = running.RunningTrack()
 
     def describe(self) -> list[Metric]:
         # Registering must not read Redis: the names come from the catalogue.
@@ -69,7 +70,7 @@ class RQCollector(Collector):
         scan = self._timing.scan(skip=legacy_failed) if self._timing is not None else None
         exceptions = self._timing.exception_scan(scan) if self._timing is not None and scan is not None else None
         failed = failed_queue.FailedQueueScan(self._failed_queue, self._keys)
-        started, limited = running.RunningScan(self._keys), ratelimit.RateLimitScan(self._keys)
+        started, limited = running.RunningScan(self._keys, self._running), ratelimit.RateLimitScan(self._keys)
         timing_reads = () if scan is None or exceptions is None else (scan, exceptions)
         snapshot = self._read((*timing_reads, failed, started, limited))
         if snapshot is None:

@@ -9,8 +9,13 @@ the job hash's ``started_at``, which every RQ version writes when a worker start
   started registry's members whose heartbeat deadline has not passed (those whose deadline
   passed are abandoned, ``rq_queue_abandoned_jobs``). A member is the job id (RQ < 2.0) or
   ``<job id>:<execution id>`` (RQ >= 2.0, the execution id 32 hex digits);
-- round 3: ``HMGET rq:job:<id> started_at status worker_name`` per member, at most ``MAX_JOBS``
-  a scrape.
+- round 3: ``HMGET rq:job:<id> started_at status worker_name`` per member not read before, at
+  most ``MAX_JOBS`` a scrape.
+
+A member of RQ >= 2.0 names one execution, whose start and worker never change: it is read once
+and kept while it stays in the registry (``RunningTrack``), so a long job costs one hash read, not
+one a scrape. A member of RQ < 2.0 is the job id, which the next run of the same job reuses (a
+retry, a requeue): it is read every scrape.
 
 Started jobs are about as many as busy workers, hence the caps: past 1,000 started jobs in a
 queue, the longest-running of the 1,000 with the earliest heartbeat deadlines counts. A job
@@ -68,15 +73,25 @@ def job_id(member: bytes) -> bytes:
     return member
 
 
+class RunningTrack:
+    """The executions read on earlier scrapes, by (queue, registry member): the process's memory of
+    what cannot change. Holds only the members of the latest successful read."""
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[str, bytes], RunningJob] = {}
+
+
 class RunningScan:
     """One scrape's reads of the started registries; rides in the reader's rounds 2 and 3
     (ExtraReads), then ``finish``."""
 
-    def __init__(self, keys: Keys) -> None:
+    def __init__(self, keys: Keys, track: RunningTrack | None = None) -> None:
         self.keys = keys
+        self.track = track if track is not None else RunningTrack()
+        self.kept: list[tuple[tuple[str, bytes], RunningJob]] = []  # known executions still started
         self.names: list[str] = []
         self.members: list[list | None] = []
-        self.asked: list[tuple[str, bytes]] = []  # (queue, job id), in HMGET order
+        self.asked: list[tuple[str, bytes, bytes]] = []  # (queue, member, job id), in HMGET order
         self.answers: list[list | None] = []
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
@@ -93,27 +108,37 @@ class RunningScan:
         self.members = replies
 
     def third(self, batch: Batch) -> None:
-        asked = self.asked
+        asked, kept, known = self.asked, self.kept, self.track.known
         for name, members in zip(self.names, self.members):
-            if members:
-                asked.extend((name, job_id(m)) for m in members if type(m) is bytes)
+            if not members:
+                continue
+            for member in members:
+                if type(member) is not bytes:
+                    continue
+                found = known.get((name, member))
+                if found is not None:
+                    kept.append(((name, member), found))
+                else:
+                    asked.append((name, member, job_id(member)))
         del asked[MAX_JOBS:]
         if asked:
             job = self.keys.kind("job")
             # Not quiet: a job key of the wrong type is this reader's to report.
-            batch.add_group(self._take_hashes, [("HMGET", job + i, *FIELDS) for _, i in asked])
+            batch.add_group(self._take_hashes, [("HMGET", job + i, *FIELDS) for _, _, i in asked])
 
     def _take_hashes(self, replies: list) -> None:
         self.answers = replies
 
     def finish(self) -> Running:
-        """After a successful read: the started jobs as plain data."""
-        jobs: list[RunningJob] = []
+        """After a successful read: the started jobs as plain data; the track keeps this read's
+        executions."""
+        jobs: list[RunningJob] = [found for _, found in self.kept]
+        known = dict(self.kept)
         problems: list[Problem] = []
         job = self.keys.kind("job")
         names: dict[bytes, str] = {}  # worker names repeat: each decoded once
         timestamp = parse.timestamp
-        for (queue, raw_id), answer in zip(self.asked, self.answers):
+        for (queue, member, raw_id), answer in zip(self.asked, self.answers):
             # None: an error reply (a key of the wrong type, reported). Not "started": it ended
             # between the rounds, or its hash is gone.
             if answer is None or answer[1] != b"started":
@@ -131,7 +156,11 @@ class RunningScan:
                 name = names.get(worker)
                 if name is None:
                     name = names[worker] = parse.text(worker)
-            jobs.append(RunningJob(queue, parse.text(raw_id), when, name if worker else None))
+            found = RunningJob(queue, parse.text(raw_id), when, name if worker else None)
+            jobs.append(found)
+            if len(raw_id) != len(member):  # an execution (RQ >= 2.0): its start never changes
+                known[(queue, member)] = found
+        self.track.known = known
         return Running(tuple(jobs), tuple(problems))
 
 

@@ -141,3 +141,36 @@ def test_keys_of_the_wrong_type_are_skipped_and_counted():
     snapshot, result = scrape(r)
     assert [j.job_id for j in result.jobs] == ["fine"]
     assert [(p.reason, p.key) for p in snapshot.problems] == [("wrong_type", "rq:job:a-string")]
+
+
+def test_executions_read_once_are_kept_and_give_what_a_fresh_read_gives():
+    """The track saves the hash reads of executions already seen; its result must equal a read
+    without it, scrape after scrape, while jobs start, end and a job id of RQ < 2.0 runs again."""
+    r = fakeredis.FakeRedis()
+    track = running.RunningTrack()
+
+    def both() -> tuple[Running, Running, int]:
+        kept_scan, fresh_scan = RunningScan(Keys(), track), RunningScan(Keys())
+        read_snapshot(r, Keys(), extras=(kept_scan,))
+        read_snapshot(r, Keys(), extras=(fresh_scan,))
+        asked = len(kept_scan.asked)
+        kept, fresh = kept_scan.finish(), fresh_scan.finish()
+        return kept, fresh, asked
+
+    def same(a: Running, b: Running) -> bool:
+        return sorted(a.jobs) == sorted(b.jobs) and a.problems == b.problems
+
+    start(r, "q", "long", 500, member=f"long:{EXECUTION}", worker="w1")
+    start(r, "q", "old-layout", 50, worker="w2")
+    kept, fresh, asked = both()
+    assert same(kept, fresh) and asked == 2 and len(kept.jobs) == 2
+    kept, fresh, asked = both()
+    assert same(kept, fresh) and asked == 1  # only the RQ < 2.0 member is read again
+    # The RQ < 2.0 job runs again (same member, a new start); a new execution starts; one ends.
+    start(r, "q", "old-layout", 5, worker="w2")
+    start(r, "q", "next", 1, member=f"next:{'b' * 32}", worker="w3")
+    r.zrem("rq:wip:q", f"long:{EXECUTION}")
+    kept, fresh, asked = both()
+    assert same(kept, fresh) and asked == 2
+    assert {j.job_id for j in kept.jobs} == {"old-layout", "next"}
+    assert set(track.known) == {("q", f"next:{'b' * 32}".encode())}  # what left the registry is forgotten
