@@ -29,6 +29,7 @@ the one its hash's ``current_job`` (RQ <= 2.x) names; RQ 3.0 drops ``current_job
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,11 +75,11 @@ def job_id(member: bytes) -> bytes:
 
 
 class RunningTrack:
-    """The executions read on earlier scrapes, by (queue, registry member): the process's memory of
-    what cannot change. Holds only the members of the latest successful read."""
+    """The executions read on earlier scrapes, by queue and registry member: the process's memory
+    of what cannot change. Holds only the members of the latest successful read."""
 
     def __init__(self) -> None:
-        self.known: dict[tuple[str, bytes], RunningJob] = {}
+        self.known: dict[str, dict[bytes, RunningJob]] = {}
 
 
 class RunningScan:
@@ -88,7 +89,7 @@ class RunningScan:
     def __init__(self, keys: Keys, track: RunningTrack | None = None) -> None:
         self.keys = keys
         self.track = track if track is not None else RunningTrack()
-        self.kept: list[tuple[tuple[str, bytes], RunningJob]] = []  # known executions still started
+        self.kept: list[tuple[bytes, RunningJob]] = []  # (member, job): known executions still started
         self.names: list[str] = []
         self.members: list[list | None] = []
         self.asked: list[tuple[str, bytes, bytes]] = []  # (queue, member, job id), in HMGET order
@@ -108,18 +109,20 @@ class RunningScan:
         self.members = replies
 
     def third(self, batch: Batch) -> None:
-        asked, kept, known = self.asked, self.kept, self.track.known
+        asked, kept = self.asked, self.kept
         for name, members in zip(self.names, self.members):
             if not members:
                 continue
+            known = self.track.known.get(name)
+            if known is None:
+                asked.extend((name, m, job_id(m)) for m in members)
+                continue
             for member in members:
-                if type(member) is not bytes:
-                    continue
-                found = known.get((name, member))
-                if found is not None:
-                    kept.append(((name, member), found))
-                else:
+                found = known.get(member)
+                if found is None:
                     asked.append((name, member, job_id(member)))
+                else:
+                    kept.append((member, found))
         del asked[MAX_JOBS:]
         if asked:
             job = self.keys.kind("job")
@@ -133,7 +136,9 @@ class RunningScan:
         """After a successful read: the started jobs as plain data; the track keeps this read's
         executions."""
         jobs: list[RunningJob] = [found for _, found in self.kept]
-        known = dict(self.kept)
+        known: dict[str, dict[bytes, RunningJob]] = {}
+        for member, found in self.kept:
+            known.setdefault(found.queue, {})[member] = found
         problems: list[Problem] = []
         job = self.keys.kind("job")
         names: dict[bytes, str] = {}  # worker names repeat: each decoded once
@@ -159,31 +164,37 @@ class RunningScan:
             found = RunningJob(queue, parse.text(raw_id), when, name if worker else None)
             jobs.append(found)
             if len(raw_id) != len(member):  # an execution (RQ >= 2.0): its start never changes
-                known[(queue, member)] = found
+                known.setdefault(queue, {})[member] = found
         self.track.known = known
         return Running(tuple(jobs), tuple(problems))
 
 
 def longest_per_queue(running: Running, now: float) -> dict[str, float]:
     """Queue -> seconds its longest-running started job has run (clamped at 0: clocks differ)."""
-    longest: dict[str, float] = {}
+    earliest: dict[str, float] = {}
     for j in running.jobs:
-        seconds = max(0.0, now - j.started_at)
-        if seconds > longest.get(j.queue, -1.0):
-            longest[j.queue] = seconds
-    return longest
+        if j.started_at < earliest.get(j.queue, math.inf):
+            earliest[j.queue] = j.started_at
+    return {queue: max(0.0, now - started) for queue, started in earliest.items()}
 
 
 def current_per_worker(running: Running, snapshot: Snapshot) -> dict[str, float]:
     """Worker name -> seconds its current job has run; 0 for a live worker without one."""
-    by_worker: dict[str, float] = {}
-    by_id: dict[str, float] = {}
+    earliest: dict[str, float] = {}
     for j in running.jobs:
-        seconds = max(0.0, snapshot.time - j.started_at)
-        by_id[j.job_id] = seconds
-        if j.worker is not None:
-            by_worker[j.worker] = max(seconds, by_worker.get(j.worker, 0.0))
-    return {w.name: by_worker.get(w.name, by_id.get(w.current_job or "", 0.0)) for w in snapshot.workers}
+        if j.worker is not None and j.started_at < earliest.get(j.worker, math.inf):
+            earliest[j.worker] = j.started_at
+    # Before RQ 1.7 a job does not name its worker: the worker hash's current_job names the job.
+    wanted = {w.current_job for w in snapshot.workers if w.name not in earliest and w.current_job}
+    by_id = {j.job_id: j.started_at for j in running.jobs if j.job_id in wanted} if wanted else {}
+    now = snapshot.time
+    current = {}
+    for w in snapshot.workers:
+        started = earliest.get(w.name)
+        if started is None:
+            started = by_id.get(w.current_job or "")
+        current[w.name] = 0.0 if started is None else max(0.0, now - started)
+    return current
 
 
 def families(running: Running, snapshot: Snapshot, per_worker: bool = True) -> Iterator[Metric]:
