@@ -12,7 +12,7 @@ prometheus_client itself, one family at a time, so the output never differs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import partial
+from functools import lru_cache, partial
 
 from prometheus_client import exposition
 from prometheus_client.core import Metric
@@ -143,12 +143,19 @@ class _Writer:
 
     def exemplar(self, job: JobExemplar | None) -> str:
         """`` # {job_id="..."} value timestamp`` as prometheus_client writes an Exemplar; "" for none."""
-        job_id = exemplar_id(job) if job is not None else None
-        if job is None or job_id is None:
-            return ""
-        _, value, when = job
-        text = f' # {{{EXEMPLAR_LABEL}="{_escape_value(job_id)}"}} {floatToGoString(value)}'
-        return text if when is None else f"{text} {when}"
+        return "" if job is None else _exemplar_text(job)
+
+
+# A bucket keeps its exemplar until a later job lands in it: scrape after scrape the same text,
+# built once (1.2 us each, 28,000 of them with every queue's histograms at 1,000 queues).
+@lru_cache(maxsize=32_768)
+def _exemplar_text(job: JobExemplar) -> str:
+    job_id = exemplar_id(job)
+    if job_id is None:
+        return ""
+    _, value, when = job
+    text = f' # {{{EXEMPLAR_LABEL}="{_escape_value(job_id)}"}} {floatToGoString(value)}'
+    return text if when is None else f"{text} {when}"
 
 
 def render_text(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> bytes:
