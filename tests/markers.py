@@ -37,7 +37,7 @@ NEEDS = ("redis", "workers", "promtool")
 IMPLIES = {"workers": ("redis",)}
 REDIS_FIXTURES = frozenset({"redis_server", "redis_db", "own_redis"})
 TOOLS = {"redis-server": "redis", "redis-sentinel": "redis", "promtool": "promtool", "prometheus": "promtool",
-         "alertmanager": "promtool", "amtool": "promtool"}
+         "alertmanager": "promtool", "prometheus-alertmanager": "promtool", "amtool": "promtool"}
 RQ_PROGRAMS = frozenset({"rq", "rqworker", "rqinfo"})
 RQ_MODULE = re.compile(r"(?:rq|rq\..+|demo\..+)")  # python -m ...: RQ's command line, the demo's programs
 RQ_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:[\w.]+\s*,\s*)*rq(?:[.\s,]|$)", re.M)
