@@ -59,3 +59,11 @@ def test_every_alert_links_to_a_dashboard():
         board = "rq-queue" if "$labels.queue" in rule["annotations"]["description"] else "rq-overview"
         assert f"/d/{board}?" in link and "var-instance={{ $labels.instance }}" in link, rule["alert"]
         assert (ROOT / "dashboards" / f"{board}.json").is_file()
+
+
+def test_the_runbook_base_is_the_projects_runbooks_url():
+    import tomllib
+
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    assert rule_generator().load_config()["runbook_url"] == urls["Runbooks"]
+    assert urls["Runbooks"] == urls["Homepage"] + "/blob/main/docs/runbooks.md"
