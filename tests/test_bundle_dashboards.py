@@ -110,10 +110,11 @@ def test_every_query_and_variable_query_parses(tmp_path):
 
 def test_grafana_provisioning_points_at_the_dashboards_and_prometheus():
     provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/rq.yml").read_text())["providers"][0]
-    compose = yaml.safe_load((ROOT / "docker-compose-rq-monitor.yml").read_text())
-    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in compose["services"]["grafana"]["volumes"])
+    # ${RQ_MONITOR_DIR:-.}: the directory of this checkout, as compose reads it with the variable unset.
+    compose = yaml.safe_load((ROOT / "docker-compose-rq-monitor.yml").read_text().replace("${RQ_MONITOR_DIR:-.}", "."))
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in compose["services"]["rq-grafana"]["volumes"])
     assert mounts["./dashboards"] == provider["options"]["path"]
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
     source = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
-    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
-    assert "prometheus" in compose["services"]
+    assert source["type"] == "prometheus" and source["url"] == "http://rq-prometheus:9090"
+    assert "rq-prometheus" in compose["services"]
