@@ -1,16 +1,23 @@
 """The bundle's Alertmanager configurations: prometheus/alertmanager.yml (to the bundle's receiver)
 and the ready-to-enable receivers of prometheus/alertmanager/*.yml, checked by the real amtool with
-dummy secret files in place, routed by severity as the README says, rendering rq.tmpl."""
+dummy secret files in place, routed by severity as the README says, rendering rq.tmpl; and the real
+Alertmanager delivering an alert through the Slack, PagerDuty and webhook variants to a local
+server standing in for those services (what goes out is what the test inspects)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
+from devkit import free_port, http_ok, stop_process, wait_for
 from support import ROOT, require_tool
 
 PROMETHEUS = ROOT / "prometheus"
@@ -127,3 +134,119 @@ def test_the_template_renders_summary_description_and_links():
     template = (PROMETHEUS / "alertmanager" / "rq.tmpl").read_text()
     for annotation in ("summary", "description", "runbook_url", "dashboard_url"):
         assert template.count(f".Annotations.{annotation}") >= 2, annotation  # text and HTML
+
+
+class Capture:
+    """An HTTP server on a loopback port keeping every request (path, headers, JSON body)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict, dict]] = []
+        requests = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                requests.append((self.path, dict(self.headers), json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def by_path(self) -> dict[str, tuple[dict, dict]]:
+        return {path: (headers, body) for path, headers, body in self.requests}
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+ALERT = {
+    "labels": {"alertname": "RQQueueWithoutWorkers", "severity": "critical", "queue": "orphan",
+               "job": "rq", "instance": "rq-exporter:9726"},
+    "annotations": {"summary": "An RQ queue has jobs and no worker.",
+                    "description": "Queue orphan (rq-exporter:9726) holds 3 queued jobs and no worker listens on it.",
+                    "runbook_url": "https://example.org/runbooks.md#rqqueuewithoutworkers",
+                    "dashboard_url": "http://grafana.example.org/d/rq-queue?var-queue=orphan"},
+}
+
+
+def deliver(config: Path, capture: Capture, paths: set[str], tmp_path: Path) -> dict[str, tuple[dict, dict]]:
+    """The real Alertmanager on ``config``, one alert posted to its API; the requests it made."""
+    port = free_port()
+    process = subprocess.Popen([require_tool("prometheus-alertmanager"), f"--config.file={config}",
+                                f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
+                                "--cluster.listen-address="], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=20, interval=0.1, what="Alertmanager")
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/alerts", data=json.dumps([ALERT]).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).close()
+        wait_for(lambda: paths <= set(capture.by_path()), timeout=20, interval=0.2, what=f"deliveries to {paths}")
+    finally:
+        stop_process(process, 10)
+    return capture.by_path()
+
+
+def quick(config: Path, edit) -> Path:
+    """The variant with no group_wait and ``edit`` applied (receivers pointed at the capture)."""
+    loaded = load(config)
+    loaded["route"]["group_wait"] = "0s"
+    edit(loaded)
+    config.write_text(yaml.safe_dump(loaded, sort_keys=False))
+    return config
+
+
+@pytest.mark.promtool
+def test_slack_and_pagerduty_messages_carry_summary_description_and_links(installed, tmp_path):
+    capture = Capture()
+    secrets = tmp_path / "secrets"
+    (secrets / "slack-webhook-url").write_text(capture.url + "/slack")
+    config = installed / "alertmanager" / "slack-pagerduty.yml"
+
+    def edit(loaded: dict) -> None:
+        page = next(r for r in loaded["receivers"] if r["name"] == "page")
+        page["pagerduty_configs"][0]["url"] = capture.url + "/pagerduty"  # instead of PagerDuty's API
+
+    try:
+        got = deliver(quick(config, edit), capture, {"/slack", "/pagerduty"}, tmp_path)
+    finally:
+        capture.stop()
+    (attachment,) = got["/slack"][1]["attachments"]
+    assert attachment["title"] == "[FIRING:1] RQQueueWithoutWorkers queue orphan (rq-exporter:9726)"
+    assert attachment["title_link"] == ALERT["annotations"]["runbook_url"]
+    pagerduty = got["/pagerduty"][1]
+    assert pagerduty["routing_key"] == "dummy-secret" and pagerduty["event_action"] == "trigger"
+    assert pagerduty["payload"]["summary"] == attachment["title"]
+    details = pagerduty["payload"]["custom_details"]
+    for text in (attachment["text"], details["alerts"]):
+        for annotation in ALERT["annotations"].values():
+            assert annotation in text, (annotation, text)
+    assert details["runbook"] == ALERT["annotations"]["runbook_url"]
+    assert details["dashboard"] == ALERT["annotations"]["dashboard_url"]
+
+
+@pytest.mark.promtool
+def test_the_webhook_variant_sends_the_token_of_its_secret_file(installed, tmp_path):
+    capture = Capture()
+    config = installed / "alertmanager" / "webhook.yml"
+
+    def edit(loaded: dict) -> None:
+        for receiver in loaded["receivers"]:
+            receiver["webhook_configs"][0]["url"] = f"{capture.url}/{receiver['name']}"
+
+    try:
+        got = deliver(quick(config, edit), capture, {"/page"}, tmp_path)
+    finally:
+        capture.stop()
+    headers, body = got["/page"]
+    assert headers["Authorization"] == "Bearer dummy-secret"
+    (alert,) = body["alerts"]
+    assert alert["annotations"] == ALERT["annotations"] and alert["status"] == "firing"
+    assert "/chat" not in got  # critical: the paging endpoint only
