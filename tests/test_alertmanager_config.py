@@ -6,6 +6,9 @@ server standing in for those services (what goes out is what the test inspects).
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 import json
 import shutil
 import subprocess
@@ -57,7 +60,7 @@ def installed(tmp_path) -> Path:
     for variant in (copy / "alertmanager").glob("*.yml"):
         text = variant.read_text()
         for path in secret_files(yaml.safe_load(text)):
-            (secrets / Path(path).name).write_text("dummy-secret\n")
+            (secrets / Path(path).name).write_text("dummy-secret")  # as the README writes them: printf, no newline
         variant.write_text(text.replace(SECRETS, f"{secrets}/"))
     return copy
 
@@ -250,3 +253,94 @@ def test_the_webhook_variant_sends_the_token_of_its_secret_file(installed, tmp_p
     (alert,) = body["alerts"]
     assert alert["annotations"] == ALERT["annotations"] and alert["status"] == "firing"
     assert "/chat" not in got  # critical: the paging endpoint only
+
+
+class SMTPCapture:
+    """Just enough of an SMTP server on a loopback port (EHLO, AUTH PLAIN, MAIL, RCPT, DATA) to
+    receive Alertmanager's email: keeps the credentials and each message."""
+
+    def __init__(self) -> None:
+        import socketserver
+
+        self.logins: list[str] = []
+        self.messages: list[str] = []
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def reply(self, line: str) -> None:
+                self.wfile.write(line.encode() + b"\r\n")
+
+            def handle(self) -> None:
+                self.reply("220 127.0.0.1 ESMTP test")
+                while line := self.rfile.readline().decode().rstrip("\r\n"):
+                    verb = line.split(" ", 1)[0].upper()
+                    if verb in ("EHLO", "HELO"):
+                        self.reply("250-127.0.0.1")
+                        self.reply("250 AUTH PLAIN")
+                    elif verb == "AUTH":
+                        parts = line.split()
+                        if len(parts) == 2:
+                            self.reply("334 ")
+                            parts.append(self.rfile.readline().decode().strip())
+                        owner.logins.append(base64.b64decode(parts[2]).decode())
+                        self.reply("235 2.7.0 accepted")
+                    elif verb == "DATA":
+                        self.reply("354 go on")
+                        lines = []
+                        while (data := self.rfile.readline().decode()) not in (".\r\n", ""):
+                            lines.append(data)
+                        owner.messages.append("".join(lines))
+                        self.reply("250 queued")
+                    elif verb == "QUIT":
+                        self.reply("221 bye")
+                        return
+                    else:  # MAIL, RCPT, RSET, NOOP
+                        self.reply("250 ok")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.promtool
+def test_the_email_variant_logs_in_with_its_password_file_and_mails_the_links(installed, tmp_path):
+    smtp = SMTPCapture()
+    config = installed / "alertmanager" / "email.yml"
+
+    def edit(loaded: dict) -> None:
+        loaded["global"]["smtp_smarthost"] = smtp.address
+        loaded["global"]["smtp_require_tls"] = False  # no STARTTLS on this test server
+
+    try:
+        config = quick(config, edit)
+        port = free_port()
+        process = subprocess.Popen([require_tool("prometheus-alertmanager"), f"--config.file={config}",
+                                    f"--storage.path={tmp_path / 'am-data'}",
+                                    f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=20, interval=0.1,
+                     what="Alertmanager")
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/alerts",
+                                             data=json.dumps([ALERT]).encode(), method="POST",
+                                             headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=10).close()
+            wait_for(lambda: smtp.messages, timeout=20, interval=0.2, what="the email")
+        finally:
+            stop_process(process, 10)
+    finally:
+        smtp.stop()
+    assert smtp.logins == ["\0rq-alerts@example.com\0dummy-secret"]
+    message = email.message_from_string(smtp.messages[0], policy=email.policy.default)
+    assert message["To"] == "oncall@example.com"  # critical: the on-call address
+    assert message["Subject"] == "[FIRING:1] RQQueueWithoutWorkers queue orphan (rq-exporter:9726)"
+    parts = {part.get_content_type(): part.get_content() for part in message.walk() if not part.is_multipart()}
+    assert set(parts) == {"text/plain", "text/html"}
+    for annotation in ALERT["annotations"].values():
+        assert annotation in parts["text/plain"], annotation
+    assert f'<a href="{ALERT["annotations"]["runbook_url"]}">Runbook</a>' in parts["text/html"]
