@@ -103,7 +103,8 @@ def test_dockerfile_copy_sources_exist_in_the_build_context():
 
 def test_the_demo_image_needs_only_what_it_installs():
     """The demo image holds demo/ alone (demo/Dockerfile), with rq and redis: the modules it runs
-    (the producer, the job functions the workers import) import nothing else, devkit included;
+    (the producer, the job functions the workers import, the notification receiver) import nothing
+    else, devkit included;
     demo/run.py, run from the repository root, is the one that may."""
     dockerfile = (ROOT / "demo" / "Dockerfile").read_text()
     assert re.search(r"^COPY demo \./demo$", dockerfile, re.M) and dockerfile.count("COPY ") == 1
