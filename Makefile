@@ -34,7 +34,7 @@ docs: venv
 # --- Monitoring bundle (README "Monitoring bundle") ---------------------------------------
 .PHONY: bundle demo start-rq-mon stop-rq-mon
 COMPOSE ?= docker compose
-MON := -f docker-compose-rq-monitor.yml
+MON := -p rq-monitor -f docker-compose-rq-monitor.yml --profile demo
 
 # Regenerates prometheus/rules/rq-alerts.yml (from prometheus/alerts-config.yml), dashboards/*.json
 # and k8s/prometheusrule.yaml (from the rules).
@@ -43,14 +43,16 @@ bundle: venv
 	$(VENV)/bin/python dashboards/generate.py
 	$(VENV)/bin/python scripts/k8s_rules.py
 
-# Redis, demo workers + producer, the exporter and (when installed) Prometheus, locally; Ctrl-C stops all.
+# Redis, demo workers + producer, the exporter, and (when installed) Prometheus, Alertmanager and the
+# notification receiver, locally; Ctrl-C stops all. DEMO_ARGS="--alert-for 10s" shortens the alerts' waits.
 demo: venv
 	$(VENV)/bin/python -m demo.run $(DEMO_ARGS)
 
-# The compose stack: Redis, demo app, exporter, Prometheus, Alertmanager, Grafana (needs Docker).
+# The compose stack with the demo profile: Redis, demo app, exporter, Prometheus, Alertmanager, the
+# notification receiver, Grafana (needs Docker).
 start-rq-mon:
 	$(COMPOSE) $(MON) up -d --build
-	@echo "Grafana http://localhost:3000  Prometheus http://localhost:9090  Alertmanager http://localhost:9093"
+	@echo "Grafana http://localhost:3000  Prometheus http://localhost:9090  Alertmanager http://localhost:9093  notifications http://localhost:9095"
 
 stop-rq-mon:
 	$(COMPOSE) $(MON) down --volumes

@@ -1,6 +1,8 @@
 """`make demo`: the whole bundle on this machine, without Docker.
 
-Starts a redis-server (from PATH), RQ workers and the demo producer, the exporter, and
+Starts a redis-server (from PATH), RQ workers and the demo producer, the exporter, the bundle's
+notification receiver (demo/receiver.py, in this process: its lines go to this console),
+Alertmanager with the bundled alertmanager.yml when `prometheus-alertmanager` is installed, and
 Prometheus with the bundled config and alert rules when `prometheus` is installed.
 Ctrl-C (or SIGTERM) stops everything it started, in reverse order.
 
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,25 +26,63 @@ from pathlib import Path
 
 import yaml
 
+from demo import receiver
 from devkit import RedisServer, WaitTimeout, http_ok, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "prometheus"
 DEMO_QUEUES = ("high", "default", "low")
 RQ_JOB = "rq"  # the scrape job the alert rules select (prometheus/alerts-config.yml)
+CONSOLE = "console"  # the receiver of alertmanager.yml that delivers to demo/receiver.py
+ALERTMANAGERS = ("prometheus-alertmanager", "alertmanager")  # Debian's name, upstream's
+DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")  # a Prometheus duration
 
 
-def prometheus_config(base: dict, exporter: str, rule_files: list[str], interval: str) -> dict:
-    """The bundled prometheus.yml pointed at a local exporter: no Alertmanager, absolute rule paths."""
+def prometheus_config(base: dict, exporter: str, rule_files: list[str], interval: str,
+                      alertmanager: str | None = None) -> dict:
+    """The bundled prometheus.yml pointed at a local exporter and Alertmanager (none when None),
+    with absolute rule paths."""
     config = copy.deepcopy(base)
     config["global"] = {**config.get("global", {}), "scrape_interval": interval, "evaluation_interval": interval}
     config.pop("alerting", None)
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     config["rule_files"] = rule_files
     jobs = [job for job in config["scrape_configs"] if job["job_name"] == RQ_JOB]
     if len(jobs) != 1:
         raise ValueError(f"prometheus.yml must have one scrape job named {RQ_JOB!r}")
     jobs[0]["static_configs"] = [{"targets": [exporter]}]
     return config
+
+
+def alertmanager_config(base: dict, receiver_url: str, base_dir: Path, wait: str | None = None) -> dict:
+    """The bundled alertmanager.yml delivering to a local receiver, template paths made absolute
+    (the config is written elsewhere), and with `wait` (--alert-for) as group_wait and
+    group_interval, so that a notification, firing or resolved, follows within that much."""
+    config = copy.deepcopy(base)
+    receivers = [r for r in config["receivers"] if r["name"] == CONSOLE]
+    if len(receivers) != 1 or len(receivers[0].get("webhook_configs", [])) != 1:
+        raise ValueError(f"alertmanager.yml must have one receiver {CONSOLE!r} with one webhook")
+    receivers[0]["webhook_configs"][0]["url"] = receiver_url
+    config["templates"] = [str(base_dir / t) for t in config.get("templates", [])]
+    if wait:
+        config["route"] = {**config["route"], "group_wait": wait, "group_interval": wait, "repeat_interval": "1h"}
+    return config
+
+
+def bundle_rules(alert_for: str) -> str:
+    """The bundled alert rules (prometheus/alerts-config.yml) with every `for` set to alert_for."""
+    spec = importlib.util.spec_from_file_location("generate_rules", PROMETHEUS_DIR / "generate_rules.py")
+    assert spec and spec.loader
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    return generator.render(generator.with_durations(generator.load_config(), for_=alert_for))
+
+
+def duration(text: str) -> str:
+    if not DURATION.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a Prometheus duration (such as 10s, 1m30s): {text!r}")
+    return text
 
 
 class Stack:
@@ -52,6 +94,7 @@ class Stack:
         self.redis: RedisServer | None = None
         self.gone: set[str] = set()
         self.running = False
+        self.receiver: receiver.ThreadingHTTPServer | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix="rq-demo-"))
         self.redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
 
@@ -100,11 +143,16 @@ class Stack:
         wait_for(lambda: self._up(f"http://127.0.0.1:{a.exporter_port}/healthz"), 20, 0.1, "the exporter")
         wait_for(lambda: client.scard("rq:workers") >= a.workers or self.check_alive(), 30, 0.1, "the RQ workers")
 
+        alertmanager_address = self._start_alertmanager()
         prometheus = shutil.which("prometheus")
         if prometheus and not a.no_prometheus:
             base = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
             rules = [str(Path(r).resolve()) for r in a.rules] or [str(PROMETHEUS_DIR / "rules" / "*.yml")]
-            config = prometheus_config(base, f"127.0.0.1:{a.exporter_port}", rules, a.scrape_interval)
+            if a.alert_for and not a.rules:
+                (self.tmp / "rq-alerts.yml").write_text(bundle_rules(a.alert_for))
+                rules = [str(self.tmp / "rq-alerts.yml")]
+            config = prometheus_config(base, f"127.0.0.1:{a.exporter_port}", rules, a.scrape_interval,
+                                       alertmanager_address)
             config_file = self.tmp / "prometheus.yml"
             config_file.write_text(yaml.safe_dump(config, sort_keys=False))
             self.spawn("prometheus", [prometheus, f"--config.file={config_file}",
@@ -117,6 +165,29 @@ class Stack:
                   file=sys.stderr)
         self.running = True
 
+    def _start_alertmanager(self) -> str | None:
+        """The receiver (in this process) and Alertmanager delivering to it; Alertmanager's address."""
+        a = self.args
+        if a.no_alertmanager:
+            return None
+        binary = next(filter(None, map(shutil.which, ALERTMANAGERS)), None)
+        if not binary:
+            print("demo: prometheus-alertmanager is not installed: running without it and the receiver "
+                  "(apt-get install prometheus-alertmanager)", file=sys.stderr)
+            return None
+        inbox = receiver.Inbox(on_line=lambda text: print(f"notification {text}", flush=True))
+        self.receiver = receiver.serve("127.0.0.1", a.receiver_port, inbox)
+        base = yaml.safe_load((PROMETHEUS_DIR / "alertmanager.yml").read_text())
+        config = alertmanager_config(base, f"http://127.0.0.1:{a.receiver_port}/", PROMETHEUS_DIR, a.alert_for)
+        config_file = self.tmp / "alertmanager.yml"
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        address = f"127.0.0.1:{a.alertmanager_port}"
+        # An empty cluster address turns off the gossip port (9094) a single Alertmanager does not need.
+        self.spawn("alertmanager", [binary, f"--config.file={config_file}", f"--storage.path={self.tmp / 'am-data'}",
+                                    f"--web.listen-address={address}", "--cluster.listen-address="])
+        wait_for(lambda: self._up(f"http://{address}/-/ready"), 30, 0.1, "Alertmanager")
+        return address
+
     def _up(self, url: str) -> bool:
         self.check_alive()
         return http_ok(url)
@@ -125,14 +196,18 @@ class Stack:
         for _, process in reversed(self.processes):
             stop_process(process, 15)
         self.processes.clear()
+        if self.receiver:
+            self.receiver.shutdown()
+            self.receiver.server_close()
         if self.redis:
             self.redis.cleanup()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Run Redis, RQ workers, a job producer, the exporter and "
-                                     "Prometheus locally; Ctrl-C stops them all.")
+    parser = argparse.ArgumentParser(description="Run Redis, RQ workers, a job producer, the exporter, "
+                                     "Prometheus, Alertmanager and a notification receiver locally; "
+                                     "Ctrl-C stops them all.")
     parser.add_argument("--redis-port", type=int, default=6390, help="redis-server port (default 6390, so a "
                         "Redis already on 6379 is left alone)")
     parser.add_argument("--exporter-port", type=int, default=9726)
@@ -143,6 +218,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rules", action="append", default=[],
                         help="rule file(s) for Prometheus (default prometheus/rules/*.yml)")
     parser.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
+    parser.add_argument("--alertmanager-port", type=int, default=9093)
+    parser.add_argument("--receiver-port", type=int, default=9095,
+                        help="the notification receiver's port (its page lists every notification)")
+    parser.add_argument("--no-alertmanager", action="store_true",
+                        help="do not start Alertmanager and the notification receiver")
+    parser.add_argument("--alert-for", type=duration, default=None, metavar="DURATION",
+                        help="set every bundled rule's `for` (not those of --rules files) and Alertmanager's "
+                        "group_wait and group_interval to DURATION (such as 10s), to see alerts and their "
+                        "notifications within a minute or two")
     return parser.parse_args(argv)
 
 
@@ -157,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: ready. Redis {stack.redis_url}, metrics http://127.0.0.1:{args.exporter_port}/metrics"
               + (f", Prometheus http://127.0.0.1:{args.prometheus_port}/alerts"
                  if any(name == "prometheus" for name, _ in stack.processes) else "")
+              + (f", Alertmanager http://127.0.0.1:{args.alertmanager_port}, notifications "
+                 f"http://127.0.0.1:{args.receiver_port}/" if stack.receiver else "")
               + f"; logs in {stack.tmp}. Ctrl-C stops it all.", flush=True)
         while not stop.wait(1):
             stack.check_alive()

@@ -4,7 +4,7 @@ Not part of the installed exporter (setuptools packages ``rq_exporter*`` only) a
 by it. Nothing here imports pytest: what only tests need (the marker checks, require_tool, the
 exporter process, scrapes, RQ workers) is in tests/support.py and tests/markers.py.
 
-The files the demo image runs (demo/producer.py, demo/jobs.py: docker-compose-rq-monitor.yml,
+The files the demo image runs (demo/producer.py, demo/jobs.py, demo/receiver.py: docker-compose-rq-monitor.yml,
 demo/Dockerfile copies demo/ alone) do not import it; demo/run.py does, and runs from the
 repository root (``python -m demo.run``, ``make demo``).
 """

@@ -183,12 +183,23 @@ def with_durations(config: dict, for_: str | None = None, window: str | None = N
     return changed
 
 
+def dashboard_url(base: str, description: str) -> str:
+    """The Grafana dashboard an alert's notification links to, with its variables set: an alert
+    about a queue (its description names the queue label) opens RQ / Queue, others RQ / Overview."""
+    link = f"{base}/rq-overview?var-job={{{{ $labels.job }}}}&var-instance={{{{ $labels.instance }}}}"
+    if "$labels.queue" in description:
+        link = (f"{base}/rq-queue?var-job={{{{ $labels.job }}}}&var-instance={{{{ $labels.instance }}}}"
+                f"&var-queue={{{{ $labels.queue }}}}")
+    return link
+
+
 def rules(config: dict) -> dict:
     unknown = set(config["alerts"]) ^ set(RULES)
     if unknown:
         raise SystemExit(f"alerts-config.yml and generate_rules.py disagree on: {', '.join(sorted(unknown))}")
     selector = config["selector"]
     runbook = config.get("runbook_url") or ""
+    dashboards = (config.get("dashboard_url") or "").rstrip("/")
     out = []
     for name, build in RULES.items():
         settings = config["alerts"][name]
@@ -196,6 +207,8 @@ def rules(config: dict) -> dict:
         annotations = {"summary": summary, "description": description}
         if runbook:
             annotations["runbook_url"] = f"{runbook}#{name.lower()}"
+        if dashboards:
+            annotations["dashboard_url"] = dashboard_url(dashboards, description)
         out.append({
             "alert": name,
             "expr": expr,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real servers the tests run (redis-server, prometheus + promtool,
-# alertmanager's amtool) with apt-get when missing and running as root.
+# alertmanager and amtool) with apt-get when missing and running as root.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -9,6 +9,7 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "scripts/system-deps.sh: please install: ${missing[*]} (need root + apt-get to do it here)" >&2

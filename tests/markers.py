@@ -37,9 +37,10 @@ NEEDS = ("redis", "workers", "promtool")
 IMPLIES = {"workers": ("redis",)}
 REDIS_FIXTURES = frozenset({"redis_server", "redis_db", "own_redis"})
 TOOLS = {"redis-server": "redis", "redis-sentinel": "redis", "promtool": "promtool", "prometheus": "promtool",
-         "alertmanager": "promtool", "amtool": "promtool"}
+         "alertmanager": "promtool", "prometheus-alertmanager": "promtool", "amtool": "promtool"}
 RQ_PROGRAMS = frozenset({"rq", "rqworker", "rqinfo"})
-RQ_MODULE = re.compile(r"(?:rq|rq\..+|demo\..+)")  # python -m ...: RQ's command line, the demo's programs
+# python -m ...: RQ's command line, the demo's programs (but its notification receiver, which is no RQ program)
+RQ_MODULE = re.compile(r"(?:rq|rq\..+|demo\.(?!receiver$).+)")
 RQ_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:[\w.]+\s*,\s*)*rq(?:[.\s,]|$)", re.M)
 # Seconds a test's call may take without the slow marker: three times the 5 s that make a test
 # slow, so that a loaded 2-core CI machine does not fail a test that is merely near the line.

@@ -113,22 +113,23 @@ def test_every_query_and_variable_query_parses(tmp_path):
 
 def test_grafana_provisioning_points_at_the_dashboards_and_prometheus():
     provider = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/rq.yml").read_text())["providers"][0]
-    compose = yaml.safe_load((ROOT / "docker-compose-rq-monitor.yml").read_text())
-    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in compose["services"]["grafana"]["volumes"])
+    # ${RQ_MONITOR_DIR:-.}: the directory of this checkout, as compose reads it with the variable unset.
+    compose = yaml.safe_load((ROOT / "docker-compose-rq-monitor.yml").read_text().replace("${RQ_MONITOR_DIR:-.}", "."))
+    mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in compose["services"]["rq-grafana"]["volumes"])
     assert mounts["./dashboards"] == provider["options"]["path"]
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
     source = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
-    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
-    assert "prometheus" in compose["services"]
+    assert source["type"] == "prometheus" and source["url"] == "http://rq-prometheus:9090"
+    assert "rq-prometheus" in compose["services"]
 
 
 def test_exemplars_link_to_the_job_and_the_run_time_panels_show_them():
     """Issue 10: Prometheus stores exemplars, Grafana links job_id to a configurable URL, the
     run-time panels ask for exemplars."""
-    compose = yaml.safe_load((ROOT / "docker-compose-rq-monitor.yml").read_text())
-    assert "--enable-feature=exemplar-storage" in compose["services"]["prometheus"]["command"]
+    compose = yaml.safe_load((ROOT / "docker-compose-rq-monitor.yml").read_text().replace("${RQ_MONITOR_DIR:-.}", "."))
+    assert "--enable-feature=exemplar-storage" in compose["services"]["rq-prometheus"]["command"]
     # Compose turns $$ into $: Grafana gets the URL with ${__value.raw}, which it fills with the job id.
-    assert compose["services"]["grafana"]["environment"]["RQ_JOB_URL"] == \
+    assert compose["services"]["rq-grafana"]["environment"]["RQ_JOB_URL"] == \
         "${RQ_JOB_URL:-http://localhost:9181/view/job/$${__value.raw}}"
     source = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
     assert source["jsonData"]["exemplarTraceIdDestinations"] == [

@@ -57,6 +57,13 @@ GRAFANA_12196_VARIABLES = ['{__name__=~"rq_.*"}']  # label_values(<this>, job) a
 
 
 class Demo:
+    # More arguments of demo.run (tests/test_e2e_alertmanager.py runs Alertmanager; here it is left out).
+    extra_args: tuple[str, ...] = ("--no-alertmanager",)
+
+    def adjust(self, config: dict) -> dict:
+        """The rules' config as the test wants it (a subclass's hook)."""
+        return config
+
     def __init__(self, tmp) -> None:
         require_tool("redis-server")
         require_tool("prometheus")
@@ -67,7 +74,7 @@ class Demo:
         config = gen.with_durations(gen.load_config(), for_="2s", window="20s")
         config["alerts"]["RQOldestJobTooOld"]["max_age_seconds"] = 3
         config["alerts"]["RQQueueBacklogGrowing"]["min_growth"] = 3
-        self.rules.write_text(gen.render(config))
+        self.rules.write_text(gen.render(self.adjust(config)))
         self.redis_port, self.exporter_port, self.prometheus_port = free_port(), free_port(), free_port()
         self.log = tmp / "demo.log"
         self.started = time.time()
@@ -75,7 +82,7 @@ class Demo:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "demo.run", "--redis-port", str(self.redis_port),
                  "--exporter-port", str(self.exporter_port), "--prometheus-port", str(self.prometheus_port),
-                 "--scrape-interval", "1s", "--rules", str(self.rules), "--rate", "4", "--workers", "2"],
+                 "--scrape-interval", "1s", "--rules", str(self.rules), "--rate", "4", "--workers", "2", *self.extra_args],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for(self._ready, timeout=60, interval=0.2, what="the demo stack")

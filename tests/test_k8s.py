@@ -132,3 +132,22 @@ def test_the_container_settings_run_the_real_exporter(container, own_redis, tmp_
         log = exporter.stop()
     assert "k8s-secret" not in log
     assert log.lstrip().startswith("{")  # --log-format=json
+
+
+def test_the_kube_prometheus_stack_option_labels_what_its_prometheus_selects():
+    """k8s-kube-prometheus-stack/ (beside k8s/: kustomize refuses an overlay inside its base): the
+    base plus a release label on the ServiceMonitor and the PrometheusRule (the JSON patches checked
+    against the manifests they target; `kubectl kustomize` renders them so, run by hand)."""
+    overlay = yaml.safe_load((ROOT / "k8s-kube-prometheus-stack" / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["../k8s"]
+    labelled = {}
+    for entry in overlay["patches"]:
+        target = entry["target"]
+        (op,) = yaml.safe_load(entry["patch"])
+        assert (op["op"], op["path"]) == ("add", "/metadata/labels/release")
+        name = {"ServiceMonitor": "servicemonitor.yaml", "PrometheusRule": "prometheusrule.yaml"}[target["kind"]]
+        doc = _one(name, target["kind"])
+        assert doc["metadata"]["name"] == target["name"] and doc["apiVersion"].startswith(target["group"] + "/")
+        assert isinstance(doc["metadata"]["labels"], dict)  # "add" needs the labels map to exist
+        labelled[target["kind"]] = op["value"]
+    assert set(labelled) == {"ServiceMonitor", "PrometheusRule"} and len(set(labelled.values())) == 1
