@@ -143,6 +143,33 @@ def _dead_workers(s: str, a: dict) -> tuple[str, str, str]:
     )
 
 
+def _cron_scheduler_down(s: str, a: dict) -> tuple[str, str, str]:
+    return (
+        f"rq_cron_jobs{{{s}}} > 0\nand on (job, instance)\nrq_cron_schedulers{{{s}}} == 0",
+        "No RQ cron scheduler is alive.",
+        "{{ $value }} cron jobs are known in Redis behind {{ $labels.instance }} and no `rq cron` scheduler "
+        "is alive: none of them is enqueued.",
+    )
+
+
+def _cron_job_late(s: str, a: dict) -> tuple[str, str, str]:
+    return (
+        f"time() - rq_cron_job_next_enqueue_timestamp_seconds{{{s}}} > {a['grace_seconds']}",
+        "An RQ cron job was not enqueued when due.",
+        "Cron job {{ $labels.name }} of queue {{ $labels.queue }} ({{ $labels.instance }}) was due "
+        "{{ $value | humanizeDuration }} ago and has not been enqueued: is its `rq cron` scheduler alive?",
+    )
+
+
+def _rq_scheduler_overdue(s: str, a: dict) -> tuple[str, str, str]:
+    return (
+        f"rq_scheduler_jobs_overdue{{{s}}} > 0\nand on (job, instance)\nrq_scheduler_up{{{s}}} == 0",
+        "rq-scheduler jobs are overdue and no rqscheduler runs.",
+        "{{ $value }} rq-scheduler jobs of queue {{ $labels.queue }} ({{ $labels.instance }}) are past due "
+        "and no `rqscheduler` process is alive to move them to the queue.",
+    )
+
+
 RULES: dict[str, Callable[[str, dict], tuple[str, str, str]]] = {
     "RQExporterDown": _exporter_down,
     "RQRedisUnreachable": _redis_unreachable,
@@ -155,6 +182,9 @@ RULES: dict[str, Callable[[str, dict], tuple[str, str, str]]] = {
     "RQAbandonedJobs": _abandoned,
     "RQScheduledJobsOverdue": _scheduled_overdue,
     "RQDeadWorkersPilingUp": _dead_workers,
+    "RQCronSchedulerDown": _cron_scheduler_down,
+    "RQCronJobLate": _cron_job_late,
+    "RQSchedulerJobsOverdue": _rq_scheduler_overdue,
 }
 
 
