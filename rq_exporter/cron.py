@@ -82,8 +82,8 @@ class CronScan:
         self.hash_prefix = keys.kind("cron_scheduler")
         self.now = 0.0
         self.read = False
-        self.heartbeats: list[tuple[bytes, bytes]] = []
-        self.enqueues: list[tuple[bytes, bytes]] = []
+        self.heartbeats: list[tuple[bytes, bytes | float]] = []
+        self.enqueues: list[tuple[bytes, bytes | float]] = []
         self.hashes: list[bytes | None] = []
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
@@ -95,7 +95,7 @@ class CronScan:
 
     def _take_zsets(self, replies: list) -> None:
         self.read = True
-        self.heartbeats, self.enqueues = (_pairs(r) for r in replies)
+        self.heartbeats, self.enqueues = (parse.zset_pairs(r) for r in replies)
 
     def third(self, batch: Batch) -> None:
         if self.heartbeats:
@@ -182,24 +182,17 @@ def _when(value: object, key: str, problems: list[Problem]) -> float | None:
         return None
 
 
-def _score(raw: bytes, key: bytes, problems: list[Problem]) -> float | None:
+def _score(raw: bytes | float, key: bytes, problems: list[Problem]) -> float | None:
     try:
         return float(raw)
     except ValueError:
-        problems.append(Problem("bad_score", parse.text(key), f"score {raw[:40]!r}"))
+        problems.append(Problem("bad_score", parse.text(key), f"score {raw!r}"[:60]))
         return None
 
 
 def _latest(*candidates: float | None) -> float | None:
     known = [c for c in candidates if c is not None]
     return max(known) if known else None
-
-
-def _pairs(reply: object) -> list[tuple[bytes, bytes]]:
-    """A flat ZRANGE WITHSCORES reply (RESP2: member, score, ...) as pairs; [] for an error reply."""
-    if not isinstance(reply, list):
-        return []
-    return list(zip(reply[::2], reply[1::2]))
 
 
 def families(cron: CronState) -> Iterator[Metric]:

@@ -75,7 +75,7 @@ class ScheduleScan:
         self.read = False
         self.total = 0
         self.past_due = 0
-        self.members: list[tuple[bytes, bytes]] = []
+        self.members: list[tuple[bytes, bytes | float]] = []
         self.cursor: int | None = None
         self.found: list[bytes] = []
         self.checked: list[tuple[bytes, list | None]] = []
@@ -99,7 +99,7 @@ class ScheduleScan:
         total, past_due, members = replies
         self.total = total if isinstance(total, int) else 0
         self.past_due = past_due if isinstance(past_due, int) else 0
-        self.members = list(zip(members[::2], members[1::2])) if isinstance(members, list) else []
+        self.members = parse.zset_pairs(members)
 
     def _take_scan(self, reply: list) -> None:
         cursor, keys = reply
@@ -177,7 +177,7 @@ def _job(answer: list | None, key: str, problems: list[Problem]) -> tuple[str, s
     return parse.text(answer[0]), function_name(answer[1]) or UNKNOWN
 
 
-def _before(score: bytes, now: float) -> bool:
+def _before(score: bytes | float, now: float) -> bool:
     try:
         return float(score) < now
     except ValueError:

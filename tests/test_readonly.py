@@ -16,13 +16,17 @@ from datetime import timedelta
 import jobs
 import pytest
 from rq import Queue, Retry
+from rq.cron import CronScheduler
+from rq_scheduler import Scheduler
 
 from devkit import wait_for
 from support import ROOT, Exporter, RQWorker
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
-ACL_COMMANDS = ("hmget", "lindex", "llen", "lrange", "mget", "smembers", "zcard", "zcount", "zrangebyscore")
+# scan and zrange: the schedules (rq_exporter/cron.py, rq_exporter/schedules.py).
+ACL_COMMANDS = ("hmget", "lindex", "llen", "lrange", "mget", "scan", "smembers", "zcard", "zcount", "zrange",
+                "zrangebyscore")
 ACL_RULE = f"user rq-exporter on >PASSWORD resetkeys %R~rq:* resetchannels -@all {' '.join('+' + c for c in ACL_COMMANDS)}"
 # What this test itself sends (as the default user) between the resets and the reads, and the
 # connection handshake every client sends (AUTH and HELLO need no ACL permission).
@@ -85,6 +89,14 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
     default.enqueue(jobs.sleep_for, 0, depends_on=parent)  # deferred
     low.enqueue(jobs.sleep_for, 0).cancel()  # canceled
     default.enqueue_in(timedelta(hours=1), jobs.sleep_for, 0)  # scheduled
+    # The schedules, written by rq-scheduler's and RQ's own code: a job, an rqscheduler instance,
+    # a cron scheduler with its job (no process: it would write while the exporter reads).
+    rq_scheduler = Scheduler(connection=admin, queue_name="low", interval=600)
+    rq_scheduler.enqueue_in(timedelta(hours=1), jobs.sleep_for, 0)
+    rq_scheduler.register_birth()
+    cron_scheduler = CronScheduler(connection=admin, name="cron-ro")
+    cron_scheduler.register(jobs.sleep_for, "low", interval=600)
+    cron_scheduler.register_birth()
     pid_file = tmp_path / "horse.pid"
     worker = RQWorker(own_redis.url, "default", name="w-ro")
     horse_pid = None
@@ -144,6 +156,10 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
         assert samples.value("rq_jobs", queue="low", status="queued") == 1
         assert samples.value("rq_jobs", queue="low", status="canceled") == 1
         assert samples.value("rq_live_workers", state="busy") == 1
+        assert samples.value("rq_scheduler_jobs", queue="low", func="jobs.sleep_for") == 1
+        assert samples.value("rq_scheduler_up") == 1
+        assert samples.value("rq_cron_schedulers") == 1
+        assert samples.series("rq_cron_job_schedulers") == {frozenset({("name", "jobs.sleep_for"), ("queue", "low")}): 1}
         assert not samples.series("rq_exporter_skipped_total")
     assert "skipped" not in log and "Traceback" not in log
 
