@@ -170,7 +170,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: float,
-        budget: float, ours_args: list[str], accept: str = "prometheus3") -> dict:
+        budget: float, ours_args: list[str], accept: str = "prometheus3", baseline: str | None = None) -> dict:
     """Fill a fresh Redis, scrape both exporters in turn; returns the figures."""
     result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms,
                     "ours_args": " ".join(ours_args), "accept": accept}
@@ -180,6 +180,8 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         stack.callback(client.close)
         result["fill"] = fill("127.0.0.1", redis_port, size)
         exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter", *ours_args], redis_port)]
+        if baseline:  # another build of this exporter (e.g. main before a change), same flags, same run
+            exporters.append(Exporter("baseline", [baseline, *ours_args], redis_port))
         if with_peer:
             exporters.append(Exporter("rq-exporter 3.1.0", peer_command(), redis_port))
         write_cache: dict[str, bool] = {}
@@ -210,7 +212,7 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         result["exporters"] = [summary(e) for e in exporters]
         result["load_average"] = round(os.getloadavg()[0], 2)  # other work on the machine during the run
     if with_peer:
-        ours, peer = result["exporters"]
+        ours, peer = result["exporters"][0], result["exporters"][-1]
         ours["speedup"] = round(peer["median_ms"] / ours["median_ms"], 1)
     return result
 
@@ -267,6 +269,8 @@ def main() -> int:
     parser.add_argument("--accept", choices=sorted(ACCEPT), default="prometheus3",
                         help="Accept header of the scrapes: Prometheus 3's (OpenMetrics) or plain text")
     parser.add_argument("--ours-args", default="", help="extra flags for our exporter, e.g. '--no-job-timing'")
+    parser.add_argument("--baseline", metavar="PATH",
+                        help="also measure this rq-exporter binary (another build of ours), with --ours-args")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         print("bench: redis-server is not installed (scripts/system-deps.sh)", file=sys.stderr)
@@ -276,7 +280,7 @@ def main() -> int:
         [Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers)]
     for size in sizes:
         result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget,
-                     args.ours_args.split(), args.accept)
+                     args.ours_args.split(), args.accept, args.baseline)
         print_run(result)
         results.append(result)
     if args.scaling:

@@ -8,15 +8,16 @@ RQ_KEY_PREFIX, the exporter's --key-prefix is applied all the same):
   their next time, under the same id. A cron job registered again at every deploy is one more id.
 - the job hashes: ``origin`` is the queue, ``data`` holds the function (read as jobfunc.py does).
 - hash ``rq:scheduler_instance:<uuid>`` per running ``rqscheduler`` (TTL interval + 10 s, ``death``
-  set on a clean stop). Its name is random and no set lists it: instances are found by one
-  ``SCAN ... MATCH`` step per scrape (``SCAN_COUNT`` keys), the cursor kept across scrapes, and
-  each instance found is checked every scrape. A new ``rqscheduler`` is found within
-  (keys in the database / SCAN_COUNT) scrapes; one that dies is seen at once (its hash expires).
-  ``rq:scheduler_lock`` is no sign of life: it is held only while jobs are moved.
+  set on a clean stop). Its name is random and no set lists it: while the zset holds jobs and no
+  live instance is known, each scrape takes one ``SCAN ... MATCH`` step (``SCAN_COUNT`` keys, ~3 ms
+  of Redis at a million keys), the cursor kept across scrapes; each instance found is checked every
+  scrape. A new ``rqscheduler`` is found within (keys in the database / SCAN_COUNT) scrapes; one
+  that dies is seen at once (its hash expires). ``rq:scheduler_lock`` is no sign of life: it is
+  held only while jobs are moved.
 
 Reads: round 2, ZCARD, ZCOUNT of the past-due jobs and ZRANGE WITHSCORES of the first
-``MAX_TRACKED`` jobs by due time, the SCAN step and an HMGET per known instance; round 3, an HMGET
-(origin, data) per job not read before (at most ``MAX_NEW`` a scrape) and per instance just found.
+``MAX_TRACKED`` jobs by due time, the SCAN step (while searching) and an HMGET per known instance;
+round 3, an HMGET (origin, data) per job not read before (at most ``MAX_NEW`` a scrape) and per instance just found.
 Each job's queue and function are remembered while it is in the zset (~150 bytes a job).
 Jobs past ``MAX_TRACKED`` are counted (``rq_scheduler_jobs_untracked``), not read.
 """
@@ -50,6 +51,9 @@ class ScheduleTrack:
     jobs: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # job id -> (queue, function)
     instances: set[bytes] = field(default_factory=set)  # rqscheduler instance keys found
     cursor: int = 0
+    # Look for instances (SCAN) only while rq-scheduler holds jobs and none is known alive: a SCAN
+    # step of 5,000 keys costs Redis ~3 ms at a million keys.
+    searching: bool = True
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,8 @@ class ScheduleScan:
             ("ZCOUNT", self.zset, "-inf", f"({now!r}"),
             ("ZRANGE", self.zset, 0, MAX_TRACKED - 1, "WITHSCORES"),
         ])
-        batch.add(self._take_scan, "SCAN", self.track.cursor, "MATCH", self.pattern, "COUNT", SCAN_COUNT)
+        if self.track.searching:
+            batch.add(self._take_scan, "SCAN", self.track.cursor, "MATCH", self.pattern, "COUNT", SCAN_COUNT)
         known = sorted(self.track.instances)
         if known:
             batch.add_group(_checker(self, known), [("HMGET", key, b"birth", b"death") for key in known])
@@ -139,6 +144,7 @@ class ScheduleScan:
                 track.instances.add(key)
         if self.cursor is not None:
             track.cursor = self.cursor
+        track.searching = self.total > 0 and not live
         due = [job_id for job_id, score in self.members if _before(score, self.now)]
         return state(track.jobs, [i for i, _ in self.members], due, self.total, self.past_due, live, func_limit,
                      tuple(problems))

@@ -133,6 +133,7 @@ def test_instances_are_found_over_several_scrapes_on_a_large_keyspace(monkeypatc
     r, track = fakeredis.FakeRedis(), ScheduleTrack()
     r.mset({f"rq:job:filler{i}": "x" for i in range(200)})
     r.hset("rq:scheduler_instance:abc", "birth", time.time())
+    schedule(r, "j", "default", "app.f", time.time() + 600)  # looked for only while it holds jobs
     seen = [rows(scrape(r, track))["rq_scheduler_up"][()] for _ in range(40)]
     assert seen[-1] == 1 and 0 in seen  # found after a few steps, and then kept
     assert seen[seen.index(1):] == [1] * (len(seen) - seen.index(1))
@@ -144,3 +145,17 @@ def test_the_key_prefix_applies():
     schedule(r, "o", "default", "app.other", now + 5)
     got = rows(scrape(r, ScheduleTrack(), keys=Keys("myapp")))["rq_scheduler_jobs"]
     assert got == {("default", "app.mine"): 1}
+
+
+def test_no_scan_while_a_live_rqscheduler_is_known_or_it_holds_no_jobs():
+    r, track = fakeredis.FakeRedis(), ScheduleTrack()
+    scrape(r, track)
+    assert not track.searching  # no rq-scheduler jobs: nothing to move, no one to look for
+    schedule(r, "j", "default", "app.f", time.time() + 600)
+    scrape(r, track)
+    assert track.searching
+    r.hset("rq:scheduler_instance:abc", "birth", time.time())
+    scrape(r, track)
+    assert rows(scrape(r, track))["rq_scheduler_up"] == {(): 1} and not track.searching
+    r.delete("rq:scheduler_instance:abc")  # it died: look for the next one
+    assert rows(scrape(r, track))["rq_scheduler_up"] == {(): 0} and track.searching
