@@ -132,8 +132,10 @@ class ScheduleScan:
         problems: list[Problem] = []
         for job_id, answer in zip(self.asked, self.answers):
             track.jobs[job_id] = _job(answer, parse.text(self.job + job_id), problems)
-        present = {job_id for job_id, _ in self.members}
-        track.jobs = {i: v for i, v in track.jobs.items() if i in present}
+        ids = [job_id for job_id, _ in self.members]
+        if self.asked or len(track.jobs) != len(ids):  # else every member is known, and nothing else
+            present = set(ids)
+            track.jobs = {i: v for i, v in track.jobs.items() if i in present}
         live = 0
         for key, reply in self.checked:
             alive = isinstance(reply, list) and reply[0] is not None and reply[1] is None
@@ -145,9 +147,9 @@ class ScheduleScan:
         if self.cursor is not None:
             track.cursor = self.cursor
         track.searching = self.total > 0 and not live
-        due = [job_id for job_id, score in self.members if _before(score, self.now)]
-        return state(track.jobs, [i for i, _ in self.members], due, self.total, self.past_due, live, func_limit,
-                     tuple(problems))
+        # ZRANGE lists by due time: the past-due jobs (ZCOUNT, same round) come first.
+        due = ids[:self.past_due]
+        return state(track.jobs, ids, due, self.total, self.past_due, live, func_limit, tuple(problems))
 
 
 def _checker(scan: ScheduleScan, keys: list[bytes]) -> Callable[[list], None]:
@@ -181,13 +183,6 @@ def _job(answer: list | None, key: str, problems: list[Problem]) -> tuple[str, s
         problems.append(Problem("missing_job", key, "job in rq-scheduler's zset without a hash or origin"))
         return UNKNOWN, UNKNOWN
     return parse.text(answer[0]), function_name(answer[1]) or UNKNOWN
-
-
-def _before(score: bytes | float, now: float) -> bool:
-    try:
-        return float(score) < now
-    except ValueError:
-        return False
 
 
 def families(s: ScheduleState) -> Iterator[Metric]:
