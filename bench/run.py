@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:  # run by path (python bench/run.py): devkit and b
 from bench.dataset import Size, fill  # noqa: E402
 from bench.proxy import DelayProxy, measured_round_trip  # noqa: E402
 from bench.report import ROWS_HEADER, rows_of  # noqa: E402
+from bench.schedules import fill_schedules  # noqa: E402
 from devkit import RedisServer, cpu_seconds, free_port, proc_status, stop_process, wait_for  # noqa: E402
 
 PEER = "rq-exporter==3.1.0"
@@ -174,7 +175,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: float,
-        budget: float, ours_args: list[str], accept: str = "prometheus3", also: Sequence[Path] = ()) -> dict:
+        budget: float, ours_args: list[str], accept: str = "prometheus3", also: Sequence[Path] = (),
+        schedules: int = 0) -> dict:
     """Fill a fresh Redis, scrape both exporters in turn; returns the figures."""
     result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms,
                     "ours_args": " ".join(ours_args), "accept": accept}
@@ -183,6 +185,8 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         redis_port, client = server.port, server.client(socket_timeout=60)
         stack.callback(client.close)
         result["fill"] = fill("127.0.0.1", redis_port, size)
+        if schedules:
+            result["schedules"] = fill_schedules(client, schedules)
         exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter", *ours_args], redis_port)]
         if with_peer:
             exporters.append(Exporter("rq-exporter 3.1.0", peer_command(), redis_port))
@@ -245,6 +249,8 @@ def print_run(result: dict) -> None:
         if result["delay_ms"] else ", loopback"
     flags = f", ours with {result['ours_args']}" if result["ours_args"] else ""
     flags += f", Accept: {result['accept']}"
+    if result.get("schedules"):
+        flags += f", schedules {result['schedules']}"
     print(f"\n{result['queues']} queues, {result['workers']} workers, {result['jobs']} jobs{delay}{flags}"
           f" (fill {result['fill']['seconds']} s, load average {result.get('load_average')})")
     head = f"{'exporter':<20} {'scrapes':>7} {'median ms':>10} {'p90 ms':>9} {'cpu ms':>7} {'commands':>9} " \
@@ -277,6 +283,8 @@ def main() -> int:
     parser.add_argument("--also", "--baseline", dest="also", action="append", default=[], type=Path,
                         help="another install's rq-exporter entry point, scraped in turn with the same flags "
                         "(repeatable)")
+    parser.add_argument("--schedules", type=int, default=0, metavar="N",
+                        help="also N rq-scheduler jobs and an rq cron scheduler (bench/schedules.py)")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         print("bench: redis-server is not installed (scripts/system-deps.sh)", file=sys.stderr)
@@ -286,7 +294,7 @@ def main() -> int:
         [Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers)]
     for size in sizes:
         result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget,
-                     args.ours_args.split(), args.accept, args.also)
+                     args.ours_args.split(), args.accept, args.also, args.schedules)
         print_run(result)
         results.append(result)
     if args.scaling:

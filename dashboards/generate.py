@@ -346,7 +346,56 @@ def workers() -> dict:
     return dashboard("rq-workers", "RQ / Workers", "RQ workers: states, per-queue coverage and each worker.", b)
 
 
-DASHBOARDS = {"rq-overview.json": overview, "rq-queue.json": queue, "rq-workers.json": workers}
+def schedules() -> dict:
+    b = Board()
+    by_job = "name, queue"
+    b.row("RQ cron (`rq cron`)")
+    b.stat("Live cron schedulers", "`rq cron` processes whose heartbeat is within RQ's 120 s TTL.",
+           f"sum(rq_cron_schedulers{{{S}}})", "short", w=6)
+    b.stat("Dead cron schedulers", "Cron schedulers still listed whose heartbeat stopped: killed without a "
+           "clean stop.", f"sum(rq_cron_dead_schedulers{{{S}}})", "short", w=6)
+    b.stat("Cron jobs", "Cron job names known in Redis.", f"sum(rq_cron_jobs{{{S}}})", "short", w=6)
+    b.stat("Late cron jobs", "Cron jobs whose next enqueue time has passed.",
+           f"count(time() - rq_cron_job_next_enqueue_timestamp_seconds{{{QS}}} > 0) or vector(0)", "short", w=6)
+    b.add("table", "Cron jobs", "Each cron job with its queue: seconds since it was last enqueued, until it "
+          "is next enqueued (negative: late), and the live schedulers running it (2: it runs twice).",
+          [target(f"time() - max by ({by_job}) (rq_cron_job_last_enqueue_timestamp_seconds{{{QS}}})",
+                  instant=True, table=True),
+           target(f"max by ({by_job}) (rq_cron_job_next_enqueue_timestamp_seconds{{{QS}}}) - time()",
+                  instant=True, table=True),
+           target(f"max by ({by_job}) (rq_cron_job_schedulers{{{QS}}})", instant=True, table=True)],
+          "s", w=24, transformations=[
+              {"id": "merge", "options": {}},
+              {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {
+                  "Value #A": "since last enqueue", "Value #B": "until next enqueue", "Value #C": "schedulers"}}}])
+    b.panels[-1]["fieldConfig"]["overrides"] = [
+        {"matcher": {"id": "byName", "options": "schedulers"}, "properties": [{"id": "unit", "value": "short"}]}]
+    b.series("Cron job lateness", "Seconds since each cron job's next enqueue time passed (0 while on time).",
+             [target(f"clamp_min(time() - max by ({by_job}) (rq_cron_job_next_enqueue_timestamp_seconds{{{QS}}}), 0)",
+                     "{{name}} ({{queue}})")], "s")
+    b.series("Cron schedulers", "Live and dead `rq cron` schedulers over time.",
+             [target(f"sum(rq_cron_schedulers{{{S}}})", "live"),
+              target(f"sum(rq_cron_dead_schedulers{{{S}}})", "dead")], "short")
+    b.row("rq-scheduler (`rqscheduler`)")
+    b.stat("rqscheduler", "Whether a live rqscheduler process is known (new ones are found within a few "
+           "scrapes).", f"min(rq_scheduler_up{{{S}}})", "none", w=6, mappings=UP_DOWN)
+    b.stat("Scheduled jobs", "Jobs rq-scheduler holds for the selected queues.",
+           f"sum(rq_scheduler_jobs{{{QS}}})", "short", w=6)
+    b.stat("Overdue jobs", "rq-scheduler jobs whose time has come, still waiting to be moved to their queue.",
+           f"sum(rq_scheduler_jobs_overdue{{{QS}}})", "short", w=6)
+    b.stat("Untracked jobs", "Jobs past the 20,000 first by due time: counted, their queue and function not read.",
+           f"sum(rq_scheduler_jobs_untracked{{{S}}})", "short", w=6)
+    b.table("Jobs per queue and function", "rq-scheduler's jobs per queue and function: a cron job registered "
+            "again at each deploy shows as a function with more jobs than expected.",
+            f"sum by (queue, func) (rq_scheduler_jobs{{{QS}}})", [_hide("Time")])
+    b.series("Overdue jobs per queue", "rq-scheduler jobs past due, by queue: with no rqscheduler they only grow.",
+             [target(f"sum by (queue) (rq_scheduler_jobs_overdue{{{QS}}})", "{{queue}}")], "short")
+    return dashboard("rq-schedules", "RQ / Schedules",
+                     "RQ's cron scheduler (`rq cron`) and rq-scheduler: cron jobs, scheduled jobs, liveness.", b)
+
+
+DASHBOARDS = {"rq-overview.json": overview, "rq-queue.json": queue, "rq-workers.json": workers,
+              "rq-schedules.json": schedules}
 
 
 def render(build) -> str:

@@ -152,6 +152,33 @@ def _dead_workers(s: str, a: dict) -> tuple[str, str, str]:
     )
 
 
+def _cron_scheduler_down(s: str, a: dict) -> tuple[str, str, str]:
+    return (
+        f"rq_cron_jobs{{{s}}} > 0\nand on (job, instance)\nrq_cron_schedulers{{{s}}} == 0",
+        "No RQ cron scheduler is alive.",
+        "{{ $value }} cron jobs are known in Redis behind {{ $labels.instance }} and no `rq cron` scheduler "
+        "is alive: none of them is enqueued.",
+    )
+
+
+def _cron_job_late(s: str, a: dict) -> tuple[str, str, str]:
+    return (
+        f"time() - rq_cron_job_next_enqueue_timestamp_seconds{{{s}}} > {a['grace_seconds']}",
+        "An RQ cron job was not enqueued when due.",
+        "Cron job {{ $labels.name }} of queue {{ $labels.queue }} ({{ $labels.instance }}) was due "
+        "{{ $value | humanizeDuration }} ago and has not been enqueued: is its `rq cron` scheduler alive?",
+    )
+
+
+def _rq_scheduler_overdue(s: str, a: dict) -> tuple[str, str, str]:
+    return (
+        f"rq_scheduler_jobs_overdue{{{s}}} > 0\nand on (job, instance)\nrq_scheduler_up{{{s}}} == 0",
+        "rq-scheduler jobs are overdue and no rqscheduler runs.",
+        "{{ $value }} rq-scheduler jobs of queue {{ $labels.queue }} ({{ $labels.instance }}) are past due "
+        "and no `rqscheduler` process is alive to move them to the queue.",
+    )
+
+
 RULES: dict[str, Callable[[str, dict], tuple[str, str, str]]] = {
     "RQExporterDown": _exporter_down,
     "RQRedisUnreachable": _redis_unreachable,
@@ -165,6 +192,9 @@ RULES: dict[str, Callable[[str, dict], tuple[str, str, str]]] = {
     "RQAbandonedJobs": _abandoned,
     "RQScheduledJobsOverdue": _scheduled_overdue,
     "RQDeadWorkersPilingUp": _dead_workers,
+    "RQCronSchedulerDown": _cron_scheduler_down,
+    "RQCronJobLate": _cron_job_late,
+    "RQSchedulerJobsOverdue": _rq_scheduler_overdue,
 }
 
 
@@ -183,11 +213,18 @@ def with_durations(config: dict, for_: str | None = None, window: str | None = N
     return changed
 
 
-def dashboard_url(base: str, description: str) -> str:
-    """The Grafana dashboard an alert's notification links to, with its variables set: an alert
-    about a queue (its description names the queue label) opens RQ / Queue, others RQ / Overview."""
+# Alerts about rq cron and rq-scheduler: their notifications open RQ / Schedules.
+SCHEDULE_ALERTS = ("RQCronSchedulerDown", "RQCronJobLate", "RQSchedulerJobsOverdue")
+
+
+def dashboard_url(base: str, description: str, name: str = "") -> str:
+    """The Grafana dashboard an alert's notification links to, with its variables set: a schedule
+    alert opens RQ / Schedules, an alert about a queue (its description names the queue label)
+    RQ / Queue, others RQ / Overview."""
     link = f"{base}/rq-overview?var-job={{{{ $labels.job }}}}&var-instance={{{{ $labels.instance }}}}"
-    if "$labels.queue" in description:
+    if name in SCHEDULE_ALERTS:
+        link = f"{base}/rq-schedules?var-job={{{{ $labels.job }}}}&var-instance={{{{ $labels.instance }}}}"
+    elif "$labels.queue" in description:
         link = (f"{base}/rq-queue?var-job={{{{ $labels.job }}}}&var-instance={{{{ $labels.instance }}}}"
                 f"&var-queue={{{{ $labels.queue }}}}")
     return link
@@ -208,7 +245,7 @@ def rules(config: dict) -> dict:
         if runbook:
             annotations["runbook_url"] = f"{runbook}#{name.lower()}"
         if dashboards:
-            annotations["dashboard_url"] = dashboard_url(dashboards, description)
+            annotations["dashboard_url"] = dashboard_url(dashboards, description, name)
         out.append({
             "alert": name,
             "expr": expr,

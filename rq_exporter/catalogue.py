@@ -88,6 +88,38 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("rq_exporter_jobs_not_timed_total", "counter",
                "Finished or failed jobs counted but not timed: past --timing-max-jobs-per-scrape, kept forever "
                "(TTL -1) or without start/end times.", ("queue",), group="timing", note=TIMING),
+    # --- schedules: RQ's `rq cron` (rq_exporter/cron.py) and rq-scheduler (rq_exporter/schedules.py) ---
+    MetricSpec("rq_cron_schedulers", "gauge",
+               "Live RQ cron schedulers (`rq cron`): listed in rq:cron_schedulers with a heartbeat within RQ's "
+               "120 s TTL.", group="schedule"),
+    MetricSpec("rq_cron_dead_schedulers", "gauge",
+               "Cron schedulers still listed in rq:cron_schedulers whose heartbeat is older than 120 s (killed "
+               "without a clean stop).", group="schedule"),
+    MetricSpec("rq_cron_jobs", "gauge",
+               "Distinct cron job names known: in a listed cron scheduler's jobs or in rq:cron_jobs.",
+               group="schedule"),
+    MetricSpec("rq_cron_job_schedulers", "gauge",
+               "Live cron schedulers running the cron job: more than 1 enqueues it more than once.",
+               ("name", "queue"), group="schedule"),
+    MetricSpec("rq_cron_job_next_enqueue_timestamp_seconds", "gauge",
+               "When the cron scheduler will next enqueue the cron job (as last read from a listed scheduler).",
+               ("name", "queue"), group="schedule"),
+    MetricSpec("rq_cron_job_last_enqueue_timestamp_seconds", "gauge",
+               "When the cron job was last enqueued (queue empty when only rq:cron_jobs still knows it).",
+               ("name", "queue"), group="schedule"),
+    MetricSpec("rq_scheduler_jobs", "gauge",
+               "Jobs rq-scheduler holds (rq:scheduler:scheduled_jobs) per queue (origin) and function; a cron "
+               "job registered twice counts 2.", ("queue", "func"), group="schedule",
+               note="func capped by `--timing-func-limit`, the rest `other`"),
+    MetricSpec("rq_scheduler_jobs_overdue", "gauge",
+               "rq-scheduler jobs whose time has come and which are still waiting to be moved to their queue.",
+               ("queue",), group="schedule"),
+    MetricSpec("rq_scheduler_jobs_untracked", "gauge",
+               "rq-scheduler jobs past the first 20,000 by due time, counted but not read (no queue or func).",
+               group="schedule"),
+    MetricSpec("rq_scheduler_up", "gauge",
+               "1 while a live rqscheduler process is known (its rq:scheduler_instance hash, found by SCAN).",
+               group="schedule"),
     # --- workers --------------------------------------------------------------------------
     MetricSpec("rq_live_workers", "gauge", "Live workers by state (present even when 0).", ("state",), group="worker"),
     MetricSpec("rq_dead_workers", "gauge",

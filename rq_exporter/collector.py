@@ -16,7 +16,7 @@ import redis
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from rq_exporter import failed_queue, ratelimit, running
+from rq_exporter import cron, failed_queue, ratelimit, running, schedules
 from rq_exporter.connection import follow_master, redacted_target
 from rq_exporter.keys import Keys
 from rq_exporter.metrics import ExporterStats, described, exporter_families, rq_families
@@ -48,6 +48,9 @@ class RQCollector(Collector):
         self._timing = _timing(settings) if settings.job_timing else None
         self._failed_queue = failed_queue.FailedQueueTrack()
         self._running = running.RunningTrack()
+        # What was read of the cron schedulers and rq-scheduler's jobs (cron.py, schedules.py).
+        self._cron = cron.CronTrack()
+        self._schedules = schedules.ScheduleTrack()
 
     def describe(self) -> list[Metric]:
         # Registering must not read Redis: the names come from the catalogue.
@@ -71,8 +74,10 @@ class RQCollector(Collector):
         exceptions = self._timing.exception_scan(scan) if self._timing is not None and scan is not None else None
         failed = failed_queue.FailedQueueScan(self._failed_queue, self._keys)
         started, limited = running.RunningScan(self._keys, self._running), ratelimit.RateLimitScan(self._keys)
+        crons = cron.CronScan(self._cron, self._keys)
+        scheduled = schedules.ScheduleScan(self._schedules, self._keys)
         timing_reads = () if scan is None or exceptions is None else (scan, exceptions)
-        snapshot = self._read((*timing_reads, failed, started, limited))
+        snapshot = self._read((*timing_reads, failed, started, limited, crons, scheduled))
         if snapshot is None:
             self._stats.errors += 1
             families: list[Metric] = []
@@ -91,6 +96,10 @@ class RQCollector(Collector):
                     self._record(tuple(self._timing.count(old_failures.ended)))
             families = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
             families += running.families(jobs_running, snapshot, per_worker=self._settings.per_worker_metrics)
+            cron_state = crons.finish()
+            schedule_state = scheduled.finish(self._settings.timing_func_limit)
+            self._record(cron_state.problems + schedule_state.problems)
+            families += [*cron.families(cron_state), *schedules.families(schedule_state)]
         duration = time.perf_counter() - start
         self._stats.seconds += duration
         round_trips = snapshot.round_trips if snapshot else 0

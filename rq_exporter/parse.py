@@ -81,3 +81,13 @@ def seconds(raw: bytes | str | None) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"not a duration: {value}")
     return value
+
+
+def zset_pairs(reply: object) -> list[tuple[bytes, bytes | float]]:
+    """A ZRANGE ... WITHSCORES reply as (member, score) pairs: flat in RESP2 (member, score, ...),
+    nested pairs in RESP3 (fakeredis); [] for an error reply."""
+    if not isinstance(reply, list):
+        return []
+    if reply and isinstance(reply[0], (list, tuple)):
+        return [(pair[0], pair[1]) for pair in reply if len(pair) == 2]
+    return list(zip(reply[::2], reply[1::2]))

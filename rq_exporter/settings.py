@@ -205,7 +205,8 @@ class Settings(BaseSettings):
         "histograms.",
     )
     timing_func_limit: int = Field(
-        100, ge=1, description="Distinct func label values; further functions are folded into 'other'."
+        100, ge=1, description="Distinct func label values (timing, and rq_scheduler_jobs' func); further functions "
+        "are folded into 'other'."
     )
     exception_label_limit: int = Field(
         50,

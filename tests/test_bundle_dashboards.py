@@ -34,7 +34,7 @@ def test_committed_dashboards_are_the_generated_ones():
 
 def test_overview_per_queue_and_workers_dashboards_exist():
     titles = {board["uid"]: board["title"] for board in dashboards().values()}
-    assert set(titles) == {"rq-overview", "rq-queue", "rq-workers"}
+    assert set(titles) == {"rq-overview", "rq-queue", "rq-workers", "rq-schedules"}
     assert len({b["uid"] for b in dashboards().values()}) == len(dashboards())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from rq_exporter import running
+from rq_exporter import cron, running, schedules
 from rq_exporter.catalogue import BY_NAME, CATALOGUE, JOB_STATUSES, PER_WORKER, markdown_table
 from rq_exporter.metrics import ExporterStats, exporter_families, rq_families
 from rq_exporter.snapshot import WORKER_STATES, QueueState, Snapshot, WorkerState
@@ -46,7 +46,10 @@ def all_families(snapshot: Snapshot = FULL, per_worker: bool = True):
     stats = ExporterStats(scrapes=3, errors=1)
     stats.skipped["bad_timestamp"] += 2
     return (list(exporter_families(stats, True, 0.01, 3)) + list(rq_families(snapshot, per_worker))
-            + list(Timing().families(["default"])) + list(running.families(running.Running(), snapshot, per_worker)))
+            + list(Timing().families(["default"]))
+            + list(cron.families(cron.CronState(1, 1, (cron.CronJobState("nightly", "default", 2.0, 1.0, 1),), 1)))
+            + list(schedules.families(schedules.ScheduleState({("default", "app.f"): 2}, {"default": 1}, 0, 1)))
+            + list(running.families(running.Running(), snapshot, per_worker)))
 
 
 def test_every_family_is_catalogued_with_its_type_help_and_labels():
@@ -187,6 +190,8 @@ def test_per_worker_off_drops_exactly_the_per_worker_families():
     # The aggregate worker families stay, and no remaining sample has a worker name.
     assert {"rq_live_workers", "rq_dead_workers", "rq_queue_workers"} <= off
     for fam in all_families(per_worker=False):
+        if fam.name.startswith("rq_cron_job_"):
+            continue  # their `name` is the cron job's
         for sample in fam.samples:
             assert "name" not in sample.labels
 

@@ -17,14 +17,17 @@ import jobs
 import pytest
 import rq
 from rq import Queue, Retry
+from rq.cron import CronScheduler
+from rq_scheduler import Scheduler
 
 from devkit import wait_for
 from support import ROOT, Exporter, RQWorker
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
-ACL_COMMANDS = ("hmget", "lindex", "llen", "lrange", "mget", "smembers", "xrevrange", "zcard", "zcount",
-                "zrangebyscore")
+# scan and zrange: the schedules (rq_exporter/cron.py, rq_exporter/schedules.py).
+ACL_COMMANDS = ("hmget", "lindex", "llen", "lrange", "mget", "scan", "smembers", "xrevrange", "zcard", "zcount",
+                "zrange", "zrangebyscore")
 ACL_RULE = f"user rq-exporter on >PASSWORD resetkeys %R~rq:* resetchannels -@all {' '.join('+' + c for c in ACL_COMMANDS)}"
 # What this test itself sends (as the default user) between the resets and the reads, and the
 # connection handshake every client sends (AUTH and HELLO need no ACL permission).
@@ -97,6 +100,14 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
         limited = Queue("limited", connection=admin)  # no worker: one queued, one waiting for the slot
         for _ in range(2):
             limited.enqueue(jobs.sleep_for, 0, rate_limit=RateLimit("ro", 1))
+    # The schedules, written by rq-scheduler's and RQ's own code: a job, an rqscheduler instance,
+    # a cron scheduler with its job (no process: it would write while the exporter reads).
+    rq_scheduler = Scheduler(connection=admin, queue_name="low", interval=600)
+    rq_scheduler.enqueue_in(timedelta(hours=1), jobs.sleep_for, 0)
+    rq_scheduler.register_birth()
+    cron_scheduler = CronScheduler(connection=admin, name="cron-ro")
+    cron_scheduler.register(jobs.sleep_for, "low", interval=600)
+    cron_scheduler.register_birth()
     pid_file = tmp_path / "horse.pid"
     worker = RQWorker(own_redis.url, "default", name="w-ro")
     horse_pid = None
@@ -160,6 +171,10 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
         if rate_limited:
             assert samples.value("rq_jobs", queue="limited", status="queued") == 1
             assert samples.value("rq_jobs", queue="limited", status="rate_limited") == 1
+        assert samples.value("rq_scheduler_jobs", queue="low", func="jobs.sleep_for") == 1
+        assert samples.value("rq_scheduler_up") == 1
+        assert samples.value("rq_cron_schedulers") == 1
+        assert samples.series("rq_cron_job_schedulers") == {frozenset({("name", "jobs.sleep_for"), ("queue", "low")}): 1}
         assert not samples.series("rq_exporter_skipped_total")
     assert scrapes[-1].value("rq_job_exceptions_total", queue="default", exception="RuntimeError") == 1
     assert "skipped" not in log and "Traceback" not in log
