@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from demo import receiver
+from demo import receiver, schedules
 from devkit import RedisServer, WaitTimeout, http_ok, stop_process, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,12 +108,12 @@ class Stack:
 
     def check_alive(self) -> None:
         """Raises when a process died while starting, or the exporter or Prometheus died later.
-        Redis, the workers and the producer may go once running: stopping a worker or Redis to
-        watch the alerts fire is part of the demo."""
+        Redis, the workers, the producer and the schedulers may go once running: stopping a worker,
+        a scheduler or Redis to watch the alerts fire is part of the demo."""
         for name, process in self.processes:
             if process.poll() is None:
                 continue
-            if self.running and name.startswith(("redis", "worker", "producer")):
+            if self.running and name.startswith(("redis", "worker", "producer", "rq-cron", "rqscheduler")):
                 if name not in self.gone:
                     self.gone.add(name)
                     print(f"demo: {name} exited with {process.returncode}", file=sys.stderr, flush=True)
@@ -138,6 +138,11 @@ class Stack:
                                            "--with-scheduler", "--logging_level", "WARNING", *DEMO_QUEUES], env)
         self.spawn("producer", [sys.executable, "-m", "demo.producer", "--redis-url", self.redis_url,
                                 "--rate", str(a.rate)], env)
+        if not a.no_schedules:
+            # `rq cron` and rqscheduler with a few jobs: the RQ / Schedules dashboard has something to show.
+            for name, argv in schedules.processes(self.redis_url, self.tmp):
+                self.spawn(name, argv, env)
+            schedules.seed(client)
         self.spawn("exporter", [sys.executable, "-m", "rq_exporter", "--redis-url", self.redis_url,
                                 "--host", "127.0.0.1", "--port", str(a.exporter_port)], env)
         wait_for(lambda: self._up(f"http://127.0.0.1:{a.exporter_port}/healthz"), 20, 0.1, "the exporter")
@@ -218,6 +223,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rules", action="append", default=[],
                         help="rule file(s) for Prometheus (default prometheus/rules/*.yml)")
     parser.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
+    parser.add_argument("--no-schedules", action="store_true",
+                        help="do not start `rq cron` and rqscheduler (nor add their demo jobs)")
     parser.add_argument("--alertmanager-port", type=int, default=9093)
     parser.add_argument("--receiver-port", type=int, default=9095,
                         help="the notification receiver's port (its page lists every notification)")
