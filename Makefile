@@ -43,7 +43,7 @@ bundle: venv
 	$(VENV)/bin/python dashboards/generate.py
 	$(VENV)/bin/python scripts/k8s_rules.py
 
-# Redis, demo workers + producer, the exporter, and (when installed) Prometheus, Alertmanager and the
+# Redis, demo workers + producer, rq cron + rqscheduler, the exporter, and (when installed) Prometheus, Alertmanager and the
 # notification receiver, locally; Ctrl-C stops all. DEMO_ARGS="--alert-for 10s" shortens the alerts' waits.
 demo: venv
 	$(VENV)/bin/python -m demo.run $(DEMO_ARGS)

@@ -5,7 +5,7 @@
 3. the enqueue time of each queue's head job.
 
 Only read commands are sent (SMEMBERS, LLEN, LINDEX, ZCARD, ZCOUNT, MGET, HMGET; the extra
-readers add ZRANGEBYSCORE and LRANGE). Counts equal what RQ reports after its own cleanup:
+readers add ZRANGEBYSCORE, ZRANGE, LRANGE, XREVRANGE and SCAN). Counts equal what RQ reports after its own cleanup:
 entries whose score (expiry) has passed are left out, without running that cleanup.
 """
 
