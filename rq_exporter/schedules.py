@@ -82,6 +82,7 @@ class ScheduleScan:
         self.members: list[tuple[bytes, bytes | float]] = []
         self.cursor: int | None = None
         self.found: list[bytes] = []
+        self.found_late: list[bytes] = []  # by a SCAN in round 3: exists, not yet checked
         self.checked: list[tuple[bytes, list | None]] = []
         self.asked: list[bytes] = []
         self.answers: list[list | None] = []
@@ -120,6 +121,15 @@ class ScheduleScan:
             batch.add_group(self._take_jobs, [("HMGET", self.job + i, b"origin", b"data") for i in self.asked])
         if self.found:
             batch.add_group(_checker(self, self.found), [("HMGET", k, b"birth", b"death") for k in self.found])
+        elif self.cursor is None and self.total > 0 and not self.track.instances:
+            # rq-scheduler's jobs appeared since the last scrape (which had none, so did not search):
+            # search now rather than report no rqscheduler for a scrape.
+            batch.add(self._take_late_scan, "SCAN", self.track.cursor, "MATCH", self.pattern, "COUNT", SCAN_COUNT)
+
+    def _take_late_scan(self, reply: list) -> None:
+        cursor, keys = reply
+        self.cursor = int(cursor)
+        self.found_late = list(keys)
 
     def _take_jobs(self, replies: list) -> None:
         self.answers = replies
@@ -144,6 +154,11 @@ class ScheduleScan:
                 track.instances.discard(key)  # expired: that rqscheduler is gone
             elif isinstance(reply, list):
                 track.instances.add(key)
+        for key in self.found_late:
+            # Its hash exists (an instance's key expires with its process): alive until the next
+            # scrape reads whether a clean stop marked its death.
+            live += 1
+            track.instances.add(key)
         if self.cursor is not None:
             track.cursor = self.cursor
         track.searching = self.total > 0 and not live

@@ -13,6 +13,9 @@ echo "== lint: ruff, mypy" >&2
 .venv/bin/ruff check .
 .venv/bin/mypy
 bash scripts/venv.sh .venv-rq3 'rq>=3.0,<4'
+# Every supported RQ version's environment, before any run: tests/test_rq_versions.py needs them
+# all, and tests/test_exceptions_rq_workers.py runs RQ 1.10's own worker from one.
+bash scripts/rq_venvs.sh
 # tests/test_rq_versions.py runs once, last (below): it runs the real workers of every supported RQ
 # version itself, from the environments scripts/rq_venvs.sh makes. The runs before it leave it out.
 versions_test=tests/test_rq_versions.py
@@ -24,7 +27,6 @@ echo "== RQ $(.venv/bin/python -c 'import rq; print(rq.__version__)'): full suit
 echo "== RQ $(.venv-rq3/bin/python -c 'import rq; print(rq.__version__)'): tests with real RQ workers" >&2
 .venv-rq3/bin/python -m pytest "${pytest_args[@]}" -m workers "$@"
 export PYTEST_ADDOPTS=$user_addopts
-bash scripts/rq_venvs.sh
 echo "== RQ $(bash scripts/rq_venvs.sh --list | paste -sd ' '): real workers of each version" >&2
 status=0
 .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$versions_test" "$@" || status=$?

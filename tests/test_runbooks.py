@@ -54,9 +54,13 @@ def test_every_alert_in_the_config_has_a_section():
 
 
 def test_every_alert_links_to_a_dashboard():
+    schedule_alerts = rule_generator().SCHEDULE_ALERTS
+    assert set(schedule_alerts) <= {rule["alert"] for rule in alerts()}
     for rule in alerts():
         link = rule["annotations"]["dashboard_url"]
         board = "rq-queue" if "$labels.queue" in rule["annotations"]["description"] else "rq-overview"
+        if rule["alert"] in schedule_alerts:
+            board = "rq-schedules"
         assert f"/d/{board}?" in link and "var-instance={{ $labels.instance }}" in link, rule["alert"]
         assert (ROOT / "dashboards" / f"{board}.json").is_file()
 

@@ -159,3 +159,17 @@ def test_no_scan_while_a_live_rqscheduler_is_known_or_it_holds_no_jobs():
     assert rows(scrape(r, track))["rq_scheduler_up"] == {(): 1} and not track.searching
     r.delete("rq:scheduler_instance:abc")  # it died: look for the next one
     assert rows(scrape(r, track))["rq_scheduler_up"] == {(): 0} and track.searching
+
+
+def test_an_rqscheduler_that_comes_with_the_first_jobs_is_seen_on_that_scrape():
+    """The scrape before had no jobs, so it did not search: the scrape that first sees jobs
+    searches in round 3 and counts the instance it finds, without a scrape of rq_scheduler_up 0."""
+    r, now, track = fakeredis.FakeRedis(), time.time(), ScheduleTrack()
+    scrape(r, track)
+    assert not track.searching
+    schedule(r, "j1", "default", "app.tasks.f", now + 60)
+    r.hset("rq:scheduler_instance:abc", mapping={"birth": now})
+    state = scrape(r, track)
+    assert state.live_instances == 1 and track.instances == {b"rq:scheduler_instance:abc"}
+    r.hset("rq:scheduler_instance:abc", "death", now)  # a clean stop: the next scrape reads it
+    assert scrape(r, track).live_instances == 0
