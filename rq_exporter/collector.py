@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import redis
 from prometheus_client.core import Metric
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from rq_exporter import cron, failed_queue, ratelimit, running, schedules
 from rq_exporter.connection import follow_master, redacted_target
+from rq_exporter.exceptions import ExceptionScan
 from rq_exporter.keys import Keys
 from rq_exporter.metrics import ExporterStats, described, exporter_families, rq_families
 from rq_exporter.reader import ExtraReads, read_snapshot
@@ -25,11 +27,28 @@ from rq_exporter.settings import Settings
 from rq_exporter.singleflight import SingleFlight
 from rq_exporter.snapshot import Problem, Snapshot
 from rq_exporter.timing import Timing
+from rq_exporter.timing_redis import TimingScan
 
 log = logging.getLogger("rq_exporter")
 
 # Problems are logged once each; past this many distinct ones only the counter grows.
 MAX_LOGGED_PROBLEMS = 10_000
+
+
+class _Reads(NamedTuple):
+    """One scrape's reads, one per concern; job timing's are None when it is off."""
+
+    timing: TimingScan | None
+    exceptions: ExceptionScan | None
+    failed: failed_queue.FailedQueueScan
+    running: running.RunningScan
+    limited: ratelimit.RateLimitScan
+    cron: cron.CronScan
+    schedules: schedules.ScheduleScan
+
+    def extras(self) -> tuple[ExtraReads, ...]:
+        # Job timing first: the exception scan reads what the timing scan plans.
+        return tuple(read for read in self if read is not None)
 
 
 class RQCollector(Collector):
@@ -69,37 +88,13 @@ class RQCollector(Collector):
     def _scrape(self) -> Iterator[Metric]:
         start = time.perf_counter()
         self._stats.scrapes += 1
-        legacy_failed = (failed_queue.NAME,) if self._failed_queue.legacy else ()
-        scan = self._timing.scan(skip=legacy_failed) if self._timing is not None else None
-        exceptions = self._timing.exception_scan(scan) if self._timing is not None and scan is not None else None
-        failed = failed_queue.FailedQueueScan(self._failed_queue, self._keys)
-        started, limited = running.RunningScan(self._keys, self._running), ratelimit.RateLimitScan(self._keys)
-        crons = cron.CronScan(self._cron, self._keys)
-        scheduled = schedules.ScheduleScan(self._schedules, self._keys)
-        timing_reads = () if scan is None or exceptions is None else (scan, exceptions)
-        snapshot = self._read((*timing_reads, failed, started, limited, crons, scheduled))
+        reads = self._reads()
+        snapshot = self._read(reads.extras())
         if snapshot is None:
             self._stats.errors += 1
             families: list[Metric] = []
         else:
-            # After a successful read only: the trackers move on (a failed read leaves them as they were).
-            old_failures = failed.finish()
-            snapshot = failed_queue.fold(snapshot, old_failures, self._settings.wants_queue)
-            snapshot = ratelimit.fold(snapshot, limited.finish(), self._settings.wants_queue)
-            self._record(snapshot.problems)
-            jobs_running = started.finish()
-            self._record(jobs_running.problems)
-            if self._timing is not None and scan is not None:
-                self._record(tuple(self._timing.finish(scan, snapshot, exceptions)))
-                if old_failures is not None and old_failures.legacy:
-                    self._timing.forget(failed_queue.NAME)  # tracked on the scrape that told
-                    self._record(tuple(self._timing.count(old_failures.ended)))
-            families = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
-            families += running.families(jobs_running, snapshot, per_worker=self._settings.per_worker_metrics)
-            cron_state = crons.finish()
-            schedule_state = scheduled.finish(self._settings.timing_func_limit)
-            self._record(cron_state.problems + schedule_state.problems)
-            families += [*cron.families(cron_state), *schedules.families(schedule_state)]
+            snapshot, families = self._families(reads, snapshot)
         duration = time.perf_counter() - start
         self._stats.seconds += duration
         round_trips = snapshot.round_trips if snapshot else 0
@@ -108,6 +103,48 @@ class RQCollector(Collector):
         if self._timing is not None:
             # Counters keep their values while Redis is down: they are the exporter's own state.
             yield from self._timing.families(q.name for q in snapshot.queues) if snapshot else self._timing.families()
+
+    def _reads(self) -> _Reads:
+        """This scrape's reads of each concern, riding in the reader's rounds."""
+        timing = exceptions = None
+        if self._timing is not None:
+            timing = self._timing.scan(skip=(failed_queue.NAME,) if self._failed_queue.legacy else ())
+            exceptions = self._timing.exception_scan(timing)
+        return _Reads(
+            timing=timing,
+            exceptions=exceptions,
+            failed=failed_queue.FailedQueueScan(self._failed_queue, self._keys),
+            running=running.RunningScan(self._keys, self._running),
+            limited=ratelimit.RateLimitScan(self._keys),
+            cron=cron.CronScan(self._cron, self._keys),
+            schedules=schedules.ScheduleScan(self._schedules, self._keys),
+        )
+
+    def _families(self, reads: _Reads, snapshot: Snapshot) -> tuple[Snapshot, list[Metric]]:
+        """After a successful read only: the trackers move on (a failed read leaves them as they
+        were); the snapshot with what other reads fold into it, and the families."""
+        per_worker = self._settings.per_worker_metrics
+        # RQ 0.x's failed queue and RQ 3.0's rate-limited jobs are counts of rq_jobs: folded into
+        # the snapshot before anything reads it.
+        old_failures = reads.failed.finish()
+        snapshot = failed_queue.fold(snapshot, old_failures, self._settings.wants_queue)
+        snapshot = ratelimit.fold(snapshot, reads.limited.finish(), self._settings.wants_queue)
+        self._record(snapshot.problems)
+        if self._timing is not None and reads.timing is not None:
+            self._record(tuple(self._timing.finish(reads.timing, snapshot, reads.exceptions)))
+            if old_failures is not None and old_failures.legacy:
+                self._timing.forget(failed_queue.NAME)  # tracked on the scrape that told
+                self._record(tuple(self._timing.count(old_failures.ended)))
+        jobs_running = reads.running.finish()
+        cron_state = reads.cron.finish()
+        schedule_state = reads.schedules.finish(self._settings.timing_func_limit)
+        self._record(jobs_running.problems + cron_state.problems + schedule_state.problems)
+        return snapshot, [
+            *rq_families(snapshot, per_worker=per_worker),
+            *running.families(jobs_running, snapshot, per_worker=per_worker),
+            *cron.families(cron_state),
+            *schedules.families(schedule_state),
+        ]
 
     def check(self) -> None:
         """One read at start-up, so that the log says at once whether Redis can be read, and why not.
