@@ -82,7 +82,7 @@ class ScheduleScan:
         self.members: list[tuple[bytes, bytes | float]] = []
         self.cursor: int | None = None
         self.found: list[bytes] = []
-        self.found_late: list[bytes] = []  # by a SCAN in round 3: exists, not yet checked
+        self.found_late = False  # found by a SCAN in round 3: they exist, no round is left to check them
         self.checked: list[tuple[bytes, list | None]] = []
         self.asked: list[bytes] = []
         self.answers: list[list | None] = []
@@ -95,7 +95,7 @@ class ScheduleScan:
             ("ZRANGE", self.zset, 0, MAX_TRACKED - 1, "WITHSCORES"),
         ])
         if self.track.searching:
-            batch.add(self._take_scan, "SCAN", self.track.cursor, "MATCH", self.pattern, "COUNT", SCAN_COUNT)
+            self._scan(batch)
         known = sorted(self.track.instances)
         if known:
             batch.add_group(_checker(self, known), [("HMGET", key, b"birth", b"death") for key in known])
@@ -106,6 +106,9 @@ class ScheduleScan:
         self.total = total if isinstance(total, int) else 0
         self.past_due = past_due if isinstance(past_due, int) else 0
         self.members = parse.zset_pairs(members)
+
+    def _scan(self, batch: Batch) -> None:
+        batch.add(self._take_scan, "SCAN", self.track.cursor, "MATCH", self.pattern, "COUNT", SCAN_COUNT)
 
     def _take_scan(self, reply: list) -> None:
         cursor, keys = reply
@@ -124,12 +127,8 @@ class ScheduleScan:
         elif self.cursor is None and self.total > 0 and not self.track.instances:
             # rq-scheduler's jobs appeared since the last scrape (which had none, so did not search):
             # search now rather than report no rqscheduler for a scrape.
-            batch.add(self._take_late_scan, "SCAN", self.track.cursor, "MATCH", self.pattern, "COUNT", SCAN_COUNT)
-
-    def _take_late_scan(self, reply: list) -> None:
-        cursor, keys = reply
-        self.cursor = int(cursor)
-        self.found_late = list(keys)
+            self.found_late = True
+            self._scan(batch)
 
     def _take_jobs(self, replies: list) -> None:
         self.answers = replies
@@ -154,11 +153,11 @@ class ScheduleScan:
                 track.instances.discard(key)  # expired: that rqscheduler is gone
             elif isinstance(reply, list):
                 track.instances.add(key)
-        for key in self.found_late:
-            # Its hash exists (an instance's key expires with its process): alive until the next
-            # scrape reads whether a clean stop marked its death.
-            live += 1
-            track.instances.add(key)
+        if self.found_late:
+            # Their hashes exist (an instance's key expires with its process): alive until the next
+            # scrape reads whether a clean stop marked a death.
+            live += len(self.found)
+            track.instances.update(self.found)
         if self.cursor is not None:
             track.cursor = self.cursor
         track.searching = self.total > 0 and not live
