@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 
 from rq_exporter.catalogue import BY_NAME
@@ -81,3 +86,30 @@ def check_queries_parse(exprs: list[str], tmp: Path) -> subprocess.CompletedProc
     path = tmp / "queries.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}))
     return promtool("check", "rules", str(path))
+
+
+def prometheus_api(port: int, path: str, **params: str) -> dict:
+    """The data of a real Prometheus's answer to /api/v1/<path> (asserting it succeeded)."""
+    url = f"http://127.0.0.1:{port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def has_data(port: int, expr: str, since: float) -> bool:
+    """Some series with a finite value since ``since`` (a range query, as a Grafana panel runs it
+    over the dashboard's time range)."""
+    data = prometheus_api(port, "query_range", query=expr, start=str(since), end=str(time.time()), step="1")
+    return any(math.isfinite(float(v)) for series in data["result"] for _, v in series["values"])
+
+
+def without_data(has: Callable[[str], bool], exprs: Mapping[Hashable, str], timeout: float = 45) -> list:
+    """The keys of ``exprs`` whose query still has no data after ``timeout`` seconds (sorted)."""
+    pending = dict(exprs)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        pending = {key: expr for key, expr in pending.items() if not has(expr)}
+        if pending:
+            time.sleep(1)
+    return sorted(pending)

@@ -44,6 +44,27 @@ def require_tool(name: str) -> str:
     pytest.skip(message)
 
 
+def rq_venv(name: str) -> Path:
+    """An RQ version's environment of scripts/rq_venvs.sh; a missing one skips locally and fails in CI
+    (where make test builds them all)."""
+    venv = ROOT / ".venv-rq" / name
+    if not (venv / "bin" / "python").exists() or not (venv / ".rq-venv-key").exists():
+        message = f"no RQ {name} environment in {venv}: run `bash scripts/rq_venvs.sh`"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return venv
+
+
+def kill_if_alive(pid: int | None) -> None:
+    """SIGKILL a process a test left running (a work horse, a frozen worker); it may be gone already."""
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class RedisServer(devkit.RedisServer):
     """devkit's redis-server, for a test: the test must be marked redis, and a missing
     redis-server skips it (fails it in CI)."""

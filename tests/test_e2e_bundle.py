@@ -5,20 +5,16 @@ dashboard 12196."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from bundle import queries, rule_generator, substitute
+from bundle import has_data, prometheus_api, queries, rule_generator, substitute, without_data
 from redis import Redis
 from rq import Queue
 
@@ -103,17 +99,11 @@ class Demo:
         return self.log.read_text(errors="replace")
 
     def api(self, path: str, **params: str) -> dict:
-        url = f"http://127.0.0.1:{self.prometheus_port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = json.load(response)
-        assert body["status"] == "success", body
-        return body["data"]
+        return prometheus_api(self.prometheus_port, path, **params)
 
     def has_data(self, expr: str) -> bool:
-        """Some series with a finite value since the demo started (a range query, as a Grafana panel
-        runs it over the dashboard's time range)."""
-        data = self.api("query_range", query=expr, start=str(self.started), end=str(time.time()), step="1")
-        return any(math.isfinite(float(v)) for series in data["result"] for _, v in series["values"])
+        """Some series with a finite value since the demo started."""
+        return has_data(self.prometheus_port, expr, self.started)
 
     def firing(self) -> set[tuple[str, str]]:
         return {(a["labels"]["alertname"], a["labels"].get("queue", "")) for a in self.api("alerts")["alerts"]
@@ -184,15 +174,10 @@ def test_queue_and_failure_alerts_fire_live(scenario):
 
 
 def test_every_dashboard_query_returns_data(demo, scenario):
-    # The demo runs neither `rq cron` nor rqscheduler: tests/test_e2e_schedules.py runs rq-schedules.json's queries.
-    pending = {(name, title, substitute(expr, rate_interval="15s")) for name, title, expr in queries()
-               if name != "rq-schedules.json"}
-    deadline = time.monotonic() + 45
-    while pending and time.monotonic() < deadline:
-        pending = {q for q in pending if not demo.has_data(q[2])}
-        if pending:
-            time.sleep(1)
-    assert not pending, f"no data for: {sorted(pending)}"
+    # rq-schedules.json's queries need schedulers started and killed: tests/test_e2e_schedules.py runs them.
+    missing = without_data(demo.has_data, {(name, title, expr): substitute(expr, rate_interval="15s")
+                                           for name, title, expr in queries() if name != "rq-schedules.json"})
+    assert not missing, f"no data for: {missing}"
 
 
 def test_grafana_12196_dashboard_keeps_working(demo):

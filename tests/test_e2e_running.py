@@ -8,23 +8,20 @@ alert resolves once the job ends.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import time
-import urllib.parse
-import urllib.request
 
 import jobs
 import pytest
 import yaml
-from bundle import PROMETHEUS, rule_generator
+from bundle import PROMETHEUS, prometheus_api, rule_generator
 from rq import Queue
 
 from demo.run import prometheus_config
 from devkit import free_port, http_ok, stop_process, wait_for
-from support import Exporter, RedisServer, RQWorker, require_tool
+from support import Exporter, RedisServer, RQWorker, kill_if_alive, require_tool
 
 pytestmark = [pytest.mark.workers, pytest.mark.promtool, pytest.mark.slow]
 
@@ -32,15 +29,11 @@ THRESHOLD = 3  # seconds a job may run before the alert (bundled: 3600)
 
 
 def alerts(port: int) -> list[dict]:
-    url = f"http://127.0.0.1:{port}/api/v1/alerts"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)["data"]["alerts"]
+    return prometheus_api(port, "alerts")["alerts"]
 
 
 def query(port: int, expr: str) -> list[dict]:
-    url = f"http://127.0.0.1:{port}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)["data"]["result"]
+    return prometheus_api(port, "query", query=expr)["result"]
 
 
 def running_too_long(port: int, state: str = "firing") -> set[str]:
@@ -96,9 +89,5 @@ def test_a_job_running_too_long_fires_the_alert_live(tmp_path):
             exporter.stop()
         for worker in workers:
             worker.kill()
-        if horse:
-            try:
-                os.kill(horse, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_if_alive(horse)
         redis.cleanup()

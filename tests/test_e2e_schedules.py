@@ -8,8 +8,6 @@ once RQ's 120 s scheduler TTL has passed. The tests of this module run in file o
 
 from __future__ import annotations
 
-import json
-import math
 import signal
 import subprocess
 import sys
@@ -22,7 +20,7 @@ from pathlib import Path
 import jobs
 import pytest
 import yaml
-from bundle import queries, rule_generator, substitute
+from bundle import has_data, prometheus_api, queries, rule_generator, substitute, without_data
 from redis import Redis
 
 from devkit import free_port, stop_process, wait_for
@@ -86,19 +84,14 @@ class Stack:
             return False
 
     def api(self, path: str, **params: str) -> dict:
-        url = f"http://127.0.0.1:{self.prometheus_port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = json.load(response)
-        assert body["status"] == "success", body
-        return body["data"]
+        return prometheus_api(self.prometheus_port, path, **params)
 
     def value(self, expr: str) -> float | None:
         result = self.api("query", query=expr)["result"]
         return float(result[0]["value"][1]) if result else None
 
     def has_data(self, expr: str) -> bool:
-        data = self.api("query_range", query=expr, start=str(self.started), end=str(time.time()), step="1")
-        return any(math.isfinite(float(v)) for series in data["result"] for _, v in series["values"])
+        return has_data(self.prometheus_port, expr, self.started)
 
     def alerts(self, state: str = "firing") -> set[tuple[str, str]]:
         return {(a["labels"]["alertname"], a["labels"].get("name", a["labels"].get("queue", "")))
@@ -156,15 +149,11 @@ def test_live_schedulers_are_seen_and_no_schedule_alert_fires(live):
 
 
 def test_every_schedules_dashboard_query_returns_data(live):
-    pending = {(title, substitute(expr, rate_interval="15s")) for name, title, expr in queries()
-               if name == "rq-schedules.json"}
-    assert len(pending) >= 15
-    deadline = time.monotonic() + 45
-    while pending and time.monotonic() < deadline:
-        pending = {q for q in pending if not live.has_data(q[1])}
-        if pending:
-            time.sleep(1)
-    assert not pending, f"no data for: {sorted(pending)}"
+    exprs = {(title, expr): substitute(expr, rate_interval="15s") for name, title, expr in queries()
+             if name == "rq-schedules.json"}
+    assert len(exprs) >= 15
+    missing = without_data(live.has_data, exprs)
+    assert not missing, f"no data for: {missing}"
 
 
 def test_a_killed_rqscheduler_fires_rq_scheduler_jobs_overdue(live):

@@ -19,7 +19,7 @@ import pytest
 from rq import Queue
 
 from devkit import wait_for
-from support import IN_CI, ROOT, TESTS, Exporter, RQWorker, Samples, worker_env
+from support import TESTS, Exporter, RQWorker, Samples, rq_venv, worker_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.workers]
 
@@ -29,17 +29,6 @@ FAILING = (
     ("json.loads", ("not json",), "json.decoder.JSONDecodeError"),
     ("operator.truediv", (1, 0), "ZeroDivisionError"),
 )
-
-
-def venv_of(name: str) -> Path:
-    """An environment of scripts/rq_venvs.sh (as tests/test_rq_versions.py finds them)."""
-    venv = ROOT / ".venv-rq" / name
-    if not (venv / "bin" / "python").exists() or not (venv / ".rq-venv-key").exists():
-        message = f"no RQ {name} environment in {venv}: run `bash scripts/rq_venvs.sh`"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return venv
 
 
 def exceptions(samples: Samples, queue: str) -> dict[str, float]:
@@ -74,7 +63,7 @@ q.enqueue("operator.truediv", 2, 0)
 
 
 def test_rq_1_10_keeps_the_traceback_in_the_job_hash(redis_db):
-    venv = venv_of("1.10.1")
+    venv = rq_venv("1.10.1")
     exporter = Exporter("--redis-url", redis_db.url)
     try:
         exporter.scrape()

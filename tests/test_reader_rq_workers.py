@@ -32,7 +32,7 @@ from rq_scenario import KEY_TTL
 from devkit import wait_for
 from rq_exporter.catalogue import JOB_STATUSES
 from rq_exporter.snapshot import WORKER_STATES
-from support import Exporter, RQWorker, Samples, worker_env
+from support import Exporter, RQWorker, Samples, kill_if_alive, worker_env
 
 pytestmark = pytest.mark.workers
 
@@ -163,15 +163,6 @@ def consistent(exporter: Exporter, conn: redis.Redis, queues: list[str]):
 
 
 @pytest.mark.slow
-
-def kill_if_alive(pid: int | None) -> None:
-    """SIGKILL a work horse a test left running (it may have exited already)."""
-    if pid:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-
 def test_jobs_and_workers_against_rq(redis_db, tmp_path):
     conn = redis_db.client()
     default, low, slow = (Queue(n, connection=conn) for n in ("default", "low", "slow"))

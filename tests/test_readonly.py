@@ -21,7 +21,7 @@ from rq.cron import CronScheduler
 from rq_scheduler import Scheduler
 
 from devkit import wait_for
-from support import ROOT, Exporter, RQWorker
+from support import ROOT, Exporter, RQWorker, kill_if_alive
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
@@ -148,10 +148,7 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
         without_timing = {name for name, v in commandstats(admin).items() if v["calls"]} - ADMIN_COMMANDS
     finally:
         for pid in frozen:
-            try:
-                os.kill(pid, signal.SIGKILL)  # a frozen worker could not exit cleanly anyway
-            except ProcessLookupError:
-                pass
+            kill_if_alive(pid)  # a frozen worker could not exit cleanly anyway
         worker.kill()
         exporter.stop()
 

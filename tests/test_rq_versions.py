@@ -35,11 +35,10 @@ from pathlib import Path
 import pytest
 
 from devkit import wait_for
-from support import IN_CI, ROOT, TESTS, Exporter, Samples, worker_env
+from support import ROOT, TESTS, Exporter, Samples, kill_if_alive, rq_venv, worker_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.workers, pytest.mark.slow]
 
-VENVS = ROOT / ".venv-rq"
 SCENARIO = TESTS / "rq_scenario.py"
 NAMES = subprocess.run(["bash", str(ROOT / "scripts" / "rq_venvs.sh"), "--list"], check=True,
                        capture_output=True, text=True).stdout.split()
@@ -56,16 +55,6 @@ def has(version: tuple[int, ...]) -> dict[str, bool]:
     """The features each version has, from RQ's changelog (the scenario finds them by its API)."""
     return {"retry": version >= (1, 5), "scheduled": version >= (1, 2), "canceled_registry": version >= (1, 10),
             "depends_on": True}
-
-
-def venv_of(name: str) -> Path:
-    venv = VENVS / name
-    if not (venv / "bin" / "python").exists() or not (venv / ".rq-venv-key").exists():
-        message = f"no RQ {name} environment in {venv}: run `bash scripts/rq_venvs.sh`"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return venv
 
 
 class Worker:
@@ -139,7 +128,7 @@ def failed_queue_samples(samples: Samples, when: str) -> list[str]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_real_workers_of_each_rq_version(name, redis_db, tmp_path):
-    venv = venv_of(name)
+    venv = rq_venv(name)
     url = redis_db.url
     conn = redis_db.client()
     timings: dict[str, float] = {}
@@ -283,11 +272,7 @@ def test_real_workers_of_each_rq_version(name, redis_db, tmp_path):
         log = exporter.stop()
         for worker in workers:
             worker.kill()
-        if horse:
-            try:
-                os.kill(horse, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_if_alive(horse)
     print(f"RQ {first['rq']} on Python {first['python']}: skipped features {main['skipped']}; "
           f"failures counted {failures}; busy-looking hash {ttl} s TTL, gone {looked_alive:.1f} s after the kill; "
           + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in timings.items()))

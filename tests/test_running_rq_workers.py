@@ -20,7 +20,7 @@ from rq import Queue
 from rq.job import Job
 
 from devkit import wait_for
-from support import Exporter, RQWorker, Samples
+from support import Exporter, RQWorker, Samples, kill_if_alive
 
 pytestmark = pytest.mark.workers
 
@@ -69,11 +69,7 @@ def test_a_long_running_job_is_seen_per_queue_and_per_worker(redis_db, tmp_path)
     finally:
         log = exporter.stop()
         worker.kill()
-        if horse:
-            try:
-                os.kill(horse, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_if_alive(horse)
     assert "skipped" not in log and "Traceback" not in log, log
 
 
