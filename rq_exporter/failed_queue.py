@@ -20,6 +20,7 @@ Memory: each job of the list, its id and queue (~150 bytes).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -174,7 +175,5 @@ def fold(snapshot: Snapshot, result: FailedQueueResult | None,
         queues.append(q._replace(failed=q.failed + extra) if extra else q)
     # Origins that are not (or no longer) in rq:queues still get their failed jobs counted.
     queues += [QueueState(name, failed=n) for name, n in sorted(counts.items()) if wants_queue(name)]
-    return Snapshot(time=snapshot.time, queues=tuple(queues), workers=snapshot.workers,
-                    dead_workers=snapshot.dead_workers, problems=snapshot.problems + result.problems,
-                    round_trips=snapshot.round_trips,
-                    worker_only_queues=tuple(n for n in snapshot.worker_only_queues if n != NAME))
+    return dataclasses.replace(snapshot, queues=tuple(queues), problems=snapshot.problems + result.problems,
+                               worker_only_queues=tuple(n for n in snapshot.worker_only_queues if n != NAME))
