@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,19 @@ RQ_JOB = "rq"  # the scrape job the alert rules select (prometheus/alerts-config
 CONSOLE = "console"  # the receiver of alertmanager.yml that delivers to demo/receiver.py
 ALERTMANAGERS = ("prometheus-alertmanager", "alertmanager")  # Debian's name, upstream's
 DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")  # a Prometheus duration
+# Notifications link a Grafana dashboard (prometheus/alerts-config.yml's dashboard_url); the demo runs
+# no Grafana, so its console says where one is.
+NO_GRAFANA = " (Grafana is not part of make demo: make start-rq-mon runs it)"
+
+
+def port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:port, so that what answers there later is ours."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def prometheus_config(base: dict, exporter: str, rule_files: list[str], interval: str,
@@ -97,6 +111,16 @@ class Stack:
         self.receiver: receiver.ThreadingHTTPServer | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix="rq-demo-"))
         self.redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
+        self.prometheus_url: str | None = None
+
+    def alerts_page(self) -> str:
+        """The alerts page of the Prometheus running: /alerts in Prometheus 3 and upstream 2.x builds;
+        Debian's 2.x ships without the React UI, where only /classic/alerts answers."""
+        assert self.prometheus_url
+        for path in ("/alerts", "/classic/alerts"):
+            if http_ok(self.prometheus_url + path):
+                return self.prometheus_url + path
+        return self.prometheus_url
 
     def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         # A session of its own: the terminal's Ctrl-C reaches only this script, which then
@@ -125,6 +149,15 @@ class Stack:
         a = self.args
         if not shutil.which("redis-server"):
             raise RuntimeError("demo: redis-server is not on PATH (apt-get install redis-server)")
+        ports = {"--redis-port": a.redis_port, "--exporter-port": a.exporter_port}
+        if not a.no_prometheus:
+            ports["--prometheus-port"] = a.prometheus_port
+        if not a.no_alertmanager:
+            ports |= {"--alertmanager-port": a.alertmanager_port, "--receiver-port": a.receiver_port}
+        taken = [f"{port} ({flag})" for flag, port in ports.items() if not port_free(port)]
+        if taken:
+            raise RuntimeError(f"demo: another process listens on {', '.join(taken)}: stop it or pick "
+                               "another port with that option")
         # A session of its own (as spawn() gives the others): stopped after the workers using it.
         self.redis = RedisServer(port=a.redis_port, log=self.tmp / "redis.log", new_session=True)
         self.redis.start()
@@ -165,6 +198,7 @@ class Stack:
                                       f"--web.listen-address=127.0.0.1:{a.prometheus_port}",
                                       "--enable-feature=exemplar-storage"])
             wait_for(lambda: self._up(f"http://127.0.0.1:{a.prometheus_port}/-/ready"), 30, 0.1, "Prometheus")
+            self.prometheus_url = f"http://127.0.0.1:{a.prometheus_port}"
         elif not a.no_prometheus:
             print("demo: prometheus is not installed: running without it (apt-get install prometheus)",
                   file=sys.stderr)
@@ -180,7 +214,8 @@ class Stack:
             print("demo: prometheus-alertmanager is not installed: running without it and the receiver "
                   "(apt-get install prometheus-alertmanager)", file=sys.stderr)
             return None
-        inbox = receiver.Inbox(on_line=lambda text: print(f"notification {text}", flush=True))
+        inbox = receiver.Inbox(on_line=lambda text: print(
+            f"notification {text}{NO_GRAFANA if ' dashboard: ' in text else ''}", flush=True))
         self.receiver = receiver.serve("127.0.0.1", a.receiver_port, inbox)
         base = yaml.safe_load((PROMETHEUS_DIR / "alertmanager.yml").read_text())
         config = alertmanager_config(base, f"http://127.0.0.1:{a.receiver_port}/", PROMETHEUS_DIR, a.alert_for)
@@ -246,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
         print(f"demo: ready. Redis {stack.redis_url}, metrics http://127.0.0.1:{args.exporter_port}/metrics"
-              + (f", Prometheus http://127.0.0.1:{args.prometheus_port}/alerts"
-                 if any(name == "prometheus" for name, _ in stack.processes) else "")
+              + (f", Prometheus {stack.alerts_page()}" if stack.prometheus_url else "")
               + (f", Alertmanager http://127.0.0.1:{args.alertmanager_port}, notifications "
                  f"http://127.0.0.1:{args.receiver_port}/" if stack.receiver else "")
               + f"; logs in {stack.tmp}. Ctrl-C stops it all.", flush=True)

@@ -9,7 +9,19 @@ demo/Dockerfile copies demo/ alone) do not import it; demo/run.py does, and runs
 repository root (``python -m demo.run``, ``make demo``).
 """
 
-from devkit.processes import WaitTimeout, cpu_seconds, free_port, http_ok, proc_status, stop_process, wait_for
+from devkit.processes import (
+    WaitTimeout,
+    communicate,
+    cpu_seconds,
+    free_port,
+    http_ok,
+    patient,
+    proc_status,
+    run,
+    stop_process,
+    wait_for,
+    wait_process,
+)
 from devkit.redis_server import RedisServer
 from devkit.rq_format import RQ_TIME_FORMAT, rq_time
 
@@ -17,11 +29,15 @@ __all__ = [
     "RQ_TIME_FORMAT",
     "RedisServer",
     "WaitTimeout",
+    "communicate",
     "cpu_seconds",
     "free_port",
     "http_ok",
+    "patient",
     "proc_status",
     "rq_time",
+    "run",
     "stop_process",
     "wait_for",
+    "wait_process",
 ]

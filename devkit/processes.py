@@ -25,18 +25,101 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def patience() -> float:
+    """How many times longer than on an idle machine a bounded wait may take now: the runnable
+    processes per core (the 1-minute load average), at least 1, times $RQ_TEST_PATIENCE (default 1).
+    A wait that succeeds returns as soon as it does, so a generous bound costs only a failing run's
+    time; a fixed one fails correct runs on a busy two-core machine."""
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return max(1.0, load) * float(os.environ.get("RQ_TEST_PATIENCE") or 1)
+
+
+def patient(seconds: float) -> float:
+    """``seconds`` scaled by patience(): a bound for a wait that has no progress to watch."""
+    return seconds * patience()
+
+
 def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
              what: str = "condition") -> T:
     """``condition()``'s first truthy value, polled every ``interval`` seconds; WaitTimeout after
-    ``timeout`` seconds. Exceptions of ``condition`` propagate (a process that died, say)."""
-    deadline = time.monotonic() + timeout
+    ``timeout`` seconds as an idle machine counts them (patient()). Exceptions of ``condition``
+    propagate (a process that died, say)."""
+    start = time.monotonic()
     while True:
         value = condition()
         if value:
             return value
-        if time.monotonic() > deadline:
-            raise WaitTimeout(f"timed out after {timeout}s waiting for {what}")
+        waited = time.monotonic() - start
+        if waited > timeout and waited > patient(timeout):
+            raise WaitTimeout(f"timed out after {waited:.0f}s (bound {timeout}s, scaled by load) waiting for {what}")
         time.sleep(interval)
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and of its children it has waited for (RQ's work horses)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_process(process: subprocess.Popen, idle: float = 60.0) -> int:
+    """``process``'s exit code, waiting as long as it makes progress: subprocess.TimeoutExpired only
+    after ``idle`` seconds (patient()) in which neither it nor a child it reaped used any CPU. A
+    burst worker on a loaded machine gets slower, not stuck; a hung one is still caught. Its pipes
+    are left to the caller (see communicate)."""
+    return _progressing(process, idle, lambda: process.wait(timeout=1.0))
+
+
+def communicate(process: subprocess.Popen, idle: float = 60.0, input: str | bytes | None = None):
+    """Popen.communicate() bounded by progress instead of wall time (see wait_process)."""
+    pending = [input]
+
+    def step():
+        data, pending[0] = pending[0], None  # sent with the first call only
+        return process.communicate(data, timeout=1.0)
+
+    return _progressing(process, idle, step)
+
+
+def _progressing(process: subprocess.Popen, idle: float, step: Callable[[], T]) -> T:
+    """step()'s value, calling it again while it times out and the process still uses CPU."""
+    last_cpu, last_change = -1.0, time.monotonic()
+    while True:
+        try:
+            return step()
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            cpu = _tree_cpu(process.pid)
+        except OSError:  # exited between the two calls
+            continue
+        now = time.monotonic()
+        if cpu != last_cpu:
+            last_cpu, last_change = cpu, now
+        elif now - last_change > patient(idle):
+            raise subprocess.TimeoutExpired(process.args, now - last_change)
+
+
+def run(argv: list[str], idle: float = 60.0, check: bool = False, input: str | bytes | None = None,
+        capture_output: bool = True, **popen) -> subprocess.CompletedProcess:
+    """subprocess.run() bounded by progress instead of wall time (see wait_process): the process is
+    killed after ``idle`` seconds without any CPU use. Output is captured unless told otherwise."""
+    if capture_output:
+        popen.setdefault("stdout", subprocess.PIPE)
+        popen.setdefault("stderr", subprocess.PIPE)
+    if input is not None:
+        popen["stdin"] = subprocess.PIPE
+    with subprocess.Popen(argv, **popen) as process:
+        try:
+            out, err = communicate(process, idle, input)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
+    result = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    if check:
+        result.check_returncode()
+    return result
 
 
 def stop_process(process: subprocess.Popen, timeout: float, sig: int = signal.SIGTERM) -> None:
@@ -44,7 +127,7 @@ def stop_process(process: subprocess.Popen, timeout: float, sig: int = signal.SI
     if process.poll() is None:
         process.send_signal(sig)
         try:
-            process.wait(timeout)
+            process.wait(patient(timeout))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -92,6 +92,11 @@ def connect(settings: Settings) -> redis.Redis:
     if settings.sentinel_host:
         from redis.sentinel import Sentinel
 
+        # Settings refuse a sentinel host without a master name; this says so to the type checker
+        # too, instead of passing None on to redis-py.
+        if not settings.sentinel_master:
+            raise ValueError("sentinel_master is required with sentinel_host")
+
         sentinel = Sentinel(
             sentinels(settings),
             sentinel_kwargs={

@@ -1,37 +1,81 @@
 #!/usr/bin/env bash
-# `make test`: set-up, the linters, then the whole suite: everything with RQ 2.x (latest), the
-# tests with real RQ workers (marker `workers`) again with RQ 3.0, whose key layout differs, the
-# real workers of every supported RQ version (tests/test_rq_versions.py), and the dependency
-# floors and Python 3.10 / 3.13 (scripts/compat.sh).
+# `make test`: set-up, the linters, then the whole suite in four parts that run at once:
+#   rq2       everything with RQ 2.x (.venv), spread over pytest-xdist workers
+#   rq3       the tests with real RQ workers (marker `workers`) again with RQ 3.x, whose key layout differs
+#   versions  the real workers of every supported RQ version (tests/test_rq_versions.py)
+#   compat    the dependency floors and Python 3.10 / 3.13 (scripts/compat.sh)
+# Most of the suite waits on real processes (workers, Prometheus' rule evaluation, RQ's TTLs), so
+# the parts overlap well on two cores; every wait is bounded by progress or scaled by the load
+# (devkit.patience), so a busy machine makes the run slower, not red. Each part's output is
+# printed when it ends; the last line sums every pytest run.
 # Markers (pyproject.toml; checked by tests/conftest.py): redis, workers, promtool, slow; e.g.
-# `bash scripts/test.sh -m "not slow"`. Extra arguments go to every pytest run.
+# `bash scripts/test.sh -m "not slow"`. Extra arguments go to every pytest run. TEST_JOBS sets the
+# xdist workers of the rq2 part (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/system-deps.sh
-bash scripts/venv.sh .venv 'rq>=2,<3'
-echo "== lint: ruff, mypy" >&2
+source scripts/envs.sh
+started=$SECONDS
+bash scripts/system-deps.sh test
+every_env=()
+for entry in "${ENVS[@]}"; do every_env+=("${entry%%|*}"); done
+bash scripts/venv.sh "${every_env[@]}"
+echo "== lint: ruff, mypy ($(($SECONDS - started)) s in)" >&2
 .venv/bin/ruff check .
 .venv/bin/mypy
-bash scripts/venv.sh .venv-rq3 'rq>=3.0,<4'
-# Every supported RQ version's environment, before any run: tests/test_rq_versions.py needs them
-# all, and tests/test_exceptions_rq_workers.py runs RQ 1.10's own worker from one.
-bash scripts/rq_venvs.sh
-# tests/test_rq_versions.py runs once, last (below): it runs the real workers of every supported RQ
-# version itself, from the environments scripts/rq_venvs.sh makes. The runs before it leave it out.
+
+logs=.tmp/test-logs
+rm -rf "$logs"
+mkdir -p "$logs"
 versions_test=tests/test_rq_versions.py
-user_addopts=${PYTEST_ADDOPTS:-}
-export PYTEST_ADDOPTS="$user_addopts --ignore=$versions_test"
-pytest_args=(-q -p no:cacheprovider --durations=15)
-echo "== RQ $(.venv/bin/python -c 'import rq; print(rq.__version__)'): full suite" >&2
-.venv/bin/python -m pytest "${pytest_args[@]}" "$@"
-echo "== RQ $(.venv-rq3/bin/python -c 'import rq; print(rq.__version__)'): tests with real RQ workers" >&2
-.venv-rq3/bin/python -m pytest "${pytest_args[@]}" -m workers "$@"
-export PYTEST_ADDOPTS=$user_addopts
-echo "== RQ $(bash scripts/rq_venvs.sh --list | paste -sd ' '): real workers of each version" >&2
-status=0
-.venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$versions_test" "$@" || status=$?
-[ "$status" = 0 ] || [ "$status" = 5 ] || exit "$status"  # 5: the arguments selected none of it
-# The dependency floors (constraints/minimums.txt, on Python 3.10) and the oldest and newest
-# supported Python with the newest dependencies: the unit tests and a real scrape in each.
-echo "== dependency floors, Python 3.10 and 3.13" >&2
-bash scripts/compat.sh
+pytest_args=(-q -p no:cacheprovider --durations=10)
+# Each part runs in the background with its output in $logs/<part>.log.
+declare -A pids
+part() {  # part NAME COMMAND...
+    local name=$1
+    shift
+    ( "$@" >"$logs/$name.log" 2>&1; echo $? >"$logs/$name.rc" ) &
+    pids[$name]=$!
+}
+rq_version() { "$1/bin/python" -c 'import rq; print(rq.__version__)'; }
+
+part rq2 env PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --ignore=$versions_test" \
+    .venv/bin/python -m pytest "${pytest_args[@]}" -n "${TEST_JOBS:-3}" --dist loadfile "$@"
+part rq3 env PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --ignore=$versions_test" \
+    .venv-rq3/bin/python -m pytest "${pytest_args[@]}" -n 2 --dist loadfile -m workers "$@"
+part versions .venv/bin/python -m pytest "${pytest_args[@]}" "$versions_test" "$@"
+part compat bash scripts/compat.sh
+titles=(
+    "rq2|RQ $(rq_version .venv): full suite"
+    "rq3|RQ $(rq_version .venv-rq3): tests with real RQ workers"
+    "versions|RQ $(bash scripts/rq_venvs.sh --list | paste -sd ' '): real workers of each version"
+    "compat|dependency floors, Python 3.10 and 3.13"
+)
+
+failed=()
+passed_tests=0
+failed_tests=0
+remaining=(rq2 rq3 versions compat)
+# Print each part as it ends, in the order they end.
+while [ ${#remaining[@]} -gt 0 ]; do
+    wait -n "${pids[@]}" 2>/dev/null || true
+    left=()
+    for name in "${remaining[@]}"; do
+        if [ ! -f "$logs/$name.rc" ]; then left+=("$name"); continue; fi
+        for title in "${titles[@]}"; do [ "${title%%|*}" = "$name" ] && echo "== ${title#*|}" >&2; done
+        cat "$logs/$name.log"
+        rc=$(cat "$logs/$name.rc")
+        # 5: pytest selected nothing (the arguments left a part empty)
+        if [ "$rc" != 0 ] && [ "$rc" != 5 ]; then failed+=("$name"); fi
+        # the counts of each pytest summary line in the part's output
+        while read -r count word; do
+            case "$word" in
+                passed) passed_tests=$((passed_tests + count)) ;;
+                failed|error|errors) failed_tests=$((failed_tests + count)) ;;
+            esac
+        done < <(grep -E '^=* ?[0-9]+ (passed|failed)' "$logs/$name.log" | grep -oE '[0-9]+ (passed|failed|errors?)\b' || true)
+    done
+    remaining=("${left[@]}")
+done
+echo "== make test: $((SECONDS - started)) s; failed parts: ${failed[*]:-none}" >&2
+echo "test: $passed_tests passed, $failed_tests failed"
+[ ${#failed[@]} -eq 0 ]

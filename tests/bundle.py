@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 
+from devkit import run
 from rq_exporter.catalogue import BY_NAME
 from support import ROOT, require_tool
 
@@ -75,7 +76,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([require_tool("promtool"), *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return run([require_tool("promtool"), *args], cwd=cwd, capture_output=True, text=True, idle=60)
 
 
 def check_queries_parse(exprs: list[str], tmp: Path) -> subprocess.CompletedProcess:

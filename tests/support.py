@@ -23,7 +23,7 @@ from markers import TOOLS, needs
 from prometheus_client.parser import text_string_to_metric_families
 
 import devkit
-from devkit import free_port, http_ok, stop_process, wait_for
+from devkit import free_port, http_ok, patient, run, stop_process, wait_for, wait_process
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -99,8 +99,9 @@ class RQWorker:
         self.process = subprocess.Popen(args, env=worker_env(env), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE)
 
-    def wait(self, timeout: float = 60) -> int:
-        return self.process.wait(timeout)
+    def wait(self, idle: float = 60) -> int:
+        """The exit code of a burst worker, waiting while it makes progress (devkit.wait_process)."""
+        return wait_process(self.process, idle)
 
     def kill(self) -> None:
         """SIGKILL: the worker leaves no trace of its exit, as in a crash or OOM kill."""
@@ -144,7 +145,7 @@ class Exporter:
         """SIGTERM, wait for a clean exit; returns what it logged."""
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            self.process.wait(patient(10))
         return self.process.stderr.read()
 
 
@@ -153,8 +154,8 @@ def run_exporter(*args: str, env: dict | None = None, timeout: float = 30) -> su
     variable of the caller's shell but those of ``env``."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RQ_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "rq_exporter", *args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return run([sys.executable, "-m", "rq_exporter", *args], cwd=ROOT, env=full_env,
+               capture_output=True, text=True, idle=timeout)
 
 
 class Samples(dict):

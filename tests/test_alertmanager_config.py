@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from devkit import free_port, http_ok, stop_process, wait_for
+from devkit import free_port, http_ok, run, stop_process, wait_for
 from support import ROOT, require_tool
 
 PROMETHEUS = ROOT / "prometheus"
@@ -46,7 +46,7 @@ def secret_files(node: object) -> list[str]:
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([require_tool("amtool"), *args], capture_output=True, text=True, timeout=60)
+    return run([require_tool("amtool"), *args], capture_output=True, text=True, idle=60)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and leaves no half-read connection behind when Redis is slow or gone."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
@@ -12,6 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from devkit import run
 from rq_exporter.batch import Batch, _raw_capable
 from rq_exporter.connection import PROTOCOL, connect
 from rq_exporter.settings import Settings
@@ -133,9 +133,9 @@ def test_without_hiredis_the_exporter_reads_the_same_through_the_pipeline(redis_
     # wheel, say) must still work: batch.py falls back to redis-py's pipeline.
     (tmp_path / "hiredis.py").write_text("raise ImportError('hiredis blocked by the test')\n")
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
-    probe = subprocess.run([sys.executable, "-c", "import rq_exporter.batch as b, redis.utils as u; "
-                            "print(b.hiredis, u.HIREDIS_AVAILABLE)"], env={**os.environ, **env},
-                           capture_output=True, text=True, timeout=30)
+    probe = run([sys.executable, "-c", "import rq_exporter.batch as b, redis.utils as u; "
+                 "print(b.hiredis, u.HIREDIS_AVAILABLE)"], env={**os.environ, **env},
+                capture_output=True, text=True, idle=30)
     assert probe.stdout.split() == ["None", "False"], probe.stderr
     client = redis_db.client()
     client.sadd("rq:queues", "rq:queue:default", "rq:queue:low")

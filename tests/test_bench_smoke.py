@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from rq import Queue, Worker
 
+import devkit
 from bench.dataset import Size, fill
 from support import ROOT, require_tool
 
@@ -46,10 +46,10 @@ def test_filled_dataset_is_what_rq_itself_reads(redis_db):
 def test_bench_runs_one_scrape_of_ours_through_the_delay_proxy(tmp_path):
     require_tool("redis-server")
     out = tmp_path / "bench.json"
-    result = subprocess.run(
+    result = devkit.run(
         [sys.executable, "bench/run.py", "--queues", "3", "--workers", "2", "--jobs", "60", "--scrapes", "2",
          "--no-peer", "--delay-ms", "1", "--dead-workers", "1", "--timeout", "20", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        cwd=ROOT, capture_output=True, text=True, idle=60)
     assert result.returncode == 0, result.stderr
     run = json.loads(out.read_text())["results"][0]
     ours = run["exporters"][0]
@@ -63,8 +63,8 @@ def test_bench_runs_one_scrape_of_ours_through_the_delay_proxy(tmp_path):
 
 def test_profile_times_every_phase_and_the_histogram_case():
     require_tool("redis-server")  # bench/profile.py starts its own
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "profile.py"), "--queues", "4", "--workers", "2",
-                             "--jobs", "200", "--scrapes", "3"], capture_output=True, text=True, timeout=120)
+    result = devkit.run([sys.executable, str(ROOT / "bench" / "profile.py"), "--queues", "4", "--workers", "2",
+                         "--jobs", "200", "--scrapes", "3"], capture_output=True, text=True, idle=120)
     assert result.returncode == 0, result.stderr
     for phase in ("read Redis", "round 2", "round 3", "timing bookkeeping", "metric families", "writing",
                   "whole scrape, no histograms", "whole scrape, every queue's histograms", "peak RSS"):
@@ -77,9 +77,9 @@ def test_profile_times_every_phase_and_the_histogram_case():
 def test_throughput_counts_every_job_the_writer_ends(tmp_path):
     require_tool("redis-server")  # bench/throughput.py starts its own, and two exporters
     out = tmp_path / "throughput.json"
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "throughput.py"), "--smoke",
-                             "--exporter", str(Path(sys.executable).parent / "rq-exporter"), "--json", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = devkit.run([sys.executable, str(ROOT / "bench" / "throughput.py"), "--smoke",
+                         "--exporter", str(Path(sys.executable).parent / "rq-exporter"), "--json", str(out)],
+                        cwd=ROOT, capture_output=True, text=True, idle=120)
     assert result.returncode == 0, result.stdout + result.stderr
     run = json.loads(out.read_text())["results"][0]
     assert run["counted"] == run["written"] > 0

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from bundle import PROMETHEUS, RULES, metric_names, promtool, rule_generator
 
+from devkit import run
 from rq_exporter.catalogue import BY_NAME
 from support import ROOT, require_tool
 
@@ -82,9 +83,8 @@ def test_prometheus_and_alertmanager_configs_are_valid():
     for config in sorted(PROMETHEUS.glob("prometheus*.yml")):  # the bundle's and the multi-target example
         result = promtool("check", "config", str(config))
         assert result.returncode == 0, result.stdout + result.stderr
-    import subprocess
 
     amtool = require_tool("amtool")
-    result = subprocess.run([amtool, "check-config", "prometheus/alertmanager.yml"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=30)
+    result = run([amtool, "check-config", "prometheus/alertmanager.yml"], cwd=ROOT,
+                 capture_output=True, text=True, idle=30)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import zlib
 from pathlib import Path
 
 import pytest
 from rq import Queue
 
-from devkit import wait_for
+from devkit import run, wait_for
 from support import TESTS, Exporter, RQWorker, Samples, rq_venv, worker_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.workers]
@@ -67,10 +66,10 @@ def test_rq_1_10_keeps_the_traceback_in_the_job_hash(redis_db):
     exporter = Exporter("--redis-url", redis_db.url)
     try:
         exporter.scrape()
-        subprocess.run([str(venv / "bin" / "python"), "-c", ENQUEUE, redis_db.url, "old"], cwd=TESTS,
-                       env=worker_env(), check=True, timeout=60)
-        worker = subprocess.run([str(venv / "bin" / "rq"), "worker", "--url", redis_db.url, "--burst", "old"],
-                                cwd=TESTS, env=worker_env(), capture_output=True, timeout=120)
+        run([str(venv / "bin" / "python"), "-c", ENQUEUE, redis_db.url, "old"], cwd=TESTS,
+            env=worker_env(), check=True, idle=60)
+        worker = run([str(venv / "bin" / "rq"), "worker", "--url", redis_db.url, "--burst", "old"],
+                     cwd=TESTS, env=worker_env(), capture_output=True, idle=120)
         assert worker.returncode == 0, worker.stderr[-2000:]
         r = redis_db.client()
         failed_ids = r.zrange("rq:failed:old", 0, -1)

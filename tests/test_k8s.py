@@ -10,6 +10,7 @@ import sys
 import pytest
 import yaml
 
+from devkit import run
 from rq_exporter.settings import ENV_PREFIX, Settings
 from support import ROOT, Exporter, require_tool
 
@@ -106,7 +107,7 @@ def test_prometheusrule_groups_pass_promtool(tmp_path):
     promtool = require_tool("promtool")
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump({"groups": _one("prometheusrule.yaml", "PrometheusRule")["spec"]["groups"]}))
-    result = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    result = run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, idle=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -8,7 +8,6 @@ Runs under RQ 2.x (.venv) and RQ 3.0 (.venv-rq3).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from datetime import timedelta, timezone
@@ -29,7 +28,7 @@ from rq.registry import (
 )
 from rq_scenario import KEY_TTL
 
-from devkit import wait_for
+from devkit import run, wait_for
 from rq_exporter.catalogue import JOB_STATUSES
 from rq_exporter.snapshot import WORKER_STATES
 from support import Exporter, RQWorker, Samples, kill_if_alive, worker_env
@@ -287,8 +286,8 @@ q.enqueue(jobs.fail)
 def test_rq_3_key_prefix(redis_db):
     env = {"RQ_KEY_PREFIX": "custom"}
     # RQ reads RQ_KEY_PREFIX when imported, so the application side runs in its own processes.
-    subprocess.run([sys.executable, "-c", ENQUEUE_WITH_PREFIX, redis_db.url], env=worker_env(env), check=True,
-                   cwd=Path(__file__).parent, timeout=30)
+    run([sys.executable, "-c", ENQUEUE_WITH_PREFIX, redis_db.url], env=worker_env(env), check=True,
+        cwd=Path(__file__).parent, idle=30)
     conn = redis_db.client()
     assert conn.exists("custom:queues") and not conn.exists("rq:queues")
     worker = RQWorker(redis_db.url, "pfx", name="w-prefixed", env=env)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from devkit import wait_for
+from devkit import run, wait_for, wait_process
 from support import ROOT, TESTS, Exporter, Samples, kill_if_alive, rq_venv, worker_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.workers, pytest.mark.slow]
@@ -67,13 +67,14 @@ class Worker:
                 [str(venv / "bin" / "rq"), "worker", "--url", url, "--logging_level", "WARNING", *extra, queue],
                 cwd=TESTS, env=worker_env(), stdout=out, stderr=subprocess.STDOUT)
 
-    def finish(self, timeout: float = 30) -> None:
-        """A burst worker: waits for its exit, which must be a clean one."""
+    def finish(self, idle: float = 30) -> None:
+        """A burst worker: waits for its exit, which must be a clean one (while it makes progress:
+        devkit.wait_process)."""
         try:
-            code = self.process.wait(timeout)
+            code = wait_process(self.process, idle)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"rq worker --burst still running after {timeout} s:\n"
+            raise AssertionError(f"rq worker --burst idle for {idle} s and still running:\n"
                                  f"{self.log.read_text(errors='replace')[-3000:]}") from None
         assert code == 0, f"rq worker exited {code}:\n{self.log.read_text(errors='replace')[-3000:]}"
 
@@ -84,8 +85,8 @@ class Worker:
 
 
 def scenario(venv: Path, url: str, name: str, *extra: str) -> dict:
-    done = subprocess.run([str(venv / "bin" / "python"), str(SCENARIO), "--url", url, *extra, name], cwd=TESTS,
-                          env=worker_env(), capture_output=True, text=True, timeout=60)
+    done = run([str(venv / "bin" / "python"), str(SCENARIO), "--url", url, *extra, name], cwd=TESTS,
+               env=worker_env(), capture_output=True, text=True, idle=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from devkit import rq_time
+from devkit import patient, rq_time
 from rq_exporter import __version__
 from support import Exporter, RedisServer, parse_samples
 
@@ -124,7 +124,7 @@ def test_signals_stop_cleanly(secured_redis, signum):
     get(process.base + "/metrics")
     start = time.monotonic()
     process.process.send_signal(signum)
-    code = process.process.wait(10)
+    code = process.process.wait(patient(10))
     elapsed = time.monotonic() - start
     log = process.process.stderr.read()
     assert code == 0, log

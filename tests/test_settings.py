@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from devkit import stop_process
+from devkit import run, stop_process
 from rq_exporter import settings as settings_module
 from rq_exporter.connection import password, redacted_target, redis_url, sentinels
 from rq_exporter.legacy import LEGACY_ENV
@@ -291,7 +291,7 @@ def test_help_exits_0_and_documents_every_flag_and_variable():
 def test_the_installed_console_script_exists():
     script = Path(sys.executable).parent / "rq-exporter"
     assert script.exists()
-    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=20)
+    result = run([str(script), "--help"], capture_output=True, text=True, idle=20)
     assert result.returncode == 0 and "--redis-url" in result.stdout
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rq import Queue
 
-from devkit import free_port, stop_process, wait_for
+from devkit import free_port, run, stop_process, wait_for
 from support import ROOT, Exporter, RedisServer, parse_samples, require_tool, run_exporter
 
 
@@ -124,8 +124,8 @@ def test_invalid_targets_file_is_one_line_and_exit_2(tmp_path, text, named):
 def test_multi_target_prometheus_example_is_valid():
     promtool = require_tool("promtool")
     config = ROOT / "prometheus" / "prometheus-multi-target.yml"
-    result = subprocess.run([promtool, "check", "config", "--syntax-only", str(config)],
-                            capture_output=True, text=True, timeout=60)
+    result = run([promtool, "check", "config", "--syntax-only", str(config)],
+                 capture_output=True, text=True, idle=60)
     assert result.returncode == 0, result.stdout + result.stderr
     import yaml
 
