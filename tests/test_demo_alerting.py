@@ -1,17 +1,21 @@
 """demo/run.py's alerting set-up, as pure functions: the bundle's alertmanager.yml pointed at the local
-receiver, and --alert-for applied to the bundled rules and Alertmanager's waits. The demo running
-them for real is tests/test_e2e_alertmanager.py."""
+receiver, and --alert-for applied to the bundled rules and Alertmanager's waits; and the demo refusing
+a port another process holds. The demo running them for real is tests/test_e2e_alertmanager.py."""
 
 from __future__ import annotations
 
 import argparse
+import socket
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+import devkit
 from demo import run
-from support import ROOT
+from devkit import free_port
+from support import ROOT, require_tool
 
 BASE = yaml.safe_load((ROOT / "prometheus" / "alertmanager.yml").read_text())
 
@@ -46,3 +50,18 @@ def test_prometheus_config_sends_to_the_local_alertmanager():
     config = run.prometheus_config(base, "127.0.0.1:1", ["/r.yml"], "5s", "127.0.0.1:2")
     assert config["alerting"]["alertmanagers"][0]["static_configs"] == [{"targets": ["127.0.0.1:2"]}]
     assert "alerting" not in run.prometheus_config(base, "127.0.0.1:1", ["/r.yml"], "5s")
+
+
+@pytest.mark.workers  # demo.run would start them, had the port been free
+def test_a_port_another_process_holds_is_refused_before_anything_starts():
+    require_tool("redis-server")
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        result = devkit.run([sys.executable, "-m", "demo.run", "--redis-port", str(free_port()),
+                             "--exporter-port", str(taken), "--no-prometheus", "--no-alertmanager",
+                             "--no-schedules"], cwd=ROOT, text=True, idle=30)
+    assert result.returncode == 1
+    assert f"demo: another process listens on {taken} (--exporter-port)" in result.stderr
+    assert "ready" not in result.stdout

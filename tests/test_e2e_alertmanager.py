@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import urllib.request
@@ -95,6 +96,15 @@ def returning_worker(demo):
         worker.stop()
 
 
+def test_every_link_the_demo_prints_opens(demo):
+    (ready,) = [line for line in demo.output().splitlines() if line.startswith("demo: ready.")]
+    links = re.findall(r"http://[^\s,;]+", ready)
+    assert len(links) == 4, ready  # metrics, Prometheus' alerts page, Alertmanager, the receiver
+    for link in links:
+        with urllib.request.urlopen(link, timeout=10) as response:
+            assert response.status == 200, link
+
+
 def test_a_queue_without_workers_reaches_the_receiver(demo, redis):
     Queue("orphan", connection=redis).enqueue("demo.jobs.process", 0.01)  # no worker listens on it
     note = demo.wait_notified("firing", "RQQueueWithoutWorkers", "orphan")
@@ -108,7 +118,8 @@ def test_a_queue_without_workers_reaches_the_receiver(demo, redis):
     assert note["dashboard_url"].endswith(f"/d/rq-queue?var-job=rq&var-instance={demo.instance}&var-queue=orphan")
     # Printed in the demo's console and listed on the receiver's page.
     assert f"notification [FIRING] RQQueueWithoutWorkers (critical) queue=orphan instance={demo.instance}: " \
-           f"An RQ queue has jobs and no worker. {note['description']} runbook: {note['runbook_url']}" \
+           f"An RQ queue has jobs and no worker. {note['description']} runbook: {note['runbook_url']} " \
+           f"dashboard: {note['dashboard_url']} (Grafana is not part of make demo: make start-rq-mon runs it)" \
            in demo.output()
     with urllib.request.urlopen(f"http://127.0.0.1:{demo.receiver_port}/", timeout=10) as response:
         page = response.read().decode()
