@@ -81,7 +81,7 @@ check() {
     fi
     bash scripts/venv.sh "$name" || { failed+=("$name (install)"); return 0; }
     local selection=("$@")
-    [ "$#" -gt 0 ] || selection=(-m "$MARKERS")
+    [ "$#" -gt 0 ] || selection=(-m "$MARKERS" -n 2)
     local ok=1
     "$env_dir/bin/python" -m pytest -q -p no:cacheprovider "${selection[@]}" || ok=0
     "$env_dir/bin/python" scripts/smoke_scrape.py || ok=0

@@ -33,7 +33,7 @@ declare -A pids
 part() {  # part NAME COMMAND...
     local name=$1
     shift
-    ( "$@" >"$logs/$name.log" 2>&1; echo $? >"$logs/$name.rc" ) &
+    ( rc=0; "$@" >"$logs/$name.log" 2>&1 || rc=$?; echo "$rc" >"$logs/$name.rc" ) &
     pids[$name]=$!
 }
 rq_version() { "$1/bin/python" -c 'import rq; print(rq.__version__)'; }
@@ -57,10 +57,17 @@ failed_tests=0
 remaining=(rq2 rq3 versions compat)
 # Print each part as it ends, in the order they end.
 while [ ${#remaining[@]} -gt 0 ]; do
-    wait -n "${pids[@]}" 2>/dev/null || true
+    # until one of the parts still running ends
+    running=()
+    for name in "${remaining[@]}"; do running+=("${pids[$name]}"); done
+    wait -n "${running[@]}" 2>/dev/null || sleep 1
     left=()
     for name in "${remaining[@]}"; do
-        if [ ! -f "$logs/$name.rc" ]; then left+=("$name"); continue; fi
+        if [ ! -f "$logs/$name.rc" ]; then
+            # still running; or gone without its exit code (killed): then it failed
+            if kill -0 "${pids[$name]}" 2>/dev/null; then left+=("$name"); continue; fi
+            [ -f "$logs/$name.rc" ] || echo 255 >"$logs/$name.rc"
+        fi
         for title in "${titles[@]}"; do [ "${title%%|*}" = "$name" ] && echo "== ${title#*|}" >&2; done
         cat "$logs/$name.log"
         rc=$(cat "$logs/$name.rc")

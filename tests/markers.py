@@ -33,6 +33,8 @@ from itertools import pairwise
 
 import pytest
 
+from devkit import patient
+
 NEEDS = ("redis", "workers", "promtool")
 IMPLIES = {"workers": ("redis",)}
 REDIS_FIXTURES = frozenset({"redis_server", "redis_db", "own_redis"})
@@ -42,8 +44,9 @@ RQ_PROGRAMS = frozenset({"rq", "rqworker", "rqinfo"})
 # python -m ...: RQ's command line, the demo's programs (but its notification receiver, which is no RQ program)
 RQ_MODULE = re.compile(r"(?:rq|rq\..+|demo\.(?!receiver$).+)")
 RQ_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:[\w.]+\s*,\s*)*rq(?:[.\s,]|$)", re.M)
-# Seconds a test's call may take without the slow marker: three times the 5 s that make a test
-# slow, so that a loaded 2-core CI machine does not fail a test that is merely near the line.
+# Seconds a test's call may take without the slow marker on an idle machine: three times the 5 s
+# that make a test slow. Scaled by the load when checked (devkit.patient), so that a busy two-core
+# machine does not fail a test that is merely near the line.
 SLOW_LIMIT = 15.0
 
 USED = pytest.StashKey[set]()  # the markers the test turned out to need
@@ -131,8 +134,9 @@ def check_report(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestRe
     if call.when != "call" or not report.passed:
         return
     problems = list(item.stash.get(FAULTS, []))
-    if not problems and call.duration > SLOW_LIMIT and item.get_closest_marker("slow") is None:
-        problems.append(f"{item.nodeid} took {call.duration:.1f} s, more than the {SLOW_LIMIT:.0f} s a test may "
+    limit = patient(SLOW_LIMIT)
+    if not problems and call.duration > limit and item.get_closest_marker("slow") is None:
+        problems.append(f"{item.nodeid} took {call.duration:.1f} s, more than the {limit:.0f} s a test may "
                         "take without @pytest.mark.slow: mark it slow (a test over ~5 s is slow)")
     if not problems:
         used = item.stash.get(USED, set())
