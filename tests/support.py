@@ -149,6 +149,14 @@ class Exporter:
         return self.process.stderr.read()
 
 
+
+def short_timeouts() -> list[str]:
+    """1 s connect and read timeouts, so that a refused or wrong connection fails fast, scaled by
+    the load (devkit.patient) so that a right one still succeeds on a busy machine."""
+    seconds = f"{patient(1):.1f}"
+    return ["--redis-connect-timeout", seconds, "--redis-read-timeout", seconds]
+
+
 def run_exporter(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
     """`python -m rq_exporter ARGS` to its end (a start-up refused, --help, ...), with no RQ_*
     variable of the caller's shell but those of ``env``."""

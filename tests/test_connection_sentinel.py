@@ -15,7 +15,7 @@ from certs import TlsRedis, make_certs
 from rq import Queue
 
 from devkit import free_port, stop_process, wait_for
-from support import Exporter, RedisServer, require_tool
+from support import Exporter, RedisServer, require_tool, short_timeouts
 
 pytestmark = pytest.mark.redis
 
@@ -91,7 +91,7 @@ def test_exporter_follows_a_sentinel_failover(cluster):
     Queue("before", connection=master.client()).enqueue("jobs.sleep_for", 0)
     exporter = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port},127.0.0.1:{second.port}",
                         "--sentinel-master", MASTER,
-                        "--redis-connect-timeout", "1", "--redis-read-timeout", "1")
+                        *short_timeouts())
     try:
         # The exporter's start-up check reads once in the background: let it finish first.
         wait_for(lambda: _smembers_calls(master) >= 2, what="the start-up read")
@@ -152,7 +152,7 @@ def test_password_protected_sentinel_and_master():
                         password="sentinel-pw")
     Queue("locked", connection=master.client(password="master-pw")).enqueue("jobs.sleep_for", 0)
     common = ["--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
-              "--redis-password", "master-pw", "--redis-connect-timeout", "1", "--redis-read-timeout", "1"]
+              "--redis-password", "master-pw", *short_timeouts()]
     good = Exporter(*common, "--sentinel-password", "sentinel-pw")
     bad = Exporter(*common, "--sentinel-password", "wrong")
     try:
@@ -177,10 +177,9 @@ def test_sentinel_with_a_tls_master(tmp_path):
         "tls-replication yes", ""]))
     Queue("secure", connection=master.client(socket_timeout=1)).enqueue("jobs.sleep_for", 0)
     exporter = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
-                        "--redis-tls-ca-file", str(certs.ca), "--redis-connect-timeout", "1",
-                        "--redis-read-timeout", "1")
+                        "--redis-tls-ca-file", str(certs.ca), *short_timeouts())
     plain = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
-                     "--redis-connect-timeout", "1", "--redis-read-timeout", "1")
+                     *short_timeouts())
     try:
         samples = exporter.scrape()
         assert samples.value("rq_up") == 1

@@ -7,7 +7,7 @@ import pytest
 from certs import Certs, TlsRedis, make_certs
 from rq import Queue
 
-from support import Exporter, RQWorker
+from support import Exporter, RQWorker, short_timeouts
 
 pytestmark = pytest.mark.redis
 
@@ -66,7 +66,7 @@ def test_rediss_with_client_certificate_and_acl_user(tls_redis, certs, tmp_path)
 @pytest.mark.parametrize("case", ["no client certificate", "unknown CA", "wrong password", "plain redis://"])
 def test_tls_or_auth_failures_are_rq_up_0_and_logged(tls_redis, certs, case):
     args = ["--redis-url", tls_redis.url, "--redis-username", "rq-exporter", "--redis-password", PASSWORD,
-            "--redis-connect-timeout", "1", "--redis-read-timeout", "1"]
+            *short_timeouts()]
     if case == "no client certificate":
         args += _tls_flags(certs, cert=False)
     elif case == "unknown CA":
