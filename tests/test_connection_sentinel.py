@@ -23,7 +23,8 @@ MASTER = "rqmaster"
 
 
 class Sentinel:
-    def __init__(self, master_port: int, extra: str = "", password: str | None = None) -> None:
+    def __init__(self, master_port: int, extra: str = "", password: str | None = None,
+                 down_after_ms: int = 2000) -> None:
         binary = require_tool("redis-sentinel")
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="rq-exporter-sentinel-"))
@@ -32,7 +33,7 @@ class Sentinel:
 bind 127.0.0.1
 dir {self.dir}
 sentinel monitor {MASTER} 127.0.0.1 {master_port} 1
-sentinel down-after-milliseconds {MASTER} 2000
+sentinel down-after-milliseconds {MASTER} {down_after_ms}
 sentinel failover-timeout {MASTER} 10000
 {extra}""")
         self.process = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -149,15 +150,17 @@ def test_password_protected_sentinel_and_master():
     master = RedisServer().start()
     master.client().config_set("requirepass", "master-pw")
     sentinel = Sentinel(master.port, extra=f"requirepass sentinel-pw\nsentinel auth-pass {MASTER} master-pw\n",
-                        password="sentinel-pw")
+                        password="sentinel-pw", down_after_ms=30_000)
     Queue("locked", connection=master.client(password="master-pw")).enqueue("jobs.sleep_for", 0)
     common = ["--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
               "--redis-password", "master-pw", *short_timeouts()]
     good = Exporter(*common, "--sentinel-password", "sentinel-pw")
     bad = Exporter(*common, "--sentinel-password", "wrong")
     try:
-        samples = good.scrape()
-        assert samples.value("rq_up") == 1
+        # Sentinel may call a master down for a while on a busy machine (down-after 2 s): the
+        # exporter answers rq_up 0 then, and 1 once Sentinel names the master again.
+        samples = wait_for(lambda: (s := good.scrape()).value("rq_up") == 1 and s, timeout=20,
+                           what="rq_up 1 through Sentinel")
         assert samples.value("rq_jobs", queue="locked", status="queued") == 1
         assert bad.scrape().value("rq_up") == 0
     finally:
@@ -172,17 +175,21 @@ def test_sentinel_with_a_tls_master(tmp_path):
     Sentinel and connects with the --redis-tls-* files."""
     certs = make_certs(tmp_path / "certs")
     master = TlsRedis(certs, verify_clients=False).start()
+    # No failover here: a long down-after, so that Sentinel does not call the master down (and
+    # redis-py find no master) when a TLS ping is late on a busy machine.
     sentinel = Sentinel(master.port, extra="\n".join([
         f"tls-cert-file {certs.server_cert}", f"tls-key-file {certs.server_key}", f"tls-ca-cert-file {certs.ca}",
-        "tls-replication yes", ""]))
+        "tls-replication yes", ""]), down_after_ms=30_000)
     Queue("secure", connection=master.client(socket_timeout=1)).enqueue("jobs.sleep_for", 0)
     exporter = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
                         "--redis-tls-ca-file", str(certs.ca), *short_timeouts())
     plain = Exporter("--sentinel-host", f"127.0.0.1:{sentinel.port}", "--sentinel-master", MASTER,
                      *short_timeouts())
     try:
-        samples = exporter.scrape()
-        assert samples.value("rq_up") == 1
+        # Sentinel may call a master down for a while on a busy machine (down-after 2 s): the
+        # exporter answers rq_up 0 then, and 1 once Sentinel names the master again.
+        samples = wait_for(lambda: (s := exporter.scrape()).value("rq_up") == 1 and s, timeout=20,
+                           what="rq_up 1 through Sentinel")
         assert samples.value("rq_jobs", queue="secure", status="queued") == 1
         assert plain.scrape().value("rq_up") == 0  # without the TLS files: plain TCP, refused
     finally:
