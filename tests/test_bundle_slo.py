@@ -300,3 +300,37 @@ def test_the_demo_with_alert_for_loads_the_recording_rules_too(tmp_path):
     rules = [r for g in yaml.safe_load(Path(alerts).read_text())["groups"] for r in g["rules"]]
     assert {r["for"] for r in rules} == {"10s"}
     assert {n for r in rules for n in metric_names(r["expr"]) if ":" in n} <= recorded
+
+
+# --- the README's examples ------------------------------------------------------------------------
+
+def readme_yaml(section: str) -> list[dict]:
+    readme = (ROOT / "README.md").read_text()
+    body = readme.split(f"\n### {section}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", body, re.S)]
+
+
+@pytest.mark.promtool
+def test_the_readmes_slo_example_generates_valid_rules(tmp_path):
+    gen = rule_generator()
+    (example,) = readme_yaml("Service levels")
+    changed = config(slo=example["slo"])
+    slo = gen.slo_config(changed)
+    assert [o.percent for o in slo.objectives["success"]] == ["99.9", "99"]  # emails, then the default
+    assert [(o.percent, o.within) for o in slo.objectives["wait"]] == [("99", 300.0), ("95", 30.0)]
+    assert 'queue!="scratch"' in slo.objectives["success"][-1].matchers
+    (tmp_path / "r.yml").write_text(gen.render_recording(changed))
+    (tmp_path / "a.yml").write_text(gen.render(changed))
+    result = promtool("check", "rules", str(tmp_path / "r.yml"), str(tmp_path / "a.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The bundled config's defaults are the README's.
+    bundled = config()["slo"]
+    assert {k: v for k, v in example["slo"].items() if k != "objectives"} == \
+        {k: v for k, v in bundled.items() if k != "objectives"}
+    assert example["slo"]["objectives"]["default"] == bundled["objectives"]["default"]
+
+
+def test_the_readmes_cluster_examples():
+    setting, external = readme_yaml("Many clusters")
+    assert setting == {"cluster_label": "cluster"}
+    assert "cluster" in external["global"]["external_labels"]
