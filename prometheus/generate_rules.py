@@ -395,6 +395,8 @@ def slo_config(config: dict) -> Slo:
         burns.append(BurnRate(b["severity"], float(b["burn_rate"]), b["long"], b["short"], b["for"]))
     if not burns:
         raise ConfigError("slo.burn_rates", "at least one burn rate alert is needed")
+    if slo["period"] in {w for b in burns for w in (b.long, b.short)}:
+        raise ConfigError("slo.period", f"{slo['period']} is also a burn rate window: the period must be longer")
 
     objectives = slo.get("objectives")
     if not isinstance(objectives, dict) or set(objectives) - {"default", "overrides"} \

@@ -68,6 +68,7 @@ def test_wait_buckets_are_the_exporters_defaults():
      "to miss it: that alert could never fire"),
     (("objectives", "default", "wait", "objective"), "95%", "objective must be a percentage"),
     (("period",), "a month", "slo.period: not a Prometheus duration"),
+    (("period",), "3d", "slo.period: 3d is also a burn rate window"),
     (("burn_rates", 0, "short"), "2h", "slo.burn_rates[0]: the short window (2h) must be shorter than the long one"),
     (("burn_rates", 1, "severity"), "page", "severity must be critical, warning or info"),
 ])
