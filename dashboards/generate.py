@@ -5,16 +5,24 @@
 
 Plain dicts in Grafana's JSON model (schema 39, Grafana 10/11): timeseries, stat and table
 panels, a datasource variable and job/instance/queue variables that every query uses.
+They read prometheus/alerts-config.yml, as the rules do: the service levels' windows and period
+(RQ / Service levels reads the recorded series of prometheus/rules/rq-recording.yml), the window
+of the recorded backlog growth, and the cluster label (when set, every query keeps it and every
+dashboard has a `cluster` variable).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
+RULES_GENERATOR = HERE.parent / "prometheus" / "generate_rules.py"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 TAG = "rq"
 
@@ -26,19 +34,47 @@ WQ = S + ', queues=~"(.*,)?($queue)(,.*)?"'
 RI = "$__rate_interval"
 
 
+def _rules_generator():
+    spec = importlib.util.spec_from_file_location("generate_rules", RULES_GENERATOR)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+R = _rules_generator()  # the rules' generator: the recorded series' names, the config's checks
+
+
+class Settings(NamedTuple):
+    """What the dashboards take from alerts-config.yml."""
+
+    cluster: str  # the cluster label, or "" (off)
+    slo: R.Slo  # type: ignore[name-defined]
+    backlog_window: str  # RQQueueBacklogGrowing's window: that of the recorded backlog growth
+
+    @classmethod
+    def of(cls, config: dict) -> Settings:
+        return cls(R.cluster_label(config), R.slo_config(config), config["alerts"]["RQQueueBacklogGrowing"]["window"])
+
+
 def rate(metric: str, selector: str = QS, by: str = "queue") -> str:
     return f"sum by ({by}) (rate({metric}{{{selector}}}[{RI}]))"
 
 
-def quantile(q: float, metric: str, by: str = "le") -> str:
-    return f"histogram_quantile({q}, sum by ({by}) (rate({metric}_bucket{{{QS}}}[{RI}])))"
+def recorded(name: str, by: str = "queue", selector: str = QS) -> str:
+    """A recorded per-queue series (rules/rq-recording.yml) summed by `by`: what Prometheus already
+    computed every evaluation, instead of the rate over every raw series at each refresh."""
+    return f"sum by ({by}) ({name}{{{selector}}})"
 
 
-def failure_ratio(by: str = "queue") -> str:
-    failed = rate("rq_jobs_failed_total", by=by)
-    finished = rate("rq_jobs_finished_total", by=by)
+def recorded_failure_ratio(by: str = "queue") -> str:
+    failed, finished = recorded(R.rate_name("failed"), by), recorded(R.rate_name("finished"), by)
     # A queue whose every job fails has no finished series: count it as 0, not as "no data".
     return f"{failed} / ({failed} + ({finished} or 0 * {failed}))"
+
+
+def quantile(q: float, metric: str, by: str = "le") -> str:
+    return f"histogram_quantile({q}, sum by ({by}) (rate({metric}_bucket{{{QS}}}[{RI}])))"
 
 
 def target(expr: str, legend: str = "", instant: bool = False, table: bool = False, exemplar: bool = False) -> dict:
@@ -83,7 +119,8 @@ class Board:
 
     def add(self, kind: str, title: str, description: str, targets: list[dict], unit: str,
             w: int = 12, h: int = 8, options: dict | None = None, custom: dict | None = None,
-            mappings: list | None = None, transformations: list | None = None) -> None:
+            mappings: list | None = None, transformations: list | None = None,
+            thresholds: list[tuple[float | None, str]] | None = None) -> None:
         for i, t in enumerate(targets):
             t["refId"] = chr(ord("A") + i)
         defaults: dict = {"unit": unit}
@@ -91,6 +128,9 @@ class Board:
             defaults["custom"] = custom
         if mappings:
             defaults["mappings"] = mappings
+        if thresholds:
+            defaults["thresholds"] = {"mode": "absolute",
+                                      "steps": [{"value": value, "color": color} for value, color in thresholds]}
         panel = {
             "type": kind,
             "title": title,
@@ -107,17 +147,21 @@ class Board:
         self.panels.append(panel)
 
     def stat(self, title: str, description: str, expr: str, unit: str, w: int = 4, legend: str = "",
-             mappings: list | None = None) -> None:
-        self.add("stat", title, description, [target(expr, legend)], unit, w=w, h=4, mappings=mappings)
+             mappings: list | None = None, thresholds: list[tuple[float | None, str]] | None = None,
+             h: int = 4) -> None:
+        self.add("stat", title, description, [target(expr, legend)], unit, w=w, h=h, mappings=mappings,
+                 thresholds=thresholds)
 
     def series(self, title: str, description: str, targets: list[dict], unit: str, w: int = 12,
-               stacked: bool = False) -> None:
-        custom = {"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 30} if stacked else None
-        self.add("timeseries", title, description, targets, unit, w=w, custom=custom)
+               stacked: bool = False, threshold_lines: list[tuple[float | None, str]] | None = None) -> None:
+        custom: dict | None = {"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 30} if stacked else None
+        if threshold_lines:
+            custom = {**(custom or {}), "thresholdsStyle": {"mode": "line"}}
+        self.add("timeseries", title, description, targets, unit, w=w, custom=custom, thresholds=threshold_lines)
 
     def table(self, title: str, description: str, expr: str, transformations: list, w: int = 12,
-              h: int = 8) -> None:
-        self.add("table", title, description, [target(expr, instant=True, table=True)], "short", w=w, h=h,
+              h: int = 8, unit: str = "short") -> None:
+        self.add("table", title, description, [target(expr, instant=True, table=True)], unit, w=w, h=h,
                  transformations=transformations)
 
 
@@ -146,7 +190,7 @@ def _hide(*columns: str) -> dict:
     return {"id": "organize", "options": {"excludeByName": dict.fromkeys(columns, True)}}
 
 
-def variables() -> list[dict]:
+def variables(cluster: str = "") -> list[dict]:
     def query(name: str, label: str, q: str) -> dict:
         return {
             "type": "query", "name": name, "label": label, "datasource": DS,
@@ -156,16 +200,35 @@ def variables() -> list[dict]:
             "current": {}, "options": [], "hide": 0, "regex": "",
         }
 
+    # With a cluster label, a `cluster` variable (as kubernetes-mixin's and celery-mixin's) narrows
+    # the others.
+    c = f'{cluster}=~"$cluster", ' if cluster else ""
     return [
         {"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
          "current": {}, "options": [], "hide": 0, "refresh": 1, "regex": "", "includeAll": False, "multi": False},
-        query("job", "Job", "label_values(rq_up, job)"),
-        query("instance", "Instance", 'label_values(rq_up{job=~"$job"}, instance)'),
-        query("queue", "Queue", 'label_values(rq_jobs{job=~"$job", instance=~"$instance"}, queue)'),
+        *([query("cluster", "Cluster", f"label_values(rq_up, {cluster})")] if cluster else []),
+        query("job", "Job", f"label_values(rq_up{{{c[:-2]}}}, job)" if c else "label_values(rq_up, job)"),
+        query("instance", "Instance", f'label_values(rq_up{{{c}job=~"$job"}}, instance)'),
+        query("queue", "Queue", f'label_values(rq_jobs{{{c}job=~"$job", instance=~"$instance"}}, queue)'),
     ]
 
 
-def dashboard(uid: str, title: str, description: str, board: Board) -> dict:
+def multi_cluster(panels: list[dict], label: str) -> None:
+    """Every query of the panels narrowed to the `cluster` variable and keeping the cluster label in
+    its `by` and `on` lists (so series of two clusters never add up), every legend naming it."""
+    for panel in panels:
+        multi_cluster(panel.get("panels", []), label)
+        for t in panel.get("targets", []):
+            expr = t["expr"].replace('job=~"$job"', f'{label}=~"$cluster", job=~"$job"')
+            t["expr"] = re.sub(r"\b(by|on) \(", rf"\1 ({label}, ", expr)
+            if t.get("legendFormat"):
+                t["legendFormat"] = f"{{{{{label}}}}} / {t['legendFormat']}"
+
+
+def dashboard(uid: str, title: str, description: str, board: Board, settings: Settings | None = None) -> dict:
+    cluster = settings.cluster if settings else ""
+    if cluster:
+        multi_cluster(board.panels, cluster)
     return {
         "uid": uid,
         "title": title,
@@ -182,7 +245,7 @@ def dashboard(uid: str, title: str, description: str, board: Board) -> dict:
                                   "name": "Annotations & Alerts", "type": "dashboard"}]},
         "links": [{"type": "dashboards", "tags": [TAG], "asDropdown": False, "includeVars": True,
                    "keepTime": True, "title": "RQ dashboards"}],
-        "templating": {"list": variables()},
+        "templating": {"list": variables(cluster)},
         "panels": board.panels,
     }
 
@@ -190,7 +253,7 @@ def dashboard(uid: str, title: str, description: str, board: Board) -> dict:
 FIRING = f'ALERTS{{alertstate="firing", alertname=~"RQ.*", {S}}}'
 
 
-def overview() -> dict:
+def overview(settings: Settings) -> dict:
     b = Board()
     b.row("Now")
     b.stat("Redis readable", "1 when the exporter could read RQ's state from Redis on its last scrape (rq_up).",
@@ -201,8 +264,8 @@ def overview() -> dict:
            f"max(rq_queue_oldest_job_age_seconds{{{QS}}})", "s")
     b.stat("Live workers", "Workers alive in Redis, whatever their queues.",
            f"sum(rq_live_workers{{{S}}})", "short")
-    b.stat("Failures", "Jobs of the selected queues that failed, per second.",
-           f"sum(rate(rq_jobs_failed_total{{{QS}}}[{RI}]))", "ops")
+    b.stat("Failures", "Jobs of the selected queues that failed, per second (over 5m: recorded, "
+           "queue:rq_jobs_failed:rate5m).", f"sum({R.rate_name('failed')}{{{QS}}})", "ops")
     b.stat("RQ alerts firing", "Alerts of the bundled RQ rules firing now.",
            f"count({FIRING}) or vector(0)", "short")
     b.row("Queues")
@@ -211,12 +274,12 @@ def overview() -> dict:
     b.series("Queue latency", "How long the job at the head of each queue has waited: what a new job "
              "can expect to wait.",
              [target(f"max by (queue) (rq_queue_oldest_job_age_seconds{{{QS}}})", "{{queue}}")], "s")
-    b.series("Throughput", "Jobs finished successfully per second, by queue.",
-             [target(rate("rq_jobs_finished_total"), "{{queue}}")], "ops", w=8)
-    b.series("Failures", "Jobs failed per second, by queue.",
-             [target(rate("rq_jobs_failed_total"), "{{queue}}")], "ops", w=8)
-    b.series("Failure ratio", "Share of the completed jobs of each queue that failed.",
-             [target(failure_ratio(), "{{queue}}")], "percentunit", w=8)
+    b.series("Throughput", "Jobs finished successfully per second, by queue (over 5m: recorded).",
+             [target(recorded(R.rate_name("finished")), "{{queue}}")], "ops", w=8)
+    b.series("Failures", "Jobs failed per second, by queue (over 5m: recorded).",
+             [target(recorded(R.rate_name("failed")), "{{queue}}")], "ops", w=8)
+    b.series("Failure ratio", "Share of the completed jobs of each queue that failed (over 5m: recorded).",
+             [target(recorded_failure_ratio(), "{{queue}}")], "percentunit", w=8)
     b.series("Run time (p95)", "95th percentile of job run time (start to end), by queue.",
              [timing_target(0.95, "rq_job_duration_seconds", "{{queue}}", "le, queue")], "s")
     b.series("Wait time (p95)", "95th percentile of the time jobs waited in the queue before a worker "
@@ -257,10 +320,10 @@ def overview() -> dict:
             f"max by (instance, version, python_version) (rq_exporter_build_info{{{S}}})",
             [_hide("Time", "Value")], w=24, h=5)
     return dashboard("rq-overview", "RQ / Overview",
-                     "RQ queues, latency, throughput, failures and workers (rq_exporter).", b)
+                     "RQ queues, latency, throughput, failures and workers (rq_exporter).", b, settings)
 
 
-def queue() -> dict:
+def queue(settings: Settings) -> dict:
     b = Board()
     b.row("Jobs")
     b.stat("Jobs by status", "Jobs of the selected queues per status, as RQ would count them.",
@@ -273,11 +336,15 @@ def queue() -> dict:
              [target(f"sum by (queue, status) (rq_jobs{{{QS}}})", "{{queue}} {{status}}")], "short")
     b.series("Age of the oldest queued job", "How long the next job of each queue has waited.",
              [target(f"max by (queue) (rq_queue_oldest_job_age_seconds{{{QS}}})", "{{queue}}")], "s")
-    b.series("Completed jobs", "Jobs finished and failed per second.",
-             [target(rate("rq_jobs_finished_total"), "{{queue}} finished"),
-              target(rate("rq_jobs_failed_total"), "{{queue}} failed")], "ops")
-    b.series("Failure ratio", "Share of completed jobs that failed.",
-             [target(failure_ratio(), "{{queue}}")], "percentunit")
+    b.series("Completed jobs", "Jobs finished and failed per second (over 5m: recorded).",
+             [target(recorded(R.rate_name("finished")), "{{queue}} finished"),
+              target(recorded(R.rate_name("failed")), "{{queue}} failed")], "ops")
+    b.series("Failure ratio", "Share of completed jobs that failed (over 5m: recorded).",
+             [target(recorded_failure_ratio(), "{{queue}}")], "percentunit")
+    window = settings.backlog_window
+    b.series(f"Backlog growth ({window})", f"How many jobs each queue gained over the last {window}, net: "
+             f"what RQQueueBacklogGrowing compares with its threshold (recorded, {R.backlog_name(window)}).",
+             [target(recorded(R.backlog_name(window)), "{{queue}}")], "short", w=24)
     b.row("Timing")
     b.series("Run time", "Job run time (start to end) quantiles over the selected queues.",
              [timing_target(q, "rq_job_duration_seconds", f"p{int(q * 100)}") for q in (0.5, 0.9, 0.99)]
@@ -309,10 +376,11 @@ def queue() -> dict:
     b.series("Jobs waiting for a rate limit", "RQ 3.0: jobs of each queue held back by their RateLimit "
              "until a job of the same limit key ends.",
              [target(f'sum by (queue) (rq_jobs{{{QS}, status="rate_limited"}})', "{{queue}}")], "short")
-    return dashboard("rq-queue", "RQ / Queue", "One or more RQ queues in detail: pick them with the queue variable.", b)
+    return dashboard("rq-queue", "RQ / Queue", "One or more RQ queues in detail: pick them with the queue variable.",
+                     b, settings)
 
 
-def workers() -> dict:
+def workers(settings: Settings) -> dict:
     b = Board()
     b.row("Workers")
     b.stat("Live workers", "Workers alive in Redis.", f"sum(rq_live_workers{{{S}}})", "short", w=6)
@@ -343,10 +411,11 @@ def workers() -> dict:
     b.series("Current job run time per worker", "How long each worker's current job has been running; "
              "0 while it runs none.",
              [target(f"max by (name) (rq_worker_current_job_seconds{{{WQ}}})", "{{name}}")], "s", w=24)
-    return dashboard("rq-workers", "RQ / Workers", "RQ workers: states, per-queue coverage and each worker.", b)
+    return dashboard("rq-workers", "RQ / Workers", "RQ workers: states, per-queue coverage and each worker.", b,
+                     settings)
 
 
-def schedules() -> dict:
+def schedules(settings: Settings) -> dict:
     b = Board()
     by_job = "name, queue"
     b.row("RQ cron (`rq cron`)")
@@ -391,15 +460,84 @@ def schedules() -> dict:
     b.series("Overdue jobs per queue", "rq-scheduler jobs past due, by queue: with no rqscheduler they only grow.",
              [target(f"sum by (queue) (rq_scheduler_jobs_overdue{{{QS}}})", "{{queue}}")], "short")
     return dashboard("rq-schedules", "RQ / Schedules",
-                     "RQ's cron scheduler (`rq cron`) and rq-scheduler: cron jobs, scheduled jobs, liveness.", b)
+                     "RQ's cron scheduler (`rq cron`) and rq-scheduler: cron jobs, scheduled jobs, liveness.", b,
+                     settings)
+
+
+SLO_ALERTS = "|".join(R.SLO_ALERTS.values())
+PAGE_COLORS = {"critical": "red", "warning": "orange", "info": "blue"}
+
+
+def burn(window: str, kind: str = "") -> str:
+    """The burn rate over `window`: the SLI's error ratio over the error budget (100 - objective) %."""
+    slo = f', slo="{kind}"' if kind else ""
+    return (f"{R.errors_name(window)}{{{QS}{slo}}}\n  / on (job, instance, queue, slo)\n"
+            f"(1 - {R.OBJECTIVE}{{{QS}{slo}}})")
+
+
+def service_levels(settings: Settings) -> dict:
+    """RQ / Service levels: what an on-call person opens from a burn-rate alert."""
+    slo = settings.slo
+    b = Board()
+    b.row(f"Error budget over {slo.period}")
+    b.stat("Error budget left", f"Share of each queue's error budget for the last {slo.period} not spent yet, per "
+           "objective (success: jobs that fail; wait: jobs that start later than the bound). Below 0: overspent "
+           "(queue:rq_slo_error_budget_remaining:ratio, evaluated every " + slo.period_interval + ").",
+           f"{R.BUDGET_LEFT}{{{QS}}}", "percentunit", w=12, h=8, legend="{{queue}} {{slo}}",
+           thresholds=[(None, "red"), (0, "orange"), (0.25, "green")])
+    b.table("Objectives", "Each queue's objectives, from alerts-config.yml (slo.objectives: the default and "
+            "the overrides): the % of completed jobs that must succeed, the % of jobs that must start within "
+            "wait_seconds.", f"{R.OBJECTIVE}{{{QS}}}",
+            [_hide("Time", "Value", "__name__", "job")])
+    b.series("Error budget left over time", f"The budget left over the last {slo.period}, per queue and "
+             "objective: a steady descent is the error rate the objective allows; a cliff, an incident.",
+             [target(f"{R.BUDGET_LEFT}{{{QS}}}", "{{queue}} {{slo}}")], "percentunit", w=24,
+             threshold_lines=[(None, "red"), (0, "green")])
+    b.row("Burn rate: how many times faster than the objective allows")
+    for rule in slo.burn_rates:
+        page = "page" if rule.severity == "critical" else "ticket"
+        b.series(f"{rule.factor:g}x over {rule.long} and {rule.short} ({page})",
+                 f"The burn rate over the alert's two windows: it fires ({rule.severity}) while both stay above "
+                 f"{rule.factor:g}x for {rule.for_}. The short window drops soon after the errors stop.",
+                 [target(burn(rule.long), f"{{{{queue}}}} {{{{slo}}}} {rule.long}"),
+                  target(burn(rule.short), f"{{{{queue}}}} {{{{slo}}}} {rule.short}")], "suffix:x", w=8,
+                 threshold_lines=[(None, "green"), (rule.factor, PAGE_COLORS[rule.severity])])
+    b.row("The indicators")
+    short = slo.windows()[0]
+    b.series("Failed jobs against the objective", f"Share of each queue's completed jobs that failed (over "
+             f"{short}), and the share its success objective allows (100 - objective) %.",
+             [target(f'{R.errors_name(short)}{{{QS}, slo="success"}}', "{{queue}} failed"),
+              target(f'1 - {R.OBJECTIVE}{{{QS}, slo="success"}}', "{{queue}} allowed")], "percentunit")
+    b.series("Jobs started late against the objective", f"Share of each queue's jobs that waited longer than "
+             f"their wait objective's bound before a worker started them (over {short}), and the share the "
+             "objective allows.",
+             [target(f'{R.errors_name(short)}{{{QS}, slo="wait"}}', "{{queue}} late"),
+              target(f'1 - {R.OBJECTIVE}{{{QS}, slo="wait"}}', "{{queue}} allowed")], "percentunit")
+    b.series("Wait time quantiles", "Time from enqueue to start, per queue (recorded: "
+             f"{R.quantile_name('rq_job_wait_seconds')}), and the wait objective's bound.",
+             [target(f"{R.quantile_name('rq_job_wait_seconds')}{{{QS}}}", "{{queue}} q{{quantile}}"),
+              target(f"{R.WAIT_THRESHOLD}{{{QS}}}", "{{queue}} bound")], "s")
+    b.series("Run time quantiles", "Job run time (start to end) per queue, both statuses (recorded: "
+             f"{R.quantile_name('rq_job_duration_seconds')}).",
+             [target(f"{R.quantile_name('rq_job_duration_seconds')}{{{QS}}}", "{{queue}} q{{quantile}}")], "s")
+    b.row("Alerts")
+    b.table("Burn-rate alerts firing", "RQJobErrorBudgetBurn and RQJobWaitBudgetBurn alerts firing now, with "
+            "their windows (long, short) and objective.",
+            f'ALERTS{{alertstate="firing", alertname=~"{SLO_ALERTS}", {QS}}}',
+            [_hide("Time", "Value", "__name__", "alertstate")], w=24, h=6)
+    return dashboard("rq-slo", "RQ / Service levels",
+                     "Error budgets and burn rates of each queue's objectives (alerts-config.yml slo): what "
+                     "RQJobErrorBudgetBurn and RQJobWaitBudgetBurn link to.", b, settings)
 
 
 DASHBOARDS = {"rq-overview.json": overview, "rq-queue.json": queue, "rq-workers.json": workers,
-              "rq-schedules.json": schedules}
+              "rq-schedules.json": schedules, "rq-slo.json": service_levels}
 
 
-def render(build) -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+def render(build, config: dict | None = None) -> str:
+    """One dashboard's JSON, built from an alerts config (prometheus/alerts-config.yml by default)."""
+    settings = Settings.of(config if config is not None else R.load_config())
+    return json.dumps(build(settings), indent=2, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,8 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail when a committed dashboard is stale")
     args = parser.parse_args(argv)
     stale = []
+    config = R.load_config()
     for name, build in DASHBOARDS.items():
-        path, text = HERE / name, render(build)
+        path, text = HERE / name, render(build, config)
         if args.check:
             if not path.exists() or path.read_text() != text:
                 stale.append(name)

@@ -84,13 +84,29 @@ def alertmanager_config(base: dict, receiver_url: str, base_dir: Path, wait: str
     return config
 
 
-def bundle_rules(alert_for: str) -> str:
-    """The bundled alert rules (prometheus/alerts-config.yml) with every `for` set to alert_for."""
+def _rule_generator():
     spec = importlib.util.spec_from_file_location("generate_rules", PROMETHEUS_DIR / "generate_rules.py")
     assert spec and spec.loader
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
+    return generator
+
+
+def bundle_rules(alert_for: str) -> str:
+    """The bundled alert rules (prometheus/alerts-config.yml) with every `for` set to alert_for."""
+    generator = _rule_generator()
     return generator.render(generator.with_durations(generator.load_config(), for_=alert_for))
+
+
+def bundle_rule_files(alert_for: str, directory: Path) -> list[str]:
+    """The bundled recording rules and the alert rules with every `for` set to alert_for, written to
+    `directory` (the alerts read the recorded series: both are loaded)."""
+    generator = _rule_generator()
+    recording = directory / "rq-recording.yml"
+    recording.write_text(generator.render_recording(generator.load_config()))
+    alerts = directory / "rq-alerts.yml"
+    alerts.write_text(bundle_rules(alert_for))
+    return [str(recording), str(alerts)]
 
 
 def duration(text: str) -> str:
@@ -187,8 +203,7 @@ class Stack:
             base = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
             rules = [str(Path(r).resolve()) for r in a.rules] or [str(PROMETHEUS_DIR / "rules" / "*.yml")]
             if a.alert_for and not a.rules:
-                (self.tmp / "rq-alerts.yml").write_text(bundle_rules(a.alert_for))
-                rules = [str(self.tmp / "rq-alerts.yml")]
+                rules = bundle_rule_files(a.alert_for, self.tmp)
             config = prometheus_config(base, f"127.0.0.1:{a.exporter_port}", rules, a.scrape_interval,
                                        alertmanager_address)
             config_file = self.tmp / "prometheus.yml"
@@ -256,7 +271,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=2.0, help="jobs the producer enqueues per second")
     parser.add_argument("--scrape-interval", default="5s", help="Prometheus scrape and rule evaluation interval")
     parser.add_argument("--rules", action="append", default=[],
-                        help="rule file(s) for Prometheus (default prometheus/rules/*.yml)")
+                        help="rule file(s) for Prometheus (default prometheus/rules/*.yml: the recording "
+                        "rules and the alerts, which read them)")
     parser.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus")
     parser.add_argument("--no-schedules", action="store_true",
                         help="do not start `rq cron` and rqscheduler (nor add their demo jobs)")

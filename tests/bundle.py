@@ -20,6 +20,8 @@ from support import ROOT, require_tool
 PROMETHEUS = ROOT / "prometheus"
 DASHBOARDS = ROOT / "dashboards"
 RULES = PROMETHEUS / "rules" / "rq-alerts.yml"
+RECORDING = PROMETHEUS / "rules" / "rq-recording.yml"
+RULE_TESTS = PROMETHEUS / "tests"
 
 
 def load_module(path: Path):
@@ -41,13 +43,21 @@ def dashboards() -> dict[str, dict]:
     return {p.name: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
 
 
+def generated_dashboards(config: dict) -> dict[str, dict]:
+    """The dashboards as the generator builds them from an alerts config (the committed ones are
+    built from prometheus/alerts-config.yml)."""
+    gen = dashboard_generator()
+    return {name: json.loads(gen.render(build, config)) for name, build in gen.DASHBOARDS.items()}
+
+
 def panels(dashboard: dict) -> list[dict]:
     return [p for p in dashboard["panels"] if p["type"] != "row"]
 
 
-def queries() -> list[tuple[str, str, str]]:
-    """(dashboard file, panel title, expr) of every panel query."""
-    return [(name, panel["title"], t["expr"]) for name, board in dashboards().items()
+def queries(boards: dict[str, dict] | None = None) -> list[tuple[str, str, str]]:
+    """(dashboard file, panel title, expr) of every panel query (of the committed dashboards, or
+    of `boards`)."""
+    return [(name, panel["title"], t["expr"]) for name, board in (boards or dashboards()).items()
             for panel in panels(board) for t in panel["targets"]]
 
 
@@ -59,12 +69,22 @@ def substitute(expr: str, job: str = "rq", instance: str = ".*", queue: str = ".
 
 
 NAME = re.compile(r"\b(rq_[a-z0-9_]+)\b")
+# A recorded series' name: level:metric:operations (rules/rq-recording.yml).
+RECORDED = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")
+
+
+def recorded_names() -> set[str]:
+    """The names rules/rq-recording.yml records."""
+    import yaml
+
+    return {rule["record"] for group in yaml.safe_load(RECORDING.read_text())["groups"] for rule in group["rules"]}
 
 
 def metric_names(expr: str) -> set[str]:
-    """Catalogue names the query reads (a histogram's _bucket/_sum/_count map to the histogram)."""
-    names = set()
-    for name in NAME.findall(expr):
+    """Catalogue names the query reads (a histogram's _bucket/_sum/_count map to the histogram), and
+    the recorded series it reads, by their whole name."""
+    names = set(RECORDED.findall(expr))
+    for name in NAME.findall(RECORDED.sub("", expr)):
         for suffix in ("", "_bucket", "_sum", "_count"):
             base = name.removesuffix(suffix) if suffix else name
             if base in BY_NAME and (not suffix or BY_NAME[base].type in ("histogram", "summary")):

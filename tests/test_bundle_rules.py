@@ -1,12 +1,15 @@
-"""The alert rules: generated from one config, valid for promtool, every alert unit-tested."""
+"""The alert and recording rules: generated from one config, valid for promtool, every alert and
+every recorded series unit-tested."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
-from bundle import PROMETHEUS, RULES, metric_names, promtool, rule_generator
+from bundle import PROMETHEUS, RECORDING, RULE_TESTS, RULES, metric_names, promtool, recorded_names, rule_generator
 
 from devkit import run
 from rq_exporter.catalogue import BY_NAME
@@ -14,52 +17,146 @@ from support import ROOT, require_tool
 
 
 def committed_rules() -> list[dict]:
-    return yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
+    """Every alerting rule of rq-alerts.yml (its groups: the threshold alerts, the burn-rate alerts)."""
+    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+
+
+def recording_rules() -> list[dict]:
+    return [rule for group in yaml.safe_load(RECORDING.read_text())["groups"] for rule in group["rules"]]
+
+
+def unit_tests() -> dict[str, list[dict]]:
+    return {path.name: yaml.safe_load(path.read_text())["tests"] for path in sorted(RULE_TESTS.glob("*.test.yml"))}
 
 
 def test_committed_rules_are_the_generated_ones():
     gen = rule_generator()
-    assert RULES.read_text() == gen.render(gen.load_config()), "run `make bundle`"
+    config = gen.load_config()
+    assert RULES.read_text() == gen.render(config), "run `make bundle`"
+    assert RECORDING.read_text() == gen.render_recording(config), "run `make bundle`"
+    # The command `make bundle` runs says so too, naming the stale file.
+    check = subprocess.run([sys.executable, "prometheus/generate_rules.py", "--check"], cwd=ROOT,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_the_check_names_a_stale_file(tmp_path, monkeypatch):
+    gen = rule_generator()
+    stale = tmp_path / "rq-recording.yml"
+    stale.write_text(RECORDING.read_text().replace("rate5m", "rate6m", 1))
+    monkeypatch.setattr(gen, "RECORDING_OUTPUT", stale)
+    monkeypatch.setattr(gen, "HERE", tmp_path)
+    monkeypatch.setattr(gen, "OUTPUT", tmp_path / "rq-alerts.yml")
+    (tmp_path / "rq-alerts.yml").write_text(RULES.read_text())
+    assert gen.main(["--check"]) == 1
 
 
 def test_every_threshold_and_duration_comes_from_the_config():
     gen = rule_generator()
     config = gen.load_config()
-    changed = gen.with_durations(config, for_="7s", window="13s")
+    changed = gen.with_durations(config, for_="7s", window="13s",
+                                 slo_windows={"5m": "11s", "30m": "17s", "1h": "19s", "6h": "23s", "3d": "29s",
+                                              "30d": "31s"}, slo_interval="3s")
     changed["selector"] = 'job="elsewhere"'
     changed["alerts"]["RQOldestJobTooOld"]["max_age_seconds"] = 4242
-    rules = {r["alert"]: r for r in gen.rules(changed)["groups"][0]["rules"]}
-    assert {r["for"] for r in rules.values()} == {"7s"}
+    changed["slo"]["burn_rates"][0]["burn_rate"] = 13
+    groups = gen.rules(changed)["groups"]
+    rules = {r["alert"]: r for r in groups[0]["rules"]}
+    burning = groups[1]["rules"]
+    recording = gen.recording_rules(changed)["groups"]
+    assert {r["for"] for r in [*rules.values(), *burning]} == {"7s"}
     for name, rule in rules.items():
-        assert 'job="rq"' not in rule["expr"] and 'job="elsewhere"' in rule["expr"], name
+        assert 'job="rq"' not in rule["expr"], name
         if "window" in config["alerts"][name]:
-            assert "[13s]" in rule["expr"] and "[10m]" not in rule["expr"], name
+            assert "13s" in rule["expr"] and "10m" not in rule["expr"] and "15m" not in rule["expr"], name
+    # The recorded series read the selector; the alerts that read them fire on those.
+    for rule in [r for g in recording for r in g["rules"]]:
+        assert 'job="rq"' not in rule["expr"], rule["record"]
+    assert 'job="elsewhere"' in recording[0]["rules"][0]["expr"]
     assert "> 4242" in rules["RQOldestJobTooOld"]["expr"]
+    assert [(r["labels"]["long"], r["labels"]["short"]) for r in burning[:3]] == [("19s", "11s"), ("23s", "17s"),
+                                                                                 ("29s", "23s")]
+    assert "> 13\n" in burning[0]["expr"] + "\n" and "ratio_rate19s" in burning[0]["expr"]
+    period = recording[1]
+    assert period["interval"] == "3s" and "[31s]" in period["rules"][0]["expr"]
+    assert not [r for g in recording for r in g["rules"] if re.search(r"\[(5m|30m|1h|6h|3d|30d)\]", r["expr"])
+                and "rate5m" not in r["record"] and "_le:" not in r["record"] and "quantile" not in r["record"]]
 
 
 @pytest.mark.promtool
 def test_promtool_check_rules_is_clean():
-    result = promtool("check", "rules", str(RULES))
+    result = promtool("check", "rules", str(RECORDING), str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(recording_rules())} rules found" in result.stdout
     assert f"SUCCESS: {len(committed_rules())} rules found" in result.stdout
 
 
 @pytest.mark.promtool
-def test_promtool_unit_tests_pass():
-    result = promtool("test", "rules", "prometheus/tests/rq-alerts.test.yml")
+@pytest.mark.parametrize("name", sorted(path.name for path in RULE_TESTS.glob("*.test.yml")))
+def test_promtool_unit_tests_pass(name):
+    result = promtool("test", "rules", f"prometheus/tests/{name}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
 def test_every_alert_has_a_firing_and_a_silent_case():
-    tests = yaml.safe_load((PROMETHEUS / "tests" / "rq-alerts.test.yml").read_text())["tests"]
     fires, silent = set(), set()
-    for group in tests:
-        for case in group["alert_rule_test"]:
-            (fires if case["exp_alerts"] else silent).add(case["alertname"])
+    for tests in unit_tests().values():
+        for group in tests:
+            for case in group.get("alert_rule_test", []):
+                (fires if case["exp_alerts"] else silent).add(case["alertname"])
     names = {r["alert"] for r in committed_rules()}
     assert fires == names
     assert silent == names
+
+
+def test_every_burn_rate_window_fires_in_a_case_and_each_is_silent_at_1x():
+    """Each (long, short) window pair of each burn-rate alert fires in some case; each alert has a
+    case at 1x and below where no window fires."""
+    gen = rule_generator()
+    windows = {(name, b.long, b.short) for name in gen.SLO_ALERTS.values()
+               for b in gen.slo_config(gen.load_config()).burn_rates}
+    fired, silent_at_1x = set(), set()
+    for tests in unit_tests().values():
+        for group in tests:
+            for case in group.get("alert_rule_test", []):
+                for alert in case["exp_alerts"]:
+                    labels = alert["exp_labels"]
+                    if case["alertname"] in gen.SLO_ALERTS.values():
+                        fired.add((case["alertname"], labels["long"], labels["short"]))
+                if "1x and below" in group["name"] and not case["exp_alerts"]:
+                    silent_at_1x.add(case["alertname"])
+    assert windows <= fired
+    assert silent_at_1x == set(gen.SLO_ALERTS.values())
+
+
+def test_recording_rules_follow_the_naming_convention_and_each_is_unit_tested():
+    tested = {name for tests in unit_tests().values() for group in tests
+              for case in group.get("promql_expr_test", []) for name in metric_names(case["expr"])}
+    tested |= {re.sub(r"\{.*", "", sample["labels"]) for tests in unit_tests().values() for group in tests
+               for case in group.get("promql_expr_test", []) for sample in case["exp_samples"]}
+    read_by_alerts = {name for rule in committed_rules() for name in metric_names(rule["expr"]) if ":" in name}
+    for name in recorded_names():
+        level, metric, operations = name.split(":")
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", level) and metric.startswith("rq_") and operations, name
+        assert name in tested or name in read_by_alerts, f"{name}: no promtool case reads it"
+
+
+def test_alerts_read_only_recorded_series_the_recording_rules_define():
+    recorded = recorded_names()
+    for rule in committed_rules():
+        for name in metric_names(rule["expr"]):
+            if ":" in name:
+                assert name in recorded, f"{rule['alert']} reads {name}, which rq-recording.yml does not record"
+    # In a group, a rule reads only what earlier rules (or other groups) record.
+    groups = yaml.safe_load(RECORDING.read_text())["groups"]
+    for group in groups:
+        seen: set[str] = set()
+        for rule in group["rules"]:
+            for name in metric_names(rule["expr"]):
+                if ":" in name:
+                    assert name in seen or name not in {r["record"] for r in group["rules"]}, (rule["record"], name)
+            seen.add(rule["record"])
 
 
 def test_alerts_follow_the_conventions():
@@ -72,10 +169,11 @@ def test_alerts_follow_the_conventions():
 
 
 def test_rules_read_only_metrics_the_exporter_exposes():
-    allowed = {"up"}
-    for rule in committed_rules():
+    allowed = {"up"} | recorded_names()
+    for rule in committed_rules() + recording_rules():
         for name in metric_names(rule["expr"]):
-            assert name in BY_NAME or name in allowed, f"{rule['alert']} reads {name}, not in the catalogue"
+            assert name in BY_NAME or name in allowed, \
+                f"{rule.get('alert') or rule['record']} reads {name}, not in the catalogue"
 
 
 @pytest.mark.promtool

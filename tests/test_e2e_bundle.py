@@ -1,7 +1,7 @@
 """End to end: the local demo (`make demo`: redis-server, RQ workers, the producer, the exporter and a
 real Prometheus loaded with prometheus/ config and the generated rules, with short `for` and windows),
-then every alert firing live, every dashboard query, and the queries of rq-exporter's Grafana
-dashboard 12196."""
+then every alert firing live (the fast page of a service level objective too), every dashboard
+query, and the queries of rq-exporter's Grafana dashboard 12196."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from bundle import has_data, prometheus_api, queries, rule_generator, substitute, without_data
+from bundle import generated_dashboards, has_data, prometheus_api, queries, rule_generator, substitute, without_data
 from redis import Redis
 from rq import Queue
 
@@ -50,6 +50,9 @@ GRAFANA_12196 = [
     'sum(rq_jobs{job="$job", instance="$instance"}) by (queue, status)',
 ]
 GRAFANA_12196_VARIABLES = ['{__name__=~"rq_.*"}']  # label_values(<this>, job) and (..., instance)
+# The service levels' windows in seconds: 14.4x over 60 s and 30 s pages, and so on. The short
+# windows hold the scenario's burst of failures for as long as the other alerts need to fire.
+SLO_WINDOWS = {"5m": "30s", "30m": "45s", "1h": "60s", "6h": "90s", "3d": "120s", "30d": "180s"}
 
 
 class Demo:
@@ -65,12 +68,16 @@ class Demo:
         require_tool("prometheus")
         gen = rule_generator()
         self.rules = tmp / "rq-alerts.yml"
-        # The bundled thresholds, with `for` and windows short enough for a test, and the two
-        # thresholds that take minutes to reach lowered.
-        config = gen.with_durations(gen.load_config(), for_="2s", window="20s")
+        self.recording = tmp / "rq-recording.yml"
+        # The bundled thresholds, with `for`, windows and the SLO windows short enough for a test
+        # (the period's rules every 2 s), and the two thresholds that take minutes to reach lowered.
+        config = gen.with_durations(gen.load_config(), for_="2s", window="20s", slo_windows=SLO_WINDOWS,
+                                    slo_interval="2s")
         config["alerts"]["RQOldestJobTooOld"]["max_age_seconds"] = 3
         config["alerts"]["RQQueueBacklogGrowing"]["min_growth"] = 3
-        self.rules.write_text(gen.render(self.adjust(config)))
+        self.config = self.adjust(config)  # the dashboards of this config read what these rules record
+        self.rules.write_text(gen.render(self.config))
+        self.recording.write_text(gen.render_recording(self.config))
         self.redis_port, self.exporter_port, self.prometheus_port = free_port(), free_port(), free_port()
         self.log = tmp / "demo.log"
         self.started = time.time()
@@ -78,7 +85,8 @@ class Demo:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "demo.run", "--redis-port", str(self.redis_port),
                  "--exporter-port", str(self.exporter_port), "--prometheus-port", str(self.prometheus_port),
-                 "--scrape-interval", "1s", "--rules", str(self.rules), "--rate", "4", "--workers", "2", *self.extra_args],
+                 "--scrape-interval", "1s", "--rules", str(self.recording), "--rules", str(self.rules),
+                 "--rate", "4", "--workers", "2", *self.extra_args],
                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for(self._ready, timeout=60, interval=0.2, what="the demo stack")
@@ -108,6 +116,9 @@ class Demo:
     def firing(self) -> set[tuple[str, str]]:
         return {(a["labels"]["alertname"], a["labels"].get("queue", "")) for a in self.api("alerts")["alerts"]
                 if a["state"] == "firing"}
+
+    def firing_alerts(self, alertname: str) -> list[dict]:
+        return [a for a in self.api("alerts")["alerts"] if a["state"] == "firing" and a["labels"]["alertname"] == alertname]
 
     def stop(self) -> int:
         stop_process(self.process, 40, signal.SIGINT)  # what Ctrl-C sends
@@ -154,8 +165,10 @@ def scenario(demo) -> set[tuple[str, str]]:
     # A member of RQ's queue set that is no queue key: skipped and counted on every scrape.
     redis.sadd("rq:queues", "not-an-rq-queue-key")
 
+    # The burst of failures burns "high"'s 99 % success objective at more than 14.4x over both the
+    # (shortened) 60 s and 30 s windows: the fast page.
     expected = {("RQQueueWithoutWorkers", "orphan"), ("RQJobFailuresGrowing", "high"),
-                ("RQJobFailureRatioHigh", "high"),
+                ("RQJobFailureRatioHigh", "high"), ("RQJobErrorBudgetBurn", "high"),
                 ("RQScheduledJobsOverdue", "orphan"), ("RQOldestJobTooOld", "orphan"),
                 ("RQQueueBacklogGrowing", "orphan"), ("RQDeadWorkersPilingUp", ""), ("RQAbandonedJobs", "orphan")}
     try:
@@ -173,10 +186,29 @@ def test_queue_and_failure_alerts_fire_live(scenario):
     assert not {name for name, _ in scenario} & {"RQRedisUnreachable", "RQExporterDown", "RQAllWorkersGone"}
 
 
+def test_the_fast_page_of_the_success_objective_fires_live(demo, scenario):
+    """RQJobErrorBudgetBurn on what the real exporter counted of real workers failing real jobs, with
+    the labels and the description an on-call person gets."""
+    (page,) = [a for a in demo.firing_alerts("RQJobErrorBudgetBurn")
+               if a["labels"]["queue"] == "high" and a["labels"]["long"] == SLO_WINDOWS["1h"]]
+    labels, annotations = page["labels"], page["annotations"]
+    assert (labels["severity"], labels["short"], labels["slo"], labels["objective"]) == \
+        ("critical", SLO_WINDOWS["5m"], "success", "99")
+    assert (labels["job"], labels["instance"]) == ("rq", demo.instance)
+    assert float(page["value"]) > 14.4  # the burn rate over the long window
+    assert annotations["description"].startswith(f"Queue high ({demo.instance}) fails ")
+    assert "99 % success objective allows, over the last 60s and 30s" in annotations["description"]
+    assert annotations["dashboard_url"].endswith(f"/d/rq-slo?var-job=rq&var-instance={demo.instance}&var-queue=high")
+    assert annotations["runbook_url"].endswith("#rqjoberrorbudgetburn")
+
+
 def test_every_dashboard_query_returns_data(demo, scenario):
     # rq-schedules.json's queries need schedulers started and killed: tests/test_e2e_schedules.py runs them.
+    # The dashboards as generated from the demo's config: they read what its rules record.
+    boards = generated_dashboards(demo.config)
+    assert set(boards) == {name for name, _, _ in queries()} and "rq-slo.json" in boards
     missing = without_data(demo.has_data, {(name, title, expr): substitute(expr, rate_interval="15s")
-                                           for name, title, expr in queries() if name != "rq-schedules.json"})
+                                           for name, title, expr in queries(boards) if name != "rq-schedules.json"})
     assert not missing, f"no data for: {missing}"
 
 

@@ -87,7 +87,8 @@ def test_service_and_servicemonitor_point_at_the_pods(deployment, container):
     assert endpoint["port"] == service_port["name"]
     assert endpoint["path"] == "/metrics"
     # The alert rules select one job: the ServiceMonitor must give the series that job label.
-    rules_text = (ROOT / "prometheus" / "rules" / "rq-alerts.yml").read_text()
+    rules_text = (ROOT / "prometheus" / "rules" / "rq-recording.yml").read_text()
+    rules_text += (ROOT / "prometheus" / "rules" / "rq-alerts.yml").read_text()
     jobs = set(re.findall(r'job="([^"]+)"', rules_text))
     (job,) = [r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
     assert jobs == {job}
@@ -98,8 +99,10 @@ def test_prometheusrule_is_generated_from_the_bundle_rules():
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     rule = _one("prometheusrule.yaml", "PrometheusRule")
-    bundle = yaml.safe_load((ROOT / "prometheus" / "rules" / "rq-alerts.yml").read_text())
-    assert rule["spec"]["groups"] == bundle["groups"]
+    # The recording rules and the alerts that read them, in one resource.
+    bundle = [group for name in ("rq-recording.yml", "rq-alerts.yml")
+              for group in yaml.safe_load((ROOT / "prometheus" / "rules" / name).read_text())["groups"]]
+    assert rule["spec"]["groups"] == bundle
 
 
 @pytest.mark.promtool

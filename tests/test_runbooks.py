@@ -55,12 +55,16 @@ def test_every_alert_in_the_config_has_a_section():
 
 def test_every_alert_links_to_a_dashboard():
     schedule_alerts = rule_generator().SCHEDULE_ALERTS
-    assert set(schedule_alerts) <= {rule["alert"] for rule in alerts()}
+    slo_alerts = set(rule_generator().SLO_ALERTS.values())  # the burn-rate alerts: RQ / Service levels
+    assert set(schedule_alerts) | slo_alerts <= {rule["alert"] for rule in alerts()}
     for rule in alerts():
         link = rule["annotations"]["dashboard_url"]
         board = "rq-queue" if "$labels.queue" in rule["annotations"]["description"] else "rq-overview"
         if rule["alert"] in schedule_alerts:
             board = "rq-schedules"
+        if rule["alert"] in slo_alerts:
+            board = "rq-slo"
+            assert "var-queue={{ $labels.queue }}" in link
         assert f"/d/{board}?" in link and "var-instance={{ $labels.instance }}" in link, rule["alert"]
         assert (ROOT / "dashboards" / f"{board}.json").is_file()
 
