@@ -46,7 +46,7 @@ docs: venv
 COMPOSE ?= docker compose
 MON := -p rq-monitor -f docker-compose-rq-monitor.yml --profile demo
 
-# Regenerates prometheus/rules/rq-alerts.yml (from prometheus/alerts-config.yml), dashboards/*.json
+# Regenerates prometheus/rules/rq-alerts.yml and rq-recording.yml (from prometheus/alerts-config.yml), dashboards/*.json
 # and k8s/prometheusrule.yaml (from the rules).
 bundle: venv
 	$(VENV)/bin/python prometheus/generate_rules.py
@@ -70,6 +70,6 @@ stop-rq-mon:
 
 # --- Kubernetes (README "Running in production") ------------------------------------------
 .PHONY: k8s
-# Regenerates k8s/prometheusrule.yaml from prometheus/rules/rq-alerts.yml (`make bundle` runs it too).
+# Regenerates k8s/prometheusrule.yaml from prometheus/rules/*.yml (`make bundle` runs it too).
 k8s: venv
 	$(VENV)/bin/python scripts/k8s_rules.py
