@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import sys
 import threading
 
@@ -50,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = serve(app, settings.host, settings.port, tls)
     except OSError as error:
+        if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+            # No such name, or an address of another machine: the setting is wrong, not the moment.
+            print(f"rq-exporter: {settings_module.InvalidSettings('host', f'cannot listen there: {error}')}",
+                  file=sys.stderr)
+            return 2
         print(f"rq-exporter: cannot listen on --host {settings.host} --port {settings.port}: {error}",
               file=sys.stderr)
         return 1

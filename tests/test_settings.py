@@ -259,6 +259,10 @@ INVALID = [
     (["--no-such-flag"], {}, "--no-such-flag"),
     (["--port"], {}, "--port"),
     (["--exception-label-limit", "0"], {}, "--exception-label-limit"),
+    (["--host", "999.1.1.1"], {}, "--host"),
+    ([], {"RQ_EXPORTER_HOST": "bad host"}, "--host"),
+    (["--host", "192.0.2.1", "--port", "0"], {}, "--host"),  # TEST-NET-1: an address this machine lacks
+    (["--redis-host", "999.1.1.1"], {}, "--redis-host"),
 ]
 
 
