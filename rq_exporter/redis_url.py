@@ -22,9 +22,11 @@ DIGITS = re.compile(r"[0-9]{1,10}")
 # redis-py reads any other value as true, even "flase"; and "off" is false in redis-py 8 only.
 BOOLEANS = {"1": True, "t": True, "true": True, "y": True, "yes": True,
             "0": False, "f": False, "false": False, "n": False, "no": False}
-# Taken as strings by redis-py's connections: anything else given as a string breaks them.
+# Taken as strings by redis-py's connections (protocol too, before redis-py 6 parsed it): any
+# other parameter given as a string breaks them.
 STRINGS = frozenset({"client_name", "username", "password", "lib_name", "lib_version", "ssl_cert_reqs",
-                     "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_ciphers"})
+                     "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_ciphers",
+                     "protocol"})
 FILES = frozenset({"ssl_ca_certs", "ssl_certfile", "ssl_keyfile"})
 SECRETS = frozenset({"password", "ssl_password"})
 # The exporter reads raw RESP2 bytes (batch.py): these would change what Redis' replies look like.
@@ -134,6 +136,9 @@ def _value_problem(name: str, value: str, parser, connection) -> str | None:
         return None if math.isfinite(number) and number > 0 else "must be a positive number of seconds"
     if parser is connection.to_bool:
         return None if value.lower() in BOOLEANS else "is not true or false"
+    if parser is list:
+        # Older redis-py splits the value into characters, which then break its retries.
+        return "is not parsed by the installed redis-py: leave it out"
     if parser is not None:
         try:
             parser(value)
