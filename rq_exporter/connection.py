@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from rq_exporter import redis_internals
 from rq_exporter.settings import Settings, redact_url
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -83,7 +86,17 @@ def _tls_options(settings: Settings) -> dict:
     if settings.redis_tls_cert_file:
         options["ssl_certfile"] = str(settings.redis_tls_cert_file)
         options["ssl_keyfile"] = str(settings.redis_tls_key_file)
+    if settings.redis_tls_relax_x509_strict:
+        options.update(_without_x509_strict(sentinel=bool(settings.sentinel_host)))
     return options
+
+
+def _without_x509_strict(sentinel: bool) -> dict:
+    """Python 3.13's VERIFY_X509_STRICT off, every other check kept: redis-py's own
+    ssl_exclude_verify_flags where it has them, else a connection class building the context."""
+    if redis_internals.takes_verify_flags():
+        return {"ssl_exclude_verify_flags": [ssl.VERIFY_X509_STRICT]}
+    return {"connection_class": redis_internals.relaxed_ssl_connection(sentinel)}
 
 
 def connect(settings: Settings) -> redis.Redis:

@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     )
     redis_tls_cert_file: Path | None = Field(None, description="Client certificate for Redis TLS.")
     redis_tls_key_file: Path | None = Field(None, description="Client private key for Redis TLS.")
+    redis_tls_relax_x509_strict: bool = Field(
+        False,
+        description="Accept Redis certificates that Python 3.13's strict X.509 checks refuse (a missing "
+        "Authority Key Identifier, as some managed services' have); chain, expiry and host name are "
+        "still verified.",
+    )
     redis_connect_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for a Redis connection before the scrape reports rq_up 0."
     )
@@ -309,6 +315,9 @@ class Settings(BaseSettings):
         if self.redis_password and self.redis_password_file:
             raise InvalidSettings("redis_password_file",
                                   "set either --redis-password or --redis-password-file, not both")
+        if self.redis_tls_relax_x509_strict and not self._uses_tls():
+            raise InvalidSettings("redis_tls_relax_x509_strict",
+                                  "only with TLS: a rediss:// URL, or --redis-tls-* files with Sentinel")
         for name in ("redis_password_file", "redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file"):
             path = getattr(self, name)
             if path is not None and not os.access(path, os.R_OK):
@@ -316,6 +325,11 @@ class Settings(BaseSettings):
         return self
 
     # --- Derived values ----------------------------------------------------------
+    def _uses_tls(self) -> bool:
+        if self.sentinel_host:
+            return bool(self.redis_tls_ca_file or self.redis_tls_cert_file)
+        return (self.redis_url or "").startswith("rediss://")
+
     def wants_queue(self, name: str) -> bool:
         included, excluded = self.queue_include, self.queue_exclude
         if not excluded and "*" in included:  # the default: no pattern matching for each of 1000s of queues

@@ -63,6 +63,7 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "redis_tls_ca_file": (files["ca"], files["ca"], []),
         "redis_tls_cert_file": (files["cert"], files["cert"], ["--redis-tls-key-file", files["key"]]),
         "redis_tls_key_file": (files["key"], files["key"], ["--redis-tls-cert-file", files["cert"]]),
+        "redis_tls_relax_x509_strict": ("true", True, ["--redis-url", "rediss://h:6380/0"]),
         "redis_connect_timeout": ("0.25", 0.25, []),
         "redis_read_timeout": ("1.5", 1.5, []),
         "key_prefix": ("custom", "custom", []),
@@ -91,6 +92,7 @@ BOOLEAN_ARGS = {
     "per_worker_metrics": ["--no-per-worker-metrics"],
     "job_timing": ["--no-job-timing"],
     "timing_func_label": ["--timing-func-label"],
+    "redis_tls_relax_x509_strict": ["--redis-tls-relax-x509-strict"],
 }
 
 
@@ -259,6 +261,7 @@ INVALID = [
     (["--no-such-flag"], {}, "--no-such-flag"),
     (["--port"], {}, "--port"),
     (["--exception-label-limit", "0"], {}, "--exception-label-limit"),
+    (["--redis-tls-relax-x509-strict"], {}, "--redis-tls-relax-x509-strict"),  # no TLS to relax
     (["--host", "999.1.1.1"], {}, "--host"),
     ([], {"RQ_EXPORTER_HOST": "bad host"}, "--host"),
     (["--host", "192.0.2.1", "--port", "0"], {}, "--host"),  # TEST-NET-1: an address this machine lacks
