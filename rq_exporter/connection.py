@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 
 import redis
@@ -9,16 +10,23 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from rq_exporter import redis_internals
-from rq_exporter.settings import Settings, redact_url
+from rq_exporter.settings import Settings, absent_from_secret, redact_url
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+log = logging.getLogger("rq_exporter")
 
 
 def password(settings: Settings) -> str | None:
+    """None for no AUTH, also when the password is empty: a Secret or variable left empty for a
+    Redis without one must not make redis-py (or Redis) refuse the connection."""
     if settings.redis_password is not None:
-        return settings.redis_password.get_secret_value()
-    if settings.redis_password_file is not None:
-        return settings.redis_password_file.read_text().rstrip("\r\n")
+        return settings.redis_password.get_secret_value() or None
+    path = settings.redis_password_file
+    if path is not None:
+        if absent_from_secret(path):
+            log.info("--redis-password-file: %s is not in its Kubernetes Secret: no password", path)
+            return None
+        return path.read_text().rstrip("\r\n") or None
     return None
 
 

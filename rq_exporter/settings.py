@@ -321,6 +321,8 @@ class Settings(BaseSettings):
         for name in ("redis_password_file", "redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file"):
             path = getattr(self, name)
             if path is not None and not os.access(path, os.R_OK):
+                if name == "redis_password_file" and absent_from_secret(path):
+                    continue
                 raise InvalidSettings(name, f"cannot read {path}")
         return self
 
@@ -337,6 +339,13 @@ class Settings(BaseSettings):
         return any(fnmatch.fnmatchcase(name, p) for p in included) and not any(
             fnmatch.fnmatchcase(name, p) for p in excluded
         )
+
+
+def absent_from_secret(path: Path) -> bool:
+    """Whether the file is missing from a Kubernetes Secret volume (kubelet links its files through
+    ``..data``): the Secret has no such key, as one for a Redis without a password, mounted
+    optional, has no password."""
+    return not path.exists() and (path.parent / "..data").is_dir()
 
 
 def redact_url(url: str) -> str:

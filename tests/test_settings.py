@@ -159,6 +159,25 @@ def test_rq_exporter_3_flags(args, name, expected):
     assert plain(value) == expected
 
 
+def test_an_empty_password_means_no_password(tmp_path, monkeypatch):
+    """No AUTH at all: an empty file (a Secret's empty key) or variable is no password."""
+    for content in ("", "\n", "\r\n"):
+        (tmp_path / "pw").write_text(content)
+        assert password(load(["--redis-password-file", str(tmp_path / "pw")])) is None
+    monkeypatch.setenv("RQ_EXPORTER_REDIS_PASSWORD", "")
+    assert password(load([])) is None
+
+
+def test_a_password_file_missing_from_its_kubernetes_secret_means_no_password(tmp_path):
+    """kubelet's layout of a Secret volume (files linked through ..data); a Secret without the key,
+    mounted optional, has no file: no password, where a missing file elsewhere is an error."""
+    (tmp_path / "..2026_12_04_10_00_00.1").mkdir()
+    (tmp_path / "..data").symlink_to("..2026_12_04_10_00_00.1")
+    assert password(load(["--redis-password-file", str(tmp_path / "password")])) is None
+    with pytest.raises(settings_module.InvalidSettings, match="cannot read"):
+        load(["--redis-password-file", str(tmp_path / "elsewhere" / "password")])
+
+
 def test_rq_exporter_3_password_file_flag(files):
     assert password(load(["--redis-pass-file", files["password"]])) == SECRET
 
