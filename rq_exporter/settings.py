@@ -272,7 +272,8 @@ class Settings(BaseSettings):
     @field_validator("host", "redis_host")
     @classmethod
     def _check_host(cls, value: str | None) -> str | None:
-        return None if value is None else redis_url.check_host(value)
+        # Empty: every address (--host), or unset (--redis-host), as before.
+        return value if not value else redis_url.check_host(value)
 
     @field_validator("key_prefix")
     @classmethod
@@ -342,14 +343,12 @@ class Settings(BaseSettings):
 
 
 def absent_from_secret(path: Path) -> bool:
-    """Whether the file is missing from a Kubernetes Secret volume (kubelet links its files through
-    ``..data``): the Secret has no such key, as one for a Redis without a password, mounted
-    optional, has no password."""
+    """Whether the file is missing from a Kubernetes Secret volume (kubelet's ``..data`` beside it):
+    the Secret, mounted optional, lacks the key, as one for a Redis without a password does."""
     return not path.exists() and (path.parent / "..data").is_dir()
 
 
-def redact_url(url: str) -> str:
-    return redis_url.redact(url)
+redact_url = redis_url.redact
 
 
 def flag_names(field_name: str) -> list[str]:
