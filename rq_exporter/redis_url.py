@@ -97,6 +97,7 @@ def _path_db(path: str) -> int | None:
 
 
 def _query(query: str, scheme: str) -> dict[str, str]:
+    # Imported here: settings, and so the health check, load without redis-py.
     from redis import connection
 
     accepted = _accepted(_connection_class(scheme)) | {"max_connections"}
