@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import sys
 import threading
 
 from prometheus_client import CollectorRegistry
 
-from rq_exporter import __version__, logs, targets, usage, webconfig
+from rq_exporter import __version__, healthcheck, logs, targets, usage, webconfig
 from rq_exporter import settings as settings_module
-from rq_exporter.collector import RQCollector
-from rq_exporter.connection import connect, redacted_target
 from rq_exporter.server import make_app, run_until, serve
 
 log = logging.getLogger("rq_exporter")
@@ -20,6 +20,12 @@ log = logging.getLogger("rq_exporter")
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--healthcheck"]:
+        return healthcheck.main(args[1:])
+    # Imported here, not above: the health check, run every few seconds, needs none of it.
+    from rq_exporter.collector import RQCollector
+    from rq_exporter.connection import connect, redacted_target
+
     if args in (["-v"], ["--version"]):  # rq-exporter 3.x's version flag
         print(f"rq-exporter v{__version__}")
         return 0
@@ -50,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = serve(app, settings.host, settings.port, tls)
     except OSError as error:
+        if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+            # No such name, or an address of another machine: the setting is wrong, not the moment.
+            print(f"rq-exporter: {settings_module.InvalidSettings('host', f'cannot listen there: {error}')}",
+                  file=sys.stderr)
+            return 2
         print(f"rq-exporter: cannot listen on --host {settings.host} --port {settings.port}: {error}",
               file=sys.stderr)
         return 1
@@ -70,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _production(settings: settings_module.Settings):
     """The web config (TLS, basic auth) and the /probe targets' registries; InvalidSettings if wrong."""
+    from rq_exporter.collector import RQCollector
+    from rq_exporter.connection import connect
+
     web = webconfig.WebConfig()
     tls = None
     probes: dict[str, CollectorRegistry] = {}

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import ssl
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from rq_exporter.settings import Settings, redact_url
+from rq_exporter import redis_internals
+from rq_exporter.settings import Settings, absent_from_secret, redact_url
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+log = logging.getLogger("rq_exporter")
 
 
 def password(settings: Settings) -> str | None:
+    """None for no AUTH, also when the password is empty: a Secret or variable left empty for a
+    Redis without one must not make redis-py (or Redis) refuse the connection."""
     if settings.redis_password is not None:
-        return settings.redis_password.get_secret_value()
-    if settings.redis_password_file is not None:
-        return settings.redis_password_file.read_text().rstrip("\r\n")
+        return settings.redis_password.get_secret_value() or None
+    path = settings.redis_password_file
+    if path is not None:
+        if absent_from_secret(path):
+            log.info("--redis-password-file: %s is not in its Kubernetes Secret: no password", path)
+            return None
+        return path.read_text().rstrip("\r\n") or None
     return None
 
 
@@ -83,7 +94,17 @@ def _tls_options(settings: Settings) -> dict:
     if settings.redis_tls_cert_file:
         options["ssl_certfile"] = str(settings.redis_tls_cert_file)
         options["ssl_keyfile"] = str(settings.redis_tls_key_file)
+    if settings.redis_tls_relax_x509_strict:
+        options.update(_without_x509_strict(sentinel=bool(settings.sentinel_host)))
     return options
+
+
+def _without_x509_strict(sentinel: bool) -> dict:
+    """Python 3.13's VERIFY_X509_STRICT off, every other check kept: redis-py's own
+    ssl_exclude_verify_flags where it has them, else a connection class building the context."""
+    if redis_internals.takes_verify_flags():
+        return {"ssl_exclude_verify_flags": [ssl.VERIFY_X509_STRICT]}
+    return {"connection_class": redis_internals.relaxed_ssl_connection(sentinel)}
 
 
 def connect(settings: Settings) -> redis.Redis:

@@ -22,7 +22,7 @@ import redis
 from rq_exporter import parse
 from rq_exporter.batch import Batch
 from rq_exporter.keys import Keys
-from rq_exporter.snapshot import Problem, QueueState, Snapshot, WorkerState
+from rq_exporter.snapshot import WORKER_STATES, Problem, QueueState, Snapshot, WorkerState
 
 WORKER_FIELDS = (
     b"state",
@@ -280,8 +280,27 @@ def _workers_from(
             # was killed: every live RQ worker registers its birth and heartbeat at once.
             dead += 1
             continue
+        if not _has_lived(fields, key, reading):
+            # Neither timestamp is one RQ wrote: counted live, such a hash would keep
+            # RQAllWorkersGone silent with no worker running.
+            continue
         workers.append(_worker(parse.text(key[len(prefix):]), fields, key, reading))
     return workers, dead
+
+
+def _has_lived(fields: dict[bytes, bytes | None], key: bytes, reading: _Reading) -> bool:
+    """Whether birth or last_heartbeat is a timestamp; when neither is, each is a problem (a live
+    worker's unreadable heartbeat is reported by _worker)."""
+    errors = []
+    for name in (b"birth", b"last_heartbeat"):
+        try:
+            if parse.timestamp(fields[name]) is not None:
+                return True
+        except ValueError as error:
+            errors.append(f"{name.decode()}: {error}")
+    for detail in errors:
+        reading.problem("bad_worker_field", key, detail)
+    return False
 
 
 def _worker(name: str, fields: dict[bytes, bytes | None], key: bytes, reading: _Reading) -> WorkerState:
@@ -295,6 +314,10 @@ def _worker(name: str, fields: dict[bytes, bytes | None], key: bytes, reading: _
     queues_raw = fields[b"queues"]
     queues = tuple(q for q in parse.text(queues_raw).split(",") if q) if queues_raw else ()
     state = parse.text(fields[b"state"]) if fields[b"state"] else "unknown"
+    if state not in WORKER_STATES and state != "unknown":
+        # The state label takes only RQ's values: any other would make a series of its own.
+        reading.problem("bad_worker_state", key, f"state: {state[:64]!r}")
+        state = "unknown"
     return WorkerState(
         name=name,
         queues=queues,

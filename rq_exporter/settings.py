@@ -15,7 +15,6 @@ import os
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -27,13 +26,13 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from rq_exporter import redis_url
 from rq_exporter.legacy import LEGACY_ENV, LegacyEnv
 
 # 10 ms to 4 h in 13 buckets: 3 histograms x 16 series per queue, so thousands of queues stay affordable.
 DEFAULT_BUCKETS = (0.01, 0.05, 0.25, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 
 ENV_PREFIX = "RQ_EXPORTER_"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 class InvalidSettings(Exception):
     """A setting is wrong. ``field`` names it (None when no one setting is to blame); ``str()`` is
@@ -106,7 +105,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         description="Redis URL: redis://, rediss:// (TLS) or unix:// (default redis://localhost:6379/0, "
-        "or built from --redis-host when that is set).",
+        "or built from --redis-host when that is set). Checked whole at start: host, port, /DB path and "
+        "each query parameter redis-py takes.",
     )
     redis_host: str | None = Field(None, description="Redis host, used when --redis-url is not set.")
     redis_port: int = Field(6379, ge=1, le=65535, description="Redis port, with --redis-host.")
@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     )
     redis_tls_cert_file: Path | None = Field(None, description="Client certificate for Redis TLS.")
     redis_tls_key_file: Path | None = Field(None, description="Client private key for Redis TLS.")
+    redis_tls_relax_x509_strict: bool = Field(
+        False,
+        description="Accept Redis certificates that Python 3.13's strict X.509 checks refuse (a missing "
+        "Authority Key Identifier, as some managed services' have); chain, expiry and host name are "
+        "still verified.",
+    )
     redis_connect_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for a Redis connection before the scrape reports rq_up 0."
     )
@@ -261,17 +267,13 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
-        except ValueError as error:
-            # urllib's messages never quote the URL, so no password leaks through them.
-            raise ValueError(f"not a URL: {error}") from None
-        if parts.scheme not in REDIS_SCHEMES:
-            raise ValueError(f"scheme must be one of {', '.join(s + '://' for s in REDIS_SCHEMES)}")
-        return value
+        return None if value is None else redis_url.check(value)
+
+    @field_validator("host", "redis_host")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        # Empty: every address (--host), or unset (--redis-host), as before.
+        return value if not value else redis_url.check_host(value)
 
     @field_validator("key_prefix")
     @classmethod
@@ -314,13 +316,23 @@ class Settings(BaseSettings):
         if self.redis_password and self.redis_password_file:
             raise InvalidSettings("redis_password_file",
                                   "set either --redis-password or --redis-password-file, not both")
+        if self.redis_tls_relax_x509_strict and not self._uses_tls():
+            raise InvalidSettings("redis_tls_relax_x509_strict",
+                                  "only with TLS: a rediss:// URL, or --redis-tls-* files with Sentinel")
         for name in ("redis_password_file", "redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file"):
             path = getattr(self, name)
             if path is not None and not os.access(path, os.R_OK):
+                if name == "redis_password_file" and absent_from_secret(path):
+                    continue
                 raise InvalidSettings(name, f"cannot read {path}")
         return self
 
     # --- Derived values ----------------------------------------------------------
+    def _uses_tls(self) -> bool:
+        if self.sentinel_host:
+            return bool(self.redis_tls_ca_file or self.redis_tls_cert_file)
+        return (self.redis_url or "").startswith("rediss://")
+
     def wants_queue(self, name: str) -> bool:
         included, excluded = self.queue_include, self.queue_exclude
         if not excluded and "*" in included:  # the default: no pattern matching for each of 1000s of queues
@@ -330,22 +342,13 @@ class Settings(BaseSettings):
         )
 
 
-def redact_url(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        # Unparseable, so we cannot tell where a password would be: show none of it.
-        return "<invalid URL>"
-    if parts.password is None and parts.username is None:
-        return url
-    user = quote(parts.username or "", safe="")
-    auth = f"{user}:***@" if parts.password is not None else f"{user}@"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = auth + host + (f":{port}" if port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+def absent_from_secret(path: Path) -> bool:
+    """Whether the file is missing from a Kubernetes Secret volume (kubelet's ``..data`` beside it):
+    the Secret, mounted optional, lacks the key, as one for a Redis without a password does."""
+    return not path.exists() and (path.parent / "..data").is_dir()
+
+
+redact_url = redis_url.redact
 
 
 def flag_names(field_name: str) -> list[str]:

@@ -36,9 +36,10 @@ TARGET_FIELDS = frozenset(
 ) | {"key_prefix", "queue_include", "queue_exclude", "per_worker_metrics"}
 LOCATION_FIELDS = frozenset({"redis_url", "redis_host", "sentinel_host", "sentinel_master"})
 # Never sent to a target that did not ask for them: the command line's password is for the
-# command line's Redis, not for every server in the file.
+# command line's Redis, not for every server in the file; so are its TLS files and TLS leniency.
 CREDENTIAL_FIELDS = frozenset({"redis_username", "redis_password", "redis_password_file", "redis_tls_ca_file",
-                               "redis_tls_cert_file", "redis_tls_key_file", "sentinel_password"})
+                               "redis_tls_cert_file", "redis_tls_key_file", "redis_tls_relax_x509_strict",
+                               "sentinel_password"})
 NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,200}$")
 
 
@@ -58,7 +59,8 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
     # Only the Redis/reading settings a target may set; the rest is the process's own. Where
     # Redis is and how to log in never come from the command line or the environment.
     own_only = LOCATION_FIELDS | CREDENTIAL_FIELDS
-    inherited = {name: None if name in own_only else getattr(base, name) for name in TARGET_FIELDS}
+    inherited = {name: Settings.model_fields[name].default if name in own_only else getattr(base, name)
+                 for name in TARGET_FIELDS}
     found: dict[str, Settings] = {}
     for name, entry in raw["targets"].items():
         name = str(name)

@@ -44,6 +44,8 @@ def help_text() -> str:
         "options:",
         "  -h, --help  show this help and exit",
         "  -v, --version  print the version and exit",
+        "  --healthcheck [OPTION VALUE ...]  GET /healthz of the exporter these settings describe (or,",
+        "      with none, of the one running as PID 1, the container's): exit 0 if it answers, 1 if not",
     ]
     for option in options():
         value = "" if option.boolean else " VALUE"

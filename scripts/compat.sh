@@ -6,7 +6,8 @@
 #   py310  .venv-py310  Python 3.10 (the oldest supported)
 #   py313  .venv-py313  Python 3.13 (the newest supported)
 # In each: the unit tests that need no Redis, then scripts/smoke_scrape.py (redis-server, the
-# exporter, one real scrape as text and as OpenMetrics). PYTEST ARGS replace the default test
+# exporter, one real scrape as text and as OpenMetrics); in py313 also tests/test_redis_tls_strict.py
+# (Python 3.13's strict X.509 checks against a TLS redis-server). PYTEST ARGS replace the default test
 # selection. Every environment runs even when one fails; the exit code says whether all passed.
 # A missing interpreter fails the run when CI=true; elsewhere it is skipped with a warning.
 set -euo pipefail
@@ -84,6 +85,10 @@ check() {
     [ "$#" -gt 0 ] || selection=(-m "$MARKERS" -n 2)
     local ok=1
     "$env_dir/bin/python" -m pytest -q -p no:cacheprovider "${selection[@]}" || ok=0
+    # What only the newest Python shows: its strict X.509 checks, against a TLS redis-server.
+    if [ "$name" = py313 ] && [ "$#" -eq 0 ]; then
+        "$env_dir/bin/python" -m pytest -q -p no:cacheprovider tests/test_redis_tls_strict.py || ok=0
+    fi
     "$env_dir/bin/python" scripts/smoke_scrape.py || ok=0
     if [ "$ok" = 1 ]; then
         passed+=("$name ($((SECONDS - t0)) s)")

@@ -38,27 +38,36 @@ CA_EXTENSIONS = ("basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCert
 SIGNED_EXTENSIONS = "authorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n"
 
 
-def _ca(name: str, cwd: Path) -> None:
+# As some managed Redis services' certificates are (Memorystore's): no Authority Key Identifier,
+# which Python 3.13's strict checks refuse ("Missing Authority Key Identifier").
+NO_AKI = "authorityKeyIdentifier=none"
+
+
+def _ca(name: str, cwd: Path, aki: bool = True) -> None:
+    extensions = CA_EXTENSIONS if aki else (*CA_EXTENSIONS, NO_AKI)
     _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-         *(arg for ext in CA_EXTENSIONS for arg in ("-addext", ext)),
+         *(arg for ext in extensions for arg in ("-addext", ext)),
          "-keyout", f"{name}.key", "-out", f"{name}.crt", cwd=cwd)
 
 
-def _signed(name: str, ca: str, extensions: str, cwd: Path) -> None:
+def _signed(name: str, ca: str, extensions: str, cwd: Path, aki: bool = True) -> None:
     _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
          "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=cwd)
-    (cwd / f"{name}.ext").write_text(SIGNED_EXTENSIONS + extensions)
+    base = SIGNED_EXTENSIONS if aki else f"{NO_AKI}\nsubjectKeyIdentifier=hash\n"
+    (cwd / f"{name}.ext").write_text(base + extensions)
     _run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
          "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=cwd)
 
 
-def make_certs(directory: Path) -> Certs:
+def make_certs(directory: Path, aki: bool = True) -> Certs:
+    """``aki=False``: the CA and the certificates it signs without Authority Key Identifiers."""
     require_tool("openssl")
     directory.mkdir(parents=True, exist_ok=True)
-    _ca("ca", directory)
+    _ca("ca", directory, aki)
     _ca("rogue-ca", directory)
-    _signed("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n", directory)
-    _signed("client", "ca", "extendedKeyUsage=clientAuth\n", directory)
+    _signed("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n", directory,
+            aki)
+    _signed("client", "ca", "extendedKeyUsage=clientAuth\n", directory, aki)
     _signed("rogue", "rogue-ca", "extendedKeyUsage=clientAuth\n", directory)
     d = directory
     return Certs(d, d / "ca.crt", d / "server.crt", d / "server.key", d / "client.crt", d / "client.key",

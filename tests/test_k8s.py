@@ -3,14 +3,17 @@ each other and with the exporter, and the PrometheusRule generated from the bund
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from devkit import run
+from rq_exporter import healthcheck
 from rq_exporter.settings import ENV_PREFIX, Settings
 from support import ROOT, Exporter, require_tool
 
@@ -45,7 +48,24 @@ def test_every_manifest_is_yaml_with_kind_and_name():
             if doc["kind"] != "Kustomization":
                 assert doc["metadata"]["name"] == "rq-exporter" or doc["kind"] == "Secret", path
     listed = set(_one("kustomization.yaml", "Kustomization")["resources"])
-    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    examples = {p.name for p in K8S.glob("*.example.yaml")}
+    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"} - examples
+
+
+def test_the_secret_is_an_example_kustomize_never_applies(deployment, container):
+    """`kubectl apply -k k8s/` must not overwrite the Secret the user made: it is only an example."""
+    listed = _one("kustomization.yaml", "Kustomization")["resources"]
+    assert all(d["kind"] != "Secret" for name in listed for d in _docs(name))
+    secret = _one("secret.example.yaml", "Secret")
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "redis-secret")
+    names = {volume["secret"]["secretName"]} | {v["valueFrom"]["secretKeyRef"]["name"]
+                                                  for v in container["env"] if "valueFrom" in v}
+    assert names == {secret["metadata"]["name"]}
+    assert set(secret["stringData"]) == {"url", "password"}
+    # The password may be left out of the Secret: the volume is optional (the exporter then sends
+    # no AUTH: test_the_container_settings_run_the_real_exporter).
+    assert volume["secret"]["optional"] is True
+    assert "kubectl create secret generic rq-exporter-redis" in (K8S / "secret.example.yaml").read_text()
 
 
 def test_deployment_is_locked_down(deployment, container):
@@ -66,13 +86,16 @@ def test_deployment_is_locked_down(deployment, container):
     assert f"USER {pod['securityContext']['runAsUser']}" in dockerfile
 
 
-def test_probes_hit_healthz_on_the_metrics_port(container):
+def test_probes_run_the_exporters_own_check_as_the_dockerfile_does(container):
+    """`rq-exporter --healthcheck` GETs /healthz wherever and however the exporter serves (another
+    port, HTTPS): tests/test_healthcheck.py; here, that the probes and the image use it."""
     port = container["ports"][0]
     assert port["containerPort"] == Settings.model_fields["port"].default
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    (line,) = [li for li in dockerfile.splitlines() if li.strip().startswith("CMD [")]
     for probe in ("livenessProbe", "readinessProbe"):
-        get = container[probe]["httpGet"]
-        assert get["path"] == "/healthz"
-        assert get["port"] in (port["name"], port["containerPort"])
+        command = container[probe]["exec"]["command"]
+        assert command == ["rq-exporter", "--healthcheck"] == json.loads(line.strip().removeprefix("CMD "))
 
 
 def test_service_and_servicemonitor_point_at_the_pods(deployment, container):
@@ -114,13 +137,29 @@ def test_prometheusrule_groups_pass_promtool(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _secret_volume(directory: Path, keys: dict[str, str]) -> None:
+    """A Secret volume as kubelet lays it out: the keys' files in a timestamped directory, linked
+    through ..data."""
+    data = directory / "..2026_12_04_10_00_00.1"
+    data.mkdir(parents=True)
+    (directory / "..data").symlink_to(data.name)
+    for key, value in keys.items():
+        (data / key).write_text(value)
+        (directory / key).symlink_to(f"..data/{key}")
+
+
 @pytest.mark.redis
-def test_the_container_settings_run_the_real_exporter(container, own_redis, tmp_path):
-    """The Deployment's arguments and variables are settings the exporter accepts and uses."""
-    own_redis.client().config_set("requirepass", "k8s-secret")
+@pytest.mark.parametrize("secret_password", ["k8s-secret", "", None], ids=["password", "empty password",
+                                                                           "no password key"])
+def test_the_container_settings_run_the_real_exporter(container, own_redis, tmp_path, secret_password):
+    """The Deployment's arguments and variables are settings the exporter accepts and uses, with a
+    password in the Secret or none (an empty key, or no key: a Redis without AUTH); its probe
+    command answers for it."""
+    if secret_password:
+        own_redis.client().config_set("requirepass", secret_password)
     secret_dir = tmp_path / "secret"
-    secret_dir.mkdir()
-    (secret_dir / "password").write_text("k8s-secret")
+    _secret_volume(secret_dir, {"url": own_redis.url} | ({} if secret_password is None else
+                                                        {"password": secret_password}))
     mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "redis-secret")
     args = [a.replace(mount, str(secret_dir)) for a in container["args"]]
     env = {}
@@ -132,6 +171,10 @@ def test_the_container_settings_run_the_real_exporter(container, own_redis, tmp_
     exporter = Exporter(*args, env=env)
     try:
         assert exporter.scrape().value("rq_up") == 1
+        probe = container["livenessProbe"]["exec"]["command"]
+        cmdline = Path(f"/proc/{exporter.process.pid}/cmdline")
+        assert probe[:2] == ["rq-exporter", "--healthcheck"]
+        assert healthcheck.main(probe[2:], main_process=cmdline) == 0
     finally:
         log = exporter.stop()
     assert "k8s-secret" not in log

@@ -226,6 +226,15 @@ def _worker_missing_fields(r):
     r.hset("rq:worker:sparse", mapping={"state": "idle", "birth": "2026-11-22T05:00:00.000000Z"})
 
 
+def _worker_state_rq_never_writes(r):
+    add_worker(r, "odd", "good", state="weird")
+
+
+def _worker_liveness_is_garbage(r):
+    # No timestamp RQ could have written: nothing says this worker ever lived.
+    add_worker(r, "garbage-hash", "good", state="busy", birth="not a time", last_heartbeat="nor this")
+
+
 def _non_utf8_names(r):
     add_queue(r, b"caf\xe9", ["nu1"])
     add_worker(r, b"w\xff\xfe", b"caf\xe9,good", state="idle")
@@ -260,6 +269,11 @@ MALFORMED = {
     "worker fields missing": (_worker_missing_fields, [],
                               lambda s: (worker(s, "sparse").queues, worker(s, "sparse").successful_jobs,
                                          worker(s, "sparse").last_heartbeat) == ((), 0, None)),
+    "worker state RQ never writes": (_worker_state_rq_never_writes, ["bad_worker_state"],
+                                     lambda s: worker(s, "odd").state == "unknown"),
+    "worker liveness fields are garbage": (_worker_liveness_is_garbage, ["bad_worker_field"] * 2,
+                                           lambda s: [w.name for w in s.workers] == ["good-worker"]
+                                           and s.dead_workers == 0),
     "non-UTF-8 names": (_non_utf8_names, [],
                         lambda s: queue(s, "caf\\xe9").queued == 1 and queue(s, "caf\\xe9").oldest_job_age > 0
                         and worker(s, "w\\xff\\xfe").queues == ("caf\\xe9", "good")),
@@ -303,12 +317,17 @@ def test_exporter_scrapes_through_all_malformed_data_at_once(redis_db):
         assert samples.value("rq_jobs", queue="caf\\xe9", status="queued") == 1
         assert samples.value("rq_queue_workers", queue="caf\\xe9", state="idle") == 1
         assert samples.value("rq_dead_workers") == 0
+        # a state RQ never writes is "unknown"; a hash without a usable timestamp is no live worker
+        assert samples.value("rq_live_workers", state="unknown") == 1
+        assert samples.value("rq_live_workers", state="busy") == 1
+        assert samples.get_value("rq_live_workers", state="weird") is None
         # left out for that scrape, not reported as 0
         assert samples.get_value("rq_queue_oldest_job_age_seconds", queue="missing-head") is None
         assert samples.get_value("rq_queue_oldest_job_age_seconds", queue="garbage-ts") is None
     skipped = {dict(labels)["reason"]: v for labels, v in first.series("rq_exporter_skipped_total").items()}
     assert skipped == {"wrong_type": 6, "bad_queue_key": 3, "bad_worker_key": 2, "bad_timestamp": 1,
-                       "missing_job": 1, "bad_worker_field": 4}
+                       "missing_job": 1, "bad_worker_field": 6,
+                       "bad_worker_state": 1}
     again = {dict(labels)["reason"]: v for labels, v in second.series("rq_exporter_skipped_total").items()}
     assert again == {reason: 2 * n for reason, n in skipped.items()}
     # logged once per problem, not once per scrape

@@ -63,6 +63,7 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "redis_tls_ca_file": (files["ca"], files["ca"], []),
         "redis_tls_cert_file": (files["cert"], files["cert"], ["--redis-tls-key-file", files["key"]]),
         "redis_tls_key_file": (files["key"], files["key"], ["--redis-tls-cert-file", files["cert"]]),
+        "redis_tls_relax_x509_strict": ("true", True, ["--redis-url", "rediss://h:6380/0"]),
         "redis_connect_timeout": ("0.25", 0.25, []),
         "redis_read_timeout": ("1.5", 1.5, []),
         "key_prefix": ("custom", "custom", []),
@@ -91,6 +92,7 @@ BOOLEAN_ARGS = {
     "per_worker_metrics": ["--no-per-worker-metrics"],
     "job_timing": ["--no-job-timing"],
     "timing_func_label": ["--timing-func-label"],
+    "redis_tls_relax_x509_strict": ["--redis-tls-relax-x509-strict"],
 }
 
 
@@ -155,6 +157,25 @@ def test_rq_exporter_3_flags(args, name, expected):
     settings = load(args)
     value = name(settings) if callable(name) else getattr(settings, name)
     assert plain(value) == expected
+
+
+def test_an_empty_password_means_no_password(tmp_path, monkeypatch):
+    """No AUTH at all: an empty file (a Secret's empty key) or variable is no password."""
+    for content in ("", "\n", "\r\n"):
+        (tmp_path / "pw").write_text(content)
+        assert password(load(["--redis-password-file", str(tmp_path / "pw")])) is None
+    monkeypatch.setenv("RQ_EXPORTER_REDIS_PASSWORD", "")
+    assert password(load([])) is None
+
+
+def test_a_password_file_missing_from_its_kubernetes_secret_means_no_password(tmp_path):
+    """kubelet's layout of a Secret volume (files linked through ..data); a Secret without the key,
+    mounted optional, has no file: no password, where a missing file elsewhere is an error."""
+    (tmp_path / "..2026_12_04_10_00_00.1").mkdir()
+    (tmp_path / "..data").symlink_to("..2026_12_04_10_00_00.1")
+    assert password(load(["--redis-password-file", str(tmp_path / "password")])) is None
+    with pytest.raises(settings_module.InvalidSettings, match="cannot read"):
+        load(["--redis-password-file", str(tmp_path / "elsewhere" / "password")])
 
 
 def test_rq_exporter_3_password_file_flag(files):
@@ -259,6 +280,11 @@ INVALID = [
     (["--no-such-flag"], {}, "--no-such-flag"),
     (["--port"], {}, "--port"),
     (["--exception-label-limit", "0"], {}, "--exception-label-limit"),
+    (["--redis-tls-relax-x509-strict"], {}, "--redis-tls-relax-x509-strict"),  # no TLS to relax
+    (["--host", "999.1.1.1"], {}, "--host"),
+    ([], {"RQ_EXPORTER_HOST": "bad host"}, "--host"),
+    (["--host", "192.0.2.1", "--port", "0"], {}, "--host"),  # TEST-NET-1: an address this machine lacks
+    (["--redis-host", "999.1.1.1"], {}, "--redis-host"),
 ]
 
 

@@ -222,12 +222,16 @@ def test_targets_get_no_credentials_they_do_not_name(tmp_path):
     ca.write_text("x\n")
     base = Settings.model_validate({"redis_url": "rediss://main:6379/0", "redis_username": "cli-user",
                                     "redis_password": "cli-secret", "redis_tls_ca_file": str(ca),
-                                    "redis_read_timeout": 0.75, "key_prefix": "app"})
+                                    "redis_read_timeout": 0.75, "key_prefix": "app",
+                                    "redis_tls_relax_x509_strict": True})
     found = targets.parse({"targets": {"other": {"redis_host": "other"},
-                                       "own": {"redis_host": "own", "redis_password": "own-secret"}}},
+                                       "own": {"redis_host": "own", "redis_password": "own-secret"},
+                                       "managed": {"redis_url": "rediss://managed:6378/0",
+                                                   "redis_tls_relax_x509_strict": True}}},
                           base, tmp_path)
     other, own = found["other"], found["own"]
     assert (password(other), other.redis_username, other.redis_tls_ca_file) == (None, None, None)
+    assert not other.redis_tls_relax_x509_strict and found["managed"].redis_tls_relax_x509_strict
     assert password(own) == "own-secret" and own.redis_username is None
     assert other.redis_read_timeout == own.redis_read_timeout == 0.75  # the rest is inherited
     assert other.key_prefix == "app"
