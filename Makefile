@@ -1,6 +1,7 @@
 # The two commands: `make run` and `make test`. Both set themselves up.
 SHELL := /bin/bash
-VENV := .venv  # the environment test-rq2 of scripts/envs.sh
+# the environment test-rq2 of scripts/envs.sh
+VENV := .venv
 PYTHON ?= python3
 ARGS ?=
 
