@@ -17,7 +17,9 @@ import redis
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from rq_exporter import cron, failed_queue, ratelimit, running, schedules
+from rq_exporter import cron, failed_queue, running, schedules
+from rq_exporter.concern import Concerns, Scrape
+from rq_exporter.concerns import CONCERNS
 from rq_exporter.connection import follow_master, redacted_target
 from rq_exporter.exceptions import ExceptionScan
 from rq_exporter.keys import Keys
@@ -42,7 +44,6 @@ class _Reads(NamedTuple):
     exceptions: ExceptionScan | None
     failed: failed_queue.FailedQueueScan
     running: running.RunningScan
-    limited: ratelimit.RateLimitScan
     cron: cron.CronScan
     schedules: schedules.ScheduleScan
 
@@ -67,6 +68,7 @@ class RQCollector(Collector):
         self._timing = _timing(settings) if settings.job_timing else None
         self._failed_queue = failed_queue.FailedQueueTrack()
         self._running = running.RunningTrack()
+        self._concerns = Concerns(CONCERNS, settings, self._keys)
         # What was read of the cron schedulers and rq-scheduler's jobs (cron.py, schedules.py).
         self._cron = cron.CronTrack()
         self._schedules = schedules.ScheduleTrack()
@@ -89,12 +91,13 @@ class RQCollector(Collector):
         start = time.perf_counter()
         self._stats.scrapes += 1
         reads = self._reads()
-        snapshot = self._read(reads.extras())
+        scrape = self._concerns.begin()
+        snapshot = self._read(reads.extras() + scrape.extras)
         if snapshot is None:
             self._stats.errors += 1
             families: list[Metric] = []
         else:
-            snapshot, families = self._families(reads, snapshot)
+            snapshot, families = self._families(reads, scrape, snapshot)
         duration = time.perf_counter() - start
         self._stats.seconds += duration
         round_trips = snapshot.round_trips if snapshot else 0
@@ -115,12 +118,11 @@ class RQCollector(Collector):
             exceptions=exceptions,
             failed=failed_queue.FailedQueueScan(self._failed_queue, self._keys),
             running=running.RunningScan(self._keys, self._running),
-            limited=ratelimit.RateLimitScan(self._keys),
             cron=cron.CronScan(self._cron, self._keys),
             schedules=schedules.ScheduleScan(self._schedules, self._keys),
         )
 
-    def _families(self, reads: _Reads, snapshot: Snapshot) -> tuple[Snapshot, list[Metric]]:
+    def _families(self, reads: _Reads, scrape: Scrape, snapshot: Snapshot) -> tuple[Snapshot, list[Metric]]:
         """After a successful read only: the trackers move on (a failed read leaves them as they
         were); the snapshot with what other reads fold into it, and the families."""
         per_worker = self._settings.per_worker_metrics
@@ -128,8 +130,9 @@ class RQCollector(Collector):
         # the snapshot before anything reads it.
         old_failures = reads.failed.finish()
         snapshot = failed_queue.fold(snapshot, old_failures, self._settings.wants_queue)
-        snapshot = ratelimit.fold(snapshot, reads.limited.finish(), self._settings.wants_queue)
+        snapshot, results = self._concerns.finish(scrape, snapshot)
         self._record(snapshot.problems)
+        self._record(tuple(self._concerns.problems(results)))
         if self._timing is not None and reads.timing is not None:
             self._record(tuple(self._timing.finish(reads.timing, snapshot, reads.exceptions)))
             if old_failures is not None and old_failures.legacy:
@@ -144,6 +147,7 @@ class RQCollector(Collector):
             *running.families(jobs_running, snapshot, per_worker=per_worker),
             *cron.families(cron_state),
             *schedules.families(schedule_state),
+            *self._concerns.families(results),
         ]
 
     def check(self) -> None:

@@ -51,3 +51,36 @@ class Keys:
 
     def job(self, job_id: bytes) -> bytes:
         return self.kind("job") + job_id
+
+    # RQ 3.0's rate limits (rq/rate_limit.py)
+    @property
+    def rate_limit_keys(self) -> bytes:
+        """The set of the rate limit keys in use."""
+        return f"{self.prefix}:rl-keys".encode()
+
+    def rate_limited(self, limit_key: bytes) -> bytes:
+        """The zset of the jobs waiting for a slot of ``limit_key``."""
+        return self.of("rl", limit_key) + b":rate_limited"
+
+    # RQ's cron (rq/cron_scheduler_registry.py, rq/cron_job_registry.py); each scheduler's hash is
+    # of(cron_scheduler, name)
+    @property
+    def cron_schedulers(self) -> bytes:
+        """The zset of cron scheduler names -> last heartbeat."""
+        return f"{self.prefix}:cron_schedulers".encode()
+
+    @property
+    def cron_jobs(self) -> bytes:
+        """The zset of cron job names -> last enqueue."""
+        return f"{self.prefix}:cron_jobs".encode()
+
+    # rq-scheduler (rq_scheduler/scheduler.py), whose names take the prefix all the same
+    @property
+    def scheduled_jobs(self) -> bytes:
+        """rq-scheduler's zset of job ids -> when due."""
+        return f"{self.prefix}:scheduler:scheduled_jobs".encode()
+
+    @property
+    def scheduler_instances(self) -> bytes:
+        """A MATCH pattern of every running rqscheduler's hash."""
+        return f"{self.prefix}:scheduler_instance:*".encode()

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import Counter
 
 import fakeredis
+from concern_scrape import scrape_concern
 
 from rq_exporter.keys import Keys
-from rq_exporter.ratelimit import RateLimitScan, fold, share
-from rq_exporter.reader import read_snapshot
+from rq_exporter.ratelimit import RateLimitOptions, RateLimits, fold, share
 from rq_exporter.snapshot import QueueState, Snapshot
 
 
@@ -24,10 +24,7 @@ def wait(r, key: str, job: str, queue: str, status: str = "rate_limited", prefix
 
 def scrape(r, keys: Keys | None = None) -> tuple[Snapshot, dict[str, int]]:
     keys = keys or Keys()
-    scan = RateLimitScan(keys)
-    snapshot = read_snapshot(r, keys, extras=(scan,))
-    counts = scan.finish()
-    return fold(snapshot, counts), counts
+    return scrape_concern(r, RateLimits(RateLimitOptions(lambda name: True), keys), keys)
 
 
 def test_waiting_jobs_count_for_their_queue_across_keys():
