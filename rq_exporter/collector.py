@@ -17,7 +17,7 @@ import redis
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from rq_exporter import cron, failed_queue, running, schedules
+from rq_exporter import failed_queue
 from rq_exporter.concern import Concerns, Scrape
 from rq_exporter.concerns import CONCERNS
 from rq_exporter.connection import follow_master, redacted_target
@@ -42,10 +42,6 @@ class _Reads(NamedTuple):
 
     timing: TimingScan | None
     exceptions: ExceptionScan | None
-    failed: failed_queue.FailedQueueScan
-    running: running.RunningScan
-    cron: cron.CronScan
-    schedules: schedules.ScheduleScan
 
     def extras(self) -> tuple[ExtraReads, ...]:
         # Job timing first: the exception scan reads what the timing scan plans.
@@ -63,15 +59,9 @@ class RQCollector(Collector):
         self._logged: set[tuple[str, str]] = set()
         self._down_reason: str | None = None
         self._down_logged = 0.0
-        # The timing tracker's cursors and counters live as long as the process, and so does what
-        # is known of RQ 0.x's failed queue.
+        # The timing tracker's cursors and counters live as long as the process.
         self._timing = _timing(settings) if settings.job_timing else None
-        self._failed_queue = failed_queue.FailedQueueTrack()
-        self._running = running.RunningTrack()
         self._concerns = Concerns(CONCERNS, settings, self._keys)
-        # What was read of the cron schedulers and rq-scheduler's jobs (cron.py, schedules.py).
-        self._cron = cron.CronTrack()
-        self._schedules = schedules.ScheduleTrack()
 
     def describe(self) -> list[Metric]:
         # Registering must not read Redis: the names come from the catalogue.
@@ -90,8 +80,8 @@ class RQCollector(Collector):
     def _scrape(self) -> Iterator[Metric]:
         start = time.perf_counter()
         self._stats.scrapes += 1
-        reads = self._reads()
         scrape = self._concerns.begin()
+        reads = self._reads(scrape)
         snapshot = self._read(reads.extras() + scrape.extras)
         if snapshot is None:
             self._stats.errors += 1
@@ -107,30 +97,25 @@ class RQCollector(Collector):
             # Counters keep their values while Redis is down: they are the exporter's own state.
             yield from self._timing.families(q.name for q in snapshot.queues) if snapshot else self._timing.families()
 
-    def _reads(self) -> _Reads:
+    def _reads(self, scrape: Scrape) -> _Reads:
         """This scrape's reads of each concern, riding in the reader's rounds."""
         timing = exceptions = None
         if self._timing is not None:
-            timing = self._timing.scan(skip=(failed_queue.NAME,) if self._failed_queue.legacy else ())
+            failed = scrape.by_concern[failed_queue.FailedQueue]
+            assert isinstance(failed, failed_queue.FailedQueueReads)
+            timing = self._timing.scan(skip=failed.not_queues)
             exceptions = self._timing.exception_scan(timing)
         return _Reads(
             timing=timing,
             exceptions=exceptions,
-            failed=failed_queue.FailedQueueScan(self._failed_queue, self._keys),
-            running=running.RunningScan(self._keys, self._running),
-            cron=cron.CronScan(self._cron, self._keys),
-            schedules=schedules.ScheduleScan(self._schedules, self._keys),
         )
 
     def _families(self, reads: _Reads, scrape: Scrape, snapshot: Snapshot) -> tuple[Snapshot, list[Metric]]:
         """After a successful read only: the trackers move on (a failed read leaves them as they
         were); the snapshot with what other reads fold into it, and the families."""
         per_worker = self._settings.per_worker_metrics
-        # RQ 0.x's failed queue and RQ 3.0's rate-limited jobs are counts of rq_jobs: folded into
-        # the snapshot before anything reads it.
-        old_failures = reads.failed.finish()
-        snapshot = failed_queue.fold(snapshot, old_failures, self._settings.wants_queue)
         snapshot, results = self._concerns.finish(scrape, snapshot)
+        old_failures = results.by_concern[failed_queue.FailedQueue]
         self._record(snapshot.problems)
         self._record(tuple(self._concerns.problems(results)))
         if self._timing is not None and reads.timing is not None:
@@ -138,15 +123,8 @@ class RQCollector(Collector):
             if old_failures is not None and old_failures.legacy:
                 self._timing.forget(failed_queue.NAME)  # tracked on the scrape that told
                 self._record(tuple(self._timing.count(old_failures.ended)))
-        jobs_running = reads.running.finish()
-        cron_state = reads.cron.finish()
-        schedule_state = reads.schedules.finish(self._settings.timing_func_limit)
-        self._record(jobs_running.problems + cron_state.problems + schedule_state.problems)
         return snapshot, [
             *rq_families(snapshot, per_worker=per_worker),
-            *running.families(jobs_running, snapshot, per_worker=per_worker),
-            *cron.families(cron_state),
-            *schedules.families(schedule_state),
             *self._concerns.families(results),
         ]
 
