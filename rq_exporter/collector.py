@@ -11,41 +11,25 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
 import redis
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from rq_exporter import failed_queue
-from rq_exporter.concern import Concerns, Scrape
+from rq_exporter.concern import Concerns
 from rq_exporter.concerns import CONCERNS
 from rq_exporter.connection import follow_master, redacted_target
-from rq_exporter.exceptions import ExceptionScan
 from rq_exporter.keys import Keys
 from rq_exporter.metrics import ExporterStats, described, exporter_families, rq_families
-from rq_exporter.reader import ExtraReads, read_snapshot
+from rq_exporter.reader import RoundReads, read_snapshot
 from rq_exporter.settings import Settings
 from rq_exporter.singleflight import SingleFlight
 from rq_exporter.snapshot import Problem, Snapshot
-from rq_exporter.timing import Timing
-from rq_exporter.timing_redis import TimingScan
 
 log = logging.getLogger("rq_exporter")
 
 # Problems are logged once each; past this many distinct ones only the counter grows.
 MAX_LOGGED_PROBLEMS = 10_000
-
-
-class _Reads(NamedTuple):
-    """One scrape's reads, one per concern; job timing's are None when it is off."""
-
-    timing: TimingScan | None
-    exceptions: ExceptionScan | None
-
-    def extras(self) -> tuple[ExtraReads, ...]:
-        # Job timing first: the exception scan reads what the timing scan plans.
-        return tuple(read for read in self if read is not None)
 
 
 class RQCollector(Collector):
@@ -59,8 +43,7 @@ class RQCollector(Collector):
         self._logged: set[tuple[str, str]] = set()
         self._down_reason: str | None = None
         self._down_logged = 0.0
-        # The timing tracker's cursors and counters live as long as the process.
-        self._timing = _timing(settings) if settings.job_timing else None
+        # Each concern keeps what it remembers between scrapes for the life of the process.
         self._concerns = Concerns(CONCERNS, settings, self._keys)
 
     def describe(self) -> list[Metric]:
@@ -81,52 +64,24 @@ class RQCollector(Collector):
         start = time.perf_counter()
         self._stats.scrapes += 1
         scrape = self._concerns.begin()
-        reads = self._reads(scrape)
-        snapshot = self._read(reads.extras() + scrape.extras)
+        snapshot = self._read(scrape.extras)
         if snapshot is None:
             self._stats.errors += 1
-            families: list[Metric] = []
+            results = self._concerns.unread()
+            core: list[Metric] = []
         else:
-            snapshot, families = self._families(reads, scrape, snapshot)
+            # After a successful read only: each concern's memory moves on (a failed read leaves
+            # it as it was), and what it counts in rq_jobs is folded into the snapshot.
+            snapshot, results = self._concerns.finish(scrape, snapshot)
+            self._record(snapshot.problems)
+            self._record(tuple(self._concerns.problems(results)))
+            core = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
         duration = time.perf_counter() - start
         self._stats.seconds += duration
         round_trips = snapshot.round_trips if snapshot else 0
         yield from exporter_families(self._stats, snapshot is not None, duration, round_trips)
-        yield from families
-        if self._timing is not None:
-            # Counters keep their values while Redis is down: they are the exporter's own state.
-            yield from self._timing.families(q.name for q in snapshot.queues) if snapshot else self._timing.families()
-
-    def _reads(self, scrape: Scrape) -> _Reads:
-        """This scrape's reads of each concern, riding in the reader's rounds."""
-        timing = exceptions = None
-        if self._timing is not None:
-            failed = scrape.by_concern[failed_queue.FailedQueue]
-            assert isinstance(failed, failed_queue.FailedQueueReads)
-            timing = self._timing.scan(skip=failed.not_queues)
-            exceptions = self._timing.exception_scan(timing)
-        return _Reads(
-            timing=timing,
-            exceptions=exceptions,
-        )
-
-    def _families(self, reads: _Reads, scrape: Scrape, snapshot: Snapshot) -> tuple[Snapshot, list[Metric]]:
-        """After a successful read only: the trackers move on (a failed read leaves them as they
-        were); the snapshot with what other reads fold into it, and the families."""
-        per_worker = self._settings.per_worker_metrics
-        snapshot, results = self._concerns.finish(scrape, snapshot)
-        old_failures = results.by_concern[failed_queue.FailedQueue]
-        self._record(snapshot.problems)
-        self._record(tuple(self._concerns.problems(results)))
-        if self._timing is not None and reads.timing is not None:
-            self._record(tuple(self._timing.finish(reads.timing, snapshot, reads.exceptions)))
-            if old_failures is not None and old_failures.legacy:
-                self._timing.forget(failed_queue.NAME)  # tracked on the scrape that told
-                self._record(tuple(self._timing.count(old_failures.ended)))
-        return snapshot, [
-            *rq_families(snapshot, per_worker=per_worker),
-            *self._concerns.families(results),
-        ]
+        yield from core
+        yield from self._concerns.families(results)
 
     def check(self) -> None:
         """One read at start-up, so that the log says at once whether Redis can be read, and why not.
@@ -139,7 +94,7 @@ class RQCollector(Collector):
             log.info("Redis at %s is readable: %d queues, %d workers", redacted_target(self._settings),
                      len(snapshot.queues), len(snapshot.workers))
 
-    def _read(self, extras: Sequence[ExtraReads] = ()) -> Snapshot | None:
+    def _read(self, extras: Sequence[RoundReads] = ()) -> Snapshot | None:
         try:
             follow_master(self._client)
             snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue, extras=extras)
@@ -164,20 +119,6 @@ class RQCollector(Collector):
             if seen not in self._logged and len(self._logged) < MAX_LOGGED_PROBLEMS:
                 self._logged.add(seen)
                 log.warning("skipped %s (%s): %s", problem.key, problem.reason, problem.detail)
-
-
-def _timing(settings: Settings) -> Timing:
-    return Timing(
-        buckets=settings.timing_buckets,
-        max_jobs_per_scrape=settings.timing_max_jobs_per_scrape,
-        discovery_per_scrape=settings.timing_discovery_per_scrape,
-        slack=settings.timing_clock_slack,
-        extra_ttls=settings.timing_ttls,
-        func_label=settings.timing_func_label,
-        func_limit=settings.timing_func_limit,
-        key_prefix=settings.key_prefix,
-        exception_limit=settings.exception_label_limit,
-    )
 
 
 class GcPause:

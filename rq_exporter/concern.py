@@ -34,6 +34,7 @@ start-up; a concern whose needs are off is off). ``given`` holds theirs and noth
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,15 @@ Rd = TypeVar("Rd", bound="Reads[Any]")
 @dataclass(frozen=True)
 class NoOptions:
     """The options of a concern that takes nothing from the settings: it is always on."""
+
+
+T = TypeVar("T")
+
+
+def taken(options: type[T], settings: Settings) -> T:
+    """A concern's options: a dataclass whose fields are named as the settings they take (the
+    setting's own name and value, no renaming, no default of its own)."""
+    return options(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(options)})  # type: ignore[arg-type]
 
 
 class Reads(ABC, Generic[Res]):
@@ -105,6 +115,7 @@ class Concern(ABC, Generic[Opt, Rd, Res]):
 
 
 AnyConcern = Concern[Any, Any, Any]
+C = TypeVar("C", bound=AnyConcern)
 
 
 class Given:
@@ -162,6 +173,10 @@ class Concerns:
             options = kind.options(settings)
             if options is not None:
                 self.on.append(kind(options, keys))
+
+    def of(self, kind: type[C]) -> C | None:
+        """The concern of that kind, if it is on."""
+        return next((c for c in self.on if isinstance(c, kind)), None)
 
     def begin(self) -> Scrape:
         reads: dict[type, Reads[Any]] = {}

@@ -1,36 +1,20 @@
-"""Job timing's Redis side: a plan into commands, replies into results. Its reads ride in the
-reader's rounds 2 and 3, so the round trips stay constant.
+"""Job timing's Redis side: a registry's plan into read commands, their replies into the
+tracker's input (timing.py sends them in the reader's rounds 2 and 3).
 
 Round 2, per queue and registry, one group: a ZRANGEBYSCORE per known TTL window, the probe
 above the longest TTL (in that window's read once the registry is settled, else on its own), for
 the finished registry a ZCOUNT of the jobs kept forever (unless the probe's read counts them),
 and, for a few registries in turn, a sweep chunk. The failed jobs kept forever are the reader's
 count (``QueueState.failed_forever``). With RQ's default TTLs an idle queue costs 2 commands.
-Round 3: one HMGET per new entry (within the per-scrape caps). Only read commands. Nothing
-here changes the tracker: ``Tracker.apply`` does, once the whole read has succeeded, so a
-scrape that fails half way leaves every cursor where it was.
+Round 3: one HMGET per new entry (within the per-scrape caps). Only read commands.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 
-from rq_exporter.batch import Batch
-from rq_exporter.keys import Keys
-from rq_exporter.snapshot import Problem
-from rq_exporter.timing_tracker import (
-    PROBE_CHUNK,
-    SWEEP_CHUNK,
-    Entry,
-    Outcome,
-    Plan,
-    Probe,
-    RegistryPlan,
-    RegistryReply,
-    Selection,
-    Tracker,
-)
+from rq_exporter.timing_tracker import PROBE_CHUNK, SWEEP_CHUNK, Entry, Probe, RegistryPlan, RegistryReply
 
 # Finished jobs kept forever (result_ttl=-1) have the score +inf. Failed ones (failure_ttl=-1, score
 # -1) are counted by the reader, which reads the failed registry's negative scores apart anyway.
@@ -129,69 +113,3 @@ def _entries(answer: list | None) -> list[Entry]:
         return [(bytes(answer[i]), float(answer[i + 1])) for i in range(0, len(answer) - 1, 2)]
     except (TypeError, ValueError):  # not a sorted-set reply: nothing new to read from it
         return []
-
-
-class TimingScan:
-    """One scrape's timing reads; hand it to ``read_snapshot(extras=...)``, then ``finish()``."""
-
-    def __init__(self, tracker: Tracker, keys: Keys, fields: tuple[bytes, ...], skip: Container[str] = ()) -> None:
-        self.tracker = tracker
-        self.skip = skip
-        self.keys = keys
-        self.fields = fields  # the job hash fields to read
-        self.plan: Plan | None = None
-        self.replies: list[RegistryReply | None] = []
-        self.selection: Selection | None = None
-        self.hashes: list[list[bytes | None] | None] = []  # HMGET answers, in JOB_FIELDS order
-        # status -> more fields read from the hashes of that registry's candidates (exceptions.py's
-        # exc_info rides in the same HMGET), and their values per read hash (None: none asked).
-        self.extra_fields: dict[str, tuple[bytes, ...]] = {}
-        self.extra_values: list[list[bytes | None] | None] = []
-
-    def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
-        # Quiet: these keys are the reader's too, and it reports their errors.
-        batch.add_groups(self._groups(queues, now), quiet=True)
-
-    def _groups(self, queues: list[tuple[bytes, str]], now: float) -> Iterator[tuple]:
-        # Planned only as the batch is sent, while Redis works on the reads before these.
-        self.plan = plan = self.tracker.plan([q for q in queues if q[1] not in self.skip], now)
-        self.replies = [None] * len(plan.registries)
-        prefixes = self.keys.per_queue
-        for i, rp in enumerate(plan.registries):
-            yield self._taker(i, rp), commands(rp, prefixes[rp.status] + rp.raw)
-
-    def _taker(self, i: int, rp: RegistryPlan):
-        def take(replies: list) -> None:
-            self.replies[i] = reply(rp, replies)
-        return take
-
-    def third(self, batch: Batch) -> None:
-        if self.plan is None:
-            return
-        self.selection = self.tracker.select(self.plan, self.replies)
-        to_read = self.selection.to_read
-        if to_read:
-            job, fields = self.keys.per_queue["job"], self.fields
-            if not self.extra_fields:
-                batch.add_group(self._take_hashes, [("HMGET", job + c.member, *fields) for c in to_read], quiet=True)
-                return
-            status = [rp.status for rp in self.plan.registries]
-            by_status = {s: (*fields, *self.extra_fields.get(s, ())) for s in set(status)}
-            batch.add_group(self._take_hashes, [("HMGET", job + c.member, *by_status[status[c.registry]])
-                                                for c in to_read], quiet=True)
-
-    def _take_hashes(self, replies: list) -> None:
-        if not self.extra_fields:
-            self.hashes = replies
-            return
-        n = len(self.fields)
-        self.hashes = [r if r is None or len(r) == n else r[:n] for r in replies]
-        self.extra_values = [r[n:] if r is not None and len(r) > n else None for r in replies]
-
-    def finish(self, failed_forever: Mapping[str, int | None]) -> tuple[Outcome | None, list[Problem]]:
-        """After a successful read: the tracker moves its cursors and says which jobs ended.
-        ``failed_forever``: queue -> its failed jobs kept forever, as the reader counted them."""
-        if self.plan is None or self.selection is None:
-            return None, []
-        outcome = self.tracker.apply(self.plan, self.replies, self.selection, self.hashes, failed_forever)
-        return outcome, list(outcome.problems)

@@ -44,7 +44,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from rq_exporter.keys import Keys
 from rq_exporter.snapshot import Problem
@@ -60,6 +60,9 @@ from rq_exporter.timing_rules import (
     ttl_hints,
 )
 from rq_exporter.timing_rules import Entry as Judged
+
+if TYPE_CHECKING:
+    from rq_exporter.timing import TimingOptions
 
 REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
 RQ_DEFAULT_TTL = {"finished": 500, "failed": 31_536_000}
@@ -180,13 +183,12 @@ class Outcome:
 
 
 class Tracker:
-    def __init__(self, discovery_per_scrape: int = 100, max_jobs_per_scrape: int = 20_000, slack: int = 10,
-                 extra_ttls: Iterable[int] = (), keys: Keys | None = None) -> None:
-        self.max_jobs = max_jobs_per_scrape
-        self.discovery = discovery_per_scrape
-        self.slack = slack
-        self.extra_ttls = tuple(t for t in extra_ttls if t > 0)
-        self.keys = keys or Keys()
+    def __init__(self, options: TimingOptions, keys: Keys) -> None:
+        self.max_jobs = options.timing_max_jobs_per_scrape
+        self.discovery = options.timing_discovery_per_scrape
+        self.slack = options.timing_clock_slack
+        self.extra_ttls = tuple(t for t in options.timing_ttls if t > 0)
+        self.keys = keys
         self.queues: dict[str, QueueTrack] = {}
         self.last_now: int | None = None
         self._sweep_turn = 0

@@ -16,9 +16,11 @@ from rq_exporter.exceptions import (
     OTHER,
     UNKNOWN,
     ExceptionCounts,
+    ExceptionTotals,
     Malformed,
     classify,
     exception_class,
+    families,
     hash_text,
     latest_exc_string,
     result_text,
@@ -130,7 +132,7 @@ def test_every_failed_job_counts_once_and_classes_past_the_limit_are_other():
     counts.record(Outcome(ended, (("q", "failed", 3), ("q", "finished", 4)), ()), classes)
     assert dict(counts.counts) == {("q", "KeyError"): 1, ("q", "ValueError"): 1, ("q", OTHER): 1,
                                    ("r", "KeyError"): 1, ("q", UNKNOWN): 4}  # e not read, 3 kept forever
-    family = next(counts.families())
+    family = next(families(ExceptionTotals(counts.rows())))
     assert family.name == "rq_job_exceptions"
     assert next((s.labels, s.value) for s in family.samples) == ({"queue": "q", "exception": "KeyError"}, 1)
     counts.forget("q")

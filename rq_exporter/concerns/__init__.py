@@ -1,14 +1,16 @@
-"""Every concern the exporter reads (rq_exporter/concern.py), in order: a concern comes after those it
-needs, and its families come out in this order, after the core ones."""
+"""Every concern the exporter reads (rq_exporter/concern.py), one line each, in order: a concern
+comes after those it needs, and its families come out in this order, after the core ones."""
 
 from __future__ import annotations
 
 from rq_exporter.concern import AnyConcern
 from rq_exporter.cron import Cron
+from rq_exporter.exceptions import ExceptionClasses
 from rq_exporter.failed_queue import FailedQueue
 from rq_exporter.ratelimit import RateLimits
 from rq_exporter.running import RunningJobs
 from rq_exporter.schedules import Schedules
+from rq_exporter.timing import JobTiming
 
 CONCERNS: tuple[type[AnyConcern], ...] = (
     FailedQueue,
@@ -16,4 +18,6 @@ CONCERNS: tuple[type[AnyConcern], ...] = (
     RunningJobs,
     Cron,
     Schedules,
+    JobTiming,
+    ExceptionClasses,
 )
