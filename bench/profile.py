@@ -40,9 +40,9 @@ from rq_exporter.keys import Keys
 from rq_exporter.metrics import rq_families
 from rq_exporter.reader import read_snapshot
 from rq_exporter.settings import load
-from rq_exporter.timing import JobTiming
-from rq_exporter.timing_rules import JOB_FIELDS
-from rq_exporter.timing_tracker import Ended, Outcome
+from rq_exporter.timing.job_timing import JobTiming
+from rq_exporter.timing.records import Ended, Outcome
+from rq_exporter.timing.rules import JOB_FIELDS
 
 ACCEPT = "application/openmetrics-text;version=1.0.0"
 

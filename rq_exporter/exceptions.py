@@ -9,7 +9,7 @@ Where RQ keeps a failed job's traceback (RQ's code, checked for 0.13, 1.10, 1.15
   ``exc_string``, base64 of the zlib-compressed text.
 
 Which one a job has cannot be told before reading, so both ride in round 3 with the job hash
-job timing reads anyway (timing.py): ``exc_info`` as one more field of that HMGET, which job
+job timing reads anyway (timing/reads.py): ``exc_info`` as one more field of that HMGET, which job
 timing's result hands on, and one ``XREVRANGE <stream> + - COUNT 1`` per newly failed job. Nothing
 is unpickled. Parsing is pure.
 """
@@ -37,8 +37,9 @@ from rq_exporter.metrics import table
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem
 from rq_exporter.table import Row
-from rq_exporter.timing import JobTiming, TimingReads
-from rq_exporter.timing_tracker import Outcome
+from rq_exporter.timing.job_timing import JobTiming
+from rq_exporter.timing.reads import TimingReads
+from rq_exporter.timing.records import Outcome
 
 EXC_FIELD = b"exc_info"
 UNKNOWN, OTHER = "unknown", "other"

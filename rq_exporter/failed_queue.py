@@ -33,8 +33,8 @@ from rq_exporter.concern import Concern, Given, Reads
 from rq_exporter.keys import Keys
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem, QueueState, Snapshot
-from rq_exporter.timing_rules import JOB_FIELDS
-from rq_exporter.timing_tracker import Ended
+from rq_exporter.timing.records import Ended
+from rq_exporter.timing.rules import JOB_FIELDS
 
 NAME = "failed"
 MAX_NEW = 10_000  # job hashes read per scrape

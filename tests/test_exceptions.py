@@ -25,7 +25,7 @@ from rq_exporter.exceptions import (
     latest_exc_string,
     result_text,
 )
-from rq_exporter.timing_tracker import Ended, Outcome
+from rq_exporter.timing.records import Ended, Outcome
 
 
 class CustomError(Exception):

@@ -12,8 +12,8 @@ from rq_exporter.keys import Keys
 from rq_exporter.metrics import ExporterStats, exporter_families, rq_families
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import WORKER_STATES, QueueState, Snapshot, WorkerState
-from rq_exporter.timing import JobTiming, TimingOptions
-from rq_exporter.timing_histograms import families as timing_families
+from rq_exporter.timing.histograms import families as timing_families
+from rq_exporter.timing.job_timing import JobTiming, TimingOptions
 from support import parse_samples
 
 PER_WORKER_FAMILIES = {s.name for s in CATALOGUE if s.note == PER_WORKER}

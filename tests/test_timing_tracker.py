@@ -15,14 +15,15 @@ import zlib
 import pytest
 
 from devkit import rq_time
-from rq_exporter import timing_histograms
 from rq_exporter.concern import Given, taken
 from rq_exporter.failed_queue import FailedQueue, FailedQueueOptions
 from rq_exporter.keys import Keys
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import QueueState, Snapshot
-from rq_exporter.timing import JobTiming, TimingOptions
-from rq_exporter.timing_tracker import MAX_TTLS, TOLERANCE, Selection
+from rq_exporter.timing import histograms as timing_histograms
+from rq_exporter.timing.job_timing import JobTiming, TimingOptions
+from rq_exporter.timing.records import Selection
+from rq_exporter.timing.tracker import MAX_TTLS, TOLERANCE
 
 T0 = 1_800_000_000
 
@@ -72,7 +73,7 @@ class Registries:
         self.z[status][member] = score
 
     def answer(self, timing: JobTiming, now: float) -> list:
-        """One scrape: the tracker's own commands (timing_redis), answered from these registries."""
+        """One scrape: the tracker's own commands (timing/reads.py), answered from these registries."""
         scan = reads(timing)
         second, third = _Batch(), _Batch()
         scan.second(second, [(self.queue.encode(), self.queue)], now)

@@ -10,7 +10,7 @@ from rq_exporter.failed_queue import FailedQueue
 from rq_exporter.ratelimit import RateLimits
 from rq_exporter.running import RunningJobs
 from rq_exporter.schedules import Schedules
-from rq_exporter.timing import JobTiming
+from rq_exporter.timing.job_timing import JobTiming
 
 CONCERNS: tuple[type[AnyConcern], ...] = (
     FailedQueue,

@@ -22,11 +22,12 @@ from rq_exporter.keys import Keys
 from rq_exporter.metrics import histogram_table, table
 from rq_exporter.snapshot import Problem
 from rq_exporter.table import HistogramRow, JobExemplar, Row
-from rq_exporter.timing_rules import JOB_FIELDS
-from rq_exporter.timing_tracker import REGISTRIES, Ended, Outcome
+from rq_exporter.timing.records import Ended, Outcome
+from rq_exporter.timing.rules import JOB_FIELDS
+from rq_exporter.timing.tracker import REGISTRIES
 
 if TYPE_CHECKING:
-    from rq_exporter.timing import TimingOptions
+    from rq_exporter.timing.job_timing import TimingOptions
 
 
 class Histogram:
