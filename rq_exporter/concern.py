@@ -61,8 +61,8 @@ T = TypeVar("T")
 
 
 def taken(options: type[T], settings: Settings) -> T:
-    """A concern's options: a dataclass whose fields are named as the settings they take (the
-    setting's own name and value, no renaming, no default of its own)."""
+    """A concern's options: a dataclass whose fields are named as the settings they take, or as
+    what the settings derive (``wants_queue``): no renaming, and no default but settings.py's."""
     return options(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(options)})  # type: ignore[arg-type]
 
 

@@ -29,7 +29,7 @@ from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
-from rq_exporter.concern import Concern, Given, Reads
+from rq_exporter.concern import Concern, Given, Reads, taken
 from rq_exporter.keys import Keys
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem, QueueState, Snapshot
@@ -72,7 +72,7 @@ class FailedQueue(Concern[FailedQueueOptions, "FailedQueueReads", "FailedQueueRe
 
     @classmethod
     def options(cls, settings: Settings) -> FailedQueueOptions:
-        return FailedQueueOptions(settings.wants_queue)
+        return taken(FailedQueueOptions, settings)
 
     def __init__(self, options: FailedQueueOptions, keys: Keys) -> None:
         self.wants_queue = options.wants_queue

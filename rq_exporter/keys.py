@@ -15,7 +15,9 @@ QUEUE_KINDS = ("queue", "wip", "finished", "failed", "deferred", "scheduled", "c
 
 @dataclass(frozen=True)
 class Keys:
-    prefix: str = "rq"
+    """Built once from ``--key-prefix`` (settings.py holds its default) and handed to every reader."""
+
+    prefix: str
 
     @property
     def queues(self) -> bytes:
@@ -51,6 +53,10 @@ class Keys:
 
     def job(self, job_id: bytes) -> bytes:
         return self.kind("job") + job_id
+
+    def intermediate(self, queue: bytes) -> bytes:
+        """RQ 1.15+'s intermediate queue of ``queue``: jobs taken off it, not yet started."""
+        return self.per_queue["queue"] + queue + b":intermediate"
 
     # RQ 3.0's rate limits (rq/rate_limit.py)
     @property

@@ -32,7 +32,7 @@ from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
-from rq_exporter.concern import Concern, Given, Reads
+from rq_exporter.concern import Concern, Given, Reads, taken
 from rq_exporter.keys import Keys
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import QueueState, Snapshot
@@ -52,7 +52,7 @@ class RateLimits(Concern[RateLimitOptions, "RateLimitReads", Mapping[str, int]])
 
     @classmethod
     def options(cls, settings: Settings) -> RateLimitOptions:
-        return RateLimitOptions(settings.wants_queue)
+        return taken(RateLimitOptions, settings)
 
     def __init__(self, options: RateLimitOptions, keys: Keys) -> None:
         self.wants_queue = options.wants_queue

@@ -200,7 +200,7 @@ def _queue_reads(queue: _Queue, keys: Keys, now: float) -> list[tuple]:
     wip, finished, failed, scheduled = p["wip"] + raw, p["finished"] + raw, p["failed"] + raw, p["scheduled"] + raw
     return [
         ("LLEN", queue_key),
-        ("LLEN", queue_key + b":intermediate"),
+        ("LLEN", keys.intermediate(raw)),
         ("LINDEX", queue_key, 0),
         ("ZCARD", wip), ("ZCOUNT", wip, 0, expiry),
         ("ZCARD", finished), ("ZCOUNT", finished, 0, expiry),

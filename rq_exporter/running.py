@@ -39,7 +39,7 @@ from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
-from rq_exporter.concern import Concern, Given, Reads
+from rq_exporter.concern import Concern, Given, Reads, taken
 from rq_exporter.keys import Keys
 from rq_exporter.metrics import table
 from rq_exporter.settings import Settings
@@ -86,7 +86,7 @@ class RunningTrack:
 
 @dataclass(frozen=True)
 class RunningOptions:
-    per_worker: bool  # rq_worker_current_job_seconds
+    per_worker_metrics: bool  # rq_worker_current_job_seconds
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,10 @@ class RunningResult:
 class RunningJobs(Concern[RunningOptions, "RunningReads", RunningResult]):
     @classmethod
     def options(cls, settings: Settings) -> RunningOptions:
-        return RunningOptions(per_worker=settings.per_worker_metrics)
+        return taken(RunningOptions, settings)
 
     def __init__(self, options: RunningOptions, keys: Keys) -> None:
-        self.per_worker = options.per_worker
+        self.per_worker = options.per_worker_metrics
         self.keys = keys
         self.track = RunningTrack()
 

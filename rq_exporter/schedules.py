@@ -32,7 +32,7 @@ from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
-from rq_exporter.concern import Concern, Given, Reads
+from rq_exporter.concern import Concern, Given, Reads, taken
 from rq_exporter.jobfunc import function_name
 from rq_exporter.keys import Keys
 from rq_exporter.metrics import table
@@ -71,16 +71,16 @@ class ScheduleState:
 
 @dataclass(frozen=True)
 class ScheduleOptions:
-    func_limit: int  # distinct functions; the rest are ``other``
+    timing_func_limit: int  # distinct functions; the rest are ``other``
 
 
 class Schedules(Concern[ScheduleOptions, "ScheduleReads", ScheduleState]):
     @classmethod
     def options(cls, settings: Settings) -> ScheduleOptions:
-        return ScheduleOptions(func_limit=settings.timing_func_limit)
+        return taken(ScheduleOptions, settings)
 
     def __init__(self, options: ScheduleOptions, keys: Keys) -> None:
-        self.func_limit = options.func_limit
+        self.func_limit = options.timing_func_limit
         self.keys = keys
         self.track = ScheduleTrack()
 
@@ -197,7 +197,7 @@ def _checker(scan: ScheduleReads, keys: list[bytes]) -> Callable[[list], None]:
 
 
 def state(known: dict[bytes, tuple[str, str]], members: list[bytes], due: list[bytes], total: int, past_due: int,
-          live: int, func_limit: int = 100, problems: tuple[Problem, ...] = ()) -> ScheduleState:
+          live: int, func_limit: int, problems: tuple[Problem, ...] = ()) -> ScheduleState:
     """Counts per (queue, function) of the jobs read, the rest of ``total`` untracked; past-due jobs
     per queue, those beyond the ones read under ``unknown``. Past ``func_limit`` functions (the
     least scheduled), the rest are ``other``."""

@@ -39,7 +39,7 @@ def concern(track: CronTrack, keys: Keys) -> Cron:
 
 
 def scrape(r, track: CronTrack, keys: Keys | None = None) -> cron.CronState:
-    keys = keys or Keys()
+    keys = keys or Keys("rq")
     snapshot, result = scrape_concern(r, concern(track, keys), keys)
     assert snapshot.round_trips <= 3
     return result
@@ -133,7 +133,7 @@ def test_the_key_prefix_applies():
 
 def test_nothing_of_cron_costs_no_third_round_of_its_own():
     r = fakeredis.FakeRedis()
-    scan = concern(CronTrack(), Keys()).reads(Given())
-    snapshot = read_snapshot(r, Keys(), extras=(scan,))
+    scan = concern(CronTrack(), Keys("rq")).reads(Given())
+    snapshot = read_snapshot(r, Keys("rq"), extras=(scan,))
     assert snapshot.round_trips == 2
     assert rows(scan.result(Given(snapshot=snapshot)))["rq_cron_jobs"] == {(): 0}

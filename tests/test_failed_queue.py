@@ -29,7 +29,7 @@ def fail(r, job_id: str, origin: str, when: float = T0) -> None:
 
 def reads(track: FailedQueueTrack):
     """One scrape's reads of the concern that remembers in ``track``."""
-    concern = FailedQueue(FailedQueueOptions(lambda name: True), Keys())
+    concern = FailedQueue(FailedQueueOptions(lambda name: True), Keys("rq"))
     concern.track = track
     return concern.reads(Given())
 
@@ -40,7 +40,7 @@ def finish(scan, snapshot):
 
 def scrape(r, track: FailedQueueTrack):
     scan = reads(track)
-    snapshot = read_snapshot(r, Keys(), extras=(scan,))
+    snapshot = read_snapshot(r, Keys("rq"), extras=(scan,))
     result = finish(scan, snapshot)
     return fold(snapshot, result), result
 
@@ -96,7 +96,7 @@ def test_a_queue_named_failed_that_holds_queued_jobs_stays_a_queue():
     assert {q.name: q.queued for q in snapshot.queues} == {"failed": 1}
     # Decided: no more reads of that list.
     scan = reads(track)
-    snapshot = read_snapshot(r, Keys(), extras=(scan,))
+    snapshot = read_snapshot(r, Keys("rq"), extras=(scan,))
     assert finish(scan, snapshot) is None
 
 
@@ -115,7 +115,7 @@ def test_the_queue_filters_apply_to_the_origins():
     fail(r, "b", "tmp-1")
     scan = reads(track)
     wants = lambda name: not name.startswith("tmp")  # noqa: E731
-    snapshot = read_snapshot(r, Keys(), wants, extras=(scan,))
+    snapshot = read_snapshot(r, Keys("rq"), wants, extras=(scan,))
     folded = failed_queue.fold(snapshot, finish(scan, snapshot), wants)
     assert {q.name: q.failed for q in folded.queues} == {"orders": 1}
 

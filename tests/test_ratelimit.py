@@ -23,7 +23,7 @@ def wait(r, key: str, job: str, queue: str, status: str = "rate_limited", prefix
 
 
 def scrape(r, keys: Keys | None = None) -> tuple[Snapshot, dict[str, int]]:
-    keys = keys or Keys()
+    keys = keys or Keys("rq")
     return scrape_concern(r, RateLimits(RateLimitOptions(lambda name: True), keys), keys)
 
 

@@ -36,14 +36,14 @@ def start(r, queue: str, job: str, seconds_ago: float, member: str | None = None
 
 
 def concern(keys: Keys, track: running.RunningTrack | None = None) -> RunningJobs:
-    made = RunningJobs(RunningOptions(per_worker=True), keys)
+    made = RunningJobs(RunningOptions(per_worker_metrics=True), keys)
     if track is not None:
         made.track = track  # what was read before
     return made
 
 
 def scrape(r, keys: Keys | None = None) -> tuple[Snapshot, Running]:
-    keys = keys or Keys()
+    keys = keys or Keys("rq")
     snapshot, result = scrape_concern(r, concern(keys), keys)
     return snapshot, result.running
 
@@ -158,9 +158,9 @@ def test_executions_read_once_are_kept_and_give_what_a_fresh_read_gives():
     track = running.RunningTrack()
 
     def both() -> tuple[Running, Running, int]:
-        kept_scan, fresh_scan = concern(Keys(), track).reads(Given()), concern(Keys()).reads(Given())
-        kept_snapshot = read_snapshot(r, Keys(), extras=(kept_scan,))
-        fresh_snapshot = read_snapshot(r, Keys(), extras=(fresh_scan,))
+        kept_scan, fresh_scan = concern(Keys("rq"), track).reads(Given()), concern(Keys("rq")).reads(Given())
+        kept_snapshot = read_snapshot(r, Keys("rq"), extras=(kept_scan,))
+        fresh_snapshot = read_snapshot(r, Keys("rq"), extras=(fresh_scan,))
         asked = len(kept_scan.asked)
         kept = kept_scan.result(Given(snapshot=kept_snapshot)).running
         fresh = fresh_scan.result(Given(snapshot=fresh_snapshot)).running

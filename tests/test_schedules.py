@@ -24,8 +24,8 @@ def schedule(r, job_id: str, queue: str, func: str, due: float, prefix: str = "r
 
 
 def scrape(r, track: ScheduleTrack, func_limit: int = 100, keys: Keys | None = None) -> schedules.ScheduleState:
-    keys = keys or Keys()
-    concern = Schedules(ScheduleOptions(func_limit), keys)
+    keys = keys or Keys("rq")
+    concern = Schedules(ScheduleOptions(timing_func_limit=func_limit), keys)
     concern.track = track  # remembered across scrapes
     snapshot, result = scrape_concern(r, concern, keys)
     assert snapshot.round_trips <= 3
