@@ -31,18 +31,19 @@ from prometheus_client import CollectorRegistry
 
 from bench.dataset import Size, fill
 from devkit import RedisServer
-from rq_exporter import batch, exposition
+from rq_exporter import batch
 from rq_exporter.collector import RQCollector
 from rq_exporter.concern import Concerns
 from rq_exporter.concerns import CONCERNS
+from rq_exporter.concerns.timing.job_timing import JobTiming
+from rq_exporter.concerns.timing.records import Ended, Outcome
+from rq_exporter.concerns.timing.rules import JOB_FIELDS
 from rq_exporter.connection import connect
+from rq_exporter.families.core import rq_families
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import rq_families
 from rq_exporter.reader import read_snapshot
 from rq_exporter.settings import load
-from rq_exporter.timing.job_timing import JobTiming
-from rq_exporter.timing.records import Ended, Outcome
-from rq_exporter.timing.rules import JOB_FIELDS
+from rq_exporter.web import exposition
 
 ACCEPT = "application/openmetrics-text;version=1.0.0"
 

@@ -9,11 +9,12 @@ import threading
 
 from prometheus_client import CollectorRegistry
 
-from rq_exporter import __version__, logs, targets, usage, webconfig
+from rq_exporter import __version__, logs, targets, usage
 from rq_exporter import settings as settings_module
 from rq_exporter.collector import RQCollector
 from rq_exporter.connection import connect, redacted_target
-from rq_exporter.server import make_app, run_until, serve
+from rq_exporter.web import webconfig
+from rq_exporter.web.server import make_app, run_until, serve
 
 log = logging.getLogger("rq_exporter")
 

@@ -19,8 +19,8 @@ from prometheus_client.registry import Collector
 from rq_exporter.concern import Concerns
 from rq_exporter.concerns import CONCERNS
 from rq_exporter.connection import follow_master, redacted_target
+from rq_exporter.families.core import ExporterStats, described, exporter_families, rq_families
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import ExporterStats, described, exporter_families, rq_families
 from rq_exporter.reader import RoundReads, read_snapshot
 from rq_exporter.settings import Settings
 from rq_exporter.singleflight import SingleFlight

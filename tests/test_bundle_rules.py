@@ -9,7 +9,7 @@ import yaml
 from bundle import PROMETHEUS, RULES, metric_names, promtool, rule_generator
 
 from devkit import run
-from rq_exporter.catalogue import BY_NAME
+from rq_exporter.families.catalogue import BY_NAME
 from support import ROOT, require_tool
 
 

@@ -1,4 +1,4 @@
-"""RQ 0.x's failed queue (rq_exporter/failed_queue.py) on data laid out as RQ 0.13 writes it.
+"""RQ 0.x's failed queue (rq_exporter/concerns/failed_queue.py) on data laid out as RQ 0.13 writes it.
 
 The layout is read from RQ 0.13's FailedQueue.quarantine: the job id RPUSHed onto
 rq:queue:failed (a member of rq:queues), the hash with status failed, its origin, ended_at and
@@ -10,9 +10,9 @@ from __future__ import annotations
 import fakeredis
 
 from devkit import rq_time
-from rq_exporter import failed_queue
 from rq_exporter.concern import Given
-from rq_exporter.failed_queue import FailedQueue, FailedQueueOptions, FailedQueueTrack, fold
+from rq_exporter.concerns import failed_queue
+from rq_exporter.concerns.failed_queue import FailedQueue, FailedQueueOptions, FailedQueueTrack, fold
 from rq_exporter.keys import Keys
 from rq_exporter.reader import read_snapshot
 

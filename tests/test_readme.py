@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from rq_exporter.catalogue import CATALOGUE
+from rq_exporter.families.catalogue import CATALOGUE
 from rq_exporter.settings import Settings
 from support import ROOT
 

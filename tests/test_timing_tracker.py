@@ -16,14 +16,14 @@ import pytest
 
 from devkit import rq_time
 from rq_exporter.concern import Given, taken
-from rq_exporter.failed_queue import FailedQueue, FailedQueueOptions
+from rq_exporter.concerns.failed_queue import FailedQueue, FailedQueueOptions
+from rq_exporter.concerns.timing import histograms as timing_histograms
+from rq_exporter.concerns.timing.job_timing import JobTiming, TimingOptions
+from rq_exporter.concerns.timing.records import Selection
+from rq_exporter.concerns.timing.tracker import MAX_TTLS, TOLERANCE
 from rq_exporter.keys import Keys
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import QueueState, Snapshot
-from rq_exporter.timing import histograms as timing_histograms
-from rq_exporter.timing.job_timing import JobTiming, TimingOptions
-from rq_exporter.timing.records import Selection
-from rq_exporter.timing.tracker import MAX_TTLS, TOLERANCE
 
 T0 = 1_800_000_000
 

@@ -4,20 +4,20 @@ comes after those it needs, and its families come out in this order, after the c
 from __future__ import annotations
 
 from rq_exporter.concern import AnyConcern
-from rq_exporter.cron import Cron
-from rq_exporter.exceptions import ExceptionClasses
-from rq_exporter.failed_queue import FailedQueue
-from rq_exporter.ratelimit import RateLimits
-from rq_exporter.running import RunningJobs
-from rq_exporter.schedules import Schedules
-from rq_exporter.timing.job_timing import JobTiming
+from rq_exporter.concerns.cron import Cron
+from rq_exporter.concerns.exception_classes import ExceptionClasses
+from rq_exporter.concerns.failed_queue import FailedQueue
+from rq_exporter.concerns.rate_limits import RateLimits
+from rq_exporter.concerns.rq_scheduler import RqScheduler
+from rq_exporter.concerns.running_jobs import RunningJobs
+from rq_exporter.concerns.timing.job_timing import JobTiming
 
 CONCERNS: tuple[type[AnyConcern], ...] = (
     FailedQueue,
     RateLimits,
     RunningJobs,
     Cron,
-    Schedules,
+    RqScheduler,
     JobTiming,
     ExceptionClasses,
 )

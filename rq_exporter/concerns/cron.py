@@ -29,8 +29,8 @@ from prometheus_client.core import Metric
 from rq_exporter import parse
 from rq_exporter.batch import Batch
 from rq_exporter.concern import Concern, Given, NoOptions, Reads
+from rq_exporter.families.table import table
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import table
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem
 

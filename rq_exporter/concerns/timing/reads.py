@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING
 
 from rq_exporter.batch import Batch
 from rq_exporter.concern import Given, Reads
-from rq_exporter.failed_queue import NAME as FAILED_QUEUE
-from rq_exporter.failed_queue import FailedQueue
+from rq_exporter.concerns.failed_queue import NAME as FAILED_QUEUE
+from rq_exporter.concerns.failed_queue import FailedQueue
+from rq_exporter.concerns.timing.histograms import JobTotals
+from rq_exporter.concerns.timing.records import Entry, Outcome, Plan, Probe, RegistryPlan, RegistryReply, Selection
+from rq_exporter.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
 from rq_exporter.snapshot import Problem
-from rq_exporter.timing.histograms import JobTotals
-from rq_exporter.timing.records import Entry, Outcome, Plan, Probe, RegistryPlan, RegistryReply, Selection
-from rq_exporter.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
 
 if TYPE_CHECKING:
-    from rq_exporter.timing.job_timing import JobTiming
+    from rq_exporter.concerns.timing.job_timing import JobTiming
 
 # Read with the hashes of failed jobs, for exception classes: one HMGET, not two.
 EXC_INFO = b"exc_info"

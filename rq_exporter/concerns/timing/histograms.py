@@ -18,16 +18,15 @@ from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
 from rq_exporter import jobfunc, parse
+from rq_exporter.concerns.timing.records import Ended, Outcome
+from rq_exporter.concerns.timing.rules import JOB_FIELDS
+from rq_exporter.concerns.timing.tracker import REGISTRIES
+from rq_exporter.families.table import HistogramRow, JobExemplar, Row, histogram_table, table
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import histogram_table, table
 from rq_exporter.snapshot import Problem
-from rq_exporter.table import HistogramRow, JobExemplar, Row
-from rq_exporter.timing.records import Ended, Outcome
-from rq_exporter.timing.rules import JOB_FIELDS
-from rq_exporter.timing.tracker import REGISTRIES
 
 if TYPE_CHECKING:
-    from rq_exporter.timing.job_timing import TimingOptions
+    from rq_exporter.concerns.timing.job_timing import TimingOptions
 
 
 class Histogram:

@@ -1,4 +1,4 @@
-"""rq-scheduler (rq_exporter/schedules.py) on data laid out as rq-scheduler 0.14 writes it
+"""rq-scheduler (rq_exporter/concerns/rq_scheduler.py) on data laid out as rq-scheduler 0.14 writes it
 (Scheduler._create_job / enqueue_at / cron, register_birth / register_death).
 tests/test_e2e_schedules.py runs the real rqscheduler."""
 
@@ -11,9 +11,9 @@ import zlib
 import fakeredis
 from concern_scrape import rows_of, scrape_concern
 
-from rq_exporter import schedules
+from rq_exporter.concerns import rq_scheduler as schedules
+from rq_exporter.concerns.rq_scheduler import RqScheduler, ScheduleOptions, ScheduleTrack
 from rq_exporter.keys import Keys
-from rq_exporter.schedules import ScheduleOptions, Schedules, ScheduleTrack
 
 
 def schedule(r, job_id: str, queue: str, func: str, due: float, prefix: str = "rq") -> None:
@@ -25,7 +25,7 @@ def schedule(r, job_id: str, queue: str, func: str, due: float, prefix: str = "r
 
 def scrape(r, track: ScheduleTrack, func_limit: int = 100, keys: Keys | None = None) -> schedules.ScheduleState:
     keys = keys or Keys("rq")
-    concern = Schedules(ScheduleOptions(timing_func_limit=func_limit), keys)
+    concern = RqScheduler(ScheduleOptions(timing_func_limit=func_limit), keys)
     concern.track = track  # remembered across scrapes
     snapshot, result = scrape_concern(r, concern, keys)
     assert snapshot.round_trips <= 3

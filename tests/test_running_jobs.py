@@ -1,4 +1,4 @@
-"""Running jobs (rq_exporter/running.py) on the layouts RQ writes: the started registry's members
+"""Running jobs (rq_exporter/concerns/running_jobs.py) on the layouts RQ writes: the started registry's members
 (job ids before RQ 2.0, ``<job id>:<execution id>`` from 2.0 on), the job hashes' started_at,
 status and worker_name, the worker hash's current_job. fakeredis for the pure logic;
 tests/test_running_rq_workers.py runs real workers of RQ 2.x and 3.0, and
@@ -14,11 +14,19 @@ import pytest
 from concern_scrape import scrape_concern
 
 from devkit import rq_time
-from rq_exporter import running
 from rq_exporter.concern import Given
+from rq_exporter.concerns import running_jobs as running
+from rq_exporter.concerns.running_jobs import (
+    Running,
+    RunningJob,
+    RunningJobs,
+    RunningOptions,
+    current_per_worker,
+    families,
+    job_id,
+)
 from rq_exporter.keys import Keys
 from rq_exporter.reader import read_snapshot
-from rq_exporter.running import Running, RunningJob, RunningJobs, RunningOptions, current_per_worker, families, job_id
 from rq_exporter.snapshot import QueueState, Snapshot, WorkerState
 
 EXECUTION = "0123456789abcdef0123456789abcdef"

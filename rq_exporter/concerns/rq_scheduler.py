@@ -33,9 +33,9 @@ from prometheus_client.core import Metric
 from rq_exporter import parse
 from rq_exporter.batch import Batch
 from rq_exporter.concern import Concern, Given, Reads, taken
+from rq_exporter.families.table import table
 from rq_exporter.jobfunc import function_name
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import table
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem
 
@@ -74,7 +74,7 @@ class ScheduleOptions:
     timing_func_limit: int  # distinct functions; the rest are ``other``
 
 
-class Schedules(Concern[ScheduleOptions, "ScheduleReads", ScheduleState]):
+class RqScheduler(Concern[ScheduleOptions, "ScheduleReads", ScheduleState]):
     @classmethod
     def options(cls, settings: Settings) -> ScheduleOptions:
         return taken(ScheduleOptions, settings)
@@ -94,7 +94,7 @@ class Schedules(Concern[ScheduleOptions, "ScheduleReads", ScheduleState]):
 class ScheduleReads(Reads[ScheduleState]):
     """One scrape's reads of rq-scheduler's keys, in rounds 2 and 3."""
 
-    def __init__(self, schedules: Schedules) -> None:
+    def __init__(self, schedules: RqScheduler) -> None:
         self.track = schedules.track
         self.func_limit = schedules.func_limit
         self.zset = schedules.keys.scheduled_jobs

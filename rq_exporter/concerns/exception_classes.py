@@ -30,16 +30,15 @@ from prometheus_client.core import Metric
 from rq_exporter import parse
 from rq_exporter.batch import Batch
 from rq_exporter.concern import Concern, Given, Reads, taken
-from rq_exporter.failed_queue import NAME as FAILED_QUEUE
-from rq_exporter.failed_queue import FailedQueue
+from rq_exporter.concerns.failed_queue import NAME as FAILED_QUEUE
+from rq_exporter.concerns.failed_queue import FailedQueue
+from rq_exporter.concerns.timing.job_timing import JobTiming
+from rq_exporter.concerns.timing.reads import TimingReads
+from rq_exporter.concerns.timing.records import Outcome
+from rq_exporter.families.table import Row, table
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import table
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem
-from rq_exporter.table import Row
-from rq_exporter.timing.job_timing import JobTiming
-from rq_exporter.timing.reads import TimingReads
-from rq_exporter.timing.records import Outcome
 
 EXC_FIELD = b"exc_info"
 UNKNOWN, OTHER = "unknown", "other"

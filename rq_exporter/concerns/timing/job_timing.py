@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 
 from rq_exporter.concern import Concern, Given, taken
-from rq_exporter.failed_queue import FailedQueue
+from rq_exporter.concerns.failed_queue import FailedQueue
+from rq_exporter.concerns.timing.histograms import JobTimes, families
+from rq_exporter.concerns.timing.reads import NOTHING_ENDED, TimingReads, TimingResult
+from rq_exporter.concerns.timing.rules import JOB_FIELDS
+from rq_exporter.concerns.timing.tracker import Tracker
 from rq_exporter.keys import Keys
 from rq_exporter.settings import Settings
-from rq_exporter.timing.histograms import JobTimes, families
-from rq_exporter.timing.reads import NOTHING_ENDED, TimingReads, TimingResult
-from rq_exporter.timing.rules import JOB_FIELDS
-from rq_exporter.timing.tracker import Tracker
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from prometheus_client.core import Metric
 from rq_exporter import parse
 from rq_exporter.batch import Batch
 from rq_exporter.concern import Concern, Given, Reads, taken
+from rq_exporter.concerns.timing.records import Ended
+from rq_exporter.concerns.timing.rules import JOB_FIELDS
 from rq_exporter.keys import Keys
 from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem, QueueState, Snapshot
-from rq_exporter.timing.records import Ended
-from rq_exporter.timing.rules import JOB_FIELDS
 
 NAME = "failed"
 MAX_NEW = 10_000  # job hashes read per scrape

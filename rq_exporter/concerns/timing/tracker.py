@@ -51,9 +51,7 @@ from itertools import groupby
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from rq_exporter.keys import Keys
-from rq_exporter.snapshot import Problem
-from rq_exporter.timing.records import (
+from rq_exporter.concerns.timing.records import (
     Candidate,
     Ended,
     Entry,
@@ -68,7 +66,7 @@ from rq_exporter.timing.records import (
     TtlClass,
     Window,
 )
-from rq_exporter.timing.rules import (
+from rq_exporter.concerns.timing.rules import (
     JOB_FIELDS,
     TOLERANCE,
     Case,
@@ -80,9 +78,11 @@ from rq_exporter.timing.rules import (
     plain_count,
     ttl_hints,
 )
+from rq_exporter.keys import Keys
+from rq_exporter.snapshot import Problem
 
 if TYPE_CHECKING:
-    from rq_exporter.timing.job_timing import TimingOptions
+    from rq_exporter.concerns.timing.job_timing import TimingOptions
 
 REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
 RQ_DEFAULT_TTL = {"finished": 500, "failed": 31_536_000}

@@ -1,4 +1,4 @@
-"""Exception classes from the values RQ stores, without Redis (exceptions.py's pure part).
+"""Exception classes from the values RQ stores, without Redis (concerns/exception_classes.py's pure part).
 
 tests/test_exceptions_rq_workers.py reads what real RQ workers of both layouts store.
 """
@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from rq_exporter.exceptions import (
+from rq_exporter.concerns.exception_classes import (
     MAX_TEXT,
     OTHER,
     UNKNOWN,
@@ -25,7 +25,7 @@ from rq_exporter.exceptions import (
     latest_exc_string,
     result_text,
 )
-from rq_exporter.timing.records import Ended, Outcome
+from rq_exporter.concerns.timing.records import Ended, Outcome
 
 
 class CustomError(Exception):
