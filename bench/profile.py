@@ -9,7 +9,8 @@ run back to back with the garbage collector paused (as exposition.py pauses it):
   histograms have an observation (the busy-fleet case: 48 more samples per queue), and this
   process's peak RSS by then;
 - the phases of a scrape as shipped (job timing on): reading Redis, and within it each round
-  trip; the timing bookkeeping; building the metric families; writing them (OpenMetrics).
+  trip; the concerns' results (job timing's bookkeeping, mostly); building the metric families;
+  writing them (OpenMetrics).
 Figures are the minimum and the median.
 """
 
@@ -30,15 +31,19 @@ from prometheus_client import CollectorRegistry
 
 from bench.dataset import Size, fill
 from devkit import RedisServer
-from rq_exporter import batch, exposition
-from rq_exporter.collector import RQCollector, _timing
+from rq_exporter import batch
+from rq_exporter.collector import RQCollector
+from rq_exporter.concern import Concerns
+from rq_exporter.concerns import CONCERNS
+from rq_exporter.concerns.timing.job_timing import JobTiming
+from rq_exporter.concerns.timing.records import Ended, Outcome
+from rq_exporter.concerns.timing.rules import JOB_FIELDS
 from rq_exporter.connection import connect
+from rq_exporter.families.core import rq_families
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import rq_families
 from rq_exporter.reader import read_snapshot
 from rq_exporter.settings import load
-from rq_exporter.timing_rules import JOB_FIELDS
-from rq_exporter.timing_tracker import Ended, Outcome
+from rq_exporter.web import exposition
 
 ACCEPT = "application/openmetrics-text;version=1.0.0"
 
@@ -49,7 +54,8 @@ def line(label: str, times: list[float], extra: str = "") -> str:
 
 def phases(url: str, scrapes: int) -> dict[str, list[float]]:
     settings = load(["--redis-url", url])
-    client, keys, timing = connect(settings), Keys(), _timing(settings)
+    client, keys = connect(settings), Keys(settings.key_prefix)
+    concerns = Concerns(CONCERNS, settings, keys)
     found: dict[str, list[float]] = {}
     rounds: list[float] = []
     run = batch.Batch.run
@@ -64,19 +70,19 @@ def phases(url: str, scrapes: int) -> dict[str, list[float]]:
         for i in range(scrapes + 2):  # two to settle the timing state
             rounds.clear()
             t0 = time.perf_counter()
-            scan = timing.scan()
-            snapshot = read_snapshot(client, keys, extras=(scan,))
+            scrape = concerns.begin()
+            snapshot = read_snapshot(client, keys, extras=scrape.extras)
             t1 = time.perf_counter()
-            timing.finish(scan, snapshot)
+            snapshot, results = concerns.finish(scrape, snapshot)
             t2 = time.perf_counter()
-            families = list(rq_families(snapshot)) + list(timing.families(q.name for q in snapshot.queues))
+            families = list(rq_families(snapshot)) + list(concerns.families(results))
             t3 = time.perf_counter()
             exposition.render_openmetrics(families)
             t4 = time.perf_counter()
             if i < 2:
                 continue
             named = {"read Redis": t1 - t0, **{f"  round {n + 1}": t for n, t in enumerate(rounds)},
-                     "timing bookkeeping": t2 - t1, "metric families": t3 - t2, "writing": t4 - t3, "total": t4 - t0}
+                     "concerns' results": t2 - t1, "metric families": t3 - t2, "writing": t4 - t3, "total": t4 - t0}
             for name, seconds in named.items():
                 found.setdefault(name, []).append(seconds * 1000)
     finally:
@@ -114,7 +120,7 @@ def main() -> int:
         whole(registry, 3)
         times, lines = whole(registry, args.scrapes)
         print(line("whole scrape, no histograms", times, f"  ({lines} lines)"))
-        timing = collector._timing
+        timing = collector._concerns.of(JobTiming)
         assert timing is not None
         timed = {b"started_at": b"2026-01-01T00:00:00.000000Z", b"enqueued_at": b"2026-01-01T00:00:00.000000Z"}
         fields = [timed.get(name) for name in JOB_FIELDS]  # the HMGET answer, in JOB_FIELDS order

@@ -30,8 +30,8 @@ from prometheus_client import CollectorRegistry
 from devkit import RedisServer, rq_time
 from rq_exporter.collector import RQCollector
 from rq_exporter.connection import connect
-from rq_exporter.exposition import render
 from rq_exporter.settings import load
+from rq_exporter.web.exposition import render
 
 
 def fill_history(r, queues: int, size: int) -> None:

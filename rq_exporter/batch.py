@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -42,29 +42,49 @@ _SEND_CHUNK = 1000  # commands, ~50 kB
 _LOST = (redis.ConnectionError, redis.TimeoutError)
 
 
+class Part(NamedTuple):
+    """One command and the function that takes its reply, or a group and the function that takes
+    the list of their replies."""
+
+    handler: Callable
+    commands: Sequence[tuple]
+    group: bool
+    quiet: bool  # its error replies are not reported (None in their place all the same)
+
+
+class _Groups:
+    """The groups of one ``add_groups``: built only as the batch is sent, and kept once built as
+    the (handler, commands) pairs they came as, so that a group costs no record of its own."""
+
+    __slots__ = ("built", "quiet", "source")
+
+    def __init__(self, source: Iterable[tuple[GroupHandler, Sequence[tuple]]], quiet: bool) -> None:
+        self.source = source
+        self.quiet = quiet
+        self.built: list[tuple[GroupHandler, Sequence[tuple]]] = []
+
+
 class Batch:
     def __init__(self, on_error: ErrorHandler) -> None:
-        # In order: (function, commands, group?, quiet?), or an iterable of groups still to build.
-        self._pending: list[tuple | Iterable] = []
+        self._pending: list[Part | _Groups] = []  # in order
         self._on_error = on_error
         # Filled as the batch is sent, in the order of the commands on the wire.
         self._commands: list[tuple] = []
-        self._parts: list[tuple[Callable, int, bool, bool]] = []
 
     def __bool__(self) -> bool:
         return bool(self._pending)
 
     def add(self, handler: Handler, *command: Any) -> None:
-        self._pending.append((handler, (command,), False, False))
+        self._pending.append(Part(handler, (command,), False, False))
 
     def add_group(self, handler: GroupHandler, commands: Sequence[tuple], quiet: bool = False) -> None:
         """``handler`` gets the replies to ``commands``, in order, in one list."""
-        self._pending.append((handler, commands, True, quiet))
+        self._pending.append(Part(handler, commands, True, quiet))
 
     def add_groups(self, groups: Iterable[tuple[GroupHandler, Sequence[tuple]]], quiet: bool = False) -> None:
         """Many ``add_group``; a generator is built only as the batch is sent, so Redis already
         works on the first groups while the next ones are built (~7 ms at 1,000 queues)."""
-        self._pending.append(((handler, commands, True, quiet) for handler, commands in groups))
+        self._pending.append(_Groups(groups, quiet))
 
     def run(self, client: redis.Redis) -> None:
         """One round trip; replies are handed out in order."""
@@ -73,19 +93,34 @@ class Batch:
         if not (_raw_capable(client) and self._run_raw(client)):
             self._run_pipeline(client)
 
-    def _parts_in_order(self) -> Iterator[tuple]:
-        """Each part, built if it was deferred, recorded for ``_dispatch``."""
+    def _commands_in_order(self) -> Iterator[Sequence[tuple]]:
+        """Each part's commands, built if deferred, noted for ``_dispatch``."""
+        noted = self._commands
         for item in self._pending:
-            for part in ([item] if isinstance(item, tuple) else item):
-                handler, commands, group, quiet = part
-                self._commands.extend(commands)
-                self._parts.append((handler, len(commands), group, quiet))
-                yield part
+            if isinstance(item, Part):
+                noted.extend(item.commands)
+                yield item.commands
+                continue
+            built = item.built
+            for pair in item.source:
+                built.append(pair)
+                noted.extend(pair[1])
+                yield pair[1]
+
+    def _parts(self) -> Iterator[tuple[Callable, Sequence[tuple], bool, bool]]:
+        """Every part as sent: (handler, commands, group?, quiet?)."""
+        for item in self._pending:
+            if isinstance(item, Part):
+                yield item
+            else:
+                quiet = item.quiet
+                for handler, commands in item.built:
+                    yield handler, commands, True, quiet
 
     def _run_pipeline(self, client: redis.Redis) -> None:
         pipe = client.pipeline(transaction=False)
         redis_internals.plain_replies(pipe)
-        for _, commands, _, _ in self._parts_in_order():
+        for commands in self._commands_in_order():
             for command in commands:
                 pipe.execute_command(*command)
         replies = pipe.execute(raise_on_error=False)
@@ -102,7 +137,8 @@ class Batch:
         """Hands each part its replies; ``take(n)`` gives the next n (reading them if need be)."""
         commands, on_error = self._commands, self._on_error
         index = 0
-        for handler, size, group, quiet in self._parts:
+        for handler, part_commands, group, quiet in self._parts():
+            size = len(part_commands)
             replies = take(size)
             if any(map(isinstance, replies, repeat(Exception))):
                 for i, reply in enumerate(replies):
@@ -145,7 +181,7 @@ class Batch:
         pack = hiredis.pack_command
         pending: list[bytes] = []
         count = 0
-        for _, commands, _, _ in self._parts_in_order():
+        for commands in self._commands_in_order():
             pending.extend(map(pack, commands))
             count += len(commands)
             if count >= _SEND_CHUNK:

@@ -11,9 +11,10 @@ import threading
 
 from prometheus_client import CollectorRegistry
 
-from rq_exporter import __version__, healthcheck, logs, targets, usage, webconfig
+from rq_exporter import __version__, healthcheck, logs, targets, usage
 from rq_exporter import settings as settings_module
-from rq_exporter.server import make_app, run_until, serve
+from rq_exporter.web import webconfig
+from rq_exporter.web.server import make_app, run_until, serve
 
 log = logging.getLogger("rq_exporter")
 

@@ -11,44 +11,25 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
 import redis
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from rq_exporter import cron, failed_queue, ratelimit, running, schedules
+from rq_exporter.concern import Concerns
+from rq_exporter.concerns import CONCERNS
 from rq_exporter.connection import follow_master, redacted_target
-from rq_exporter.exceptions import ExceptionScan
+from rq_exporter.families.core import ExporterStats, described, exporter_families, rq_families
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import ExporterStats, described, exporter_families, rq_families
-from rq_exporter.reader import ExtraReads, read_snapshot
+from rq_exporter.reader import RoundReads, read_snapshot
 from rq_exporter.settings import Settings
 from rq_exporter.singleflight import SingleFlight
 from rq_exporter.snapshot import Problem, Snapshot
-from rq_exporter.timing import Timing
-from rq_exporter.timing_redis import TimingScan
 
 log = logging.getLogger("rq_exporter")
 
 # Problems are logged once each; past this many distinct ones only the counter grows.
 MAX_LOGGED_PROBLEMS = 10_000
-
-
-class _Reads(NamedTuple):
-    """One scrape's reads, one per concern; job timing's are None when it is off."""
-
-    timing: TimingScan | None
-    exceptions: ExceptionScan | None
-    failed: failed_queue.FailedQueueScan
-    running: running.RunningScan
-    limited: ratelimit.RateLimitScan
-    cron: cron.CronScan
-    schedules: schedules.ScheduleScan
-
-    def extras(self) -> tuple[ExtraReads, ...]:
-        # Job timing first: the exception scan reads what the timing scan plans.
-        return tuple(read for read in self if read is not None)
 
 
 class RQCollector(Collector):
@@ -62,14 +43,8 @@ class RQCollector(Collector):
         self._logged: set[tuple[str, str]] = set()
         self._down_reason: str | None = None
         self._down_logged = 0.0
-        # The timing tracker's cursors and counters live as long as the process, and so does what
-        # is known of RQ 0.x's failed queue.
-        self._timing = _timing(settings) if settings.job_timing else None
-        self._failed_queue = failed_queue.FailedQueueTrack()
-        self._running = running.RunningTrack()
-        # What was read of the cron schedulers and rq-scheduler's jobs (cron.py, schedules.py).
-        self._cron = cron.CronTrack()
-        self._schedules = schedules.ScheduleTrack()
+        # Each concern keeps what it remembers between scrapes for the life of the process.
+        self._concerns = Concerns(CONCERNS, settings, self._keys)
 
     def describe(self) -> list[Metric]:
         # Registering must not read Redis: the names come from the catalogue.
@@ -88,63 +63,25 @@ class RQCollector(Collector):
     def _scrape(self) -> Iterator[Metric]:
         start = time.perf_counter()
         self._stats.scrapes += 1
-        reads = self._reads()
-        snapshot = self._read(reads.extras())
+        scrape = self._concerns.begin()
+        snapshot = self._read(scrape.extras)
         if snapshot is None:
             self._stats.errors += 1
-            families: list[Metric] = []
+            results = self._concerns.unread()
+            core: list[Metric] = []
         else:
-            snapshot, families = self._families(reads, snapshot)
+            # After a successful read only: each concern's memory moves on (a failed read leaves
+            # it as it was), and what it counts in rq_jobs is folded into the snapshot.
+            snapshot, results = self._concerns.finish(scrape, snapshot)
+            self._record(snapshot.problems)
+            self._record(tuple(self._concerns.problems(results)))
+            core = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
         duration = time.perf_counter() - start
         self._stats.seconds += duration
         round_trips = snapshot.round_trips if snapshot else 0
         yield from exporter_families(self._stats, snapshot is not None, duration, round_trips)
-        yield from families
-        if self._timing is not None:
-            # Counters keep their values while Redis is down: they are the exporter's own state.
-            yield from self._timing.families(q.name for q in snapshot.queues) if snapshot else self._timing.families()
-
-    def _reads(self) -> _Reads:
-        """This scrape's reads of each concern, riding in the reader's rounds."""
-        timing = exceptions = None
-        if self._timing is not None:
-            timing = self._timing.scan(skip=(failed_queue.NAME,) if self._failed_queue.legacy else ())
-            exceptions = self._timing.exception_scan(timing)
-        return _Reads(
-            timing=timing,
-            exceptions=exceptions,
-            failed=failed_queue.FailedQueueScan(self._failed_queue, self._keys),
-            running=running.RunningScan(self._keys, self._running),
-            limited=ratelimit.RateLimitScan(self._keys),
-            cron=cron.CronScan(self._cron, self._keys),
-            schedules=schedules.ScheduleScan(self._schedules, self._keys),
-        )
-
-    def _families(self, reads: _Reads, snapshot: Snapshot) -> tuple[Snapshot, list[Metric]]:
-        """After a successful read only: the trackers move on (a failed read leaves them as they
-        were); the snapshot with what other reads fold into it, and the families."""
-        per_worker = self._settings.per_worker_metrics
-        # RQ 0.x's failed queue and RQ 3.0's rate-limited jobs are counts of rq_jobs: folded into
-        # the snapshot before anything reads it.
-        old_failures = reads.failed.finish()
-        snapshot = failed_queue.fold(snapshot, old_failures, self._settings.wants_queue)
-        snapshot = ratelimit.fold(snapshot, reads.limited.finish(), self._settings.wants_queue)
-        self._record(snapshot.problems)
-        if self._timing is not None and reads.timing is not None:
-            self._record(tuple(self._timing.finish(reads.timing, snapshot, reads.exceptions)))
-            if old_failures is not None and old_failures.legacy:
-                self._timing.forget(failed_queue.NAME)  # tracked on the scrape that told
-                self._record(tuple(self._timing.count(old_failures.ended)))
-        jobs_running = reads.running.finish()
-        cron_state = reads.cron.finish()
-        schedule_state = reads.schedules.finish(self._settings.timing_func_limit)
-        self._record(jobs_running.problems + cron_state.problems + schedule_state.problems)
-        return snapshot, [
-            *rq_families(snapshot, per_worker=per_worker),
-            *running.families(jobs_running, snapshot, per_worker=per_worker),
-            *cron.families(cron_state),
-            *schedules.families(schedule_state),
-        ]
+        yield from core
+        yield from self._concerns.families(results)
 
     def check(self) -> None:
         """One read at start-up, so that the log says at once whether Redis can be read, and why not.
@@ -157,7 +94,7 @@ class RQCollector(Collector):
             log.info("Redis at %s is readable: %d queues, %d workers", redacted_target(self._settings),
                      len(snapshot.queues), len(snapshot.workers))
 
-    def _read(self, extras: Sequence[ExtraReads] = ()) -> Snapshot | None:
+    def _read(self, extras: Sequence[RoundReads] = ()) -> Snapshot | None:
         try:
             follow_master(self._client)
             snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue, extras=extras)
@@ -182,20 +119,6 @@ class RQCollector(Collector):
             if seen not in self._logged and len(self._logged) < MAX_LOGGED_PROBLEMS:
                 self._logged.add(seen)
                 log.warning("skipped %s (%s): %s", problem.key, problem.reason, problem.detail)
-
-
-def _timing(settings: Settings) -> Timing:
-    return Timing(
-        buckets=settings.timing_buckets,
-        max_jobs_per_scrape=settings.timing_max_jobs_per_scrape,
-        discovery_per_scrape=settings.timing_discovery_per_scrape,
-        slack=settings.timing_clock_slack,
-        extra_ttls=settings.timing_ttls,
-        func_label=settings.timing_func_label,
-        func_limit=settings.timing_func_limit,
-        key_prefix=settings.key_prefix,
-        exception_limit=settings.exception_label_limit,
-    )
 
 
 class GcPause:

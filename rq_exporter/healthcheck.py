@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from rq_exporter import settings as settings_module
-from rq_exporter import webconfig
+from rq_exporter.web import webconfig
 
 MAIN_PROCESS = Path("/proc/1/cmdline")
 # Well under the HEALTHCHECK's and the probes' own timeouts (3 s), so this says why it failed.

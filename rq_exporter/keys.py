@@ -15,7 +15,9 @@ QUEUE_KINDS = ("queue", "wip", "finished", "failed", "deferred", "scheduled", "c
 
 @dataclass(frozen=True)
 class Keys:
-    prefix: str = "rq"
+    """Built once from ``--key-prefix`` (settings.py holds its default) and handed to every reader."""
+
+    prefix: str
 
     @property
     def queues(self) -> bytes:
@@ -51,3 +53,40 @@ class Keys:
 
     def job(self, job_id: bytes) -> bytes:
         return self.kind("job") + job_id
+
+    def intermediate(self, queue: bytes) -> bytes:
+        """RQ 1.15+'s intermediate queue of ``queue``: jobs taken off it, not yet started."""
+        return self.per_queue["queue"] + queue + b":intermediate"
+
+    # RQ 3.0's rate limits (rq/rate_limit.py)
+    @property
+    def rate_limit_keys(self) -> bytes:
+        """The set of the rate limit keys in use."""
+        return f"{self.prefix}:rl-keys".encode()
+
+    def rate_limited(self, limit_key: bytes) -> bytes:
+        """The zset of the jobs waiting for a slot of ``limit_key``."""
+        return self.of("rl", limit_key) + b":rate_limited"
+
+    # RQ's cron (rq/cron_scheduler_registry.py, rq/cron_job_registry.py); each scheduler's hash is
+    # of(cron_scheduler, name)
+    @property
+    def cron_schedulers(self) -> bytes:
+        """The zset of cron scheduler names -> last heartbeat."""
+        return f"{self.prefix}:cron_schedulers".encode()
+
+    @property
+    def cron_jobs(self) -> bytes:
+        """The zset of cron job names -> last enqueue."""
+        return f"{self.prefix}:cron_jobs".encode()
+
+    # rq-scheduler (rq_scheduler/scheduler.py), whose names take the prefix all the same
+    @property
+    def scheduled_jobs(self) -> bytes:
+        """rq-scheduler's zset of job ids -> when due."""
+        return f"{self.prefix}:scheduler:scheduled_jobs".encode()
+
+    @property
+    def scheduler_instances(self) -> bytes:
+        """A MATCH pattern of every running rqscheduler's hash."""
+        return f"{self.prefix}:scheduler_instance:*".encode()

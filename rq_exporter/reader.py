@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import redis
 
@@ -75,29 +75,22 @@ class _Queue:
         return self.values.get("head")
 
 
-class ExtraReads(Protocol):
-    """More reads riding in rounds 2 and 3 (job timing, RQ 0.x's failed queue, running jobs, rate
-    limits), so the round trips stay constant.
-    They re-read keys whose errors the reader reports already: they add quiet groups."""
+class RoundReads(Protocol):
+    """More reads riding in the same three rounds (each concern's: rq_exporter/concern.py), so the
+    round trips stay constant. Keys whose errors the reader reports already are re-read in quiet groups."""
+
+    def first(self, batch: Batch) -> None: ...
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None: ...
 
     def third(self, batch: Batch) -> None: ...
 
 
-@runtime_checkable
-class FirstRoundReads(Protocol):
-    """An extra reader that also rides in round 1 (RQ 3.0's rate limit keys, a set that names
-    the keys round 2 reads)."""
-
-    def first(self, batch: Batch) -> None: ...
-
-
 def read_snapshot(
     client: redis.Redis,
     keys: Keys,
     wants_queue: Callable[[str], bool] = lambda name: True,
-    extras: Sequence[ExtraReads] = (),
+    extras: Sequence[RoundReads] = (),
 ) -> Snapshot:
     """One consistent-enough view of RQ's state. Raises redis errors when Redis cannot be read."""
     reading = _Reading(now=time.time())
@@ -110,8 +103,7 @@ def read_snapshot(
     first.add(queue_members.update, "SMEMBERS", keys.queues)
     first.add(worker_members.update, "SMEMBERS", keys.workers)
     for extra in extras:
-        if isinstance(extra, FirstRoundReads):
-            extra.first(first)
+        extra.first(first)
     first.run(client)
     round_trips += 1
 
@@ -208,7 +200,7 @@ def _queue_reads(queue: _Queue, keys: Keys, now: float) -> list[tuple]:
     wip, finished, failed, scheduled = p["wip"] + raw, p["finished"] + raw, p["failed"] + raw, p["scheduled"] + raw
     return [
         ("LLEN", queue_key),
-        ("LLEN", queue_key + b":intermediate"),
+        ("LLEN", keys.intermediate(raw)),
         ("LINDEX", queue_key, 0),
         ("ZCARD", wip), ("ZCOUNT", wip, 0, expiry),
         ("ZCARD", finished), ("ZCOUNT", finished, 0, expiry),

@@ -28,7 +28,7 @@ class QueueState(NamedTuple):
     scheduler_active: bool = False
     # Seconds the head job has waited; 0 when the queue is empty, None when unknown.
     oldest_job_age: float | None = 0.0
-    # RQ 3.0: jobs waiting for a rate limit slot, in no queue or registry (rq_exporter/ratelimit.py).
+    # RQ 3.0: jobs waiting for a rate limit slot, in no queue or registry (rq_exporter/concerns/rate_limits.py).
     rate_limited: int = 0
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from rq_exporter import usage
-from rq_exporter.catalogue import markdown_table
+from rq_exporter.families.catalogue import markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -86,7 +86,7 @@ def test_a_name_filter_serves_the_named_families():
 
     from prometheus_client import CollectorRegistry
 
-    from rq_exporter.server import make_metrics_app
+    from rq_exporter.web.server import make_metrics_app
 
     client = fakeredis.FakeRedis()
     client.sadd("rq:queues", "rq:queue:default")

@@ -1,4 +1,4 @@
-"""RQ's cron scheduler (rq_exporter/cron.py) on data laid out as `rq cron` of RQ 2.12 / 3.0 writes it
+"""RQ's cron scheduler (rq_exporter/concerns/cron.py) on data laid out as `rq cron` of RQ 2.12 / 3.0 writes it
 (CronScheduler.to_dict, cron_scheduler_registry, cron_job_registry). tests/test_e2e_schedules.py
 runs the real `rq cron`."""
 
@@ -8,13 +8,14 @@ import json
 import time
 
 import fakeredis
+from concern_scrape import rows_of, scrape_concern
 
 from devkit import rq_time
-from rq_exporter import cron
-from rq_exporter.cron import CronJob, CronScan, CronTrack
+from rq_exporter.concern import Given, NoOptions
+from rq_exporter.concerns import cron
+from rq_exporter.concerns.cron import Cron, CronJob, CronTrack
 from rq_exporter.keys import Keys
 from rq_exporter.reader import read_snapshot
-from rq_exporter.table import Table
 
 
 def job(name: str, queue: str, next_at: float | None, latest: float | None = None, **extra) -> dict:
@@ -30,20 +31,22 @@ def scheduler(r, name: str, heartbeat: float, jobs: list | str, prefix: str = "r
         "cron_jobs": jobs if isinstance(jobs, str) else json.dumps(jobs)})
 
 
+def concern(track: CronTrack, keys: Keys) -> Cron:
+    """The concern, remembering across scrapes in ``track``."""
+    made = Cron(NoOptions(), keys)
+    made.track = track
+    return made
+
+
 def scrape(r, track: CronTrack, keys: Keys | None = None) -> cron.CronState:
-    keys = keys or Keys()
-    scan = CronScan(track, keys)
-    snapshot = read_snapshot(r, keys, extras=(scan,))
+    keys = keys or Keys("rq")
+    snapshot, result = scrape_concern(r, concern(track, keys), keys)
     assert snapshot.round_trips <= 3
-    return scan.finish()
+    return result
 
 
 def rows(state: cron.CronState) -> dict[str, dict]:
-    out = {}
-    for family in cron.families(state):
-        assert isinstance(family, Table)
-        out[family.name] = dict(family.rows)
-    return out
+    return rows_of(cron.families(state))
 
 
 def test_live_scheduler_and_its_jobs_next_and_last_enqueue():
@@ -130,7 +133,7 @@ def test_the_key_prefix_applies():
 
 def test_nothing_of_cron_costs_no_third_round_of_its_own():
     r = fakeredis.FakeRedis()
-    scan = CronScan(CronTrack(), Keys())
-    snapshot = read_snapshot(r, Keys(), extras=(scan,))
+    scan = concern(CronTrack(), Keys("rq")).reads(Given())
+    snapshot = read_snapshot(r, Keys("rq"), extras=(scan,))
     assert snapshot.round_trips == 2
-    assert rows(scan.finish())["rq_cron_jobs"] == {(): 0}
+    assert rows(scan.result(Given(snapshot=snapshot)))["rq_cron_jobs"] == {(): 0}

@@ -1,4 +1,4 @@
-"""End to end, to a person: `make demo`'s stack (tests/test_e2e_bundle.py's Demo) with the real
+"""End to end, to a person: `make demo`'s stack (tests/e2e_stack.py's Demo) with the real
 Alertmanager on the bundle's alertmanager.yml and the bundle's notification receiver
 (demo/receiver.py). Notifications arrive, firing and resolved, with the description rendered and
 the runbook link; while Redis cannot be read, the inhibition rule holds back the other RQ alerts,
@@ -15,9 +15,9 @@ import urllib.request
 
 import pytest
 import yaml
+from e2e_stack import Demo
 from redis import Redis
 from rq import Queue
-from test_e2e_bundle import Demo
 
 from devkit import free_port, wait_for
 from support import RQWorker, require_tool
@@ -38,11 +38,10 @@ class AlertingDemo(Demo):
                            "--receiver-port", str(self.receiver_port), "--alert-for", "1s")
         super().__init__(tmp)
 
-    def adjust(self, config: dict) -> dict:
+    def adjust(self, config: dict) -> None:
         for alert in config["alerts"].values():
             if "window" in alert:
                 alert["window"] = FAILURE_WINDOW
-        return config
 
     def get(self, url: str):
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -69,7 +68,7 @@ class AlertingDemo(Demo):
         return self.get(f"http://127.0.0.1:{self.alertmanager_port}/api/v2/alerts")
 
     def annotations(self, alertname: str) -> dict:
-        rules = yaml.safe_load(self.rules.read_text())["groups"][0]["rules"]
+        rules = yaml.safe_load(self.rules.alerts.read_text())["groups"][0]["rules"]
         (rule,) = [r for r in rules if r["alert"] == alertname]
         return rule["annotations"]
 

@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from bundle import generated_dashboards, has_data, prometheus_api, queries, rule_generator, substitute, without_data
+from bundle import generated_dashboards, queries, substitute, without_data
+from e2e_stack import SLO_WINDOWS, Demo
 from redis import Redis
 from rq import Queue
 
-from devkit import free_port, stop_process, wait_for
-from support import ROOT, RQWorker, require_tool
+from devkit import wait_for
+from support import RQWorker
 
 pytestmark = [pytest.mark.workers, pytest.mark.promtool, pytest.mark.slow]
 
@@ -50,79 +49,6 @@ GRAFANA_12196 = [
     'sum(rq_jobs{job="$job", instance="$instance"}) by (queue, status)',
 ]
 GRAFANA_12196_VARIABLES = ['{__name__=~"rq_.*"}']  # label_values(<this>, job) and (..., instance)
-# The service levels' windows in seconds: 14.4x over 60 s and 30 s pages, and so on. The short
-# windows hold the scenario's burst of failures for as long as the other alerts need to fire.
-SLO_WINDOWS = {"5m": "30s", "30m": "45s", "1h": "60s", "6h": "90s", "3d": "120s", "30d": "180s"}
-
-
-class Demo:
-    # More arguments of demo.run (tests/test_e2e_alertmanager.py runs Alertmanager; here it is left out).
-    extra_args: tuple[str, ...] = ("--no-alertmanager",)
-
-    def adjust(self, config: dict) -> dict:
-        """The rules' config as the test wants it (a subclass's hook)."""
-        return config
-
-    def __init__(self, tmp) -> None:
-        require_tool("redis-server")
-        require_tool("prometheus")
-        gen = rule_generator()
-        self.rules = tmp / "rq-alerts.yml"
-        self.recording = tmp / "rq-recording.yml"
-        # The bundled thresholds, with `for`, windows and the SLO windows short enough for a test
-        # (the period's rules every 2 s), and the two thresholds that take minutes to reach lowered.
-        config = gen.with_durations(gen.load_config(), for_="2s", window="20s", slo_windows=SLO_WINDOWS,
-                                    slo_interval="2s")
-        config["alerts"]["RQOldestJobTooOld"]["max_age_seconds"] = 3
-        config["alerts"]["RQQueueBacklogGrowing"]["min_growth"] = 3
-        self.config = self.adjust(config)  # the dashboards of this config read what these rules record
-        self.rules.write_text(gen.render(self.config))
-        self.recording.write_text(gen.render_recording(self.config))
-        self.redis_port, self.exporter_port, self.prometheus_port = free_port(), free_port(), free_port()
-        self.log = tmp / "demo.log"
-        self.started = time.time()
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "demo.run", "--redis-port", str(self.redis_port),
-                 "--exporter-port", str(self.exporter_port), "--prometheus-port", str(self.prometheus_port),
-                 "--scrape-interval", "1s", "--rules", str(self.recording), "--rules", str(self.rules),
-                 "--rate", "4", "--workers", "2", *self.extra_args],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for(self._ready, timeout=60, interval=0.2, what="the demo stack")
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def instance(self) -> str:
-        return f"127.0.0.1:{self.exporter_port}"
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"demo exited {self.process.returncode}:\n{self.output()}")
-        return "demo: ready" in self.output()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def api(self, path: str, **params: str) -> dict:
-        return prometheus_api(self.prometheus_port, path, **params)
-
-    def has_data(self, expr: str) -> bool:
-        """Some series with a finite value since the demo started."""
-        return has_data(self.prometheus_port, expr, self.started)
-
-    def firing(self) -> set[tuple[str, str]]:
-        return {(a["labels"]["alertname"], a["labels"].get("queue", "")) for a in self.api("alerts")["alerts"]
-                if a["state"] == "firing"}
-
-    def firing_alerts(self, alertname: str) -> list[dict]:
-        return [a for a in self.api("alerts")["alerts"] if a["state"] == "firing" and a["labels"]["alertname"] == alertname]
-
-    def stop(self) -> int:
-        stop_process(self.process, 40, signal.SIGINT)  # what Ctrl-C sends
-        return self.process.returncode
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,17 @@ once RQ's 120 s scheduler TTL has passed. The tests of this module run in file o
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jobs
 import pytest
-import yaml
-from bundle import has_data, prometheus_api, queries, rule_generator, substitute, without_data
-from redis import Redis
+from bundle import queries, substitute, without_data
+from e2e_stack import Stack
 
-from devkit import free_port, stop_process, wait_for
-from support import ROOT, Exporter, RedisServer, require_tool, worker_env
+from devkit import wait_for
 
 pytestmark = [pytest.mark.workers, pytest.mark.promtool, pytest.mark.slow]
 
@@ -41,75 +36,25 @@ cron.register(jobs.sleep_for, queue_name="default", cron="* * * * *", name="minu
 GRACE = 15  # RQCronJobLate's grace: an every-5-s job of a live scheduler is never that late
 
 
-class Stack:
+def late_grace(config: dict) -> None:
+    config["alerts"]["RQCronJobLate"]["grace_seconds"] = GRACE
+
+
+class SchedulesStack(Stack):
+    """The stack with `rq cron` and `rqscheduler` running against its Redis."""
+
     def __init__(self, tmp: Path) -> None:
-        prometheus = require_tool("prometheus")
-        self.started = time.time()
-        self.redis = RedisServer().start()
-        self.url = self.redis.url
-        self.conn = Redis(port=self.redis.port)
-        self.exporter = Exporter("--redis-url", self.url)
-        gen = rule_generator()
-        config = gen.with_durations(gen.load_config(), for_="2s", window="20s")
-        config["alerts"]["RQCronJobLate"]["grace_seconds"] = GRACE
-        rules = tmp / "rq-alerts.yml"
-        rules.write_text(gen.render(config))
-        from demo.run import prometheus_config  # the demo's own rewrite of the bundled prometheus.yml
-
-        base = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
-        prom_config = tmp / "prometheus.yml"
-        prom_config.write_text(yaml.safe_dump(prometheus_config(
-            base, f"127.0.0.1:{self.exporter.port}", [str(rules)], "1s")))
-        self.prometheus_port = free_port()
-        self.prometheus = subprocess.Popen(
-            [prometheus, f"--config.file={prom_config}", f"--storage.tsdb.path={tmp / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.prometheus_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self._ready(), timeout=60, interval=0.2, what="Prometheus")
+        super().__init__(tmp, rules=late_grace)
         (tmp / "cron_config.py").write_text(CRON_CONFIG)
-        self.cron = self._spawn(tmp / "cron.log", [str(BIN / "rq"), "cron", str(tmp / "cron_config.py"),
-                                                   "--url", self.url, "--logging-level", "warning"])
-        self.rqscheduler = self._spawn(tmp / "rqscheduler.log",
-                                       [str(BIN / "rqscheduler"), "--url", self.url, "--interval", "1"])
-
-    def _spawn(self, log: Path, argv: list[str]) -> subprocess.Popen:
-        with open(log, "wb") as out:
-            return subprocess.Popen(argv, env=worker_env(), stdout=out, stderr=subprocess.STDOUT)
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.prometheus_port}/-/ready", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def api(self, path: str, **params: str) -> dict:
-        return prometheus_api(self.prometheus_port, path, **params)
-
-    def value(self, expr: str) -> float | None:
-        result = self.api("query", query=expr)["result"]
-        return float(result[0]["value"][1]) if result else None
-
-    def has_data(self, expr: str) -> bool:
-        return has_data(self.prometheus_port, expr, self.started)
-
-    def alerts(self, state: str = "firing") -> set[tuple[str, str]]:
-        return {(a["labels"]["alertname"], a["labels"].get("name", a["labels"].get("queue", "")))
-                for a in self.api("alerts")["alerts"] if a["state"] == state}
-
-    def stop(self) -> None:
-        for process in (self.cron, self.rqscheduler):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        stop_process(self.prometheus, 20)
-        self.exporter.stop()
-        self.redis.stop()
+        self.cron = self.spawn(tmp / "cron.log", [str(BIN / "rq"), "cron", str(tmp / "cron_config.py"),
+                                                  "--url", self.url, "--logging-level", "warning"])
+        self.rqscheduler = self.spawn(tmp / "rqscheduler.log",
+                                      [str(BIN / "rqscheduler"), "--url", self.url, "--interval", "1"])
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("schedules"))
+    s = SchedulesStack(tmp_path_factory.mktemp("schedules"))
     try:
         yield s
     finally:

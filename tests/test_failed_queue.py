@@ -1,4 +1,4 @@
-"""RQ 0.x's failed queue (rq_exporter/failed_queue.py) on data laid out as RQ 0.13 writes it.
+"""RQ 0.x's failed queue (rq_exporter/concerns/failed_queue.py) on data laid out as RQ 0.13 writes it.
 
 The layout is read from RQ 0.13's FailedQueue.quarantine: the job id RPUSHed onto
 rq:queue:failed (a member of rq:queues), the hash with status failed, its origin, ended_at and
@@ -10,8 +10,9 @@ from __future__ import annotations
 import fakeredis
 
 from devkit import rq_time
-from rq_exporter import failed_queue
-from rq_exporter.failed_queue import FailedQueueScan, FailedQueueTrack, fold
+from rq_exporter.concern import Given
+from rq_exporter.concerns import failed_queue
+from rq_exporter.concerns.failed_queue import FailedQueue, FailedQueueOptions, FailedQueueTrack, fold
 from rq_exporter.keys import Keys
 from rq_exporter.reader import read_snapshot
 
@@ -26,10 +27,21 @@ def fail(r, job_id: str, origin: str, when: float = T0) -> None:
     r.rpush("rq:queue:failed", job_id)
 
 
+def reads(track: FailedQueueTrack):
+    """One scrape's reads of the concern that remembers in ``track``."""
+    concern = FailedQueue(FailedQueueOptions(lambda name: True), Keys("rq"))
+    concern.track = track
+    return concern.reads(Given())
+
+
+def finish(scan, snapshot):
+    return scan.result(Given(snapshot=snapshot))
+
+
 def scrape(r, track: FailedQueueTrack):
-    scan = FailedQueueScan(track, Keys())
-    snapshot = read_snapshot(r, Keys(), extras=(scan,))
-    result = scan.finish()
+    scan = reads(track)
+    snapshot = read_snapshot(r, Keys("rq"), extras=(scan,))
+    result = finish(scan, snapshot)
     return fold(snapshot, result), result
 
 
@@ -83,9 +95,9 @@ def test_a_queue_named_failed_that_holds_queued_jobs_stays_a_queue():
     assert not result.legacy
     assert {q.name: q.queued for q in snapshot.queues} == {"failed": 1}
     # Decided: no more reads of that list.
-    scan = FailedQueueScan(track, Keys())
-    read_snapshot(r, Keys(), extras=(scan,))
-    assert scan.finish() is None
+    scan = reads(track)
+    snapshot = read_snapshot(r, Keys("rq"), extras=(scan,))
+    assert finish(scan, snapshot) is None
 
 
 def test_a_job_without_its_hash_is_counted_as_unknown_and_reported():
@@ -101,10 +113,10 @@ def test_the_queue_filters_apply_to_the_origins():
     r, track = fakeredis.FakeRedis(), FailedQueueTrack()
     fail(r, "a", "orders")
     fail(r, "b", "tmp-1")
-    scan = FailedQueueScan(track, Keys())
+    scan = reads(track)
     wants = lambda name: not name.startswith("tmp")  # noqa: E731
-    snapshot = read_snapshot(r, Keys(), wants, extras=(scan,))
-    folded = failed_queue.fold(snapshot, scan.finish(), wants)
+    snapshot = read_snapshot(r, Keys("rq"), wants, extras=(scan,))
+    folded = failed_queue.fold(snapshot, finish(scan, snapshot), wants)
     assert {q.name: q.failed for q in folded.queues} == {"orders": 1}
 
 

@@ -187,8 +187,8 @@ def test_fuzzed_requests_never_fail_the_app(redis_db, path, query, auth):
 
     import bcrypt
 
-    from rq_exporter import webconfig
-    from rq_exporter.server import make_app
+    from rq_exporter.web import webconfig
+    from rq_exporter.web.server import make_app
 
     app = _fuzz_app(redis_db, make_app, webconfig, bcrypt)
     environ = {"PATH_INFO": "/" + path, "QUERY_STRING": query}

@@ -74,7 +74,7 @@ def test_counts_exclude_what_rq_cleanup_would_remove(fake):
     fake.zadd("rq:canceled:q", {"c1": now - 1000})  # canceled entries count whatever their score
     fake.rpush("rq:queue:q:intermediate", "taken")
     fake.set("rq:scheduler-lock:q", "host")
-    q = queue(read_snapshot(fake, Keys()), "q")
+    q = queue(read_snapshot(fake, Keys("rq")), "q")
     assert (q.queued, q.intermediate) == (2, 1)
     assert (q.started, q.abandoned) == (1, 1)
     assert (q.finished, q.failed) == (2, 2)
@@ -86,7 +86,7 @@ def test_counts_exclude_what_rq_cleanup_would_remove(fake):
 
 def test_empty_and_missing_keys_are_zero(fake):
     fake.sadd("rq:queues", "rq:queue:ghost")  # RQ keeps the set entry after the list empties
-    snapshot = read_snapshot(fake, Keys())
+    snapshot = read_snapshot(fake, Keys("rq"))
     q = queue(snapshot, "ghost")
     assert (q.queued, q.started, q.finished, q.failed, q.canceled) == (0, 0, 0, 0, 0)
     assert q.oldest_job_age == 0.0 and q.scheduler_active is False
@@ -98,7 +98,7 @@ def test_round_trips_are_constant(fake):
     for n in range(30):
         add_queue(fake, f"q{n}", [f"j{n}"])
         add_worker(fake, f"w{n}", f"q{n}")
-    snapshot = read_snapshot(fake, Keys())
+    snapshot = read_snapshot(fake, Keys("rq"))
     assert snapshot.round_trips == 3
     assert len(snapshot.queues) == 30 and len(snapshot.workers) == 30
 
@@ -106,7 +106,7 @@ def test_round_trips_are_constant(fake):
 def test_oldest_age_uses_the_head_and_falls_back_to_created_at(fake):
     add_queue(fake, "q", ["head", "second"], enqueued_ago=100)
     fake.hdel("rq:job:head", "enqueued_at")
-    age = queue(read_snapshot(fake, Keys()), "q").oldest_job_age
+    age = queue(read_snapshot(fake, Keys("rq")), "q").oldest_job_age
     assert 104 <= age <= 110  # created_at of the head, 105 s ago
 
 
@@ -119,7 +119,7 @@ def test_key_prefix(fake):
     assert [q.name for q in snapshot.queues] == ["q"]
     assert queue(snapshot, "q").failed == 1 and queue(snapshot, "q").queued == 1
     assert [w.name for w in snapshot.workers] == ["w"]
-    assert [q.name for q in read_snapshot(fake, Keys()).queues] == ["other"]
+    assert [q.name for q in read_snapshot(fake, Keys("rq")).queues] == ["other"]
 
 
 def test_queue_filters(fake):
@@ -127,7 +127,7 @@ def test_queue_filters(fake):
         add_queue(fake, name, [f"j-{name}"])
     add_worker(fake, "w", "high,high-tmp,reports,low-only")
     wants = load(["--queue-include", "high*,default,reports", "--queue-exclude", "*tmp*"]).wants_queue
-    snapshot = read_snapshot(fake, Keys(), wants)
+    snapshot = read_snapshot(fake, Keys("rq"), wants)
     assert [q.name for q in snapshot.queues] == ["default", "high"]
     # queues only a worker names are filtered too
     assert snapshot.worker_only_queues == ("reports",)
@@ -137,7 +137,7 @@ def test_worker_only_queues(fake):
     add_queue(fake, "known", [])
     add_worker(fake, "w1", "known,new")
     add_worker(fake, "w2", "new,other")
-    snapshot = read_snapshot(fake, Keys())
+    snapshot = read_snapshot(fake, Keys("rq"))
     assert snapshot.worker_only_queues == ("new", "other")
 
 
@@ -146,7 +146,7 @@ def test_workers_and_dead_workers(fake):
                total_working_time="12.5")
     add_worker(fake, "fresh", "a")  # counters are created lazily: missing means 0
     fake.sadd("rq:workers", "rq:worker:killed")  # its hash expired: a dead worker
-    snapshot = read_snapshot(fake, Keys())
+    snapshot = read_snapshot(fake, Keys("rq"))
     busy = worker(snapshot, "busy-one")
     assert busy.queues == ("a", "b") and busy.state == "busy"
     assert (busy.successful_jobs, busy.failed_jobs, busy.working_seconds) == (5, 2, 12.5)
@@ -287,7 +287,7 @@ def test_malformed_data_is_skipped_and_counted(redis_db, case):
     good_data(r)
     writer, expected_reasons, check = MALFORMED[case]
     writer(r)
-    snapshot = read_snapshot(r, Keys())
+    snapshot = read_snapshot(r, Keys("rq"))
     assert reasons(snapshot) == sorted(expected_reasons), snapshot.problems
     assert check(snapshot)
     if case != "queues set is a string":
@@ -369,7 +369,7 @@ def test_rq_1_16_layout(redis_db):
         "pid": 4242, "hostname": "h", "ip_address": "127.0.0.1:5555", "version": "1.16.2",
         "python_version": "3.11.7", "state": "busy", "current_job": "job-run",
         "successful_job_count": 7, "failed_job_count": 1, "total_working_time": "3.25"})
-    snapshot = read_snapshot(r, Keys())
+    snapshot = read_snapshot(r, Keys("rq"))
     assert snapshot.problems == ()
     d = queue(snapshot, "default")
     assert (d.queued, d.intermediate, d.started, d.abandoned) == (2, 1, 1, 1)
@@ -392,6 +392,6 @@ def test_a_hash_of_counters_alone_is_a_dead_worker_not_a_live_one():
     fake.hset("rq:worker:zombie", mapping={"successful_job_count": "3", "failed_job_count": "0",
                                            "total_working_time": "31.5"})
     add_worker(fake, b"alive", b"default", state="idle")
-    snapshot = read_snapshot(fake, Keys())
+    snapshot = read_snapshot(fake, Keys("rq"))
     assert [w.name for w in snapshot.workers] == ["alive"]
     assert snapshot.dead_workers == 1

@@ -25,7 +25,7 @@ from support import ROOT, Exporter, RQWorker, kill_if_alive
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
-# scan and zrange: the schedules (rq_exporter/cron.py, rq_exporter/schedules.py).
+# scan and zrange: the schedules (rq_exporter/concerns/cron.py, rq_exporter/concerns/rq_scheduler.py).
 ACL_COMMANDS = ("hmget", "lindex", "llen", "lrange", "mget", "scan", "smembers", "xrevrange", "zcard", "zcount",
                 "zrange", "zrangebyscore")
 ACL_RULE = f"user rq-exporter on >PASSWORD resetkeys %R~rq:* resetchannels -@all {' '.join('+' + c for c in ACL_COMMANDS)}"

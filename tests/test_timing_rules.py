@@ -1,12 +1,12 @@
-"""The timing tracker's per-entry rules (rq_exporter/timing_rules.py), one by one, without Redis."""
+"""The timing tracker's per-entry rules (rq_exporter/concerns/timing/rules.py), one by one, without Redis."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rq_exporter import timing_rules as rules
+from rq_exporter.concerns.timing import rules
+from rq_exporter.concerns.timing.rules import Case, Count, Learn, Remember, Skip, judge
 from rq_exporter.snapshot import Problem
-from rq_exporter.timing_rules import Count, Entry, Learn, Remember, Skip, judge
 
 T0 = 1_800_000_000
 ENDED = b"2027-01-15T08:00:00.000000Z"  # T0 as RQ writes it
@@ -18,9 +18,9 @@ class Cursor:
     cursor: int
 
 
-def entry(**changes) -> Entry:
+def entry(**changes) -> Case:
     """A finished job of TTL 500 found by its window, hash read, ended at T0, nothing learned yet."""
-    base = Entry(status="finished", member=b"job-1", score=T0 + 500, window=500,
+    base = Case(status="finished", member=b"job-1", score=T0 + 500, window=500,
                  fields={b"ended_at": ENDED, b"started_at": STARTED, b"enqueued_at": STARTED},
                  ttls={500: Cursor(T0 - 15), 31_536_000: Cursor(T0 - 15)}, learned=(), floor=T0 - 100,
                  edge=12, job_prefix=b"rq:job:")
@@ -98,11 +98,11 @@ def test_ttl_hints_teach_both_registries_and_ignore_garbage():
     assert rules.ttl_hints({}) == []
 
 
-# --- plain_count: the common verdict without an Entry, against judge() ---------------------------
+# --- plain_count: the common verdict without a Case, against judge() ---------------------------
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rq_exporter.timing_rules import JOB_FIELDS, plain_count  # noqa: E402
+from rq_exporter.concerns.timing.rules import JOB_FIELDS, plain_count  # noqa: E402
 
 _stamps = st.sampled_from([ENDED, STARTED, b"2027-01-15T07:59:59.999999Z", b"2027-01-15T08:00:02Z", b"", b"junk",
                            b"2027-01-15T08:00:01.000000Z", None])

@@ -15,11 +15,32 @@ import zlib
 import pytest
 
 from devkit import rq_time
+from rq_exporter.concern import Given, taken
+from rq_exporter.concerns.failed_queue import FailedQueue, FailedQueueOptions
+from rq_exporter.concerns.timing import histograms as timing_histograms
+from rq_exporter.concerns.timing.job_timing import JobTiming, TimingOptions
+from rq_exporter.concerns.timing.records import Selection
+from rq_exporter.concerns.timing.tracker import MAX_TTLS, TOLERANCE
+from rq_exporter.keys import Keys
+from rq_exporter.settings import Settings
 from rq_exporter.snapshot import QueueState, Snapshot
-from rq_exporter.timing import Timing
-from rq_exporter.timing_tracker import MAX_TTLS, TOLERANCE, Selection
 
 T0 = 1_800_000_000
+
+
+def timing_with(**settings) -> JobTiming:
+    """Job timing with these settings (by their names), the rest as by default."""
+    return JobTiming(taken(TimingOptions, Settings(**settings)), Keys("rq"))
+
+
+def reads(timing: JobTiming):
+    """One scrape's reads of job timing, with no RQ 0.x failed queue."""
+    no_failed_queue = FailedQueue(FailedQueueOptions(lambda name: True), timing.keys).reads(Given())
+    return timing.reads(Given(reads={FailedQueue: no_failed_queue}))
+
+
+def result(scan, snapshot: Snapshot):
+    return scan.result(Given(results={FailedQueue: None}, snapshot=snapshot))
 
 
 def stamp(when: float) -> bytes:
@@ -51,9 +72,9 @@ class Registries:
             score = float(stored + ttl)
         self.z[status][member] = score
 
-    def answer(self, timing: Timing, now: float) -> list:
-        """One scrape: the tracker's own commands (timing_redis), answered from these registries."""
-        scan = timing.scan()
+    def answer(self, timing: JobTiming, now: float) -> list:
+        """One scrape: the tracker's own commands (timing/reads.py), answered from these registries."""
+        scan = reads(timing)
         second, third = _Batch(), _Batch()
         scan.second(second, [(self.queue.encode(), self.queue)], now)
         second.answer(self)
@@ -61,7 +82,7 @@ class Registries:
         third.answer(self)
         # The reader's part of the same read: it counts the failed jobs kept forever (score -1).
         kept = sum(1 for score in self.z["failed"].values() if score < 0)
-        return timing.finish(scan, Snapshot(now, queues=(QueueState(self.queue, failed_forever=kept),)))
+        return list(result(scan, Snapshot(now, queues=(QueueState(self.queue, failed_forever=kept),))).problems)
 
     def reply(self, command: tuple):
         """What Redis answers (RESP2, before redis-py's callbacks): scores inclusive unless '(',
@@ -110,8 +131,13 @@ class _Batch:
                 handler([regs.reply(command) for command in commands])
 
 
-def totals(timing: Timing, queue: str = "default") -> dict[str, float]:
-    families = {f.name: f for f in timing.families([queue])}
+def timing_families(timing: JobTiming, queues):
+    """Every known queue's counters and histograms, as a scrape of ``queues`` would give them."""
+    return timing_histograms.families(timing.times.totals({*timing.tracker.queues, *queues}))
+
+
+def totals(timing: JobTiming, queue: str = "default") -> dict[str, float]:
+    families = {f.name: f for f in timing_families(timing, [queue])}
     value = {}
     for name in ("rq_jobs_finished", "rq_jobs_failed", "rq_exporter_jobs_not_timed"):
         value[name] = sum(s.value for s in families[name].samples if s.name.endswith("_total"))
@@ -121,7 +147,7 @@ def totals(timing: Timing, queue: str = "default") -> dict[str, float]:
 
 
 def test_first_scrape_does_not_count_history_then_counts_each_new_job_once():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     for i in range(50):
         regs.end(f"old{i}", T0 - 100 + i)
     regs.answer(timing, T0 + 0.5)
@@ -135,7 +161,7 @@ def test_first_scrape_does_not_count_history_then_counts_each_new_job_once():
 
 
 def test_many_jobs_ending_in_the_same_second_across_a_scrape():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     regs.answer(timing, T0)
     for i in range(400):
         regs.end(f"a{i:04}", T0 + 10 + i / 1000)
@@ -149,7 +175,7 @@ def test_many_jobs_ending_in_the_same_second_across_a_scrape():
 
 
 def test_clock_skew_within_the_slack_counts_once():
-    regs, timing = Registries(), Timing(slack=10)
+    regs, timing = Registries(), timing_with(timing_clock_slack=10)
     regs.answer(timing, T0)
     regs.answer(timing, T0 + 15)
     regs.end("behind", T0 + 16 - 8)  # a worker 8 s behind the exporter
@@ -160,7 +186,7 @@ def test_clock_skew_within_the_slack_counts_once():
 
 
 def test_mixed_ttls_are_discovered_and_every_job_counted_once():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     regs.answer(timing, T0)
     ttls = [60, 500, 501, 3600, 86_400]
     n = 0
@@ -183,7 +209,7 @@ def test_mixed_ttls_are_discovered_and_every_job_counted_once():
 
 
 def test_a_job_that_runs_again_counts_again():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     regs.answer(timing, T0)
     regs.end("again", T0 + 1)
     regs.answer(timing, T0 + 2)
@@ -194,7 +220,7 @@ def test_a_job_that_runs_again_counts_again():
 
 
 def test_entry_without_a_hash_is_skipped_and_reported_once():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     regs.answer(timing, T0)
     regs.end("gone", T0 + 1)
     del regs.jobs[b"gone"]
@@ -204,7 +230,7 @@ def test_entry_without_a_hash_is_skipped_and_reported_once():
 
 
 def test_failed_job_without_end_time_is_counted_not_timed():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     regs.answer(timing, T0)
     regs.end("abandoned", T0 + 1, status="failed", ttl=31_536_000, fields={b"ended_at": b""})
     regs.answer(timing, T0 + 2)
@@ -213,7 +239,7 @@ def test_failed_job_without_end_time_is_counted_not_timed():
 
 
 def test_past_the_cap_jobs_are_counted_but_not_timed():
-    regs, timing = Registries(), Timing(max_jobs_per_scrape=30)
+    regs, timing = Registries(), timing_with(timing_max_jobs_per_scrape=30)
     regs.answer(timing, T0)
     for i in range(100):
         regs.end(f"burst{i}", T0 + 1 + i / 200)
@@ -224,7 +250,7 @@ def test_past_the_cap_jobs_are_counted_but_not_timed():
 
 
 def test_an_old_entry_of_a_long_ttl_passing_through_a_short_window_is_not_counted():
-    regs, timing = Registries(), Timing(extra_ttls=(60,))
+    regs, timing = Registries(), timing_with(timing_ttls=(60,))
     # Ended an hour before the exporter started, TTL 3660: its score sits where TTL-60 jobs
     # ending now land.
     regs.end("old-long", T0 - 3600 + 5, ttl=3660)
@@ -235,7 +261,7 @@ def test_an_old_entry_of_a_long_ttl_passing_through_a_short_window_is_not_counte
 
 
 def test_jobs_kept_forever_are_counted_from_their_number():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     regs.end("kept-before", T0 - 5, ttl=-1)
     regs.answer(timing, T0)
     regs.end("kept1", T0 + 1, ttl=-1)
@@ -247,7 +273,7 @@ def test_jobs_kept_forever_are_counted_from_their_number():
 
 
 def test_a_settled_registry_costs_one_read_and_still_finds_new_ttls_and_jobs_kept_forever():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     sent: list[tuple] = []
     reply = regs.reply
 
@@ -280,7 +306,7 @@ def test_a_settled_registry_costs_one_read_and_still_finds_new_ttls_and_jobs_kep
 
 
 def test_memory_stays_bounded_over_many_scrapes():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     regs.answer(timing, T0)
     n = 0
     for scrape in range(1, 200):
@@ -295,7 +321,7 @@ def test_memory_stays_bounded_over_many_scrapes():
 
 
 def test_a_queue_first_seen_later_counts_from_the_previous_scrape():
-    regs, timing = Registries("late"), Timing()
+    regs, timing = Registries("late"), timing_with()
     plan = timing.tracker.plan([], T0)  # a first scrape that saw no queue
     timing.tracker.apply(plan, [], Selection((), {}, {}), [])
     regs.end("early", T0 + 3)
@@ -305,12 +331,12 @@ def test_a_queue_first_seen_later_counts_from_the_previous_scrape():
 
 
 def test_histograms_put_each_duration_in_its_bucket():
-    regs, timing = Registries(), Timing(buckets=(0.5, 1, 5))
+    regs, timing = Registries(), timing_with(timing_buckets=(0.5, 1, 5))
     regs.answer(timing, T0)
     for i, run in enumerate((0.1, 0.5, 0.7, 3, 60)):
         regs.end(f"r{i}", T0 + 1, run=run, wait=run * 2)
     regs.answer(timing, T0 + 2)
-    duration = {f.name: f for f in timing.families(["default"])}["rq_job_duration_seconds"]
+    duration = {f.name: f for f in timing_families(timing, ["default"])}["rq_job_duration_seconds"]
     buckets = {s.labels["le"]: s.value for s in duration.samples
                if s.name.endswith("_bucket") and s.labels["status"] == "finished"}
     assert buckets == {"0.5": 2, "1.0": 3, "5.0": 4, "+Inf": 5}
@@ -319,20 +345,20 @@ def test_histograms_put_each_duration_in_its_bucket():
 
 
 def test_func_label_folds_past_its_limit():
-    regs, timing = Registries(), Timing(func_label=True, func_limit=1)
+    regs, timing = Registries(), timing_with(timing_func_label=True, timing_func_limit=1)
     regs.answer(timing, T0)
     regs.end("a", T0 + 1)
     regs.end("b", T0 + 1, fields={b"data": zlib.compress(json.dumps(["app.other", None, [], {}]).encode())})
     regs.end("c", T0 + 1, fields={b"data": b"not zlib"})
     regs.answer(timing, T0 + 2)
-    funcs = {s.labels["func"] for f in timing.families(["default"]) if f.name == "rq_job_duration_seconds"
+    funcs = {s.labels["func"] for f in timing_families(timing, ["default"]) if f.name == "rq_job_duration_seconds"
              for s in f.samples}
     assert funcs == {"app.tasks.work", "other"}
 
 
 def test_every_known_queue_has_zero_counters_and_histograms_appear_with_their_first_job():
-    timing = Timing()
-    names = {(s.name, tuple(sorted(s.labels.items()))) for f in timing.families(["a", "b"]) for s in f.samples
+    timing = timing_with()
+    names = {(s.name, tuple(sorted(s.labels.items()))) for f in timing_families(timing, ["a", "b"]) for s in f.samples
              if s.name.endswith(("_total", "_count"))}
     assert ("rq_jobs_finished_total", (("queue", "a"),)) in names
     assert ("rq_jobs_failed_total", (("queue", "b"),)) in names
@@ -341,7 +367,7 @@ def test_every_known_queue_has_zero_counters_and_histograms_appear_with_their_fi
 
 
 def test_ttls_per_registry_are_bounded():
-    regs, timing = Registries(), Timing(discovery_per_scrape=1000)
+    regs, timing = Registries(), timing_with(timing_discovery_per_scrape=1000)
     regs.answer(timing, T0)
     for i in range(MAX_TTLS + 10):
         regs.end(f"t{i}", T0 + 1, ttl=1000 + 10 * i)
@@ -369,7 +395,7 @@ _jobs = st.lists(
 _gaps = st.lists(st.floats(0.3, 30), min_size=3, max_size=25)
 
 
-def _simulate(jobs, gaps, timing: Timing, start: float = T0 + 0.37) -> tuple[int, int, int, int]:
+def _simulate(jobs, gaps, timing: JobTiming, start: float = T0 + 0.37) -> tuple[int, int, int, int]:
     """Runs the scrapes; returns (finished counted, failed counted, exact count without / with the
     jobs that ended within TOLERANCE seconds of the first scrape: those may count either way)."""
     regs = Registries()
@@ -409,7 +435,7 @@ def _ttl_of(jobs, member: bytes) -> int:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_jobs, _gaps)
 def test_declared_ttls_count_every_job_exactly_once(jobs, gaps):
-    timing = Timing(extra_ttls=(40, 60, 500, 505, 3600, 86_400))
+    timing = timing_with(timing_ttls=(40, 60, 500, 505, 3600, 86_400))
     finished, failed, exact, with_boundary = _simulate(jobs, gaps, timing)
     assert exact <= finished + failed <= with_boundary
 
@@ -417,7 +443,7 @@ def test_declared_ttls_count_every_job_exactly_once(jobs, gaps):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_jobs, _gaps)
 def test_undeclared_ttls_never_count_a_job_twice(jobs, gaps):
-    finished, failed, _, with_boundary = _simulate(jobs, gaps, Timing())
+    finished, failed, _, with_boundary = _simulate(jobs, gaps, timing_with())
     assert finished + failed <= with_boundary
 
 
@@ -428,7 +454,7 @@ def test_a_ttl_learned_late_catches_up_within_the_cap_without_counting_by_score(
     # registry, so the sweep needs a while and a backlog of TTL-60 jobs builds up.
     history = [(-440 + i * 0.05, 500, 0.1, 0, False) for i in range(600)]
     jobs = history + [(30 + i * 0.25, 60 if i % 2 else 500, 0.1, 0, False) for i in range(400)]
-    timing = Timing(max_jobs_per_scrape=12, discovery_per_scrape=20)
+    timing = timing_with(timing_max_jobs_per_scrape=12, timing_discovery_per_scrape=20)
     deferred = []
     select = timing.tracker.select
 
@@ -455,7 +481,7 @@ _one_ttl_jobs = st.lists(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_one_ttl_jobs, _gaps, st.integers(0, 20))
 def test_past_the_cap_one_ttl_still_counts_every_job_exactly_once(jobs, gaps, cap):
-    timing = Timing(max_jobs_per_scrape=cap, extra_ttls=(500,))
+    timing = timing_with(timing_max_jobs_per_scrape=cap, timing_ttls=(500,))
     finished, failed, exact, with_boundary = _simulate(jobs, gaps, timing)
     assert exact <= finished + failed <= with_boundary
     got = totals(timing)
@@ -463,19 +489,19 @@ def test_past_the_cap_one_ttl_still_counts_every_job_exactly_once(jobs, gaps, ca
 
 
 def test_failed_jobs_kept_forever_count_from_the_readers_count_and_an_unread_one_changes_nothing():
-    regs, timing = Registries(), Timing()
+    regs, timing = Registries(), timing_with()
     regs.answer(timing, T0)
     regs.end("kept1", T0 + 1, ttl=-1, status="failed")
     regs.answer(timing, T0 + 15)
     assert totals(timing)["rq_jobs_failed"] == 1
     # The reader could not read the count (an error reply): no growth is guessed...
-    scan = timing.scan()
+    scan = reads(timing)
     second, third = _Batch(), _Batch()
     scan.second(second, [(b"default", "default")], T0 + 30)
     second.answer(regs)
     scan.third(third)
     third.answer(regs)
-    timing.finish(scan, Snapshot(T0 + 30, queues=(QueueState("default", failed_forever=None),)))
+    result(scan, Snapshot(T0 + 30, queues=(QueueState("default", failed_forever=None),)))
     assert totals(timing)["rq_jobs_failed"] == 1
     # ...and the next read counts only what is new since the last count it had.
     regs.end("kept2", T0 + 31, ttl=-1, status="failed")

@@ -1,6 +1,6 @@
-"""RQ 3.0's rate limits (rq_exporter/ratelimit.py) on the layout rq/rate_limit.py writes: the set
+"""RQ 3.0's rate limits (rq_exporter/concerns/rate_limits.py) on the layout rq/rate_limit.py writes: the set
 rq:rl-keys, per key the zset rq:rl:<key>:rate_limited of waiting job ids, each job hash with
-status rate_limited and its origin. fakeredis for the pure logic; tests/test_running_rq_workers.py
+status rate_limited and its origin. fakeredis for the pure logic; tests/test_running_jobs_rq_workers.py
 checks real RQ 3.0 jobs and workers.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import Counter
 
 import fakeredis
+from concern_scrape import scrape_concern
 
+from rq_exporter.concerns.rate_limits import RateLimitOptions, RateLimits, fold, share
 from rq_exporter.keys import Keys
-from rq_exporter.ratelimit import RateLimitScan, fold, share
-from rq_exporter.reader import read_snapshot
 from rq_exporter.snapshot import QueueState, Snapshot
 
 
@@ -23,11 +23,8 @@ def wait(r, key: str, job: str, queue: str, status: str = "rate_limited", prefix
 
 
 def scrape(r, keys: Keys | None = None) -> tuple[Snapshot, dict[str, int]]:
-    keys = keys or Keys()
-    scan = RateLimitScan(keys)
-    snapshot = read_snapshot(r, keys, extras=(scan,))
-    counts = scan.finish()
-    return fold(snapshot, counts), counts
+    keys = keys or Keys("rq")
+    return scrape_concern(r, RateLimits(RateLimitOptions(lambda name: True), keys), keys)
 
 
 def test_waiting_jobs_count_for_their_queue_across_keys():

@@ -28,8 +28,10 @@ from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
+from rq_exporter.concern import Concern, Given, NoOptions, Reads
+from rq_exporter.families.table import table
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import table
+from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem
 
 SCHEDULER_TTL = 120.0  # rq.defaults.DEFAULT_CRON_SCHEDULER_TTL (2.4 to 3.0); not stored in Redis
@@ -72,14 +74,30 @@ class CronTrack:
     jobs: dict[str, tuple[CronJob, ...]] = field(default_factory=dict)
 
 
-class CronScan:
-    """One scrape's reads of RQ's cron registries; rides in the reader's rounds 2 and 3 (ExtraReads)."""
+class Cron(Concern[NoOptions, "CronReads", CronState]):
+    @classmethod
+    def options(cls, settings: Settings) -> NoOptions:
+        return NoOptions()
 
-    def __init__(self, track: CronTrack, keys: Keys) -> None:
-        self.track = track
-        self.schedulers_key = f"{keys.prefix}:cron_schedulers".encode()
-        self.jobs_key = f"{keys.prefix}:cron_jobs".encode()
-        self.hash_prefix = keys.kind("cron_scheduler")
+    def __init__(self, options: NoOptions, keys: Keys) -> None:
+        self.keys = keys
+        self.track = CronTrack()
+
+    def reads(self, given: Given) -> CronReads:
+        return CronReads(self)
+
+    def families(self, result: CronState) -> Iterator[Metric]:
+        return families(result)
+
+
+class CronReads(Reads[CronState]):
+    """One scrape's reads of RQ's cron registries, in rounds 2 and 3."""
+
+    def __init__(self, cron: Cron) -> None:
+        self.track = cron.track
+        self.schedulers_key = cron.keys.cron_schedulers
+        self.jobs_key = cron.keys.cron_jobs
+        self.hash_prefix = cron.keys.kind("cron_scheduler")
         self.now = 0.0
         self.read = False
         self.heartbeats: list[tuple[bytes, bytes | float]] = []
@@ -105,8 +123,7 @@ class CronScan:
     def _take_hashes(self, replies: list) -> None:
         self.hashes = [r[0] if isinstance(r, list) and r else None for r in replies]
 
-    def finish(self) -> CronState:
-        """After a successful read: what the exporter remembers moves on."""
+    def result(self, given: Given) -> CronState:
         if not self.read:
             return CronState()
         problems: list[Problem] = []

@@ -1,36 +1,38 @@
-"""Job timing's Redis side: a plan into commands, replies into results. Its reads ride in the
-reader's rounds 2 and 3, so the round trips stay constant.
+"""Job timing's reads, riding in the reader's rounds 2 and 3, and its result.
 
 Round 2, per queue and registry, one group: a ZRANGEBYSCORE per known TTL window, the probe
 above the longest TTL (in that window's read once the registry is settled, else on its own), for
 the finished registry a ZCOUNT of the jobs kept forever (unless the probe's read counts them),
 and, for a few registries in turn, a sweep chunk. The failed jobs kept forever are the reader's
 count (``QueueState.failed_forever``). With RQ's default TTLs an idle queue costs 2 commands.
-Round 3: one HMGET per new entry (within the per-scrape caps). Only read commands. Nothing
-here changes the tracker: ``Tracker.apply`` does, once the whole read has succeeded, so a
-scrape that fails half way leaves every cursor where it was.
+Round 3: one HMGET per new entry (within the per-scrape caps), with ``exc_info`` for the failed
+ones (exception classes take it from the result). Only read commands. Nothing here changes the
+tracker before ``TimingReads.result``, once the whole read has succeeded: a scrape that fails half
+way leaves every cursor where it was.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Container, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rq_exporter.batch import Batch
-from rq_exporter.keys import Keys
+from rq_exporter.concern import Given, Reads
+from rq_exporter.concerns.failed_queue import NAME as FAILED_QUEUE
+from rq_exporter.concerns.failed_queue import FailedQueue
+from rq_exporter.concerns.timing.histograms import JobTotals
+from rq_exporter.concerns.timing.records import Entry, Outcome, Plan, Probe, RegistryPlan, RegistryReply, Selection
+from rq_exporter.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
 from rq_exporter.snapshot import Problem
-from rq_exporter.timing_tracker import (
-    PROBE_CHUNK,
-    SWEEP_CHUNK,
-    Entry,
-    Outcome,
-    Plan,
-    Probe,
-    RegistryPlan,
-    RegistryReply,
-    Selection,
-    Tracker,
-)
+
+if TYPE_CHECKING:
+    from rq_exporter.concerns.timing.job_timing import JobTiming
+
+# Read with the hashes of failed jobs, for exception classes: one HMGET, not two.
+EXC_INFO = b"exc_info"
+NOTHING_ENDED = Outcome((), (), ())
 
 # Finished jobs kept forever (result_ttl=-1) have the score +inf. Failed ones (failure_ttl=-1, score
 # -1) are counted by the reader, which reads the failed registry's negative scores apart anyway.
@@ -131,22 +133,28 @@ def _entries(answer: list | None) -> list[Entry]:
         return []
 
 
-class TimingScan:
-    """One scrape's timing reads; hand it to ``read_snapshot(extras=...)``, then ``finish()``."""
+@dataclass(frozen=True)
+class TimingResult:
+    outcome: Outcome  # the jobs the tracker found ended this scrape
+    # (queue, job id) -> the stored exc_info of each failed job read in a TTL window this scrape
+    exc_info: Mapping[tuple[str, bytes], bytes | None]
+    totals: JobTotals
+    problems: tuple[Problem, ...]
 
-    def __init__(self, tracker: Tracker, keys: Keys, fields: tuple[bytes, ...], skip: Container[str] = ()) -> None:
-        self.tracker = tracker
-        self.skip = skip
-        self.keys = keys
-        self.fields = fields  # the job hash fields to read
+
+class TimingReads(Reads[TimingResult]):
+    """One scrape's reads of the finished and failed registries (round 2) and of the new jobs'
+    hashes (round 3). Nothing here changes the tracker before ``result``: a scrape that fails
+    half way leaves every cursor where it was."""
+
+    def __init__(self, timing: JobTiming, skip: Container[str]) -> None:
+        self.timing = timing
+        self.skip = skip  # queues that are not queues
         self.plan: Plan | None = None
         self.replies: list[RegistryReply | None] = []
         self.selection: Selection | None = None
         self.hashes: list[list[bytes | None] | None] = []  # HMGET answers, in JOB_FIELDS order
-        # status -> more fields read from the hashes of that registry's candidates (exceptions.py's
-        # exc_info rides in the same HMGET), and their values per read hash (None: none asked).
-        self.extra_fields: dict[str, tuple[bytes, ...]] = {}
-        self.extra_values: list[list[bytes | None] | None] = []
+        self.exc_info: list[bytes | None] = []  # per read hash of a failed job, else None
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
         # Quiet: these keys are the reader's too, and it reports their errors.
@@ -154,9 +162,9 @@ class TimingScan:
 
     def _groups(self, queues: list[tuple[bytes, str]], now: float) -> Iterator[tuple]:
         # Planned only as the batch is sent, while Redis works on the reads before these.
-        self.plan = plan = self.tracker.plan([q for q in queues if q[1] not in self.skip], now)
+        self.plan = plan = self.timing.tracker.plan([q for q in queues if q[1] not in self.skip], now)
         self.replies = [None] * len(plan.registries)
-        prefixes = self.keys.per_queue
+        prefixes = self.timing.keys.per_queue
         for i, rp in enumerate(plan.registries):
             yield self._taker(i, rp), commands(rp, prefixes[rp.status] + rp.raw)
 
@@ -168,30 +176,51 @@ class TimingScan:
     def third(self, batch: Batch) -> None:
         if self.plan is None:
             return
-        self.selection = self.tracker.select(self.plan, self.replies)
+        self.selection = self.timing.tracker.select(self.plan, self.replies)
         to_read = self.selection.to_read
         if to_read:
-            job, fields = self.keys.per_queue["job"], self.fields
-            if not self.extra_fields:
-                batch.add_group(self._take_hashes, [("HMGET", job + c.member, *fields) for c in to_read], quiet=True)
-                return
-            status = [rp.status for rp in self.plan.registries]
-            by_status = {s: (*fields, *self.extra_fields.get(s, ())) for s in set(status)}
-            batch.add_group(self._take_hashes, [("HMGET", job + c.member, *by_status[status[c.registry]])
-                                                for c in to_read], quiet=True)
+            job, fields = self.timing.keys.per_queue["job"], self.timing.fields
+            with_exc = (*fields, EXC_INFO)
+            registries = self.plan.registries
+            batch.add_group(self._take_hashes, [
+                ("HMGET", job + c.member, *(with_exc if registries[c.registry].status == "failed" else fields))
+                for c in to_read], quiet=True)
 
     def _take_hashes(self, replies: list) -> None:
-        if not self.extra_fields:
-            self.hashes = replies
-            return
-        n = len(self.fields)
+        n = len(self.timing.fields)
         self.hashes = [r if r is None or len(r) == n else r[:n] for r in replies]
-        self.extra_values = [r[n:] if r is not None and len(r) > n else None for r in replies]
+        self.exc_info = [r[n] if r is not None and len(r) > n else None for r in replies]
 
-    def finish(self, failed_forever: Mapping[str, int | None]) -> tuple[Outcome | None, list[Problem]]:
-        """After a successful read: the tracker moves its cursors and says which jobs ended.
-        ``failed_forever``: queue -> its failed jobs kept forever, as the reader counted them."""
+    def failed_in_windows(self) -> list[tuple[str, bytes]]:
+        """After ``third``: (queue, job id) of the failed jobs whose hashes are read from a TTL
+        window. The probe's and the sweep's finds are old entries (their TTL's window counts them
+        on a later scrape, if ever), and an idle registry has none."""
         if self.plan is None or self.selection is None:
-            return None, []
-        outcome = self.tracker.apply(self.plan, self.replies, self.selection, self.hashes, failed_forever)
-        return outcome, list(outcome.problems)
+            return []
+        registries = self.plan.registries
+        return [(registries[c.registry].queue, c.member) for c in self.selection.to_read
+                if c.window is not None and registries[c.registry].status == "failed"]
+
+    def result(self, given: Given) -> TimingResult:
+        """The tracker moves its cursors and says which jobs ended; they are counted and timed,
+        and so are the new jobs of RQ 0.x's failed queue."""
+        timing, problems = self.timing, list[Problem]()
+        outcome: Outcome = NOTHING_ENDED
+        exc_info: dict[tuple[str, bytes], bytes | None] = {}
+        if self.plan is not None and self.selection is not None:
+            # The reader counts each queue's failed jobs kept forever: it reads them apart anyway,
+            # as RQ's count of failed jobs leaves the expired ones out.
+            failed_forever = {q.name: q.failed_forever for q in given.snapshot.queues}
+            outcome = timing.tracker.apply(self.plan, self.replies, self.selection, self.hashes, failed_forever)
+            problems += outcome.problems
+            problems += timing.times.record(outcome)
+            registries = self.plan.registries
+            exc_info = {(registries[c.registry].queue, c.member): value
+                        for c, value in zip(self.selection.to_read, self.exc_info)
+                        if c.window is not None and registries[c.registry].status == "failed"}
+        old = given.result(FailedQueue)
+        if old is not None and old.legacy:
+            timing.forget(FAILED_QUEUE)  # tracked on the scrape that told
+            problems += timing.times.record(Outcome(old.ended, (), ()))
+        totals = timing.times.totals({*timing.tracker.queues, *(q.name for q in given.snapshot.queues)})
+        return TimingResult(outcome, exc_info, totals, tuple(problems))

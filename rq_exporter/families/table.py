@@ -1,5 +1,5 @@
 """A metric family held as rows of label values: the per-queue families, ~19,000 samples a scrape
-at 1,000 queues.
+at 1,000 queues. ``table`` and ``histogram_table`` build one for a metric of the catalogue.
 
 A prometheus_client family holds a Sample and a label dict per sample; building them costs as
 much as writing them out, and they are most of the memory a scrape touches. A ``Table`` keeps
@@ -15,6 +15,7 @@ from prometheus_client.core import Metric
 from prometheus_client.samples import Exemplar, Sample
 
 from rq_exporter import parse
+from rq_exporter.families.catalogue import spec
 
 Row = tuple[tuple[str, ...], float]
 
@@ -104,3 +105,18 @@ def _exemplar(job: JobExemplar | None) -> Exemplar | None:
     if job is None or job_id is None:
         return None
     return Exemplar({EXEMPLAR_LABEL: job_id}, job[1], job[2])
+
+
+def table(name: str, rows: list[Row]) -> Table:
+    """The catalogued metric ``name`` as rows of (label values in its label order, value)."""
+    s = spec(name)
+    return Table(s.name, s.help, s.type, s.labels, rows)
+
+
+def histogram_table(name: str, extra_labels: tuple[str, ...], les: tuple[str, ...],
+                    rows: list[HistogramRow], exemplars: Sequence[Sequence[JobExemplar | None]] | None = None,
+                    ) -> HistogramTable:
+    """The catalogued histogram ``name`` (plus optional labels) as rows of (label values,
+    cumulative bucket counts, sum), and per row each bucket's exemplar (OpenMetrics only)."""
+    s = spec(name)
+    return HistogramTable(s.name, s.help, (*s.labels, *extra_labels), les, rows, exemplars)

@@ -10,19 +10,23 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import accumulate
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
 from rq_exporter import jobfunc, parse
+from rq_exporter.concerns.timing.records import Ended, Outcome
+from rq_exporter.concerns.timing.rules import JOB_FIELDS
+from rq_exporter.concerns.timing.tracker import REGISTRIES
+from rq_exporter.families.table import HistogramRow, JobExemplar, Row, histogram_table, table
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import histogram_table, table
-from rq_exporter.settings import DEFAULT_BUCKETS
 from rq_exporter.snapshot import Problem
-from rq_exporter.table import JobExemplar
-from rq_exporter.timing_rules import JOB_FIELDS
-from rq_exporter.timing_tracker import REGISTRIES, Ended, Outcome
+
+if TYPE_CHECKING:
+    from rq_exporter.concerns.timing.job_timing import TimingOptions
 
 
 class Histogram:
@@ -57,14 +61,38 @@ class Histogram:
 STARTED, ENQUEUED, DATA = (JOB_FIELDS.index(f) for f in (b"started_at", b"enqueued_at", b"data"))
 
 
+@dataclass(frozen=True)
+class HistogramRows:
+    name: str
+    extra_labels: tuple[str, ...]
+    les: tuple[str, ...]
+    rows: list[HistogramRow]
+    exemplars: list[tuple[JobExemplar | None, ...]]
+
+
+@dataclass(frozen=True)
+class JobTotals:
+    """The counters and histograms as they stand after a scrape: the families' data, apart from
+    the tracker's state that goes on changing."""
+
+    histograms: tuple[HistogramRows, ...]
+    counters: tuple[tuple[str, list[Row]], ...]
+
+
+def families(totals: JobTotals) -> Iterator[Metric]:
+    for h in totals.histograms:
+        yield histogram_table(h.name, h.extra_labels, h.les, h.rows, h.exemplars)
+    for name, rows in totals.counters:
+        yield table(name, rows)
+
+
 class JobTimes:
-    def __init__(self, buckets: Iterable[float] = DEFAULT_BUCKETS, func_label: bool = False,
-                 func_limit: int = 100, keys: Keys | None = None) -> None:
-        self.bounds = tuple(float(b) for b in buckets)
+    def __init__(self, options: TimingOptions, keys: Keys) -> None:
+        self.bounds = tuple(float(b) for b in options.timing_buckets)
         self.les = tuple(floatToGoString(b) for b in self.bounds) + ("+Inf",)
-        self.func_label = func_label
-        self.func_limit = func_limit
-        self.keys = keys or Keys()
+        self.func_label = options.timing_func_label
+        self.func_limit = options.timing_func_limit
+        self.keys = keys
         # "finished", "failed", "not_timed" -> queue -> jobs since the exporter started
         self.counts: dict[str, Counter[str]] = {name: Counter() for name in (*REGISTRIES, "not_timed")}
         self.durations: dict[tuple, Histogram] = {}  # (queue, status, func or None)
@@ -126,24 +154,35 @@ class JobTimes:
             histogram = histograms[key] = Histogram(len(self.bounds) + 1)
         return histogram
 
-    def families(self, queues: Iterable[str] = ()) -> Iterator[Metric]:
-        """Every known queue has its counters at 0; a histogram series appears with its first job.
+    def forget(self, queue: str) -> None:
+        for counts in self.counts.values():
+            counts.pop(queue, None)
+
+    def totals(self, queues: Iterable[str]) -> JobTotals:
+        """Every queue of ``queues`` or counted has its counters at 0; a histogram series appears
+        with its first job.
 
         Zero histograms would be 48 samples per idle queue (most of a 1,000-queue scrape) that
         say nothing the counters do not: rq_jobs_finished_total is 0 there.
         """
         extra = ("func",) if self.func_label else ()
         keep = slice(None, None if self.func_label else -1)  # the func key part, without the label
-        for name, histograms in (("rq_job_duration_seconds", self.durations), ("rq_job_wait_seconds", self.waits)):
-            ordered = sorted(histograms.items(), key=_sort_key)
-            yield histogram_table(name, extra, self.les, [(key[keep], h.cumulative, h.sum) for key, h in ordered],
-                                  [h.exemplars for _, h in ordered])
+        histograms = []
+        for name, kept in (("rq_job_duration_seconds", self.durations), ("rq_job_wait_seconds", self.waits)):
+            ordered = sorted(kept.items(), key=_sort_key)
+            # A bucket's latest job changes in place: copied. Its cumulative counts are a new list
+            # after each observation, and a float sum is a value.
+            histograms.append(HistogramRows(name, extra, self.les,
+                                            [(key[keep], h.cumulative, h.sum) for key, h in ordered],
+                                            [tuple(h.exemplars) for _, h in ordered]))
         names = sorted(set(queues).union(*self.counts.values()))
+        counters: list[tuple[str, list[Row]]] = []
         for status in REGISTRIES:
             counts = self.counts[status]
-            yield table(f"rq_jobs_{status}_total", [((name,), counts[name]) for name in names])
+            counters.append((f"rq_jobs_{status}_total", [((name,), counts[name]) for name in names]))
         not_timed = self.counts["not_timed"]
-        yield table("rq_exporter_jobs_not_timed_total", [((name,), not_timed[name]) for name in names])
+        counters.append(("rq_exporter_jobs_not_timed_total", [((name,), not_timed[name]) for name in names]))
+        return JobTotals(tuple(histograms), tuple(counters))
 
 
 def _sort_key(item: tuple) -> tuple:

@@ -20,8 +20,8 @@ from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from rq_exporter import prom_internals
-from rq_exporter.table import EXEMPLAR_LABEL, HistogramTable, JobExemplar, Table, exemplar_id
+from rq_exporter.families.table import EXEMPLAR_LABEL, HistogramTable, JobExemplar, Table, exemplar_id
+from rq_exporter.web import prom_internals
 
 _TEXT_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary"}
 

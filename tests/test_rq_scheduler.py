@@ -1,4 +1,4 @@
-"""rq-scheduler (rq_exporter/schedules.py) on data laid out as rq-scheduler 0.14 writes it
+"""rq-scheduler (rq_exporter/concerns/rq_scheduler.py) on data laid out as rq-scheduler 0.14 writes it
 (Scheduler._create_job / enqueue_at / cron, register_birth / register_death).
 tests/test_e2e_schedules.py runs the real rqscheduler."""
 
@@ -9,12 +9,11 @@ import time
 import zlib
 
 import fakeredis
+from concern_scrape import rows_of, scrape_concern
 
-from rq_exporter import schedules
+from rq_exporter.concerns import rq_scheduler as schedules
+from rq_exporter.concerns.rq_scheduler import RqScheduler, ScheduleOptions, ScheduleTrack
 from rq_exporter.keys import Keys
-from rq_exporter.reader import read_snapshot
-from rq_exporter.schedules import ScheduleScan, ScheduleTrack
-from rq_exporter.table import Table
 
 
 def schedule(r, job_id: str, queue: str, func: str, due: float, prefix: str = "rq") -> None:
@@ -25,19 +24,16 @@ def schedule(r, job_id: str, queue: str, func: str, due: float, prefix: str = "r
 
 
 def scrape(r, track: ScheduleTrack, func_limit: int = 100, keys: Keys | None = None) -> schedules.ScheduleState:
-    keys = keys or Keys()
-    scan = ScheduleScan(track, keys)
-    snapshot = read_snapshot(r, keys, extras=(scan,))
+    keys = keys or Keys("rq")
+    concern = RqScheduler(ScheduleOptions(timing_func_limit=func_limit), keys)
+    concern.track = track  # remembered across scrapes
+    snapshot, result = scrape_concern(r, concern, keys)
     assert snapshot.round_trips <= 3
-    return scan.finish(func_limit)
+    return result
 
 
 def rows(state: schedules.ScheduleState) -> dict[str, dict]:
-    out = {}
-    for family in schedules.families(state):
-        assert isinstance(family, Table)
-        out[family.name] = dict(family.rows)
-    return out
+    return rows_of(schedules.families(state))
 
 
 def test_jobs_per_queue_and_function_a_cron_job_registered_twice_counts_two():

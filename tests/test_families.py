@@ -5,11 +5,18 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from rq_exporter import cron, running, schedules
-from rq_exporter.catalogue import BY_NAME, CATALOGUE, JOB_STATUSES, PER_WORKER, markdown_table
-from rq_exporter.metrics import ExporterStats, exporter_families, rq_families
+from rq_exporter.concern import taken
+from rq_exporter.concerns import cron
+from rq_exporter.concerns import exception_classes as exceptions
+from rq_exporter.concerns import rq_scheduler as schedules
+from rq_exporter.concerns import running_jobs as running
+from rq_exporter.concerns.timing.histograms import families as timing_families
+from rq_exporter.concerns.timing.job_timing import JobTiming, TimingOptions
+from rq_exporter.families.catalogue import BY_NAME, CATALOGUE, JOB_STATUSES, PER_WORKER, markdown_table
+from rq_exporter.families.core import ExporterStats, exporter_families, rq_families
+from rq_exporter.keys import Keys
+from rq_exporter.settings import Settings
 from rq_exporter.snapshot import WORKER_STATES, QueueState, Snapshot, WorkerState
-from rq_exporter.timing import Timing
 from support import parse_samples
 
 PER_WORKER_FAMILIES = {s.name for s in CATALOGUE if s.note == PER_WORKER}
@@ -46,7 +53,8 @@ def all_families(snapshot: Snapshot = FULL, per_worker: bool = True):
     stats = ExporterStats(scrapes=3, errors=1)
     stats.skipped["bad_timestamp"] += 2
     return (list(exporter_families(stats, True, 0.01, 3)) + list(rq_families(snapshot, per_worker))
-            + list(Timing().families(["default"]))
+            + list(timing_families(JobTiming(taken(TimingOptions, Settings()), Keys("rq")).times.totals(["default"])))
+            + list(exceptions.families(exceptions.ExceptionTotals([])))
             + list(cron.families(cron.CronState(1, 1, (cron.CronJobState("nightly", "default", 2.0, 1.0, 1),), 1)))
             + list(schedules.families(schedules.ScheduleState({("default", "app.f"): 2}, {"default": 1}, 0, 1)))
             + list(running.families(running.Running(), snapshot, per_worker)))

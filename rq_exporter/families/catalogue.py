@@ -1,6 +1,6 @@
 """Every metric the exporter can expose: the one list the code, the README table and the tests use.
 
-Run ``python -m rq_exporter.catalogue`` to print the README's metric table.
+Run ``python -m rq_exporter.families.catalogue`` to print the README's metric table.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("rq_exporter_jobs_not_timed_total", "counter",
                "Finished or failed jobs counted but not timed: past --timing-max-jobs-per-scrape, kept forever "
                "(TTL -1) or without start/end times.", ("queue",), group="timing", note=TIMING),
-    # --- schedules: RQ's `rq cron` (rq_exporter/cron.py) and rq-scheduler (rq_exporter/schedules.py) ---
+    # --- schedules: RQ's `rq cron` (concerns/cron.py) and rq-scheduler (concerns/rq_scheduler.py) ---
     MetricSpec("rq_cron_schedulers", "gauge",
                "Live RQ cron schedulers (`rq cron`): listed in rq:cron_schedulers with a heartbeat within RQ's "
                "120 s TTL.", group="schedule"),

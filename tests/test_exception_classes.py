@@ -1,6 +1,6 @@
-"""Exception classes from the values RQ stores, without Redis (exceptions.py's pure part).
+"""Exception classes from the values RQ stores, without Redis (concerns/exception_classes.py's pure part).
 
-tests/test_exceptions_rq_workers.py reads what real RQ workers of both layouts store.
+tests/test_exception_classes_rq_workers.py reads what real RQ workers of both layouts store.
 """
 
 from __future__ import annotations
@@ -11,19 +11,21 @@ import zlib
 
 import pytest
 
-from rq_exporter.exceptions import (
+from rq_exporter.concerns.exception_classes import (
     MAX_TEXT,
     OTHER,
     UNKNOWN,
     ExceptionCounts,
+    ExceptionTotals,
     Malformed,
     classify,
     exception_class,
+    families,
     hash_text,
     latest_exc_string,
     result_text,
 )
-from rq_exporter.timing_tracker import Ended, Outcome
+from rq_exporter.concerns.timing.records import Ended, Outcome
 
 
 class CustomError(Exception):
@@ -130,7 +132,7 @@ def test_every_failed_job_counts_once_and_classes_past_the_limit_are_other():
     counts.record(Outcome(ended, (("q", "failed", 3), ("q", "finished", 4)), ()), classes)
     assert dict(counts.counts) == {("q", "KeyError"): 1, ("q", "ValueError"): 1, ("q", OTHER): 1,
                                    ("r", "KeyError"): 1, ("q", UNKNOWN): 4}  # e not read, 3 kept forever
-    family = next(counts.families())
+    family = next(families(ExceptionTotals(counts.rows())))
     assert family.name == "rq_job_exceptions"
     assert next((s.labels, s.value) for s in family.samples) == ({"queue": "q", "exception": "KeyError"}, 1)
     counts.forget("q")

@@ -32,9 +32,11 @@ from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
+from rq_exporter.concern import Concern, Given, Reads, taken
+from rq_exporter.families.table import table
 from rq_exporter.jobfunc import function_name
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import table
+from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem
 
 MAX_TRACKED = 20_000  # jobs whose queue and function are read (the first by due time)
@@ -67,14 +69,37 @@ class ScheduleState:
     problems: tuple[Problem, ...] = ()
 
 
-class ScheduleScan:
-    """One scrape's reads of rq-scheduler's keys; rides in the reader's rounds 2 and 3 (ExtraReads)."""
+@dataclass(frozen=True)
+class ScheduleOptions:
+    timing_func_limit: int  # distinct functions; the rest are ``other``
 
-    def __init__(self, track: ScheduleTrack, keys: Keys) -> None:
-        self.track = track
-        self.zset = f"{keys.prefix}:scheduler:scheduled_jobs".encode()
-        self.pattern = f"{keys.prefix}:scheduler_instance:*".encode()
-        self.job = keys.kind("job")
+
+class RqScheduler(Concern[ScheduleOptions, "ScheduleReads", ScheduleState]):
+    @classmethod
+    def options(cls, settings: Settings) -> ScheduleOptions:
+        return taken(ScheduleOptions, settings)
+
+    def __init__(self, options: ScheduleOptions, keys: Keys) -> None:
+        self.func_limit = options.timing_func_limit
+        self.keys = keys
+        self.track = ScheduleTrack()
+
+    def reads(self, given: Given) -> ScheduleReads:
+        return ScheduleReads(self)
+
+    def families(self, result: ScheduleState) -> Iterator[Metric]:
+        return families(result)
+
+
+class ScheduleReads(Reads[ScheduleState]):
+    """One scrape's reads of rq-scheduler's keys, in rounds 2 and 3."""
+
+    def __init__(self, schedules: RqScheduler) -> None:
+        self.track = schedules.track
+        self.func_limit = schedules.func_limit
+        self.zset = schedules.keys.scheduled_jobs
+        self.pattern = schedules.keys.scheduler_instances
+        self.job = schedules.keys.kind("job")
         self.now = 0.0
         self.read = False
         self.total = 0
@@ -133,8 +158,7 @@ class ScheduleScan:
     def _take_jobs(self, replies: list) -> None:
         self.answers = replies
 
-    def finish(self, func_limit: int = 100) -> ScheduleState:
-        """After a successful read: what is remembered moves on."""
+    def result(self, given: Given) -> ScheduleState:
         if not self.read:
             return ScheduleState()
         track = self.track
@@ -163,17 +187,17 @@ class ScheduleScan:
         track.searching = self.total > 0 and not live
         # ZRANGE lists by due time: the past-due jobs (ZCOUNT, same round) come first.
         due = ids[:self.past_due]
-        return state(track.jobs, ids, due, self.total, self.past_due, live, func_limit, tuple(problems))
+        return state(track.jobs, ids, due, self.total, self.past_due, live, self.func_limit, tuple(problems))
 
 
-def _checker(scan: ScheduleScan, keys: list[bytes]) -> Callable[[list], None]:
+def _checker(scan: ScheduleReads, keys: list[bytes]) -> Callable[[list], None]:
     def take(replies: list) -> None:
         scan.checked.extend(zip(keys, replies))
     return take
 
 
 def state(known: dict[bytes, tuple[str, str]], members: list[bytes], due: list[bytes], total: int, past_due: int,
-          live: int, func_limit: int = 100, problems: tuple[Problem, ...] = ()) -> ScheduleState:
+          live: int, func_limit: int, problems: tuple[Problem, ...] = ()) -> ScheduleState:
     """Counts per (queue, function) of the jobs read, the rest of ``total`` untracked; past-due jobs
     per queue, those beyond the ones read under ``unknown``. Past ``func_limit`` functions (the
     least scheduled), the rest are ``other``."""

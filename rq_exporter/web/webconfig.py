@@ -32,7 +32,7 @@ from pathlib import Path
 import bcrypt
 
 from rq_exporter import yamlfile
-from rq_exporter.server import WsgiApp
+from rq_exporter.web.server import WsgiApp
 
 # Python's ssl module cannot accept a client certificate without verifying it, so the two
 # exporter-toolkit modes that do that (RequestClientCert, RequireAnyClientCert) are refused.

@@ -39,8 +39,10 @@ from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
+from rq_exporter.concern import Concern, Given, Reads, taken
+from rq_exporter.families.table import table
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import table
+from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem, Snapshot
 
 MAX_PER_QUEUE = 1_000  # started registry members read per queue and scrape
@@ -82,13 +84,46 @@ class RunningTrack:
         self.known: dict[str, dict[bytes, RunningJob]] = {}
 
 
-class RunningScan:
-    """One scrape's reads of the started registries; rides in the reader's rounds 2 and 3
-    (ExtraReads), then ``finish``."""
+@dataclass(frozen=True)
+class RunningOptions:
+    per_worker_metrics: bool  # rq_worker_current_job_seconds
 
-    def __init__(self, keys: Keys, track: RunningTrack | None = None) -> None:
+
+@dataclass(frozen=True)
+class RunningResult:
+    """The started jobs, with the snapshot whose queues and workers get a row each."""
+
+    running: Running
+    snapshot: Snapshot
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.running.problems
+
+
+class RunningJobs(Concern[RunningOptions, "RunningReads", RunningResult]):
+    @classmethod
+    def options(cls, settings: Settings) -> RunningOptions:
+        return taken(RunningOptions, settings)
+
+    def __init__(self, options: RunningOptions, keys: Keys) -> None:
+        self.per_worker = options.per_worker_metrics
         self.keys = keys
-        self.track = track if track is not None else RunningTrack()
+        self.track = RunningTrack()
+
+    def reads(self, given: Given) -> RunningReads:
+        return RunningReads(self)
+
+    def families(self, result: RunningResult) -> Iterator[Metric]:
+        return families(result.running, result.snapshot, per_worker=self.per_worker)
+
+
+class RunningReads(Reads[RunningResult]):
+    """One scrape's reads of the started registries, in rounds 2 and 3."""
+
+    def __init__(self, concern: RunningJobs) -> None:
+        self.keys = concern.keys
+        self.track = concern.track
         self.kept: list[tuple[bytes, RunningJob]] = []  # (member, job): known executions still started
         self.names: list[str] = []
         self.members: list[list | None] = []
@@ -132,9 +167,8 @@ class RunningScan:
     def _take_hashes(self, replies: list) -> None:
         self.answers = replies
 
-    def finish(self) -> Running:
-        """After a successful read: the started jobs as plain data; the track keeps this read's
-        executions."""
+    def result(self, given: Given) -> RunningResult:
+        """The started jobs as plain data; the track keeps this read's executions."""
         jobs: list[RunningJob] = [found for _, found in self.kept]
         known: dict[str, dict[bytes, RunningJob]] = {}
         for member, found in self.kept:
@@ -166,7 +200,7 @@ class RunningScan:
             if len(raw_id) != len(member):  # an execution (RQ >= 2.0): its start never changes
                 known.setdefault(queue, {})[member] = found
         self.track.known = known
-        return Running(tuple(jobs), tuple(problems))
+        return RunningResult(Running(tuple(jobs), tuple(problems)), given.snapshot)
 
 
 def longest_per_queue(running: Running, now: float) -> dict[str, float]:

@@ -1,18 +1,19 @@
-"""Snapshot -> metric families: a pure function, so it is tested without Redis."""
+"""The core families: the snapshot's (queues and workers) and the exporter's own; a pure function
+of the snapshot and the exporter's counters, so it is tested without Redis."""
 
 from __future__ import annotations
 
 import platform
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import Metric, SummaryMetricFamily
 
 from rq_exporter import __version__
-from rq_exporter.catalogue import CATALOGUE, JOB_STATUSES, spec
+from rq_exporter.families.catalogue import CATALOGUE, JOB_STATUSES, spec
+from rq_exporter.families.table import table
 from rq_exporter.snapshot import WORKER_STATES, Snapshot, WorkerState
-from rq_exporter.table import HistogramRow, HistogramTable, JobExemplar, Row, Table
 
 
 @dataclass
@@ -64,21 +65,6 @@ def _queue_families(snapshot: Snapshot) -> Iterator[Metric]:
     yield table("rq_queue_workers", [((name, state), count)
                                      for name, counts in _workers_per_queue(names, snapshot.workers).items()
                                      for state, count in counts.items()])
-
-
-def table(name: str, rows: list[Row]) -> Table:
-    """The catalogued metric ``name`` as rows of (label values in its label order, value)."""
-    s = spec(name)
-    return Table(s.name, s.help, s.type, s.labels, rows)
-
-
-def histogram_table(name: str, extra_labels: tuple[str, ...], les: tuple[str, ...],
-                    rows: list[HistogramRow], exemplars: Sequence[Sequence[JobExemplar | None]] | None = None,
-                    ) -> HistogramTable:
-    """The catalogued histogram ``name`` (plus optional labels) as rows of (label values,
-    cumulative bucket counts, sum), and per row each bucket's exemplar (OpenMetrics only)."""
-    s = spec(name)
-    return HistogramTable(s.name, s.help, (*s.labels, *extra_labels), les, rows, exemplars)
 
 
 def _workers_per_queue(names: Iterable[str], workers: Iterable[WorkerState]) -> dict[str, dict[str, int]]:

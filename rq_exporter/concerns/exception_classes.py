@@ -9,8 +9,9 @@ Where RQ keeps a failed job's traceback (RQ's code, checked for 0.13, 1.10, 1.15
   ``exc_string``, base64 of the zlib-compressed text.
 
 Which one a job has cannot be told before reading, so both ride in round 3 with the job hash
-job timing reads anyway (timing_redis.py): ``exc_info`` as one more field of that HMGET, and one
-``XREVRANGE <stream> + - COUNT 1`` per newly failed job. Nothing is unpickled. Parsing is pure.
+job timing reads anyway (timing/reads.py): ``exc_info`` as one more field of that HMGET, which job
+timing's result hands on, and one ``XREVRANGE <stream> + - COUNT 1`` per newly failed job. Nothing
+is unpickled. Parsing is pure.
 """
 
 from __future__ import annotations
@@ -21,26 +22,29 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
+from rq_exporter.concern import Concern, Given, Reads, taken
+from rq_exporter.concerns.failed_queue import NAME as FAILED_QUEUE
+from rq_exporter.concerns.failed_queue import FailedQueue
+from rq_exporter.concerns.timing.job_timing import JobTiming
+from rq_exporter.concerns.timing.reads import TimingReads
+from rq_exporter.concerns.timing.records import Outcome
+from rq_exporter.families.table import Row, table
 from rq_exporter.keys import Keys
-from rq_exporter.metrics import table
+from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem
-from rq_exporter.timing_redis import TimingScan
-from rq_exporter.timing_tracker import Outcome
 
 EXC_FIELD = b"exc_info"
 UNKNOWN, OTHER = "unknown", "other"
 MAX_TEXT = 1 << 20  # decompressed bytes read of one traceback; beyond it the value is malformed
 _CLASS = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
 _MAX_CLASS = 200
-# Stored values already classified (a burst of one failure stores the same bytes again and again),
-# kept until this many, then forgotten all at once: ~0.5 us a hit against ~5 us to decode. Values
-# over CACHED_BYTES are not kept, so the cache stays under ~2 MB.
 CACHE_SIZE = 500
 CACHED_BYTES = 4096
 
@@ -138,74 +142,109 @@ def classify(exc_info: bytes | None, exc_string: bytes | None) -> str:
     return UNKNOWN
 
 
-class ExceptionScan:
-    """One scrape's exception reads (an ExtraReads); it must come right after the timing scan it
-    rides on in ``read_snapshot(extras=...)``, as round 3 reads what that scan selected."""
+@dataclass(frozen=True)
+class ExceptionOptions:
+    exception_label_limit: int
 
-    def __init__(self, timing: TimingScan, keys: Keys, cache: dict | None = None) -> None:
-        self.timing = timing
-        self.cache: dict[tuple[bytes | None, bytes | None], str] = {} if cache is None else cache
-        self.results = keys.kind("results")
+
+@dataclass(frozen=True)
+class ExceptionTotals:
+    """Failed jobs per (queue, exception class) since the exporter started, as they stand now."""
+
+    counts: list[Row]  # ((queue, exception class), failed jobs)
+    problems: tuple[Problem, ...] = ()
+
+
+class ExceptionClasses(Concern[ExceptionOptions, "ExceptionReads", ExceptionTotals]):
+    """On with job timing, whose failed jobs it classifies; RQ 0.x's failed queue's count as unknown."""
+
+    needs = (FailedQueue, JobTiming)
+
+    @classmethod
+    def options(cls, settings: Settings) -> ExceptionOptions:
+        return taken(ExceptionOptions, settings)
+
+    def __init__(self, options: ExceptionOptions, keys: Keys) -> None:
         self.keys = keys
-        timing.extra_fields["failed"] = (EXC_FIELD,)
-        self.read: list[int] = []  # indexes in timing.selection.to_read of the failed jobs read
+        self.counts = ExceptionCounts(options.exception_label_limit)
+        # Stored values already classified (a burst of one failure stores the same bytes again and
+        # again), kept until CACHE_SIZE, then forgotten all at once: ~0.5 us a hit against ~5 us to
+        # decode. Values over CACHED_BYTES are not kept, so the cache stays under ~2 MB.
+        self.cache: dict[tuple[bytes | None, bytes | None], str] = {}
+
+    def reads(self, given: Given) -> ExceptionReads:
+        return ExceptionReads(self, given.reads(JobTiming))
+
+    def unread(self) -> ExceptionTotals:
+        return ExceptionTotals(self.counts.rows())
+
+    def families(self, result: ExceptionTotals) -> Iterator[Metric]:
+        return families(result)
+
+
+class ExceptionReads(Reads[ExceptionTotals]):
+    """One scrape's reads of the results streams of the failed jobs job timing reads, in round 3
+    (their hashes' exc_info rides in job timing's HMGET)."""
+
+    def __init__(self, concern: ExceptionClasses, timing: TimingReads) -> None:
+        self.concern = concern
+        self.timing = timing
+        self.results = concern.keys.kind("results")
+        self.read: list[tuple[str, bytes]] = []  # (queue, job id) of the failed jobs read
         self.streams: list[Any] = []  # their XREVRANGE answers, in that order
 
-    def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
-        pass
-
     def third(self, batch: Batch) -> None:
-        plan, selection = self.timing.plan, self.timing.selection
-        if plan is None or selection is None:
-            return
-        # Only what a TTL window returned: the probe's and the sweep's finds are old entries (their
-        # TTL's window counts them on a later scrape, if ever), and an idle registry costs nothing.
-        failed = [(k, c) for k, c in enumerate(selection.to_read)
-                  if c.window is not None and plan.registries[c.registry].status == "failed"]
-        if failed:
-            self.read = [k for k, _ in failed]
-            batch.add_group(self._take, [("XREVRANGE", self.results + c.member, "+", "-", "COUNT", 1)
-                                         for _, c in failed])
+        self.read = self.timing.failed_in_windows()  # job timing's third has run
+        if self.read:
+            batch.add_group(self._take, [("XREVRANGE", self.results + member, "+", "-", "COUNT", 1)
+                                         for _, member in self.read])
 
     def _take(self, replies: list) -> None:
         self.streams = replies
 
-    def classes(self) -> tuple[dict[tuple[str, bytes], str], list[Problem]]:
+    def result(self, given: Given) -> ExceptionTotals:
+        """Every failed job job timing counted this scrape counts once: its class, else UNKNOWN;
+        RQ 0.x's failed queue's (its tracebacks are not read) count as UNKNOWN."""
+        classes, problems = self._classes(given.result(JobTiming).exc_info)
+        counts = self.concern.counts
+        counts.record(given.result(JobTiming).outcome, classes)
+        old = given.result(FailedQueue)
+        if old is not None and old.legacy:
+            counts.forget(FAILED_QUEUE)
+            counts.record(Outcome(old.ended, (), ()), {})
+        return ExceptionTotals(counts.rows(), tuple(problems))
+
+    def _classes(self, exc_info: Mapping[tuple[str, bytes], bytes | None],
+                 ) -> tuple[dict[tuple[str, bytes], str], list[Problem]]:
         """(queue, job id) -> exception class, for the failed jobs read this scrape."""
-        plan, selection = self.timing.plan, self.timing.selection
         found: dict[tuple[str, bytes], str] = {}
         problems: list[Problem] = []
-        if plan is None or selection is None or not self.read:
-            return found, problems
-        to_read, extra = selection.to_read, self.timing.extra_values
-        for i, k in enumerate(self.read):
-            c = to_read[k]
-            values = extra[k] if k < len(extra) else None
+        cache = self.concern.cache
+        for i, key in enumerate(self.read):
             stream = self.streams[i] if i < len(self.streams) else None
             try:
-                stored = (values[0] if values else None, latest_exc_string(stream))
-                cls = self.cache.get(stored)
+                stored = (exc_info.get(key), latest_exc_string(stream))
+                cls = cache.get(stored)
                 if cls is None:
                     cls = classify(*stored)
                     if len(stored[0] or b"") + len(stored[1] or b"") <= CACHED_BYTES:
-                        if len(self.cache) >= CACHE_SIZE:
-                            self.cache.clear()
-                        self.cache[stored] = cls
+                        if len(cache) >= CACHE_SIZE:
+                            cache.clear()
+                        cache[stored] = cls
             except Malformed as error:
-                problems.append(Problem("bad_exc_info", parse.text(self.keys.job(c.member)), str(error)[:200]))
+                problems.append(Problem("bad_exc_info", parse.text(self.concern.keys.job(key[1])), str(error)[:200]))
                 cls = UNKNOWN
-            found[(plan.registries[c.registry].queue, c.member)] = cls
+            found[key] = cls
         return found, problems
 
 
 class ExceptionCounts:
-    """Failed jobs per queue and exception class since the exporter started, kept by Timing."""
+    """Failed jobs per queue and exception class since the exporter started."""
 
-    def __init__(self, limit: int = 50) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.counts: Counter[tuple[str, str]] = Counter()
         self.known: set[str] = set()
-        self.cache: dict = {}  # for ExceptionScan, across scrapes
 
     def record(self, outcome: Outcome, classes: Mapping[tuple[str, bytes], str]) -> None:
         """Every failed job of ``outcome`` counts once: its class, else UNKNOWN (not read: past the
@@ -229,5 +268,9 @@ class ExceptionCounts:
         for key in [key for key in self.counts if key[0] == queue]:
             del self.counts[key]
 
-    def families(self) -> Iterator[Metric]:
-        yield table("rq_job_exceptions_total", sorted(self.counts.items()))
+    def rows(self) -> list[Row]:
+        return [(key, n) for key, n in sorted(self.counts.items())]
+
+
+def families(totals: ExceptionTotals) -> Iterator[Metric]:
+    yield table("rq_job_exceptions_total", totals.counts)

@@ -25,11 +25,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
+from rq_exporter.concern import Concern, Given, Reads, taken
 from rq_exporter.keys import Keys
+from rq_exporter.settings import Settings
 from rq_exporter.snapshot import QueueState, Snapshot
 
 SAMPLE_PER_KEY = 1_000
@@ -37,9 +42,34 @@ MAX_JOBS = 10_000
 FIELDS = (b"origin", b"status")
 
 
-class RateLimitScan:
-    """One scrape's reads of the rate limits; rides in the reader's rounds 1 to 3 (ExtraReads and
-    FirstRoundReads), then ``finish``."""
+@dataclass(frozen=True)
+class RateLimitOptions:
+    wants_queue: Callable[[str], bool]  # a queue known only by its waiting jobs gets a row if wanted
+
+
+class RateLimits(Concern[RateLimitOptions, "RateLimitReads", Mapping[str, int]]):
+    """Result: queue -> its jobs waiting for a rate limit slot, folded into ``rq_jobs``."""
+
+    @classmethod
+    def options(cls, settings: Settings) -> RateLimitOptions:
+        return taken(RateLimitOptions, settings)
+
+    def __init__(self, options: RateLimitOptions, keys: Keys) -> None:
+        self.wants_queue = options.wants_queue
+        self.keys = keys
+
+    def reads(self, given: Given) -> RateLimitReads:
+        return RateLimitReads(self.keys)
+
+    def fold(self, snapshot: Snapshot, result: Mapping[str, int]) -> Snapshot:
+        return fold(snapshot, result, self.wants_queue)
+
+    def families(self, result: Mapping[str, int]) -> Iterator[Metric]:
+        return iter(())  # its figures are rq_jobs{status="rate_limited"}: the core families'
+
+
+class RateLimitReads(Reads[Mapping[str, int]]):
+    """One scrape's reads of the rate limits, in rounds 1 to 3."""
 
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
@@ -50,7 +80,7 @@ class RateLimitScan:
         self.answers: list[list | None] = []
 
     def first(self, batch: Batch) -> None:
-        batch.add(self._take_keys, "SMEMBERS", f"{self.keys.prefix}:rl-keys".encode())
+        batch.add(self._take_keys, "SMEMBERS", self.keys.rate_limit_keys)
 
     def _take_keys(self, reply: list) -> None:
         self.limit_keys = sorted(k for k in reply if isinstance(k, bytes))
@@ -60,7 +90,7 @@ class RateLimitScan:
             return
         commands: list[tuple] = []
         for key in self.limit_keys:
-            waiting = self.keys.of("rl", key) + b":rate_limited"
+            waiting = self.keys.rate_limited(key)
             commands += [("ZCARD", waiting), ("ZRANGEBYSCORE", waiting, "-inf", "+inf", "LIMIT", 0, SAMPLE_PER_KEY)]
         batch.add_group(self._take_sets, commands)
 
@@ -78,8 +108,8 @@ class RateLimitScan:
     def _take_hashes(self, replies: list) -> None:
         self.answers = replies
 
-    def finish(self) -> dict[str, int]:
-        """After a successful read: queue -> its jobs waiting for a rate limit slot."""
+    def result(self, given: Given) -> Mapping[str, int]:
+        """Queue -> its jobs waiting for a rate limit slot."""
         read: list[Counter] = [Counter() for _ in self.sizes]
         asked = [0] * len(self.sizes)
         for (i, _), answer in zip(self.asked, self.answers):
@@ -107,7 +137,7 @@ def share(size: int, origins: Counter, read: int) -> dict[str, int]:
     return parts
 
 
-def fold(snapshot: Snapshot, counts: dict[str, int],
+def fold(snapshot: Snapshot, counts: Mapping[str, int],
          wants_queue: Callable[[str], bool] = lambda name: True) -> Snapshot:
     """The snapshot with each queue's rate-limited jobs. Enqueueing adds the queue to ``rq:queues``
     first; a queue whose waiting jobs outlive that entry (``Queue.delete`` removes it) still gets

@@ -15,7 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, exposition
 
 from rq_exporter import __version__
-from rq_exporter.exposition import render
+from rq_exporter.web.exposition import render
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 

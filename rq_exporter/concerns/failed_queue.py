@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+
+from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
+from rq_exporter.concern import Concern, Given, Reads, taken
+from rq_exporter.concerns.timing.records import Ended
+from rq_exporter.concerns.timing.rules import JOB_FIELDS
 from rq_exporter.keys import Keys
+from rq_exporter.settings import Settings
 from rq_exporter.snapshot import Problem, QueueState, Snapshot
-from rq_exporter.timing_rules import JOB_FIELDS
-from rq_exporter.timing_tracker import Ended
 
 NAME = "failed"
 MAX_NEW = 10_000  # job hashes read per scrape
@@ -58,13 +62,46 @@ class FailedQueueResult:
     problems: tuple[Problem, ...] = ()
 
 
-class FailedQueueScan:
-    """One scrape's reads of the failed list; rides in the reader's rounds 2 and 3 (ExtraReads)."""
+@dataclass(frozen=True)
+class FailedQueueOptions:
+    wants_queue: Callable[[str], bool]  # an origin not in rq:queues gets a row if wanted
 
-    def __init__(self, track: FailedQueueTrack, keys: Keys) -> None:
-        self.track = track
-        self.key = keys.of("queue", NAME.encode())
-        self.job = keys.kind("job")
+
+class FailedQueue(Concern[FailedQueueOptions, "FailedQueueReads", "FailedQueueResult | None"]):
+    """Result: None when there is no failed list. Job timing takes it (and its reads) as an input."""
+
+    @classmethod
+    def options(cls, settings: Settings) -> FailedQueueOptions:
+        return taken(FailedQueueOptions, settings)
+
+    def __init__(self, options: FailedQueueOptions, keys: Keys) -> None:
+        self.wants_queue = options.wants_queue
+        self.keys = keys
+        self.track = FailedQueueTrack()
+
+    def reads(self, given: Given) -> FailedQueueReads:
+        return FailedQueueReads(self)
+
+    def fold(self, snapshot: Snapshot, result: FailedQueueResult | None) -> Snapshot:
+        return fold(snapshot, result, self.wants_queue)
+
+    def problems(self, result: FailedQueueResult | None) -> tuple[Problem, ...]:
+        return ()  # fold puts them into the snapshot's
+
+    def families(self, result: FailedQueueResult | None) -> Iterator[Metric]:
+        return iter(())  # its figures are rq_jobs{status="failed"} and job timing's: not its own
+
+
+class FailedQueueReads(Reads["FailedQueueResult | None"]):
+    """One scrape's reads of the failed list, in rounds 2 and 3."""
+
+    def __init__(self, concern: FailedQueue) -> None:
+        self.track = track = concern.track
+        self.key = concern.keys.of("queue", NAME.encode())
+        self.job = concern.keys.kind("job")
+        # Known from earlier scrapes, before this read: the list is RQ 0.x's failed queue and no
+        # queue (job timing leaves its registries out).
+        self.not_queues: tuple[str, ...] = (NAME,) if track.legacy else ()
         self.present = False
         self.length: int | None = None
         self.last: bytes | None = None
@@ -109,8 +146,8 @@ class FailedQueueScan:
     def _take_hashes(self, replies: list) -> None:
         self.answers = replies
 
-    def finish(self) -> FailedQueueResult | None:
-        """After a successful read: the track moves on; None when there is no failed list."""
+    def result(self, given: Given) -> FailedQueueResult | None:
+        """None when there is no failed list."""
         if not self.present or self.length is None:
             return None
         track = self.track

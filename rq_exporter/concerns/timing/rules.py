@@ -1,8 +1,8 @@
 """What the tracker does with one new registry entry, once its job hash is read: the verdicts.
 
 Each rule is a function that either decides (returns verdicts) or passes (returns None) to the
-next, in the order of ``RULES``; tests/test_timing_rules.py takes them one by one. Pure: the
-tracker (timing_tracker.py) applies the verdicts to its state.
+next, in the order ``judge`` tries them; tests/test_timing_rules.py takes them one by one. Pure: the
+tracker (tracker.py) applies the verdicts to its state.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ class HasCursor(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """One candidate entry and what the tracker knows of its registry at this point of the scrape."""
+class Case:
+    """What the rules judge: one candidate registry entry, and what the tracker knows of its
+    registry at this point of the scrape."""
 
     status: str
     member: bytes
@@ -108,64 +109,64 @@ def ttl_hints(fields: Fields) -> list[Learn]:
     return hints
 
 
-def past_the_cap(e: Entry) -> list[Verdict] | None:
+def past_the_cap(case: Case) -> list[Verdict] | None:
     """Not read: counted as a job of the window's TTL, untimed."""
-    if e.fields is None and e.window is not None:
-        return [Count(e.window, timed=False)]
+    if case.fields is None and case.window is not None:
+        return [Count(case.window, timed=False)]
     return None
 
 
-def no_hash(e: Entry) -> list[Verdict] | None:
+def no_hash(case: Case) -> list[Verdict] | None:
     """An entry whose job hash is gone: a window reports it once; discovery has nothing to learn."""
-    if e.fields is not None and all(e.fields.get(f) is None for f in JOB_FIELDS):
-        if e.window is None:
+    if case.fields is not None and all(case.fields.get(f) is None for f in JOB_FIELDS):
+        if case.window is None:
             return [Skip()]
-        return [Problem("missing_job", e.job_key, "registry entry without a job hash"),
-                Remember(e.score - e.window)]
+        return [Problem("missing_job", case.job_key, "registry entry without a job hash"),
+                Remember(case.score - case.window)]
     return None
 
 
-def ended_at(e: Entry) -> tuple[float | None, list[Verdict]]:
+def ended_at(case: Case) -> tuple[float | None, list[Verdict]]:
     try:
-        return parse.timestamp((e.fields or {}).get(b"ended_at")), []
+        return parse.timestamp((case.fields or {}).get(b"ended_at")), []
     except ValueError as error:
-        return None, [Problem("bad_timestamp", e.job_key, str(error)[:200])]
+        return None, [Problem("bad_timestamp", case.job_key, str(error)[:200])]
 
 
-def no_end_time(e: Entry, ended: float | None) -> list[Verdict] | None:
+def no_end_time(case: Case, ended: float | None) -> list[Verdict] | None:
     """No end time (a job RQ moved to failed after its worker died): the window's TTL is the best
     guess, and there is nothing to time."""
     if ended is not None:
         return None
-    return [Count(e.window, timed=False)] if e.window is not None else [Skip()]
+    return [Count(case.window, timed=False)] if case.window is not None else [Skip()]
 
 
-def unknown_ttl(e: Entry, ttl: int | None, measured: int) -> list[Verdict] | None:
+def unknown_ttl(case: Case, ttl: int | None, measured: int) -> list[Verdict] | None:
     """A TTL nobody knew: learned, and counted from the floor by its own window next scrape."""
-    return [Learn(e.status, measured)] if ttl is None else None
+    return [Learn(case.status, measured)] if ttl is None else None
 
 
-def found_by_discovery(e: Entry, ttl: int) -> list[Verdict] | None:
+def found_by_discovery(case: Case, ttl: int) -> list[Verdict] | None:
     """The probe or the sweep found a job of a known TTL: that TTL's window counts it."""
-    return [Skip()] if e.window is None else None
+    return [Skip()] if case.window is None else None
 
 
-def learned_this_scrape(e: Entry, ttl: int) -> list[Verdict] | None:
+def learned_this_scrape(case: Case, ttl: int) -> list[Verdict] | None:
     """Its TTL was learned this scrape: its window, from the floor, counts it next scrape."""
-    return [Skip()] if ttl in e.learned else None
+    return [Skip()] if ttl in case.learned else None
 
 
-def passing_through(e: Entry, ttl: int) -> list[Verdict] | None:
+def passing_through(case: Case, ttl: int) -> list[Verdict] | None:
     """An older entry of a longer TTL whose score passes through a shorter TTL's window (its
     window of this scrape started later): remembered until it leaves, so it is read once."""
-    if e.score - ttl < e.window_low(ttl):
-        assert e.window is not None
-        return [Remember(e.score - e.window)]
+    if case.score - ttl < case.window_low(ttl):
+        assert case.window is not None
+        return [Remember(case.score - case.window)]
     return None
 
 
 def plain_count(answer: Sequence[bytes | None], score: float, window: int, window_low: int) -> float | None:
-    """The verdict of ``judge`` on most entries, reached without building an Entry: a window's job
+    """The verdict of ``judge`` on most entries, reached without building a Case: a window's job
     whose hash was read, with no TTL fields of its own (nothing to learn), an end time, and a score
     that puts it in that window (the window's TTL within TOLERANCE, no other known TTL near: the
     caller checks that) since the window's start. Returns its end time: judge() would say
@@ -185,25 +186,25 @@ def plain_count(answer: Sequence[bytes | None], score: float, window: int, windo
     return ended
 
 
-def judge(e: Entry) -> list[Verdict]:
+def judge(case: Case) -> list[Verdict]:
     """The verdicts on one entry (after its TTL hints, which the tracker learns first)."""
     for rule in (past_the_cap, no_hash):
-        verdicts = rule(e)
+        verdicts = rule(case)
         if verdicts is not None:
             return verdicts
-    ended, problems = ended_at(e)
-    decided = no_end_time(e, ended)
+    ended, problems = ended_at(case)
+    decided = no_end_time(case, ended)
     if decided is not None:
         return problems + decided
     assert ended is not None
-    measured = int(e.score - math.floor(ended))
-    ttl = nearest(e.ttls, measured)
-    decided = unknown_ttl(e, ttl, measured)
+    measured = int(case.score - math.floor(ended))
+    ttl = nearest(case.ttls, measured)
+    decided = unknown_ttl(case, ttl, measured)
     if decided is not None:
         return problems + decided
     assert ttl is not None
     for known_ttl_rule in (found_by_discovery, learned_this_scrape, passing_through):
-        decided = known_ttl_rule(e, ttl)
+        decided = known_ttl_rule(case, ttl)
         if decided is not None:
             return problems + decided
     return problems + [Count(ttl, timed=True, ended=ended)]

@@ -1,7 +1,7 @@
-"""Running jobs (rq_exporter/running.py) on the layouts RQ writes: the started registry's members
+"""Running jobs (rq_exporter/concerns/running_jobs.py) on the layouts RQ writes: the started registry's members
 (job ids before RQ 2.0, ``<job id>:<execution id>`` from 2.0 on), the job hashes' started_at,
 status and worker_name, the worker hash's current_job. fakeredis for the pure logic;
-tests/test_running_rq_workers.py runs real workers of RQ 2.x and 3.0, and
+tests/test_running_jobs_rq_workers.py runs real workers of RQ 2.x and 3.0, and
 tests/test_rq_versions.py every version from 0.13 on.
 """
 
@@ -11,12 +11,22 @@ import time
 
 import fakeredis
 import pytest
+from concern_scrape import scrape_concern
 
 from devkit import rq_time
-from rq_exporter import running
+from rq_exporter.concern import Given
+from rq_exporter.concerns import running_jobs as running
+from rq_exporter.concerns.running_jobs import (
+    Running,
+    RunningJob,
+    RunningJobs,
+    RunningOptions,
+    current_per_worker,
+    families,
+    job_id,
+)
 from rq_exporter.keys import Keys
 from rq_exporter.reader import read_snapshot
-from rq_exporter.running import Running, RunningJob, RunningScan, current_per_worker, families, job_id
 from rq_exporter.snapshot import QueueState, Snapshot, WorkerState
 
 EXECUTION = "0123456789abcdef0123456789abcdef"
@@ -33,11 +43,17 @@ def start(r, queue: str, job: str, seconds_ago: float, member: str | None = None
     r.hset(f"rq:job:{job}", mapping=fields)
 
 
+def concern(keys: Keys, track: running.RunningTrack | None = None) -> RunningJobs:
+    made = RunningJobs(RunningOptions(per_worker_metrics=True), keys)
+    if track is not None:
+        made.track = track  # what was read before
+    return made
+
+
 def scrape(r, keys: Keys | None = None) -> tuple[Snapshot, Running]:
-    keys = keys or Keys()
-    scan = RunningScan(keys)
-    snapshot = read_snapshot(r, keys, extras=(scan,))
-    return snapshot, scan.finish()
+    keys = keys or Keys("rq")
+    snapshot, result = scrape_concern(r, concern(keys), keys)
+    return snapshot, result.running
 
 
 def longest(snapshot: Snapshot, result: Running) -> dict[str, float]:
@@ -150,11 +166,12 @@ def test_executions_read_once_are_kept_and_give_what_a_fresh_read_gives():
     track = running.RunningTrack()
 
     def both() -> tuple[Running, Running, int]:
-        kept_scan, fresh_scan = RunningScan(Keys(), track), RunningScan(Keys())
-        read_snapshot(r, Keys(), extras=(kept_scan,))
-        read_snapshot(r, Keys(), extras=(fresh_scan,))
+        kept_scan, fresh_scan = concern(Keys("rq"), track).reads(Given()), concern(Keys("rq")).reads(Given())
+        kept_snapshot = read_snapshot(r, Keys("rq"), extras=(kept_scan,))
+        fresh_snapshot = read_snapshot(r, Keys("rq"), extras=(fresh_scan,))
         asked = len(kept_scan.asked)
-        kept, fresh = kept_scan.finish(), fresh_scan.finish()
+        kept = kept_scan.result(Given(snapshot=kept_snapshot)).running
+        fresh = fresh_scan.result(Given(snapshot=fresh_snapshot)).running
         return kept, fresh, asked
 
     def same(a: Running, b: Running) -> bool:

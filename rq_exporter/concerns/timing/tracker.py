@@ -31,26 +31,45 @@ registry a few entries per scrape (entries that known windows already cover cost
 Entries kept forever (result_ttl=-1 is score +inf, failure_ttl=-1 is score -1) cannot be found
 by score: their number is counted and its growth is added to the counters, untimed.
 
-A scrape goes through three phases, each handing the next an immutable result:
-``plan`` (what to read) -> the Redis side reads it (timing_redis.py: ``RegistryReply``) ->
-``select`` (which job hashes to read) -> ``apply`` (verdicts from timing_rules.py, then the
-cursors move) -> ``Outcome`` (the jobs that ended, for timing_histograms.py). Only ``apply``
-changes the tracker, and only once the whole read has succeeded.
+A scrape goes through three phases, and between them job timing's reads (reads.py) ask Redis:
+
+1. ``plan``, before round 2: which score windows, probes and sweep chunks to read (``Plan``);
+2. ``select``, between rounds 2 and 3: of the entries found (``RegistryReply``), which job
+   hashes to read (``Selection``);
+3. ``apply``, after the whole read succeeded: the verdicts of rules.py on each entry, then the
+   cursors move; the jobs that ended (``Outcome``) go to histograms.py.
+
+Each phase hands the next an immutable value; only ``apply`` changes the tracker.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import NamedTuple
+from itertools import groupby
+from operator import attrgetter
+from typing import TYPE_CHECKING
 
-from rq_exporter.keys import Keys
-from rq_exporter.snapshot import Problem
-from rq_exporter.timing_rules import (
+from rq_exporter.concerns.timing.records import (
+    Candidate,
+    Ended,
+    Entry,
+    Outcome,
+    Plan,
+    Probe,
+    QueueTrack,
+    RegistryPlan,
+    RegistryReply,
+    RegistryTrack,
+    Selection,
+    TtlClass,
+    Window,
+)
+from rq_exporter.concerns.timing.rules import (
     JOB_FIELDS,
     TOLERANCE,
+    Case,
     Count,
     Learn,
     Remember,
@@ -59,7 +78,11 @@ from rq_exporter.timing_rules import (
     plain_count,
     ttl_hints,
 )
-from rq_exporter.timing_rules import Entry as Judged
+from rq_exporter.keys import Keys
+from rq_exporter.snapshot import Problem
+
+if TYPE_CHECKING:
+    from rq_exporter.concerns.timing.job_timing import TimingOptions
 
 REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
 RQ_DEFAULT_TTL = {"finished": 500, "failed": 31_536_000}
@@ -67,126 +90,22 @@ MAX_TTLS = 64  # per queue and registry; more distinct TTLs are not learned (log
 PROBE_CHUNK = 20
 SWEEP_CHUNK = 20
 
-Entry = tuple[bytes, float]  # (member, score)
-
-
-class Probe(Enum):
-    """How this scrape looks for TTLs longer than any known (timing_redis.py turns it into Redis syntax)."""
-
-    ALONE = "alone"  # a read of its own above the longest window, PROBE_CHUNK entries at most
-    # Settled (the last probe found nothing): the longest window's read goes on up to +inf,
-    # so the probe costs no command; its reply holds only what arrived since.
-    IN_WINDOW = "in window"
-    # Likewise, up to +inf included: also counts the finished jobs kept forever (score +inf).
-    IN_WINDOW_WITH_FOREVER = "in window, with the jobs kept forever"
-
-
-# --- state kept across scrapes ---------------------------------------------------------------
 @dataclass
-class TtlClass:
-    cursor: int  # counted up to this "ended at" second (score - ttl); the next window starts here - slack
-    # Learned after the floor: its window reads the backlog since the floor. Past the per-scrape
-    # cap that backlog is left for the next scrape rather than counted by score, because these
-    # windows also hold older jobs of other TTLs that were counted long ago.
-    catching_up: bool = False
+class _Found:
+    """What ``apply`` gathers while it judges one scrape's candidates."""
 
-
-@dataclass
-class RegistryTrack:
-    ttls: dict[int, TtlClass] = field(default_factory=dict)  # in increasing TTL order
-    # (member, score) -> score - ttl of the window that saw it; dropped once no window can return it.
-    seen: dict[Entry, float] = field(default_factory=dict)
-    sweep_from: float | None = None
-    sweep_skip: int = 0
-    forever: int | None = None
-    settled: bool = False  # the last probe found no finite entry above the longest window
-    full_logged: bool = False
-
-
-@dataclass
-class QueueTrack:
-    floor: int  # jobs that ended before this second are history, never counted
-    registries: dict[str, RegistryTrack] = field(default_factory=dict)
-
-
-# --- what passes between the phases ------------------------------------------------------------
-# NamedTuples: thousands are built per scrape, and a tuple is the cheapest immutable record.
-class Window(NamedTuple):
-    ttl: int
-    low: int  # lowest score, inclusive
-    high: int  # highest score, inclusive
-
-
-class RegistryPlan(NamedTuple):
-    queue: str
-    raw: bytes  # the queue's name as in Redis
-    status: str
-    windows: tuple[Window, ...]  # one per known TTL, longest last
-    probe: Probe
-    probe_above: int  # the probe looks at finite scores above this (the longest window's top)
-    sweep: tuple[float, int] | None  # (from score, entries at that score to skip); None: not this scrape
-
-
-class RegistryReply(NamedTuple):
-    windows: Mapping[int, Sequence[Entry]]  # TTL -> entries, only windows that returned some
-    probe: Sequence[Entry] = ()  # at most PROBE_CHUNK
-    probe_found: bool | None = None  # were there entries above probe_above? None: no answer
-    sweep: Sequence[Entry] = ()
-    forever: int | None = None  # entries kept forever; None: no answer
-
-
-@dataclass(frozen=True)
-class Plan:
-    now: int
-    registries: tuple[RegistryPlan, ...]
-    new_queues: Mapping[str, QueueTrack]  # tracks of queues first seen now, kept by apply
-
-
-class Candidate(NamedTuple):
-    registry: int  # index in Plan.registries
-    member: bytes
-    score: float
-    window: int | None  # the TTL window that returned it; None: found by the probe or the sweep
-    read_hash: bool = True  # False: past the per-scrape cap, counted by score alone
-
-
-@dataclass(frozen=True)
-class Selection:
-    candidates: tuple[Candidate, ...]
-    sweep_afforded: Mapping[int, int]  # registry -> sweep entries examined, where the budget cut it
-    deferred: Mapping[int, Mapping[int, float]]  # registry -> {catching-up TTL: first entry left unread}
-
-    @property
-    def to_read(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.read_hash]
-
-
-class Ended(NamedTuple):
-    """A job counted this scrape; ``fields``: its hash's values in JOB_FIELDS order when it is to be
-    timed, else None."""
-
-    queue: str
-    status: str
-    member: bytes
-    ended: float | None = None
-    fields: Sequence[bytes | None] | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    ended: tuple[Ended, ...]
-    kept_forever: tuple[tuple[str, str, int], ...]  # (queue, status, how many more than last scrape)
-    problems: tuple[Problem, ...]
+    ended: list[Ended] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    learned: dict[tuple[str, str], set[int]] = field(default_factory=dict)  # (queue, status) -> TTLs learned
 
 
 class Tracker:
-    def __init__(self, discovery_per_scrape: int = 100, max_jobs_per_scrape: int = 20_000, slack: int = 10,
-                 extra_ttls: Iterable[int] = (), keys: Keys | None = None) -> None:
-        self.max_jobs = max_jobs_per_scrape
-        self.discovery = discovery_per_scrape
-        self.slack = slack
-        self.extra_ttls = tuple(t for t in extra_ttls if t > 0)
-        self.keys = keys or Keys()
+    def __init__(self, options: TimingOptions, keys: Keys) -> None:
+        self.max_jobs = options.timing_max_jobs_per_scrape
+        self.discovery = options.timing_discovery_per_scrape
+        self.slack = options.timing_clock_slack
+        self.extra_ttls = tuple(t for t in options.timing_ttls if t > 0)
+        self.keys = keys
         self.queues: dict[str, QueueTrack] = {}
         self.last_now: int | None = None
         self._sweep_turn = 0
@@ -290,66 +209,74 @@ class Tracker:
         """``hashes``: the answers to HMGET JOB_FIELDS of ``selection.to_read``, in order (None: an
         error reply). ``failed_forever``: queue -> failed jobs kept forever (the reader counts them)."""
         self.queues.update(plan.new_queues)
-        n, edge = plan.now, self.edge
-        ended: list[Ended] = []
-        problems: list[Problem] = []
-        learned: dict[tuple[str, str], set[int]] = {}  # (queue, status) -> TTLs learned this scrape
-        job_prefix = self.keys.kind("job")
+        found = _Found()
         answers = iter(hashes)
-        current = -1
-        for c in selection.candidates:
-            if c.registry != current:  # candidates come registry by registry
-                current = c.registry
-                rp = plan.registries[current]
-                track = self.queues[rp.queue]
-                reg = track.registries[rp.status]
-                # Where this scrape's windows start, in "ended at" seconds (as plan() placed them), and
-                # the TTLs no other known TTL is near, for plain_count.
-                lows = {w.ttl: w.low - w.ttl for w in rp.windows}
-                alone = {t for t in reg.ttls if all(abs(t - u) > 2 * TOLERANCE for u in reg.ttls if u != t)}
-            answer = next(answers) if c.read_hash else None
-            if answer is not None and c.window in alone and (rp.queue, rp.status) not in learned:
-                when = plain_count(answer, c.score, c.window, lows[c.window])
-                if when is not None:
-                    key = (c.member, c.score)
-                    if key not in reg.seen:
-                        reg.seen[key] = c.score - c.window
-                        ended.append(Ended(rp.queue, rp.status, c.member, when, answer))
-                    continue
-            fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if c.read_hash else None
-            for hint in ttl_hints(fields or {}):
-                self._learn(track, rp.queue, hint.status, hint.ttl, learned, problems)
-            entry = Judged(rp.status, c.member, c.score, c.window, fields, reg.ttls,
-                           learned.get((rp.queue, rp.status), ()), track.floor, edge, job_prefix)
-            for verdict in judge(entry):
-                if isinstance(verdict, Problem):
-                    problems.append(verdict)
-                elif isinstance(verdict, Learn):
-                    self._learn(track, rp.queue, verdict.status, verdict.ttl, learned, problems)
-                elif isinstance(verdict, Remember):
-                    key = (c.member, c.score)
-                    reg.seen[key] = max(reg.seen.get(key, -math.inf), verdict.until)
-                elif isinstance(verdict, Count) and (c.member, c.score) not in reg.seen:
-                    reg.seen[(c.member, c.score)] = c.score - verdict.ttl
-                    ended.append(Ended(rp.queue, rp.status, c.member, verdict.ended,
-                                       answer if verdict.timed else None))
+        # Candidates come registry by registry.
+        for index, candidates in groupby(selection.candidates, key=attrgetter("registry")):
+            self._judge(plan.registries[index], candidates, answers, found)
         kept_forever = []
-        for i, (rp, reply) in enumerate(zip(plan.registries, replies)):
-            reg = self.queues[rp.queue].registries[rp.status]
-            self._move_cursors(reg, rp, n, selection.deferred.get(i) if selection.deferred else None)
-            if reply is None:
-                continue
-            if rp.sweep is not None:
-                self._advance_sweep(reg, rp, reply.sweep, selection.sweep_afforded.get(i))
-            if reply.probe_found is not None:
-                reg.settled = not reply.probe_found
-            forever = reply.forever if rp.status == "finished" else (failed_forever or {}).get(rp.queue)
-            if forever is not None:
-                if reg.forever is not None and forever > reg.forever:
-                    kept_forever.append((rp.queue, rp.status, forever - reg.forever))
-                reg.forever = forever
-        self.last_now = n
-        return Outcome(tuple(ended), tuple(kept_forever), tuple(problems))
+        for index, (planned, reply) in enumerate(zip(plan.registries, replies)):
+            grown = self._move_on(planned, reply, index, selection, plan.now, failed_forever or {})
+            if grown:
+                kept_forever.append((planned.queue, planned.status, grown))
+        self.last_now = plan.now
+        return Outcome(tuple(found.ended), tuple(kept_forever), tuple(found.problems))
+
+    def _judge(self, planned: RegistryPlan, candidates: Iterable[Candidate],
+               answers: Iterator[Sequence[bytes | None] | None], found: _Found) -> None:
+        """One registry's candidates, each judged (rules.py) and its verdicts applied in turn."""
+        queue, status = planned.queue, planned.status
+        track = self.queues[queue]
+        registry = track.registries[status]
+        # Where this scrape's windows start, in "ended at" seconds (as plan() placed them), and the
+        # TTLs no other known TTL is near: for those, plain_count decides most entries on its own.
+        window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
+        alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
+        job_prefix = self.keys.kind("job")
+        for candidate in candidates:
+            member, score, window = candidate.member, candidate.score, candidate.window
+            answer = next(answers) if candidate.read_hash else None
+            if answer is not None and window in alone and (queue, status) not in found.learned:
+                when = plain_count(answer, score, window, window_lows[window])
+                if when is not None:
+                    if (member, score) not in registry.seen:
+                        registry.seen[(member, score)] = score - window
+                        found.ended.append(Ended(queue, status, member, when, answer))
+                    continue
+            fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if candidate.read_hash else None
+            for hint in ttl_hints(fields or {}):
+                self._learn(track, queue, hint.status, hint.ttl, found)
+            case = Case(status, member, score, window, fields, registry.ttls, found.learned.get((queue, status), ()),
+                        track.floor, self.edge, job_prefix)
+            for verdict in judge(case):
+                if isinstance(verdict, Problem):
+                    found.problems.append(verdict)
+                elif isinstance(verdict, Learn):
+                    self._learn(track, queue, verdict.status, verdict.ttl, found)
+                elif isinstance(verdict, Remember):
+                    registry.seen[(member, score)] = max(registry.seen.get((member, score), -math.inf), verdict.until)
+                elif isinstance(verdict, Count) and (member, score) not in registry.seen:
+                    registry.seen[(member, score)] = score - verdict.ttl
+                    found.ended.append(Ended(queue, status, member, verdict.ended, answer if verdict.timed else None))
+
+    def _move_on(self, planned: RegistryPlan, reply: RegistryReply | None, index: int, selection: Selection,
+                 now: int, failed_forever: Mapping[str, int | None]) -> int:
+        """A registry's cursors, sweep and probe move past this scrape; returns how many more jobs it
+        keeps forever than it did (0 when not known)."""
+        registry = self.queues[planned.queue].registries[planned.status]
+        self._move_cursors(registry, planned, now, selection.deferred.get(index) if selection.deferred else None)
+        if reply is None:
+            return 0
+        if planned.sweep is not None:
+            self._advance_sweep(registry, planned, reply.sweep, selection.sweep_afforded.get(index))
+        if reply.probe_found is not None:
+            registry.settled = not reply.probe_found
+        forever = reply.forever if planned.status == "finished" else failed_forever.get(planned.queue)
+        if forever is None:
+            return 0
+        grown = forever - registry.forever if registry.forever is not None and forever > registry.forever else 0
+        registry.forever = forever
+        return grown
 
     def _move_cursors(self, reg: RegistryTrack, rp: RegistryPlan, n: int, deferred: Mapping[int, float] | None) -> None:
         # (a window's TTL was known before this scrape, so it is never one learned in it)
@@ -364,20 +291,19 @@ class Tracker:
             keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - self.edge
             reg.seen = {k: v for k, v in reg.seen.items() if v >= keep}
 
-    def _learn(self, track: QueueTrack, queue: str, status: str, ttl: int,
-               learned: dict[tuple[str, str], set[int]], problems: list[Problem]) -> None:
+    def _learn(self, track: QueueTrack, queue: str, status: str, ttl: int, found: _Found) -> None:
         reg = track.registries[status]
         if ttl <= 0 or nearest(reg.ttls, ttl) is not None:
             return
         if len(reg.ttls) >= MAX_TTLS:
             if not reg.full_logged:
                 reg.full_logged = True
-                problems.append(Problem("too_many_ttls", f"{queue}:{status}",
-                                        f"more than {MAX_TTLS} distinct TTLs; TTL {ttl} is not tracked"))
+                found.problems.append(Problem("too_many_ttls", f"{queue}:{status}",
+                                              f"more than {MAX_TTLS} distinct TTLs; TTL {ttl} is not tracked"))
             return
         reg.ttls[ttl] = TtlClass(cursor=track.floor, catching_up=True)
         reg.ttls = dict(sorted(reg.ttls.items()))
-        learned.setdefault((queue, status), set()).add(ttl)
+        found.learned.setdefault((queue, status), set()).add(ttl)
 
     @staticmethod
     def _advance_sweep(reg: RegistryTrack, rp: RegistryPlan, entries: Sequence[Entry], afforded: int | None) -> None:
