@@ -14,8 +14,7 @@ from test_readonly import ACL_RULE
 
 from devkit import rq_time
 from rq_exporter.collector import RQCollector
-from rq_exporter.concern import NoOptions
-from rq_exporter.concerns.redis_health import RedisHealth, RedisInfo, families, parse_info
+from rq_exporter.concerns.redis_health import RedisHealth, RedisHealthOptions, RedisInfo, families, parse_info
 from rq_exporter.connection import connect
 from rq_exporter.families.catalogue import BY_NAME
 from rq_exporter.keys import Keys
@@ -105,7 +104,7 @@ def test_info_rides_in_round_one_of_a_real_redis(redis_db):
         client.rpush("rq:queue:default", "job-1")
         keys = Keys("rq")
         without = read_snapshot(client, keys).round_trips
-        snapshot, info = scrape_concern(client, RedisHealth(NoOptions(), keys), keys)
+        snapshot, info = scrape_concern(client, RedisHealth(RedisHealthOptions(redis_db.url), keys), keys)
         assert snapshot.round_trips == without
         assert info.readable and not info.problems
         assert info.policy == "volatile-lru" and info.max_memory == 64 * 1024 * 1024
@@ -141,8 +140,9 @@ def test_without_info_permission_rq_is_read_the_redis_part_left_out_and_logged_o
             assert not [name for name, _ in samples if name.startswith("rq_redis_") and name != "rq_redis_info_readable"]
             assert not [name for name, _ in samples if name == "rq_exporter_skipped_total"]  # a refusal is no skip
         assert [r.message for r in caplog.records if "INFO" in r.message and r.levelno == logging.WARNING] == [
-            "INFO failed (an ACL user needs +info: README, A read-only Redis user); the rq_redis_* metrics of "
-            "memory, evictions, persistence and replication are left out, RQ's are not"]
+            f"INFO failed on Redis at redis://no-info:***@127.0.0.1:{own_redis.port}/0 (an ACL user needs +info: "
+            "README, A read-only Redis user); the rq_redis_* metrics of memory, evictions, persistence and "
+            "replication are left out, RQ's are not"]
         admin.execute_command("ACL", "SETUSER", "no-info", "+info")
         samples = scrape()
         assert samples[("rq_redis_info_readable", ())] == 1 and samples[("rq_redis_memory_used_bytes", ())] > 0

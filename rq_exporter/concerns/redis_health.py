@@ -34,7 +34,8 @@ from prometheus_client.core import Metric
 
 from rq_exporter import parse
 from rq_exporter.batch import Batch
-from rq_exporter.concern import Concern, Given, NoOptions, Reads
+from rq_exporter.concern import Concern, Given, Reads
+from rq_exporter.connection import redacted_target
 from rq_exporter.families.table import Row, table
 from rq_exporter.keys import Keys
 from rq_exporter.settings import Settings
@@ -146,14 +147,20 @@ def parse_info(reply: bytes | str) -> RedisInfo:
     return RedisInfo(readable=True, problems=tuple(problems), **values)  # type: ignore[arg-type]
 
 
-class RedisHealth(Concern[NoOptions, "RedisHealthReads", RedisInfo]):
+@dataclass(frozen=True)
+class RedisHealthOptions:
+    target: str  # where the exporter reads, for the log (one exporter may read many: /probe)
+
+
+class RedisHealth(Concern[RedisHealthOptions, "RedisHealthReads", RedisInfo]):
     """Always on: one INFO a scrape. Remembers only whether INFO failed, to log it once."""
 
     @classmethod
-    def options(cls, settings: Settings) -> NoOptions:
-        return NoOptions()
+    def options(cls, settings: Settings) -> RedisHealthOptions:
+        return RedisHealthOptions(redacted_target(settings))
 
-    def __init__(self, options: NoOptions, keys: Keys) -> None:
+    def __init__(self, options: RedisHealthOptions, keys: Keys) -> None:
+        self.target = options.target
         self.failing = False
 
     def reads(self, given: Given) -> RedisHealthReads:
@@ -179,12 +186,13 @@ class RedisHealthReads(Reads[RedisInfo]):
     def result(self, given: Given) -> RedisInfo:
         if isinstance(self.reply, (bytes, str)):
             if self.concern.failing:
-                log.info("INFO works again: the rq_redis_* metrics are back")
+                log.info("INFO works again on Redis at %s: the rq_redis_* metrics are back", self.concern.target)
                 self.concern.failing = False
             return parse_info(self.reply)
         if not self.concern.failing:
-            log.warning("INFO failed (an ACL user needs +info: README, A read-only Redis user); the rq_redis_* "
-                        "metrics of memory, evictions, persistence and replication are left out, RQ's are not")
+            log.warning("INFO failed on Redis at %s (an ACL user needs +info: README, A read-only Redis user); the "
+                        "rq_redis_* metrics of memory, evictions, persistence and replication are left out, RQ's are "
+                        "not", self.concern.target)
             self.concern.failing = True
         return RedisInfo(readable=False)
 
