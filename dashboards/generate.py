@@ -138,58 +138,6 @@ YES_NO = [{"type": "value", "options": {"0": {"text": "no", "color": "orange", "
                                          "1": {"text": "yes", "color": "green", "index": 1}}}]
 
 
-def _rename_value(name: str) -> dict:
-    return {"id": "organize", "options": {"renameByName": {"Value": name}}}
-
-
-def _hide(*columns: str) -> dict:
-    return {"id": "organize", "options": {"excludeByName": dict.fromkeys(columns, True)}}
-
-
-def variables() -> list[dict]:
-    def query(name: str, label: str, q: str) -> dict:
-        return {
-            "type": "query", "name": name, "label": label, "datasource": DS,
-            # The plain-string form: every Grafana since 7 reads it (and migrates it to its editor).
-            "query": q, "definition": q,
-            "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*", "sort": 1,
-            "current": {}, "options": [], "hide": 0, "regex": "",
-        }
-
-    return [
-        {"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
-         "current": {}, "options": [], "hide": 0, "refresh": 1, "regex": "", "includeAll": False, "multi": False},
-        query("job", "Job", "label_values(rq_up, job)"),
-        query("instance", "Instance", 'label_values(rq_up{job=~"$job"}, instance)'),
-        query("queue", "Queue", 'label_values(rq_jobs{job=~"$job", instance=~"$instance"}, queue)'),
-    ]
-
-
-def dashboard(uid: str, title: str, description: str, board: Board) -> dict:
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": [TAG],
-        "editable": True,
-        "graphTooltip": 1,
-        "schemaVersion": 39,
-        "refresh": "30s",
-        "time": {"from": "now-1h", "to": "now"},
-        "timezone": "browser",
-        "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-                                  "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
-                                  "name": "Annotations & Alerts", "type": "dashboard"}]},
-        "links": [{"type": "dashboards", "tags": [TAG], "asDropdown": False, "includeVars": True,
-                   "keepTime": True, "title": "RQ dashboards"}],
-        "templating": {"list": variables()},
-        "panels": board.panels,
-    }
-
-
-FIRING = f'ALERTS{{alertstate="firing", alertname=~"RQ.*", {S}}}'
-
-
 ON_OFF = [{"type": "value", "options": {"0": {"text": "off", "color": "orange", "index": 0},
                                          "1": {"text": "on", "color": "green", "index": 1}}}]
 
@@ -243,6 +191,58 @@ def _redis_under_rq(b: Board) -> None:
              "short", w=8)
     b.series("Redis uptime", "Seconds since Redis started: each drop is a restart.",
              [target(f"min by (instance) (rq_redis_uptime_seconds{{{S}}})", "{{instance}}")], "s", w=8)
+
+
+def _rename_value(name: str) -> dict:
+    return {"id": "organize", "options": {"renameByName": {"Value": name}}}
+
+
+def _hide(*columns: str) -> dict:
+    return {"id": "organize", "options": {"excludeByName": dict.fromkeys(columns, True)}}
+
+
+def variables() -> list[dict]:
+    def query(name: str, label: str, q: str) -> dict:
+        return {
+            "type": "query", "name": name, "label": label, "datasource": DS,
+            # The plain-string form: every Grafana since 7 reads it (and migrates it to its editor).
+            "query": q, "definition": q,
+            "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*", "sort": 1,
+            "current": {}, "options": [], "hide": 0, "regex": "",
+        }
+
+    return [
+        {"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
+         "current": {}, "options": [], "hide": 0, "refresh": 1, "regex": "", "includeAll": False, "multi": False},
+        query("job", "Job", "label_values(rq_up, job)"),
+        query("instance", "Instance", 'label_values(rq_up{job=~"$job"}, instance)'),
+        query("queue", "Queue", 'label_values(rq_jobs{job=~"$job", instance=~"$instance"}, queue)'),
+    ]
+
+
+def dashboard(uid: str, title: str, description: str, board: Board) -> dict:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": [TAG],
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "refresh": "30s",
+        "time": {"from": "now-1h", "to": "now"},
+        "timezone": "browser",
+        "annotations": {"list": [{"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                                  "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
+                                  "name": "Annotations & Alerts", "type": "dashboard"}]},
+        "links": [{"type": "dashboards", "tags": [TAG], "asDropdown": False, "includeVars": True,
+                   "keepTime": True, "title": "RQ dashboards"}],
+        "templating": {"list": variables()},
+        "panels": board.panels,
+    }
+
+
+FIRING = f'ALERTS{{alertstate="firing", alertname=~"RQ.*", {S}}}'
 
 
 def overview() -> dict:
