@@ -182,6 +182,61 @@ YES_NO = [{"type": "value", "options": {"0": {"text": "no", "color": "orange", "
                                          "1": {"text": "yes", "color": "green", "index": 1}}}]
 
 
+ON_OFF = [{"type": "value", "options": {"0": {"text": "off", "color": "orange", "index": 0},
+                                         "1": {"text": "on", "color": "green", "index": 1}}}]
+
+
+def _label_stat(b: Board, title: str, description: str, expr: str, legend: str) -> None:
+    """A stat showing a label's value (an _info gauge's), not the 1 it holds."""
+    options = {**_default_options("stat"), "textMode": "name", "graphMode": "none", "colorMode": "none"}
+    b.add("stat", title, description, [target(expr, legend)], "none", w=3, h=4, options=options)
+
+
+def _redis_under_rq(b: Board) -> None:
+    """The Redis under RQ (rq_redis_*, one INFO a scrape): what loses jobs without RQ noticing."""
+    b.row("Redis under RQ")
+    b.stat("INFO readable", "Whether the exporter may run INFO (an ACL user needs +info): no, and this row "
+           "stays empty while RQ's own metrics are read.", f"min(rq_redis_info_readable{{{S}}})", "none", w=3,
+           mappings=YES_NO)
+    _label_stat(b, "Eviction policy", "Redis' maxmemory-policy. Anything but noeviction, with a memory limit, "
+                "lets Redis delete RQ's jobs, queues and registries when memory runs out "
+                "(RQRedisEvictionPolicyUnsafe).",
+                f"max by (policy) (rq_redis_maxmemory_policy_info{{{S}}})", "{{policy}}")
+    b.stat("Memory of the limit", "Used memory as a share of maxmemory (no data: no limit is set). At 100 % Redis "
+           "evicts keys, or with noeviction refuses every enqueue with OOM (RQRedisMemoryNearLimit).",
+           f"max(rq_redis_memory_used_bytes{{{S}}} / on (job, instance) (rq_redis_memory_max_bytes{{{S}}} > 0))",
+           "percentunit", w=3)
+    b.stat("Keys evicted", "Keys Redis evicted over the dashboard's range: above 0, RQ may have lost jobs "
+           "(RQRedisEvictingKeys).", f"sum(increase(rq_redis_evicted_keys_total{{{S}}}[$__range]))", "short", w=3)
+    b.stat("Last save ok", "Whether Redis' last RDB snapshot (BGSAVE) and last AOF write both succeeded "
+           "(RQRedisPersistenceFailing).",
+           f"min(rq_redis_rdb_last_bgsave_ok{{{S}}} * on (job, instance) rq_redis_aof_last_write_ok{{{S}}})",
+           "none", w=3, mappings=YES_NO)
+    b.stat("AOF", "Whether Redis writes an append-only file: off, a restart loses every write since the last "
+           "RDB snapshot (RQRedisRestartedWithoutAof).", f"min(rq_redis_aof_enabled{{{S}}})", "none", w=3,
+           mappings=ON_OFF)
+    _label_stat(b, "Role", "The replication role of the Redis the exporter reads: a replica whose master link is "
+                "down reports stale RQ state (RQRedisMasterLinkDown).",
+                f"max by (role) (rq_redis_role_info{{{S}}})", "{{role}}")
+    b.stat("Uptime", "Time since Redis started: a restart without AOF loses jobs.",
+           f"min(rq_redis_uptime_seconds{{{S}}})", "s", w=3)
+    b.series("Redis memory", "Memory Redis uses, and its maxmemory limit where one is set.",
+             [target(f"max by (instance) (rq_redis_memory_used_bytes{{{S}}})", "used {{instance}}"),
+              target(f"max by (instance) (rq_redis_memory_max_bytes{{{S}}} > 0)", "limit {{instance}}")], "bytes")
+    b.series("Evictions", "Keys Redis evicts per second to stay under its limit: each may be an RQ job, queue or "
+             "registry entry lost.", [target(rate("rq_redis_evicted_keys_total", S, "instance"), "{{instance}}")],
+             "ops")
+    b.series("Time since the last RDB save", "Seconds since Redis last saved a snapshot (or started): without "
+             "AOF, what a restart loses.",
+             [target(f"time() - max by (instance) (rq_redis_rdb_last_save_timestamp_seconds{{{S}}})", "{{instance}}")],
+             "s", w=8)
+    b.series("Writes not yet saved", "Writes since Redis' last RDB snapshot: lost by a restart without AOF.",
+             [target(f"max by (instance) (rq_redis_rdb_changes_since_last_save{{{S}}})", "{{instance}}")],
+             "short", w=8)
+    b.series("Redis uptime", "Seconds since Redis started: each drop is a restart.",
+             [target(f"min by (instance) (rq_redis_uptime_seconds{{{S}}})", "{{instance}}")], "s", w=8)
+
+
 def _rename_value(name: str) -> dict:
     return {"id": "organize", "options": {"renameByName": {"Value": name}}}
 
@@ -303,6 +358,7 @@ def overview(settings: Settings) -> dict:
                                                     "valueField": "Value"}}], w=8)
     b.table("RQ alerts firing", "The bundled RQ alert rules that fire now, with their labels.",
             FIRING, [_hide("Time", "Value", "__name__", "alertstate")], w=8)
+    _redis_under_rq(b)
     b.row("Exporter")
     b.series("Scrape duration", "Seconds the exporter took to read Redis and build the metrics.",
              [target(f"max by (instance) (rq_exporter_scrape_duration_seconds{{{S}}})", "{{instance}}")], "s")

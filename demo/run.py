@@ -52,6 +52,9 @@ def port_free(port: int) -> bool:
     return True
 
 
+DEMO_REDIS_MEMORY = ("--maxmemory", "256mb", "--maxmemory-policy", "noeviction")
+
+
 def prometheus_config(base: dict, exporter: str, rule_files: list[str], interval: str,
                       alertmanager: str | None = None) -> dict:
     """The bundled prometheus.yml pointed at a local exporter and Alertmanager (none when None),
@@ -175,7 +178,8 @@ class Stack:
             raise RuntimeError(f"demo: another process listens on {', '.join(taken)}: stop it or pick "
                                "another port with that option")
         # A session of its own (as spawn() gives the others): stopped after the workers using it.
-        self.redis = RedisServer(port=a.redis_port, log=self.tmp / "redis.log", new_session=True)
+        # The memory settings RQ wants (README, The Redis under RQ): a limit, and no eviction of its keys.
+        self.redis = RedisServer(*DEMO_REDIS_MEMORY, port=a.redis_port, log=self.tmp / "redis.log", new_session=True)
         self.redis.start()
         assert self.redis.process is not None
         self.processes.append(("redis", self.redis.process))

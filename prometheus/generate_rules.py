@@ -126,6 +126,67 @@ def _redis_unreachable(c: Ctx, a: dict) -> tuple[str, str, str]:
     )
 
 
+# --- The Redis under RQ (rq_exporter/concerns/redis_health.py: rq_redis_*, one INFO a scrape) --
+def _redis_eviction_policy(c: Ctx, a: dict) -> tuple[str, str, str]:
+    # Without a limit (maxmemory 0) Redis never evicts, whatever the policy.
+    return (
+        f"rq_redis_maxmemory_policy_info{{{c.s}, policy!=\"noeviction\"}}\n"
+        f"and on ({c.ji})\nrq_redis_memory_max_bytes{{{c.s}}} > 0",
+        "Redis may evict RQ's keys.",
+        "Redis behind {{ $labels.instance }} has a memory limit and maxmemory-policy {{ $labels.policy }}: "
+        "at the limit it deletes keys, RQ's jobs, queues and registry entries among them, and RQ never notices.",
+    )
+
+
+def _redis_evicting(c: Ctx, a: dict) -> tuple[str, str, str]:
+    return (
+        f"increase(rq_redis_evicted_keys_total{{{c.s}}}[{a['window']}]) > 0",
+        "Redis is evicting keys: RQ jobs may be lost.",
+        f"Redis behind {{{{ $labels.instance }}}} evicted {{{{ $value | humanize }}}} keys in the last "
+        f"{a['window']} to stay under its memory limit: RQ's jobs, queues or registry entries may be gone.",
+    )
+
+
+def _redis_memory(c: Ctx, a: dict) -> tuple[str, str, str]:
+    return (
+        f"rq_redis_memory_used_bytes{{{c.s}}}\n/ on ({c.ji})\n(rq_redis_memory_max_bytes{{{c.s}}} > 0)\n"
+        f"> {a['max_ratio']}",
+        "Redis is near its memory limit.",
+        "Redis behind {{ $labels.instance }} uses {{ $value | humanizePercentage }} of its maxmemory: next it "
+        "evicts keys, or with noeviction refuses writes and every RQ enqueue fails with OOM.",
+    )
+
+
+def _redis_persistence(c: Ctx, a: dict) -> tuple[str, str, str]:
+    # A label per failure, so that a failing BGSAVE and a failing AOF write are two alerts, each named.
+    return (
+        f"label_replace(rq_redis_rdb_last_bgsave_ok{{{c.s}}} == 0, \"failed\", \"rdb_bgsave\", \"\", \"\")\n"
+        f"or\nlabel_replace(rq_redis_aof_last_write_ok{{{c.s}}} == 0, \"failed\", \"aof_write\", \"\", \"\")",
+        "Redis cannot persist its data.",
+        "The last {{ $labels.failed }} of Redis behind {{ $labels.instance }} failed: a restart now loses "
+        "RQ's jobs written since its last good save.",
+    )
+
+
+def _redis_restarted_without_aof(c: Ctx, a: dict) -> tuple[str, str, str]:
+    return (
+        f"resets(rq_redis_uptime_seconds{{{c.s}}}[{a['window']}]) > 0\n"
+        f"and on ({c.ji})\nrq_redis_aof_enabled{{{c.s}}} == 0",
+        "Redis restarted without AOF: recent RQ jobs are lost.",
+        f"Redis behind {{{{ $labels.instance }}}} restarted in the last {a['window']} with AOF off: every write "
+        f"since its last RDB snapshot (jobs enqueued, results, registry entries) is lost.",
+    )
+
+
+def _redis_master_link(c: Ctx, a: dict) -> tuple[str, str, str]:
+    return (
+        f"rq_redis_master_link_up{{{c.s}}} == 0",
+        "The Redis replica RQ is read from lost its master.",
+        "The exporter {{ $labels.instance }} reads a Redis replica whose link to its master is down: "
+        "the RQ state it reports is stale.",
+    )
+
+
 def _all_workers_gone(c: Ctx, a: dict) -> tuple[str, str, str]:
     # The second branch catches the worker series vanishing while the exporter still reads Redis.
     return (
@@ -255,6 +316,12 @@ def _rq_scheduler_overdue(c: Ctx, a: dict) -> tuple[str, str, str]:
 RULES: dict[str, Callable[[Ctx, dict], tuple[str, str, str]]] = {
     "RQExporterDown": _exporter_down,
     "RQRedisUnreachable": _redis_unreachable,
+    "RQRedisEvictionPolicyUnsafe": _redis_eviction_policy,
+    "RQRedisEvictingKeys": _redis_evicting,
+    "RQRedisMemoryNearLimit": _redis_memory,
+    "RQRedisPersistenceFailing": _redis_persistence,
+    "RQRedisRestartedWithoutAof": _redis_restarted_without_aof,
+    "RQRedisMasterLinkDown": _redis_master_link,
     "RQAllWorkersGone": _all_workers_gone,
     "RQQueueWithoutWorkers": _queue_without_workers,
     "RQJobFailuresGrowing": _failures_growing,

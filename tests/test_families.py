@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from rq_exporter.concern import taken
-from rq_exporter.concerns import cron
+from rq_exporter.concerns import cron, redis_health
 from rq_exporter.concerns import exception_classes as exceptions
 from rq_exporter.concerns import rq_scheduler as schedules
 from rq_exporter.concerns import running_jobs as running
@@ -57,7 +57,9 @@ def all_families(snapshot: Snapshot = FULL, per_worker: bool = True):
             + list(exceptions.families(exceptions.ExceptionTotals([])))
             + list(cron.families(cron.CronState(1, 1, (cron.CronJobState("nightly", "default", 2.0, 1.0, 1),), 1)))
             + list(schedules.families(schedules.ScheduleState({("default", "app.f"): 2}, {"default": 1}, 0, 1)))
-            + list(running.families(running.Running(), snapshot, per_worker)))
+            + list(running.families(running.Running(), snapshot, per_worker))
+            + list(redis_health.families(redis_health.RedisInfo(True, "noeviction", 1, 2, 3, True, True, True, 4, 5,
+                                                                "replica", True, 6, "7.0.15", "0" * 40))))
 
 
 def test_every_family_is_catalogued_with_its_type_help_and_labels():

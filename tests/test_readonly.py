@@ -25,13 +25,16 @@ from support import ROOT, Exporter, RQWorker, kill_if_alive
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
-# scan and zrange: the schedules (rq_exporter/concerns/cron.py, rq_exporter/concerns/rq_scheduler.py).
-ACL_COMMANDS = ("hmget", "lindex", "llen", "lrange", "mget", "scan", "smembers", "xrevrange", "zcard", "zcount",
-                "zrange", "zrangebyscore")
+# scan and zrange: the schedules (rq_exporter/concerns/cron.py, rq_exporter/concerns/rq_scheduler.py);
+# info: the Redis under RQ (rq_exporter/concerns/redis_health.py), a command of @slow @dangerous that reads no key.
+ACL_COMMANDS = ("hmget", "info", "lindex", "llen", "lrange", "mget", "scan", "smembers", "xrevrange", "zcard",
+                "zcount", "zrange", "zrangebyscore")
+KEYLESS = {"info"}  # Redis flags it neither readonly nor write: it reads the server's state, no key
 ACL_RULE = f"user rq-exporter on >PASSWORD resetkeys %R~rq:* resetchannels -@all {' '.join('+' + c for c in ACL_COMMANDS)}"
 # What this test itself sends (as the default user) between the resets and the reads, and the
-# connection handshake every client sends (AUTH and HELLO need no ACL permission).
-ADMIN_COMMANDS = {"info", "acl|log", "config|resetstat", "ping", "hello", "auth", "client|setinfo"}
+# connection handshake every client sends (AUTH and HELLO need no ACL permission). Its own INFO
+# commandstats is not in the statistics it returns: the exporter's INFO calls are all that count.
+ADMIN_COMMANDS = {"acl|log", "config|resetstat", "ping", "hello", "auth", "client|setinfo"}
 
 
 def commandstats(conn) -> dict[str, dict]:
@@ -74,6 +77,45 @@ def test_readme_gives_the_rule_tested_here():
     assert first_subsection.startswith("A read-only Redis user")
     readme_rule = ACL_RULE.replace(">PASSWORD", ">long-random-password").removeprefix("user ")
     assert f"ACL SETUSER {readme_rule}" in first_subsection
+
+
+def rq_series(samples) -> dict:
+    """The series of RQ's state: neither the exporter's own figures nor the Redis part."""
+    return {key: value for key, value in samples.items()
+            if not key[0].startswith(("rq_redis_", "rq_exporter_", "rq_request_processing_"))}
+
+
+@pytest.mark.redis
+def test_a_user_without_info_gets_every_rq_metric_and_the_redis_part_is_left_out_once(own_redis):
+    admin = own_redis.client()
+    without_info = ACL_RULE.replace("rq-exporter", "no-info").replace(" +info", "")
+    assert "+info" not in without_info
+    for rule in (ACL_RULE, without_info):
+        admin.execute_command("ACL", "SETUSER", *rule.replace("PASSWORD", PASSWORD).split()[1:])
+    default = Queue("default", connection=admin)
+    for _ in range(3):
+        default.enqueue(jobs.sleep_for, 0)
+    default.enqueue_in(timedelta(hours=1), jobs.sleep_for, 0)
+    Queue("low", connection=admin).enqueue(jobs.sleep_for, 0).cancel()
+    url = f"redis://{{}}:{PASSWORD}@127.0.0.1:{own_redis.port}/0"
+    full, refused = Exporter("--redis-url", url.format("rq-exporter")), Exporter("--redis-url", url.format("no-info"))
+    try:
+        with_info = full.scrape()
+        scrapes = [refused.scrape() for _ in range(3)]
+    finally:
+        full.stop()
+        log = refused.stop()
+    assert with_info.value("rq_redis_info_readable") == 1 and with_info.value("rq_redis_uptime_seconds") >= 0
+    for samples in scrapes:
+        assert samples.value("rq_up") == 1
+        assert rq_series(samples).keys() == rq_series(with_info).keys()  # every RQ series
+        assert samples.series("rq_jobs") == with_info.series("rq_jobs")
+        assert samples.value("rq_redis_info_readable") == 0
+        assert {name for name in samples.names() if name.startswith("rq_redis_")} == {"rq_redis_info_readable"}
+        assert not samples.series("rq_exporter_skipped_total")
+    assert rq_series(with_info)[("rq_jobs", frozenset({"queue": "default", "status": "queued"}.items()))] == 3
+    assert len([line for line in log.splitlines() if "INFO failed" in line]) == 1, log
+    assert "needs +info" in log and "Traceback" not in log
 
 
 @pytest.mark.workers
@@ -173,6 +215,7 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
         assert samples.value("rq_cron_schedulers") == 1
         assert samples.series("rq_cron_job_schedulers") == {frozenset({("name", "jobs.sleep_for"), ("queue", "low")}): 1}
         assert not samples.series("rq_exporter_skipped_total")
+        assert samples.value("rq_redis_info_readable") == 1 and samples.value("rq_redis_memory_used_bytes") > 0
     assert scrapes[-1].value("rq_job_exceptions_total", queue="default", exception="RuntimeError") == 1
     assert "skipped" not in log and "Traceback" not in log
 
@@ -181,7 +224,7 @@ def test_a_full_scrape_cycle_runs_only_allowed_read_commands(own_redis, tmp_path
     assert not acl_log, acl_log  # nothing denied: no command, key or channel outside the rule
     flags = flags_of(admin, sorted(ran))
     assert not [name for name in ran if "write" in flags[name]], flags
-    assert all("readonly" in flags[name] for name in exporter_ran), flags
+    assert all("readonly" in flags[name] for name in exporter_ran - KEYLESS), flags
     for name in ran:
         assert stats[name].get("rejected_calls", 0) == 0 and stats[name].get("failed_calls", 0) == 0, (name, stats)
     # Minimal: it ran exactly the commands the rule allows, each one needed.

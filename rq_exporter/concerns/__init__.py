@@ -8,6 +8,7 @@ from rq_exporter.concerns.cron import Cron
 from rq_exporter.concerns.exception_classes import ExceptionClasses
 from rq_exporter.concerns.failed_queue import FailedQueue
 from rq_exporter.concerns.rate_limits import RateLimits
+from rq_exporter.concerns.redis_health import RedisHealth
 from rq_exporter.concerns.rq_scheduler import RqScheduler
 from rq_exporter.concerns.running_jobs import RunningJobs
 from rq_exporter.concerns.timing.job_timing import JobTiming
@@ -20,4 +21,5 @@ CONCERNS: tuple[type[AnyConcern], ...] = (
     RqScheduler,
     JobTiming,
     ExceptionClasses,
+    RedisHealth,
 )

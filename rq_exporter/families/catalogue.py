@@ -25,6 +25,7 @@ class MetricSpec:
 PER_WORKER = "per-worker: off with `--no-per-worker-metrics`"
 TIMING = "off with `--no-job-timing`"
 FUNC = "`func` label with `--timing-func-label`"
+REDIS = "from `INFO`: needs `+info`"
 
 CATALOGUE: tuple[MetricSpec, ...] = (
     # --- the exporter itself -----------------------------------------------------------
@@ -140,6 +141,45 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("rq_worker_current_job_seconds", "gauge",
                "Seconds the worker's current job has been running; 0 when it runs none (of the queues the "
                "exporter reads).", ("name", "queues"), group="worker", note=PER_WORKER),
+    # --- the Redis under RQ: one INFO a scrape (rq_exporter/concerns/redis_health.py) --------------
+    MetricSpec("rq_redis_info_readable", "gauge",
+               "1 when this scrape could run INFO on Redis; 0 when Redis refused it (an ACL user needs +info): "
+               "the other rq_redis_* series are then left out, RQ's are not.", group="redis"),
+    MetricSpec("rq_redis_maxmemory_policy_info", "gauge",
+               "Always 1; Redis' maxmemory-policy as a label. Any policy but noeviction lets Redis delete RQ's "
+               "keys (jobs, queues, registries) once used memory reaches maxmemory.", ("policy",), group="redis",
+               note=REDIS),
+    MetricSpec("rq_redis_memory_used_bytes", "gauge", "Bytes of memory Redis has allocated (INFO used_memory).",
+               group="redis", note=REDIS),
+    MetricSpec("rq_redis_memory_max_bytes", "gauge",
+               "Redis' maxmemory in bytes; 0: no limit. At the limit Redis evicts keys, or with noeviction "
+               "refuses writes (RQ's enqueue fails with OOM).", group="redis", note=REDIS),
+    MetricSpec("rq_redis_evicted_keys_total", "counter",
+               "Keys Redis deleted to stay under maxmemory since it started (INFO evicted_keys): RQ's among them "
+               "are lost jobs, queues or registry entries.", group="redis", note=REDIS),
+    MetricSpec("rq_redis_aof_enabled", "gauge",
+               "1 when Redis writes an append-only file; 0: a restart loses the writes since the last RDB save.",
+               group="redis", note=REDIS),
+    MetricSpec("rq_redis_aof_last_write_ok", "gauge", "1 when Redis' last write to its append-only file succeeded.",
+               group="redis", note=REDIS),
+    MetricSpec("rq_redis_rdb_last_bgsave_ok", "gauge", "1 when Redis' last RDB snapshot (BGSAVE) succeeded.",
+               group="redis", note=REDIS),
+    MetricSpec("rq_redis_rdb_last_save_timestamp_seconds", "gauge",
+               "When Redis last saved an RDB snapshot successfully (or started, without one).", group="redis",
+               note=REDIS),
+    MetricSpec("rq_redis_rdb_changes_since_last_save", "gauge",
+               "Writes to Redis since its last RDB snapshot: lost by a restart without AOF.", group="redis",
+               note=REDIS),
+    MetricSpec("rq_redis_role_info", "gauge", "Always 1; the Redis' replication role as a label (master, replica).",
+               ("role",), group="redis", note=REDIS),
+    MetricSpec("rq_redis_master_link_up", "gauge",
+               "1 while the replica the exporter reads is connected to its master; 0: it serves stale data.",
+               group="redis", note=REDIS + "; replicas only"),
+    MetricSpec("rq_redis_uptime_seconds", "gauge", "Seconds since Redis started: a drop is a restart.",
+               group="redis", note=REDIS),
+    MetricSpec("rq_redis_server_info", "gauge",
+               "Always 1; the Redis version and the run id (new at every restart) as labels.",
+               ("version", "run_id"), group="redis", note=REDIS),
 )
 
 BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}
