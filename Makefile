@@ -33,7 +33,7 @@ venv:
 
 # Prints the README metric table from the catalogue.
 catalogue: venv
-	$(VENV)/bin/python -m rq_exporter.families.catalogue
+	$(VENV)/bin/python -m rq_exporter_ng.families.catalogue
 
 clean:
 	rm -rf .venv .venv-rq3 .venv-rq .venv-min .venv-py310 .venv-py313 .venv-tools .tmp *.egg-info

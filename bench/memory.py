@@ -5,7 +5,7 @@ tests/test_faults.py::test_memory_is_flat_over_ten_thousand_scrapes, which scrap
     .venv/bin/python bench/memory.py --scrapes 2000   # shorter
 
 Starts its own redis-server on a free loopback port, fills it with RQ-shaped data, starts the
-exporter (`python -m rq_exporter`), scrapes /metrics over HTTP as fast as one client can and
+exporter (`python -m rq_exporter_ng`), scrapes /metrics over HTTP as fast as one client can and
 prints the exporter's RSS (from /proc) at each tenth of the run. Everything it starts is
 stopped at the end.
 """
@@ -64,7 +64,7 @@ def main() -> int:
     exporter = None
     try:
         fill(server.client(socket_timeout=2), args.queues, args.workers)
-        exporter = subprocess.Popen([sys.executable, "-m", "rq_exporter", "--host", "127.0.0.1", "--port", str(port),
+        exporter = subprocess.Popen([sys.executable, "-m", "rq_exporter_ng", "--host", "127.0.0.1", "--port", str(port),
                                      "--redis-url", server.url, "--log-level", "WARNING"])
         url = f"http://127.0.0.1:{port}/metrics"
         wait_for(lambda: http_ok(url, timeout=2), timeout=15, what="the exporter")

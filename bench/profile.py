@@ -31,19 +31,19 @@ from prometheus_client import CollectorRegistry
 
 from bench.dataset import Size, fill
 from devkit import RedisServer
-from rq_exporter import batch
-from rq_exporter.collector import RQCollector
-from rq_exporter.concern import Concerns
-from rq_exporter.concerns import CONCERNS
-from rq_exporter.concerns.timing.job_timing import JobTiming
-from rq_exporter.concerns.timing.records import Ended, Outcome
-from rq_exporter.concerns.timing.rules import JOB_FIELDS
-from rq_exporter.connection import connect
-from rq_exporter.families.core import rq_families
-from rq_exporter.keys import Keys
-from rq_exporter.reader import read_snapshot
-from rq_exporter.settings import load
-from rq_exporter.web import exposition
+from rq_exporter_ng import batch
+from rq_exporter_ng.collector import RQCollector
+from rq_exporter_ng.concern import Concerns
+from rq_exporter_ng.concerns import CONCERNS
+from rq_exporter_ng.concerns.timing.job_timing import JobTiming
+from rq_exporter_ng.concerns.timing.records import Ended, Outcome
+from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS
+from rq_exporter_ng.connection import connect
+from rq_exporter_ng.families.core import rq_families
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.reader import read_snapshot
+from rq_exporter_ng.settings import load
+from rq_exporter_ng.web import exposition
 
 ACCEPT = "application/openmetrics-text;version=1.0.0"
 

@@ -187,7 +187,7 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         result["fill"] = fill("127.0.0.1", redis_port, size)
         if schedules:
             result["schedules"] = fill_schedules(client, schedules)
-        exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter", *ours_args], redis_port)]
+        exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter_ng", *ours_args], redis_port)]
         if with_peer:
             exporters.append(Exporter("rq-exporter 3.1.0", peer_command(), redis_port))
         for path in also:  # other installs of this exporter (an older commit), same flags

@@ -1,6 +1,6 @@
 """The schedules for a benchmark run (bench/run.py --schedules N): N rq-scheduler jobs and one `rq cron`
-scheduler with 50 cron jobs, in the layouts of rq-scheduler 0.14 and RQ 2.12 (rq_exporter/concerns/rq_scheduler.py,
-rq_exporter/concerns/cron.py). No rqscheduler instance is registered, so the exporter takes its SCAN step on
+scheduler with 50 cron jobs, in the layouts of rq-scheduler 0.14 and RQ 2.12 (rq_exporter_ng/concerns/rq_scheduler.py,
+rq_exporter_ng/concerns/cron.py). No rqscheduler instance is registered, so the exporter takes its SCAN step on
 every scrape: the dearest case."""
 
 from __future__ import annotations

@@ -694,7 +694,7 @@ def versions(exporter: Path) -> dict:
     try:
         found["commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                          text=True, timeout=10).stdout.strip()
-        changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "rq_exporter"],
+        changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "rq_exporter_ng"],
                                  capture_output=True, text=True, timeout=10).stdout.splitlines()
         found["rq_exporter_uncommitted"] = [line[3:] for line in changed]
     except (OSError, subprocess.SubprocessError):

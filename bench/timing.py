@@ -28,10 +28,10 @@ if __package__ in (None, ""):  # run by path (python bench/timing.py): devkit, b
 from prometheus_client import CollectorRegistry
 
 from devkit import RedisServer, rq_time
-from rq_exporter.collector import RQCollector
-from rq_exporter.connection import connect
-from rq_exporter.settings import load
-from rq_exporter.web.exposition import render
+from rq_exporter_ng.collector import RQCollector
+from rq_exporter_ng.connection import connect
+from rq_exporter_ng.settings import load
+from rq_exporter_ng.web.exposition import render
 
 
 def fill_history(r, queues: int, size: int) -> None:

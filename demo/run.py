@@ -196,7 +196,7 @@ class Stack:
             for name, argv in schedules.processes(self.redis_url, self.tmp):
                 self.spawn(name, argv, env)
             schedules.seed(client)
-        self.spawn("exporter", [sys.executable, "-m", "rq_exporter", "--redis-url", self.redis_url,
+        self.spawn("exporter", [sys.executable, "-m", "rq_exporter_ng", "--redis-url", self.redis_url,
                                 "--host", "127.0.0.1", "--port", str(a.exporter_port)], env)
         wait_for(lambda: self._up(f"http://127.0.0.1:{a.exporter_port}/healthz"), 20, 0.1, "the exporter")
         wait_for(lambda: client.scard("rq:workers") >= a.workers or self.check_alive(), 30, 0.1, "the RQ workers")

@@ -1,6 +1,6 @@
 """Helpers shared by the tests, the benchmarks (bench/) and the local demo (demo/run.py).
 
-Not part of the installed exporter (setuptools packages ``rq_exporter*`` only) and not imported
+Not part of the installed exporter (setuptools packages ``rq_exporter_ng*`` only) and not imported
 by it. Nothing here imports pytest: what only tests need (the marker checks, require_tool, the
 exporter process, scrapes, RQ workers) is in tests/support.py and tests/markers.py.
 

@@ -126,7 +126,7 @@ def _redis_unreachable(c: Ctx, a: dict) -> tuple[str, str, str]:
     )
 
 
-# --- The Redis under RQ (rq_exporter/concerns/redis_health.py: rq_redis_*, one INFO a scrape) --
+# --- The Redis under RQ (rq_exporter_ng/concerns/redis_health.py: rq_redis_*, one INFO a scrape) --
 def _redis_eviction_policy(c: Ctx, a: dict) -> tuple[str, str, str]:
     # Without a limit (maxmemory 0) Redis never evicts, whatever the policy.
     return (

@@ -14,6 +14,9 @@
 #   rq-<ver>   varies  .venv-rq/<ver>     RQ alone, for the real workers of each supported version
 #                                         (tests/test_rq_versions.py); not the exporter, which never
 #                                         imports RQ
+#   peer       3.11    (none)             rq-exporter 3.1.0 with the exporter's runtime dependencies:
+#                                         tests/test_coexistence.py installs it into throwaway
+#                                         environments, then ours over it, and uninstalls it
 #
 # The RQ versions (scripts/rq_venvs.sh builds them; tests/test_rq_versions.py lists them with
 # `scripts/rq_venvs.sh --list`):
@@ -37,6 +40,7 @@ ENVS=(
     "rq-1.16.2|3.11|.venv-rq/1.16.2|rq|rq==1.16.2 redis<8.2"
     "rq-2.x|3.11|.venv-rq/2.x|rq|rq>=2,<3 redis<8.2"
     "rq-3.x|3.11|.venv-rq/3.x|rq|rq>=3,<4 redis<8.2"
+    "peer|3.11||runtime|rq-exporter==3.1.0"
 )
 FLOORS=constraints/minimums.txt
 # Where the locks are read from: make test-newest points this at freshly resolved ones.

@@ -22,6 +22,7 @@ for entry in "${ENVS[@]}"; do
         # the floors, from wheels only: a floor must not need a compiler on any supported Python
         floors) sources=(pyproject.toml --extra test)
                 options=(-c "$FLOORS" --only-binary "$(sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' "$FLOORS" | paste -sd, -)") ;;
+        runtime) sources=(pyproject.toml) ;;
         rq) ;;
     esac
     if [ -n "$spec" ]; then

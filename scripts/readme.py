@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rq_exporter import usage
-from rq_exporter.families.catalogue import markdown_table
+from rq_exporter_ng import usage
+from rq_exporter_ng.families.catalogue import markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -1,4 +1,4 @@
-"""One real scrape: redis-server + `python -m rq_exporter` + GET /metrics, for scripts/compat.sh.
+"""One real scrape: redis-server + `python -m rq_exporter_ng` + GET /metrics, for scripts/compat.sh.
 
 Run with the interpreter of the environment under test (``.venv-min/bin/python
 scripts/smoke_scrape.py``): it starts redis-server on a free port in a temporary directory,
@@ -175,7 +175,7 @@ def main() -> int:
         port = free_port()
         with open(exporter_log, "w") as log:
             exporter = subprocess.Popen(
-                [sys.executable, "-m", "rq_exporter", "--host", "127.0.0.1", "--port", str(port),
+                [sys.executable, "-m", "rq_exporter_ng", "--host", "127.0.0.1", "--port", str(port),
                  "--redis-url", f"redis://127.0.0.1:{redis_port}/0"],
                 stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
                 env={k: v for k, v in os.environ.items() if not k.startswith(("RQ_", "REDIS_"))})

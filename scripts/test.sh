@@ -17,7 +17,10 @@ source scripts/envs.sh
 started=$SECONDS
 bash scripts/system-deps.sh test
 every_env=()
-for entry in "${ENVS[@]}"; do every_env+=("${entry%%|*}"); done
+for entry in "${ENVS[@]}"; do
+    IFS='|' read -r name _ dir _ <<<"$entry"
+    [ -n "$dir" ] && every_env+=("$name")  # peer is a lock only: tests/test_coexistence.py installs it
+done
 bash scripts/venv.sh "${every_env[@]}"
 echo "== lint: ruff, mypy ($(($SECONDS - started)) s in)" >&2
 .venv/bin/ruff check .

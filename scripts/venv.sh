@@ -50,7 +50,7 @@ for name in "$@"; do
         "$env_dir/bin/rq" worker --help >/dev/null 2>&1 || { echo "scripts/venv.sh: $env_dir/bin/rq worker --help fails" >&2; exit 1; }
         check='import rq'
     else
-        check='import rq_exporter, redis, prometheus_client, pydantic_settings, hiredis'
+        check='import rq_exporter_ng, redis, prometheus_client, pydantic_settings, hiredis'
     fi
     "$env_dir/bin/python" -c "$check" || { echo "scripts/venv.sh: $env_dir does not import" >&2; exit 1; }
     echo "$key" >"$marker"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 
 from devkit import run
-from rq_exporter.families.catalogue import BY_NAME
+from rq_exporter_ng.families.catalogue import BY_NAME
 from support import ROOT, require_tool
 
 PROMETHEUS = ROOT / "prometheus"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rq_exporter.concern import AnyConcern, Given
-from rq_exporter.families.table import Table
-from rq_exporter.keys import Keys
-from rq_exporter.reader import read_snapshot
-from rq_exporter.snapshot import Snapshot
+from rq_exporter_ng.concern import AnyConcern, Given
+from rq_exporter_ng.families.table import Table
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.reader import read_snapshot
+from rq_exporter_ng.snapshot import Snapshot
 
 
 def scrape_concern(client, concern: AnyConcern, keys: Keys,
@@ -22,7 +22,7 @@ def scrape_concern(client, concern: AnyConcern, keys: Keys,
 
 
 def rows_of(families) -> dict[str, dict]:
-    """Family name -> {label values: value}, of families held as rows (rq_exporter/families/table.py)."""
+    """Family name -> {label values: value}, of families held as rows (rq_exporter_ng/families/table.py)."""
     out = {}
     for family in families:
         assert isinstance(family, Table)

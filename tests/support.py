@@ -114,14 +114,14 @@ class RQWorker:
 
 
 class Exporter:
-    """The real exporter (`python -m rq_exporter`) as a subprocess on a free port."""
+    """The real exporter (`python -m rq_exporter_ng`) as a subprocess on a free port."""
 
     def __init__(self, *args: str, env: dict | None = None) -> None:
         self.port = free_port()
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rq_exporter", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            [sys.executable, "-m", "rq_exporter_ng", "--host", "127.0.0.1", "--port", str(self.port), *args],
             env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         wait_for(self._healthy, what="exporter /healthz")
@@ -158,11 +158,11 @@ def short_timeouts() -> list[str]:
 
 
 def run_exporter(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    """`python -m rq_exporter ARGS` to its end (a start-up refused, --help, ...), with no RQ_*
+    """`python -m rq_exporter_ng ARGS` to its end (a start-up refused, --help, ...), with no RQ_*
     variable of the caller's shell but those of ``env``."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RQ_")}
     full_env.update(env or {})
-    return run([sys.executable, "-m", "rq_exporter", *args], cwd=ROOT, env=full_env,
+    return run([sys.executable, "-m", "rq_exporter_ng", *args], cwd=ROOT, env=full_env,
                capture_output=True, text=True, idle=timeout)
 
 

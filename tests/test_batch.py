@@ -12,9 +12,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from devkit import run
-from rq_exporter.batch import Batch, _raw_capable
-from rq_exporter.connection import PROTOCOL, connect
-from rq_exporter.settings import Settings
+from rq_exporter_ng.batch import Batch, _raw_capable
+from rq_exporter_ng.connection import PROTOCOL, connect
+from rq_exporter_ng.settings import Settings
 from support import Exporter
 
 pytestmark = pytest.mark.redis
@@ -112,7 +112,7 @@ def test_a_timeout_mid_batch_raises_and_the_next_batch_reads_cleanly(own_redis):
 
 
 def test_a_stopped_redis_is_a_connection_error(own_redis):
-    # As the exporter connects (rq_exporter.connection): no retries past the failure.
+    # As the exporter connects (rq_exporter_ng.connection): no retries past the failure.
     client = own_redis.client(socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0), protocol=PROTOCOL)
     _run(client, raw=True)
     own_redis.process.kill()  # gone at once, as in a crash
@@ -133,7 +133,7 @@ def test_without_hiredis_the_exporter_reads_the_same_through_the_pipeline(redis_
     # wheel, say) must still work: batch.py falls back to redis-py's pipeline.
     (tmp_path / "hiredis.py").write_text("raise ImportError('hiredis blocked by the test')\n")
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
-    probe = run([sys.executable, "-c", "import rq_exporter.batch as b, redis.utils as u; "
+    probe = run([sys.executable, "-c", "import rq_exporter_ng.batch as b, redis.utils as u; "
                  "print(b.hiredis, u.HIREDIS_AVAILABLE)"], env={**os.environ, **env},
                 capture_output=True, text=True, idle=30)
     assert probe.stdout.split() == ["None", "False"], probe.stderr

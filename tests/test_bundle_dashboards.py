@@ -20,7 +20,7 @@ from bundle import (
     substitute,
 )
 
-from rq_exporter.families.catalogue import BY_NAME
+from rq_exporter_ng.families.catalogue import BY_NAME
 from support import ROOT
 
 MODERN = {"timeseries", "stat", "table", "row"}

@@ -12,7 +12,7 @@ import yaml
 from bundle import PROMETHEUS, RECORDING, RULE_TESTS, RULES, metric_names, promtool, recorded_names, rule_generator
 
 from devkit import run
-from rq_exporter.families.catalogue import BY_NAME
+from rq_exporter_ng.families.catalogue import BY_NAME
 from support import ROOT, require_tool
 
 

@@ -23,7 +23,7 @@ from bundle import (
     substitute,
 )
 
-from rq_exporter.settings import DEFAULT_BUCKETS
+from rq_exporter_ng.settings import DEFAULT_BUCKETS
 from support import ROOT
 
 INSTANCE = "rq-exporter:9726"

@@ -12,8 +12,8 @@ import threading
 import fakeredis
 import pytest
 
-from rq_exporter.collector import GcPause, RQCollector
-from rq_exporter.settings import Settings
+from rq_exporter_ng.collector import GcPause, RQCollector
+from rq_exporter_ng.settings import Settings
 
 
 class Watched(fakeredis.FakeRedis):
@@ -86,7 +86,7 @@ def test_a_name_filter_serves_the_named_families():
 
     from prometheus_client import CollectorRegistry
 
-    from rq_exporter.web.server import make_metrics_app
+    from rq_exporter_ng.web.server import make_metrics_app
 
     client = fakeredis.FakeRedis()
     client.sadd("rq:queues", "rq:queue:default")

@@ -1,4 +1,4 @@
-"""RQ's cron scheduler (rq_exporter/concerns/cron.py) on data laid out as `rq cron` of RQ 2.12 / 3.0 writes it
+"""RQ's cron scheduler (rq_exporter_ng/concerns/cron.py) on data laid out as `rq cron` of RQ 2.12 / 3.0 writes it
 (CronScheduler.to_dict, cron_scheduler_registry, cron_job_registry). tests/test_e2e_schedules.py
 runs the real `rq cron`."""
 
@@ -11,11 +11,11 @@ import fakeredis
 from concern_scrape import rows_of, scrape_concern
 
 from devkit import rq_time
-from rq_exporter.concern import Given, NoOptions
-from rq_exporter.concerns import cron
-from rq_exporter.concerns.cron import Cron, CronJob, CronTrack
-from rq_exporter.keys import Keys
-from rq_exporter.reader import read_snapshot
+from rq_exporter_ng.concern import Given, NoOptions
+from rq_exporter_ng.concerns import cron
+from rq_exporter_ng.concerns.cron import Cron, CronJob, CronTrack
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.reader import read_snapshot
 
 
 def job(name: str, queue: str, next_at: float | None, latest: float | None = None, **extra) -> dict:

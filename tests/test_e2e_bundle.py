@@ -157,7 +157,7 @@ def test_grafana_12196_dashboard_keeps_working(demo):
 
 
 def exporter_pid(port: int) -> int:
-    wanted = ["-m", "rq_exporter", "--port", str(port)]
+    wanted = ["-m", "rq_exporter_ng", "--port", str(port)]
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:

@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from rq_exporter.concerns.exception_classes import (
+from rq_exporter_ng.concerns.exception_classes import (
     MAX_TEXT,
     OTHER,
     UNKNOWN,
@@ -25,7 +25,7 @@ from rq_exporter.concerns.exception_classes import (
     latest_exc_string,
     result_text,
 )
-from rq_exporter.concerns.timing.records import Ended, Outcome
+from rq_exporter_ng.concerns.timing.records import Ended, Outcome
 
 
 class CustomError(Exception):

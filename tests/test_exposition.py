@@ -1,4 +1,4 @@
-"""rq_exporter.web.exposition writes exactly what prometheus_client writes, only faster.
+"""rq_exporter_ng.web.exposition writes exactly what prometheus_client writes, only faster.
 
 Compared byte for byte (and parsed back) against the library, on the families of a real
 scrape of a real Redis holding awkward names, and on generated families of every type.
@@ -30,11 +30,11 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from prometheus_client.utils import floatToGoString
 
 from bench.dataset import Size, fill
-from rq_exporter.collector import RQCollector
-from rq_exporter.families.table import HistogramTable, Table
-from rq_exporter.settings import Settings
-from rq_exporter.web.exposition import fast_renderer, render_openmetrics, render_text
-from rq_exporter.web.server import make_metrics_app
+from rq_exporter_ng.collector import RQCollector
+from rq_exporter_ng.families.table import HistogramTable, Table
+from rq_exporter_ng.settings import Settings
+from rq_exporter_ng.web.exposition import fast_renderer, render_openmetrics, render_text
+from rq_exporter_ng.web.server import make_metrics_app
 
 
 class Static:

@@ -1,4 +1,4 @@
-"""RQ 0.x's failed queue (rq_exporter/concerns/failed_queue.py) on data laid out as RQ 0.13 writes it.
+"""RQ 0.x's failed queue (rq_exporter_ng/concerns/failed_queue.py) on data laid out as RQ 0.13 writes it.
 
 The layout is read from RQ 0.13's FailedQueue.quarantine: the job id RPUSHed onto
 rq:queue:failed (a member of rq:queues), the hash with status failed, its origin, ended_at and
@@ -10,11 +10,11 @@ from __future__ import annotations
 import fakeredis
 
 from devkit import rq_time
-from rq_exporter.concern import Given
-from rq_exporter.concerns import failed_queue
-from rq_exporter.concerns.failed_queue import FailedQueue, FailedQueueOptions, FailedQueueTrack, fold
-from rq_exporter.keys import Keys
-from rq_exporter.reader import read_snapshot
+from rq_exporter_ng.concern import Given
+from rq_exporter_ng.concerns import failed_queue
+from rq_exporter_ng.concerns.failed_queue import FailedQueue, FailedQueueOptions, FailedQueueTrack, fold
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.reader import read_snapshot
 
 T0 = 1_800_000_000.0
 
@@ -133,8 +133,8 @@ def test_at_most_max_new_hashes_a_scrape():
 
 
 def test_no_series_of_the_exporter_names_a_queue_failed():
-    from rq_exporter.collector import RQCollector
-    from rq_exporter.settings import Settings
+    from rq_exporter_ng.collector import RQCollector
+    from rq_exporter_ng.settings import Settings
 
     r = fakeredis.FakeRedis()
     fail(r, "a", "orders")

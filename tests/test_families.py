@@ -5,18 +5,18 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from rq_exporter.concern import taken
-from rq_exporter.concerns import cron, redis_health
-from rq_exporter.concerns import exception_classes as exceptions
-from rq_exporter.concerns import rq_scheduler as schedules
-from rq_exporter.concerns import running_jobs as running
-from rq_exporter.concerns.timing.histograms import families as timing_families
-from rq_exporter.concerns.timing.job_timing import JobTiming, TimingOptions
-from rq_exporter.families.catalogue import BY_NAME, CATALOGUE, JOB_STATUSES, PER_WORKER, markdown_table
-from rq_exporter.families.core import ExporterStats, exporter_families, rq_families
-from rq_exporter.keys import Keys
-from rq_exporter.settings import Settings
-from rq_exporter.snapshot import WORKER_STATES, QueueState, Snapshot, WorkerState
+from rq_exporter_ng.concern import taken
+from rq_exporter_ng.concerns import cron, redis_health
+from rq_exporter_ng.concerns import exception_classes as exceptions
+from rq_exporter_ng.concerns import rq_scheduler as schedules
+from rq_exporter_ng.concerns import running_jobs as running
+from rq_exporter_ng.concerns.timing.histograms import families as timing_families
+from rq_exporter_ng.concerns.timing.job_timing import JobTiming, TimingOptions
+from rq_exporter_ng.families.catalogue import BY_NAME, CATALOGUE, JOB_STATUSES, PER_WORKER, markdown_table
+from rq_exporter_ng.families.core import ExporterStats, exporter_families, rq_families
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.settings import Settings
+from rq_exporter_ng.snapshot import WORKER_STATES, QueueState, Snapshot, WorkerState
 from support import parse_samples
 
 PER_WORKER_FAMILIES = {s.name for s in CATALOGUE if s.note == PER_WORKER}

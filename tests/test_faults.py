@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from rq import Queue
 
 from devkit import proc_status, wait_for
-from rq_exporter.collector import RQCollector
-from rq_exporter.connection import connect
-from rq_exporter.settings import Settings
+from rq_exporter_ng.collector import RQCollector
+from rq_exporter_ng.connection import connect
+from rq_exporter_ng.settings import Settings
 from support import Exporter, RedisServer, parse_samples
 
 pytestmark = pytest.mark.redis

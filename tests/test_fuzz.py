@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from devkit import RQ_TIME_FORMAT
-from rq_exporter import parse
-from rq_exporter.collector import RQCollector
-from rq_exporter.connection import connect
-from rq_exporter.settings import Settings
+from rq_exporter_ng import parse
+from rq_exporter_ng.collector import RQCollector
+from rq_exporter_ng.connection import connect
+from rq_exporter_ng.settings import Settings
 from support import parse_samples
 
 VALID_AUTH = "Basic " + base64.b64encode(b"prometheus:pw").decode()
@@ -187,8 +187,8 @@ def test_fuzzed_requests_never_fail_the_app(redis_db, path, query, auth):
 
     import bcrypt
 
-    from rq_exporter.web import webconfig
-    from rq_exporter.web.server import make_app
+    from rq_exporter_ng.web import webconfig
+    from rq_exporter_ng.web.server import make_app
 
     app = _fuzz_app(redis_db, make_app, webconfig, bcrypt)
     environ = {"PATH_INFO": "/" + path, "QUERY_STRING": query}

@@ -13,7 +13,7 @@ import pytest
 from certs import Certs, make_certs
 
 from devkit import free_port
-from rq_exporter import healthcheck
+from rq_exporter_ng import healthcheck
 from support import ROOT, Exporter, run_exporter
 
 NO_REDIS = ("--redis-url", "redis://127.0.0.1:1/0")  # /healthz does not depend on Redis

@@ -1,4 +1,4 @@
-"""rq_exporter.jobfunc: a job's function name read from its stored data, without unpickling it."""
+"""rq_exporter_ng.jobfunc: a job's function name read from its stored data, without unpickling it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from rq_exporter import jobfunc
+from rq_exporter_ng import jobfunc
 
 
 class _Explodes:

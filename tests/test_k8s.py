@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from devkit import run
-from rq_exporter import healthcheck
-from rq_exporter.settings import ENV_PREFIX, Settings
+from rq_exporter_ng import healthcheck
+from rq_exporter_ng.settings import ENV_PREFIX, Settings
 from support import ROOT, Exporter, require_tool
 
 K8S = ROOT / "k8s"

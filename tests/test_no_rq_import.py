@@ -19,11 +19,11 @@ from support import ROOT, parse_samples
 BLOCK_RQ = """
 import pkgutil, importlib, sys
 sys.modules["rq"] = None  # `import rq` now raises ImportError
-import rq_exporter
-for module in pkgutil.walk_packages(rq_exporter.__path__, "rq_exporter."):
-    if module.name != "rq_exporter.__main__":
+import rq_exporter_ng
+for module in pkgutil.walk_packages(rq_exporter_ng.__path__, "rq_exporter_ng."):
+    if module.name != "rq_exporter_ng.__main__":
         importlib.import_module(module.name)
-from rq_exporter.cli import main
+from rq_exporter_ng.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

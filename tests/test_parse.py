@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rq_exporter import parse
+from rq_exporter_ng import parse
 
 
 def _strptime(raw: bytes):

@@ -1,4 +1,4 @@
-"""RQ 3.0's rate limits (rq_exporter/concerns/rate_limits.py) on the layout rq/rate_limit.py writes: the set
+"""RQ 3.0's rate limits (rq_exporter_ng/concerns/rate_limits.py) on the layout rq/rate_limit.py writes: the set
 rq:rl-keys, per key the zset rq:rl:<key>:rate_limited of waiting job ids, each job hash with
 status rate_limited and its origin. fakeredis for the pure logic; tests/test_running_jobs_rq_workers.py
 checks real RQ 3.0 jobs and workers.
@@ -11,9 +11,9 @@ from collections import Counter
 import fakeredis
 from concern_scrape import scrape_concern
 
-from rq_exporter.concerns.rate_limits import RateLimitOptions, RateLimits, fold, share
-from rq_exporter.keys import Keys
-from rq_exporter.snapshot import QueueState, Snapshot
+from rq_exporter_ng.concerns.rate_limits import RateLimitOptions, RateLimits, fold, share
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.snapshot import QueueState, Snapshot
 
 
 def wait(r, key: str, job: str, queue: str, status: str = "rate_limited", prefix: str = "rq") -> None:

@@ -13,10 +13,10 @@ import fakeredis
 import pytest
 
 from devkit import rq_time
-from rq_exporter.keys import Keys
-from rq_exporter.reader import read_snapshot
-from rq_exporter.settings import load
-from rq_exporter.snapshot import Snapshot
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.reader import read_snapshot
+from rq_exporter_ng.settings import load
+from rq_exporter_ng.snapshot import Snapshot
 from support import Exporter
 
 

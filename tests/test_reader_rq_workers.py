@@ -29,8 +29,8 @@ from rq.registry import (
 from rq_scenario import KEY_TTL
 
 from devkit import run, wait_for
-from rq_exporter.families.catalogue import JOB_STATUSES
-from rq_exporter.snapshot import WORKER_STATES
+from rq_exporter_ng.families.catalogue import JOB_STATUSES
+from rq_exporter_ng.snapshot import WORKER_STATES
 from support import Exporter, RQWorker, Samples, kill_if_alive, worker_env
 
 pytestmark = pytest.mark.workers

@@ -1,8 +1,8 @@
 import subprocess
 import sys
 
-from rq_exporter.families.catalogue import CATALOGUE
-from rq_exporter.settings import Settings
+from rq_exporter_ng.families.catalogue import CATALOGUE
+from rq_exporter_ng.settings import Settings
 from support import ROOT
 
 
@@ -25,6 +25,6 @@ def test_the_module_table_lists_every_module_and_no_other():
     table = readme[readme.index("| module | holds |"):]
     table = table.split("\n\n")[0]
     listed = {line.split("`")[1] for line in table.splitlines()[2:]}
-    package = ROOT / "rq_exporter"
+    package = ROOT / "rq_exporter_ng"
     modules = {p.relative_to(package).as_posix() for p in package.rglob("*.py")} - {"__init__.py"}
     assert listed == modules

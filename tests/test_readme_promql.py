@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from rq_exporter.families.catalogue import BY_NAME
+from rq_exporter_ng.families.catalogue import BY_NAME
 from support import ROOT, require_tool
 
 

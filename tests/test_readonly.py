@@ -25,8 +25,8 @@ from support import ROOT, Exporter, RQWorker, kill_if_alive
 
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
-# scan and zrange: the schedules (rq_exporter/concerns/cron.py, rq_exporter/concerns/rq_scheduler.py);
-# info: the Redis under RQ (rq_exporter/concerns/redis_health.py), a command of @slow @dangerous that reads no key.
+# scan and zrange: the schedules (rq_exporter_ng/concerns/cron.py, rq_exporter_ng/concerns/rq_scheduler.py);
+# info: the Redis under RQ (rq_exporter_ng/concerns/redis_health.py), a command of @slow @dangerous that reads no key.
 ACL_COMMANDS = ("hmget", "info", "lindex", "llen", "lrange", "mget", "scan", "smembers", "xrevrange", "zcard",
                 "zcount", "zrange", "zrangebyscore")
 KEYLESS = {"info"}  # Redis flags it neither readonly nor write: it reads the server's state, no key

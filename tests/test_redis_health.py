@@ -1,4 +1,4 @@
-"""The Redis under RQ (rq_exporter/concerns/redis_health.py): INFO parsed by a pure function, its families, and
+"""The Redis under RQ (rq_exporter_ng/concerns/redis_health.py): INFO parsed by a pure function, its families, and
 the one INFO riding in round 1 of a real redis-server, refused to an ACL user without +info.
 The hazards themselves (evictions, OOM, failing saves, restarts, a replica cut off) with real RQ
 enqueues and a real Prometheus: tests/test_e2e_redis_health.py."""
@@ -13,13 +13,13 @@ from concern_scrape import rows_of, scrape_concern
 from test_readonly import ACL_RULE
 
 from devkit import rq_time
-from rq_exporter.collector import RQCollector
-from rq_exporter.concerns.redis_health import RedisHealth, RedisHealthOptions, RedisInfo, families, parse_info
-from rq_exporter.connection import connect
-from rq_exporter.families.catalogue import BY_NAME
-from rq_exporter.keys import Keys
-from rq_exporter.reader import read_snapshot
-from rq_exporter.settings import Settings
+from rq_exporter_ng.collector import RQCollector
+from rq_exporter_ng.concerns.redis_health import RedisHealth, RedisHealthOptions, RedisInfo, families, parse_info
+from rq_exporter_ng.connection import connect
+from rq_exporter_ng.families.catalogue import BY_NAME
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.reader import read_snapshot
+from rq_exporter_ng.settings import Settings
 
 RUN_ID = "a2f41c7e5238a113875ee808c5243b51e1d14a97"
 # A replica's INFO as Redis 7.0 writes it (the fields read, among others), with CRLF line ends.

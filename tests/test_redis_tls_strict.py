@@ -19,9 +19,9 @@ import redis
 from certs import Certs, TlsRedis, make_certs
 from redis.sentinel import SentinelManagedSSLConnection
 
-from rq_exporter import redis_internals
-from rq_exporter.connection import connect
-from rq_exporter.settings import load
+from rq_exporter_ng import redis_internals
+from rq_exporter_ng.connection import connect
+from rq_exporter_ng.settings import load
 from support import Exporter
 
 STRICT_BY_DEFAULT = sys.version_info >= (3, 13)

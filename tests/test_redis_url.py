@@ -1,4 +1,4 @@
-"""The Redis URL checked whole at start (rq_exporter/redis_url.py): from --redis-url, our variable,
+"""The Redis URL checked whole at start (rq_exporter_ng/redis_url.py): from --redis-url, our variable,
 rq-exporter 3.x's and each targets file entry, a bad one is one line naming the setting and exit 2,
 never a traceback at start or on every scrape, nor another database than the one written.
 
@@ -13,9 +13,9 @@ import os
 import pytest
 
 from devkit import free_port
-from rq_exporter import redis_url
-from rq_exporter.connection import connect
-from rq_exporter.settings import InvalidSettings, load
+from rq_exporter_ng import redis_url
+from rq_exporter_ng.connection import connect
+from rq_exporter_ng.settings import InvalidSettings, load
 from support import run_exporter
 
 SECRET = "hunter2-s3cr3t"

@@ -1,4 +1,4 @@
-"""rq-scheduler (rq_exporter/concerns/rq_scheduler.py) on data laid out as rq-scheduler 0.14 writes it
+"""rq-scheduler (rq_exporter_ng/concerns/rq_scheduler.py) on data laid out as rq-scheduler 0.14 writes it
 (Scheduler._create_job / enqueue_at / cron, register_birth / register_death).
 tests/test_e2e_schedules.py runs the real rqscheduler."""
 
@@ -11,9 +11,9 @@ import zlib
 import fakeredis
 from concern_scrape import rows_of, scrape_concern
 
-from rq_exporter.concerns import rq_scheduler as schedules
-from rq_exporter.concerns.rq_scheduler import RqScheduler, ScheduleOptions, ScheduleTrack
-from rq_exporter.keys import Keys
+from rq_exporter_ng.concerns import rq_scheduler as schedules
+from rq_exporter_ng.concerns.rq_scheduler import RqScheduler, ScheduleOptions, ScheduleTrack
+from rq_exporter_ng.keys import Keys
 
 
 def schedule(r, job_id: str, queue: str, func: str, due: float, prefix: str = "rq") -> None:

@@ -1,4 +1,4 @@
-"""Running jobs (rq_exporter/concerns/running_jobs.py) on the layouts RQ writes: the started registry's members
+"""Running jobs (rq_exporter_ng/concerns/running_jobs.py) on the layouts RQ writes: the started registry's members
 (job ids before RQ 2.0, ``<job id>:<execution id>`` from 2.0 on), the job hashes' started_at,
 status and worker_name, the worker hash's current_job. fakeredis for the pure logic;
 tests/test_running_jobs_rq_workers.py runs real workers of RQ 2.x and 3.0, and
@@ -14,9 +14,9 @@ import pytest
 from concern_scrape import scrape_concern
 
 from devkit import rq_time
-from rq_exporter.concern import Given
-from rq_exporter.concerns import running_jobs as running
-from rq_exporter.concerns.running_jobs import (
+from rq_exporter_ng.concern import Given
+from rq_exporter_ng.concerns import running_jobs as running
+from rq_exporter_ng.concerns.running_jobs import (
     Running,
     RunningJob,
     RunningJobs,
@@ -25,9 +25,9 @@ from rq_exporter.concerns.running_jobs import (
     families,
     job_id,
 )
-from rq_exporter.keys import Keys
-from rq_exporter.reader import read_snapshot
-from rq_exporter.snapshot import QueueState, Snapshot, WorkerState
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.reader import read_snapshot
+from rq_exporter_ng.snapshot import QueueState, Snapshot, WorkerState
 
 EXECUTION = "0123456789abcdef0123456789abcdef"
 

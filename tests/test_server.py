@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from devkit import patient, rq_time
-from rq_exporter import __version__
+from rq_exporter_ng import __version__
 from support import Exporter, RedisServer, parse_samples
 
 pytestmark = pytest.mark.redis

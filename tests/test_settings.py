@@ -1,7 +1,7 @@
 """Settings: every option as a flag and a variable, rq-exporter 3.x's names, errors as one line + exit 2.
 
 Parsing is checked in-process through settings.load (the function the command calls); what the
-user sees on a wrong setting (stderr, exit code) is checked on the real `python -m rq_exporter`.
+user sees on a wrong setting (stderr, exit code) is checked on the real `python -m rq_exporter_ng`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 from pydantic import SecretStr
 
 from devkit import run, stop_process
-from rq_exporter import settings as settings_module
-from rq_exporter.connection import password, redacted_target, redis_url, sentinels
-from rq_exporter.legacy import LEGACY_ENV
-from rq_exporter.settings import ENV_PREFIX, Settings, load
+from rq_exporter_ng import settings as settings_module
+from rq_exporter_ng.connection import password, redacted_target, redis_url, sentinels
+from rq_exporter_ng.legacy import LEGACY_ENV
+from rq_exporter_ng.settings import ENV_PREFIX, Settings, load
 from support import ROOT, run_exporter
 
 SECRET = "hunter2-s3cr3t"
@@ -358,7 +358,7 @@ def test_rq_exporter_3_log_format_string_and_datefmt():
     # rq-exporter 3.x took a Python logging format string in RQ_EXPORTER_LOG_FORMAT / --log-format.
     env = {"RQ_EXPORTER_LOG_FORMAT": "[%(asctime)s] [%(name)s] [%(levelname)s]: %(message)s",
            "RQ_EXPORTER_LOG_DATEFMT": "%Y/%m/%d"}
-    process = subprocess.Popen([sys.executable, "-m", "rq_exporter", "--host", "127.0.0.1", "--port", "0",
+    process = subprocess.Popen([sys.executable, "-m", "rq_exporter_ng", "--host", "127.0.0.1", "--port", "0",
                                 "--redis-url", "redis://127.0.0.1:1/0"],
                                cwd=ROOT, env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)
     try:
@@ -371,7 +371,7 @@ def test_rq_exporter_3_log_format_string_and_datefmt():
 
 @pytest.mark.parametrize("flag_name", ["-v", "--version"])
 def test_rq_exporter_3_version_flag(flag_name):
-    from rq_exporter import __version__
+    from rq_exporter_ng import __version__
 
     result = run_exporter(flag_name)
     assert result.returncode == 0 and result.stdout.strip() == f"rq-exporter v{__version__}"

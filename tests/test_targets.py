@@ -138,8 +138,8 @@ def test_multi_target_prometheus_example_is_valid():
 
 def test_targets_file_example_in_readme_parses(tmp_path):
     """The targets file shown in the README is accepted as written (paths aside)."""
-    from rq_exporter import targets
-    from rq_exporter.settings import Settings
+    from rq_exporter_ng import targets
+    from rq_exporter_ng.settings import Settings
 
     readme = (ROOT / "README.md").read_text()
     start = readme.index("```yaml\ntargets:")
@@ -214,9 +214,9 @@ def test_real_prometheus_scrapes_each_target_through_the_example_relabelling(red
 
 def test_targets_get_no_credentials_they_do_not_name(tmp_path):
     """The command line's password, user and TLS files stay with the command line's Redis."""
-    from rq_exporter import targets
-    from rq_exporter.connection import password
-    from rq_exporter.settings import Settings
+    from rq_exporter_ng import targets
+    from rq_exporter_ng.connection import password
+    from rq_exporter_ng.settings import Settings
 
     ca = tmp_path / "ca.crt"
     ca.write_text("x\n")

@@ -1,4 +1,4 @@
-"""Job timing's Redis side (rq_exporter/concerns/timing/reads.py) without Redis: the commands each plan sends,
+"""Job timing's Redis side (rq_exporter_ng/concerns/timing/reads.py) without Redis: the commands each plan sends,
 and the replies turned into results (the idle short cut against the full reading)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from rq_exporter.concerns.timing.reads import commands, full_reply, idle_reply
-from rq_exporter.concerns.timing.records import Probe, RegistryPlan, RegistryReply, Window
-from rq_exporter.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
+from rq_exporter_ng.concerns.timing.reads import commands, full_reply, idle_reply
+from rq_exporter_ng.concerns.timing.records import Probe, RegistryPlan, RegistryReply, Window
+from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
 
 KEY = b"rq:finished:q"
 

@@ -1,12 +1,12 @@
-"""The timing tracker's per-entry rules (rq_exporter/concerns/timing/rules.py), one by one, without Redis."""
+"""The timing tracker's per-entry rules (rq_exporter_ng/concerns/timing/rules.py), one by one, without Redis."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rq_exporter.concerns.timing import rules
-from rq_exporter.concerns.timing.rules import Case, Count, Learn, Remember, Skip, judge
-from rq_exporter.snapshot import Problem
+from rq_exporter_ng.concerns.timing import rules
+from rq_exporter_ng.concerns.timing.rules import Case, Count, Learn, Remember, Skip, judge
+from rq_exporter_ng.snapshot import Problem
 
 T0 = 1_800_000_000
 ENDED = b"2027-01-15T08:00:00.000000Z"  # T0 as RQ writes it
@@ -102,7 +102,7 @@ def test_ttl_hints_teach_both_registries_and_ignore_garbage():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rq_exporter.concerns.timing.rules import JOB_FIELDS, plain_count  # noqa: E402
+from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS, plain_count  # noqa: E402
 
 _stamps = st.sampled_from([ENDED, STARTED, b"2027-01-15T07:59:59.999999Z", b"2027-01-15T08:00:02Z", b"", b"junk",
                            b"2027-01-15T08:00:01.000000Z", None])

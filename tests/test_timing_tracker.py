@@ -15,15 +15,15 @@ import zlib
 import pytest
 
 from devkit import rq_time
-from rq_exporter.concern import Given, taken
-from rq_exporter.concerns.failed_queue import FailedQueue, FailedQueueOptions
-from rq_exporter.concerns.timing import histograms as timing_histograms
-from rq_exporter.concerns.timing.job_timing import JobTiming, TimingOptions
-from rq_exporter.concerns.timing.records import Selection
-from rq_exporter.concerns.timing.tracker import MAX_TTLS, TOLERANCE
-from rq_exporter.keys import Keys
-from rq_exporter.settings import Settings
-from rq_exporter.snapshot import QueueState, Snapshot
+from rq_exporter_ng.concern import Given, taken
+from rq_exporter_ng.concerns.failed_queue import FailedQueue, FailedQueueOptions
+from rq_exporter_ng.concerns.timing import histograms as timing_histograms
+from rq_exporter_ng.concerns.timing.job_timing import JobTiming, TimingOptions
+from rq_exporter_ng.concerns.timing.records import Selection
+from rq_exporter_ng.concerns.timing.tracker import MAX_TTLS, TOLERANCE
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.settings import Settings
+from rq_exporter_ng.snapshot import QueueState, Snapshot
 
 T0 = 1_800_000_000
 
@@ -114,7 +114,7 @@ def _bound(text):
 
 
 class _Batch:
-    """Collects a scan's command groups as rq_exporter.batch.Batch does, then answers them."""
+    """Collects a scan's command groups as rq_exporter_ng.batch.Batch does, then answers them."""
 
     def __init__(self) -> None:
         self.groups: list = []

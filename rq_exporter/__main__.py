@@ -1,3 +1,0 @@
-from rq_exporter.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,3 @@
+from rq_exporter_ng.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,16 @@
+"""Job timing: how long jobs ran and waited, and how many finished and failed, exactly once each.
+
+A concern (rq_exporter_ng/concern.py) in five modules:
+
+- job_timing.py: the concern, ``JobTiming``: its options, what it keeps for the life of the
+  process (per /probe target), its families;
+- reads.py: its reads in the reader's rounds 2 and 3 (the tracker's plan as read commands, the
+  replies as the tracker's input, the new jobs' hashes) and its result;
+- tracker.py: which finished and failed registry entries are new since the last scrape (score
+  windows per TTL, TTL learning, the probe and the sweep), kept across scrapes;
+- rules.py: the verdict on one new entry, a function per rule;
+- histograms.py: the jobs found ended as counters and histograms (with the func label).
+
+Exception classes (rq_exporter_ng/concerns/exception_classes.py) are a concern of their own that
+takes this one's result.
+"""

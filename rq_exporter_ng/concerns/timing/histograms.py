@@ -1,0 +1,189 @@
+"""Job timing's metric side: the jobs the tracker found ended become counters and histograms.
+
+Kept for the life of the process: rq_jobs_finished_total / rq_jobs_failed_total per queue,
+rq_exporter_jobs_not_timed_total, and the run time (ended_at - started_at) and wait time
+(started_at - enqueued_at) histograms, by queue (and status, and function with the func label).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
+
+from rq_exporter_ng import jobfunc, parse
+from rq_exporter_ng.concerns.timing.records import Ended, Outcome
+from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS
+from rq_exporter_ng.concerns.timing.tracker import REGISTRIES
+from rq_exporter_ng.families.table import HistogramRow, JobExemplar, Row, histogram_table, table
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.snapshot import Problem
+
+if TYPE_CHECKING:
+    from rq_exporter_ng.concerns.timing.job_timing import TimingOptions
+
+
+class Histogram:
+    __slots__ = ("_cumulative", "counts", "exemplars", "sum")
+
+    def __init__(self, size: int) -> None:
+        self.counts = [0] * size
+        self.sum = 0.0
+        self._cumulative: list[int] | None = None  # rebuilt only after an observation
+        # Per bucket, its latest job (OpenMetrics exemplars: from a latency spike to the job).
+        self.exemplars: list[JobExemplar | None] = [None] * size
+
+    def observe(self, bounds: tuple[float, ...], value: float, job: JobExemplar | None = None) -> None:
+        i = bisect_left(bounds, value)
+        self.counts[i] += 1
+        self.sum += value
+        self._cumulative = None
+        if job is not None:
+            # Jobs come in registry order (score, then id), not in the order they ended.
+            latest = self.exemplars[i]
+            if latest is None or (job[2] or 0.0) >= (latest[2] or 0.0):
+                self.exemplars[i] = job
+
+    @property
+    def cumulative(self) -> list[int]:
+        """The count of each bucket as exposed: observations up to its bound."""
+        if self._cumulative is None:
+            self._cumulative = list(accumulate(self.counts))
+        return self._cumulative
+
+
+STARTED, ENQUEUED, DATA = (JOB_FIELDS.index(f) for f in (b"started_at", b"enqueued_at", b"data"))
+
+
+@dataclass(frozen=True)
+class HistogramRows:
+    name: str
+    extra_labels: tuple[str, ...]
+    les: tuple[str, ...]
+    rows: list[HistogramRow]
+    exemplars: list[tuple[JobExemplar | None, ...]]
+
+
+@dataclass(frozen=True)
+class JobTotals:
+    """The counters and histograms as they stand after a scrape: the families' data, apart from
+    the tracker's state that goes on changing."""
+
+    histograms: tuple[HistogramRows, ...]
+    counters: tuple[tuple[str, list[Row]], ...]
+
+
+def families(totals: JobTotals) -> Iterator[Metric]:
+    for h in totals.histograms:
+        yield histogram_table(h.name, h.extra_labels, h.les, h.rows, h.exemplars)
+    for name, rows in totals.counters:
+        yield table(name, rows)
+
+
+class JobTimes:
+    def __init__(self, options: TimingOptions, keys: Keys) -> None:
+        self.bounds = tuple(float(b) for b in options.timing_buckets)
+        self.les = tuple(floatToGoString(b) for b in self.bounds) + ("+Inf",)
+        self.func_label = options.timing_func_label
+        self.func_limit = options.timing_func_limit
+        self.keys = keys
+        # "finished", "failed", "not_timed" -> queue -> jobs since the exporter started
+        self.counts: dict[str, Counter[str]] = {name: Counter() for name in (*REGISTRIES, "not_timed")}
+        self.durations: dict[tuple, Histogram] = {}  # (queue, status, func or None)
+        self.waits: dict[tuple, Histogram] = {}  # (queue, func or None)
+        self.funcs: set[str] = set()
+
+    def record(self, outcome: Outcome) -> list[Problem]:
+        problems: list[Problem] = []
+        for (queue, status), count in Counter((job.queue, job.status) for job in outcome.ended).items():
+            self.counts[status][queue] += count
+        not_timed = self.counts["not_timed"]
+        key: tuple | None = None
+        for job in outcome.ended:  # they come registry by registry: one histogram lookup per run
+            times = self._times(job, problems)
+            if times is None:
+                not_timed[job.queue] += 1
+                continue
+            run, wait, func = times
+            if key != (job.queue, job.status, func):
+                key = (job.queue, job.status, func)
+                durations = self._histogram(self.durations, key)
+                waits = self._histogram(self.waits, (job.queue, func))
+            durations.observe(self.bounds, run, (job.member, run, job.ended))
+            if wait is not None:
+                waits.observe(self.bounds, wait, (job.member, wait, job.ended))
+        for queue, status, grown in outcome.kept_forever:  # counted, never timed
+            self.counts[status][queue] += grown
+            not_timed[queue] += grown
+        return problems
+
+    def _times(self, job: Ended, problems: list[Problem]) -> tuple[float, float | None, str | None] | None:
+        """(run time, wait time or None, func label or None); None when the job cannot be timed."""
+        answer, ended = job.fields, job.ended
+        if answer is None or ended is None:
+            return None
+        try:
+            started = parse.timestamp(answer[STARTED])
+            enqueued = parse.timestamp(answer[ENQUEUED])
+        except ValueError as error:
+            problems.append(Problem("bad_timestamp", parse.text(self.keys.job(job.member)), str(error)[:200]))
+            return None
+        if started is None:
+            return None
+        func = self._func(answer[DATA] if len(answer) > DATA else None) if self.func_label else None
+        return max(0.0, ended - started), None if enqueued is None else max(0.0, started - enqueued), func
+
+    def _func(self, data: bytes | None) -> str:
+        name = jobfunc.function_name(data) or "unknown"
+        if name in self.funcs:
+            return name
+        if len(self.funcs) < self.func_limit:
+            self.funcs.add(name)
+            return name
+        return "other"
+
+    def _histogram(self, histograms: dict[tuple, Histogram], key: tuple) -> Histogram:
+        histogram = histograms.get(key)
+        if histogram is None:
+            histogram = histograms[key] = Histogram(len(self.bounds) + 1)
+        return histogram
+
+    def forget(self, queue: str) -> None:
+        for counts in self.counts.values():
+            counts.pop(queue, None)
+
+    def totals(self, queues: Iterable[str]) -> JobTotals:
+        """Every queue of ``queues`` or counted has its counters at 0; a histogram series appears
+        with its first job.
+
+        Zero histograms would be 48 samples per idle queue (most of a 1,000-queue scrape) that
+        say nothing the counters do not: rq_jobs_finished_total is 0 there.
+        """
+        extra = ("func",) if self.func_label else ()
+        keep = slice(None, None if self.func_label else -1)  # the func key part, without the label
+        histograms = []
+        for name, kept in (("rq_job_duration_seconds", self.durations), ("rq_job_wait_seconds", self.waits)):
+            ordered = sorted(kept.items(), key=_sort_key)
+            # A bucket's latest job changes in place: copied. Its cumulative counts are a new list
+            # after each observation, and a float sum is a value.
+            histograms.append(HistogramRows(name, extra, self.les,
+                                            [(key[keep], h.cumulative, h.sum) for key, h in ordered],
+                                            [tuple(h.exemplars) for _, h in ordered]))
+        names = sorted(set(queues).union(*self.counts.values()))
+        counters: list[tuple[str, list[Row]]] = []
+        for status in REGISTRIES:
+            counts = self.counts[status]
+            counters.append((f"rq_jobs_{status}_total", [((name,), counts[name]) for name in names]))
+        not_timed = self.counts["not_timed"]
+        counters.append(("rq_exporter_jobs_not_timed_total", [((name,), not_timed[name]) for name in names]))
+        return JobTotals(tuple(histograms), tuple(counters))
+
+
+def _sort_key(item: tuple) -> tuple:
+    return tuple("" if part is None else part for part in item[0])

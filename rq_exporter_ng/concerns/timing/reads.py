@@ -1,0 +1,226 @@
+"""Job timing's reads, riding in the reader's rounds 2 and 3, and its result.
+
+Round 2, per queue and registry, one group: a ZRANGEBYSCORE per known TTL window, the probe
+above the longest TTL (in that window's read once the registry is settled, else on its own), for
+the finished registry a ZCOUNT of the jobs kept forever (unless the probe's read counts them),
+and, for a few registries in turn, a sweep chunk. The failed jobs kept forever are the reader's
+count (``QueueState.failed_forever``). With RQ's default TTLs an idle queue costs 2 commands.
+Round 3: one HMGET per new entry (within the per-scrape caps), with ``exc_info`` for the failed
+ones (exception classes take it from the result). Only read commands. Nothing here changes the
+tracker before ``TimingReads.result``, once the whole read has succeeded: a scrape that fails half
+way leaves every cursor where it was.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Container, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rq_exporter_ng.batch import Batch
+from rq_exporter_ng.concern import Given, Reads
+from rq_exporter_ng.concerns.failed_queue import NAME as FAILED_QUEUE
+from rq_exporter_ng.concerns.failed_queue import FailedQueue
+from rq_exporter_ng.concerns.timing.histograms import JobTotals
+from rq_exporter_ng.concerns.timing.records import Entry, Outcome, Plan, Probe, RegistryPlan, RegistryReply, Selection
+from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
+from rq_exporter_ng.snapshot import Problem
+
+if TYPE_CHECKING:
+    from rq_exporter_ng.concerns.timing.job_timing import JobTiming
+
+# Read with the hashes of failed jobs, for exception classes: one HMGET, not two.
+EXC_INFO = b"exc_info"
+NOTHING_ENDED = Outcome((), (), ())
+
+# Finished jobs kept forever (result_ttl=-1) have the score +inf. Failed ones (failure_ttl=-1, score
+# -1) are counted by the reader, which reads the failed registry's negative scores apart anyway.
+FOREVER = ("+inf", "+inf")
+# Where the longest window's read ends, by probe mode (Probe.ALONE: at the window's top).
+_WINDOW_TOP = {Probe.IN_WINDOW: "(inf", Probe.IN_WINDOW_WITH_FOREVER: "+inf"}
+_NOTHING_NEW = RegistryReply({}, (), False, (), 0)  # nothing in the window, above it, or kept forever
+_NOTHING_NEW_UNCOUNTED = RegistryReply({}, (), False, (), None)  # likewise, the kept-forever not read here
+
+
+def commands(rp: RegistryPlan, key: bytes) -> list[tuple]:
+    """The reads of one registry, in the order ``reply`` expects their answers."""
+    if len(rp.windows) == 1 and rp.sweep is None and rp.probe is not Probe.ALONE and not _counts_forever(rp):
+        # Most registries on most scrapes: one read, the window and the probe above it.
+        return [("ZRANGEBYSCORE", key, rp.windows[0].low, _WINDOW_TOP[rp.probe], "WITHSCORES")]
+    out: list[tuple] = [("ZRANGEBYSCORE", key, w.low, w.high, "WITHSCORES") for w in rp.windows]
+    if rp.probe is Probe.ALONE:
+        out.append(("ZRANGEBYSCORE", key, f"({rp.probe_above}", "(inf", "WITHSCORES", "LIMIT", 0, PROBE_CHUNK))
+    else:
+        out[-1] = ("ZRANGEBYSCORE", key, rp.windows[-1].low, _WINDOW_TOP[rp.probe], "WITHSCORES")
+    if rp.sweep is not None:
+        start, skip = rp.sweep
+        out.append(("ZRANGEBYSCORE", key, repr(start), "(inf", "WITHSCORES", "LIMIT", skip, SWEEP_CHUNK))
+    if _counts_forever(rp):
+        out.append(("ZCOUNT", key, *FOREVER))
+    return out
+
+
+def _counts_forever(rp: RegistryPlan) -> bool:
+    return rp.status == "finished" and rp.probe is not Probe.IN_WINDOW_WITH_FOREVER
+
+
+def reply(rp: RegistryPlan, replies: list) -> RegistryReply:
+    """The answers to ``commands(rp, ...)`` (None where Redis answered an error) as a result."""
+    return idle_reply(rp, replies) or full_reply(rp, replies)
+
+
+def idle_reply(rp: RegistryPlan, replies: list) -> RegistryReply | None:
+    """What ``full_reply`` makes of a settled registry with nothing new, the answer of most
+    registries on most scrapes, without walking its answers; None for any other.
+    tests/test_timing_redis.py checks both agree."""
+    if rp.sweep is not None or len(rp.windows) != 1 or replies[0] != []:
+        return None
+    if rp.probe is Probe.IN_WINDOW_WITH_FOREVER:
+        return _NOTHING_NEW
+    if rp.probe is Probe.IN_WINDOW:
+        if rp.status == "failed":
+            return _NOTHING_NEW_UNCOUNTED
+        if type(replies[1]) is int:
+            return RegistryReply({}, (), False, (), replies[1])
+    return None
+
+
+def full_reply(rp: RegistryPlan, replies: list) -> RegistryReply:
+    answers = iter(replies)
+    found: dict[int, list[Entry]] = {}
+    for w in rp.windows[:-1]:
+        if entries := _entries(next(answers)):
+            found[w.ttl] = entries
+    probe: Sequence[Entry] = ()
+    probe_found: bool | None = None
+    forever: int | None = None
+    if rp.windows:
+        answer = next(answers)
+        entries = _entries(answer)
+        if rp.probe is not Probe.ALONE and answer is not None:
+            # Sorted by score: the window's own entries, then the probe's, then the kept-forever.
+            top = rp.windows[-1].high
+            cut = next((i for i, (_, score) in enumerate(entries) if score > top), len(entries))
+            finite = [entry for entry in entries[cut:] if entry[1] != math.inf]
+            probe, probe_found = finite[:PROBE_CHUNK], bool(finite)
+            if rp.probe is Probe.IN_WINDOW_WITH_FOREVER:
+                forever = len(entries) - cut - len(finite)
+            entries = entries[:cut]
+        if entries:
+            found[rp.windows[-1].ttl] = entries
+    if rp.probe is Probe.ALONE:
+        answer = next(answers)
+        if answer is not None:
+            probe = _entries(answer)
+            probe_found = bool(probe)
+    sweep = _entries(next(answers)) if rp.sweep is not None else []
+    if _counts_forever(rp):
+        answer = next(answers)
+        forever = answer if isinstance(answer, int) else None
+    return RegistryReply(found, probe, probe_found, sweep, forever)
+
+
+def _entries(answer: list | None) -> list[Entry]:
+    """A WITHSCORES reply -> [(member, score)]: RESP2 sends it flat, RESP3 as pairs."""
+    if not answer:
+        return []
+    try:
+        if isinstance(answer[0], list | tuple):
+            return [(bytes(member), float(score)) for member, score in answer]
+        return [(bytes(answer[i]), float(answer[i + 1])) for i in range(0, len(answer) - 1, 2)]
+    except (TypeError, ValueError):  # not a sorted-set reply: nothing new to read from it
+        return []
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    outcome: Outcome  # the jobs the tracker found ended this scrape
+    # (queue, job id) -> the stored exc_info of each failed job read in a TTL window this scrape
+    exc_info: Mapping[tuple[str, bytes], bytes | None]
+    totals: JobTotals
+    problems: tuple[Problem, ...]
+
+
+class TimingReads(Reads[TimingResult]):
+    """One scrape's reads of the finished and failed registries (round 2) and of the new jobs'
+    hashes (round 3). Nothing here changes the tracker before ``result``: a scrape that fails
+    half way leaves every cursor where it was."""
+
+    def __init__(self, timing: JobTiming, skip: Container[str]) -> None:
+        self.timing = timing
+        self.skip = skip  # queues that are not queues
+        self.plan: Plan | None = None
+        self.replies: list[RegistryReply | None] = []
+        self.selection: Selection | None = None
+        self.hashes: list[list[bytes | None] | None] = []  # HMGET answers, in JOB_FIELDS order
+        self.exc_info: list[bytes | None] = []  # per read hash of a failed job, else None
+
+    def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
+        # Quiet: these keys are the reader's too, and it reports their errors.
+        batch.add_groups(self._groups(queues, now), quiet=True)
+
+    def _groups(self, queues: list[tuple[bytes, str]], now: float) -> Iterator[tuple]:
+        # Planned only as the batch is sent, while Redis works on the reads before these.
+        self.plan = plan = self.timing.tracker.plan([q for q in queues if q[1] not in self.skip], now)
+        self.replies = [None] * len(plan.registries)
+        prefixes = self.timing.keys.per_queue
+        for i, rp in enumerate(plan.registries):
+            yield self._taker(i, rp), commands(rp, prefixes[rp.status] + rp.raw)
+
+    def _taker(self, i: int, rp: RegistryPlan):
+        def take(replies: list) -> None:
+            self.replies[i] = reply(rp, replies)
+        return take
+
+    def third(self, batch: Batch) -> None:
+        if self.plan is None:
+            return
+        self.selection = self.timing.tracker.select(self.plan, self.replies)
+        to_read = self.selection.to_read
+        if to_read:
+            job, fields = self.timing.keys.per_queue["job"], self.timing.fields
+            with_exc = (*fields, EXC_INFO)
+            registries = self.plan.registries
+            batch.add_group(self._take_hashes, [
+                ("HMGET", job + c.member, *(with_exc if registries[c.registry].status == "failed" else fields))
+                for c in to_read], quiet=True)
+
+    def _take_hashes(self, replies: list) -> None:
+        n = len(self.timing.fields)
+        self.hashes = [r if r is None or len(r) == n else r[:n] for r in replies]
+        self.exc_info = [r[n] if r is not None and len(r) > n else None for r in replies]
+
+    def failed_in_windows(self) -> list[tuple[str, bytes]]:
+        """After ``third``: (queue, job id) of the failed jobs whose hashes are read from a TTL
+        window. The probe's and the sweep's finds are old entries (their TTL's window counts them
+        on a later scrape, if ever), and an idle registry has none."""
+        if self.plan is None or self.selection is None:
+            return []
+        registries = self.plan.registries
+        return [(registries[c.registry].queue, c.member) for c in self.selection.to_read
+                if c.window is not None and registries[c.registry].status == "failed"]
+
+    def result(self, given: Given) -> TimingResult:
+        """The tracker moves its cursors and says which jobs ended; they are counted and timed,
+        and so are the new jobs of RQ 0.x's failed queue."""
+        timing, problems = self.timing, list[Problem]()
+        outcome: Outcome = NOTHING_ENDED
+        exc_info: dict[tuple[str, bytes], bytes | None] = {}
+        if self.plan is not None and self.selection is not None:
+            # The reader counts each queue's failed jobs kept forever: it reads them apart anyway,
+            # as RQ's count of failed jobs leaves the expired ones out.
+            failed_forever = {q.name: q.failed_forever for q in given.snapshot.queues}
+            outcome = timing.tracker.apply(self.plan, self.replies, self.selection, self.hashes, failed_forever)
+            problems += outcome.problems
+            problems += timing.times.record(outcome)
+            registries = self.plan.registries
+            exc_info = {(registries[c.registry].queue, c.member): value
+                        for c, value in zip(self.selection.to_read, self.exc_info)
+                        if c.window is not None and registries[c.registry].status == "failed"}
+        old = given.result(FailedQueue)
+        if old is not None and old.legacy:
+            timing.forget(FAILED_QUEUE)  # tracked on the scrape that told
+            problems += timing.times.record(Outcome(old.ended, (), ()))
+        totals = timing.times.totals({*timing.tracker.queues, *(q.name for q in given.snapshot.queues)})
+        return TimingResult(outcome, exc_info, totals, tuple(problems))

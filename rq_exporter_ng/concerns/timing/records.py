@@ -1,0 +1,122 @@
+"""Job timing's records: what the tracker keeps across scrapes, and the immutable values its
+phases (tracker.py) and job timing's reads (reads.py) hand each other."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import NamedTuple
+
+from rq_exporter_ng.snapshot import Problem
+
+Entry = tuple[bytes, float]  # (member, score)
+
+
+class Probe(Enum):
+    """How this scrape looks for TTLs longer than any known (reads.py turns it into Redis syntax)."""
+
+    ALONE = "alone"  # a read of its own above the longest window, PROBE_CHUNK entries at most
+    # Settled (the last probe found nothing): the longest window's read goes on up to +inf,
+    # so the probe costs no command; its reply holds only what arrived since.
+    IN_WINDOW = "in window"
+    # Likewise, up to +inf included: also counts the finished jobs kept forever (score +inf).
+    IN_WINDOW_WITH_FOREVER = "in window, with the jobs kept forever"
+
+
+# --- state kept across scrapes ---------------------------------------------------------------
+@dataclass
+class TtlClass:
+    cursor: int  # counted up to this "ended at" second (score - ttl); the next window starts here - slack
+    # Learned after the floor: its window reads the backlog since the floor. Past the per-scrape
+    # cap that backlog is left for the next scrape rather than counted by score, because these
+    # windows also hold older jobs of other TTLs that were counted long ago.
+    catching_up: bool = False
+
+
+@dataclass
+class RegistryTrack:
+    ttls: dict[int, TtlClass] = field(default_factory=dict)  # in increasing TTL order
+    # (member, score) -> score - ttl of the window that saw it; dropped once no window can return it.
+    seen: dict[Entry, float] = field(default_factory=dict)
+    sweep_from: float | None = None
+    sweep_skip: int = 0
+    forever: int | None = None
+    settled: bool = False  # the last probe found no finite entry above the longest window
+    full_logged: bool = False
+
+
+@dataclass
+class QueueTrack:
+    floor: int  # jobs that ended before this second are history, never counted
+    registries: dict[str, RegistryTrack] = field(default_factory=dict)
+
+
+# --- what passes between the phases ------------------------------------------------------------
+# NamedTuples: thousands are built per scrape, and a tuple is the cheapest immutable record.
+class Window(NamedTuple):
+    ttl: int
+    low: int  # lowest score, inclusive
+    high: int  # highest score, inclusive
+
+
+class RegistryPlan(NamedTuple):
+    queue: str
+    raw: bytes  # the queue's name as in Redis
+    status: str
+    windows: tuple[Window, ...]  # one per known TTL, longest last
+    probe: Probe
+    probe_above: int  # the probe looks at finite scores above this (the longest window's top)
+    sweep: tuple[float, int] | None  # (from score, entries at that score to skip); None: not this scrape
+
+
+class RegistryReply(NamedTuple):
+    windows: Mapping[int, Sequence[Entry]]  # TTL -> entries, only windows that returned some
+    probe: Sequence[Entry] = ()  # at most PROBE_CHUNK
+    probe_found: bool | None = None  # were there entries above probe_above? None: no answer
+    sweep: Sequence[Entry] = ()
+    forever: int | None = None  # entries kept forever; None: no answer
+
+
+@dataclass(frozen=True)
+class Plan:
+    now: int
+    registries: tuple[RegistryPlan, ...]
+    new_queues: Mapping[str, QueueTrack]  # tracks of queues first seen now, kept by apply
+
+
+class Candidate(NamedTuple):
+    registry: int  # index in Plan.registries
+    member: bytes
+    score: float
+    window: int | None  # the TTL window that returned it; None: found by the probe or the sweep
+    read_hash: bool = True  # False: past the per-scrape cap, counted by score alone
+
+
+@dataclass(frozen=True)
+class Selection:
+    candidates: tuple[Candidate, ...]
+    sweep_afforded: Mapping[int, int]  # registry -> sweep entries examined, where the budget cut it
+    deferred: Mapping[int, Mapping[int, float]]  # registry -> {catching-up TTL: first entry left unread}
+
+    @property
+    def to_read(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.read_hash]
+
+
+class Ended(NamedTuple):
+    """A job counted this scrape; ``fields``: its hash's values in JOB_FIELDS order when it is to be
+    timed, else None."""
+
+    queue: str
+    status: str
+    member: bytes
+    ended: float | None = None
+    fields: Sequence[bytes | None] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ended: tuple[Ended, ...]
+    kept_forever: tuple[tuple[str, str, int], ...]  # (queue, status, how many more than last scrape)
+    problems: tuple[Problem, ...]

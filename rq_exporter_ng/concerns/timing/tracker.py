@@ -1,0 +1,324 @@
+"""Job timing's tracker: which finished and failed registry entries are new since the last scrape.
+
+RQ keeps no completion log. A registry entry's score is the worker's clock when it stored the
+job (whole seconds) plus the job's TTL (result_ttl or failure_ttl), so the entries of one TTL
+``t`` that ended since the last scrape sit in one score window ``[last + t, now + t]``. The
+tracker learns, per queue and registry, the set of TTLs in use (a job's TTL is its score minus
+its ``ended_at``) and reads one window per TTL each scrape. Each TTL has its own cursor, in
+"ended at" seconds (score - ttl), so a TTL learned late is read from the queue's floor onwards.
+
+Exactness:
+- windows overlap the previous one by ``slack`` (+ ``TOLERANCE``) seconds for clock skew
+  between workers and exporter and for jobs stored a little after they ended; an entry is
+  remembered as (member, score) only while a window can return it again, so memory is bounded
+  by the jobs of that overlap;
+- an entry is counted only by its own TTL (read from its hash), so TTLs whose windows overlap,
+  or an old entry of a long TTL whose score passes through a short TTL's window, count once;
+- a job that runs again gets a new score, hence a new (member, score): it counts again;
+- a TTL seen for the first time is not counted where it was seen: its window starts at the
+  queue's floor on the next scrape, which counts every job of that TTL since the floor.
+
+The per-scrape cap bounds the job hashes read. Jobs that just ended are read first; past the cap
+they are counted by score as jobs of their window's TTL, untimed. The backlog of a TTL learned
+late is not (its window also holds old jobs of other TTLs, counted long ago): its cursor stops
+at the first entry left unread, and the next scrapes go on from there.
+
+Finding TTLs nobody told the exporter about, at a cost that does not grow with the registry:
+RQ's defaults (500 s results, one year failures) and ``--timing-ttls`` are known from the start;
+a job's own ``result_ttl``/``failure_ttl`` fields teach the TTLs of both registries; a probe
+above the longest known TTL finds longer ones at once; a bounded sweep walks the rest of the
+registry a few entries per scrape (entries that known windows already cover cost nothing).
+Entries kept forever (result_ttl=-1 is score +inf, failure_ttl=-1 is score -1) cannot be found
+by score: their number is counted and its growth is added to the counters, untimed.
+
+A scrape goes through three phases, and between them job timing's reads (reads.py) ask Redis:
+
+1. ``plan``, before round 2: which score windows, probes and sweep chunks to read (``Plan``);
+2. ``select``, between rounds 2 and 3: of the entries found (``RegistryReply``), which job
+   hashes to read (``Selection``);
+3. ``apply``, after the whole read succeeded: the verdicts of rules.py on each entry, then the
+   cursors move; the jobs that ended (``Outcome``) go to histograms.py.
+
+Each phase hands the next an immutable value; only ``apply`` changes the tracker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
+from typing import TYPE_CHECKING
+
+from rq_exporter_ng.concerns.timing.records import (
+    Candidate,
+    Ended,
+    Entry,
+    Outcome,
+    Plan,
+    Probe,
+    QueueTrack,
+    RegistryPlan,
+    RegistryReply,
+    RegistryTrack,
+    Selection,
+    TtlClass,
+    Window,
+)
+from rq_exporter_ng.concerns.timing.rules import (
+    JOB_FIELDS,
+    TOLERANCE,
+    Case,
+    Count,
+    Learn,
+    Remember,
+    judge,
+    nearest,
+    plain_count,
+    ttl_hints,
+)
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.snapshot import Problem
+
+if TYPE_CHECKING:
+    from rq_exporter_ng.concerns.timing.job_timing import TimingOptions
+
+REGISTRIES = ("finished", "failed")  # the registry key kind is also the status label
+RQ_DEFAULT_TTL = {"finished": 500, "failed": 31_536_000}
+MAX_TTLS = 64  # per queue and registry; more distinct TTLs are not learned (logged once)
+PROBE_CHUNK = 20
+SWEEP_CHUNK = 20
+
+@dataclass
+class _Found:
+    """What ``apply`` gathers while it judges one scrape's candidates."""
+
+    ended: list[Ended] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    learned: dict[tuple[str, str], set[int]] = field(default_factory=dict)  # (queue, status) -> TTLs learned
+
+
+class Tracker:
+    def __init__(self, options: TimingOptions, keys: Keys) -> None:
+        self.max_jobs = options.timing_max_jobs_per_scrape
+        self.discovery = options.timing_discovery_per_scrape
+        self.slack = options.timing_clock_slack
+        self.extra_ttls = tuple(t for t in options.timing_ttls if t > 0)
+        self.keys = keys
+        self.queues: dict[str, QueueTrack] = {}
+        self.last_now: int | None = None
+        self._sweep_turn = 0
+
+    @property
+    def edge(self) -> int:
+        return self.slack + TOLERANCE
+
+    # -- phase 1: what to read ----------------------------------------------------------------
+    def plan(self, queues: Iterable[tuple[bytes, str]], now: float) -> Plan:
+        n, edge = int(now), self.edge
+        plans: list[RegistryPlan] = []
+        new_queues: dict[str, QueueTrack] = {}
+        for raw, name in queues:
+            track = self.queues.get(name)
+            if track is None:
+                # A queue first seen now may have had jobs since the previous scrape (it did not
+                # exist then); on the very first scrape, history is not counted: floor = now.
+                track = new_queues[name] = self._new_queue(n)
+            for status in REGISTRIES:
+                reg = track.registries[status]
+                windows = tuple([Window(t, max(c.cursor - edge, track.floor) + t, n + edge + t)
+                                 for t, c in reg.ttls.items()])
+                probe = Probe.ALONE
+                if reg.settled and windows:
+                    probe = Probe.IN_WINDOW_WITH_FOREVER if status == "finished" and reg.forever == 0 \
+                        else Probe.IN_WINDOW
+                plans.append(RegistryPlan(name, raw, status, windows, probe,
+                                          windows[-1].high if windows else n, None))
+        # The sweep is a backstop: a few registries per scrape, in turn.
+        if plans and self.discovery > 0:
+            turns = min(max(1, self.discovery // SWEEP_CHUNK), len(plans))
+            start = self._sweep_turn % len(plans)
+            for i in range(turns):
+                k = (start + i) % len(plans)
+                rp = plans[k]
+                reg = self._track(new_queues, rp.queue).registries[rp.status]
+                from_score, skip = (n + 1, 0) if reg.sweep_from is None or reg.sweep_from < n + 1 \
+                    else (reg.sweep_from, reg.sweep_skip)
+                plans[k] = rp._replace(sweep=(from_score, skip))
+            self._sweep_turn = (start + turns) % len(plans)
+        return Plan(n, tuple(plans), new_queues)
+
+    def _new_queue(self, now: int) -> QueueTrack:
+        first = self.last_now is None
+        track = QueueTrack(floor=now if self.last_now is None else self.last_now)
+        for status in REGISTRIES:
+            # Jobs kept forever of a queue that appears later are new, too: they count from 0.
+            reg = RegistryTrack(forever=None if first else 0)
+            for t in sorted({RQ_DEFAULT_TTL[status], *self.extra_ttls}):
+                reg.ttls[t] = TtlClass(cursor=track.floor)
+            track.registries[status] = reg
+        return track
+
+    def _track(self, new_queues: Mapping[str, QueueTrack], queue: str) -> QueueTrack:
+        """The queue's track, kept or first seen this scrape (kept by apply)."""
+        return self.queues.get(queue) or new_queues[queue]
+
+    # -- phase 2: which job hashes to read ------------------------------------------------------
+    def select(self, plan: Plan, replies: Sequence[RegistryReply | None]) -> Selection:
+        """New entries to read, within the per-scrape caps; the rest are counted by score alone."""
+        timing_left, discovery_left = self.max_jobs, self.discovery
+        candidates: list[Candidate] = []
+        afforded: dict[int, int] = {}
+        deferred: dict[int, dict[int, float]] = {}
+        for i, (rp, reply) in enumerate(zip(plan.registries, replies)):
+            if reply is None or not (reply.windows or reply.probe or reply.sweep):
+                continue  # most registries, most scrapes
+            track = self._track(plan.new_queues, rp.queue)
+            reg = track.registries[rp.status]
+            taken: set[Entry] = set()
+            # Jobs that just ended first; a backlog of a TTL learned late gets what is left.
+            for w in sorted(rp.windows, key=lambda w: (reg.ttls[w.ttl].catching_up, w.ttl)):
+                for entry in reply.windows.get(w.ttl, ()):
+                    if entry in reg.seen or entry in taken:
+                        continue
+                    taken.add(entry)
+                    use = timing_left > 0
+                    timing_left -= use
+                    if not use and reg.ttls[w.ttl].catching_up and self.max_jobs > 0:
+                        deferred.setdefault(i, {}).setdefault(w.ttl, entry[1] - w.ttl)  # by score: the lowest
+                        continue
+                    candidates.append(Candidate(i, entry[0], entry[1], w.ttl, read_hash=use))
+            # Inside a known TTL's range since the floor: its window reads it (or did).
+            known = [(track.floor + t, plan.now + self.edge + t) for t in reg.ttls]
+            for k, entry in enumerate([*reply.probe, *reply.sweep]):
+                if discovery_left <= 0:
+                    afforded[i] = max(0, k - len(reply.probe))  # the sweep goes on from here
+                    break
+                if entry in reg.seen or entry in taken or any(lo <= entry[1] <= hi for lo, hi in known):
+                    continue
+                taken.add(entry)
+                discovery_left -= 1
+                candidates.append(Candidate(i, entry[0], entry[1], None))
+        return Selection(tuple(candidates), afforded, deferred)
+
+    # -- phase 3: after a successful read, the verdicts; then the cursors move --------------------
+    def apply(self, plan: Plan, replies: Sequence[RegistryReply | None], selection: Selection,
+              hashes: Sequence[Sequence[bytes | None] | None],
+              failed_forever: Mapping[str, int | None] | None = None) -> Outcome:
+        """``hashes``: the answers to HMGET JOB_FIELDS of ``selection.to_read``, in order (None: an
+        error reply). ``failed_forever``: queue -> failed jobs kept forever (the reader counts them)."""
+        self.queues.update(plan.new_queues)
+        found = _Found()
+        answers = iter(hashes)
+        # Candidates come registry by registry.
+        for index, candidates in groupby(selection.candidates, key=attrgetter("registry")):
+            self._judge(plan.registries[index], candidates, answers, found)
+        kept_forever = []
+        for index, (planned, reply) in enumerate(zip(plan.registries, replies)):
+            grown = self._move_on(planned, reply, index, selection, plan.now, failed_forever or {})
+            if grown:
+                kept_forever.append((planned.queue, planned.status, grown))
+        self.last_now = plan.now
+        return Outcome(tuple(found.ended), tuple(kept_forever), tuple(found.problems))
+
+    def _judge(self, planned: RegistryPlan, candidates: Iterable[Candidate],
+               answers: Iterator[Sequence[bytes | None] | None], found: _Found) -> None:
+        """One registry's candidates, each judged (rules.py) and its verdicts applied in turn."""
+        queue, status = planned.queue, planned.status
+        track = self.queues[queue]
+        registry = track.registries[status]
+        # Where this scrape's windows start, in "ended at" seconds (as plan() placed them), and the
+        # TTLs no other known TTL is near: for those, plain_count decides most entries on its own.
+        window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
+        alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
+        job_prefix = self.keys.kind("job")
+        for candidate in candidates:
+            member, score, window = candidate.member, candidate.score, candidate.window
+            answer = next(answers) if candidate.read_hash else None
+            if answer is not None and window in alone and (queue, status) not in found.learned:
+                when = plain_count(answer, score, window, window_lows[window])
+                if when is not None:
+                    if (member, score) not in registry.seen:
+                        registry.seen[(member, score)] = score - window
+                        found.ended.append(Ended(queue, status, member, when, answer))
+                    continue
+            fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if candidate.read_hash else None
+            for hint in ttl_hints(fields or {}):
+                self._learn(track, queue, hint.status, hint.ttl, found)
+            case = Case(status, member, score, window, fields, registry.ttls, found.learned.get((queue, status), ()),
+                        track.floor, self.edge, job_prefix)
+            for verdict in judge(case):
+                if isinstance(verdict, Problem):
+                    found.problems.append(verdict)
+                elif isinstance(verdict, Learn):
+                    self._learn(track, queue, verdict.status, verdict.ttl, found)
+                elif isinstance(verdict, Remember):
+                    registry.seen[(member, score)] = max(registry.seen.get((member, score), -math.inf), verdict.until)
+                elif isinstance(verdict, Count) and (member, score) not in registry.seen:
+                    registry.seen[(member, score)] = score - verdict.ttl
+                    found.ended.append(Ended(queue, status, member, verdict.ended, answer if verdict.timed else None))
+
+    def _move_on(self, planned: RegistryPlan, reply: RegistryReply | None, index: int, selection: Selection,
+                 now: int, failed_forever: Mapping[str, int | None]) -> int:
+        """A registry's cursors, sweep and probe move past this scrape; returns how many more jobs it
+        keeps forever than it did (0 when not known)."""
+        registry = self.queues[planned.queue].registries[planned.status]
+        self._move_cursors(registry, planned, now, selection.deferred.get(index) if selection.deferred else None)
+        if reply is None:
+            return 0
+        if planned.sweep is not None:
+            self._advance_sweep(registry, planned, reply.sweep, selection.sweep_afforded.get(index))
+        if reply.probe_found is not None:
+            registry.settled = not reply.probe_found
+        forever = reply.forever if planned.status == "finished" else failed_forever.get(planned.queue)
+        if forever is None:
+            return 0
+        grown = forever - registry.forever if registry.forever is not None and forever > registry.forever else 0
+        registry.forever = forever
+        return grown
+
+    def _move_cursors(self, reg: RegistryTrack, rp: RegistryPlan, n: int, deferred: Mapping[int, float] | None) -> None:
+        # (a window's TTL was known before this scrape, so it is never one learned in it)
+        for w in rp.windows:
+            ttl = reg.ttls[w.ttl]
+            if deferred and w.ttl in deferred:
+                ttl.cursor = max(ttl.cursor, int(deferred[w.ttl]))
+            elif ttl.cursor < n or ttl.catching_up:
+                ttl.cursor, ttl.catching_up = max(ttl.cursor, n), False
+        if reg.seen:
+            # Keep what a window may return again: a catching-up window starts further back.
+            keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - self.edge
+            reg.seen = {k: v for k, v in reg.seen.items() if v >= keep}
+
+    def _learn(self, track: QueueTrack, queue: str, status: str, ttl: int, found: _Found) -> None:
+        reg = track.registries[status]
+        if ttl <= 0 or nearest(reg.ttls, ttl) is not None:
+            return
+        if len(reg.ttls) >= MAX_TTLS:
+            if not reg.full_logged:
+                reg.full_logged = True
+                found.problems.append(Problem("too_many_ttls", f"{queue}:{status}",
+                                              f"more than {MAX_TTLS} distinct TTLs; TTL {ttl} is not tracked"))
+            return
+        reg.ttls[ttl] = TtlClass(cursor=track.floor, catching_up=True)
+        reg.ttls = dict(sorted(reg.ttls.items()))
+        found.learned.setdefault((queue, status), set()).add(ttl)
+
+    @staticmethod
+    def _advance_sweep(reg: RegistryTrack, rp: RegistryPlan, entries: Sequence[Entry], afforded: int | None) -> None:
+        if rp.sweep is None:
+            return
+        cut = afforded is not None
+        if cut:
+            entries = entries[:afforded]
+            if not entries:
+                return  # nothing afforded: same place next time
+        if len(entries) < SWEEP_CHUNK and not cut:
+            reg.sweep_from, reg.sweep_skip = None, 0  # reached the top: start again at the bottom
+            return
+        last = entries[-1][1]
+        same = sum(1 for _, score in entries if score == last)
+        start, skip = rp.sweep
+        reg.sweep_from = last
+        reg.sweep_skip = same + (skip if last == start else 0)

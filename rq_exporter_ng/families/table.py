@@ -1,0 +1,122 @@
+"""A metric family held as rows of label values: the per-queue families, ~19,000 samples a scrape
+at 1,000 queues. ``table`` and ``histogram_table`` build one for a metric of the catalogue.
+
+A prometheus_client family holds a Sample and a label dict per sample; building them costs as
+much as writing them out, and they are most of the memory a scrape touches. A ``Table`` keeps
+``(label values, value)`` rows, which exposition.py writes out directly; anything else (the
+library's own encoders, tests) reads ``samples`` as from any family, built on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client.core import Metric
+from prometheus_client.samples import Exemplar, Sample
+
+from rq_exporter_ng import parse
+from rq_exporter_ng.families.catalogue import spec
+
+Row = tuple[tuple[str, ...], float]
+
+
+class _Rows(Metric):
+    """A family whose ``samples`` are built from its rows on first use.
+
+    PRIVATE (prometheus_client): ``Metric.__init__`` assigns ``self.samples = []``, which the
+    setter below takes; the library's encoders read ``samples`` like any attribute."""
+
+    _samples: list[Sample] | None
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            self._samples = self._build_samples()
+        return self._samples
+
+    @samples.setter
+    def samples(self, samples: list[Sample]) -> None:
+        # Metric.__init__ sets [] before the rows exist: the rows are the samples until set otherwise.
+        self._samples = samples or None
+
+    def _build_samples(self) -> list[Sample]:
+        raise NotImplementedError
+
+
+class Table(_Rows):
+    def __init__(self, name: str, documentation: str, typ: str, labels: tuple[str, ...], rows: list[Row]) -> None:
+        if typ == "counter" and name.endswith("_total"):
+            name = name[: -len("_total")]  # as CounterMetricFamily names it; its samples end in _total
+        super().__init__(name, documentation, typ)
+        self.labels = labels
+        self.rows = rows
+        self.sample_name = name + "_total" if typ == "counter" else name
+
+    def _build_samples(self) -> list[Sample]:
+        labels, name = self.labels, self.sample_name
+        return [Sample(name, dict(zip(labels, values)), value) for values, value in self.rows]
+
+
+HistogramRow = tuple[tuple[str, ...], list[int], float]  # label values, cumulative count per bucket, sum
+# The latest job of one bucket: (job id as in Redis, its value, when it ended). Kept raw and turned
+# into text only when OpenMetrics is asked for: the text format carries no exemplars.
+JobExemplar = tuple[bytes, float, float | None]
+EXEMPLAR_LABEL = "job_id"
+# OpenMetrics allows 128 characters of exemplar labels (names and values): a longer job id has none.
+MAX_EXEMPLAR_ID = 128 - len(EXEMPLAR_LABEL)
+
+
+def exemplar_id(job: JobExemplar) -> str | None:
+    """The job id as an exemplar label value; None when too long for OpenMetrics."""
+    text = parse.text(job[0])
+    return text if len(text) <= MAX_EXEMPLAR_ID else None
+
+
+class HistogramTable(_Rows):
+    """A histogram family as rows: 16 samples a row with the default buckets, ~48,000 a scrape once
+    1,000 queues have timed jobs."""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...], les: tuple[str, ...],
+                 rows: list[HistogramRow],
+                 exemplars: Sequence[Sequence[JobExemplar | None]] | None = None) -> None:
+        super().__init__(name, documentation, "histogram")
+        self.labels = labels
+        self.les = les  # bucket bounds as written, "+Inf" last
+        self.rows = rows
+        self.exemplars = exemplars  # per row, per bucket (not cumulative): the bucket's latest job, or None
+
+    def _build_samples(self) -> list[Sample]:
+        """What HistogramMetricFamily.add_metric builds for each row."""
+        labels, name, samples = self.labels, self.name, []
+        with_count = not self.les or float(self.les[0]) >= 0  # no _count/_sum below a negative bound
+        no_exemplars = [None] * len(self.les)
+        for r, (values, cumulative, total) in enumerate(self.rows):
+            plain = dict(zip(labels, values))
+            exemplars = [_exemplar(job) for job in self.exemplars[r]] if self.exemplars else no_exemplars
+            samples += [Sample(name + "_bucket", {**plain, "le": le}, count, None, exemplar)
+                        for le, count, exemplar in zip(self.les, cumulative, exemplars)]
+            if with_count and total is not None:
+                samples += [Sample(name + "_count", plain, cumulative[-1]), Sample(name + "_sum", plain, total)]
+        return samples
+
+
+def _exemplar(job: JobExemplar | None) -> Exemplar | None:
+    job_id = exemplar_id(job) if job is not None else None
+    if job is None or job_id is None:
+        return None
+    return Exemplar({EXEMPLAR_LABEL: job_id}, job[1], job[2])
+
+
+def table(name: str, rows: list[Row]) -> Table:
+    """The catalogued metric ``name`` as rows of (label values in its label order, value)."""
+    s = spec(name)
+    return Table(s.name, s.help, s.type, s.labels, rows)
+
+
+def histogram_table(name: str, extra_labels: tuple[str, ...], les: tuple[str, ...],
+                    rows: list[HistogramRow], exemplars: Sequence[Sequence[JobExemplar | None]] | None = None,
+                    ) -> HistogramTable:
+    """The catalogued histogram ``name`` (plus optional labels) as rows of (label values,
+    cumulative bucket counts, sum), and per row each bucket's exemplar (OpenMetrics only)."""
+    s = spec(name)
+    return HistogramTable(s.name, s.help, (*s.labels, *extra_labels), les, rows, exemplars)

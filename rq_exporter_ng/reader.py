@@ -1,0 +1,322 @@
+"""Redis -> Snapshot: RQ's state in at most three pipelined round trips, read-only.
+
+1. the queue and worker sets;
+2. every queue's list lengths and registry counts, and every worker's hash;
+3. the enqueue time of each queue's head job.
+
+Only read commands are sent (SMEMBERS, LLEN, LINDEX, ZCARD, ZCOUNT, MGET, HMGET; the extra
+readers add ZRANGEBYSCORE, ZRANGE, LRANGE, XREVRANGE and SCAN). Counts equal what RQ reports after its own cleanup:
+entries whose score (expiry) has passed are left out, without running that cleanup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol
+
+import redis
+
+from rq_exporter_ng import parse
+from rq_exporter_ng.batch import Batch
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.snapshot import WORKER_STATES, Problem, QueueState, Snapshot, WorkerState
+
+WORKER_FIELDS = (
+    b"state",
+    b"queues",
+    b"last_heartbeat",
+    b"successful_job_count",
+    b"failed_job_count",
+    b"total_working_time",
+    b"birth",
+    b"current_job",
+)
+
+
+@dataclass
+class _Reading:
+    """Mutable state of one read, turned into a frozen Snapshot at the end."""
+
+    now: float
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, reason: str, key: bytes | str, detail: str = "") -> None:
+        self.problems.append(Problem(reason, parse.text(key), detail[:200]))
+
+    def on_error(self, command: tuple, error: Exception) -> None:
+        key = command[1] if len(command) > 1 else command[0]
+        reason = "wrong_type" if "WRONGTYPE" in str(error) else "error_reply"
+        self.problem(reason, key, f"{parse.text(command[0])}: {error}")
+
+
+# The reads of one queue, in order; their replies become ``_Queue.values`` under these names.
+QUEUE_VALUES = (
+    "queued", "intermediate", "head",
+    "started_all", "started_expired", "finished_all", "finished_expired", "failed_forever", "failed_live",
+    "deferred", "scheduled", "canceled", "overdue_scheduled",
+)
+LOCKS_PER_MGET = 500  # queues' scheduler locks read by one command (keeps each one short for Redis)
+
+
+@dataclass
+class _Queue:
+    raw: bytes
+    name: str
+    values: dict = field(default_factory=dict)  # QUEUE_VALUES -> reply (None: an error reply)
+
+    def take(self, replies: list) -> None:
+        self.values = dict(zip(QUEUE_VALUES, replies))
+
+    @property
+    def head(self) -> bytes | None:
+        return self.values.get("head")
+
+
+class RoundReads(Protocol):
+    """More reads riding in the same three rounds (each concern's: rq_exporter_ng/concern.py), so the
+    round trips stay constant. Keys whose errors the reader reports already are re-read in quiet groups."""
+
+    def first(self, batch: Batch) -> None: ...
+
+    def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None: ...
+
+    def third(self, batch: Batch) -> None: ...
+
+
+def read_snapshot(
+    client: redis.Redis,
+    keys: Keys,
+    wants_queue: Callable[[str], bool] = lambda name: True,
+    extras: Sequence[RoundReads] = (),
+) -> Snapshot:
+    """One consistent-enough view of RQ's state. Raises redis errors when Redis cannot be read."""
+    reading = _Reading(now=time.time())
+    round_trips = 0
+
+    # 1. The sets naming every queue and worker.
+    queue_members: set[bytes] = set()
+    worker_members: set[bytes] = set()
+    first = Batch(reading.on_error)
+    first.add(queue_members.update, "SMEMBERS", keys.queues)
+    first.add(worker_members.update, "SMEMBERS", keys.workers)
+    for extra in extras:
+        extra.first(first)
+    first.run(client)
+    round_trips += 1
+
+    queues = _queues_from(queue_members, keys, wants_queue, reading)
+    worker_keys = _worker_keys_from(worker_members, keys, reading)
+
+    # 2. Everything per queue and per worker.
+    second = Batch(reading.on_error)
+    second.add_groups((queue.take, _queue_reads(queue, keys, reading.now)) for queue in queues)
+    # A scheduler holds one lock key per queue: many queues' locks per command, not one each.
+    lock = keys.kind("scheduler-lock")
+    for start in range(0, len(queues), LOCKS_PER_MGET):
+        chunk = queues[start:start + LOCKS_PER_MGET]
+        second.add(partial(_take_locks, chunk), "MGET", *(lock + q.raw for q in chunk))
+    worker_replies: list[list | None] = []
+    second.add_group(worker_replies.extend, [("HMGET", key, *WORKER_FIELDS) for key in worker_keys])
+    for extra in extras:
+        extra.second(second, [(q.raw, q.name) for q in queues], reading.now)
+    second.run(client)
+    round_trips += 1
+
+    # 3. When did each queue's head job enter the queue?
+    ages: dict[str, float | None] = {}
+    waiting = [(queue, queue.head) for queue in queues if queue.head is not None]
+
+    def take_ages(replies: list) -> None:
+        for (queue, head), reply in zip(waiting, replies):
+            if reply is not None:  # None: an error reply, reported already
+                ages[queue.name] = _age(reply, head, keys, reading)
+
+    third = Batch(reading.on_error)
+    if waiting:
+        third.add_group(take_ages, [("HMGET", keys.job(head), b"enqueued_at", b"created_at") for _, head in waiting])
+    for extra in extras:
+        extra.third(third)
+    if third:
+        third.run(client)
+        round_trips += 1
+
+    workers, dead = _workers_from(zip(worker_keys, worker_replies), keys, reading)
+    known = {q.name for q in queues}
+    worker_only = sorted(
+        {name for w in workers for name in w.queues if name not in known and wants_queue(name)}
+    )
+    return Snapshot(
+        time=reading.now,
+        queues=tuple(_queue_state(q, ages) for q in queues),
+        workers=tuple(workers),
+        dead_workers=dead,
+        problems=tuple(reading.problems),
+        round_trips=round_trips,
+        worker_only_queues=tuple(worker_only),
+    )
+
+
+def _queues_from(
+    members: set[bytes], keys: Keys, wants_queue: Callable[[str], bool], reading: _Reading
+) -> list[_Queue]:
+    prefix = keys.queue_member_prefix
+    queues = []
+    for member in _with_prefix(members, prefix, "queue", reading):
+        raw = member[len(prefix):]
+        name = parse.text(raw)
+        if wants_queue(name):
+            queues.append(_Queue(raw=raw, name=name))
+    return queues
+
+
+def _worker_keys_from(members: set[bytes], keys: Keys, reading: _Reading) -> list[bytes]:
+    # A foreign member has no worker hash either: checked before reading, so it is never
+    # mistaken for a dead worker.
+    return _with_prefix(members, keys.worker_member_prefix, "worker", reading)
+
+
+def _with_prefix(members: set[bytes], prefix: bytes, kind: str, reading: _Reading) -> list[bytes]:
+    """The set's members that are RQ keys of ``kind`` (sorted); any other is a problem."""
+    found = []
+    for member in sorted(members):
+        if not member.startswith(prefix) or member == prefix:
+            reading.problem(f"bad_{kind}_key", member, f"member of the {kind}s set without the {kind} key prefix")
+            continue
+        found.append(member)
+    return found
+
+
+def _queue_reads(queue: _Queue, keys: Keys, now: float) -> list[tuple]:
+    """The reads of one queue, in QUEUE_VALUES order."""
+    p = keys.per_queue
+    raw = queue.raw
+    # A registry entry whose score (its expiry) lies in [0, now] is what RQ's cleanup would
+    # remove; negative scores (failure_ttl=-1) are never cleaned, hence 0 and not -inf.
+    expiry = int(now)
+    queue_key = p["queue"] + raw
+    wip, finished, failed, scheduled = p["wip"] + raw, p["finished"] + raw, p["failed"] + raw, p["scheduled"] + raw
+    return [
+        ("LLEN", queue_key),
+        ("LLEN", keys.intermediate(raw)),
+        ("LINDEX", queue_key, 0),
+        ("ZCARD", wip), ("ZCOUNT", wip, 0, expiry),
+        ("ZCARD", finished), ("ZCOUNT", finished, 0, expiry),
+        # Failed: those kept forever (score -1) apart, for job timing; the rest that is not expired.
+        ("ZCOUNT", failed, "-inf", "(0"), ("ZCOUNT", failed, f"({expiry}", "+inf"),
+        ("ZCARD", p["deferred"] + raw),
+        ("ZCARD", scheduled),
+        ("ZCARD", p["canceled"] + raw),
+        ("ZCOUNT", scheduled, "-inf", f"({expiry}"),
+    ]
+
+
+def _take_locks(queues: list[_Queue], values: list) -> None:
+    for queue, value in zip(queues, values):
+        queue.values["scheduler_active"] = value is not None
+
+
+def _queue_state(queue: _Queue, ages: dict[str, float | None]) -> QueueState:
+    v = queue.values
+    counts = {name: v.get(name) or 0 for name in QUEUE_VALUES}  # None: an error reply
+    return QueueState(
+        name=queue.name,
+        queued=counts["queued"],
+        intermediate=counts["intermediate"],
+        started=max(0, counts["started_all"] - counts["started_expired"]),
+        abandoned=counts["started_expired"],
+        finished=max(0, counts["finished_all"] - counts["finished_expired"]),
+        failed=counts["failed_forever"] + counts["failed_live"],
+        failed_forever=v.get("failed_forever"),
+        deferred=counts["deferred"],
+        scheduled=counts["scheduled"],
+        overdue_scheduled=counts["overdue_scheduled"],
+        canceled=counts["canceled"],
+        scheduler_active=v.get("scheduler_active", False),
+        oldest_job_age=ages.get(queue.name) if queue.head is not None else 0.0,
+    )
+
+
+def _age(reply: list, job_id: bytes, keys: Keys, reading: _Reading) -> float | None:
+    enqueued_at, created_at = reply
+    key = keys.job(job_id)
+    if enqueued_at is None and created_at is None:
+        reading.problem("missing_job", key, "job at the head of a queue has no hash")
+        return None
+    try:
+        when = parse.timestamp(enqueued_at) or parse.timestamp(created_at)
+    except ValueError as error:
+        reading.problem("bad_timestamp", key, str(error))
+        return None
+    if when is None:
+        reading.problem("bad_timestamp", key, "no enqueued_at or created_at")
+        return None
+    return max(0.0, reading.now - when)
+
+
+def _workers_from(
+    replies: Iterable[tuple[bytes, list | None]], keys: Keys, reading: _Reading
+) -> tuple[list[WorkerState], int]:
+    prefix = keys.worker_member_prefix
+    workers: list[WorkerState] = []
+    dead = 0
+    for key, reply in replies:
+        if reply is None:
+            continue  # an error reply (not a hash), reported already
+        fields = dict(zip(WORKER_FIELDS, reply))
+        if not (fields[b"birth"] or fields[b"last_heartbeat"]):
+            # Listed in rq:workers, and its hash expired (killed without a clean exit), or holds
+            # only the counters a work horse writes back when it finishes a job after its worker
+            # was killed: every live RQ worker registers its birth and heartbeat at once.
+            dead += 1
+            continue
+        if not _has_lived(fields, key, reading):
+            # Neither timestamp is one RQ wrote: counted live, such a hash would keep
+            # RQAllWorkersGone silent with no worker running.
+            continue
+        workers.append(_worker(parse.text(key[len(prefix):]), fields, key, reading))
+    return workers, dead
+
+
+def _has_lived(fields: dict[bytes, bytes | None], key: bytes, reading: _Reading) -> bool:
+    """Whether birth or last_heartbeat is a timestamp; when neither is, each is a problem (a live
+    worker's unreadable heartbeat is reported by _worker)."""
+    errors = []
+    for name in (b"birth", b"last_heartbeat"):
+        try:
+            if parse.timestamp(fields[name]) is not None:
+                return True
+        except ValueError as error:
+            errors.append(f"{name.decode()}: {error}")
+    for detail in errors:
+        reading.problem("bad_worker_field", key, detail)
+    return False
+
+
+def _worker(name: str, fields: dict[bytes, bytes | None], key: bytes, reading: _Reading) -> WorkerState:
+    def field_or_none(parser: Callable, field_name: bytes):
+        try:
+            return parser(fields[field_name])
+        except ValueError as error:
+            reading.problem("bad_worker_field", key, f"{field_name.decode()}: {error}")
+            return None
+
+    queues_raw = fields[b"queues"]
+    queues = tuple(q for q in parse.text(queues_raw).split(",") if q) if queues_raw else ()
+    state = parse.text(fields[b"state"]) if fields[b"state"] else "unknown"
+    if state not in WORKER_STATES and state != "unknown":
+        # The state label takes only RQ's values: any other would make a series of its own.
+        reading.problem("bad_worker_state", key, f"state: {state[:64]!r}")
+        state = "unknown"
+    return WorkerState(
+        name=name,
+        queues=queues,
+        state=state,
+        last_heartbeat=field_or_none(parse.timestamp, b"last_heartbeat"),
+        successful_jobs=field_or_none(parse.count, b"successful_job_count"),
+        failed_jobs=field_or_none(parse.count, b"failed_job_count"),
+        working_seconds=field_or_none(parse.seconds, b"total_working_time"),
+        current_job=parse.text(fields[b"current_job"]) if fields[b"current_job"] else None,
+    )

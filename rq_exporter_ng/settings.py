@@ -1,0 +1,400 @@
+"""Every option of the exporter, as one pydantic-settings model.
+
+Each field is a CLI flag (``--field-name``) and an environment variable
+(``RQ_EXPORTER_FIELD_NAME``).  rq-exporter 3.x's flags and variables keep working:
+its flags are CLI aliases of the fields, its variables are read by ``LegacyEnv`` with
+a lower priority than ours.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+import os
+from itertools import pairwise
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    CliApp,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from rq_exporter_ng import redis_url
+from rq_exporter_ng.legacy import LEGACY_ENV, LegacyEnv
+
+# 10 ms to 4 h in 13 buckets: 3 histograms x 16 series per queue, so thousands of queues stay affordable.
+DEFAULT_BUCKETS = (0.01, 0.05, 0.25, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
+
+ENV_PREFIX = "RQ_EXPORTER_"
+
+class InvalidSettings(Exception):
+    """A setting is wrong. ``field`` names it (None when no one setting is to blame); ``str()`` is
+    the one line the user sees, naming the flag and its variables."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(field, message)
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:
+        if self.field is None:
+            return self.message
+        return f"invalid setting {flag_names(self.field)[0]} ({', '.join(env_names(self.field))}): {self.message}"
+
+
+# Comma-separated on the command line and in variables, tuples in the model: parsed once, here.
+# NoDecode: pydantic-settings would otherwise read a tuple's variable as JSON.
+Patterns = Annotated[tuple[str, ...], NoDecode]
+Floats = Annotated[tuple[float, ...], NoDecode]
+Ints = Annotated[tuple[int, ...], NoDecode]
+
+
+def _items(value: object) -> object:
+    """'a, b' or ['a', 'b,c'] -> ('a', 'b', 'c'); anything else as it is, for pydantic to judge."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(part.strip() for v in value for part in v.split(",") if part.strip())
+    return value
+
+
+def _cli(*names: str) -> AliasChoices:
+    """CLI aliases of a field (the field's own name first, so it stays the main flag)."""
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        # Apply the prefix to aliases too, so the alias ``p`` never reads a bare $P or $PORT.
+        env_prefix_target="all",
+        case_sensitive=False,
+        cli_prog_name="rq-exporter",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_exit_on_error=False,
+        cli_hide_none_type=True,
+        populate_by_name=True,
+        extra="ignore",
+    )
+
+    # --- HTTP endpoint -----------------------------------------------------------
+    host: str = Field("0.0.0.0", description="Address to listen on ('::' for all IPv6 and IPv4).")
+    port: int = Field(
+        9726, ge=0, le=65535, description="Port to listen on.", validation_alias=_cli("port", "p")
+    )
+    web_config_file: Path | None = Field(
+        None,
+        description="Web config file (exporter-toolkit format): TLS certificate and key, client CA, "
+        "basic_auth_users with bcrypt hashes.",
+    )
+    targets_file: Path | None = Field(
+        None,
+        description="YAML file of named Redis targets served at /probe?target=NAME (the allow-list; "
+        "per-target Redis settings and credentials).",
+    )
+
+    # --- Redis -------------------------------------------------------------------
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL: redis://, rediss:// (TLS) or unix:// (default redis://localhost:6379/0, "
+        "or built from --redis-host when that is set). Checked whole at start: host, port, /DB path and "
+        "each query parameter redis-py takes.",
+    )
+    redis_host: str | None = Field(None, description="Redis host, used when --redis-url is not set.")
+    redis_port: int = Field(6379, ge=1, le=65535, description="Redis port, with --redis-host.")
+    redis_db: int = Field(0, ge=0, description="Redis database number, with --redis-host or Sentinel.")
+    redis_username: str | None = Field(None, description="Redis ACL user name.")
+    redis_password: SecretStr | None = Field(
+        None, description="Redis password.", validation_alias=_cli("redis_password", "redis_pass")
+    )
+    redis_password_file: Path | None = Field(
+        None,
+        description="File holding the Redis password (read once at start; trailing newline ignored).",
+        validation_alias=_cli("redis_password_file", "redis_pass_file"),
+    )
+    sentinel_host: str | None = Field(
+        None, description="Comma-separated Sentinel hosts ('host' or 'host:port'); enables Sentinel."
+    )
+    sentinel_port: int = Field(26379, ge=1, le=65535, description="Sentinel port for hosts given without one.")
+    sentinel_master: str | None = Field(None, description="Sentinel master name (required with --sentinel-host).")
+    sentinel_password: SecretStr | None = Field(
+        None, description="Password of the Sentinels themselves (their requirepass); the master's is --redis-password."
+    )
+    redis_tls_ca_file: Path | None = Field(
+        None,
+        description="CA bundle to verify the Redis server (rediss://; with Sentinel, TLS files turn on TLS "
+        "to the master).",
+    )
+    redis_tls_cert_file: Path | None = Field(None, description="Client certificate for Redis TLS.")
+    redis_tls_key_file: Path | None = Field(None, description="Client private key for Redis TLS.")
+    redis_tls_relax_x509_strict: bool = Field(
+        False,
+        description="Accept Redis certificates that Python 3.13's strict X.509 checks refuse (a missing "
+        "Authority Key Identifier, as some managed services' have); chain, expiry and host name are "
+        "still verified.",
+    )
+    redis_connect_timeout: float = Field(
+        2.0, gt=0, description="Seconds to wait for a Redis connection before the scrape reports rq_up 0."
+    )
+    redis_read_timeout: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds to wait for each Redis reply. A scrape makes 3 round trips, so connect + "
+        "3 x read stays under Prometheus' default 10 s scrape timeout.",
+    )
+
+    # --- What to read --------------------------------------------------------------
+    key_prefix: str = Field(
+        "rq", min_length=1, description="RQ key prefix (RQ 3.0's RQ_KEY_PREFIX; 'rq' before that)."
+    )
+    queue_include: Patterns = Field(
+        ("*",), description="Comma-separated glob patterns of queue names to export (default all)."
+    )
+    queue_exclude: Patterns = Field((), description="Comma-separated glob patterns of queue names to leave out.")
+    per_worker_metrics: bool = Field(
+        True,
+        description="Export per-worker series (rq_workers, rq_workers_*_total, rq_worker_*). "
+        "Turn off for large or fast-churning fleets: one series per worker name.",
+    )
+    worker_class: str | None = Field(
+        None, description="Ignored (rq-exporter 3.x compatibility): set --key-prefix instead."
+    )
+    queue_class: str | None = Field(
+        None, description="Ignored (rq-exporter 3.x compatibility): set --key-prefix instead."
+    )
+
+    # --- Job timing ----------------------------------------------------------------
+    job_timing: bool = Field(
+        True,
+        description="Export job run/wait time histograms and rq_jobs_finished_total/rq_jobs_failed_total "
+        "(read incrementally from the finished and failed registries).",
+    )
+    timing_buckets: Floats = Field(
+        DEFAULT_BUCKETS,
+        description="Comma-separated upper bounds (seconds) of the rq_job_duration_seconds and "
+        "rq_job_wait_seconds buckets.",
+    )
+    timing_max_jobs_per_scrape: int = Field(
+        20_000,
+        ge=0,
+        description="Job hashes read per scrape to time newly ended jobs; jobs past it are still counted "
+        "but not timed (rq_exporter_jobs_not_timed_total).",
+    )
+    timing_ttls: Ints = Field(
+        (),
+        description="Comma-separated result_ttl/failure_ttl values (seconds) your jobs use besides RQ's "
+        "defaults (500, 31536000). Optional: others are discovered, declaring them saves the delay.",
+    )
+    timing_discovery_per_scrape: int = Field(
+        100,
+        ge=0,
+        description="Job hashes read per scrape to discover TTLs not declared in --timing-ttls.",
+    )
+    timing_clock_slack: int = Field(
+        10,
+        ge=0,
+        le=3600,
+        description="Seconds by which RQ workers' clocks may differ from the exporter's (overlap of the "
+        "registry windows read each scrape).",
+    )
+    timing_func_label: bool = Field(
+        False,
+        description="Add a func label (the job's function name, read without unpickling) to the timing "
+        "histograms.",
+    )
+    timing_func_limit: int = Field(
+        100, ge=1, description="Distinct func label values (timing, and rq_scheduler_jobs' func); further functions "
+        "are folded into 'other'."
+    )
+    exception_label_limit: int = Field(
+        50,
+        ge=1,
+        description="Distinct exception label values of rq_job_exceptions_total (with job timing); further "
+        "exception classes are folded into 'other'.",
+    )
+
+    # --- Logging -----------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Log level."
+    )
+    log_format: str = Field(
+        "text",
+        description="Log format: text, json (one object a line), or a Python logging format string "
+        "such as rq-exporter 3.x took ('[%(asctime)s] %(levelname)s: %(message)s').",
+    )
+    log_datefmt: str | None = Field(
+        None, description="strftime format of %(asctime)s in text logs (rq-exporter 3.x's --log-datefmt)."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, LegacyEnv(settings_cls))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        if value in ("text", "json"):
+            return value
+        try:
+            logging.Formatter(value, validate=True)
+            usable = "%(message)" in value
+        except ValueError:
+            usable = False
+        if not usable:
+            raise ValueError("text, json or a logging format string with %(message)s")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        return None if value is None else redis_url.check(value)
+
+    @field_validator("host", "redis_host")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        # Empty: every address (--host), or unset (--redis-host), as before.
+        return value if not value else redis_url.check_host(value)
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        # The same rule RQ 3.0 applies to RQ_KEY_PREFIX.
+        if not all(c.isalnum() or c in "_.:{}-" for c in value):
+            raise ValueError("only letters, digits and _ . : - { } are allowed")
+        return value
+
+    @field_validator("queue_include", "queue_exclude", "timing_buckets", "timing_ttls", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _items(value)
+
+    @field_validator("timing_buckets")
+    @classmethod
+    def _check_buckets(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("at least one bucket bound is needed")
+        if any(not math.isfinite(v) or v <= 0 for v in value):
+            raise ValueError("bucket bounds must be positive numbers")
+        if any(b <= a for a, b in pairwise(value)):
+            raise ValueError("bucket bounds must increase")
+        return value
+
+    @field_validator("timing_ttls")
+    @classmethod
+    def _check_ttls(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(v <= 0 for v in value):
+            raise ValueError("TTLs are positive whole seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        # Not a ValueError: pydantic would fold it into a ValidationError without the field's name.
+        if self.sentinel_host and not self.sentinel_master:
+            raise InvalidSettings("sentinel_master", "required with --sentinel-host")
+        if bool(self.redis_tls_cert_file) != bool(self.redis_tls_key_file):
+            raise InvalidSettings("redis_tls_key_file", "set together with --redis-tls-cert-file")
+        if self.redis_password and self.redis_password_file:
+            raise InvalidSettings("redis_password_file",
+                                  "set either --redis-password or --redis-password-file, not both")
+        if self.redis_tls_relax_x509_strict and not self._uses_tls():
+            raise InvalidSettings("redis_tls_relax_x509_strict",
+                                  "only with TLS: a rediss:// URL, or --redis-tls-* files with Sentinel")
+        for name in ("redis_password_file", "redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not os.access(path, os.R_OK):
+                if name == "redis_password_file" and absent_from_secret(path):
+                    continue
+                raise InvalidSettings(name, f"cannot read {path}")
+        return self
+
+    # --- Derived values ----------------------------------------------------------
+    def _uses_tls(self) -> bool:
+        if self.sentinel_host:
+            return bool(self.redis_tls_ca_file or self.redis_tls_cert_file)
+        return (self.redis_url or "").startswith("rediss://")
+
+    def wants_queue(self, name: str) -> bool:
+        included, excluded = self.queue_include, self.queue_exclude
+        if not excluded and "*" in included:  # the default: no pattern matching for each of 1000s of queues
+            return True
+        return any(fnmatch.fnmatchcase(name, p) for p in included) and not any(
+            fnmatch.fnmatchcase(name, p) for p in excluded
+        )
+
+
+def absent_from_secret(path: Path) -> bool:
+    """Whether the file is missing from a Kubernetes Secret volume (kubelet's ``..data`` beside it):
+    the Secret, mounted optional, lacks the key, as one for a Redis without a password does."""
+    return not path.exists() and (path.parent / "..data").is_dir()
+
+
+redact_url = redis_url.redact
+
+
+def flag_names(field_name: str) -> list[str]:
+    """The field's flags as typed: ``--redis-password``, then its aliases (``--redis-pass``, ``-p``)."""
+    alias = Settings.model_fields[field_name].validation_alias
+    names = [field_name, *getattr(alias, "choices", [])[1:]]
+    return [("-" if len(n) == 1 else "--") + n.replace("_", "-") for n in names]
+
+
+def env_names(field_name: str) -> list[str]:
+    """Our variable, then rq-exporter 3.x's (or RQ's) where it has one."""
+    return [ENV_PREFIX + field_name.upper()] + ([LEGACY_ENV[field_name]] if field_name in LEGACY_ENV else [])
+
+
+def _describe(error: ValidationError) -> InvalidSettings:
+    """The first wrong setting of a pydantic error, as the user can set it."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ())]
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    if not loc or loc[0] not in Settings.model_fields:
+        return InvalidSettings(None, f"invalid settings: {message}")
+    name = loc[0]
+    value = first.get("input")
+    if value is not None and "password" not in name and not isinstance(value, dict):
+        message += f" (got {redact_url(str(value)) if name == 'redis_url' else str(value)!r})"
+    return InvalidSettings(name, message)
+
+
+def validate(values: dict[str, Any]) -> Settings:
+    """Settings from a mapping of field values (a targets file entry); raises InvalidSettings."""
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise _describe(error) from None
+
+
+def load(argv: list[str] | None = None) -> Settings:
+    """Settings from CLI arguments and the environment; raises InvalidSettings."""
+    try:
+        return CliApp.run(Settings, cli_args=argv if argv is not None else [])
+    except ValidationError as error:
+        raise _describe(error) from None
+    except SettingsError as error:
+        raise InvalidSettings(None, f"invalid arguments: {_one_line(str(error))}") from None
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "invalid"

@@ -1,0 +1,213 @@
+"""Metric families -> the bytes of /metrics (text or OpenMetrics), exactly as prometheus_client writes them.
+
+Nearly all of a scrape's samples (~20,000 at 1,000 queues: per queue, per worker and the job
+timing histograms) arrive as ``Table`` and ``HistogramTable`` rows (table.py). Writing a row
+costs a few string joins here, against ~9 us a sample in the library (label dicts, escaping,
+sorting). Every other family (a dozen small ones: the exporter's own metrics, the summary), and
+any family with a name, label or value the fast path does not cover, is written by
+prometheus_client itself, one family at a time, so the output never differs
+(tests/test_exposition.py compares them byte for byte).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import lru_cache, partial
+
+from prometheus_client import exposition
+from prometheus_client.core import Metric
+from prometheus_client.openmetrics import exposition as om_exposition
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from rq_exporter_ng.families.table import EXEMPLAR_LABEL, HistogramTable, JobExemplar, Table, exemplar_id
+from rq_exporter_ng.web import prom_internals
+
+_TEXT_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary"}
+
+
+class _One(Collector):
+    """One family, as the library's encoders want a registry."""
+
+    def __init__(self, metric: Metric) -> None:
+        self._metric = metric
+
+    def collect(self) -> list[Metric]:
+        return [self._metric]
+
+
+def _escape_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+class _Escaped(dict[str, str]):
+    """Label value -> its escaped text; a hit is a plain dict lookup, with no Python call."""
+
+    def __missing__(self, raw: str) -> str:
+        value = self[raw] = _escape_value(raw)
+        return value
+
+
+class _Ints(dict[int, str]):
+    """int -> its text, as floatToGoString writes it (ints only: -0.0 == 0 would collide)."""
+
+    def __missing__(self, value: int) -> str:
+        text = f"{value}.0" if -(2**53) < value < 1_000_000 else floatToGoString(value)
+        self[value] = text
+        return text
+
+
+class _Writer:
+    """Writes table rows; caches escaped label values and number texts for one render."""
+
+    def __init__(self, exemplars: bool = False) -> None:
+        self.exemplars = exemplars  # OpenMetrics: histogram buckets carry their exemplar
+        self.escaped = _Escaped()
+        self.ints = _Ints()
+        self.floats: dict[float, str] = {}
+
+    def number(self, value: float) -> str:
+        if type(value) is int:
+            return self.ints[value]
+        text = self.floats.get(value)
+        if text is None:
+            text = floatToGoString(value)
+            if value != 0:  # 0.0 and -0.0 are equal keys but print differently
+                self.floats[value] = text
+        return text
+
+    def family(self, metric: Metric, out: list[str]) -> bool:
+        """Appends the family's sample lines; False (nothing appended) when the library must write it."""
+        if isinstance(metric, Table):
+            return self.table(metric, out)
+        if isinstance(metric, HistogramTable):
+            return self.histogram_table(metric, out)
+        return False
+
+    def table(self, table: Table, out: list[str]) -> bool:
+        labels, name = table.labels, table.sample_name
+        if not prom_internals.plain_name(name) or not prom_internals.plain_label_names(labels):
+            return False
+        if any(value is None for _, value in table.rows):
+            return False
+        escaped, number, ints = self.escaped, self.number, self.ints
+        order = sorted(range(len(labels)), key=labels.__getitem__)  # the library sorts label names
+        heads = [("{" if i == 0 else '",') + f'{labels[j]}="' for i, j in enumerate(order)]
+        if not heads:
+            out.extend(f"{name} {number(value)}\n" for _, value in table.rows)
+            return True
+        heads[0] = name + heads[0]
+        # The per-queue tables, ~13,000 rows at 1,000 queues, mostly integer counts: their text is a
+        # dict lookup here rather than a call to number() (~2 ms a scrape, bench/profile.py).
+        if order == [0]:
+            head = heads[0]
+            out.extend(f'{head}{escaped[values[0]]}"}} {ints[value] if type(value) is int else number(value)}\n'
+                       for values, value in table.rows)
+        elif order == [0, 1]:
+            first, second = heads
+            out.extend(f'{first}{escaped[values[0]]}{second}{escaped[values[1]]}"}} '
+                       f'{ints[value] if type(value) is int else number(value)}\n' for values, value in table.rows)
+        else:
+            out.extend("".join([head + escaped[values[j]] for head, j in zip(heads, order)])
+                       + f'"}} {number(value)}\n' for values, value in table.rows)
+        return True
+
+    def histogram_table(self, table: HistogramTable, out: list[str]) -> bool:
+        labels, name = table.labels, table.name
+        if "le" in labels or not prom_internals.plain_name(name + "_bucket") \
+                or not prom_internals.plain_label_names(labels):
+            return False
+        escaped, number = self.escaped, self.number
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        before = [j for j in order if labels[j] < "le"]
+        after = [j for j in order if labels[j] > "le"]
+        bucket, count_name, sum_name = name + "_bucket{", name + "_count", name + "_sum"
+        les = [f'le="{escaped[le]}"' for le in table.les]
+        with_count = not table.les or float(table.les[0]) >= 0  # as table.py builds its samples
+        exemplars = table.exemplars if self.exemplars else None
+        for r, (values, cumulative, total) in enumerate(table.rows):
+            head = bucket + "".join([f'{labels[j]}="{escaped[values[j]]}",' for j in before])
+            tail = "".join([f',{labels[j]}="{escaped[values[j]]}"' for j in after]) + "} "
+            if exemplars:
+                out.extend(head + le + tail + number(count) + self.exemplar(job) + "\n"
+                           for le, count, job in zip(les, cumulative, exemplars[r]))
+            else:
+                out.extend(head + le + tail + number(count) + "\n" for le, count in zip(les, cumulative))
+            if with_count and total is not None:
+                plain = ",".join([f'{labels[j]}="{escaped[values[j]]}"' for j in order])
+                plain = "{" + plain + "} " if plain else " "
+                out.append(count_name + plain + number(cumulative[-1]) + "\n")
+                out.append(sum_name + plain + number(total) + "\n")
+        return True
+
+
+    def exemplar(self, job: JobExemplar | None) -> str:
+        """`` # {job_id="..."} value timestamp`` as prometheus_client writes an Exemplar; "" for none."""
+        return "" if job is None else _exemplar_text(job)
+
+
+# A bucket keeps its exemplar until a later job lands in it: scrape after scrape the same text,
+# built once (1.2 us each, 28,000 of them with every queue's histograms at 1,000 queues).
+@lru_cache(maxsize=32_768)
+def _exemplar_text(job: JobExemplar) -> str:
+    job_id = exemplar_id(job)
+    if job_id is None:
+        return ""
+    _, value, when = job
+    text = f' # {{{EXEMPLAR_LABEL}="{_escape_value(job_id)}"}} {floatToGoString(value)}'
+    return text if when is None else f"{text} {when}"
+
+
+def render_text(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> bytes:
+    """What ``prometheus_client.generate_latest`` writes for these families."""
+    writer = _Writer()
+    out: list[str] = []
+    for metric in families:
+        if escaping in prom_internals.FAST_ESCAPINGS and metric.type in _TEXT_TYPES \
+                and prom_internals.plain_name(metric.name):
+            name = metric.name + ("_total" if metric.type == "counter" else "")
+            help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            lines = [f"# HELP {name} {help_text}\n# TYPE {name} {_TEXT_TYPES[metric.type]}\n"]
+            if writer.family(metric, lines):
+                out.extend(lines)
+                continue
+        out.append(exposition.generate_latest(_One(metric), escaping=escaping).decode("utf-8"))
+    return "".join(out).encode("utf-8")
+
+
+def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
+                       version: str = "1.0.0") -> bytes:
+    """What ``prometheus_client.openmetrics.exposition.generate_latest`` writes for these families."""
+    writer = _Writer(exemplars=True)
+    out: list[str] = []
+    for metric in families:
+        if escaping in prom_internals.FAST_ESCAPINGS and prom_internals.plain_name(metric.name):
+            name = metric.name
+            lines = [f"# HELP {name} {_escape_value(metric.documentation)}\n# TYPE {name} {metric.type}\n"]
+            if metric.unit:
+                lines.append(f"# UNIT {name} {metric.unit}\n")
+            if writer.family(metric, lines):
+                out.extend(lines)
+                continue
+        text = om_exposition.generate_latest(_One(metric), escaping=escaping, version=version).decode("utf-8")
+        out.append(text.removesuffix("# EOF\n"))
+    out.append("# EOF\n")
+    return "".join(out).encode("utf-8")
+
+
+def fast_renderer(accept_header: str | None) -> tuple[Callable[[Iterable[Metric]], bytes] | None, Callable, str]:
+    """(our renderer or None, the library's encoder, content type) for this Accept header."""
+    encoder, content_type = exposition.choose_encoder(accept_header or "")
+    choice = prom_internals.encoder_choice(encoder)
+    if choice is None:
+        return None, encoder, content_type
+    openmetrics, options = choice
+    return partial(render_openmetrics if openmetrics else render_text, **options), encoder, content_type
+
+
+def render(registry: Collector, accept_header: str | None) -> tuple[bytes, str]:
+    """The body and content type prometheus_client would answer with for this Accept header."""
+    fast, encoder, content_type = fast_renderer(accept_header)
+    if fast is None:
+        return encoder(registry), content_type
+    return fast(registry.collect()), content_type
