@@ -66,7 +66,7 @@ def test_profile_times_every_phase_and_the_histogram_case():
     result = devkit.run([sys.executable, str(ROOT / "bench" / "profile.py"), "--queues", "4", "--workers", "2",
                          "--jobs", "200", "--scrapes", "3"], capture_output=True, text=True, idle=120)
     assert result.returncode == 0, result.stderr
-    for phase in ("read Redis", "round 2", "round 3", "timing bookkeeping", "metric families", "writing",
+    for phase in ("read Redis", "round 2", "round 3", "concerns' results", "metric families", "writing",
                   "whole scrape, no histograms", "whole scrape, every queue's histograms", "peak RSS"):
         assert phase in result.stdout, result.stdout
     lines = [int(part.split()[0].lstrip("(")) for part in result.stdout.split("  (")[1:]]

@@ -177,7 +177,9 @@ def test_enqueues_past_the_limit_with_allkeys_lru_lose_jobs_and_fire_the_evictio
     assert after.value("rq_redis_memory_used_bytes") > 0.9 * after.value("rq_redis_memory_max_bytes")
     stack.wait_firing({("RQRedisEvictingKeys", "evicting"), ("RQRedisEvictionPolicyUnsafe", "evicting"),
                        ("RQRedisMemoryNearLimit", "evicting")})
-    assert stack.value(f'rq_redis_evicted_keys_total{{instance="{target.instance}"}}') >= JOBS - left
+    # Prometheus' newest sample may still be from a scrape during the enqueues: wait for one after.
+    wait_for(lambda: (stack.value(f'rq_redis_evicted_keys_total{{instance="{target.instance}"}}') or 0)
+             >= JOBS - left, timeout=30, interval=0.5, what="Prometheus to scrape the evictions")
 
 
 def test_enqueues_past_the_limit_with_noeviction_fail_with_oom_and_lose_nothing(stack):
