@@ -2,7 +2,7 @@
 FROM python:3.12.8-slim-bookworm
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY rq_exporter_ng ./rq_exporter_ng
 RUN pip install --no-cache-dir "." \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin exporter

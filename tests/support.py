@@ -157,6 +157,19 @@ def short_timeouts() -> list[str]:
     return ["--redis-connect-timeout", seconds, "--redis-read-timeout", seconds]
 
 
+def build_wheel(source: Path, out: Path) -> Path:
+    """The wheel of the project at ``source`` (this checkout, say), built as pip would, with no
+    warning of setuptools."""
+    uv = ROOT / ".venv-tools" / "bin" / "uv"  # scripts/envs.sh installs it from locks/tools.txt
+    assert uv.exists(), "run scripts/venv.sh (make test does) to install uv"
+    build = run([str(uv), "build", "--wheel", "--no-progress", "-o", str(out), str(source)], text=True, idle=120)
+    assert build.returncode == 0, build.stderr
+    # Deprecations reach the log as SetuptoolsDeprecationWarning / "is deprecated" blocks.
+    assert "deprecat" not in build.stderr.lower(), build.stderr
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
 def run_exporter(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
     """`python -m rq_exporter_ng ARGS` to its end (a start-up refused, --help, ...), with no RQ_*
     variable of the caller's shell but those of ``env``."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from devkit import run
-from support import ROOT
+from support import ROOT, build_wheel
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +24,7 @@ UV = ROOT / ".venv-tools" / "bin" / "uv"  # scripts/envs.sh installs it from loc
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    built = run([str(UV), "build", "--wheel", "--no-progress", "-o", str(out), str(ROOT)], text=True, idle=120)
-    assert built.returncode == 0, built.stderr
-    (path,) = out.glob("*.whl")
-    return path
+    return build_wheel(ROOT, tmp_path_factory.mktemp("wheel"))
 
 
 class Env:
