@@ -97,13 +97,16 @@ class PrometheusApi:
         return self.alerts("firing", ("queue",))
 
 
-def start_prometheus(tmp: Path, exporter: str, rules: ShortRules) -> tuple[int, subprocess.Popen]:
-    """A real Prometheus on the bundled prometheus.yml, as the demo points it at a local exporter,
-    scraping every second; (its port, its process) once it is ready."""
+def start_prometheus(tmp: Path, exporters: list[str], rules: ShortRules) -> tuple[int, subprocess.Popen]:
+    """A real Prometheus on the bundled prometheus.yml, as the demo points it at local exporters
+    (host:port each, one scrape job), scraping every second; (its port, its process) once it is ready."""
     prometheus = require_tool("prometheus")
     base = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    settings = prometheus_config(base, exporters[0], [str(f) for f in rules.files], "1s")
+    (job,) = [job for job in settings["scrape_configs"] if job["job_name"] == "rq"]
+    job["static_configs"] = [{"targets": exporters}]
     config = tmp / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(base, exporter, [str(f) for f in rules.files], "1s")))
+    config.write_text(yaml.safe_dump(settings))
     port = free_port()
     process = subprocess.Popen([prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
                                 f"--web.listen-address=127.0.0.1:{port}"],
@@ -131,7 +134,7 @@ class Stack(PrometheusApi):
         self.exporter = Exporter("--redis-url", self.url)
         try:
             self.prometheus_port, self.prometheus = start_prometheus(
-                tmp, f"127.0.0.1:{self.exporter.port}", short_rules(tmp, rules))
+                tmp, [f"127.0.0.1:{self.exporter.port}"], short_rules(tmp, rules))
         except BaseException:
             self.exporter.stop()
             self.redis.cleanup()

@@ -17,19 +17,18 @@ on one stack:
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import jobs
 import pytest
 import redis
-import yaml
-from bundle import has_data, prometheus_api, queries, rule_generator, substitute, without_data
+from bundle import queries, substitute, without_data
+from e2e_stack import PrometheusApi, short_rules, start_prometheus
 from rq import Queue
 
-from devkit import free_port, stop_process, wait_for
-from support import ROOT, Exporter, RedisServer, require_tool
+from devkit import stop_process, wait_for
+from support import Exporter, RedisServer, require_tool
 
 pytestmark = [pytest.mark.redis, pytest.mark.promtool, pytest.mark.slow]
 
@@ -57,9 +56,11 @@ class Target:
         self.redis.cleanup()
 
 
-class Stack:
+class Stack(PrometheusApi):
+    """One exporter per Redis configuration, one Prometheus scraping them all with the short rules."""
+
     def __init__(self, tmp: Path) -> None:
-        prometheus = require_tool("prometheus")
+        require_tool("prometheus")
         self.started = time.time()
         self.targets: dict[str, Target] = {}
         self.master = RedisServer().start()
@@ -71,35 +72,12 @@ class Stack:
         replica = self.targets["replica"].conn
         wait_for(lambda: replica.info("replication").get("master_link_status") == "up", timeout=30,
                  what="the replica in sync")
-        gen = rule_generator()
-        rules = tmp / "rq-alerts.yml"
-        rules.write_text(gen.render(gen.with_durations(gen.load_config(), for_="2s", window="20s")))
-        from demo.run import prometheus_config  # the demo's own rewrite of the bundled prometheus.yml
-
-        base = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
-        config = prometheus_config(base, self.targets["evicting"].instance, [str(rules)], "1s")
-        (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "rq"]
-        job["static_configs"] = [{"targets": [t.instance for t in self.targets.values()]}]
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.prometheus_port = free_port()
-        self.prometheus = subprocess.Popen(
-            [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.prometheus_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.prometheus_port, self.prometheus = start_prometheus(
+            tmp, [t.instance for t in self.targets.values()], short_rules(tmp))
         wait_for(lambda: self.value('count(rq_redis_info_readable{job="rq"} == 1)') == len(self.targets),
                  timeout=60, interval=0.5, what="Prometheus scraping every exporter, INFO readable")
 
-    def api(self, path: str, **params: str) -> dict:
-        return prometheus_api(self.prometheus_port, path, **params)
-
-    def value(self, expr: str) -> float | None:
-        try:
-            result = self.api("query", query=expr)["result"]
-        except OSError:
-            return None  # not up yet
-        return float(result[0]["value"][1]) if result else None
-
-    def alerts(self, state: str = "firing") -> set[tuple[str, str]]:
+    def redis_alerts(self, state: str = "firing") -> set[tuple[str, str]]:
         """(alert, target name) of the Redis alerts in that state."""
         names = {t.instance: name for name, t in self.targets.items()}
         return {(a["labels"]["alertname"], names.get(a["labels"].get("instance", ""), "?"))
@@ -108,9 +86,9 @@ class Stack:
 
     def wait_firing(self, expected: set[tuple[str, str]], timeout: float = 60) -> None:
         try:
-            wait_for(lambda: expected <= self.alerts(), timeout=timeout, interval=0.5, what=f"{expected} firing")
+            wait_for(lambda: expected <= self.redis_alerts(), timeout=timeout, interval=0.5, what=f"{expected} firing")
         except AssertionError:
-            raise AssertionError(f"firing: {sorted(self.alerts())}") from None
+            raise AssertionError(f"firing: {sorted(self.redis_alerts())}") from None
 
     def stop(self) -> None:
         stop_process(self.prometheus, 20)
@@ -150,7 +128,7 @@ def job_hashes_left(conn: redis.Redis, ids: list[str]) -> int:
 
 def test_nothing_fires_on_healthy_redises(stack):
     time.sleep(5)  # with `for` 2s, a false alert would have fired by now
-    assert stack.alerts() | stack.alerts("pending") == {("RQRedisEvictionPolicyUnsafe", "evicting")}
+    assert stack.redis_alerts() | stack.redis_alerts("pending") == {("RQRedisEvictionPolicyUnsafe", "evicting")}
     assert stack.value('rq_redis_master_link_up{job="rq"}') == 1
     assert stack.value('count(rq_redis_role_info{job="rq", role="replica"})') == 1
     for target in stack.targets.values():
@@ -196,7 +174,7 @@ def test_enqueues_past_the_limit_with_noeviction_fail_with_oom_and_lose_nothing(
     assert samples.value("rq_redis_evicted_keys_total") == 0
     stack.wait_firing({("RQRedisMemoryNearLimit", "full")})
     time.sleep(3)  # the eviction alerts had the time to fire too: they do not
-    firing = stack.alerts() | stack.alerts("pending")
+    firing = stack.redis_alerts() | stack.redis_alerts("pending")
     assert ("RQRedisEvictingKeys", "full") not in firing and ("RQRedisEvictionPolicyUnsafe", "full") not in firing
 
 
@@ -240,5 +218,5 @@ def test_every_redis_dashboard_query_has_data(stack):
     exprs = {(title, expr): substitute(expr, rate_interval="15s") for name, title, expr in queries()
              if name == "rq-overview.json" and "rq_redis_" in expr}
     assert len(exprs) >= 12
-    missing = without_data(lambda expr: has_data(stack.prometheus_port, expr, stack.started), exprs)
+    missing = without_data(stack.has_data, exprs)
     assert not missing, f"no data for: {missing}"
