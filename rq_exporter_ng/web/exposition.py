@@ -6,7 +6,7 @@ costs a few string joins here, against ~9 us a sample in the library (label dict
 sorting). Every other family (a dozen small ones: the exporter's own metrics, the summary), and
 any family with a name, label or value the fast path does not cover, is written by
 prometheus_client itself, one family at a time, so the output never differs
-(tests/test_exposition.py compares them byte for byte).
+(tests/web/test_exposition.py compares them byte for byte).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every use of prometheus_client beyond its documented API, in one place.
 
 Each one is marked PRIVATE with what it relies on. They are checked against the library's own
-output by tests/test_exposition.py, on the oldest (constraints/minimums.txt) and the newest
+output by tests/web/test_exposition.py, on the oldest (constraints/minimums.txt) and the newest
 prometheus_client CI installs: a release that changes one of them fails those tests rather
 than changing what /metrics says.
 """

@@ -73,7 +73,7 @@ def reply(rp: RegistryPlan, replies: list) -> RegistryReply:
 def idle_reply(rp: RegistryPlan, replies: list) -> RegistryReply | None:
     """What ``full_reply`` makes of a settled registry with nothing new, the answer of most
     registries on most scrapes, without walking its answers; None for any other.
-    tests/test_timing_redis.py checks both agree."""
+    tests/concerns/timing/test_timing_redis.py checks both agree."""
     if rp.sweep is not None or len(rp.windows) != 1 or replies[0] != []:
         return None
     if rp.probe is Probe.IN_WINDOW_WITH_FOREVER:

@@ -1,7 +1,7 @@
 """What the tracker does with one new registry entry, once its job hash is read: the verdicts.
 
 Each rule is a function that either decides (returns verdicts) or passes (returns None) to the
-next, in the order ``judge`` tries them; tests/test_timing_rules.py takes them one by one. Pure: the
+next, in the order ``judge`` tries them; tests/concerns/timing/test_timing_rules.py takes them one by one. Pure: the
 tracker (tracker.py) applies the verdicts to its state.
 """
 
@@ -172,7 +172,7 @@ def plain_count(answer: Sequence[bytes | None], score: float, window: int, windo
     caller checks that) since the window's start. Returns its end time: judge() would say
     ``[Count(window, timed=True, ended=that)]``. None: ask judge().
 
-    ``answer``: the job hash's values in JOB_FIELDS order. tests/test_timing_rules.py checks that
+    ``answer``: the job hash's values in JOB_FIELDS order. tests/concerns/timing/test_timing_rules.py checks that
     both agree wherever this one decides.
     """
     if answer[3] is not None or answer[4] is not None:

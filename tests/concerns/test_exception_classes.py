@@ -1,6 +1,6 @@
 """Exception classes from the values RQ stores, without Redis (concerns/exception_classes.py's pure part).
 
-tests/test_exception_classes_rq_workers.py reads what real RQ workers of both layouts store.
+tests/concerns/test_exception_classes_rq_workers.py reads what real RQ workers of both layouts store.
 """
 
 from __future__ import annotations

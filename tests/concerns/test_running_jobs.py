@@ -1,7 +1,7 @@
 """Running jobs (rq_exporter_ng/concerns/running_jobs.py) on the layouts RQ writes: the started registry's members
 (job ids before RQ 2.0, ``<job id>:<execution id>`` from 2.0 on), the job hashes' started_at,
 status and worker_name, the worker hash's current_job. fakeredis for the pure logic;
-tests/test_running_jobs_rq_workers.py runs real workers of RQ 2.x and 3.0, and
+tests/concerns/test_running_jobs_rq_workers.py runs real workers of RQ 2.x and 3.0, and
 tests/test_rq_versions.py every version from 0.13 on.
 """
 

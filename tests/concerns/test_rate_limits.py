@@ -1,6 +1,6 @@
 """RQ 3.0's rate limits (rq_exporter_ng/concerns/rate_limits.py) on the layout rq/rate_limit.py writes: the set
 rq:rl-keys, per key the zset rq:rl:<key>:rate_limited of waiting job ids, each job hash with
-status rate_limited and its origin. fakeredis for the pure logic; tests/test_running_jobs_rq_workers.py
+status rate_limited and its origin. fakeredis for the pure logic; tests/concerns/test_running_jobs_rq_workers.py
 checks real RQ 3.0 jobs and workers.
 """
 
