@@ -144,8 +144,14 @@ def is_write(client: redis.Redis, command: str, cache: dict[str, bool]) -> bool:
 
 
 def stats_delta(before: dict, after: dict) -> dict[str, tuple[int, int]]:
-    return {name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
-            for name, (calls, usec) in after.items() if name != "info"}
+    """Calls and microseconds per command between two commandstats readings. The INFO that took
+    ``before`` is counted in ``after`` (the one taking ``after`` is not yet): one INFO call, and
+    every INFO's time, left out, so that an exporter's own INFO (the Redis under RQ) still counts."""
+    delta = {name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
+             for name, (calls, usec) in after.items()}
+    if "info" in delta:
+        delta["info"] = (delta["info"][0] - 1, 0)
+    return delta
 
 
 def writes(client: redis.Redis, delta: dict, write_cache: dict) -> int:
