@@ -344,8 +344,11 @@ def overview(settings: Settings) -> dict:
             "class of the exception they ended with (rq_job_exceptions_total; unknown: no traceback).",
             top_exceptions("exception", 10), [_hide("Time"), _rename_value("failed jobs")], w=24, h=6)
     b.series("Longest-running job", "How long the longest-running started job of each queue has been "
-             "running: a line that only climbs is a hung job (RQJobRunningTooLong).",
-             [target(f"max by (queue) (rq_queue_longest_running_job_seconds{{{QS}}})", "{{queue}}")], "s")
+             "running, and per function (rq_queue_longest_running_job_by_func_seconds, while one runs): a line "
+             "that only climbs is a hung job (RQJobRunningTooLong names its function).",
+             [target(f"max by (queue) (rq_queue_longest_running_job_seconds{{{QS}}})", "{{queue}}"),
+              target(f"max by (queue, func) (rq_queue_longest_running_job_by_func_seconds{{{QS}}})",
+                     "{{queue}} {{func}}")], "s")
     b.series("Jobs waiting for a rate limit", "RQ 3.0: jobs held back by their RateLimit until a slot "
              "frees, by queue (in no queue or registry: rq_jobs{status=\"rate_limited\"}).",
              [target(f'sum by (queue) (rq_jobs{{{QS}, status="rate_limited"}})', "{{queue}}")], "short")
@@ -427,8 +430,10 @@ def queue(settings: Settings) -> dict:
               target(f"sum by (queue) (rq_queue_intermediate_jobs{{{QS}}})", "{{queue}} intermediate")],
              "short")
     b.series("Longest-running job", "How long the longest-running started job of each queue has been "
-             "running (abandoned jobs left out); 0 when none runs.",
-             [target(f"max by (queue) (rq_queue_longest_running_job_seconds{{{QS}}})", "{{queue}}")], "s")
+             "running (abandoned jobs left out); 0 when none runs. Per function too, while one runs.",
+             [target(f"max by (queue) (rq_queue_longest_running_job_seconds{{{QS}}})", "{{queue}}"),
+              target(f"max by (queue, func) (rq_queue_longest_running_job_by_func_seconds{{{QS}}})",
+                     "{{queue}} {{func}}")], "s")
     b.series("Jobs waiting for a rate limit", "RQ 3.0: jobs of each queue held back by their RateLimit "
              "until a job of the same limit key ends.",
              [target(f'sum by (queue) (rq_jobs{{{QS}, status="rate_limited"}})', "{{queue}}")], "short")

@@ -252,9 +252,10 @@ def _oldest_job(c: Ctx, a: dict) -> tuple[str, str, str]:
 
 def _running_too_long(c: Ctx, a: dict) -> tuple[str, str, str]:
     return (
-        f"rq_queue_longest_running_job_seconds{{{c.s}}} > {a['max_run_seconds']}",
+        f"rq_queue_longest_running_job_by_func_seconds{{{c.s}}} > {a['max_run_seconds']}",
         "An RQ job has been running too long.",
-        "A started job of queue {{ $labels.queue }} ({{ $labels.instance }}) has been running for "
+        "A started job of {{ $labels.func }} in queue {{ $labels.queue }} ({{ $labels.instance }}) has been "
+        "running for "
         "{{ $value | humanizeDuration }}: hung, or slower than it should be.",
     )
 

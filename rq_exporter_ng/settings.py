@@ -214,6 +214,12 @@ class Settings(BaseSettings):
         100, ge=1, description="Distinct func label values (timing, and rq_scheduler_jobs' func); further functions "
         "are folded into 'other'."
     )
+    gone_queue_seconds: int = Field(
+        3600,
+        ge=0,
+        description="Seconds a queue may have no key in Redis before its job timing counters, histograms and "
+        "exception classes are dropped (they restart from 0 if it comes back); 0 keeps them for ever.",
+    )
     exception_label_limit: int = Field(
         50,
         ge=1,

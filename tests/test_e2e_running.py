@@ -1,4 +1,4 @@
-"""End to end: RQJobRunningTooLong fires live. A real RQ worker runs a job that does not end, the
+"""End to end: RQJobRunningTooLong fires live, naming the job's function. A real RQ worker runs a job that does not end, the
 real exporter reads Redis, and a real Prometheus with the generated rules (the bundled
 prometheus.yml, as the demo points it at a local exporter) scrapes it every second: the stack of
 tests/e2e_stack.py, with the rule's threshold lowered to 3 s; a queue whose jobs end at once stays
@@ -49,8 +49,15 @@ def test_a_job_running_too_long_fires_the_alert_live(tmp_path):
             quick.enqueue(jobs.sleep_for, 0)  # jobs of the other queue start and end all along
             time.sleep(0.5)
         assert running_too_long(stack) == {"long"}, stack.api("alerts")["alerts"]
+        # The alert names the function (jobs.pid_then_sleep), in its labels and its description.
+        firing = [a for a in stack.api("alerts")["alerts"]
+                  if a["state"] == "firing" and a["labels"]["alertname"] == "RQJobRunningTooLong"]
+        assert [a["labels"]["func"] for a in firing] == ["jobs.pid_then_sleep"], firing
+        assert "jobs.pid_then_sleep in queue long" in firing[0]["annotations"]["description"]
         value = stack.value('rq_queue_longest_running_job_seconds{queue="long"}')
         assert value > THRESHOLD
+        assert stack.value('rq_queue_longest_running_job_by_func_seconds{queue="long", func="jobs.pid_then_sleep"}') \
+            > THRESHOLD
         assert conn.zcard("rq:finished:quick") > 0  # the silent queue did run jobs
 
         os.kill(horse, signal.SIGKILL)  # the job ends (failed): the alert resolves

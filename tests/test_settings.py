@@ -84,6 +84,7 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "timing_func_label": ("true", True, []),
         "timing_func_limit": ("5", 5, []),
         "exception_label_limit": ("7", 7, []),
+        "gone_queue_seconds": ("0", 0, []),
     }
 
 
@@ -280,6 +281,7 @@ INVALID = [
     (["--no-such-flag"], {}, "--no-such-flag"),
     (["--port"], {}, "--port"),
     (["--exception-label-limit", "0"], {}, "--exception-label-limit"),
+    (["--gone-queue-seconds", "-1"], {}, "--gone-queue-seconds"),
     (["--redis-tls-relax-x509-strict"], {}, "--redis-tls-relax-x509-strict"),  # no TLS to relax
     (["--host", "999.1.1.1"], {}, "--host"),
     ([], {"RQ_EXPORTER_HOST": "bad host"}, "--host"),

@@ -36,6 +36,7 @@ from rq_exporter_ng.concerns.timing.job_timing import JobTiming
 from rq_exporter_ng.concerns.timing.reads import TimingReads
 from rq_exporter_ng.concerns.timing.records import Outcome
 from rq_exporter_ng.families.table import Row, table
+from rq_exporter_ng.gone import GoneQueues
 from rq_exporter_ng.keys import Keys
 from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.snapshot import Problem
@@ -145,6 +146,7 @@ def classify(exc_info: bytes | None, exc_string: bytes | None) -> str:
 @dataclass(frozen=True)
 class ExceptionOptions:
     exception_label_limit: int
+    gone_queue_seconds: int
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class ExceptionClasses(Concern[ExceptionOptions, "ExceptionReads", ExceptionTota
     def __init__(self, options: ExceptionOptions, keys: Keys) -> None:
         self.keys = keys
         self.counts = ExceptionCounts(options.exception_label_limit)
+        self.gone = GoneQueues(options.gone_queue_seconds)
         # Stored values already classified (a burst of one failure stores the same bytes again and
         # again), kept until CACHE_SIZE, then forgotten all at once: ~0.5 us a hit against ~5 us to
         # decode. Values over CACHED_BYTES are not kept, so the cache stays under ~2 MB.
@@ -212,6 +215,10 @@ class ExceptionReads(Reads[ExceptionTotals]):
         if old is not None and old.legacy:
             counts.forget(FAILED_QUEUE)
             counts.record(Outcome(old.ended, (), ()), {})
+        snapshot = given.snapshot
+        present = {q.name for q in snapshot.queues}
+        for queue in self.concern.gone.expired(present, {key[0] for key in counts.counts}, snapshot.time):
+            counts.forget(queue)
         return ExceptionTotals(counts.rows(), tuple(problems))
 
     def _classes(self, exc_info: Mapping[tuple[str, bytes], bytes | None],

@@ -9,8 +9,11 @@ the job hash's ``started_at``, which every RQ version writes when a worker start
   started registry's members whose heartbeat deadline has not passed (those whose deadline
   passed are abandoned, ``rq_queue_abandoned_jobs``). A member is the job id (RQ < 2.0) or
   ``<job id>:<execution id>`` (RQ >= 2.0, the execution id 32 hex digits);
-- round 3: ``HMGET rq:job:<id> started_at status worker_name`` per member not read before, at
-  most ``MAX_JOBS`` a scrape.
+- round 3: ``HMGET rq:job:<id> started_at status worker_name data`` per member not read before,
+  at most ``MAX_JOBS`` a scrape. ``data`` gives the job's function (read as jobfunc.py does,
+  never unpickled): ``rq_queue_longest_running_job_by_func_seconds``, per queue and function, the
+  functions capped by ``--timing-func-limit`` (those with the longest runs kept, the rest
+  ``other``).
 
 A member of RQ >= 2.0 names one execution, whose start and worker never change: it is read once
 and kept while it stays in the registry (``RunningTrack``), so a long job costs one hash read, not
@@ -41,13 +44,16 @@ from rq_exporter_ng import parse
 from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.concern import Concern, Given, Reads, taken
 from rq_exporter_ng.families.table import table
+from rq_exporter_ng.jobfunc import function_name
 from rq_exporter_ng.keys import Keys
 from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.snapshot import Problem, Snapshot
 
 MAX_PER_QUEUE = 1_000  # started registry members read per queue and scrape
 MAX_JOBS = 10_000  # job hashes read per scrape
-FIELDS = (b"started_at", b"status", b"worker_name")
+FIELDS = (b"started_at", b"status", b"worker_name", b"data")
+UNKNOWN = "unknown"  # the function of a job whose data is missing or not an RQ payload
+OTHER = "other"  # functions past the func limit
 _EXECUTION_ID = re.compile(rb"[0-9a-f]{32}", re.ASCII)
 
 
@@ -58,6 +64,7 @@ class RunningJob(NamedTuple):
     job_id: str
     started_at: float  # epoch seconds, the worker's clock
     worker: str | None  # worker_name; None before RQ 1.7
+    func: str = UNKNOWN  # the job's function, from its data
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class RunningTrack:
 @dataclass(frozen=True)
 class RunningOptions:
     per_worker_metrics: bool  # rq_worker_current_job_seconds
+    timing_func_limit: int  # distinct functions of rq_queue_longest_running_job_by_func_seconds
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ class RunningJobs(Concern[RunningOptions, "RunningReads", RunningResult]):
 
     def __init__(self, options: RunningOptions, keys: Keys) -> None:
         self.per_worker = options.per_worker_metrics
+        self.func_limit = options.timing_func_limit
         self.keys = keys
         self.track = RunningTrack()
 
@@ -115,7 +124,7 @@ class RunningJobs(Concern[RunningOptions, "RunningReads", RunningResult]):
         return RunningReads(self)
 
     def families(self, result: RunningResult) -> Iterator[Metric]:
-        return families(result.running, result.snapshot, per_worker=self.per_worker)
+        return families(result.running, result.snapshot, per_worker=self.per_worker, func_limit=self.func_limit)
 
 
 class RunningReads(Reads[RunningResult]):
@@ -195,7 +204,8 @@ class RunningReads(Reads[RunningResult]):
                 name = names.get(worker)
                 if name is None:
                     name = names[worker] = parse.text(worker)
-            found = RunningJob(queue, parse.text(raw_id), when, name if worker else None)
+            found = RunningJob(queue, parse.text(raw_id), when, name if worker else None,
+                               function_name(answer[3]) or UNKNOWN)
             jobs.append(found)
             if len(raw_id) != len(member):  # an execution (RQ >= 2.0): its start never changes
                 known.setdefault(queue, {})[member] = found
@@ -210,6 +220,26 @@ def longest_per_queue(running: Running, now: float) -> dict[str, float]:
         if j.started_at < earliest.get(j.queue, math.inf):
             earliest[j.queue] = j.started_at
     return {queue: max(0.0, now - started) for queue, started in earliest.items()}
+
+
+def longest_per_queue_and_func(running: Running, now: float,
+                               func_limit: int | None) -> dict[tuple[str, str], float]:
+    """(queue, function) -> seconds its longest-running started job has run (clamped at 0). Past
+    ``func_limit`` functions (those whose longest run is shortest), the rest are ``other``."""
+    earliest: dict[tuple[str, str], float] = {}
+    by_func: dict[str, float] = {}
+    for j in running.jobs:
+        if j.started_at < earliest.get((j.queue, j.func), math.inf):
+            earliest[(j.queue, j.func)] = j.started_at
+        if j.started_at < by_func.get(j.func, math.inf):
+            by_func[j.func] = j.started_at
+    ranked = sorted(by_func.items(), key=lambda kv: (kv[1], kv[0]))  # the longest run first
+    named = {f for f, _ in (ranked if func_limit is None else ranked[:func_limit])}
+    longest: dict[tuple[str, str], float] = {}
+    for (queue, func), started in earliest.items():
+        key = (queue, func if func in named else OTHER)
+        longest[key] = max(longest.get(key, 0.0), max(0.0, now - started))
+    return longest
 
 
 def current_per_worker(running: Running, snapshot: Snapshot) -> dict[str, float]:
@@ -231,10 +261,14 @@ def current_per_worker(running: Running, snapshot: Snapshot) -> dict[str, float]
     return current
 
 
-def families(running: Running, snapshot: Snapshot, per_worker: bool = True) -> Iterator[Metric]:
+def families(running: Running, snapshot: Snapshot, per_worker: bool = True,
+             func_limit: int | None = None) -> Iterator[Metric]:
+    """The families; ``func_limit`` None: every function named (the concern passes the setting)."""
     longest = longest_per_queue(running, snapshot.time)
     yield table("rq_queue_longest_running_job_seconds",
                 [((q.name,), longest.get(q.name, 0.0)) for q in snapshot.queues])
+    yield table("rq_queue_longest_running_job_by_func_seconds",
+                sorted(longest_per_queue_and_func(running, snapshot.time, func_limit).items()))
     if per_worker:
         current = current_per_worker(running, snapshot)
         yield table("rq_worker_current_job_seconds",

@@ -68,6 +68,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("rq_queue_longest_running_job_seconds", "gauge",
                "Seconds the queue's longest-running started job has been running (now - started_at); 0 when "
                "none runs. Abandoned jobs (heartbeat deadline passed) are left out.", ("queue",)),
+    MetricSpec("rq_queue_longest_running_job_by_func_seconds", "gauge",
+               "Seconds the longest-running started job of each queue and function (from the job's data, never "
+               "unpickled) has been running; a series only while such a job runs. Abandoned jobs are left out.",
+               ("queue", "func"),
+               note="func capped by `--timing-func-limit` (the longest runs kept), the rest `other`; "
+                    "`unknown` when the job's data is unreadable"),
     # --- job timing (--job-timing) ---------------------------------------------------------
     MetricSpec("rq_job_duration_seconds", "histogram",
                "Run time (ended_at - started_at) of jobs that finished or failed since the exporter started.",

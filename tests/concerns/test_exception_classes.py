@@ -137,3 +137,30 @@ def test_every_failed_job_counts_once_and_classes_past_the_limit_are_other():
     assert next((s.labels, s.value) for s in family.samples) == ({"queue": "q", "exception": "KeyError"}, 1)
     counts.forget("q")
     assert dict(counts.counts) == {("r", "KeyError"): 1}
+
+
+def test_the_classes_of_a_queue_with_no_key_for_gone_queue_seconds_are_dropped():
+    from types import SimpleNamespace
+
+    from rq_exporter_ng.concern import Given, taken
+    from rq_exporter_ng.concerns.exception_classes import ExceptionClasses, ExceptionOptions, ExceptionReads
+    from rq_exporter_ng.concerns.failed_queue import FailedQueue
+    from rq_exporter_ng.concerns.timing.job_timing import JobTiming
+    from rq_exporter_ng.concerns.timing.reads import NOTHING_ENDED
+    from rq_exporter_ng.keys import Keys
+    from rq_exporter_ng.settings import Settings
+    from rq_exporter_ng.snapshot import QueueState, Snapshot
+
+    concern = ExceptionClasses(taken(ExceptionOptions, Settings(gone_queue_seconds=60)), Keys("rq"))
+    concern.counts.counts.update({("gone", "KeyError"): 2, ("kept", "OSError"): 1})
+
+    def scrape(now: float, *queues: str) -> dict:
+        timing = SimpleNamespace(outcome=NOTHING_ENDED, exc_info={})
+        given = Given(results={JobTiming: timing, FailedQueue: None},
+                      snapshot=Snapshot(now, queues=tuple(QueueState(q) for q in queues)))
+        return dict(ExceptionReads(concern, None).result(given).counts)  # type: ignore[arg-type]
+
+    T = 1000.0
+    assert scrape(T, "gone", "kept") == {("gone", "KeyError"): 2, ("kept", "OSError"): 1}
+    assert scrape(T + 59, "kept") == {("gone", "KeyError"): 2, ("kept", "OSError"): 1}
+    assert scrape(T + 60, "kept") == {("kept", "OSError"): 1}

@@ -7,7 +7,9 @@ tests/test_rq_versions.py every version from 0.13 on.
 
 from __future__ import annotations
 
+import pickle
 import time
+import zlib
 
 import fakeredis
 import pytest
@@ -33,18 +35,20 @@ EXECUTION = "0123456789abcdef0123456789abcdef"
 
 
 def start(r, queue: str, job: str, seconds_ago: float, member: str | None = None, worker: str | None = None,
-          status: str = "started", deadline_in: float = 90) -> None:
+          status: str = "started", deadline_in: float = 90, func: str | None = None) -> None:
     now = time.time()
     r.sadd("rq:queues", f"rq:queue:{queue}")
     r.zadd(f"rq:wip:{queue}", {member or job: int(now + deadline_in)})
     fields = {"status": status, "origin": queue, "started_at": rq_time(now - seconds_ago)}
     if worker:
         fields["worker_name"] = worker
+    if func:
+        fields["data"] = zlib.compress(pickle.dumps((func, None, (), {})))
     r.hset(f"rq:job:{job}", mapping=fields)
 
 
-def concern(keys: Keys, track: running.RunningTrack | None = None) -> RunningJobs:
-    made = RunningJobs(RunningOptions(per_worker_metrics=True), keys)
+def concern(keys: Keys, track: running.RunningTrack | None = None, func_limit: int = 100) -> RunningJobs:
+    made = RunningJobs(RunningOptions(per_worker_metrics=True, timing_func_limit=func_limit), keys)
     if track is not None:
         made.track = track  # what was read before
     return made
@@ -81,6 +85,38 @@ def test_longest_running_job_per_queue_in_both_layouts_and_0_when_none_runs():
     assert seen["idle"] == 0
     assert snapshot.round_trips == 3
     assert not result.problems
+
+
+def by_func(r, func_limit: int) -> dict[tuple[str, str], float]:
+    keys = Keys("rq")
+    made = concern(keys, func_limit=func_limit)
+    _, result = scrape_concern(r, made, keys)
+    fams = {f.name: f for f in made.families(result)}
+    return {(s.labels["queue"], s.labels["func"]): s.value
+            for s in fams["rq_queue_longest_running_job_by_func_seconds"].samples}
+
+
+def test_longest_running_job_per_queue_and_function_capped_by_the_func_limit():
+    r = fakeredis.FakeRedis()
+    start(r, "q", "a", 100, func="app.tasks.report")
+    start(r, "q", "b", 40, func="app.tasks.report")
+    start(r, "q", "c", 300, member=f"c:{EXECUTION}", func="app.tasks.export")
+    start(r, "q", "d", 10, func="app.tasks.mail")
+    start(r, "p", "e", 20, func="app.tasks.mail")
+    start(r, "p", "f", 5)  # no data: unknown
+    r.sadd("rq:queues", "rq:queue:idle")  # no job runs: no series
+    seen = by_func(r, func_limit=10)
+    assert seen.keys() == {("q", "app.tasks.report"), ("q", "app.tasks.export"), ("q", "app.tasks.mail"),
+                           ("p", "app.tasks.mail"), ("p", "unknown")}
+    assert seen[("q", "app.tasks.report")] == pytest.approx(100, abs=2)
+    assert seen[("q", "app.tasks.export")] == pytest.approx(300, abs=2)
+    assert seen[("p", "app.tasks.mail")] == pytest.approx(20, abs=2)
+    # Two functions named: those with the longest runs; the rest fold into "other", its longest run.
+    capped = by_func(r, func_limit=2)
+    assert capped.keys() == {("q", "app.tasks.report"), ("q", "app.tasks.export"), ("q", "other"),
+                             ("p", "other")}
+    assert capped[("p", "other")] == pytest.approx(20, abs=2)
+    assert capped[("q", "other")] == pytest.approx(10, abs=2)
 
 
 def test_abandoned_jobs_and_jobs_that_ended_between_the_rounds_are_left_out():

@@ -51,6 +51,9 @@ def test_a_long_running_job_is_seen_per_queue_and_per_worker(redis_db, tmp_path)
         assert abs(first - run_time) < 1.5, (first, run_time)
         assert samples.value("rq_queue_longest_running_job_seconds", queue="idle") == 0
         assert current_job_seconds(samples, "w-long", "long") == pytest.approx(first, abs=0.01)
+        # The function, read from the job's data without unpickling: RQ's own func_name.
+        assert samples.value("rq_queue_longest_running_job_by_func_seconds", queue="long",
+                             func=job.func_name) == pytest.approx(first, abs=0.01)
         # The layout these numbers came from, so that the test says which one it exercised.
         member = conn.zrange("rq:wip:long", 0, -1)[0].decode()
         assert member.startswith(f"{job.id}:")  # RQ >= 2.0: <job id>:<execution id>
@@ -64,6 +67,7 @@ def test_a_long_running_job_is_seen_per_queue_and_per_worker(redis_db, tmp_path)
         samples = wait_for(lambda: (s := exporter.scrape()).value("rq_jobs", queue="long", status="failed") == 1
                            and s, timeout=30, what="the killed job to be failed")
         assert samples.value("rq_queue_longest_running_job_seconds", queue="long") == 0
+        assert not samples.series("rq_queue_longest_running_job_by_func_seconds")
         assert current_job_seconds(samples, "w-long", "long") == 0
         assert samples.value("rq_exporter_redis_round_trips") == 3
     finally:

@@ -157,6 +157,14 @@ class JobTimes:
     def forget(self, queue: str) -> None:
         for counts in self.counts.values():
             counts.pop(queue, None)
+        for histograms in (self.durations, self.waits):
+            for key in [key for key in histograms if key[0] == queue]:
+                del histograms[key]
+
+    def queues(self) -> set[str]:
+        """The queues with a counter or a histogram."""
+        return {*(q for counts in self.counts.values() for q in counts),
+                *(key[0] for key in self.durations), *(key[0] for key in self.waits)}
 
     def totals(self, queues: Iterable[str]) -> JobTotals:
         """Every queue of ``queues`` or counted has its counters at 0; a histogram series appears

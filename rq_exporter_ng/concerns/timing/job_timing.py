@@ -14,6 +14,7 @@ from rq_exporter_ng.concerns.timing.histograms import JobTimes, families
 from rq_exporter_ng.concerns.timing.reads import NOTHING_ENDED, TimingReads, TimingResult
 from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS
 from rq_exporter_ng.concerns.timing.tracker import Tracker
+from rq_exporter_ng.gone import GoneQueues
 from rq_exporter_ng.keys import Keys
 from rq_exporter_ng.settings import Settings
 
@@ -27,6 +28,7 @@ class TimingOptions:
     timing_ttls: tuple[int, ...]
     timing_func_label: bool
     timing_func_limit: int
+    gone_queue_seconds: int
 
 
 class JobTiming(Concern[TimingOptions, TimingReads, TimingResult]):
@@ -43,6 +45,7 @@ class JobTiming(Concern[TimingOptions, TimingReads, TimingResult]):
         self.keys = keys
         self.tracker = Tracker(options, keys)
         self.times = JobTimes(options, keys)
+        self.gone = GoneQueues(options.gone_queue_seconds)
         # ``data`` holds the call's arguments too: read it only when the func label needs it.
         self.fields = JOB_FIELDS if options.timing_func_label else JOB_FIELDS[:-1]
 
@@ -57,6 +60,11 @@ class JobTiming(Concern[TimingOptions, TimingReads, TimingResult]):
         """``queue`` turned out not to be a queue: no counters for it, no reads of its registries."""
         self.tracker.queues.pop(queue, None)
         self.times.forget(queue)
+
+    def forget_gone(self, present: set[str], now: float) -> None:
+        """Drop the counters and histograms of the queues gone from Redis for too long."""
+        for queue in self.gone.expired(present, {*self.tracker.queues, *self.times.queues()}, now):
+            self.forget(queue)
 
     def families(self, result: TimingResult) -> Iterator[Metric]:
         return families(result.totals)

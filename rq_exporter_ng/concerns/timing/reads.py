@@ -222,5 +222,7 @@ class TimingReads(Reads[TimingResult]):
         if old is not None and old.legacy:
             timing.forget(FAILED_QUEUE)  # tracked on the scrape that told
             problems += timing.times.record(Outcome(old.ended, (), ()))
-        totals = timing.times.totals({*timing.tracker.queues, *(q.name for q in given.snapshot.queues)})
+        present = {q.name for q in given.snapshot.queues}
+        timing.forget_gone(present, given.snapshot.time)
+        totals = timing.times.totals({*timing.tracker.queues, *present})
         return TimingResult(outcome, exc_info, totals, tuple(problems))

@@ -508,3 +508,33 @@ def test_failed_jobs_kept_forever_count_from_the_readers_count_and_an_unread_one
     regs.answer(timing, T0 + 45)
     assert totals(timing)["rq_jobs_failed"] == 2
     assert totals(timing)["rq_exporter_jobs_not_timed"] == 2
+
+
+def test_a_queue_with_no_key_for_gone_queue_seconds_loses_its_counters_and_histograms():
+    regs, timing = Registries("gone"), timing_with(gone_queue_seconds=60)
+    regs.answer(timing, T0 + 0.5)
+    regs.end("a", T0 + 1)
+    regs.end("b", T0 + 2, status="failed")
+    regs.answer(timing, T0 + 10)
+    assert totals(timing)["rq_jobs_finished"] == 1 and timing.times.durations and timing.times.waits
+
+    def absent(now: float) -> None:  # a scrape that lists no queue: "gone" has no key any more
+        result(reads(timing), Snapshot(now, queues=()))
+
+    absent(T0 + 69)
+    assert timing.times.queues() == {"gone"}  # 59 s since it was last read
+    absent(T0 + 70)
+    assert timing.times.queues() == set() and not timing.times.durations and not timing.times.waits
+    assert "gone" not in timing.tracker.queues
+    # Back: counted from 0, as on a first scrape (history not counted).
+    regs.answer(timing, T0 + 80)
+    assert totals(timing)["rq_jobs_finished"] == 0
+
+
+def test_gone_queue_seconds_0_keeps_a_queue_with_no_key_for_ever():
+    regs, timing = Registries("gone"), timing_with(gone_queue_seconds=0)
+    regs.answer(timing, T0 + 0.5)
+    regs.end("a", T0 + 1)
+    regs.answer(timing, T0 + 10)
+    result(reads(timing), Snapshot(T0 + 10**7, queues=()))
+    assert totals(timing)["rq_jobs_finished"] == 1 and timing.times.durations
