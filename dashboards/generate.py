@@ -17,7 +17,6 @@ import argparse
 import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -605,20 +604,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when a committed dashboard is stale")
     args = parser.parse_args(argv)
-    stale = []
     config = R.load_config()
-    for name, build in DASHBOARDS.items():
-        path, text = HERE / name, render(build, config)
-        if args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(name)
-        else:
-            path.write_text(text)
-            print(f"wrote dashboards/{name}", file=sys.stderr)
-    if stale:
-        print(f"stale: {', '.join(stale)}: run `make bundle`", file=sys.stderr)
-        return 1
-    return 0
+    return R.write_or_check({HERE / name: render(build, config) for name, build in DASHBOARDS.items()}, args.check)
 
 
 if __name__ == "__main__":

@@ -782,10 +782,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when the committed rules are stale")
     args = parser.parse_args(argv)
+    return write_or_check(outputs(load_config()), args.check)
+
+
+def write_or_check(files: dict[Path, str], check: bool) -> int:
+    """Writes each generated file, or with ``check`` only says which differ from ``files`` (exit 1);
+    the rules' and the dashboards' generators both."""
     stale = []
-    for path, text in outputs(load_config()).items():
+    for path, text in files.items():
         name = path.relative_to(HERE.parent)
-        if args.check:
+        if check:
             if not path.exists() or path.read_text() != text:
                 stale.append(str(name))
         else:
