@@ -48,6 +48,8 @@ class _Reading:
 
     def on_error(self, command: tuple, error: Exception) -> None:
         key = command[1] if len(command) > 1 else command[0]
+        if not isinstance(key, (bytes, str)):  # a SCAN cursor, say: no key, but what was refused
+            key = str(key)
         reason = "wrong_type" if "WRONGTYPE" in str(error) else "error_reply"
         self.problem(reason, key, f"{parse.text(command[0])}: {error}")
 

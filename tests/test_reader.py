@@ -395,3 +395,16 @@ def test_a_hash_of_counters_alone_is_a_dead_worker_not_a_live_one():
     snapshot = read_snapshot(fake, Keys("rq"))
     assert [w.name for w in snapshot.workers] == ["alive"]
     assert snapshot.dead_workers == 1
+
+
+def test_an_error_reply_to_a_command_whose_first_argument_is_no_key_is_a_problem_not_a_crash():
+    # SCAN's first argument is its cursor, an int: refused (an ACL without +scan), it is still
+    # skipped and counted like any error reply.
+    from redis.exceptions import ResponseError
+
+    from rq_exporter_ng.reader import _Reading
+
+    reading = _Reading(now=0.0)
+    reading.on_error(("SCAN", 0, "MATCH", "rq:scheduler_instance:*"), ResponseError("NOPERM no permission"))
+    (problem,) = reading.problems
+    assert problem.reason == "error_reply" and problem.key == "0" and "SCAN: NOPERM" in problem.detail
