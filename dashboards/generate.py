@@ -217,6 +217,8 @@ def _redis_under_rq(b: Board) -> None:
     _label_stat(b, "Role", "The replication role of the Redis the exporter reads: a replica whose master link is "
                 "down reports stale RQ state (RQRedisMasterLinkDown).",
                 f"max by (role) (rq_redis_role_info{{{S}}})", "{{role}}")
+    _label_stat(b, "Redis version", "The server's version (INFO redis_version): what a runbook or a managed "
+                "service's notes are read against.", f"max by (version) (rq_redis_server_info{{{S}}})", "{{version}}")
     b.stat("Uptime", "Time since Redis started: a restart without AOF loses jobs.",
            f"min(rq_redis_uptime_seconds{{{S}}})", "s", w=3)
     b.series("Redis memory", "Memory Redis uses, and its maxmemory limit where one is set.",
