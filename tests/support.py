@@ -162,7 +162,9 @@ def build_wheel(source: Path, out: Path) -> Path:
     warning of setuptools."""
     uv = ROOT / ".venv-tools" / "bin" / "uv"  # scripts/envs.sh installs it from locks/tools.txt
     assert uv.exists(), "run scripts/venv.sh (make test does) to install uv"
-    build = run([str(uv), "build", "--wheel", "--no-progress", "-o", str(out), str(source)], text=True, idle=120)
+    # Sdist first, then the wheel from it (uv build's default): setuptools reuses the checkout's
+    # build/lib, and a stale file there (rq_exporter/ of before the rename) went into the wheel.
+    build = run([str(uv), "build", "--no-progress", "-o", str(out), str(source)], text=True, idle=120)
     assert build.returncode == 0, build.stderr
     # Deprecations reach the log as SetuptoolsDeprecationWarning / "is deprecated" blocks.
     assert "deprecat" not in build.stderr.lower(), build.stderr

@@ -16,6 +16,10 @@ def test_the_wheel_builds_without_warnings_and_declares_its_license(tmp_path):
         (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         text = archive.read(metadata).decode()
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
+        # Our package alone: nothing of a stale build/ (rq-exporter's rq_exporter/, which
+        # uninstalling ours would then take away from an rq-exporter installed beside it).
+        tops = {n.split("/")[0] for n in archive.namelist()}
+        assert {t for t in tops if not t.endswith(".dist-info")} == {"rq_exporter_ng"}, tops
     assert "License-Expression: MIT" in text.splitlines()
 
 
