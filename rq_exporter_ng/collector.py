@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from rq_exporter_ng.concern import Concerns
 from rq_exporter_ng.concerns import CONCERNS
 from rq_exporter_ng.connection import follow_master, redacted_target
+from rq_exporter_ng.families.catalogue import GLOBAL_FAMILIES
 from rq_exporter_ng.families.core import ExporterStats, described, exporter_families, rq_families
 from rq_exporter_ng.keys import Keys
 from rq_exporter_ng.reader import RoundReads, read_snapshot
@@ -75,13 +76,19 @@ class RQCollector(Collector):
             snapshot, results = self._concerns.finish(scrape, snapshot)
             self._record(snapshot.problems)
             self._record(tuple(self._concerns.problems(results)))
-            core = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics))
+            core = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics,
+                                    workers=self._settings.exports_globals))
         duration = time.perf_counter() - start
         self._stats.seconds += duration
         round_trips = snapshot.round_trips if snapshot else 0
         yield from exporter_families(self._stats, snapshot is not None, duration, round_trips)
         yield from core
-        yield from self._concerns.families(results)
+        if self._settings.exports_globals:
+            yield from self._concerns.families(results)
+        else:
+            # A shard that leaves the global series to another: the catalogue's scope decides, so
+            # a concern with both kinds (running jobs: per queue and per worker) needs no flag.
+            yield from (f for f in self._concerns.families(results) if f.name not in GLOBAL_FAMILIES)
 
     def check(self) -> None:
         """One read at start-up, so that the log says at once whether Redis can be read, and why not.

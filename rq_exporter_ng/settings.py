@@ -12,6 +12,8 @@ import fnmatch
 import logging
 import math
 import os
+import re
+import zlib
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -164,6 +166,18 @@ class Settings(BaseSettings):
         description="Export per-worker series (rq_workers, rq_workers_*_total, rq_worker_*). "
         "Turn off for large or fast-churning fleets: one series per worker name.",
     )
+    shard: str | None = Field(
+        None,
+        description="'i/N' (0 <= i < N): this exporter is shard i of N over one Redis and reads only the "
+        "queues whose CRC-32 of the UTF-8 name, mod N, is i (and that the queue patterns want). README: "
+        "Running at scale.",
+    )
+    shard_globals: bool | None = Field(
+        None,
+        description="Export the series that are not per queue (workers, rq cron, rq-scheduler, the Redis "
+        "server), which exactly one exporter over a Redis must do. Default: on, except under --shard with an "
+        "index other than 0; set it off on all but one exporter when the queue patterns split the queues.",
+    )
     worker_class: str | None = Field(
         None, description="Ignored (rq-exporter 3.x compatibility): set --key-prefix instead."
     )
@@ -294,6 +308,16 @@ class Settings(BaseSettings):
     def _split(cls, value: object) -> object:
         return _items(value)
 
+    @field_validator("shard")
+    @classmethod
+    def _check_shard(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        found = SHARD.fullmatch(value.strip())
+        if not found or not 0 <= int(found[1]) < int(found[2]):
+            raise ValueError("'i/N': whole numbers with 0 <= i < N, such as 0/3, 1/3, 2/3")
+        return f"{int(found[1])}/{int(found[2])}"
+
     @field_validator("timing_buckets")
     @classmethod
     def _check_buckets(cls, value: tuple[float, ...]) -> tuple[float, ...]:
@@ -340,12 +364,49 @@ class Settings(BaseSettings):
         return (self.redis_url or "").startswith("rediss://")
 
     def wants_queue(self, name: str) -> bool:
+        if self.shard is not None:
+            index, count = self.shard_index_count
+            if shard_of(name, count) != index:
+                return False
+        return self.wants_pattern(name)
+
+    def wants_pattern(self, name: str) -> bool:
+        """Whether the queue patterns want the queue, whichever shard owns it."""
         included, excluded = self.queue_include, self.queue_exclude
         if not excluded and "*" in included:  # the default: no pattern matching for each of 1000s of queues
             return True
         return any(fnmatch.fnmatchcase(name, p) for p in included) and not any(
             fnmatch.fnmatchcase(name, p) for p in excluded
         )
+
+    @property
+    def shard_index_count(self) -> tuple[int, int]:
+        """(i, N) of --shard; (0, 1) when not sharded."""
+        if self.shard is None:
+            return 0, 1
+        index, count = self.shard.split("/")
+        return int(index), int(count)
+
+    @property
+    def sharded(self) -> bool:
+        """One of several exporters over one Redis: --shard, or --shard-globals set either way."""
+        return self.shard is not None or self.shard_globals is not None
+
+    @property
+    def exports_globals(self) -> bool:
+        """Whether this exporter exports the series of scope ``global`` (families/catalogue.py)."""
+        if self.shard_globals is not None:
+            return self.shard_globals
+        return self.shard_index_count[0] == 0
+
+
+SHARD = re.compile(r"(\d+)/(\d+)", re.ASCII)
+
+
+def shard_of(queue: str, count: int) -> int:
+    """The shard (0 to count - 1) owning the queue: CRC-32 of its UTF-8 name, stable across processes,
+    hosts and Python versions (Python's hash() of a str is salted per process), mod count."""
+    return zlib.crc32(queue.encode("utf-8", "surrogatepass")) % count
 
 
 def absent_from_secret(path: Path) -> bool:

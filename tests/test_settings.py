@@ -70,6 +70,8 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "queue_include": ("high*,default", ("high*", "default"), []),
         "queue_exclude": ("tmp-*", ("tmp-*",), []),
         "per_worker_metrics": ("false", False, []),
+        "shard": (" 1/3", "1/3", []),
+        "shard_globals": ("true", True, []),
         "worker_class": ("app.Worker", "app.Worker", []),
         "queue_class": ("app.Queue", "app.Queue", []),
         "log_level": ("DEBUG", "DEBUG", []),
@@ -91,6 +93,7 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
 # Boolean flags are switched with --name / --no-name rather than given a value.
 BOOLEAN_ARGS = {
     "per_worker_metrics": ["--no-per-worker-metrics"],
+    "shard_globals": ["--shard-globals"],
     "job_timing": ["--no-job-timing"],
     "timing_func_label": ["--timing-func-label"],
     "redis_tls_relax_x509_strict": ["--redis-tls-relax-x509-strict"],

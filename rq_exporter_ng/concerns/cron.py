@@ -76,8 +76,9 @@ class CronTrack:
 
 class Cron(Concern[NoOptions, "CronReads", CronState]):
     @classmethod
-    def options(cls, settings: Settings) -> NoOptions:
-        return NoOptions()
+    def options(cls, settings: Settings) -> NoOptions | None:
+        # Its families are global (catalogue scope): one exporter of a sharded set reads them.
+        return NoOptions() if settings.exports_globals else None
 
     def __init__(self, options: NoOptions, keys: Keys) -> None:
         self.keys = keys

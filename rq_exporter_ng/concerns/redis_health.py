@@ -153,11 +153,13 @@ class RedisHealthOptions:
 
 
 class RedisHealth(Concern[RedisHealthOptions, "RedisHealthReads", RedisInfo]):
-    """Always on: one INFO a scrape. Remembers only whether INFO failed, to log it once."""
+    """One INFO a scrape (not in a shard that leaves the global series to another). Remembers only
+    whether INFO failed, to log it once."""
 
     @classmethod
-    def options(cls, settings: Settings) -> RedisHealthOptions:
-        return RedisHealthOptions(redacted_target(settings))
+    def options(cls, settings: Settings) -> RedisHealthOptions | None:
+        # Its families are global (catalogue scope): one exporter of a sharded set reads them.
+        return RedisHealthOptions(redacted_target(settings)) if settings.exports_globals else None
 
     def __init__(self, options: RedisHealthOptions, keys: Keys) -> None:
         self.target = options.target

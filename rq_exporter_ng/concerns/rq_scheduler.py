@@ -76,8 +76,9 @@ class ScheduleOptions:
 
 class RqScheduler(Concern[ScheduleOptions, "ScheduleReads", ScheduleState]):
     @classmethod
-    def options(cls, settings: Settings) -> ScheduleOptions:
-        return taken(ScheduleOptions, settings)
+    def options(cls, settings: Settings) -> ScheduleOptions | None:
+        # Its families are global (catalogue scope): one exporter of a sharded set reads them.
+        return taken(ScheduleOptions, settings) if settings.exports_globals else None
 
     def __init__(self, options: ScheduleOptions, keys: Keys) -> None:
         self.func_limit = options.timing_func_limit

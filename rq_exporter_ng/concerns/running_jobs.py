@@ -27,14 +27,17 @@ that ended between rounds 2 and 3 (status no longer ``started``, or its hash del
 
 A worker's current job is the started job whose ``worker_name`` (RQ >= 1.7) is the worker, else
 the one its hash's ``current_job`` (RQ <= 2.x) names; RQ 3.0 drops ``current_job`` and keeps
-``worker_name``. Only the jobs of the queues the exporter reads count.
+``worker_name``. Only the jobs of the queues the exporter reads count; except in the shard of a
+sharded set (--shard) that exports the worker series: a worker may run a job of any shard's queue,
+so that one also reads the started registries of the other shards' queues (round 1: the queue set;
+round 2: their registries), for rq_worker_current_job_seconds only.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -42,7 +45,7 @@ from prometheus_client.core import Metric
 
 from rq_exporter_ng import parse
 from rq_exporter_ng.batch import Batch
-from rq_exporter_ng.concern import Concern, Given, Reads, taken
+from rq_exporter_ng.concern import Concern, Given, Reads
 from rq_exporter_ng.families.table import table
 from rq_exporter_ng.jobfunc import function_name
 from rq_exporter_ng.keys import Keys
@@ -73,6 +76,7 @@ class Running:
 
     jobs: tuple[RunningJob, ...] = ()
     problems: tuple[Problem, ...] = ()
+    others: tuple[RunningJob, ...] = ()  # of the other shards' queues: for the workers' current jobs only
 
 
 def job_id(member: bytes) -> bytes:
@@ -95,6 +99,9 @@ class RunningTrack:
 class RunningOptions:
     per_worker_metrics: bool  # rq_worker_current_job_seconds
     timing_func_limit: int  # distinct functions of rq_queue_longest_running_job_by_func_seconds
+    # The queues of the other shards whose started jobs count for the workers' current jobs: None
+    # but in the shard of a sharded set that exports the worker series.
+    others: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +119,14 @@ class RunningResult:
 class RunningJobs(Concern[RunningOptions, "RunningReads", RunningResult]):
     @classmethod
     def options(cls, settings: Settings) -> RunningOptions:
-        return taken(RunningOptions, settings)
+        whole = settings.sharded and settings.exports_globals and settings.per_worker_metrics
+        others = (lambda name: settings.wants_pattern(name) and not settings.wants_queue(name)) if whole else None
+        return RunningOptions(settings.per_worker_metrics, settings.timing_func_limit, others)
 
     def __init__(self, options: RunningOptions, keys: Keys) -> None:
         self.per_worker = options.per_worker_metrics
         self.func_limit = options.timing_func_limit
+        self.others = options.others
         self.keys = keys
         self.track = RunningTrack()
 
@@ -133,13 +143,29 @@ class RunningReads(Reads[RunningResult]):
     def __init__(self, concern: RunningJobs) -> None:
         self.keys = concern.keys
         self.track = concern.track
+        self.others = concern.others
+        self.queue_members: list[bytes] = []
+        self.own = 0  # names[:own] are the queues read; the rest, the other shards'
         self.kept: list[tuple[bytes, RunningJob]] = []  # (member, job): known executions still started
         self.names: list[str] = []
         self.members: list[list | None] = []
         self.asked: list[tuple[str, bytes, bytes]] = []  # (queue, member, job id), in HMGET order
         self.answers: list[list | None] = []
 
+    def first(self, batch: Batch) -> None:
+        if self.others is not None:
+            # Quiet: the reader reads this set too and reports its errors.
+            batch.add_group(self._take_queue_members, [("SMEMBERS", self.keys.queues)], quiet=True)
+
+    def _take_queue_members(self, replies: list) -> None:
+        self.queue_members = sorted(replies[0] or ())
+
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
+        self.own = len(queues)
+        if self.others is not None:
+            prefix, others = self.keys.queue_member_prefix, self.others
+            raws = (m[len(prefix):] for m in self.queue_members if m.startswith(prefix) and m != prefix)
+            queues = queues + [(raw, name) for raw, name in ((r, parse.text(r)) for r in raws) if others(name)]
         if not queues:
             return
         wip, above = self.keys.kind("wip"), f"({int(now)}"
@@ -210,7 +236,10 @@ class RunningReads(Reads[RunningResult]):
             if len(raw_id) != len(member):  # an execution (RQ >= 2.0): its start never changes
                 known.setdefault(queue, {})[member] = found
         self.track.known = known
-        return RunningResult(Running(tuple(jobs), tuple(problems)), given.snapshot)
+        own = set(self.names[:self.own])
+        mine = tuple(j for j in jobs if j.queue in own)
+        others = tuple(j for j in jobs if j.queue not in own) if len(mine) < len(jobs) else ()
+        return RunningResult(Running(mine, tuple(problems), others), given.snapshot)
 
 
 def longest_per_queue(running: Running, now: float) -> dict[str, float]:
@@ -245,12 +274,13 @@ def longest_per_queue_and_func(running: Running, now: float,
 def current_per_worker(running: Running, snapshot: Snapshot) -> dict[str, float]:
     """Worker name -> seconds its current job has run; 0 for a live worker without one."""
     earliest: dict[str, float] = {}
-    for j in running.jobs:
+    every = running.jobs + running.others if running.others else running.jobs
+    for j in every:
         if j.worker is not None and j.started_at < earliest.get(j.worker, math.inf):
             earliest[j.worker] = j.started_at
     # Before RQ 1.7 a job does not name its worker: the worker hash's current_job names the job.
     wanted = {w.current_job for w in snapshot.workers if w.name not in earliest and w.current_job}
-    by_id = {j.job_id: j.started_at for j in running.jobs if j.job_id in wanted} if wanted else {}
+    by_id = {j.job_id: j.started_at for j in every if j.job_id in wanted} if wanted else {}
     now = snapshot.time
     current = {}
     for w in snapshot.workers:

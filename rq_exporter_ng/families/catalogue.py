@@ -12,6 +12,15 @@ from dataclasses import dataclass
 JOB_STATUSES = ("queued", "started", "finished", "failed", "deferred", "scheduled", "canceled", "rate_limited")
 
 
+# Which exporters of a sharded set (--shard, README "Running at scale") export a family:
+QUEUE = "queue"  # each its own queues' series: a queue's series come from the one shard that owns it
+GLOBAL = "global"  # workers, schedules, the Redis server: one exporter only (--shard-globals)
+EXPORTER = "exporter"  # the exporter's own state (rq_up, self-metrics): every exporter
+SCOPES = (QUEUE, GLOBAL, EXPORTER)
+SCOPE_OF_GROUP = {"queue": QUEUE, "timing": QUEUE, "exporter": EXPORTER, "worker": GLOBAL, "schedule": GLOBAL,
+                  "redis": GLOBAL}
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str  # as exposed; counters end in _total
@@ -20,6 +29,13 @@ class MetricSpec:
     labels: tuple[str, ...] = ()
     group: str = "queue"
     note: str = ""  # when the metric is present, shown in the README table
+    scope: str = ""  # one of SCOPES; "": the group's (SCOPE_OF_GROUP)
+
+    def __post_init__(self) -> None:
+        if not self.scope:
+            object.__setattr__(self, "scope", SCOPE_OF_GROUP[self.group])
+        if self.scope not in SCOPES:
+            raise ValueError(f"{self.name}: scope {self.scope!r} is none of {SCOPES}")
 
 
 PER_WORKER = "per-worker: off with `--no-per-worker-metrics`"
@@ -189,18 +205,24 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 )
 
 BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}
+# Family names (a counter's without _total, as prometheus_client names its family) of scope GLOBAL.
+GLOBAL_FAMILIES = frozenset(s.name.removesuffix("_total") if s.type == "counter" else s.name
+                            for s in CATALOGUE if s.scope == GLOBAL)
 
 
 def spec(name: str) -> MetricSpec:
     return BY_NAME[name]
 
 
+SHARDED = {QUEUE: "its queues'", GLOBAL: "one", EXPORTER: "each"}  # the README table's words
+
+
 def markdown_table() -> str:
-    rows = ["| metric | type | labels | description |", "|---|---|---|---|"]
+    rows = ["| metric | type | labels | sharded | description |", "|---|---|---|---|---|"]
     for m in CATALOGUE:
         labels = ", ".join(f"`{label}`" for label in m.labels) or "-"
         note = f" ({m.note})" if m.note else ""
-        rows.append(f"| `{m.name}` | {m.type} | {labels} | {m.help}{note} |")
+        rows.append(f"| `{m.name}` | {m.type} | {labels} | {SHARDED[m.scope]} | {m.help}{note} |")
     return "\n".join(rows)
 
 

@@ -45,10 +45,12 @@ def described() -> list[Metric]:
             for s in CATALOGUE]
 
 
-def rq_families(snapshot: Snapshot, per_worker: bool = True) -> Iterator[Metric]:
+def rq_families(snapshot: Snapshot, per_worker: bool = True, workers: bool = True) -> Iterator[Metric]:
+    """``workers`` False: a shard that leaves the worker series (scope global) to another."""
     yield from _queue_families(snapshot)
-    yield from _worker_families(snapshot.workers, snapshot.dead_workers)
-    if per_worker:
+    if workers:
+        yield from _worker_families(snapshot.workers, snapshot.dead_workers)
+    if workers and per_worker:
         yield from _per_worker_families(snapshot.workers)
 
 
