@@ -189,10 +189,13 @@ def _redis_master_link(c: Ctx, a: dict) -> tuple[str, str, str]:
 
 def _all_workers_gone(c: Ctx, a: dict) -> tuple[str, str, str]:
     # The second branch catches the worker series vanishing while the exporter still reads Redis.
+    # rq_redis_info_readable, not rq_up == 1: it is there exactly when rq_up is 1, but only from the
+    # exporter that exports the global series, so the other shards of a sharded set (--shard,
+    # which have no worker series) do not fire it.
     return (
         f"sum by ({c.ji}) (rq_live_workers{{{c.s}}}) == 0\n"
         f"or\n"
-        f"(group by ({c.ji}) (rq_up{{{c.s}}} == 1)"
+        f"(group by ({c.ji}) (rq_redis_info_readable{{{c.s}}})"
         f" unless on ({c.ji}) group by ({c.ji}) (rq_live_workers{{{c.s}}}))",
         "No RQ worker is alive.",
         "Redis behind {{ $labels.instance }} has no live RQ worker: no job of any queue is processed.",
