@@ -1,0 +1,201 @@
+"""Sharding (--shard i/N, --shard-globals): who owns a queue, the settings, the scope of every
+family, and real shards over real RQ workers adding up to one unsharded exporter's figures."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import jobs
+import pytest
+from rq import Queue
+
+from devkit import wait_for
+from rq_exporter_ng.families.catalogue import CATALOGUE, EXPORTER, GLOBAL, QUEUE, SCOPES
+from rq_exporter_ng.settings import InvalidSettings, load, shard_of
+from support import Exporter, RQWorker, kill_if_alive, run_exporter
+
+# --- who owns a queue -------------------------------------------------------------------------------
+
+
+def test_the_owner_is_crc32_of_the_utf8_name_mod_n_the_same_in_every_process():
+    # Fixed figures: Python's hash() of a str would change with each process (PYTHONHASHSEED).
+    assert [zlib.crc32(n.encode()) for n in ("default", "high", "low", "", "é-queue")] == \
+        [3814588639, 4043695189, 2458417313, 0, 1104517014]
+    assert [shard_of(n, 3) for n in ("default", "high", "low", "", "é-queue")] == [1, 1, 2, 0, 0]
+    assert [shard_of(n, 5) for n in ("default", "high", "low", "", "é-queue")] == [4, 4, 3, 0, 4]
+    assert all(shard_of(n, 1) == 0 for n in ("default", "high", "x" * 1000))
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5])
+def test_every_queue_has_exactly_one_owner(count):
+    names = [f"queue-{i}" for i in range(500)] + ["default", "high", "", "é", "a,b", "with space"]
+    shards = [load(["--shard", f"{i}/{count}"]) for i in range(count)]
+    for name in names:
+        assert sum(s.wants_queue(name) for s in shards) == 1, (name, count)
+    assert all(any(s.wants_queue(n) for n in names) for s in shards)  # no shard is left empty here
+
+
+def test_the_shard_composes_with_the_queue_patterns():
+    s = load(["--shard", "1/3", "--queue-exclude", "high"])
+    assert not s.wants_queue("high")  # shard 1's, excluded
+    assert s.wants_queue("default") and not s.wants_queue("low")  # shard 1's; shard 2's
+    assert s.wants_pattern("low") and not s.wants_pattern("high")
+
+
+def test_global_series_default_to_shard_0_and_can_be_moved():
+    assert load([]).exports_globals and not load([]).sharded  # unsharded: as before
+    assert load(["--shard", "0/3"]).exports_globals
+    assert not load(["--shard", "2/3"]).exports_globals
+    assert load(["--shard", "2/3", "--shard-globals"]).exports_globals
+    assert not load(["--shard", "0/3", "--no-shard-globals"]).exports_globals
+    patterns_only = load(["--queue-include", "a*", "--no-shard-globals"])
+    assert patterns_only.sharded and not patterns_only.exports_globals
+
+
+@pytest.mark.parametrize("value", ["3/3", "-1/3", "1/0", "1", "a/b", "1/3/5", ""])
+def test_a_wrong_shard_is_refused(value):
+    with pytest.raises(InvalidSettings) as refused:
+        load([f"--shard={value}"])
+    assert str(refused.value).startswith("invalid setting --shard (RQ_EXPORTER_SHARD): 'i/N'")
+
+
+def test_a_wrong_shard_stops_the_exporter_with_one_line_and_exit_2():
+    result = run_exporter(env={"RQ_EXPORTER_SHARD": "4/4"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--shard (RQ_EXPORTER_SHARD)" in lines[0] and "'4/4'" in lines[0], result.stderr
+
+
+# --- the scope of every family --------------------------------------------------------------------
+
+
+def test_every_family_has_a_scope():
+    assert all(spec.scope in SCOPES for spec in CATALOGUE)
+    by_scope = {scope: {s.name for s in CATALOGUE if s.scope == scope} for scope in SCOPES}
+    assert {"rq_up", "rq_exporter_build_info", "rq_request_processing_seconds"} <= by_scope[EXPORTER]
+    assert {"rq_live_workers", "rq_workers", "rq_worker_current_job_seconds", "rq_cron_jobs",
+            "rq_scheduler_jobs", "rq_redis_info_readable"} <= by_scope[GLOBAL]
+    # A family whose series are each of one queue, and only such, is per queue.
+    for spec in CATALOGUE:
+        assert (spec.scope == QUEUE) <= ("queue" in spec.labels), spec.name
+    assert all(s.name.startswith("rq_exporter_") or s.name in ("rq_up", "rq_request_processing_seconds")
+               for s in CATALOGUE if s.scope == EXPORTER)
+
+
+def family(sample: str) -> str:
+    names = {s.name for s in CATALOGUE}
+    for suffix in ("", "_total", "_count", "_sum", "_bucket", "_created"):
+        base = sample.removesuffix(suffix) if suffix else sample
+        if base in names:
+            return base
+        if base + "_total" in names:
+            return base + "_total"
+    raise AssertionError(f"{sample} is of no catalogued family")
+
+
+SCOPE = {s.name: s.scope for s in CATALOGUE}
+# Values that move between two scrapes a moment apart: compared within these bounds (None: only
+# that the series is there, from the one shard).
+MOVING = {
+    "rq_queue_oldest_job_age_seconds": 5.0,
+    "rq_queue_longest_running_job_seconds": 5.0,
+    "rq_queue_longest_running_job_by_func_seconds": 5.0,
+    "rq_worker_current_job_seconds": 5.0,
+    "rq_worker_last_heartbeat_timestamp_seconds": None,
+    "rq_redis_memory_used_bytes": None,
+    "rq_redis_rdb_changes_since_last_save": None,
+    "rq_redis_uptime_seconds": 5.0,
+}
+
+
+# --- real shards over real workers ------------------------------------------------------------------
+
+# Owners among 3 shards: emails, billing, imports: 0; default, high, reports: 1; low, gamma: 2.
+QUEUES = ("emails", "billing", "imports", "default", "high", "reports", "low", "gamma")
+
+
+@pytest.mark.workers
+@pytest.mark.slow
+def test_three_shards_add_up_to_one_exporter(redis_db, tmp_path):
+    assert [shard_of(q, 3) for q in QUEUES] == [0, 0, 0, 1, 1, 1, 2, 2]
+    url, conn = redis_db.url, redis_db.client()
+    whole = Exporter("--redis-url", url)
+    shards = [Exporter("--redis-url", url, "--shard", f"{i}/3") for i in range(3)]
+    exporters = [whole, *shards]
+    workers: list[RQWorker] = []
+    horse = None
+    try:
+        for e in exporters:  # the timing counters start here, before any job ends, in every exporter
+            assert e.scrape().value("rq_up") == 1
+        q = {name: Queue(name, connection=conn) for name in QUEUES}
+        # A job that runs on, of shard 1's queue, on a worker that also listens to shard 0's queue.
+        pid_file = tmp_path / "horse.pid"
+        q["reports"].enqueue(jobs.pid_then_sleep, str(pid_file), 600, job_timeout=900)
+        workers.append(RQWorker(url, "reports", "imports", name="w-long"))
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=30, what="the long job to start")
+        horse = int(pid_file.read_text())
+        wait_for(lambda: conn.hget("rq:worker:w-long", "state") == b"busy", timeout=10, what="w-long busy")
+        for name in ("emails", "billing", "default", "high", "low"):
+            for _ in range(3):
+                q[name].enqueue(jobs.sleep_for, 0)
+            q[name].enqueue(jobs.fail)
+        q["imports"].enqueue(jobs.sleep_for, 0)  # queued: its only worker is busy
+        head = q["gamma"].enqueue(jobs.sleep_for, 0)  # no worker: queued, and a job deferred after it
+        q["gamma"].enqueue(jobs.sleep_for, 0, depends_on=head)
+        q["emails"].enqueue_in(timedelta(hours=1), jobs.sleep_for, 0)
+        workers.append(RQWorker(url, "emails", "default", "low", name="w-a"))
+        workers.append(RQWorker(url, "high", "billing", "low", name="w-b"))
+
+        def all_done() -> bool:
+            ended = sum(conn.zcard(f"rq:finished:{n}") + conn.zcard(f"rq:failed:{n}") for n in QUEUES)
+            idle = all(conn.hget(f"rq:worker:{w}", "state") == b"idle" for w in ("w-a", "w-b"))
+            return ended == 20 and idle
+
+        wait_for(all_done, timeout=60, what="20 jobs to end")
+        # Every exporter counts every ended job, however its scrapes fall.
+        wait_for(lambda: sum(v for (n, _), v in whole.scrape().items() if n == "rq_jobs_finished_total") == 15,
+                 timeout=30, what="the unsharded exporter to count the 15 finished jobs")
+        time.sleep(1)
+        with ThreadPoolExecutor(4) as pool:  # at the same moment, so that the moving values agree
+            whole_s, *shard_s = pool.map(lambda e: e.scrape(), exporters)
+    finally:
+        logs = [e.stop() for e in exporters]
+        for w in workers:
+            w.kill()
+        kill_if_alive(horse)
+    for log in logs:
+        assert "Traceback" not in log and "skipped" not in log, log
+
+    compared = 0
+    for (name, labels), value in whole_s.items():
+        spec = family(name)
+        if SCOPE[spec] == EXPORTER:
+            continue
+        owners = [i for i, s in enumerate(shard_s) if (name, labels) in s]
+        assert len(owners) == 1, (name, dict(labels), owners)
+        owner = owners[0]
+        if SCOPE[spec] == GLOBAL:
+            assert owner == 0, (name, dict(labels))
+        else:
+            assert shard_of(dict(labels)["queue"], 3) == owner, (name, dict(labels))
+        tolerance = MOVING.get(spec, 0.0)
+        if tolerance is not None:
+            assert shard_s[owner][(name, labels)] == pytest.approx(value, abs=tolerance), (name, dict(labels))
+        compared += 1
+    for i, s in enumerate(shard_s):
+        extra = {k for k in s if SCOPE[family(k[0])] != EXPORTER and k not in whole_s}
+        assert not extra, (i, sorted(extra, key=str)[:5])
+        assert s.value("rq_up") == 1
+    # The data was what the test meant: every kind of figure, and the running job seen per worker
+    # by shard 0, whose own queues hold none of it.
+    assert compared > 300, compared
+    assert whole_s.value("rq_jobs", queue="gamma", status="deferred") == 1
+    assert whole_s.value("rq_jobs", queue="emails", status="scheduled") == 1
+    assert whole_s.value("rq_jobs", queue="reports", status="started") == 1
+    assert sum(v for (n, _), v in whole_s.items() if n == "rq_jobs_failed_total") == 5
+    current = frozenset({"name": "w-long", "queues": "reports,imports"}.items())
+    assert shard_s[0][("rq_worker_current_job_seconds", current)] > 1
+    assert whole_s.value("rq_live_workers", state="busy") == 1
