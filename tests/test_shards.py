@@ -6,16 +6,14 @@ from __future__ import annotations
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
-import jobs
 import pytest
-from rq import Queue
+from shard_scenario import ENDED, FAILED, SHARDS, scenario
 
 from devkit import wait_for
 from rq_exporter_ng.families.catalogue import CATALOGUE, EXPORTER, GLOBAL, QUEUE, SCOPES
 from rq_exporter_ng.settings import InvalidSettings, load, shard_of
-from support import Exporter, RQWorker, kill_if_alive, run_exporter
+from support import run_exporter
 
 # --- who owns a queue -------------------------------------------------------------------------------
 
@@ -100,73 +98,34 @@ SCOPE = {s.name: s.scope for s in CATALOGUE}
 # Values that move between two scrapes a moment apart: compared within these bounds (None: only
 # that the series is there, from the one shard).
 MOVING = {
-    "rq_queue_oldest_job_age_seconds": 5.0,
-    "rq_queue_longest_running_job_seconds": 5.0,
-    "rq_queue_longest_running_job_by_func_seconds": 5.0,
-    "rq_worker_current_job_seconds": 5.0,
+    "rq_queue_oldest_job_age_seconds": 1.5,
+    "rq_queue_longest_running_job_seconds": 1.5,
+    "rq_queue_longest_running_job_by_func_seconds": 1.5,
+    "rq_worker_current_job_seconds": 1.5,
     "rq_worker_last_heartbeat_timestamp_seconds": None,
     "rq_redis_memory_used_bytes": None,
     "rq_redis_rdb_changes_since_last_save": None,
-    "rq_redis_uptime_seconds": 5.0,
+    "rq_redis_uptime_seconds": 1.5,
 }
 
 
 # --- real shards over real workers ------------------------------------------------------------------
 
-# Owners among 3 shards: emails, billing, imports: 0; default, high, reports: 1; low, gamma: 2.
-QUEUES = ("emails", "billing", "imports", "default", "high", "reports", "low", "gamma")
-
 
 @pytest.mark.workers
 @pytest.mark.slow
 def test_three_shards_add_up_to_one_exporter(redis_db, tmp_path):
-    assert [shard_of(q, 3) for q in QUEUES] == [0, 0, 0, 1, 1, 1, 2, 2]
-    url, conn = redis_db.url, redis_db.client()
-    whole = Exporter("--redis-url", url)
-    shards = [Exporter("--redis-url", url, "--shard", f"{i}/3") for i in range(3)]
-    exporters = [whole, *shards]
-    workers: list[RQWorker] = []
-    horse = None
-    try:
-        for e in exporters:  # the timing counters start here, before any job ends, in every exporter
-            assert e.scrape().value("rq_up") == 1
-        q = {name: Queue(name, connection=conn) for name in QUEUES}
-        # A job that runs on, of shard 1's queue, on a worker that also listens to shard 0's queue.
-        pid_file = tmp_path / "horse.pid"
-        q["reports"].enqueue(jobs.pid_then_sleep, str(pid_file), 600, job_timeout=900)
-        workers.append(RQWorker(url, "reports", "imports", name="w-long"))
-        wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=30, what="the long job to start")
-        horse = int(pid_file.read_text())
-        wait_for(lambda: conn.hget("rq:worker:w-long", "state") == b"busy", timeout=10, what="w-long busy")
-        for name in ("emails", "billing", "default", "high", "low"):
-            for _ in range(3):
-                q[name].enqueue(jobs.sleep_for, 0)
-            q[name].enqueue(jobs.fail)
-        q["imports"].enqueue(jobs.sleep_for, 0)  # queued: its only worker is busy
-        head = q["gamma"].enqueue(jobs.sleep_for, 0)  # no worker: queued, and a job deferred after it
-        q["gamma"].enqueue(jobs.sleep_for, 0, depends_on=head)
-        q["emails"].enqueue_in(timedelta(hours=1), jobs.sleep_for, 0)
-        workers.append(RQWorker(url, "emails", "default", "low", name="w-a"))
-        workers.append(RQWorker(url, "high", "billing", "low", name="w-b"))
-
-        def all_done() -> bool:
-            ended = sum(conn.zcard(f"rq:finished:{n}") + conn.zcard(f"rq:failed:{n}") for n in QUEUES)
-            idle = all(conn.hget(f"rq:worker:{w}", "state") == b"idle" for w in ("w-a", "w-b"))
-            return ended == 20 and idle
-
-        wait_for(all_done, timeout=60, what="20 jobs to end")
+    conn = redis_db.client()
+    with scenario(redis_db.url, conn, tmp_path) as found:
+        whole = found.whole
         # Every exporter counts every ended job, however its scrapes fall.
-        wait_for(lambda: sum(v for (n, _), v in whole.scrape().items() if n == "rq_jobs_finished_total") == 15,
-                 timeout=30, what="the unsharded exporter to count the 15 finished jobs")
+        finished = ENDED - FAILED
+        wait_for(lambda: sum(v for (n, _), v in whole.scrape().items() if n == "rq_jobs_finished_total") == finished,
+                 timeout=30, what=f"the unsharded exporter to count the {finished} finished jobs")
         time.sleep(1)
         with ThreadPoolExecutor(4) as pool:  # at the same moment, so that the moving values agree
-            whole_s, *shard_s = pool.map(lambda e: e.scrape(), exporters)
-    finally:
-        logs = [e.stop() for e in exporters]
-        for w in workers:
-            w.kill()
-        kill_if_alive(horse)
-    for log in logs:
+            whole_s, *shard_s = pool.map(lambda e: e.scrape(), found.exporters)
+    for log in found.logs:
         assert "Traceback" not in log and "skipped" not in log, log
 
     compared = 0
@@ -180,7 +139,7 @@ def test_three_shards_add_up_to_one_exporter(redis_db, tmp_path):
         if SCOPE[spec] == GLOBAL:
             assert owner == 0, (name, dict(labels))
         else:
-            assert shard_of(dict(labels)["queue"], 3) == owner, (name, dict(labels))
+            assert shard_of(dict(labels)["queue"], SHARDS) == owner, (name, dict(labels))
         tolerance = MOVING.get(spec, 0.0)
         if tolerance is not None:
             assert shard_s[owner][(name, labels)] == pytest.approx(value, abs=tolerance), (name, dict(labels))
@@ -195,7 +154,7 @@ def test_three_shards_add_up_to_one_exporter(redis_db, tmp_path):
     assert whole_s.value("rq_jobs", queue="gamma", status="deferred") == 1
     assert whole_s.value("rq_jobs", queue="emails", status="scheduled") == 1
     assert whole_s.value("rq_jobs", queue="reports", status="started") == 1
-    assert sum(v for (n, _), v in whole_s.items() if n == "rq_jobs_failed_total") == 5
+    assert sum(v for (n, _), v in whole_s.items() if n == "rq_jobs_failed_total") == FAILED
     current = frozenset({"name": "w-long", "queues": "reports,imports"}.items())
     assert shard_s[0][("rq_worker_current_job_seconds", current)] > 1
     assert whole_s.value("rq_live_workers", state="busy") == 1
