@@ -5,7 +5,7 @@ ends, so that their job timing counters count the same jobs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,9 +38,11 @@ class Scenario:
 
 
 @contextmanager
-def scenario(url: str, conn: Redis, tmp: Path) -> Iterator[Scenario]:
+def scenario(url: str, conn: Redis, tmp: Path, started: Callable[[Scenario], object] = lambda found: None,
+             ) -> Iterator[Scenario]:
     """The exporters and the data, every job that will end ended; the workers stay alive (one busy
-    with the running job) until the block ends, then everything stops."""
+    with the running job) until the block ends, then everything stops. ``started`` is called once
+    the exporters serve, before any job."""
     assert [shard_of(q, SHARDS) for q in QUEUES] == [0, 0, 0, 1, 1, 1, 2, 2]
     whole = Exporter("--redis-url", url)
     shards = []
@@ -52,6 +54,7 @@ def scenario(url: str, conn: Redis, tmp: Path) -> Iterator[Scenario]:
         found = Scenario(whole, shards)
         for e in found.exporters:  # the timing counters start here, before any job ends, in every exporter
             assert e.scrape().value("rq_up") == 1
+        started(found)
         q = {name: Queue(name, connection=conn) for name in QUEUES}
         # A job that runs on, of shard 1's queue, on a worker that also listens to shard 0's queue.
         pid_file = tmp / "horse.pid"
