@@ -8,12 +8,14 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import yaml
+from bundle import promtool
 from shard_scenario import ENDED, FAILED, SHARDS, scenario
 
 from devkit import wait_for
 from rq_exporter_ng.families.catalogue import CATALOGUE, EXPORTER, GLOBAL, QUEUE, SCOPES
 from rq_exporter_ng.settings import InvalidSettings, load, shard_of
-from support import run_exporter
+from support import ROOT, run_exporter
 
 # --- who owns a queue -------------------------------------------------------------------------------
 
@@ -65,6 +67,30 @@ def test_a_wrong_shard_stops_the_exporter_with_one_line_and_exit_2():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--shard (RQ_EXPORTER_SHARD)" in lines[0] and "'4/4'" in lines[0], result.stderr
+
+
+# --- the bundle's Prometheus config for shards ------------------------------------------------------
+
+
+def test_the_shards_prometheus_config_is_the_bundled_one_with_a_target_per_shard():
+    bundled = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    shards = yaml.safe_load((ROOT / "prometheus/prometheus-shards.yml").read_text())
+    (job,) = [j for j in shards["scrape_configs"] if j["job_name"] == "rq"]
+    (plain,) = [j for j in bundled["scrape_configs"] if j["job_name"] == "rq"]
+    # The same job, nothing relabelled: each shard keeps job="rq" (the rules' selector) and an
+    # instance of its own (tests/test_e2e_shards.py runs the rules and dashboards so).
+    assert {k: v for k, v in job.items() if k != "static_configs"} == \
+        {k: v for k, v in plain.items() if k != "static_configs"}
+    (targets,) = [c["targets"] for c in job["static_configs"]]
+    assert len(targets) == len(set(targets)) == 3
+    assert shards["rule_files"] == bundled["rule_files"] and shards["alerting"] == bundled["alerting"]
+
+
+@pytest.mark.promtool
+def test_the_shards_prometheus_config_loads():
+    result = promtool("check", "config", "prometheus/prometheus-shards.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 2 rule files found" in result.stdout, result.stdout
 
 
 # --- the scope of every family --------------------------------------------------------------------
