@@ -28,9 +28,9 @@ that ended between rounds 2 and 3 (status no longer ``started``, or its hash del
 A worker's current job is the started job whose ``worker_name`` (RQ >= 1.7) is the worker, else
 the one its hash's ``current_job`` (RQ <= 2.x) names; RQ 3.0 drops ``current_job`` and keeps
 ``worker_name``. Only the jobs of the queues the exporter reads count; except in the exporter of
-a sharded set (--shard, or --shard-globals given) that exports the worker series: a worker may run a job of any shard's queue,
-so that one also reads the started registries of the other shards' queues (round 1: the queue set;
-round 2: their registries), for rq_worker_current_job_seconds only.
+a sharded set (--shard, or --shard-globals given) that exports the worker series: a worker may run
+a job of any shard's queue, so that one also reads the started registries of the other shards'
+queues (round 1: the queue set; round 2: their registries), for rq_worker_current_job_seconds only.
 """
 
 from __future__ import annotations
