@@ -13,7 +13,16 @@ from bundle import promtool
 from shard_scenario import ENDED, FAILED, SHARDS, scenario
 
 from devkit import wait_for
+from rq_exporter_ng.concern import Concerns
+from rq_exporter_ng.concerns import CONCERNS
+from rq_exporter_ng.concerns.cron import Cron
+from rq_exporter_ng.concerns.exception_classes import ExceptionClasses
+from rq_exporter_ng.concerns.redis_health import RedisHealth
+from rq_exporter_ng.concerns.rq_scheduler import RqScheduler
+from rq_exporter_ng.concerns.running_jobs import RunningJobs
+from rq_exporter_ng.concerns.timing.job_timing import JobTiming
 from rq_exporter_ng.families.catalogue import CATALOGUE, EXPORTER, GLOBAL, QUEUE, SCOPES
+from rq_exporter_ng.keys import Keys
 from rq_exporter_ng.settings import InvalidSettings, load, shard_of
 from support import ROOT, run_exporter
 
@@ -107,6 +116,19 @@ def test_every_family_has_a_scope():
         assert (spec.scope == QUEUE) <= ("queue" in spec.labels), spec.name
     assert all(s.name.startswith("rq_exporter_") or s.name in ("rq_up", "rq_request_processing_seconds")
                for s in CATALOGUE if s.scope == EXPORTER)
+
+
+def test_a_shard_without_the_global_series_does_not_even_read_them():
+    keys = Keys("rq")
+    on = {type(c) for c in Concerns(CONCERNS, load(["--shard", "1/3"]), keys).on}
+    assert not on & {Cron, RqScheduler, RedisHealth}  # only global families: off
+    assert {RunningJobs, JobTiming, ExceptionClasses} <= on  # per queue (running jobs: per worker too)
+    assert {Cron, RqScheduler, RedisHealth} <= {type(c) for c in Concerns(CONCERNS, load([]), keys).on}
+    primary = Concerns(CONCERNS, load(["--shard", "0/3"]), keys).of(RunningJobs)
+    assert primary is not None and primary.others is not None  # reads the other shards' started jobs
+    assert primary.others("low") and not primary.others("emails")  # shard 2's; its own (shard 0's)
+    unsharded = Concerns(CONCERNS, load(["--queue-include", "e*"]), keys).of(RunningJobs)
+    assert unsharded is not None and unsharded.others is None  # as before: only the queues it reads
 
 
 def family(sample: str) -> str:
