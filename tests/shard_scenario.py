@@ -37,9 +37,17 @@ class Scenario:
         return [self.whole, *self.shards]
 
 
+# The same split by queue patterns: shard 0's queues, and the global series, by name.
+BY_PATTERNS = (["--queue-include", "emails,billing,imp*", "--shard-globals"],
+               ["--queue-include", "default,high,reports", "--no-shard-globals"],
+               ["--queue-include", "*", "--queue-exclude", "emails,billing,imp*,default,high,reports",
+                "--no-shard-globals"])
+BY_HASH = tuple(["--shard", f"{i}/{SHARDS}"] for i in range(SHARDS))
+
+
 @contextmanager
 def scenario(url: str, conn: Redis, tmp: Path, started: Callable[[Scenario], object] = lambda found: None,
-             ) -> Iterator[Scenario]:
+             shard_args: tuple[list[str], ...] = BY_HASH) -> Iterator[Scenario]:
     """The exporters and the data, every job that will end ended; the workers stay alive (one busy
     with the running job) until the block ends, then everything stops. ``started`` is called once
     the exporters serve, before any job."""
@@ -50,7 +58,7 @@ def scenario(url: str, conn: Redis, tmp: Path, started: Callable[[Scenario], obj
     horse = None
     found: Scenario | None = None
     try:
-        shards += [Exporter("--redis-url", url, "--shard", f"{i}/{SHARDS}") for i in range(SHARDS)]
+        shards += [Exporter("--redis-url", url, *args) for args in shard_args]
         found = Scenario(whole, shards)
         for e in found.exporters:  # the timing counters start here, before any job ends, in every exporter
             assert e.scrape().value("rq_up") == 1

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 from bundle import promtool
-from shard_scenario import ENDED, FAILED, SHARDS, scenario
+from shard_scenario import BY_HASH, BY_PATTERNS, ENDED, FAILED, SHARDS, scenario
 
 from devkit import wait_for
 from rq_exporter_ng.concern import Concerns
@@ -127,6 +127,9 @@ def test_a_shard_without_the_global_series_does_not_even_read_them():
     primary = Concerns(CONCERNS, load(["--shard", "0/3"]), keys).of(RunningJobs)
     assert primary is not None and primary.others is not None  # reads the other shards' started jobs
     assert primary.others("low") and not primary.others("emails")  # shard 2's; its own (shard 0's)
+    by_patterns = Concerns(CONCERNS, load(["--queue-include", "e*", "--shard-globals"]), keys).of(RunningJobs)
+    assert by_patterns is not None and by_patterns.others is not None
+    assert by_patterns.others("low") and not by_patterns.others("emails")  # every queue it leaves out
     unsharded = Concerns(CONCERNS, load(["--queue-include", "e*"]), keys).of(RunningJobs)
     assert unsharded is not None and unsharded.others is None  # as before: only the queues it reads
 
@@ -162,9 +165,10 @@ MOVING = {
 
 @pytest.mark.workers
 @pytest.mark.slow
-def test_three_shards_add_up_to_one_exporter(redis_db, tmp_path):
+@pytest.mark.parametrize("split", ["hash", "patterns"])
+def test_three_shards_add_up_to_one_exporter(redis_db, tmp_path, split):
     conn = redis_db.client()
-    with scenario(redis_db.url, conn, tmp_path) as found:
+    with scenario(redis_db.url, conn, tmp_path, shard_args=BY_HASH if split == "hash" else BY_PATTERNS) as found:
         whole = found.whole
         # Every exporter counts every ended job, however its scrapes fall.
         finished = ENDED - FAILED

@@ -120,7 +120,11 @@ class RunningJobs(Concern[RunningOptions, "RunningReads", RunningResult]):
     @classmethod
     def options(cls, settings: Settings) -> RunningOptions:
         whole = settings.sharded and settings.exports_globals and settings.per_worker_metrics
-        others = (lambda name: settings.wants_pattern(name) and not settings.wants_queue(name)) if whole else None
+        # Under --shard the other shards share this one's patterns; split by patterns, the others'
+        # queues are all those this one leaves out.
+        hashed = settings.shard is not None
+        others = (lambda name: not settings.wants_queue(name) and (not hashed or settings.wants_pattern(name))) \
+            if whole else None
         return RunningOptions(settings.per_worker_metrics, settings.timing_func_limit, others)
 
     def __init__(self, options: RunningOptions, keys: Keys) -> None:
