@@ -176,7 +176,7 @@ class Settings(BaseSettings):
         None,
         description="Export the series that are not per queue (workers, rq cron, rq-scheduler, the Redis "
         "server), which exactly one exporter over a Redis must do. Default: on, except under --shard with an "
-        "index other than 0; set it off on all but one exporter when the queue patterns split the queues.",
+        "index other than 0. Split by queue patterns instead: set it on one exporter and off on the others.",
     )
     worker_class: str | None = Field(
         None, description="Ignored (rq-exporter 3.x compatibility): set --key-prefix instead."
