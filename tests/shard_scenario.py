@@ -1,7 +1,7 @@
-"""RQ data for the sharding tests (tests/test_shards.py, tests/test_e2e_shards.py): 8 queues over 3
-shards, real RQ workers listening to queues of several shards, jobs finished, failed, queued,
-deferred, scheduled and one running on; an unsharded exporter and 3 shards started before any job
-ends, so that their job timing counters count the same jobs."""
+"""RQ data for the sharding tests (tests/test_shards.py, tests/test_e2e_shards.py), under RQ 2.x or
+3.0: 8 queues over 3 shards, real RQ workers listening to queues of several shards, jobs finished,
+failed, queued, deferred, scheduled and one running on; an unsharded exporter and 3 shards started
+before any job ends, so that their job timing counters count the same jobs."""
 
 from __future__ import annotations
 
