@@ -12,8 +12,7 @@ import fnmatch
 import logging
 import math
 import os
-import re
-import zlib
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,7 +27,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from rq_exporter_ng import redis_url
+from rq_exporter_ng import redis_url, shards
 from rq_exporter_ng.legacy import LEGACY_ENV, LegacyEnv
 
 # 10 ms to 4 h in 13 buckets: 3 histograms x 16 series per queue, so thousands of queues stay affordable.
@@ -313,10 +312,8 @@ class Settings(BaseSettings):
     def _check_shard(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        found = SHARD.fullmatch(value.strip())
-        if not found or not 0 <= int(found[1]) < int(found[2]):
-            raise ValueError("'i/N': whole numbers with 0 <= i < N, such as 0/3, 1/3, 2/3")
-        return f"{int(found[1])}/{int(found[2])}"
+        index, count = shards.parse(value)
+        return f"{index}/{count}"
 
     @field_validator("timing_buckets")
     @classmethod
@@ -366,7 +363,7 @@ class Settings(BaseSettings):
     def wants_queue(self, name: str) -> bool:
         if self.shard is not None:
             index, count = self.shard_index_count
-            if shard_of(name, count) != index:
+            if shards.shard_of(name, count) != index:
                 return False
         return self.wants_pattern(name)
 
@@ -379,13 +376,10 @@ class Settings(BaseSettings):
             fnmatch.fnmatchcase(name, p) for p in excluded
         )
 
-    @property
+    @cached_property  # read for each queue of each scrape
     def shard_index_count(self) -> tuple[int, int]:
         """(i, N) of --shard; (0, 1) when not sharded."""
-        if self.shard is None:
-            return 0, 1
-        index, count = self.shard.split("/")
-        return int(index), int(count)
+        return (0, 1) if self.shard is None else shards.parse(self.shard)
 
     @property
     def sharded(self) -> bool:
@@ -399,14 +393,6 @@ class Settings(BaseSettings):
             return self.shard_globals
         return self.shard_index_count[0] == 0
 
-
-SHARD = re.compile(r"(\d+)/(\d+)", re.ASCII)
-
-
-def shard_of(queue: str, count: int) -> int:
-    """The shard (0 to count - 1) owning the queue: CRC-32 of its UTF-8 name, stable across processes,
-    hosts and Python versions (Python's hash() of a str is salted per process), mod count."""
-    return zlib.crc32(queue.encode("utf-8", "surrogatepass")) % count
 
 
 def absent_from_secret(path: Path) -> bool:

@@ -16,7 +16,7 @@ from redis import Redis
 from rq import Queue
 
 from devkit import wait_for
-from rq_exporter_ng.settings import shard_of
+from rq_exporter_ng.shards import shard_of
 from support import Exporter, RQWorker, kill_if_alive
 
 # Owners among 3 shards: emails, billing, imports: 0; default, high, reports: 1; low, gamma: 2.
