@@ -101,3 +101,33 @@ def test_versions_are_those_with_retry():
     names = subprocess.run(["bash", str(Path(TESTS).parent / "scripts" / "rq_venvs.sh"), "--list"], check=True,
                            capture_output=True, text=True).stdout.split()
     assert sorted(VERSIONS) == sorted(n for n in names if n != "0.13.0")
+
+
+@pytest.mark.redis
+@pytest.mark.workers
+def test_rq_0_13_has_no_retries_to_count(redis_db):
+    """RQ 0.13 has no Retry: its workers' failures (RQ 0.x's failed queue) count as failures, never as retries."""
+    venv = rq_venv("0.13.0")
+    url = redis_db.url
+    exporter = Exporter("--redis-url", url)
+    worker = None
+    try:
+        exporter.scrape()
+        enqueue = ("import sys; from redis import Redis; from rq import Queue; "
+                   "q = Queue('work', connection=Redis.from_url(sys.argv[1])); [q.enqueue('jobs.fail') for _ in range(3)]")
+        done = run([str(venv / "bin" / "python"), "-c", enqueue, url], cwd=TESTS, env=worker_env(), idle=60)
+        assert done.returncode == 0, done.stderr
+        worker = subprocess.Popen([str(venv / "bin" / "rq"), "worker", "--url", url, "work"], cwd=TESTS,
+                                  env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples = wait_for(lambda: (s := exporter.scrape()).get_value("rq_jobs_failed_total", queue="work") == 3
+                           and s, timeout=30, interval=0.3, what="3 failures counted")
+        assert redis_db.client().llen("rq:queue:failed") == 3
+        assert sum(samples.series("rq_workers_failed_total").values()) == 3  # the worker's count grew
+        assert samples.value("rq_job_retries_total", queue="work") == 0
+    finally:
+        if worker is not None:
+            worker.kill()
+            worker.wait()
+        out = exporter.stop()
+    assert "Traceback" not in out, out
+
