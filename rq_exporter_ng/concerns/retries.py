@@ -168,7 +168,7 @@ class Retries(Concern[RetriesOptions, "RetriesReads", RetryTotals]):
         return RetryTotals(self.counts.rows(()))
 
     def families(self, result: RetryTotals) -> Iterator[Metric]:
-        yield table(NAME, list(result.rows))
+        return families(result)
 
 
 class RetriesReads(Reads[RetryTotals]):
@@ -189,3 +189,7 @@ class RetriesReads(Reads[RetryTotals]):
         for queue in concern.gone.expired(present, concern.counts.counts, snapshot.time):
             concern.counts.forget(queue)
         return RetryTotals(concern.counts.rows(present))
+
+
+def families(totals: RetryTotals) -> Iterator[Metric]:
+    yield table(NAME, list(totals.rows))
