@@ -115,6 +115,9 @@ class RetryCounts:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.shortfall: dict[str, int] = {}
+        # Every queue read since the exporter started, until gone: its series stays (at 0) as
+        # job timing's counters do, and goes with them.
+        self.queues: set[str] = set()
 
     def record(self, attempts: Mapping[str, int], failures: Mapping[str, int]) -> None:
         """One scrape: per queue, failed attempts less final failures (less the last scrape's
@@ -131,10 +134,11 @@ class RetryCounts:
     def forget(self, queue: str) -> None:
         self.counts.pop(queue, None)
         self.shortfall.pop(queue, None)
+        self.queues.discard(queue)
 
-    def rows(self, queues: Iterable[str]) -> list[Row]:
-        """Every queue of ``queues`` or counted, 0 where nothing was."""
-        return [((name,), self.counts[name]) for name in sorted({*queues, *self.counts})]
+    def rows(self) -> list[Row]:
+        """Every queue read or counted, 0 where nothing was."""
+        return [((name,), self.counts[name]) for name in sorted({*self.queues, *self.counts})]
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,7 @@ class Retries(Concern[RetriesOptions, "RetriesReads", RetryTotals]):
         return RetriesReads(self)
 
     def unread(self) -> RetryTotals:
-        return RetryTotals(self.counts.rows(()))
+        return RetryTotals(self.counts.rows())
 
     def families(self, result: RetryTotals) -> Iterator[Metric]:
         return families(result)
@@ -186,9 +190,10 @@ class RetriesReads(Reads[RetryTotals]):
         if not first and not (old is not None and old.legacy):  # RQ 0.x: no Retry, nothing to count
             failures = final_failures(given.result(JobTiming).outcome)
             concern.counts.record({q: n for q, n in attempts.items() if q in present}, failures)
-        for queue in concern.gone.expired(present, concern.counts.counts, snapshot.time):
+        concern.counts.queues.update(present)
+        for queue in concern.gone.expired(present, concern.counts.queues | set(concern.counts.counts), snapshot.time):
             concern.counts.forget(queue)
-        return RetryTotals(concern.counts.rows(present))
+        return RetryTotals(concern.counts.rows())
 
 
 def families(totals: RetryTotals) -> Iterator[Metric]:

@@ -79,8 +79,9 @@ def test_final_failures_are_the_failed_jobs_and_the_growth_of_those_kept_forever
 
 def test_retries_are_failed_attempts_less_final_failures():
     counts = RetryCounts()
+    counts.queues.update(["q", "r", "s", "t"])
     counts.record({"q": 5, "r": 1}, {"q": 2, "r": 1, "s": 4})
-    assert counts.rows(["q", "r", "s", "t"]) == [(("q",), 3), (("r",), 0), (("s",), 0), (("t",), 0)]
+    assert counts.rows() == [(("q",), 3), (("r",), 0), (("s",), 0), (("t",), 0)]
 
 
 def test_a_failure_seen_before_its_attempt_is_carried_one_scrape():
@@ -119,9 +120,10 @@ def test_the_concern_over_scrapes():
     # a queue of a worker of one queue that is not among the queues read: nothing
     assert result(concern, [worker("a", 14), worker("b", 2, "elsewhere")]).rows == [(("q",), 3)]
     assert next(iter(concern.families(concern.unread()))).name == NAME.removesuffix("_total")
-    # gone for the gone-queue time: dropped
-    assert result(concern, [], queues=(), time_=1030.0).rows == [(("q",), 3)]
-    assert result(concern, [], queues=(), time_=1061.0).rows == []
+    # gone for the gone-queue time: dropped, and a queue with nothing counted likewise
+    assert result(concern, [worker("a", 14)], queues=("q", "idle"), time_=1001.0).rows == [(("idle",), 0), (("q",), 3)]
+    assert result(concern, [], queues=(), time_=1030.0).rows == [(("idle",), 0), (("q",), 3)]
+    assert result(concern, [], queues=(), time_=1062.0).rows == []
 
 
 def test_rq_0x_has_no_retries():
