@@ -401,6 +401,13 @@ def queue(settings: Settings) -> dict:
               target(recorded(R.rate_name("failed")), "{{queue}} failed")], "ops")
     b.series("Failure ratio", "Share of completed jobs that failed (over 5m: recorded).",
              [target(recorded_failure_ratio(), "{{queue}}")], "percentunit")
+    b.series("Retried attempts", "Failed job attempts that RQ retried (Retry), per second (over 5m: recorded). "
+             "Counted for the workers that listen to the queue alone: 0 for a queue served only by workers of "
+             "several queues (README, RQ versions).",
+             [target(recorded(R.RETRY_RATE), "{{queue}}")], "ops")
+    b.series("Retry ratio", "Share of the job attempts (retried, finished, failed) that failed and were retried "
+             "(over 5m: recorded); RQQueueRetryRateHigh watches it over its own window.",
+             [target(recorded(R.RETRY_RATIO), "{{queue}}")], "percentunit")
     window = settings.backlog_window
     b.series(f"Backlog growth ({window})", f"How many jobs each queue gained over the last {window}, net: "
              f"what RQQueueBacklogGrowing compares with its threshold (recorded, {R.backlog_name(window)}).",

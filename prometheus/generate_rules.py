@@ -84,9 +84,20 @@ def increase_name(what: str, window: str) -> str:
 
 
 FAILURE_RATIO = f"queue:rq_jobs_failed:ratio_rate{RATE_WINDOW}"
+RETRY_RATE = f"queue:rq_job_retries:rate{RATE_WINDOW}"
+RETRY_RATIO = f"queue:rq_job_retries:ratio_rate{RATE_WINDOW}"  # of the attempts: retried + finished + failed
 OBJECTIVE = "queue:rq_slo_objective:ratio"
 WAIT_THRESHOLD = "queue:rq_slo_wait_threshold:seconds"
 BUDGET_LEFT = "queue:rq_slo_error_budget_remaining:ratio"
+
+
+def retries_increase_name(window: str) -> str:
+    return f"queue:rq_job_retries:increase{window}"
+
+
+def attempts_increase_name(window: str) -> str:
+    """Job attempts over `window`: retried ones and the jobs that completed (finished or failed)."""
+    return f"queue:rq_job_attempts:increase{window}"
 
 
 def backlog_name(window: str) -> str:
@@ -234,6 +245,18 @@ def _failure_ratio(c: Ctx, a: dict) -> tuple[str, str, str]:
     )
 
 
+def _retry_rate(c: Ctx, a: dict) -> tuple[str, str, str]:
+    # Recorded: retried attempts over all attempts, each increase computed once.
+    retried, attempts = retries_increase_name(a["window"]), attempts_increase_name(a["window"])
+    return (
+        f"{retried}\n/ {attempts}\n> {a['max_ratio']}\n"
+        f"and on ({c.q})\n{attempts} >= {a['min_attempts']}",
+        "A high share of RQ job attempts fail and are retried.",
+        f"{{{{ $value | humanizePercentage }}}} of the job attempts of queue {{{{ $labels.queue }}}} "
+        f"({{{{ $labels.instance }}}}) in the last {a['window']} failed and were retried.",
+    )
+
+
 def _backlog_growing(c: Ctx, a: dict) -> tuple[str, str, str]:
     # Recorded: RQ / Queue shows the same series ("Backlog growth").
     return (
@@ -330,6 +353,7 @@ RULES: dict[str, Callable[[Ctx, dict], tuple[str, str, str]]] = {
     "RQQueueWithoutWorkers": _queue_without_workers,
     "RQJobFailuresGrowing": _failures_growing,
     "RQJobFailureRatioHigh": _failure_ratio,
+    "RQQueueRetryRateHigh": _retry_rate,
     "RQQueueBacklogGrowing": _backlog_growing,
     "RQOldestJobTooOld": _oldest_job,
     "RQJobRunningTooLong": _running_too_long,
@@ -560,7 +584,17 @@ def _queues(c: Ctx, matchers: str) -> str:
 
 def _alert_windows(config: dict) -> dict[str, str]:
     return {name: config["alerts"][name]["window"]
-            for name in ("RQJobFailureRatioHigh", "RQQueueBacklogGrowing")}
+            for name in ("RQJobFailureRatioHigh", "RQQueueRetryRateHigh", "RQQueueBacklogGrowing")}
+
+
+def _increases(c: Ctx, window: str) -> list[dict]:
+    """Jobs failed, finished and completed over `window` (each read several times by an alert)."""
+    inc_failed, inc_finished = increase_name("failed", window), increase_name("finished", window)
+    return [
+        {"record": inc_failed, "expr": f"sum by ({c.q}) (increase(rq_jobs_failed_total{{{c.s}}}[{window}]))"},
+        {"record": inc_finished, "expr": f"sum by ({c.q}) (increase(rq_jobs_finished_total{{{c.s}}}[{window}]))"},
+        {"record": increase_name("completed", window), "expr": _completed(inc_failed, inc_finished)},
+    ]
 
 
 def recording_rules(config: dict) -> dict:
@@ -570,6 +604,9 @@ def recording_rules(config: dict) -> dict:
         {"record": finished, "expr": _raw_rate(c, "rq_jobs_finished_total", RATE_WINDOW)},
         {"record": failed, "expr": _raw_rate(c, "rq_jobs_failed_total", RATE_WINDOW)},
         {"record": FAILURE_RATIO, "expr": _error_ratio(failed, finished)},
+        {"record": RETRY_RATE, "expr": _raw_rate(c, "rq_job_retries_total", RATE_WINDOW)},
+        {"record": RETRY_RATIO, "expr": f"{RETRY_RATE}\n/\n({RETRY_RATE} + ({_completed(failed, finished)} or 0 * "
+                                        f"{RETRY_RATE}))"},
     ]
     for histogram in ("rq_job_duration_seconds", "rq_job_wait_seconds"):
         rules.append({"record": bucket_rate_name(histogram),
@@ -579,14 +616,18 @@ def recording_rules(config: dict) -> dict:
                           "expr": f"histogram_quantile({q:g}, {bucket_rate_name(histogram)})"})
     windows = _alert_windows(config)
     ratio_window = windows["RQJobFailureRatioHigh"]
-    inc_failed, inc_finished = increase_name("failed", ratio_window), increase_name("finished", ratio_window)
     rules += [
         {"record": backlog_name(windows["RQQueueBacklogGrowing"]),
          "expr": f"sum by ({c.q}) (delta(rq_jobs{{{c.s}, status=\"queued\"}}[{windows['RQQueueBacklogGrowing']}]))"},
-        {"record": inc_failed, "expr": f"sum by ({c.q}) (increase(rq_jobs_failed_total{{{c.s}}}[{ratio_window}]))"},
-        {"record": inc_finished,
-         "expr": f"sum by ({c.q}) (increase(rq_jobs_finished_total{{{c.s}}}[{ratio_window}]))"},
-        {"record": increase_name("completed", ratio_window), "expr": _completed(inc_failed, inc_finished)},
+        *_increases(c, ratio_window),
+    ]
+    retry_window = windows["RQQueueRetryRateHigh"]
+    if retry_window != ratio_window:
+        rules += _increases(c, retry_window)
+    retried, completed = retries_increase_name(retry_window), increase_name("completed", retry_window)
+    rules += [
+        {"record": retried, "expr": f"sum by ({c.q}) (increase(rq_job_retries_total{{{c.s}}}[{retry_window}]))"},
+        {"record": attempts_increase_name(retry_window), "expr": f"{retried} + ({completed} or 0 * {retried})"},
     ]
 
     # The objectives, one series per queue they apply to: an override's matchers exclude the queues

@@ -25,6 +25,12 @@ Scenarios:
   two scheduled jobs (enqueue_in, RQ >= 1.2): one due in an hour, one due in a second, overdue
   soon since no scheduler runs.
 - ``hang``: on ``hang``, one job that writes its work horse's pid to ``--pid-file`` and sleeps.
+- ``retries`` (RQ >= 1.5), each job counting its attempts in a file of ``--dir``: on ``retry``,
+  RECOVERED jobs with Retry(max=RETRIES) that fail RETRIES times then succeed, one that always
+  fails (RETRIES retries, then failed for good) and one failing job without Retry; with jobs that
+  return Retry (RQ >= 2.x), one that returns it RETRIES times then succeeds and one that returns
+  Retry(max=1) each time (one retry, then failed). On ``multi``, served by a worker of several
+  queues, MULTI jobs with Retry(max=RETRIES) that always fail.
 """
 
 import argparse
@@ -40,6 +46,8 @@ from rq import Queue, Worker
 SUCCEEDED = 3
 FAILED = 2
 RETRIES = 2
+RECOVERED = 2
+MULTI = 2
 KEY_TTL = 8  # seconds: ShortTTLWorker's cap on a worker hash's TTL
 
 
@@ -107,11 +115,38 @@ def hang(conn, pid_file):
     return {"hang": [Queue("hang", connection=conn).enqueue(jobs.pid_then_sleep, pid_file, 600).id]}
 
 
+def returns_retry():
+    """RQ >= 2.x retries a job that returns Retry (Worker.handle_job_retry)."""
+    return hasattr(Worker, "handle_job_retry")
+
+
+def retries(conn, folder):
+    from rq import Retry
+
+    retry, multi = Queue("retry", connection=conn), Queue("multi", connection=conn)
+
+    def path(name):
+        return f"{folder}/{name}"
+
+    done = {
+        "recovered": [retry.enqueue(jobs.fail_then_succeed, path(f"recovered-{i}"), RETRIES,
+                                    retry=Retry(max=RETRIES)).id for i in range(RECOVERED)],
+        "exhausted": [retry.enqueue(jobs.fail, retry=Retry(max=RETRIES)).id],
+        "plain_failure": [retry.enqueue(jobs.fail).id],
+        "multi": [multi.enqueue(jobs.fail, retry=Retry(max=RETRIES)).id for _ in range(MULTI)],
+    }
+    if returns_retry():
+        done["returned"] = [retry.enqueue(jobs.return_retry, path("returned"), RETRIES, RETRIES + 1).id]
+        done["returned_exhausted"] = [retry.enqueue(jobs.return_retry, path("returned-exhausted"), 99, 1).id]
+    return done
+
+
 def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--pid-file")
-    parser.add_argument("scenario", choices=("history", "main", "hang"))
+    parser.add_argument("--dir", help="retries: where the jobs count their attempts")
+    parser.add_argument("scenario", choices=("history", "main", "hang", "retries"))
     args = parser.parse_args(argv)
     conn = redis.Redis.from_url(args.url)
     have = features()
@@ -119,6 +154,11 @@ def run(argv=None):
         done = history(conn)
     elif args.scenario == "main":
         done = main_scenario(conn, have)
+    elif args.scenario == "retries":
+        if not args.dir or not have["retry"]:
+            parser.error("retries needs --dir and RQ >= 1.5")
+        done = retries(conn, args.dir)
+        have = dict(have, returns_retry=returns_retry())
     else:
         if not args.pid_file:
             parser.error("hang needs --pid-file")

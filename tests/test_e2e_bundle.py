@@ -15,7 +15,7 @@ import pytest
 from bundle import generated_dashboards, queries, substitute, without_data
 from e2e_stack import SLO_WINDOWS, Demo
 from redis import Redis
-from rq import Queue
+from rq import Queue, Retry
 
 from devkit import wait_for
 from support import RQWorker
@@ -126,6 +126,42 @@ def test_the_fast_page_of_the_success_objective_fires_live(demo, scenario):
     assert "99 % success objective allows, over the last 60s and 30s" in annotations["description"]
     assert annotations["dashboard_url"].endswith(f"/d/rq-slo?var-job=rq&var-instance={demo.instance}&var-queue=high")
     assert annotations["runbook_url"].endswith("#rqjoberrorbudgetburn")
+
+
+def test_retries_fire_live(demo, scenario):
+    """RQQueueRetryRateHigh on a real worker of one queue retrying real jobs (Retry): the demo's own
+    workers listen to three queues each, whose retries cannot be given a queue (README, RQ versions)."""
+    redis = Redis(port=demo.redis_port)
+    queue = Queue("retrying", connection=redis)
+    worker = RQWorker(f"redis://127.0.0.1:{demo.redis_port}/0", "retrying", name="retrying")
+    try:
+        # The queue and its counters exist (at 0) before the retries: increase() sees a counter's
+        # first sample as its start, whatever its value.
+        queue.enqueue("jobs.sleep_for", 0)
+        wait_for(lambda: demo.value('sum(rq_job_retries_total{queue="retrying"})') == 0
+                 and demo.value('sum(rq_jobs_finished_total{queue="retrying"})') == 1
+                 and demo.has_data('rq_workers{name="retrying"}'), timeout=30, interval=0.5,
+                 what="the retrying queue and its worker scraped")
+        for _ in range(10):  # 3 retries each, then failed for good: 30 of 41 attempts retried
+            queue.enqueue("jobs.fail", retry=Retry(max=3))
+        try:
+            wait_for(lambda: ("RQQueueRetryRateHigh", "retrying") in demo.firing(), timeout=40, interval=0.5,
+                     what="RQQueueRetryRateHigh firing for retrying")
+        except AssertionError:
+            seen = {expr: demo.query(expr) for expr in (
+                'rq_job_retries_total{queue="retrying"}[40s]', 'rq_jobs_failed_total{queue="retrying"}[40s]',
+                '{__name__=~"queue:rq_job_(retries|attempts):increase20s", queue="retrying"}[40s]')}
+            raise AssertionError(f"firing: {sorted(demo.firing())}\n{seen}") from None
+        (alert,) = [a for a in demo.firing_alerts("RQQueueRetryRateHigh") if a["labels"]["queue"] == "retrying"]
+        assert float(alert["value"]) > 0.2  # the threshold (the share grows and shrinks as the attempts run)
+        assert alert["annotations"]["description"].endswith(
+            f"of the job attempts of queue retrying ({demo.instance}) in the last 20s failed and were retried.")
+        wait_for(lambda: demo.value('sum(rq_job_retries_total{queue="retrying"})') == 30, timeout=20, interval=0.5,
+                 what="every retry counted, once")
+        # The demo's queues, served by workers of several queues, count no retry.
+        assert not {q for name, q in demo.firing() if name == "RQQueueRetryRateHigh"} - {"retrying"}
+    finally:
+        worker.stop()  # a clean exit: later tests count the demo's workers alone
 
 
 def test_every_dashboard_query_returns_data(demo, scenario):

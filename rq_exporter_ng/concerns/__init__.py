@@ -9,6 +9,7 @@ from rq_exporter_ng.concerns.exception_classes import ExceptionClasses
 from rq_exporter_ng.concerns.failed_queue import FailedQueue
 from rq_exporter_ng.concerns.rate_limits import RateLimits
 from rq_exporter_ng.concerns.redis_health import RedisHealth
+from rq_exporter_ng.concerns.retries import Retries
 from rq_exporter_ng.concerns.rq_scheduler import RqScheduler
 from rq_exporter_ng.concerns.running_jobs import RunningJobs
 from rq_exporter_ng.concerns.timing.job_timing import JobTiming
@@ -21,5 +22,6 @@ CONCERNS: tuple[type[AnyConcern], ...] = (
     RqScheduler,
     JobTiming,
     ExceptionClasses,
+    Retries,
     RedisHealth,
 )

@@ -108,6 +108,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "exception their traceback ends with; unknown without one (abandoned, work horse killed, not "
                "read), other past --exception-label-limit classes.",
                ("queue", "exception"), group="timing", note=TIMING),
+    # Attempts, not jobs (a job retried twice counts 2), hence rq_job_ like rq_job_exceptions_total.
+    MetricSpec("rq_job_retries_total", "counter",
+               "Failed job attempts that RQ retried (Retry: re-enqueued or scheduled) since the exporter started: "
+               "the failed attempts of the workers that listen to the queue alone, less its jobs that failed for "
+               "good. Exact for such workers; a lower bound with workers of several queues (README, RQ versions).",
+               ("queue",), group="timing", note=TIMING),
     MetricSpec("rq_exporter_jobs_not_timed_total", "counter",
                "Finished or failed jobs counted but not timed: past --timing-max-jobs-per-scrape, kept forever "
                "(TTL -1) or without start/end times.", ("queue",), group="timing", note=TIMING),

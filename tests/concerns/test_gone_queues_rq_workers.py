@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.workers]
 
 GONE_AFTER = 2  # seconds (default 3600)
 PER_QUEUE = ("rq_jobs_finished_total", "rq_jobs_failed_total", "rq_exporter_jobs_not_timed_total",
-             "rq_job_duration_seconds_count", "rq_job_wait_seconds_count", "rq_job_exceptions_total")
+             "rq_job_duration_seconds_count", "rq_job_wait_seconds_count", "rq_job_exceptions_total",
+             "rq_job_retries_total")
 
 
 def queues_of(samples: Samples) -> dict[str, set[str]]:

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from rq_exporter_ng.concern import taken
-from rq_exporter_ng.concerns import cron, redis_health
+from rq_exporter_ng.concerns import cron, redis_health, retries
 from rq_exporter_ng.concerns import exception_classes as exceptions
 from rq_exporter_ng.concerns import rq_scheduler as schedules
 from rq_exporter_ng.concerns import running_jobs as running
@@ -55,6 +55,7 @@ def all_families(snapshot: Snapshot = FULL, per_worker: bool = True):
     return (list(exporter_families(stats, True, 0.01, 3)) + list(rq_families(snapshot, per_worker))
             + list(timing_families(JobTiming(taken(TimingOptions, Settings()), Keys("rq")).times.totals(["default"])))
             + list(exceptions.families(exceptions.ExceptionTotals([])))
+            + list(retries.families(retries.RetryTotals([(("default",), 2)])))
             + list(cron.families(cron.CronState(1, 1, (cron.CronJobState("nightly", "default", 2.0, 1.0, 1),), 1)))
             + list(schedules.families(schedules.ScheduleState({("default", "app.f"): 2}, {"default": 1}, 0, 1)))
             + list(running.families(running.Running(), snapshot, per_worker))
