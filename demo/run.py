@@ -33,6 +33,15 @@ from devkit import RedisServer, WaitTimeout, http_ok, stop_process, wait_for
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "prometheus"
 DEMO_QUEUES = ("high", "default", "low")
+
+
+def worker_queues(index: int, workers: int) -> tuple[str, ...]:
+    """The last of two or more workers has "low" to itself, as a dedicated pool would: retries are
+    counted per queue only for workers that listen to one queue (README, RQ versions), so the
+    dashboards' retry panels show low's; the others share high and default."""
+    if workers < 2:
+        return DEMO_QUEUES
+    return ("low",) if index == workers - 1 else ("high", "default")
 RQ_JOB = "rq"  # the scrape job the alert rules select (prometheus/alerts-config.yml)
 CONSOLE = "console"  # the receiver of alertmanager.yml that delivers to demo/receiver.py
 ALERTMANAGERS = ("prometheus-alertmanager", "alertmanager")  # Debian's name, upstream's
@@ -188,7 +197,8 @@ class Stack:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         for i in range(a.workers):
             self.spawn(f"worker-{i + 1}", [sys.executable, "-m", "rq.cli", "worker", "--url", self.redis_url,
-                                           "--with-scheduler", "--logging_level", "WARNING", *DEMO_QUEUES], env)
+                                           "--with-scheduler", "--logging_level", "WARNING",
+                                           *worker_queues(i, a.workers)], env)
         self.spawn("producer", [sys.executable, "-m", "demo.producer", "--redis-url", self.redis_url,
                                 "--rate", str(a.rate)], env)
         if not a.no_schedules:
@@ -271,7 +281,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "Redis already on 6379 is left alone)")
     parser.add_argument("--exporter-port", type=int, default=9726)
     parser.add_argument("--prometheus-port", type=int, default=9090)
-    parser.add_argument("--workers", type=int, default=2, help="RQ workers (all on high, default, low)")
+    parser.add_argument("--workers", type=int, default=2, help="RQ workers (the last on low alone, the others on high and default)")
     parser.add_argument("--rate", type=float, default=2.0, help="jobs the producer enqueues per second")
     parser.add_argument("--scrape-interval", default="5s", help="Prometheus scrape and rule evaluation interval")
     parser.add_argument("--rules", action="append", default=[],

@@ -21,7 +21,7 @@ from support import ROOT
 
 COMPOSE = ROOT / "docker-compose-rq-monitor.yml"
 VARIABLE = re.compile(r"\$\{(\w+):-([^}]*)\}")
-DEMO = {"rq-demo-redis", "rq-worker", "rq-producer"}  # the demo app, behind the profile "demo"
+DEMO = {"rq-demo-redis", "rq-worker", "rq-worker-low", "rq-producer"}  # the demo app, behind the profile "demo"
 
 
 def interpolate(node):
