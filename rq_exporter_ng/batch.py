@@ -68,7 +68,7 @@ class Packed(Sequence[tuple]):
     def __len__(self) -> int:
         return self._size
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+    def __getitem__(self, index: Any) -> Any:  # an int or a slice, as any Sequence
         if self._built is None:
             self._built = self._build()
         return self._built[index]
@@ -215,7 +215,7 @@ class _Replies:
     C loop (``iter(gets, _MORE)``), rather than one ``gets()`` call from Python per reply; ``take``
     then slices them out (~170,000 replies a scrape at 10,000 queues)."""
 
-    __slots__ = ("position", "ready", "reader", "sock")
+    __slots__ = ("position", "reader", "ready", "sock")
 
     def __init__(self, reader: Any, sock: socket.socket) -> None:
         self.reader = reader
