@@ -103,9 +103,9 @@ class _Writer:
             head = heads[0]
             out.extend(f'{head}{escaped[values[0]]}"}} {ints[value] if type(value) is int else number(value)}\n'
                        for values, value in table.rows)
-        elif order == [0, 1]:
-            first, second = heads
-            out.extend(f'{first}{escaped[values[0]]}{second}{escaped[values[1]]}"}} '
+        elif len(order) == 2:  # rq_jobs, rq_queue_workers, rq_queue_longest_running_job_by_func_seconds, ...
+            (first, second), (a, b) = heads, order
+            out.extend(f'{first}{escaped[values[a]]}{second}{escaped[values[b]]}"}} '
                        f'{ints[value] if type(value) is int else number(value)}\n' for values, value in table.rows)
         else:
             out.extend("".join([head + escaped[values[j]] for head, j in zip(heads, order)])
