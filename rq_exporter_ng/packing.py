@@ -12,7 +12,6 @@ without hiredis (redis-py's pipeline sends the commands).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 
 from rq_exporter_ng.batch import Packed, hiredis
 
@@ -25,13 +24,13 @@ _SAMPLE = b"%s %d \xff queue"  # checked against hiredis: a name with format cha
 class Template:
     """Packs ``commands(name)`` for any name: ``group(name)`` is a ``batch.Packed``."""
 
-    __slots__ = ("_commands", "_format", "_lengths", "_size")
+    __slots__ = ("_format", "_lengths", "commands", "size")
 
     def __init__(self, commands: Commands, text: bytes, lengths: tuple[int, ...], size: int) -> None:
-        self._commands = commands
+        self.commands = commands
+        self.size = size  # commands in a group
         self._format = text
         self._lengths = lengths  # the length of each argument holding the name, without it
-        self._size = size
 
     def pack(self, name: bytes) -> bytes:
         n = len(name)
@@ -39,8 +38,28 @@ class Template:
         values[b"name"] = name
         return self._format % values
 
-    def group(self, name: bytes) -> Packed:
-        return Packed(self.pack(name), self._size, partial(self._commands, name))
+    def group(self, name: bytes) -> Group:
+        return Group(self, name)
+
+
+class Group(Packed):
+    """The group of one name, packed from its template when sent."""
+
+    __slots__ = ("name", "template")
+
+    def __init__(self, template: Template, name: bytes) -> None:
+        super().__init__()
+        self.template = template
+        self.name = name
+
+    def packed(self) -> bytes:
+        return self.template.pack(self.name)
+
+    def commands(self) -> Sequence[tuple]:
+        return self.template.commands(self.name)
+
+    def __len__(self) -> int:
+        return self.template.size
 
 
 def template(commands: Commands) -> Template | None:

@@ -167,6 +167,23 @@ def test_replies_split_across_many_reads_are_handed_out_the_same(redis_db, monke
     assert raw == piped
 
 
+class _Packed(Packed):
+    """A packed group whose commands are built from a function."""
+
+    def __init__(self, commands: list[tuple], build) -> None:
+        super().__init__()
+        self.bytes, self.size, self.build = b"".join(map(hiredis.pack_command, commands)), len(commands), build
+
+    def packed(self) -> bytes:
+        return self.bytes
+
+    def commands(self) -> list[tuple]:
+        return self.build()
+
+    def __len__(self) -> int:
+        return self.size
+
+
 def _run_packed(client: redis.Redis, raw: bool) -> list:
     errors: list = []
     groups: list = []
@@ -177,8 +194,7 @@ def _run_packed(client: redis.Redis, raw: bool) -> list:
         return COMMANDS[:6]
 
     batch = Batch(lambda command, error: errors.append(command))
-    packed = Packed(b"".join(map(hiredis.pack_command, COMMANDS[:6])), 6, commands)
-    batch.add_groups([(groups.append, packed), (groups.append, COMMANDS[6:8])])
+    batch.add_groups([(groups.append, _Packed(COMMANDS[:6], commands)), (groups.append, COMMANDS[6:8])])
     batch.run(client) if raw else batch._run_pipeline(client)
     return [errors, groups, built]
 
@@ -195,7 +211,7 @@ def test_a_packed_group_is_sent_as_packed_and_its_commands_built_only_when_asked
     assert raw[2] == [True] and piped[2] == [True]  # built once each (the pipeline sends the commands)
     quiet: list = []
     batch = Batch(lambda command, error: quiet.append(command))
-    batch.add_groups([(quiet.append, Packed(hiredis.pack_command(("LLEN", b"list")), 1,
-                                            lambda: pytest.fail("built without an error reply")))])
+    batch.add_groups([(quiet.append, _Packed([("LLEN", b"list")],
+                                             lambda: pytest.fail("built without an error reply")))])
     batch.run(client)
     assert quiet == [[2]]

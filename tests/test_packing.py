@@ -37,7 +37,7 @@ def test_a_queues_reads_packed_from_the_template_are_what_hiredis_packs(name, pr
     assert found is not None
     assert found.pack(name) == _plain(commands(name))
     group = found.group(name)
-    assert len(group) == 13 and list(group) == commands(name) and group.packed == found.pack(name)
+    assert len(group) == 13 and list(group) == commands(name) and group.packed() == found.pack(name)
 
 
 def test_no_template_where_it_could_not_reproduce_hiredis(monkeypatch):

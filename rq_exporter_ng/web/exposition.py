@@ -160,8 +160,13 @@ def _exemplar_text(job: JobExemplar) -> str:
 
 def render_text(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> bytes:
     """What ``prometheus_client.generate_latest`` writes for these families."""
-    # Each family's lines become bytes at once: only one family's line strings are alive at a time,
-    # not all of them next to their joined text and its encoding (-20 MB at 10,000 queues).
+    return b"".join(text_parts(families, escaping))
+
+
+def text_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> list[bytes]:
+    """``render_text``, one part a family: the server sends them without joining them (11 MB at
+    10,000 queues). Each family's lines become bytes at once: only one family's line strings are
+    alive at a time, not all of them next to their joined text and its encoding (-20 MB)."""
     writer = _Writer()
     out: list[bytes] = []
     for metric in families:
@@ -174,13 +179,18 @@ def render_text(families: Iterable[Metric], escaping: str = prom_internals.UNDER
                 out.append("".join(lines).encode("utf-8"))
                 continue
         out.append(exposition.generate_latest(_One(metric), escaping=escaping))
-    return b"".join(out)
+    return out
 
 
 def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
                        version: str = "1.0.0") -> bytes:
     """What ``prometheus_client.openmetrics.exposition.generate_latest`` writes for these families."""
-    # One family's lines at a time, as render_text.
+    return b"".join(openmetrics_parts(families, escaping, version))
+
+
+def openmetrics_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
+                      version: str = "1.0.0") -> list[bytes]:
+    """``render_openmetrics``, one part a family, made as ``text_parts``."""
     writer = _Writer(exemplars=True)
     out: list[bytes] = []
     for metric in families:
@@ -195,22 +205,29 @@ def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internal
         out.append(om_exposition.generate_latest(_One(metric), escaping=escaping, version=version)
                    .removesuffix(b"# EOF\n"))
     out.append(b"# EOF\n")
-    return b"".join(out)
+    return out
 
 
-def fast_renderer(accept_header: str | None) -> tuple[Callable[[Iterable[Metric]], bytes] | None, Callable, str]:
-    """(our renderer or None, the library's encoder, content type) for this Accept header."""
+def fast_renderer(accept_header: str | None) -> tuple[Callable[[Iterable[Metric]], list[bytes]] | None, Callable,
+                                                      str]:
+    """(our renderer, in parts, or None, the library's encoder, content type) for this Accept header."""
     encoder, content_type = exposition.choose_encoder(accept_header or "")
     choice = prom_internals.encoder_choice(encoder)
     if choice is None:
         return None, encoder, content_type
     openmetrics, options = choice
-    return partial(render_openmetrics if openmetrics else render_text, **options), encoder, content_type
+    return partial(openmetrics_parts if openmetrics else text_parts, **options), encoder, content_type
+
+
+def render_parts(registry: Collector, accept_header: str | None) -> tuple[list[bytes], str]:
+    """The body prometheus_client would answer with for this Accept header, in parts, and its content type."""
+    fast, encoder, content_type = fast_renderer(accept_header)
+    if fast is None:
+        return [encoder(registry)], content_type
+    return fast(registry.collect()), content_type
 
 
 def render(registry: Collector, accept_header: str | None) -> tuple[bytes, str]:
     """The body and content type prometheus_client would answer with for this Accept header."""
-    fast, encoder, content_type = fast_renderer(accept_header)
-    if fast is None:
-        return encoder(registry), content_type
-    return fast(registry.collect()), content_type
+    parts, content_type = render_parts(registry, accept_header)
+    return b"".join(parts), content_type
