@@ -69,7 +69,8 @@ _NO_REPLIES = (None,) * len(QUEUE_VALUES)
 
 class _Queue:
     """One queue's reads: ``replies`` in QUEUE_VALUES order (None: an error reply), kept as the
-    list the batch hands over (a dict of them per queue cost ~0.5 us and 460 bytes at 10,000 queues)."""
+    list the batch hands over (a dict of them per queue, and its look-ups, cost ~4.6 MB and
+    ~30 ms of CPU a scrape at 10,000 queues)."""
 
     __slots__ = ("name", "raw", "replies", "scheduler_active")
 
