@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py                          # 1000 queues, 200 workers, 1M jobs
     .venv/bin/python bench/run.py --delay-ms 0.5           # + a proxy adding 0.5 ms each way
-    .venv/bin/python bench/run.py --scaling                # scrape time at 10..5000 queues
+    .venv/bin/python bench/run.py --scaling                # scrape time at 10..10,000 queues
     .venv/bin/python bench/run.py --queues 3 --workers 2 --jobs 50 --no-peer   # a smoke run
     .venv/bin/python bench/run.py --no-peer --baseline /work/base/.venv/bin/rq-exporter   # against another install
 
@@ -56,8 +56,9 @@ ACCEPT = {
     "text": "text/plain;version=0.0.4",
 }
 PEER_VENV = BENCH / ".venv-peer"
+# The last, issue 25's: 10,000 queues, 2,000 workers, 20 jobs a queue.
 SCALING = ((10, 20, 10_000), (100, 200, 100_000), (1000, 200, 10_000), (1000, 200, 1_000_000),
-           (5000, 200, 1_000_000))
+           (5000, 200, 1_000_000), (10_000, 2000, 200_000))
 
 
 def peer_command() -> list[str]:

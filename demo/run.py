@@ -281,7 +281,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "Redis already on 6379 is left alone)")
     parser.add_argument("--exporter-port", type=int, default=9726)
     parser.add_argument("--prometheus-port", type=int, default=9090)
-    parser.add_argument("--workers", type=int, default=2, help="RQ workers (the last on low alone, the others on high and default)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="RQ workers (the last on low alone, the others on high and default)")
     parser.add_argument("--rate", type=float, default=2.0, help="jobs the producer enqueues per second")
     parser.add_argument("--scrape-interval", default="5s", help="Prometheus scrape and rule evaluation interval")
     parser.add_argument("--rules", action="append", default=[],

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from functools import partial
 from itertools import repeat
 from typing import Any, NamedTuple
 
@@ -52,6 +51,32 @@ class Part(NamedTuple):
     quiet: bool  # its error replies are not reported (None in their place all the same)
 
 
+class Packed(Sequence[tuple]):
+    """A group of commands that packs itself in one go (packing.py packs a queue's 13 reads from one
+    template: ~2 us instead of ~6 us a queue), when the batch sends it; the bytes are not kept.
+    The command tuples are built only when something asks: the command of an error reply,
+    redis-py's pipeline (no hiredis). ``packed()`` must equal hiredis' packing of ``commands()``."""
+
+    __slots__ = ("_built",)
+
+    def __init__(self) -> None:
+        self._built: Sequence[tuple] | None = None
+
+    def packed(self) -> bytes:
+        raise NotImplementedError
+
+    def commands(self) -> Sequence[tuple]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: Any) -> Any:  # an int or a slice, as any Sequence
+        if self._built is None:
+            self._built = self.commands()
+        return self._built[index]
+
+
 class _Groups:
     """The groups of one ``add_groups``: built only as the batch is sent, and kept once built as
     the (handler, commands) pairs they came as, so that a group costs no record of its own."""
@@ -68,8 +93,6 @@ class Batch:
     def __init__(self, on_error: ErrorHandler) -> None:
         self._pending: list[Part | _Groups] = []  # in order
         self._on_error = on_error
-        # Filled as the batch is sent, in the order of the commands on the wire.
-        self._commands: list[tuple] = []
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -94,17 +117,14 @@ class Batch:
             self._run_pipeline(client)
 
     def _commands_in_order(self) -> Iterator[Sequence[tuple]]:
-        """Each part's commands, built if deferred, noted for ``_dispatch``."""
-        noted = self._commands
+        """Each part's commands, built if deferred, kept for ``_parts``."""
         for item in self._pending:
             if isinstance(item, Part):
-                noted.extend(item.commands)
                 yield item.commands
                 continue
             built = item.built
             for pair in item.source:
                 built.append(pair)
-                noted.extend(pair[1])
                 yield pair[1]
 
     def _parts(self) -> Iterator[tuple[Callable, Sequence[tuple], bool, bool]]:
@@ -135,24 +155,20 @@ class Batch:
 
     def _dispatch(self, take: Callable[[int], list]) -> None:
         """Hands each part its replies; ``take(n)`` gives the next n (reading them if need be)."""
-        commands, on_error = self._commands, self._on_error
-        index = 0
+        on_error = self._on_error
         for handler, part_commands, group, quiet in self._parts():
-            size = len(part_commands)
-            replies = take(size)
+            replies = take(len(part_commands))
             if any(map(isinstance, replies, repeat(Exception))):
                 for i, reply in enumerate(replies):
                     if isinstance(reply, Exception):
                         if isinstance(reply, _LOST):
                             raise reply
                         if not quiet:
-                            on_error(commands[index + i], reply)
+                            on_error(part_commands[i], reply)
                         replies[i] = None
                 if not group and replies[0] is None:
-                    index += 1
                     continue
             handler(replies if group else replies[0])
-            index += size
 
     def _run_raw(self, client: redis.Redis) -> bool:
         """False when the connection has no real socket (fakeredis): nothing was sent then."""
@@ -165,9 +181,9 @@ class Batch:
         try:
             redis_internals.send(connection, self._chunks())
             reader = hiredis.Reader(protocolError=redis_internals.PROTOCOL_ERROR,
-                                    replyError=redis_internals.error_parser(connection))
+                                    replyError=redis_internals.error_parser(connection), notEnoughData=_MORE)
             # Functions run as their replies arrive, while Redis still works on later commands.
-            self._dispatch(partial(_read, reader, sock))
+            self._dispatch(_Replies(reader, sock).take)
         except BaseException:
             # Replies may be left unread: the connection cannot be reused.
             connection.disconnect()
@@ -182,7 +198,10 @@ class Batch:
         pending: list[bytes] = []
         count = 0
         for commands in self._commands_in_order():
-            pending.extend(map(pack, commands))
+            if isinstance(commands, Packed):
+                pending.append(commands.packed())
+            else:
+                pending.extend(map(pack, commands))
             count += len(commands)
             if count >= _SEND_CHUNK:
                 yield b"".join(pending)
@@ -191,18 +210,35 @@ class Batch:
             yield b"".join(pending)
 
 
-def _read(reader: Any, sock: socket.socket, count: int) -> list:
-    """The next ``count`` replies from the socket."""
-    gets = reader.gets
-    replies: list = []
-    append = replies.append
-    for _ in range(count):
-        reply = gets()
-        while reply is False:
-            reader.feed(_receive(sock))
-            reply = gets()
-        append(reply)
-    return replies
+_MORE = object()  # what the reader gives when no whole reply is left (not False: 0 == False)
+
+
+class _Replies:
+    """Replies as they arrive: each time data comes in, every whole reply in it is parsed in one
+    C loop (``iter(gets, _MORE)``), rather than one ``gets()`` call from Python per reply; ``take``
+    then slices them out (~170,000 replies a scrape at 10,000 queues)."""
+
+    __slots__ = ("position", "reader", "ready", "sock")
+
+    def __init__(self, reader: Any, sock: socket.socket) -> None:
+        self.reader = reader
+        self.sock = sock
+        self.ready: list = []
+        self.position = 0
+
+    def take(self, count: int) -> list:
+        """The next ``count`` replies."""
+        end = self.position + count
+        if end > len(self.ready):
+            ready = self.ready[self.position:]
+            end -= self.position
+            while end > len(ready):
+                self.reader.feed(_receive(self.sock))
+                ready.extend(iter(self.reader.gets, _MORE))
+            self.ready, self.position = ready, 0
+        replies = self.ready[self.position:end]
+        self.position = end
+        return replies
 
 
 def _receive(sock: socket.socket) -> bytes:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import sys
 
+import hiredis
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from devkit import run
-from rq_exporter_ng.batch import Batch, _raw_capable
+from rq_exporter_ng.batch import Batch, Packed, _raw_capable
 from rq_exporter_ng.connection import PROTOCOL, connect
 from rq_exporter_ng.settings import Settings
 from support import Exporter
@@ -152,3 +153,65 @@ def test_without_hiredis_the_exporter_reads_the_same_through_the_pipeline(redis_
     for name in ("rq_up", "rq_jobs", "rq_queue_workers", "rq_live_workers", "rq_workers"):
         assert got[0].series(name) == got[1].series(name), name
     assert got[1].value("rq_jobs", queue="default", status="queued") == 2
+
+
+def test_replies_split_across_many_reads_are_handed_out_the_same(redis_db, monkeypatch):
+    # Every recv ends mid-reply (7 bytes at a time): the replies read ahead are sliced out per part.
+    client = redis_db.client(protocol=PROTOCOL)
+    _fill(client)
+    piped = _run_groups(client, raw=False)
+    monkeypatch.setattr("rq_exporter_ng.batch._READ_SIZE", 7)
+    raw = _run_groups(client, raw=True)
+    for result in (raw, piped):
+        result[1][2][4] = None  # TIME
+    assert raw == piped
+
+
+class _Packed(Packed):
+    """A packed group whose commands are built from a function."""
+
+    def __init__(self, commands: list[tuple], build) -> None:
+        super().__init__()
+        self.bytes, self.size, self.build = b"".join(map(hiredis.pack_command, commands)), len(commands), build
+
+    def packed(self) -> bytes:
+        return self.bytes
+
+    def commands(self) -> list[tuple]:
+        return self.build()
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _run_packed(client: redis.Redis, raw: bool) -> list:
+    errors: list = []
+    groups: list = []
+    built: list = []
+
+    def commands() -> list[tuple]:
+        built.append(True)
+        return COMMANDS[:6]
+
+    batch = Batch(lambda command, error: errors.append(command))
+    batch.add_groups([(groups.append, _Packed(COMMANDS[:6], commands)), (groups.append, COMMANDS[6:8])])
+    batch.run(client) if raw else batch._run_pipeline(client)
+    return [errors, groups, built]
+
+
+def test_a_packed_group_is_sent_as_packed_and_its_commands_built_only_when_asked(redis_db):
+    client = redis_db.client(protocol=PROTOCOL)
+    _fill(client)
+    raw, piped = _run_packed(client, raw=True), _run_packed(client, raw=False)
+    for result in (raw, piped):
+        result[1][0][4] = sorted(result[1][0][4])  # SMEMBERS: a set's order
+    # The same replies as the plain group; the error reply names its command, which only then is built.
+    assert raw[:2] == piped[:2] == [[("LLEN", b"zset")],
+                                    [[2, None, b"a", None, [b"m1", b"m2"], [b"1", b"2", None]], [1, 2]]]
+    assert raw[2] == [True] and piped[2] == [True]  # built once each (the pipeline sends the commands)
+    quiet: list = []
+    batch = Batch(lambda command, error: quiet.append(command))
+    batch.add_groups([(quiet.append, _Packed([("LLEN", b"list")],
+                                             lambda: pytest.fail("built without an error reply")))])
+    batch.run(client)
+    assert quiet == [[2]]

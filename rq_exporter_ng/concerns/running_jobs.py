@@ -246,49 +246,70 @@ class RunningReads(Reads[RunningResult]):
         return RunningResult(Running(mine, tuple(problems), others), given.snapshot)
 
 
-def longest_per_queue(running: Running, now: float) -> dict[str, float]:
+class Earliest(NamedTuple):
+    """The earliest start of the started jobs, by queue, by (queue, function), by function and by
+    worker (those naming their worker): what every family of this concern is made of."""
+
+    queue: dict[str, float]
+    queue_func: dict[tuple[str, str], float]
+    func: dict[str, float]
+    worker: dict[str, float]
+
+
+def earliest(running: Running) -> Earliest:
+    """One pass over the jobs for all four (~9,000 jobs at 1,000 queues in bench/run.py's dataset:
+    2.3 ms, against 4.6 ms for a pass per family)."""
+    found = Earliest({}, {}, {}, {})
+    by_queue, by_queue_func, by_func, by_worker = found
+    inf = math.inf
+    for queue, _, started, worker, func in running.jobs:
+        if started < by_queue.get(queue, inf):
+            by_queue[queue] = started
+        if started < by_queue_func.get((queue, func), inf):
+            by_queue_func[(queue, func)] = started
+        if started < by_func.get(func, inf):
+            by_func[func] = started
+        if worker is not None and started < by_worker.get(worker, inf):
+            by_worker[worker] = started
+    return found
+
+
+def longest_per_queue(running: Running | Earliest, now: float) -> dict[str, float]:
     """Queue -> seconds its longest-running started job has run (clamped at 0: clocks differ)."""
-    earliest: dict[str, float] = {}
-    for j in running.jobs:
-        if j.started_at < earliest.get(j.queue, math.inf):
-            earliest[j.queue] = j.started_at
-    return {queue: max(0.0, now - started) for queue, started in earliest.items()}
+    found = running if isinstance(running, Earliest) else earliest(running)
+    return {queue: max(0.0, now - started) for queue, started in found.queue.items()}
 
 
-def longest_per_queue_and_func(running: Running, now: float,
+def longest_per_queue_and_func(running: Running | Earliest, now: float,
                                func_limit: int | None) -> dict[tuple[str, str], float]:
     """(queue, function) -> seconds its longest-running started job has run (clamped at 0). Past
     ``func_limit`` functions (those whose longest run is shortest), the rest are ``other``."""
-    earliest: dict[tuple[str, str], float] = {}
-    by_func: dict[str, float] = {}
-    for j in running.jobs:
-        if j.started_at < earliest.get((j.queue, j.func), math.inf):
-            earliest[(j.queue, j.func)] = j.started_at
-        if j.started_at < by_func.get(j.func, math.inf):
-            by_func[j.func] = j.started_at
-    ranked = sorted(by_func.items(), key=lambda kv: (kv[1], kv[0]))  # the longest run first
+    found = running if isinstance(running, Earliest) else earliest(running)
+    ranked = sorted(found.func.items(), key=lambda kv: (kv[1], kv[0]))  # the longest run first
     named = {f for f, _ in (ranked if func_limit is None else ranked[:func_limit])}
     longest: dict[tuple[str, str], float] = {}
-    for (queue, func), started in earliest.items():
+    for (queue, func), started in found.queue_func.items():
         key = (queue, func if func in named else OTHER)
         longest[key] = max(longest.get(key, 0.0), max(0.0, now - started))
     return longest
 
 
-def current_per_worker(running: Running, snapshot: Snapshot) -> dict[str, float]:
+def current_per_worker(running: Running, snapshot: Snapshot, found: Earliest | None = None) -> dict[str, float]:
     """Worker name -> seconds its current job has run; 0 for a live worker without one."""
-    earliest: dict[str, float] = {}
+    by_worker = (found or earliest(running)).worker
+    if running.others:  # the other shards' queues' jobs: for the workers' current jobs only
+        by_worker = dict(by_worker)
+        for j in running.others:
+            if j.worker is not None and j.started_at < by_worker.get(j.worker, math.inf):
+                by_worker[j.worker] = j.started_at
     every = running.jobs + running.others if running.others else running.jobs
-    for j in every:
-        if j.worker is not None and j.started_at < earliest.get(j.worker, math.inf):
-            earliest[j.worker] = j.started_at
     # Before RQ 1.7 a job does not name its worker: the worker hash's current_job names the job.
-    wanted = {w.current_job for w in snapshot.workers if w.name not in earliest and w.current_job}
+    wanted = {w.current_job for w in snapshot.workers if w.name not in by_worker and w.current_job}
     by_id = {j.job_id: j.started_at for j in every if j.job_id in wanted} if wanted else {}
     now = snapshot.time
     current = {}
     for w in snapshot.workers:
-        started = earliest.get(w.name)
+        started = by_worker.get(w.name)
         if started is None:
             started = by_id.get(w.current_job or "")
         current[w.name] = 0.0 if started is None else max(0.0, now - started)
@@ -298,12 +319,13 @@ def current_per_worker(running: Running, snapshot: Snapshot) -> dict[str, float]
 def families(running: Running, snapshot: Snapshot, per_worker: bool = True,
              func_limit: int | None = None) -> Iterator[Metric]:
     """The families; ``func_limit`` None: every function named (the concern passes the setting)."""
-    longest = longest_per_queue(running, snapshot.time)
+    found = earliest(running)
+    longest = longest_per_queue(found, snapshot.time)
     yield table("rq_queue_longest_running_job_seconds",
                 [((q.name,), longest.get(q.name, 0.0)) for q in snapshot.queues])
     yield table("rq_queue_longest_running_job_by_func_seconds",
-                sorted(longest_per_queue_and_func(running, snapshot.time, func_limit).items()))
+                sorted(longest_per_queue_and_func(found, snapshot.time, func_limit).items()))
     if per_worker:
-        current = current_per_worker(running, snapshot)
+        current = current_per_worker(running, snapshot, found)
         yield table("rq_worker_current_job_seconds",
                     [((w.name, ",".join(w.queues)), current[w.name]) for w in snapshot.workers])

@@ -103,9 +103,9 @@ class _Writer:
             head = heads[0]
             out.extend(f'{head}{escaped[values[0]]}"}} {ints[value] if type(value) is int else number(value)}\n'
                        for values, value in table.rows)
-        elif order == [0, 1]:
-            first, second = heads
-            out.extend(f'{first}{escaped[values[0]]}{second}{escaped[values[1]]}"}} '
+        elif len(order) == 2:  # rq_jobs, rq_queue_workers, rq_queue_longest_running_job_by_func_seconds, ...
+            (first, second), (a, b) = heads, order
+            out.extend(f'{first}{escaped[values[a]]}{second}{escaped[values[b]]}"}} '
                        f'{ints[value] if type(value) is int else number(value)}\n' for values, value in table.rows)
         else:
             out.extend("".join([head + escaped[values[j]] for head, j in zip(heads, order)])
@@ -160,8 +160,15 @@ def _exemplar_text(job: JobExemplar) -> str:
 
 def render_text(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> bytes:
     """What ``prometheus_client.generate_latest`` writes for these families."""
+    return b"".join(text_parts(families, escaping))
+
+
+def text_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> list[bytes]:
+    """``render_text``, one part a family: the server sends them without joining them (11 MB at
+    10,000 queues). Each family's lines become bytes at once: only one family's line strings are
+    alive at a time, not all of them next to their joined text and its encoding (-20 MB)."""
     writer = _Writer()
-    out: list[str] = []
+    out: list[bytes] = []
     for metric in families:
         if escaping in prom_internals.FAST_ESCAPINGS and metric.type in _TEXT_TYPES \
                 and prom_internals.plain_name(metric.name):
@@ -169,17 +176,23 @@ def render_text(families: Iterable[Metric], escaping: str = prom_internals.UNDER
             help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
             lines = [f"# HELP {name} {help_text}\n# TYPE {name} {_TEXT_TYPES[metric.type]}\n"]
             if writer.family(metric, lines):
-                out.extend(lines)
+                out.append("".join(lines).encode("utf-8"))
                 continue
-        out.append(exposition.generate_latest(_One(metric), escaping=escaping).decode("utf-8"))
-    return "".join(out).encode("utf-8")
+        out.append(exposition.generate_latest(_One(metric), escaping=escaping))
+    return out
 
 
 def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
                        version: str = "1.0.0") -> bytes:
     """What ``prometheus_client.openmetrics.exposition.generate_latest`` writes for these families."""
+    return b"".join(openmetrics_parts(families, escaping, version))
+
+
+def openmetrics_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
+                      version: str = "1.0.0") -> list[bytes]:
+    """``render_openmetrics``, one part a family, made as ``text_parts``."""
     writer = _Writer(exemplars=True)
-    out: list[str] = []
+    out: list[bytes] = []
     for metric in families:
         if escaping in prom_internals.FAST_ESCAPINGS and prom_internals.plain_name(metric.name):
             name = metric.name
@@ -187,27 +200,34 @@ def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internal
             if metric.unit:
                 lines.append(f"# UNIT {name} {metric.unit}\n")
             if writer.family(metric, lines):
-                out.extend(lines)
+                out.append("".join(lines).encode("utf-8"))
                 continue
-        text = om_exposition.generate_latest(_One(metric), escaping=escaping, version=version).decode("utf-8")
-        out.append(text.removesuffix("# EOF\n"))
-    out.append("# EOF\n")
-    return "".join(out).encode("utf-8")
+        out.append(om_exposition.generate_latest(_One(metric), escaping=escaping, version=version)
+                   .removesuffix(b"# EOF\n"))
+    out.append(b"# EOF\n")
+    return out
 
 
-def fast_renderer(accept_header: str | None) -> tuple[Callable[[Iterable[Metric]], bytes] | None, Callable, str]:
-    """(our renderer or None, the library's encoder, content type) for this Accept header."""
+def fast_renderer(accept_header: str | None) -> tuple[Callable[[Iterable[Metric]], list[bytes]] | None, Callable,
+                                                      str]:
+    """(our renderer, in parts, or None, the library's encoder, content type) for this Accept header."""
     encoder, content_type = exposition.choose_encoder(accept_header or "")
     choice = prom_internals.encoder_choice(encoder)
     if choice is None:
         return None, encoder, content_type
     openmetrics, options = choice
-    return partial(render_openmetrics if openmetrics else render_text, **options), encoder, content_type
+    return partial(openmetrics_parts if openmetrics else text_parts, **options), encoder, content_type
+
+
+def render_parts(registry: Collector, accept_header: str | None) -> tuple[list[bytes], str]:
+    """The body prometheus_client would answer with for this Accept header, in parts, and its content type."""
+    fast, encoder, content_type = fast_renderer(accept_header)
+    if fast is None:
+        return [encoder(registry)], content_type
+    return fast(registry.collect()), content_type
 
 
 def render(registry: Collector, accept_header: str | None) -> tuple[bytes, str]:
     """The body and content type prometheus_client would answer with for this Accept header."""
-    fast, encoder, content_type = fast_renderer(accept_header)
-    if fast is None:
-        return encoder(registry), content_type
-    return fast(registry.collect()), content_type
+    parts, content_type = render_parts(registry, accept_header)
+    return b"".join(parts), content_type

@@ -14,6 +14,8 @@ import zlib
 import fakeredis
 import pytest
 from concern_scrape import scrape_concern
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devkit import rq_time
 from rq_exporter_ng.concern import Given
@@ -227,3 +229,26 @@ def test_executions_read_once_are_kept_and_give_what_a_fresh_read_gives():
     assert same(kept, fresh) and asked == 2
     assert {j.job_id for j in kept.jobs} == {"old-layout", "next"}
     assert {q: set(m) for q, m in track.known.items()} == {"q": {f"next:{'b' * 32}".encode()}}  # the rest is forgotten
+
+
+_jobs = st.lists(st.builds(running.RunningJob, st.sampled_from(["a", "b", "c"]), st.just("id"),
+                           st.floats(0, 10) | st.sampled_from([1.0, 2.0]), st.none() | st.sampled_from(["w1", "w2"]),
+                           st.sampled_from(["f", "g", "unknown"])), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(jobs=_jobs)
+def test_one_pass_finds_the_earliest_start_of_every_key_as_min_does(jobs):
+    found = running.earliest(running.Running(tuple(jobs)))
+
+    def least(key) -> dict:
+        keyed: dict = {}
+        for j in jobs:
+            if key(j) is not None:
+                keyed.setdefault(key(j), []).append(j.started_at)
+        return {k: min(v) for k, v in keyed.items()}
+
+    assert found.queue == least(lambda j: j.queue)
+    assert found.queue_func == least(lambda j: (j.queue, j.func))
+    assert found.func == least(lambda j: j.func)
+    assert found.worker == least(lambda j: j.worker)

@@ -1,0 +1,70 @@
+"""packing.py's templates give the bytes hiredis packs, for any name and key prefix; a scrape read
+through them equals one read command by command, on a real Redis."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import hiredis
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from rq_exporter_ng import packing, reader
+from rq_exporter_ng.connection import connect
+from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.reader import _queue_reads, read_snapshot
+from rq_exporter_ng.settings import Settings
+
+
+def _plain(commands: list[tuple]) -> bytes:
+    return b"".join(map(hiredis.pack_command, commands))
+
+
+names = st.one_of(st.sampled_from([b"", b"default", b"%s%d%%", b"%(name)s", b"\r\n$3\r\n", b"\xff\x00",
+                                   packing._MARK[1:], "é".encode()]),
+                  st.binary(max_size=40))
+prefixes = st.one_of(st.sampled_from(["rq", "%", "%(9)d", "a:b", "ü", "{x}"]),
+                     st.text(min_size=1, max_size=12))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(name=names, prefix=prefixes, now=st.floats(min_value=0, max_value=4e9))
+def test_a_queues_reads_packed_from_the_template_are_what_hiredis_packs(name, prefix, now):
+    commands = partial(_queue_reads, keys=Keys(prefix), now=now)
+    found = packing.template(commands)
+    assert found is not None
+    assert found.pack(name) == _plain(commands(name))
+    group = found.group(name)
+    assert len(group) == 13 and list(group) == commands(name) and group.packed() == found.pack(name)
+
+
+def test_no_template_where_it_could_not_reproduce_hiredis(monkeypatch):
+    # The name twice in one argument: one slot per argument only.
+    assert packing.template(lambda name: [("GET", name + b":" + name)]) is None
+    # Commands without the name are constant and fine.
+    constant = packing.template(lambda name: [("LLEN", b"fixed"), ("LLEN", name)])
+    assert constant is not None and constant.pack(b"q") == _plain([("LLEN", b"fixed"), ("LLEN", b"q")])
+    monkeypatch.setattr(packing, "hiredis", None)  # without hiredis the pipeline sends the commands
+    assert packing.template(lambda name: [("LLEN", name)]) is None
+
+
+@pytest.mark.redis
+def test_a_snapshot_read_through_templates_equals_one_read_command_by_command(redis_db, monkeypatch):
+    client = redis_db.client()
+    awkward = [b"default", b"%s%d", "é".encode(), b"\xff\xfe", b"a b", b"x" * 200]
+    for i, raw in enumerate(awkward):
+        client.sadd("rq:queues", b"rq:queue:" + raw)
+        client.rpush(b"rq:queue:" + raw, *[b"job%d" % k for k in range(i)] or [b"only"])
+        client.zadd(b"rq:finished:" + raw, {b"f%d" % k: 1 + k * 4e9 for k in range(i + 1)})
+        client.zadd(b"rq:scheduled:" + raw, {b"s": 1, b"t": 4e9})
+    client.set(b"rq:failed:" + awkward[1], b"not a zset")  # an error reply inside a packed group
+    exporter = connect(Settings(redis_url=redis_db.url))
+    keys = Keys("rq")
+    packed = read_snapshot(exporter, keys)
+    monkeypatch.setattr(reader, "template", lambda commands: None)
+    plain = read_snapshot(exporter, keys)
+    assert packed.queues == plain.queues and packed.problems == plain.problems
+    assert [p.key for p in packed.problems if p.reason == "wrong_type"] == ["rq:failed:%s%d"] * 2
+    assert {q.name: q.finished for q in packed.queues}["\\xff\\xfe"] == 3  # of 4: the one at score 1 expired
