@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rq_exporter_ng import parse
+from rq_exporter_ng.concerns.timing.stamps import stamp
 from rq_exporter_ng.snapshot import Problem
 
 # The job hash fields job timing reads; ``data`` (the call, with its arguments) only for the func label.
@@ -128,7 +129,7 @@ def no_hash(case: Case) -> list[Verdict] | None:
 
 def ended_at(case: Case) -> tuple[float | None, list[Verdict]]:
     try:
-        return parse.timestamp((case.fields or {}).get(b"ended_at")), []
+        return stamp((case.fields or {}).get(b"ended_at")), []
     except ValueError as error:
         return None, [Problem("bad_timestamp", case.job_key, str(error)[:200])]
 
@@ -178,7 +179,7 @@ def plain_count(answer: Sequence[bytes | None], score: float, window: int, windo
     if answer[3] is not None or answer[4] is not None:
         return None
     try:
-        ended = parse.timestamp(answer[0])
+        ended = stamp(answer[0])
     except ValueError:
         return None
     if ended is None or abs(int(score - math.floor(ended)) - window) > TOLERANCE or score - window < window_low:

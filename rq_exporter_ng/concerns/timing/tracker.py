@@ -177,18 +177,21 @@ class Tracker:
             track = self._track(plan.new_queues, rp.queue)
             reg = track.registries[rp.status]
             taken: set[Entry] = set()
+            seen, add, append = reg.seen, taken.add, candidates.append
             # Jobs that just ended first; a backlog of a TTL learned late gets what is left.
             for w in sorted(rp.windows, key=lambda w: (reg.ttls[w.ttl].catching_up, w.ttl)):
-                for entry in reply.windows.get(w.ttl, ()):
-                    if entry in reg.seen or entry in taken:
+                ttl, catching_up = w.ttl, reg.ttls[w.ttl].catching_up
+                for entry in reply.windows.get(ttl, ()):
+                    if entry in seen or entry in taken:
                         continue
-                    taken.add(entry)
-                    use = timing_left > 0
-                    timing_left -= use
-                    if not use and reg.ttls[w.ttl].catching_up and self.max_jobs > 0:
-                        deferred.setdefault(i, {}).setdefault(w.ttl, entry[1] - w.ttl)  # by score: the lowest
-                        continue
-                    candidates.append(Candidate(i, entry[0], entry[1], w.ttl, read_hash=use))
+                    add(entry)
+                    if timing_left > 0:
+                        timing_left -= 1
+                        append(Candidate(i, entry[0], entry[1], ttl, True))
+                    elif catching_up and self.max_jobs > 0:
+                        deferred.setdefault(i, {}).setdefault(ttl, entry[1] - ttl)  # by score: the lowest
+                    else:
+                        append(Candidate(i, entry[0], entry[1], ttl, False))
             # Inside a known TTL's range since the floor: its window reads it (or did).
             known = [(track.floor + t, plan.now + self.edge + t) for t in reg.ttls]
             for k, entry in enumerate([*reply.probe, *reply.sweep]):
@@ -233,17 +236,19 @@ class Tracker:
         window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
         alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
         job_prefix = self.keys.kind("job")
-        for candidate in candidates:
-            member, score, window = candidate.member, candidate.score, candidate.window
-            answer = next(answers) if candidate.read_hash else None
-            if answer is not None and window in alone and (queue, status) not in found.learned:
+        seen, ended_append = registry.seen, found.ended.append
+        plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
+        for _, member, score, window, read_hash in candidates:
+            answer = next(answers) if read_hash else None
+            if answer is not None and plain and window in alone:
                 when = plain_count(answer, score, window, window_lows[window])
                 if when is not None:
-                    if (member, score) not in registry.seen:
-                        registry.seen[(member, score)] = score - window
-                        found.ended.append(Ended(queue, status, member, when, answer))
+                    entry = (member, score)
+                    if entry not in seen:
+                        seen[entry] = score - window
+                        ended_append(Ended(queue, status, member, when, answer))
                     continue
-            fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if candidate.read_hash else None
+            fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if read_hash else None
             for hint in ttl_hints(fields or {}):
                 self._learn(track, queue, hint.status, hint.ttl, found)
             case = Case(status, member, score, window, fields, registry.ttls, found.learned.get((queue, status), ()),
@@ -258,6 +263,7 @@ class Tracker:
                 elif isinstance(verdict, Count) and (member, score) not in registry.seen:
                     registry.seen[(member, score)] = score - verdict.ttl
                     found.ended.append(Ended(queue, status, member, verdict.ended, answer if verdict.timed else None))
+            plain = (queue, status) not in found.learned
 
     def _move_on(self, planned: RegistryPlan, reply: RegistryReply | None, index: int, selection: Selection,
                  now: int, failed_forever: Mapping[str, int | None]) -> int:
