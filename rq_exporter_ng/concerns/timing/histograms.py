@@ -41,21 +41,11 @@ class Histogram:
         # Per bucket, its latest job (OpenMetrics exemplars: from a latency spike to the job).
         self.exemplars: list[JobExemplar | None] = [None] * size
 
-    def observe(self, bounds: tuple[float, ...], value: float, job: JobExemplar | None = None) -> None:
-        i = bisect_left(bounds, value)
-        self.counts[i] += 1
-        self.sum += value
-        self._cumulative = None
-        if job is not None:
-            # Jobs come in registry order (score, then id), not in the order they ended.
-            latest = self.exemplars[i]
-            if latest is None or (job[2] or 0.0) >= (latest[2] or 0.0):
-                self.exemplars[i] = job
-
     def observe_all(self, bounds: tuple[float, ...], values: list[float], jobs: list[Ended]) -> None:
-        """``observe(bounds, value, (job.member, value, job.ended))`` for each value and its job in
-        turn, in one loop: the same counts, the same sum (added in the same order) and the same
-        exemplars (tests/concerns/timing/test_timing_histograms.py checks)."""
+        """Each value observed in turn, its job the exemplar of its bucket when it ended last (a tie:
+        the later job), in one loop per run of one histogram's jobs rather than a call each: the
+        counts and the sum (added in the same order) are what prometheus_client's Histogram makes
+        of the same observations (tests/concerns/timing/test_timing_histograms.py checks)."""
         counts, exemplars = self.counts, self.exemplars
         best = [-math.inf if e is None else (e[2] or 0.0) for e in exemplars]
         latest: dict[int, int] = {}  # bucket -> index of its latest job in this call
