@@ -42,7 +42,7 @@ def test_a_run_at_a_time_is_the_librarys_histogram_and_the_same_exemplars(runs):
         ours.observe_all(BOUNDS, [value for value, _ in run], [job for _, job in run])
         for value, _ in run:
             library.observe(value)
-    samples = list(registry.collect())[0].samples
+    samples = next(iter(registry.collect())).samples
     assert ours.cumulative == [s.value for s in samples if s.name == "h_bucket"]  # in bucket order, +Inf last
     assert ours.sum == next(s.value for s in samples if s.name == "h_sum")
     assert ours.exemplars == one_by_one(jobs)
