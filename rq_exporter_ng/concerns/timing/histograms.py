@@ -142,7 +142,8 @@ class JobTimes:
                 not_timed[job.queue] += 1
                 continue
             if func_label:
-                func = self._func(answer[DATA] if len(answer) > DATA else None)
+                data = answer[DATA] if len(answer) > DATA else None
+                func = self._func(data if isinstance(data, bytes) else None)  # never a timestamp
             if key is None or job.queue != key[0] or job.status != key[1] or func != key[2]:
                 if key is not None:
                     self._observe(key, runs, run_jobs, waits, wait_jobs)

@@ -112,7 +112,7 @@ class Ended(NamedTuple):
     status: str
     member: bytes
     ended: float | None = None
-    fields: Sequence[bytes | None] | None = None
+    fields: Sequence[bytes | float | None] | None = None  # timestamps as floats where read (stamps.py)
 
 
 @dataclass(frozen=True)

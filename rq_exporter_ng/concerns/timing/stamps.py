@@ -4,6 +4,10 @@
 every input), ~0.2 us quicker on RQ's exact form "YYYY-MM-DDTHH:MM:SS.ffffffZ": the jobs of one
 scrape ended within a few hundred seconds, so each second's epoch is looked up whole and only
 the microseconds are read. Anything else goes to ``parse.timestamp``.
+
+``read_stamps`` reads a job hash's timestamps as its HMGET answer arrives: a float is a third of
+the bytes it replaces, and a scrape holds every answer until its end (75,000 at 5,000 jobs/s).
+``stamp`` of a float is that float, so the rules and histograms read either.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ _SECONDS: dict[bytes, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> that second's epoch 
 _MAX_SECONDS = 100_000
 
 
-def stamp(raw: bytes | str | None) -> float | None:
-    """``parse.timestamp(raw)``: epoch seconds, None when unset; a ValueError when malformed."""
+def stamp(raw: bytes | str | float | None) -> float | None:
+    """``parse.timestamp(raw)``: epoch seconds, None when unset; a ValueError when malformed. A
+    float is a timestamp ``read_stamps`` read already."""
+    if type(raw) is float:
+        return raw
     if type(raw) is bytes and len(raw) == 27:
         second = _SECONDS.get(raw[:19])
         if second is not None and raw[19] == 46 and raw[26] == 90 and raw[20:26].isdigit():  # ".", "Z"
@@ -29,7 +36,19 @@ def stamp(raw: bytes | str | None) -> float | None:
         if second is None and value is not None:
             _learn(raw[:19])
         return value
-    return parse.timestamp(raw)
+    return parse.timestamp(raw)  # type: ignore[arg-type]  # not a float here
+
+
+def read_stamps(answer: list, where: tuple[int, ...]) -> None:
+    """The timestamps at ``where`` in ``answer`` as their floats, in place; one that does not read
+    stays as it is (reading it again later gives the same error), and so does None."""
+    for i in where:
+        raw = answer[i]
+        if raw is not None:
+            try:
+                answer[i] = stamp(raw)
+            except ValueError:
+                pass
 
 
 def _learn(prefix: bytes) -> None:

@@ -69,6 +69,7 @@ from rq_exporter_ng.concerns.timing.records import (
 from rq_exporter_ng.concerns.timing.rules import (
     JOB_FIELDS,
     TOLERANCE,
+    Answer,
     Case,
     Count,
     Learn,
@@ -207,7 +208,7 @@ class Tracker:
 
     # -- phase 3: after a successful read, the verdicts; then the cursors move --------------------
     def apply(self, plan: Plan, replies: Sequence[RegistryReply | None], selection: Selection,
-              hashes: Sequence[Sequence[bytes | None] | None],
+              hashes: Sequence[Answer | None],
               failed_forever: Mapping[str, int | None] | None = None) -> Outcome:
         """``hashes``: the answers to HMGET JOB_FIELDS of ``selection.to_read``, in order (None: an
         error reply). ``failed_forever``: queue -> failed jobs kept forever (the reader counts them)."""
@@ -226,7 +227,7 @@ class Tracker:
         return Outcome(tuple(found.ended), tuple(kept_forever), tuple(found.problems))
 
     def _judge(self, planned: RegistryPlan, candidates: Iterable[Candidate],
-               answers: Iterator[Sequence[bytes | None] | None], found: _Found) -> None:
+               answers: Iterator[Answer | None], found: _Found) -> None:
         """One registry's candidates, each judged (rules.py) and its verdicts applied in turn."""
         queue, status = planned.queue, planned.status
         track = self.queues[queue]

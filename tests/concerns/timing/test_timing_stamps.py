@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from rq_exporter_ng import parse
 from rq_exporter_ng.concerns.timing import stamps
-from rq_exporter_ng.concerns.timing.stamps import stamp
+from rq_exporter_ng.concerns.timing.rules import STAMP_FIELDS
+from rq_exporter_ng.concerns.timing.stamps import read_stamps, stamp
 
 
 def outcome(function, raw):
@@ -64,3 +65,21 @@ def test_the_seconds_learned_are_bounded(monkeypatch):
     for second in range(10):
         same(b"2027-01-15T08:00:%02d.000001Z" % second)
     assert 1 <= len(stamps._SECONDS) <= 3
+
+
+values = st.one_of(st.none(), moments.map(lambda m: m.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()),
+                   st.sampled_from([b"", b"junk", b"2027-01-15T08:00:60.000000Z", b"500", b"\x80abc"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(values, min_size=6, max_size=6))
+def test_timestamps_read_as_they_arrive_read_as_before_and_nothing_else_changes(answer):
+    read = list(answer)
+    read_stamps(read, STAMP_FIELDS)
+    for i, (before, after) in enumerate(zip(answer, read, strict=True)):
+        if i not in STAMP_FIELDS:
+            assert after is before
+        else:
+            assert outcome(stamp, after) == outcome(parse.timestamp, before)
+            # Read: its float, or None when unset ('' included); what does not read is left as it is.
+            assert type(after) is float or after is before or (after is None and outcome(parse.timestamp, before)[1] is None)
