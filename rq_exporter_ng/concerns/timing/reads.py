@@ -23,7 +23,16 @@ from rq_exporter_ng.concern import Given, Reads
 from rq_exporter_ng.concerns.failed_queue import NAME as FAILED_QUEUE
 from rq_exporter_ng.concerns.failed_queue import FailedQueue
 from rq_exporter_ng.concerns.timing.histograms import JobTotals
-from rq_exporter_ng.concerns.timing.records import Entry, Outcome, Plan, Probe, RegistryPlan, RegistryReply, Selection
+from rq_exporter_ng.concerns.timing.records import (
+    Candidate,
+    Entry,
+    Outcome,
+    Plan,
+    Probe,
+    RegistryPlan,
+    RegistryReply,
+    Selection,
+)
 from rq_exporter_ng.concerns.timing.rules import STAMP_FIELDS
 from rq_exporter_ng.concerns.timing.stamps import read_stamps
 from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
@@ -35,6 +44,7 @@ if TYPE_CHECKING:
 # Read with the hashes of failed jobs, for exception classes: one HMGET, not two.
 EXC_INFO = b"exc_info"
 NOTHING_ENDED = Outcome((), (), ())
+HASH_GROUP = 1_000  # HMGETs per group of round 3
 
 # Finished jobs kept forever (result_ttl=-1) have the score +inf. Failed ones (failure_ttl=-1, score
 # -1) are counted by the reader, which reads the failed registry's negative scores apart anyway.
@@ -197,20 +207,30 @@ class TimingReads(Reads[TimingResult]):
         self.replies = [r if r is None or not r.windows else r._replace(windows={}) for r in self.replies]
         to_read = self.selection.to_read
         if to_read:
-            job, fields = self.timing.keys.per_queue["job"], self.timing.fields
-            with_exc = (*fields, EXC_INFO)
-            registries = self.plan.registries
-            batch.add_group(self._take_hashes, [
+            self.hashes, self.exc_info = [], []
+            batch.add_groups(self._hash_groups(to_read), quiet=True)
+
+    def _hash_groups(self, to_read: list[Candidate]) -> Iterator[tuple]:
+        """The HMGETs in groups of HASH_GROUP, built as they are sent: the batch packs a group whole,
+        and each group's answers are read (and their timestamps with them) as they arrive, so
+        neither 75,000 packed commands nor 75,000 raw answers are ever held at once (~30 MB)."""
+        assert self.plan is not None
+        job, fields = self.timing.keys.per_queue["job"], self.timing.fields
+        with_exc = (*fields, EXC_INFO)
+        registries = self.plan.registries
+        for start in range(0, len(to_read), HASH_GROUP):
+            yield self._take_hashes, [
                 ("HMGET", job + c.member, *(with_exc if registries[c.registry].status == "failed" else fields))
-                for c in to_read], quiet=True)
+                for c in to_read[start:start + HASH_GROUP]]
 
     def _take_hashes(self, replies: list) -> None:
         n = len(self.timing.fields)
-        self.exc_info = [r[n] if r is not None and len(r) > n else None for r in replies]
-        self.hashes = [r if r is None or len(r) == n else r[:n] for r in replies]
-        for answer in self.hashes:
+        self.exc_info += [r[n] if r is not None and len(r) > n else None for r in replies]
+        hashes = [r if r is None or len(r) == n else r[:n] for r in replies]
+        for answer in hashes:
             if answer is not None:
                 read_stamps(answer, STAMP_FIELDS)
+        self.hashes += hashes
 
     def failed_in_windows(self) -> list[tuple[str, bytes]]:
         """After ``third``: (queue, job id) of the failed jobs whose hashes are read from a TTL
