@@ -31,6 +31,7 @@ from rq_exporter_ng.concerns.timing.records import (
     Probe,
     RegistryPlan,
     RegistryReply,
+    Seen,
     Selection,
 )
 from rq_exporter_ng.concerns.timing.rules import STAMP_FIELDS
@@ -151,7 +152,11 @@ def _entries(answer: list | None) -> list[Entry]:
 
 
 def _unseen(entries: list[Entry], seen: Container[Entry]) -> list[Entry]:
-    return [entry for entry in entries if entry not in seen] if seen else entries
+    if not seen:
+        return entries
+    if isinstance(seen, Seen):
+        return seen.unseen(entries)
+    return [entry for entry in entries if entry not in seen]
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,7 @@ class TimingReads(Reads[TimingResult]):
     def _taker(self, i: int, rp: RegistryPlan):
         # Read only: the tracker changes in ``result``, after the whole read.
         track = self.timing.tracker.queues.get(rp.queue)
-        seen = track.registries[rp.status].seen if track is not None else {}
+        seen = track.registries[rp.status].seen if track is not None else Seen()
 
         def take(replies: list) -> None:
             self.replies[i] = reply(rp, replies, seen)

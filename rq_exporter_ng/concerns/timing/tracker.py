@@ -182,8 +182,8 @@ class Tracker:
             # Jobs that just ended first; a backlog of a TTL learned late gets what is left.
             for w in sorted(rp.windows, key=lambda w: (reg.ttls[w.ttl].catching_up, w.ttl)):
                 ttl, catching_up = w.ttl, reg.ttls[w.ttl].catching_up
-                for entry in reply.windows.get(ttl, ()):
-                    if entry in seen or entry in taken:
+                for entry in seen.unseen(reply.windows.get(ttl, ())):
+                    if entry in taken:
                         continue
                     add(entry)
                     if timing_left > 0:
@@ -244,9 +244,7 @@ class Tracker:
             if answer is not None and plain and window in alone:
                 when = plain_count(answer, score, window, window_lows[window])
                 if when is not None:
-                    entry = (member, score)
-                    if entry not in seen:
-                        seen[entry] = score - window
+                    if seen.first(member, score, score - window):
                         ended_append(Ended(queue, status, member, when, answer))
                     continue
             fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if read_hash else None
@@ -296,7 +294,7 @@ class Tracker:
         if reg.seen:
             # Keep what a window may return again: a catching-up window starts further back.
             keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - self.edge
-            reg.seen = {k: v for k, v in reg.seen.items() if v >= keep}
+            reg.seen.forget_before(keep)
 
     def _learn(self, track: QueueTrack, queue: str, status: str, ttl: int, found: _Found) -> None:
         reg = track.registries[status]
