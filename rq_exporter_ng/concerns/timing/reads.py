@@ -195,13 +195,14 @@ class TimingReads(Reads[TimingResult]):
             yield self._taker(i, rp), commands(rp, prefixes[rp.status] + rp.raw)
 
     def _taker(self, i: int, rp: RegistryPlan):
-        # Read only: the tracker changes in ``result``, after the whole read.
-        track = self.timing.tracker.queues.get(rp.queue)
-        seen = track.registries[rp.status].seen if track is not None else Seen()
-
         def take(replies: list) -> None:
-            self.replies[i] = reply(rp, replies, seen)
+            self.replies[i] = idle_reply(rp, replies) or full_reply(rp, replies, self._seen(rp))
         return take
+
+    def _seen(self, rp: RegistryPlan) -> Seen:
+        """The registry's remembered entries; read only: the tracker changes in ``result``."""
+        track = self.timing.tracker.queues.get(rp.queue)
+        return track.registries[rp.status].seen if track is not None else Seen()
 
     def third(self, batch: Batch) -> None:
         if self.plan is None:
