@@ -233,9 +233,7 @@ class TimingReads(Reads[TimingResult]):
         n = len(self.timing.fields)
         self.exc_info += [r[n] if r is not None and len(r) > n else None for r in replies]
         hashes = [r if r is None or len(r) == n else r[:n] for r in replies]
-        for answer in hashes:
-            if answer is not None:
-                read_stamps(answer, STAMP_FIELDS)
+        read_stamps(hashes, STAMP_FIELDS)
         self.hashes += hashes
 
     def failed_in_windows(self) -> list[tuple[str, bytes]]:

@@ -13,6 +13,7 @@ the bytes it replaces, and a scrape holds every answer until its end (75,000 at 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime
 
 from rq_exporter_ng import parse
@@ -25,8 +26,6 @@ _MAX_SECONDS = 100_000
 def stamp(raw: bytes | str | float | None) -> float | None:
     """``parse.timestamp(raw)``: epoch seconds, None when unset; a ValueError when malformed. A
     float is a timestamp ``read_stamps`` read already."""
-    if type(raw) is float:
-        return raw
     if type(raw) is bytes and len(raw) == 27:
         second = _SECONDS.get(raw[:19])
         if second is not None and raw[19] == 46 and raw[26] == 90 and raw[20:26].isdigit():  # ".", "Z"
@@ -36,19 +35,24 @@ def stamp(raw: bytes | str | float | None) -> float | None:
         if second is None and value is not None:
             _learn(raw[:19])
         return value
+    if type(raw) is float:
+        return raw
     return parse.timestamp(raw)  # type: ignore[arg-type]  # not a float here
 
 
-def read_stamps(answer: list, where: tuple[int, ...]) -> None:
-    """The timestamps at ``where`` in ``answer`` as their floats, in place; one that does not read
-    stays as it is (reading it again later gives the same error), and so does None."""
-    for i in where:
-        raw = answer[i]
-        if raw is not None:
-            try:
-                answer[i] = stamp(raw)
-            except ValueError:
-                pass
+def read_stamps(answers: Iterable[list | None], where: tuple[int, ...]) -> None:
+    """The timestamps at ``where`` in each answer (None: an error reply) as their floats, in place;
+    one that does not read stays as it is (reading it again later gives the same error), and so
+    does None."""
+    for answer in answers:
+        if answer is not None:
+            for i in where:
+                raw = answer[i]
+                if raw is not None:
+                    try:
+                        answer[i] = stamp(raw)
+                    except ValueError:
+                        pass
 
 
 def _learn(prefix: bytes) -> None:

@@ -124,7 +124,7 @@ def test_plain_count_decides_only_what_judge_decides(ended, ttls, offset, window
         assert judge(e) == [Count(window, timed=True, ended=when)]
     # The same answer with its timestamps read as it arrived (reads.py): the same verdicts.
     read = list(answer)
-    read_stamps(read, STAMP_FIELDS)
+    read_stamps([read, None], STAMP_FIELDS)
     assert plain_count(read, score, window, e.window_low(window)) == when
     assert judge(replace(e, fields=dict(zip(JOB_FIELDS, read)))) == judge(e)
 
