@@ -10,6 +10,17 @@ exporter's collector in this process (no HTTP) with --job-timing and --no-job-ti
 - idle: the median scrape time and Redis commands per scrape once nothing new ends, for each
   registry size (the claim: it does not grow with the registry);
 - burst: the time of the scrape that finds N jobs that ended since the previous one.
+
+    .venv/bin/python bench/timing.py --steady 1000 --queues 20            # 1,000 jobs/s, a scrape every 15 s
+    .venv/bin/python bench/timing.py --steady 5000 --queues 20 --cap 80000 --trace
+
+--steady RATE instead: jobs end at RATE per second over --queues queues (the fields
+bench/throughput.py's writer leaves, 5 % failed, without the Result streams), written between
+scrapes --interval seconds apart on a virtual clock (the reader's ``time.time()``), so a scrape
+finds RATE x interval new jobs and re-reads the windows' overlap as at that rate, without waiting
+or a writer competing for the CPU. Per scrape: wall and CPU time with and without job timing, and
+CPU per timed job; --trace adds tracemalloc's peak during the last scrape (slow: its timings are
+not comparable). The per-job CPU figure for decisions; bench/throughput.py for the real thing.
 """
 
 from __future__ import annotations
@@ -203,8 +214,8 @@ def main() -> None:
     try:
         r = server.client()
         if options.steady:
-            steady(server.url, r, options.steady, min(options.queues, 20) if options.queues == 100 else options.queues,
-                   options.interval, options.scrapes, options.cap, options.trace)
+            steady(server.url, r, options.steady, options.queues, options.interval, options.scrapes, options.cap,
+                   options.trace)
             return
         print(f"idle scrape, {options.queues} queues (median of {options.runs}):")
         for size in (int(s) for s in options.sizes.split(",")):
