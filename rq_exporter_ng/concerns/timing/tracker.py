@@ -118,6 +118,7 @@ class Tracker:
     # -- phase 1: what to read ----------------------------------------------------------------
     def plan(self, queues: Iterable[tuple[bytes, str]], now: float) -> Plan:
         n, edge = int(now), self.edge
+        new = tuple.__new__
         plans: list[RegistryPlan] = []
         new_queues: dict[str, QueueTrack] = {}
         for raw, name in queues:
@@ -126,16 +127,19 @@ class Tracker:
                 # A queue first seen now may have had jobs since the previous scrape (it did not
                 # exist then); on the very first scrape, history is not counted: floor = now.
                 track = new_queues[name] = self._new_queue(n)
+            floor = track.floor
             for status in REGISTRIES:
                 reg = track.registries[status]
-                windows = tuple([Window(t, max(c.cursor - edge, track.floor) + t, n + edge + t)
+                # tuple.__new__: a NamedTuple's own __new__ is a Python call, and an idle queue's
+                # cost is mostly its plan (two registries a queue, every scrape).
+                windows = tuple([new(Window, (t, max(c.cursor - edge, floor) + t, n + edge + t))
                                  for t, c in reg.ttls.items()])
                 probe = Probe.ALONE
                 if reg.settled and windows:
                     probe = Probe.IN_WINDOW_WITH_FOREVER if status == "finished" and reg.forever == 0 \
                         else Probe.IN_WINDOW
-                plans.append(RegistryPlan(name, raw, status, windows, probe,
-                                          windows[-1].high if windows else n, None))
+                plans.append(new(RegistryPlan, (name, raw, status, windows, probe,
+                                                windows[-1].high if windows else n, None)))
         # The sweep is a backstop: a few registries per scrape, in turn.
         if plans and self.discovery > 0:
             turns = min(max(1, self.discovery // SWEEP_CHUNK), len(plans))
