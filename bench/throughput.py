@@ -49,7 +49,11 @@ must count. Then both exporters are scraped every --interval seconds, one after 
 sums of rq_jobs_finished_total + rq_jobs_failed_total (counted), rq_job_duration_seconds_count
 (timed) and rq_exporter_jobs_not_timed_total, and rq_exporter_scrape_duration_seconds from both.
 
-Printed per rate: jobs written after the first scrape, counted, timed (% of counted), not timed,
+Against issue 25's targets, per rate, each met or missed by how much (and in the JSON as
+"targets"): every job counted exactly (counted == written) at any rate; at 1,000 jobs/s a scrape
+median of at most 100 ms and at most 5 us of exporter CPU per timed job; at 5,000 jobs/s at least
+90 % of the counted jobs timed and a peak RSS of at most 100 MB (the timing-on exporter's VmHWM).
+Also printed per rate: jobs written after the first scrape, counted, timed (% of counted), not timed,
 scrape median / max for timing on and off (HTTP, ms), microseconds per timed job = (median on -
 median off) / (timed jobs per scrape), also from the exporters' CPU time, peak RSS (VmHWM) of
 each exporter, the writer's achieved rate and the load average. The figures go to
@@ -607,6 +611,7 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in os.getloadavg()]},
         "scrapes_detail": detail,
     })
+    result["targets"] = targets(result)
     return result
 
 
@@ -639,6 +644,51 @@ def print_rate(r: dict) -> None:
         print(f"  timing on - peer ({p['exporter']}, counted {p['counted']:,}): {p['median_ms_difference']} ms median, "
               f"{p['cpu_ms_difference']} ms CPU per scrape; per newly failed job ({p['failed_per_scrape']:,.0f} per "
               f"scrape) {p['us_per_failed_job']} us of wall time, {p['us_per_failed_job_cpu']} us of CPU")
+    print(f"  targets (load average {load['start'][0]} -> {load['end'][0]}):")
+    for line in target_lines(r):
+        print(f"    {line}")
+
+
+# Issue 25's targets, per rate: (what, the figure in a result, the bound, "max" or "min", unit).
+TARGETS: dict[int, tuple[tuple[str, str, float, str, str], ...]] = {
+    1000: (("scrape median (timing on)", "on_median_ms", 100.0, "max", "ms"),
+           ("exporter CPU per timed job", "us_per_timed_job_cpu", 5.0, "max", "us")),
+    5000: (("timed share of counted", "timed_percent", 90.0, "min", "%"),
+           ("peak RSS (timing on)", "on_peak_rss_mb", 100.0, "max", "MB")),
+}
+
+
+def targets(r: dict) -> list[dict]:
+    """Each target of this rate against its figure: met, or missed by how much. Every rate has
+    one: every job counted exactly."""
+    on = r["exporters"][0]
+    figures = {"on_median_ms": on["median_ms"], "us_per_timed_job_cpu": r["us_per_timed_job_cpu"],
+               "timed_percent": None if r["timed_share"] is None else round(r["timed_share"] * 100, 1),
+               "on_peak_rss_mb": on["peak_rss_mb"]}
+    out = [{"target": "counted == written", "value": r["counted"], "bound": r["written"],
+            "met": r["counted"] == r["written"], "missed_by": abs(r["counted"] - r["written"]), "unit": "jobs"}]
+    for what, name, bound, kind, unit in TARGETS.get(r["rate"], ()):
+        value = figures[name]
+        met = value is not None and (value <= bound if kind == "max" else value >= bound)
+        missed = None if value is None or met else round(abs(value - bound), 2)
+        out.append({"target": f"{what} {'<=' if kind == 'max' else '>='} {bound:g} {unit}", "value": value,
+                    "bound": bound, "met": met, "missed_by": missed, "unit": unit})
+    return out
+
+
+def target_lines(r: dict) -> list[str]:
+    lines = []
+    for t in r["targets"]:
+        if t["met"]:
+            verdict = "met"
+        elif t["missed_by"] is None:
+            verdict = "missed (no figure)"
+        else:
+            share = f", {t['missed_by'] / t['bound']:.0%}" if t["bound"] else ""
+            verdict = f"MISSED by {t['missed_by']:,} {t['unit']}{share}"
+        lines.append(f"{r['rate']:,} jobs/s: {t['target']}: {t['value']:,} -> {verdict}" if t["value"] is not None
+                     else f"{r['rate']:,} jobs/s: {t['target']}: - -> {verdict}")
+    return lines
 
 
 TABLE_HEADER = ("| jobs/s | achieved | written | counted | timed (% of counted) | not timed | on median / max ms "
@@ -795,6 +845,10 @@ def main() -> int:
         document["error"] = error
     if document["results"]:
         print(f"\n{TABLE_HEADER}\n" + "\n".join(table_row(r) for r in document["results"]))
+        print("\nAgainst the targets (issue 25):")
+        for r in document["results"]:
+            for line in target_lines(r):
+                print(f"  {line}")
     print(f"\nload average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end; "
           f"{document['wall_seconds']:g} s in all")
     path = opts.json

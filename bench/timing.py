@@ -10,11 +10,23 @@ exporter's collector in this process (no HTTP) with --job-timing and --no-job-ti
 - idle: the median scrape time and Redis commands per scrape once nothing new ends, for each
   registry size (the claim: it does not grow with the registry);
 - burst: the time of the scrape that finds N jobs that ended since the previous one.
+
+    .venv/bin/python bench/timing.py --steady 1000 --queues 20            # 1,000 jobs/s, a scrape every 15 s
+    .venv/bin/python bench/timing.py --steady 5000 --queues 20 --cap 80000 --trace
+
+--steady RATE instead: jobs end at RATE per second over --queues queues (the fields
+bench/throughput.py's writer leaves, 5 % failed, without the Result streams), written between
+scrapes --interval seconds apart on a virtual clock (the reader's ``time.time()``), so a scrape
+finds RATE x interval new jobs and re-reads the windows' overlap as at that rate, without waiting
+or a writer competing for the CPU. Per scrape: wall and CPU time with and without job timing, and
+CPU per timed job; --trace adds tracemalloc's peak during the last scrape (slow: its timings are
+not comparable). The per-job CPU figure for decisions; bench/throughput.py for the real thing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import statistics
 import sys
@@ -69,7 +81,7 @@ class Scraper:
 
     def scrape(self) -> float:
         start = time.perf_counter()
-        render(self.registry, None)  # as /metrics writes it (exposition.py), not the library
+        self.body = render(self.registry, None)[0]  # as /metrics writes it (exposition.py), not the library
         return time.perf_counter() - start
 
 
@@ -88,17 +100,123 @@ def idle(url: str, r, runs: int) -> dict[str, tuple[float, float]]:
     return {label: (statistics.median(times[label]) * 1000, calls[label] / runs) for label in scrapers}
 
 
+class VirtualClock:
+    """The exporter's clock in ``steady``: scrapes 15 s apart without waiting 15 s (reader.py reads
+    ``time.time()`` once per scrape)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+def write_steady(r, stamps, rng, queues: int, count: int, start: float, span: float, serial: int) -> None:
+    """``count`` jobs ending evenly over [start, start + span), as bench/throughput.py's writer leaves
+    them (its fields, 5 % failed), without the Result streams the exporter does not read."""
+    data = zlib.compress(pickle.dumps(("app.tasks.send_email", None, (), {}), protocol=5))
+    pipe = r.pipeline(transaction=False)
+    for i in range(count):
+        n = serial + i
+        ended = start + span * i / count
+        started = ended - min(rng.lognormvariate(-1.6, 1.3), 1800.0)
+        enqueued = started - rng.expovariate(2.0)
+        failed = n % 20 == 19
+        queue = f"q{n % queues:03d}"
+        jid = f"{n:08x}-{rng.getrandbits(64):016x}-4000-8000-000000000000"
+        pipe.hset(f"rq:job:{jid}", mapping={
+            "created_at": stamps(enqueued), "data": data, "started_at": stamps(started), "ended_at": stamps(ended),
+            "last_heartbeat": stamps(ended), "worker_name": "w", "origin": queue, "enqueued_at": stamps(enqueued),
+            "timeout": "180", "status": "failed" if failed else "finished"})
+        registry, ttl = ("failed", 31_536_000) if failed else ("finished", 500)
+        pipe.zadd(f"rq:{registry}:{queue}", {jid: int(ended) + ttl})
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+
+
+def steady(url: str, r, rate: int, queues: int, interval: float, scrapes: int, cap: int | None,
+           trace: bool) -> None:
+    """Scrapes every ``interval`` s of a virtual clock while jobs end at ``rate`` per second: what a
+    timed job costs a scrape in this process (CPU), once the windows' overlap is in place."""
+    import random
+    import tracemalloc
+
+    from bench.throughput import Stamps
+    from rq_exporter_ng import reader
+
+    clock = VirtualClock(float(int(time.time())) + 0.5)
+    real_time, reader.time = reader.time, clock  # type: ignore[assignment]
+    try:
+        for q in range(queues):
+            r.sadd("rq:queues", f"rq:queue:q{q:03d}")
+        extra = ["--timing-max-jobs-per-scrape", str(cap)] if cap is not None else []
+        on, off = Scraper(url, *extra), Scraper(url, "--no-job-timing")
+        on.scrape(), off.scrape()  # the floor
+        before = counted(on)
+        stamps, rng, serial = Stamps(), random.Random(1), 0
+        per_scrape = int(rate * interval)
+        rows = []
+        for k in range(scrapes):
+            write_steady(r, stamps, rng, queues, per_scrape, clock.now, interval, serial)
+            serial += per_scrape
+            clock.now += interval
+            if trace and k == scrapes - 1:
+                tracemalloc.start()
+            cpu = time.process_time()
+            wall = on.scrape()
+            cpu_on = time.process_time() - cpu
+            peak = tracemalloc.get_traced_memory()[1] / 2**20 if tracemalloc.is_tracing() else None
+            tracemalloc.stop()
+            cpu = time.process_time()
+            off_wall = off.scrape()
+            cpu_off = time.process_time() - cpu
+            after = counted(on)
+            rows.append((wall, cpu_on, off_wall, cpu_off, after[0] - before[0], after[1] - before[1], peak))
+            before = after
+        print(f"steady: {rate:,} jobs/s, {queues} queues, a scrape every {interval:g} s of a virtual clock; "
+              f"cap {cap if cap is not None else 'default'}; load average {os.getloadavg()[0]:.2f}")
+        for k, (wall, cpu_on, off_wall, cpu_off, n_counted, n_timed, peak) in enumerate(rows):
+            per = (cpu_on - cpu_off) / n_timed * 1e6 if n_timed else float("nan")
+            print(f"  scrape {k + 1}: on {wall * 1e3:7.1f} ms ({cpu_on * 1e3:7.1f} CPU), off {off_wall * 1e3:5.1f} ms "
+                  f"({cpu_off * 1e3:5.1f} CPU); counted {n_counted:,}, timed {n_timed:,}: {per:.2f} us CPU per timed"
+                  f" job" + (f"; traced peak {peak:.1f} MB" if peak is not None else ""))
+    finally:
+        reader.time = real_time  # type: ignore[assignment]
+
+
+def counted(scraper: Scraper) -> tuple[int, int]:
+    """(finished + failed counted, timed) so far, from the scraper's last body (not a scrape more)."""
+    total = timed = 0
+    for line in scraper.body.decode().splitlines():
+        if line.startswith(("rq_jobs_finished_total{", "rq_jobs_failed_total{")):
+            total += int(float(line.rsplit(" ", 1)[1]))
+        elif line.startswith("rq_job_duration_seconds_count{"):
+            timed += int(float(line.rsplit(" ", 1)[1]))
+    return total, timed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queues", type=int, default=100)
     parser.add_argument("--sizes", default="100,5000", help="finished entries per queue (comma-separated)")
     parser.add_argument("--bursts", default="1000,10000", help="jobs ending between two scrapes")
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--steady", type=int, metavar="RATE",
+                        help="instead: jobs ending at RATE per second, scraped every --interval s (virtual clock)")
+    parser.add_argument("--interval", type=float, default=15.0)
+    parser.add_argument("--scrapes", type=int, default=4)
+    parser.add_argument("--cap", type=int, help="--timing-max-jobs-per-scrape (default: the setting's)")
+    parser.add_argument("--trace", action="store_true", help="tracemalloc's peak in the last scrape (slower)")
     options = parser.parse_args()
 
     server = RedisServer().start()
     try:
         r = server.client()
+        if options.steady:
+            steady(server.url, r, options.steady, options.queues, options.interval, options.scrapes, options.cap,
+                   options.trace)
+            return
         print(f"idle scrape, {options.queues} queues (median of {options.runs}):")
         for size in (int(s) for s in options.sizes.split(",")):
             r.flushall()

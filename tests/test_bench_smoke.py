@@ -84,3 +84,7 @@ def test_throughput_counts_every_job_the_writer_ends(tmp_path):
     run = json.loads(out.read_text())["results"][0]
     assert run["counted"] == run["written"] > 0
     assert run["timed"] == run["counted"]
+    assert run["targets"][0] == {"target": "counted == written", "value": run["written"], "bound": run["written"],
+                                 "met": True, "missed_by": 0, "unit": "jobs"}
+    assert f"{run['rate']:,} jobs/s: counted == written: {run['written']:,} -> met" in result.stdout
+

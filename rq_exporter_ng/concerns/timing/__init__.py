@@ -1,6 +1,6 @@
 """Job timing: how long jobs ran and waited, and how many finished and failed, exactly once each.
 
-A concern (rq_exporter_ng/concern.py) in five modules:
+A concern (rq_exporter_ng/concern.py) in seven modules:
 
 - job_timing.py: the concern, ``JobTiming``: its options, what it keeps for the life of the
   process (per /probe target), its families;
@@ -9,6 +9,7 @@ A concern (rq_exporter_ng/concern.py) in five modules:
 - tracker.py: which finished and failed registry entries are new since the last scrape (score
   windows per TTL, TTL learning, the probe and the sweep), kept across scrapes;
 - rules.py: the verdict on one new entry, a function per rule;
+- stamps.py: RQ's timestamps, read as the job hashes' answers arrive (floats from then on);
 - histograms.py: the jobs found ended as counters and histograms (with the func label).
 
 Exception classes (rq_exporter_ng/concerns/exception_classes.py) are a concern of their own that

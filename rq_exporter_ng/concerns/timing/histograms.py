@@ -7,6 +7,7 @@ rq_exporter_jobs_not_timed_total, and the run time (ended_at - started_at) and w
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,7 @@ from prometheus_client.utils import floatToGoString
 from rq_exporter_ng import jobfunc, parse
 from rq_exporter_ng.concerns.timing.records import Ended, Outcome
 from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS
+from rq_exporter_ng.concerns.timing.stamps import stamp
 from rq_exporter_ng.concerns.timing.tracker import REGISTRIES
 from rq_exporter_ng.families.table import HistogramRow, JobExemplar, Row, histogram_table, table
 from rq_exporter_ng.keys import Keys
@@ -39,16 +41,27 @@ class Histogram:
         # Per bucket, its latest job (OpenMetrics exemplars: from a latency spike to the job).
         self.exemplars: list[JobExemplar | None] = [None] * size
 
-    def observe(self, bounds: tuple[float, ...], value: float, job: JobExemplar | None = None) -> None:
-        i = bisect_left(bounds, value)
-        self.counts[i] += 1
-        self.sum += value
+    def observe_all(self, bounds: tuple[float, ...], values: list[float], jobs: list[Ended]) -> None:
+        """Each value observed in turn, its job the exemplar of its bucket when it ended last (a tie:
+        the later job), in one loop per run of one histogram's jobs rather than a call each: the
+        counts and the sum (added in the same order) are what prometheus_client's Histogram makes
+        of the same observations (tests/concerns/timing/test_timing_histograms.py checks)."""
+        counts, exemplars = self.counts, self.exemplars
+        best = [-math.inf if e is None else (e[2] or 0.0) for e in exemplars]
+        latest: dict[int, int] = {}  # bucket -> index of its latest job in this call
+        total = self.sum
+        for k, value in enumerate(values):
+            i = bisect_left(bounds, value)
+            counts[i] += 1
+            total += value
+            ended = jobs[k][3] or 0.0
+            if ended >= best[i]:
+                best[i] = ended
+                latest[i] = k
+        self.sum = total
         self._cumulative = None
-        if job is not None:
-            # Jobs come in registry order (score, then id), not in the order they ended.
-            latest = self.exemplars[i]
-            if latest is None or (job[2] or 0.0) >= (latest[2] or 0.0):
-                self.exemplars[i] = job
+        for i, k in latest.items():
+            exemplars[i] = (jobs[k].member, values[k], jobs[k].ended)
 
     @property
     def cumulative(self) -> list[int]:
@@ -104,40 +117,58 @@ class JobTimes:
         for (queue, status), count in Counter((job.queue, job.status) for job in outcome.ended).items():
             self.counts[status][queue] += count
         not_timed = self.counts["not_timed"]
+        # Jobs come registry by registry: each run of one histogram's jobs is observed at once, and
+        # the loop is the whole per-job work (tens of thousands a scrape at 5,000 jobs/s).
         key: tuple | None = None
-        for job in outcome.ended:  # they come registry by registry: one histogram lookup per run
-            times = self._times(job, problems)
-            if times is None:
+        runs: list[float] = []
+        run_jobs: list[Ended] = []
+        waits: list[float] = []
+        wait_jobs: list[Ended] = []
+        func_label = self.func_label
+        func = None
+        for job in outcome.ended:
+            answer, ended = job.fields, job.ended
+            if answer is None or ended is None:
                 not_timed[job.queue] += 1
                 continue
-            run, wait, func = times
-            if key != (job.queue, job.status, func):
+            try:
+                started = stamp(answer[STARTED])
+                enqueued = stamp(answer[ENQUEUED])
+            except ValueError as error:
+                problems.append(Problem("bad_timestamp", parse.text(self.keys.job(job.member)), str(error)[:200]))
+                not_timed[job.queue] += 1
+                continue
+            if started is None:
+                not_timed[job.queue] += 1
+                continue
+            if func_label:
+                data = answer[DATA] if len(answer) > DATA else None
+                func = self._func(data if isinstance(data, bytes) else None)  # never a timestamp
+            if key is None or job.queue != key[0] or job.status != key[1] or func != key[2]:
+                if key is not None:
+                    self._observe(key, runs, run_jobs, waits, wait_jobs)
                 key = (job.queue, job.status, func)
-                durations = self._histogram(self.durations, key)
-                waits = self._histogram(self.waits, (job.queue, func))
-            durations.observe(self.bounds, run, (job.member, run, job.ended))
-            if wait is not None:
-                waits.observe(self.bounds, wait, (job.member, wait, job.ended))
+                runs, run_jobs, waits, wait_jobs = [], [], [], []
+            run = ended - started
+            runs.append(run if run > 0.0 else 0.0)  # max(0.0, run), NaN included
+            run_jobs.append(job)
+            if enqueued is not None:
+                wait = started - enqueued
+                waits.append(wait if wait > 0.0 else 0.0)
+                wait_jobs.append(job)
+        if key is not None:
+            self._observe(key, runs, run_jobs, waits, wait_jobs)
         for queue, status, grown in outcome.kept_forever:  # counted, never timed
             self.counts[status][queue] += grown
             not_timed[queue] += grown
         return problems
 
-    def _times(self, job: Ended, problems: list[Problem]) -> tuple[float, float | None, str | None] | None:
-        """(run time, wait time or None, func label or None); None when the job cannot be timed."""
-        answer, ended = job.fields, job.ended
-        if answer is None or ended is None:
-            return None
-        try:
-            started = parse.timestamp(answer[STARTED])
-            enqueued = parse.timestamp(answer[ENQUEUED])
-        except ValueError as error:
-            problems.append(Problem("bad_timestamp", parse.text(self.keys.job(job.member)), str(error)[:200]))
-            return None
-        if started is None:
-            return None
-        func = self._func(answer[DATA] if len(answer) > DATA else None) if self.func_label else None
-        return max(0.0, ended - started), None if enqueued is None else max(0.0, started - enqueued), func
+    def _observe(self, key: tuple, runs: list[float], run_jobs: list[Ended], waits: list[float],
+                 wait_jobs: list[Ended]) -> None:
+        queue, _, func = key
+        self._histogram(self.durations, key).observe_all(self.bounds, runs, run_jobs)
+        if waits:
+            self._histogram(self.waits, (queue, func)).observe_all(self.bounds, waits, wait_jobs)
 
     def _func(self, data: bytes | None) -> str:
         name = jobfunc.function_name(data) or "unknown"

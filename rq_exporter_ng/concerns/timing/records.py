@@ -3,7 +3,7 @@ phases (tracker.py) and job timing's reads (reads.py) hand each other."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
@@ -25,6 +25,83 @@ class Probe(Enum):
 
 
 # --- state kept across scrapes ---------------------------------------------------------------
+_NONE: dict[bytes, float] = {}
+
+
+class Seen:
+    """(member, score) -> until: the entries a window may return again, each remembered until the
+    windows have passed an "ended at" second. Held per score, member -> until: at 5,000 jobs/s a
+    registry remembers ~60,000 entries (the windows' overlap), and a member in its score's dict
+    costs 61 bytes where a (member, score) key of its own cost 123 (the member's bytes aside);
+    Redis sends entries sorted by score, so ``unseen`` looks a score up once for all its members.
+    tests/concerns/timing/test_timing_seen.py checks it against a dict of (member, score)."""
+
+    __slots__ = ("_by_score",)
+
+    def __init__(self, entries: Iterable[tuple[Entry, float]] = ()) -> None:
+        self._by_score: dict[float, dict[bytes, float]] = {}
+        for entry, until in entries:
+            self[entry] = until
+
+    def __contains__(self, entry: object) -> bool:
+        return isinstance(entry, tuple) and entry[0] in self._by_score.get(entry[1], _NONE)
+
+    def get(self, entry: Entry, default: float) -> float:
+        return self._by_score.get(entry[1], _NONE).get(entry[0], default)
+
+    def __setitem__(self, entry: Entry, until: float) -> None:
+        member, score = entry
+        bucket = self._by_score.get(score)
+        if bucket is None:
+            bucket = self._by_score[score] = {}
+        bucket[member] = until
+
+    def first(self, member: bytes, score: float, until: float) -> bool:
+        """Remember the entry unless it is: whether it was new (``in`` and a set in one call)."""
+        bucket = self._by_score.get(score)
+        if bucket is None:
+            bucket = self._by_score[score] = {}
+        elif member in bucket:
+            return False
+        bucket[member] = until
+        return True
+
+    def unseen(self, entries: Iterable[Entry]) -> list[Entry]:
+        """The entries not remembered, in their order."""
+        by_score = self._by_score
+        if not by_score:
+            return list(entries)
+        out: list[Entry] = []
+        last, bucket = None, _NONE
+        for entry in entries:
+            if entry[1] != last:
+                last = entry[1]
+                bucket = by_score.get(last, _NONE)
+            if entry[0] not in bucket:
+                out.append(entry)
+        return out
+
+    def forget_before(self, keep: float) -> None:
+        """Forget the entries remembered until before ``keep``."""
+        by_score = self._by_score
+        for score, bucket in list(by_score.items()):
+            if max(bucket.values()) < keep:
+                del by_score[score]
+            elif min(bucket.values()) < keep:
+                by_score[score] = {member: until for member, until in bucket.items() if until >= keep}
+
+    def items(self) -> Iterator[tuple[Entry, float]]:
+        for score, bucket in self._by_score.items():
+            for member, until in bucket.items():
+                yield (member, score), until
+
+    def __len__(self) -> int:
+        return sum(map(len, self._by_score.values()))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_score)
+
+
 @dataclass
 class TtlClass:
     cursor: int  # counted up to this "ended at" second (score - ttl); the next window starts here - slack
@@ -38,7 +115,7 @@ class TtlClass:
 class RegistryTrack:
     ttls: dict[int, TtlClass] = field(default_factory=dict)  # in increasing TTL order
     # (member, score) -> score - ttl of the window that saw it; dropped once no window can return it.
-    seen: dict[Entry, float] = field(default_factory=dict)
+    seen: Seen = field(default_factory=Seen)
     sweep_from: float | None = None
     sweep_skip: int = 0
     forever: int | None = None
@@ -112,7 +189,7 @@ class Ended(NamedTuple):
     status: str
     member: bytes
     ended: float | None = None
-    fields: Sequence[bytes | None] | None = None
+    fields: Sequence[bytes | float | None] | None = None  # timestamps as floats where read (stamps.py)
 
 
 @dataclass(frozen=True)

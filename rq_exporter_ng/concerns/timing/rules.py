@@ -13,14 +13,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rq_exporter_ng import parse
+from rq_exporter_ng.concerns.timing.stamps import stamp
 from rq_exporter_ng.snapshot import Problem
 
 # The job hash fields job timing reads; ``data`` (the call, with its arguments) only for the func label.
 JOB_FIELDS = (b"ended_at", b"started_at", b"enqueued_at", b"result_ttl", b"failure_ttl", b"data")
+# Where the timestamps are: read as their answers arrive (stamps.read_stamps), kept as floats.
+STAMP_FIELDS = tuple(JOB_FIELDS.index(f) for f in (b"ended_at", b"started_at", b"enqueued_at"))
 TTL_FIELD = {"finished": b"result_ttl", "failed": b"failure_ttl"}
 TOLERANCE = 2  # seconds by which score - ended_at may exceed the TTL (RQ stores a job after it ended)
 
-Fields = Mapping[bytes, bytes | None]
+Fields = Mapping[bytes, bytes | float | None]  # a timestamp read already is its float (stamps.py)
+Answer = Sequence[bytes | float | None]  # a job hash's values in JOB_FIELDS order, likewise
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +132,7 @@ def no_hash(case: Case) -> list[Verdict] | None:
 
 def ended_at(case: Case) -> tuple[float | None, list[Verdict]]:
     try:
-        return parse.timestamp((case.fields or {}).get(b"ended_at")), []
+        return stamp((case.fields or {}).get(b"ended_at")), []
     except ValueError as error:
         return None, [Problem("bad_timestamp", case.job_key, str(error)[:200])]
 
@@ -165,7 +169,7 @@ def passing_through(case: Case, ttl: int) -> list[Verdict] | None:
     return None
 
 
-def plain_count(answer: Sequence[bytes | None], score: float, window: int, window_low: int) -> float | None:
+def plain_count(answer: Answer, score: float, window: int, window_low: int) -> float | None:
     """The verdict of ``judge`` on most entries, reached without building a Case: a window's job
     whose hash was read, with no TTL fields of its own (nothing to learn), an end time, and a score
     that puts it in that window (the window's TTL within TOLERANCE, no other known TTL near: the
@@ -178,7 +182,7 @@ def plain_count(answer: Sequence[bytes | None], score: float, window: int, windo
     if answer[3] is not None or answer[4] is not None:
         return None
     try:
-        ended = parse.timestamp(answer[0])
+        ended = stamp(answer[0])
     except ValueError:
         return None
     if ended is None or abs(int(score - math.floor(ended)) - window) > TOLERANCE or score - window < window_low:

@@ -69,6 +69,7 @@ from rq_exporter_ng.concerns.timing.records import (
 from rq_exporter_ng.concerns.timing.rules import (
     JOB_FIELDS,
     TOLERANCE,
+    Answer,
     Case,
     Count,
     Learn,
@@ -117,6 +118,7 @@ class Tracker:
     # -- phase 1: what to read ----------------------------------------------------------------
     def plan(self, queues: Iterable[tuple[bytes, str]], now: float) -> Plan:
         n, edge = int(now), self.edge
+        new = tuple.__new__
         plans: list[RegistryPlan] = []
         new_queues: dict[str, QueueTrack] = {}
         for raw, name in queues:
@@ -125,16 +127,19 @@ class Tracker:
                 # A queue first seen now may have had jobs since the previous scrape (it did not
                 # exist then); on the very first scrape, history is not counted: floor = now.
                 track = new_queues[name] = self._new_queue(n)
+            floor = track.floor
             for status in REGISTRIES:
                 reg = track.registries[status]
-                windows = tuple([Window(t, max(c.cursor - edge, track.floor) + t, n + edge + t)
+                # tuple.__new__: a NamedTuple's own __new__ is a Python call, and an idle queue's
+                # cost is mostly its plan (two registries a queue, every scrape).
+                windows = tuple([new(Window, (t, max(c.cursor - edge, floor) + t, n + edge + t))
                                  for t, c in reg.ttls.items()])
                 probe = Probe.ALONE
                 if reg.settled and windows:
                     probe = Probe.IN_WINDOW_WITH_FOREVER if status == "finished" and reg.forever == 0 \
                         else Probe.IN_WINDOW
-                plans.append(RegistryPlan(name, raw, status, windows, probe,
-                                          windows[-1].high if windows else n, None))
+                plans.append(new(RegistryPlan, (name, raw, status, windows, probe,
+                                                windows[-1].high if windows else n, None)))
         # The sweep is a backstop: a few registries per scrape, in turn.
         if plans and self.discovery > 0:
             turns = min(max(1, self.discovery // SWEEP_CHUNK), len(plans))
@@ -177,18 +182,21 @@ class Tracker:
             track = self._track(plan.new_queues, rp.queue)
             reg = track.registries[rp.status]
             taken: set[Entry] = set()
+            seen, add, append = reg.seen, taken.add, candidates.append
             # Jobs that just ended first; a backlog of a TTL learned late gets what is left.
             for w in sorted(rp.windows, key=lambda w: (reg.ttls[w.ttl].catching_up, w.ttl)):
-                for entry in reply.windows.get(w.ttl, ()):
-                    if entry in reg.seen or entry in taken:
+                ttl, catching_up = w.ttl, reg.ttls[w.ttl].catching_up
+                for entry in seen.unseen(reply.windows.get(ttl, ())):
+                    if entry in taken:
                         continue
-                    taken.add(entry)
-                    use = timing_left > 0
-                    timing_left -= use
-                    if not use and reg.ttls[w.ttl].catching_up and self.max_jobs > 0:
-                        deferred.setdefault(i, {}).setdefault(w.ttl, entry[1] - w.ttl)  # by score: the lowest
-                        continue
-                    candidates.append(Candidate(i, entry[0], entry[1], w.ttl, read_hash=use))
+                    add(entry)
+                    if timing_left > 0:
+                        timing_left -= 1
+                        append(Candidate(i, entry[0], entry[1], ttl, True))
+                    elif catching_up and self.max_jobs > 0:
+                        deferred.setdefault(i, {}).setdefault(ttl, entry[1] - ttl)  # by score: the lowest
+                    else:
+                        append(Candidate(i, entry[0], entry[1], ttl, False))
             # Inside a known TTL's range since the floor: its window reads it (or did).
             known = [(track.floor + t, plan.now + self.edge + t) for t in reg.ttls]
             for k, entry in enumerate([*reply.probe, *reply.sweep]):
@@ -204,7 +212,7 @@ class Tracker:
 
     # -- phase 3: after a successful read, the verdicts; then the cursors move --------------------
     def apply(self, plan: Plan, replies: Sequence[RegistryReply | None], selection: Selection,
-              hashes: Sequence[Sequence[bytes | None] | None],
+              hashes: Sequence[Answer | None],
               failed_forever: Mapping[str, int | None] | None = None) -> Outcome:
         """``hashes``: the answers to HMGET JOB_FIELDS of ``selection.to_read``, in order (None: an
         error reply). ``failed_forever``: queue -> failed jobs kept forever (the reader counts them)."""
@@ -223,7 +231,7 @@ class Tracker:
         return Outcome(tuple(found.ended), tuple(kept_forever), tuple(found.problems))
 
     def _judge(self, planned: RegistryPlan, candidates: Iterable[Candidate],
-               answers: Iterator[Sequence[bytes | None] | None], found: _Found) -> None:
+               answers: Iterator[Answer | None], found: _Found) -> None:
         """One registry's candidates, each judged (rules.py) and its verdicts applied in turn."""
         queue, status = planned.queue, planned.status
         track = self.queues[queue]
@@ -233,17 +241,17 @@ class Tracker:
         window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
         alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
         job_prefix = self.keys.kind("job")
-        for candidate in candidates:
-            member, score, window = candidate.member, candidate.score, candidate.window
-            answer = next(answers) if candidate.read_hash else None
-            if answer is not None and window in alone and (queue, status) not in found.learned:
+        seen, ended_append = registry.seen, found.ended.append
+        plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
+        for _, member, score, window, read_hash in candidates:
+            answer = next(answers) if read_hash else None
+            if answer is not None and plain and window in alone:
                 when = plain_count(answer, score, window, window_lows[window])
                 if when is not None:
-                    if (member, score) not in registry.seen:
-                        registry.seen[(member, score)] = score - window
-                        found.ended.append(Ended(queue, status, member, when, answer))
+                    if seen.first(member, score, score - window):
+                        ended_append(Ended(queue, status, member, when, answer))
                     continue
-            fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if candidate.read_hash else None
+            fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if read_hash else None
             for hint in ttl_hints(fields or {}):
                 self._learn(track, queue, hint.status, hint.ttl, found)
             case = Case(status, member, score, window, fields, registry.ttls, found.learned.get((queue, status), ()),
@@ -258,6 +266,7 @@ class Tracker:
                 elif isinstance(verdict, Count) and (member, score) not in registry.seen:
                     registry.seen[(member, score)] = score - verdict.ttl
                     found.ended.append(Ended(queue, status, member, verdict.ended, answer if verdict.timed else None))
+            plain = (queue, status) not in found.learned
 
     def _move_on(self, planned: RegistryPlan, reply: RegistryReply | None, index: int, selection: Selection,
                  now: int, failed_forever: Mapping[str, int | None]) -> int:
@@ -289,7 +298,7 @@ class Tracker:
         if reg.seen:
             # Keep what a window may return again: a catching-up window starts further back.
             keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - self.edge
-            reg.seen = {k: v for k, v in reg.seen.items() if v >= keep}
+            reg.seen.forget_before(keep)
 
     def _learn(self, track: QueueTrack, queue: str, status: str, ttl: int, found: _Found) -> None:
         reg = track.registries[status]

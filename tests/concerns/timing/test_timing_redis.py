@@ -66,3 +66,20 @@ def test_the_idle_short_cut_takes_the_idle_registries():
     assert idle_reply(plan(status="failed", probe=Probe.IN_WINDOW), [[]]) is not None
     assert idle_reply(plan(probe=Probe.IN_WINDOW), [[], 4]).forever == 4
     assert idle_reply(plan(probe=Probe.IN_WINDOW_WITH_FOREVER), [[b"a", b"1500"]]) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(status=st.sampled_from(["finished", "failed"]), probe=st.sampled_from(list(Probe)),
+       windows=st.sampled_from([((500, 1000, 2000),), ((60, 10, 20), (500, 1000, 2000))]),
+       sweep=st.sampled_from([None, (5.0, 0)]),
+       replies=st.lists(st.sampled_from([[], None, 0, 3]) | answers, min_size=5, max_size=5),
+       seen=st.sets(st.tuples(st.sampled_from([b"m", b"1500", b"2500", b"inf"]),
+                              st.sampled_from([15.0, 1500.0, 2500.0, float("inf")]))))
+def test_the_remembered_entries_are_left_out_of_the_windows_and_nothing_else(status, probe, windows, sweep, replies,
+                                                                              seen):
+    rp = plan(status, probe, windows, sweep)
+    replies = replies[:len(commands(rp, KEY))]
+    whole, left = full_reply(rp, replies), full_reply(rp, replies, seen)
+    assert _normal(left._replace(windows={})) == _normal(whole._replace(windows={}))
+    unseen = {ttl: [e for e in entries if e not in seen] for ttl, entries in whole.windows.items()}
+    assert dict(left.windows) == {ttl: entries for ttl, entries in unseen.items() if entries}

@@ -102,7 +102,8 @@ def test_ttl_hints_teach_both_registries_and_ignore_garbage():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS, plain_count  # noqa: E402
+from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS, STAMP_FIELDS, plain_count  # noqa: E402
+from rq_exporter_ng.concerns.timing.stamps import read_stamps  # noqa: E402
 
 _stamps = st.sampled_from([ENDED, STARTED, b"2027-01-15T07:59:59.999999Z", b"2027-01-15T08:00:02Z", b"", b"junk",
                            b"2027-01-15T08:00:01.000000Z", None])
@@ -121,6 +122,11 @@ def test_plain_count_decides_only_what_judge_decides(ended, ttls, offset, window
     when = plain_count(answer, score, window, e.window_low(window))
     if when is not None:
         assert judge(e) == [Count(window, timed=True, ended=when)]
+    # The same answer with its timestamps read as it arrived (reads.py): the same verdicts.
+    read = list(answer)
+    read_stamps([read, None], STAMP_FIELDS)
+    assert plain_count(read, score, window, e.window_low(window)) == when
+    assert judge(replace(e, fields=dict(zip(JOB_FIELDS, read)))) == judge(e)
 
 
 def test_plain_count_decides_the_plain_case_and_passes_the_rest():

@@ -1,0 +1,67 @@
+"""RQ's timestamps as job timing reads them: three per timed job, tens of thousands a scrape.
+
+``stamp`` is ``parse.timestamp`` (tests/concerns/timing/test_timing_stamps.py checks they agree on
+every input), ~0.2 us quicker on RQ's exact form "YYYY-MM-DDTHH:MM:SS.ffffffZ": the jobs of one
+scrape ended within a few hundred seconds, so each second's epoch is looked up whole and only
+the microseconds are read. Anything else goes to ``parse.timestamp``.
+
+``read_stamps`` reads a job hash's timestamps as its HMGET answer arrives: a float is a third of
+the bytes it replaces, and a scrape holds every answer until its end (75,000 at 5,000 jobs/s).
+``stamp`` of a float is that float, so the rules and histograms read either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+
+from rq_exporter_ng import parse
+
+_SECOND = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", re.ASCII)
+_SECONDS: dict[bytes, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> that second's epoch in microseconds
+_MAX_SECONDS = 100_000
+
+
+def stamp(raw: bytes | str | float | None) -> float | None:
+    """``parse.timestamp(raw)``: epoch seconds, None when unset; a ValueError when malformed. A
+    float is a timestamp ``read_stamps`` read already."""
+    if type(raw) is bytes and len(raw) == 27:
+        second = _SECONDS.get(raw[:19])
+        if second is not None and raw[19] == 46 and raw[26] == 90 and raw[20:26].isdigit():  # ".", "Z"
+            # As parse.timestamp: whole microseconds, divided once.
+            return (second + int(raw[20:26])) / 1_000_000
+        value = parse.timestamp(raw)
+        if second is None and value is not None:
+            _learn(raw[:19])
+        return value
+    if type(raw) is float:
+        return raw
+    return parse.timestamp(raw)  # type: ignore[arg-type]  # not a float here
+
+
+def read_stamps(answers: Iterable[list | None], where: tuple[int, ...]) -> None:
+    """The timestamps at ``where`` in each answer (None: an error reply) as their floats, in place;
+    one that does not read stays as it is (reading it again later gives the same error), and so
+    does None."""
+    for answer in answers:
+        if answer is not None:
+            for i in where:
+                raw = answer[i]
+                if raw is not None:
+                    try:
+                        answer[i] = stamp(raw)
+                    except ValueError:
+                        pass
+
+
+def _learn(prefix: bytes) -> None:
+    if _SECOND.fullmatch(prefix) is None:
+        return
+    try:
+        moment = datetime.fromisoformat(prefix.decode("ascii") + "+00:00")
+    except ValueError:
+        return
+    if len(_SECONDS) >= _MAX_SECONDS:
+        _SECONDS.clear()
+    _SECONDS[prefix] = int(moment.timestamp()) * 1_000_000

@@ -1,0 +1,85 @@
+"""Job timing's timestamp reading (rq_exporter_ng/concerns/timing/stamps.py) against parse.timestamp, the
+general parser: the same value or the same error, whatever the input, learned seconds or not."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rq_exporter_ng import parse
+from rq_exporter_ng.concerns.timing import stamps
+from rq_exporter_ng.concerns.timing.rules import STAMP_FIELDS
+from rq_exporter_ng.concerns.timing.stamps import read_stamps, stamp
+
+
+def outcome(function, raw):
+    try:
+        return ("value", function(raw))
+    except ValueError:
+        return ("error", None)
+
+
+def same(raw) -> None:
+    want = outcome(parse.timestamp, raw)
+    for _ in range(2):  # the second time from a learned second, if any
+        got = outcome(stamp, raw)
+        assert got == want, raw
+        if got[1] is not None:
+            assert math.copysign(1, got[1]) == math.copysign(1, want[1])
+
+
+moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)).map(
+    lambda d: d.replace(tzinfo=UTC))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(moments)
+def test_rqs_own_form_reads_as_the_general_parser_reads_it(moment):
+    same(moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode())
+    same(moment.strftime("%Y-%m-%dT%H:%M:%SZ").encode())
+
+
+@settings(max_examples=2000, deadline=None)
+@given(moments, st.integers(0, 26), st.sampled_from(list(b"0123456789+-_ .:TZz\x00\xff")))
+def test_a_changed_character_reads_as_the_general_parser_reads_it(moment, where, byte):
+    raw = bytearray(moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode())
+    same(bytes(raw))  # its second learned first
+    raw[where] = byte
+    same(bytes(raw))
+
+
+@pytest.mark.parametrize("raw", [None, b"", b" ", "2027-01-15T08:00:00.000000Z", b"2027-01-15T08:00:60.000000Z",
+                                 b"2027-02-30T08:00:00.000000Z", b"2027-01-15T08:00:00.00000Z", b"2027-01-15T08:00:00.0000001Z",
+                                 b"2027-01-15T08:00:00.+00000Z", b"2027-01-15T08:00:00.0_0000Z", b"junk"])
+def test_odd_values_read_as_the_general_parser_reads_them(raw):
+    same(raw)
+
+
+def test_the_seconds_learned_are_bounded(monkeypatch):
+    monkeypatch.setattr(stamps, "_MAX_SECONDS", 3)
+    monkeypatch.setattr(stamps, "_SECONDS", {})
+    for second in range(10):
+        same(b"2027-01-15T08:00:%02d.000001Z" % second)
+    assert 1 <= len(stamps._SECONDS) <= 3
+
+
+values = st.one_of(st.none(), moments.map(lambda m: m.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()),
+                   st.sampled_from([b"", b"junk", b"2027-01-15T08:00:60.000000Z", b"500", b"\x80abc"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(values, min_size=6, max_size=6))
+def test_timestamps_read_as_they_arrive_read_as_before_and_nothing_else_changes(answer):
+    read = list(answer)
+    read_stamps([read, None], STAMP_FIELDS)
+    for i, (before, after) in enumerate(zip(answer, read, strict=True)):
+        if i not in STAMP_FIELDS:
+            assert after is before
+        else:
+            assert outcome(stamp, after) == outcome(parse.timestamp, before)
+            # Read: its float, or None when unset ('' included); what does not read is left as it is.
+            assert type(after) is float or after is before or (after is None and outcome(parse.timestamp, before)[1] is None)
