@@ -23,6 +23,7 @@ from rq_exporter_ng.concern import Given, Reads
 from rq_exporter_ng.concerns.failed_queue import NAME as FAILED_QUEUE
 from rq_exporter_ng.concerns.failed_queue import FailedQueue
 from rq_exporter_ng.concerns.timing.histograms import JobTotals
+from rq_exporter_ng.concerns.timing.hmget import HashTemplate
 from rq_exporter_ng.concerns.timing.records import (
     Candidate,
     Entry,
@@ -42,8 +43,6 @@ from rq_exporter_ng.snapshot import Problem
 if TYPE_CHECKING:
     from rq_exporter_ng.concerns.timing.job_timing import JobTiming
 
-# Read with the hashes of failed jobs, for exception classes: one HMGET, not two.
-EXC_INFO = b"exc_info"
 NOTHING_ENDED = Outcome((), (), ())
 HASH_GROUP = 1_000  # HMGETs per group of round 3
 
@@ -217,17 +216,13 @@ class TimingReads(Reads[TimingResult]):
             batch.add_groups(self._hash_groups(to_read), quiet=True)
 
     def _hash_groups(self, to_read: list[Candidate]) -> Iterator[tuple]:
-        """The HMGETs in groups of HASH_GROUP, built as they are sent: the batch packs a group whole,
-        and each group's answers are read (and their timestamps with them) as they arrive, so
-        neither 75,000 packed commands nor 75,000 raw answers are ever held at once (~30 MB)."""
+        """The HMGETs in groups of HASH_GROUP, packed as they are sent (hmget.py: no command tuples
+        built or kept), and each group's answers read (and their timestamps with them) as they
+        arrive, so neither 75,000 packed commands nor 75,000 raw answers are ever held at once."""
         assert self.plan is not None
-        job, fields = self.timing.keys.per_queue["job"], self.timing.fields
-        with_exc = (*fields, EXC_INFO)
-        registries = self.plan.registries
+        template = HashTemplate(self.timing.keys.per_queue["job"], self.timing.fields, self.plan.registries)
         for start in range(0, len(to_read), HASH_GROUP):
-            yield self._take_hashes, [
-                ("HMGET", job + c.member, *(with_exc if registries[c.registry].status == "failed" else fields))
-                for c in to_read[start:start + HASH_GROUP]]
+            yield self._take_hashes, template.group(to_read[start:start + HASH_GROUP])
 
     def _take_hashes(self, replies: list) -> None:
         n = len(self.timing.fields)
