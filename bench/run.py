@@ -20,6 +20,7 @@ the end; every wait is bounded.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import shutil
@@ -84,6 +85,7 @@ class Exporter:
     writes: list[int] = field(default_factory=list)
     round_trips: list[int] = field(default_factory=list)
     accept: str = ACCEPT["prometheus3"]
+    gzip: bool = False  # ask for a gzipped body, as Prometheus does
     samples: int = 0
     cpu: float = 0.0
     first_writes: int = 0
@@ -111,11 +113,15 @@ class Exporter:
         wait_for(serving, startup_timeout, what=f"{self.name} to listen")
 
     def scrape(self, timeout: float) -> bytes:
-        request = urllib.request.Request(self.url, headers={"Accept": self.accept})
+        headers = {"Accept": self.accept, **({"Accept-Encoding": "gzip"} if self.gzip else {})}
+        request = urllib.request.Request(self.url, headers=headers)
         with urllib.request.urlopen(request, timeout=timeout) as response:
             if response.status != 200:
                 raise RuntimeError(f"{self.name}: HTTP {response.status}")
-            return response.read(), response.headers.get("Content-Type", "")
+            body = response.read()
+            if response.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            return body, response.headers.get("Content-Type", "")
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
@@ -183,10 +189,10 @@ def percentile(values: list[float], p: float) -> float:
 
 def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: float,
         budget: float, ours_args: list[str], accept: str = "prometheus3", also: Sequence[Path] = (),
-        schedules: int = 0) -> dict:
+        schedules: int = 0, use_gzip: bool = False) -> dict:
     """Fill a fresh Redis, scrape both exporters in turn; returns the figures."""
     result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms,
-                    "ours_args": " ".join(ours_args), "accept": accept}
+                    "ours_args": " ".join(ours_args), "accept": accept, "gzip": use_gzip}
     with ExitStack() as stack:
         server = stack.enter_context(RedisServer())
         redis_port, client = server.port, server.client(socket_timeout=60)
@@ -202,7 +208,7 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
                                       redis_port))
         write_cache: dict[str, bool] = {}
         for exporter in exporters:
-            exporter.accept = ACCEPT[accept]
+            exporter.accept, exporter.gzip = ACCEPT[accept], use_gzip
             if delay_ms > 0:
                 exporter.proxy = stack.enter_context(DelayProxy(redis_port, delay_ms / 1000))
                 exporter.redis_port = exporter.proxy.port
@@ -286,6 +292,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--accept", choices=sorted(ACCEPT), default="prometheus3",
                         help="Accept header of the scrapes: Prometheus 3's (OpenMetrics) or plain text")
+    parser.add_argument("--gzip", action="store_true", help="ask for gzipped bodies (Prometheus does)")
     parser.add_argument("--ours-args", default="", help="extra flags for our exporter, e.g. '--no-job-timing'")
     parser.add_argument("--also", "--baseline", dest="also", action="append", default=[], type=Path,
                         help="another install's rq-exporter entry point, scraped in turn with the same flags "
@@ -301,7 +308,7 @@ def main() -> int:
         [Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers)]
     for size in sizes:
         result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget,
-                     args.ours_args.split(), args.accept, args.also, args.schedules)
+                     args.ours_args.split(), args.accept, args.also, args.schedules, use_gzip=args.gzip)
         print_run(result)
         results.append(result)
     if args.scaling:

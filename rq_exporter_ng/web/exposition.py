@@ -11,7 +11,7 @@ prometheus_client itself, one family at a time, so the output never differs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache, partial
 
 from prometheus_client import exposition
@@ -167,8 +167,13 @@ def text_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERS
     """``render_text``, one part a family: the server sends them without joining them (11 MB at
     10,000 queues). Each family's lines become bytes at once: only one family's line strings are
     alive at a time, not all of them next to their joined text and its encoding (-20 MB)."""
+    return list(iter_text_parts(families, escaping))
+
+
+def iter_text_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> Iterator[bytes]:
+    """``text_parts`` made one family at a time, as they are asked for: a gzipped body then holds
+    one family's uncompressed text at a time, not the whole body's."""
     writer = _Writer()
-    out: list[bytes] = []
     for metric in families:
         if escaping in prom_internals.FAST_ESCAPINGS and metric.type in _TEXT_TYPES \
                 and prom_internals.plain_name(metric.name):
@@ -176,10 +181,9 @@ def text_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERS
             help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
             lines = [f"# HELP {name} {help_text}\n# TYPE {name} {_TEXT_TYPES[metric.type]}\n"]
             if writer.family(metric, lines):
-                out.append("".join(lines).encode("utf-8"))
+                yield "".join(lines).encode("utf-8")
                 continue
-        out.append(exposition.generate_latest(_One(metric), escaping=escaping))
-    return out
+        yield exposition.generate_latest(_One(metric), escaping=escaping)
 
 
 def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
@@ -191,8 +195,13 @@ def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internal
 def openmetrics_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
                       version: str = "1.0.0") -> list[bytes]:
     """``render_openmetrics``, one part a family, made as ``text_parts``."""
+    return list(iter_openmetrics_parts(families, escaping, version))
+
+
+def iter_openmetrics_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
+                           version: str = "1.0.0") -> Iterator[bytes]:
+    """``openmetrics_parts`` made one family at a time, as ``iter_text_parts``."""
     writer = _Writer(exemplars=True)
-    out: list[bytes] = []
     for metric in families:
         if escaping in prom_internals.FAST_ESCAPINGS and prom_internals.plain_name(metric.name):
             name = metric.name
@@ -200,31 +209,35 @@ def openmetrics_parts(families: Iterable[Metric], escaping: str = prom_internals
             if metric.unit:
                 lines.append(f"# UNIT {name} {metric.unit}\n")
             if writer.family(metric, lines):
-                out.append("".join(lines).encode("utf-8"))
+                yield "".join(lines).encode("utf-8")
                 continue
-        out.append(om_exposition.generate_latest(_One(metric), escaping=escaping, version=version)
-                   .removesuffix(b"# EOF\n"))
-    out.append(b"# EOF\n")
-    return out
+        yield om_exposition.generate_latest(_One(metric), escaping=escaping, version=version).removesuffix(b"# EOF\n")
+    yield b"# EOF\n"
 
 
-def fast_renderer(accept_header: str | None) -> tuple[Callable[[Iterable[Metric]], list[bytes]] | None, Callable,
+def fast_renderer(accept_header: str | None) -> tuple[Callable[[Iterable[Metric]], Iterator[bytes]] | None, Callable,
                                                       str]:
-    """(our renderer, in parts, or None, the library's encoder, content type) for this Accept header."""
+    """(our renderer, lazily in parts, or None, the library's encoder, content type) for this Accept header."""
     encoder, content_type = exposition.choose_encoder(accept_header or "")
     choice = prom_internals.encoder_choice(encoder)
     if choice is None:
         return None, encoder, content_type
     openmetrics, options = choice
-    return partial(openmetrics_parts if openmetrics else text_parts, **options), encoder, content_type
+    return partial(iter_openmetrics_parts if openmetrics else iter_text_parts, **options), encoder, content_type
+
+
+def iter_render_parts(registry: Collector, accept_header: str | None) -> tuple[Iterator[bytes], str]:
+    """``render_parts``, each part made when asked for (the families are collected at the first)."""
+    fast, encoder, content_type = fast_renderer(accept_header)
+    if fast is None:
+        return iter([encoder(registry)]), content_type
+    return fast(registry.collect()), content_type
 
 
 def render_parts(registry: Collector, accept_header: str | None) -> tuple[list[bytes], str]:
     """The body prometheus_client would answer with for this Accept header, in parts, and its content type."""
-    fast, encoder, content_type = fast_renderer(accept_header)
-    if fast is None:
-        return [encoder(registry)], content_type
-    return fast(registry.collect()), content_type
+    parts, content_type = iter_render_parts(registry, accept_header)
+    return list(parts), content_type
 
 
 def render(registry: Collector, accept_header: str | None) -> tuple[bytes, str]:

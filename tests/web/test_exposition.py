@@ -33,7 +33,13 @@ from bench.dataset import Size, fill
 from rq_exporter_ng.collector import RQCollector
 from rq_exporter_ng.families.table import HistogramTable, Table
 from rq_exporter_ng.settings import Settings
-from rq_exporter_ng.web.exposition import fast_renderer, render_openmetrics, render_text
+from rq_exporter_ng.web.exposition import (
+    fast_renderer,
+    iter_openmetrics_parts,
+    iter_text_parts,
+    render_openmetrics,
+    render_text,
+)
 from rq_exporter_ng.web.server import make_metrics_app
 
 
@@ -262,3 +268,23 @@ def test_prometheus_scrapes_take_the_fast_path():
     for accept in (None, PROMETHEUS_2, PROMETHEUS_3, "text/plain;version=1.0.0;escaping=allow-utf-8"):
         assert fast_renderer(accept)[0] is not None, accept
     assert fast_renderer("text/plain;version=1.0.0;escaping=dots")[0] is None
+
+
+def test_parts_are_made_one_family_at_a_time():
+    """A gzipped body holds one family's text at a time only if each part is made when asked for:
+    the parts pull the families one by one, and joined they are the library's body."""
+    families = [Table(f"rq_t{i}", "Help.", "gauge", ("queue",), [((f"q{j}",), j) for j in range(3)])
+                for i in range(4)]
+    for make, library in ((iter_text_parts, generate_latest), (iter_openmetrics_parts, generate_openmetrics)):
+        pulled: list[str] = []
+
+        def source(pulled=pulled):
+            for family in families:
+                pulled.append(family.name)
+                yield family
+
+        parts = make(source())
+        first = next(parts)
+        assert pulled == ["rq_t0"] and b"rq_t0" in first and b"rq_t1" not in first
+        assert first + b"".join(parts) == library(Static(families))
+        assert len(pulled) == 4
