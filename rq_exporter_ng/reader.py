@@ -34,6 +34,7 @@ WORKER_FIELDS = (
     b"total_working_time",
     b"birth",
     b"current_job",
+    b"version",
 )
 
 
@@ -334,4 +335,5 @@ def _worker(name: str, fields: dict[bytes, bytes | None], key: bytes, reading: _
         failed_jobs=field_or_none(parse.count, b"failed_job_count"),
         working_seconds=field_or_none(parse.seconds, b"total_working_time"),
         current_job=parse.text(fields[b"current_job"]) if fields[b"current_job"] else None,
+        rq_version=parse.text(fields[b"version"]) if fields[b"version"] else None,
     )

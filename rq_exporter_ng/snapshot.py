@@ -44,6 +44,8 @@ class WorkerState:
     working_seconds: float | None = 0.0
     # The hash's current_job (RQ <= 2.x, while busy); RQ 3.0 has none.
     current_job: str | None = None
+    # The hash's version: the RQ version the worker runs (retries: Retry came with 1.5).
+    rq_version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def attempt_increases(known: Mapping[str, Seen] | None, workers: Iterable[Worker
             memory[w.name] = before if before is not None else now
             continue
         memory[w.name] = now
-        if known is None or len(w.queues) != 1:
+        if known is None or len(w.queues) != 1 or not has_retry(w.rq_version):
             continue
         if before is None or before.failed is None:
             # Born since the previous scrape, or unreadable then (its history unknown: a baseline).
@@ -98,6 +98,17 @@ def attempt_increases(known: Mapping[str, Seen] | None, workers: Iterable[Worker
         if grown:
             increases[w.queues[0]] += grown
     return memory, increases
+
+
+def has_retry(version: str | None) -> bool:
+    """Whether a worker of this RQ version can retry: Retry came with RQ 1.5. Before it, every
+    failed attempt is final, and RQ 0.x increments the worker's count before the job reaches its
+    failed queue, so a scrape in between would take that failure for a retry. Unknown: it can."""
+    try:
+        major, minor = (int(part) for part in (version or "").split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) >= (1, 5)
 
 
 def final_failures(outcome: Outcome) -> Counter[str]:

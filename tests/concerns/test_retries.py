@@ -133,3 +133,11 @@ def test_rq_0x_has_no_retries():
     # RQ >= 1.0 with no failed list at all, or a queue named failed that is a queue: counted
     assert result(concern, [worker("a", 6)], legacy=False).rows == [(("q",), 2)]
     assert result(concern, [worker("a", 7)]).rows == [(("q",), 3)]
+
+
+def test_only_workers_of_rq_1_5_and_later_can_retry():
+    from rq_exporter_ng.concerns.retries import has_retry
+
+    assert [has_retry(v) for v in ("0.13.0", "1.4.3", "1.5.0", "1.16.2", "2.12.0", "3.0.0")] == [
+        False, False, True, True, True, True]
+    assert has_retry(None) and has_retry("") and has_retry("dev")  # unknown: counted

@@ -4,7 +4,7 @@ general parser: the same value or the same error, whatever the input, learned se
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -33,7 +33,7 @@ def same(raw) -> None:
 
 
 moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)).map(
-    lambda d: d.replace(tzinfo=UTC))
+    lambda d: d.replace(tzinfo=timezone.utc))
 
 
 @settings(max_examples=2000, deadline=None)
