@@ -113,18 +113,30 @@ class RQWorker:
         stop_process(self.process, 15)
 
 
+class PortTaken(AssertionError):
+    """The exporter could not bind the free port it was given: another process took it first."""
+
+
 class Exporter:
     """The real exporter (`python -m rq_exporter_ng`) as a subprocess on a free port."""
 
     def __init__(self, *args: str, env: dict | None = None) -> None:
-        self.port = free_port()
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "rq_exporter_ng", "--host", "127.0.0.1", "--port", str(self.port), *args],
-            env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        wait_for(self._healthy, what="exporter /healthz")
+        # free_port() closes its socket before the exporter binds: a parallel test can take the
+        # port in between. Only that start-up refusal is retried, on another port.
+        for attempt in range(3):
+            self.port = free_port()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rq_exporter_ng", "--host", "127.0.0.1", "--port", str(self.port), *args],
+                env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            try:
+                wait_for(self._healthy, what="exporter /healthz")
+                return
+            except PortTaken:
+                if attempt == 2:
+                    raise
 
     @property
     def base(self) -> str:
@@ -132,7 +144,9 @@ class Exporter:
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(f"exporter exited {self.process.returncode}: {self.process.stderr.read()}")
+            error = self.process.stderr.read()
+            kind = PortTaken if "cannot listen on" in error and "Address already in use" in error else AssertionError
+            raise kind(f"exporter exited {self.process.returncode}: {error}")
         return self._serves()
 
     def _serves(self) -> bool:
