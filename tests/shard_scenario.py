@@ -5,6 +5,7 @@ before any job ends, so that their job timing counters count the same jobs."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,10 +48,16 @@ BY_HASH = tuple(["--shard", f"{i}/{SHARDS}"] for i in range(SHARDS))
 
 @contextmanager
 def scenario(url: str, conn: Redis, tmp: Path, started: Callable[[Scenario], object] = lambda found: None,
-             shard_args: tuple[list[str], ...] = BY_HASH) -> Iterator[Scenario]:
+             shard_args: tuple[list[str], ...] = BY_HASH, frozen_while_jobs_end: bool = False) -> Iterator[Scenario]:
     """The exporters and the data, every job that will end ended; the workers stay alive (one busy
     with the running job) until the block ends, then everything stops. ``started`` is called once
-    the exporters serve, before any job."""
+    the exporters serve, before any job.
+
+    ``frozen_while_jobs_end``: the exporters are stopped (SIGSTOP) from before the first job that
+    ends until the last has ended, so each counts them all in one scrape. Otherwise an exporter's
+    scrapes split the jobs of a queue at instants of its own, and a histogram series that appears
+    with its first jobs gives Prometheus' rate() no increase for those (no earlier sample): how
+    many depends on the split, so rates differ between exporters for reasons that are not theirs."""
     assert [shard_of(q, SHARDS) for q in QUEUES] == [0, 0, 0, 1, 1, 1, 2, 2]
     whole = Exporter("--redis-url", url)
     shards = []
@@ -71,6 +78,9 @@ def scenario(url: str, conn: Redis, tmp: Path, started: Callable[[Scenario], obj
         wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=30, what="the long job to start")
         horse = int(pid_file.read_text())
         wait_for(lambda: conn.hget("rq:worker:w-long", "state") == b"busy", timeout=10, what="w-long busy")
+        if frozen_while_jobs_end:
+            for e in found.exporters:
+                e.process.send_signal(signal.SIGSTOP)
         for name in ("emails", "billing", "default", "high", "low"):
             for _ in range(3):
                 q[name].enqueue(jobs.sleep_for, 0)
@@ -88,8 +98,14 @@ def scenario(url: str, conn: Redis, tmp: Path, started: Callable[[Scenario], obj
             return ended == ENDED and idle
 
         wait_for(all_done, timeout=60, what=f"{ENDED} jobs to end")
+        if frozen_while_jobs_end:
+            for e in found.exporters:
+                e.process.send_signal(signal.SIGCONT)
         yield found
     finally:
+        if frozen_while_jobs_end and found is not None:
+            for e in found.exporters:
+                e.process.send_signal(signal.SIGCONT)  # to stop it: a stopped process ignores SIGTERM
         logs = [e.stop() for e in [whole, *shards]]
         if found is not None:
             found.logs = logs
