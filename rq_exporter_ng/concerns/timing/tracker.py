@@ -121,25 +121,32 @@ class Tracker:
         new = tuple.__new__
         plans: list[RegistryPlan] = []
         new_queues: dict[str, QueueTrack] = {}
+        top, known, forever_probe = n + edge, self.queues, Probe.IN_WINDOW_WITH_FOREVER
+        append = plans.append
         for raw, name in queues:
-            track = self.queues.get(name)
+            track = known.get(name)
             if track is None:
                 # A queue first seen now may have had jobs since the previous scrape (it did not
                 # exist then); on the very first scrape, history is not counted: floor = now.
                 track = new_queues[name] = self._new_queue(n)
             floor = track.floor
-            for status in REGISTRIES:
-                reg = track.registries[status]
+            for status, reg in track.registries.items():  # REGISTRIES' order (_new_queue)
                 # tuple.__new__: a NamedTuple's own __new__ is a Python call, and an idle queue's
                 # cost is mostly its plan (two registries a queue, every scrape).
-                windows = tuple([new(Window, (t, max(c.cursor - edge, floor) + t, n + edge + t))
-                                 for t, c in reg.ttls.items()])
-                probe = Probe.ALONE
-                if reg.settled and windows:
-                    probe = Probe.IN_WINDOW_WITH_FOREVER if status == "finished" and reg.forever == 0 \
-                        else Probe.IN_WINDOW
-                plans.append(new(RegistryPlan, (name, raw, status, windows, probe,
-                                                windows[-1].high if windows else n, None)))
+                ttls = reg.ttls
+                if len(ttls) == 1:  # RQ's default TTL alone: most registries (no comprehension's call)
+                    for t, c in ttls.items():
+                        low = c.cursor - edge
+                        windows: tuple[Window, ...] = (new(Window, (t, (low if low > floor else floor) + t, top + t)),)
+                else:
+                    windows = tuple([new(Window, (t, max(c.cursor - edge, floor) + t, top + t))
+                                     for t, c in ttls.items()])
+                if windows:
+                    probe = Probe.ALONE if not reg.settled else \
+                        forever_probe if status == "finished" and reg.forever == 0 else Probe.IN_WINDOW
+                    append(new(RegistryPlan, (name, raw, status, windows, probe, windows[-1].high, None)))
+                else:
+                    append(new(RegistryPlan, (name, raw, status, windows, Probe.ALONE, n, None)))
         # The sweep is a backstop: a few registries per scrape, in turn.
         if plans and self.discovery > 0:
             turns = min(max(1, self.discovery // SWEEP_CHUNK), len(plans))
@@ -273,7 +280,15 @@ class Tracker:
         """A registry's cursors, sweep and probe move past this scrape; returns how many more jobs it
         keeps forever than it did (0 when not known)."""
         registry = self.queues[planned.queue].registries[planned.status]
-        self._move_cursors(registry, planned, now, selection.deferred.get(index) if selection.deferred else None)
+        windows = planned.windows
+        deferred = selection.deferred.get(index) if selection.deferred else None
+        if len(windows) == 1 and deferred is None and not registry.remembers:
+            # ``_move_cursors`` of one window with nothing remembered (most registries, most scrapes)
+            ttl = registry.ttls[windows[0].ttl]
+            if ttl.cursor < now or ttl.catching_up:
+                ttl.cursor, ttl.catching_up = max(ttl.cursor, now), False
+        else:
+            self._move_cursors(registry, planned, now, deferred)
         if reply is None:
             return 0
         if planned.sweep is not None:
@@ -283,9 +298,9 @@ class Tracker:
         forever = reply.forever if planned.status == "finished" else failed_forever.get(planned.queue)
         if forever is None:
             return 0
-        grown = forever - registry.forever if registry.forever is not None and forever > registry.forever else 0
+        previous = registry.forever
         registry.forever = forever
-        return grown
+        return forever - previous if previous is not None and forever > previous else 0
 
     def _move_cursors(self, reg: RegistryTrack, rp: RegistryPlan, n: int, deferred: Mapping[int, float] | None) -> None:
         # (a window's TTL was known before this scrape, so it is never one learned in it)
@@ -295,7 +310,7 @@ class Tracker:
                 ttl.cursor = max(ttl.cursor, int(deferred[w.ttl]))
             elif ttl.cursor < n or ttl.catching_up:
                 ttl.cursor, ttl.catching_up = max(ttl.cursor, n), False
-        if reg.seen:
+        if reg.remembers:
             # Keep what a window may return again: a catching-up window starts further back.
             keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - self.edge
             reg.seen.forget_before(keep)
