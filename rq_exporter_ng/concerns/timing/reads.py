@@ -74,7 +74,9 @@ def commands(rp: RegistryPlan, key: bytes) -> list[tuple]:
 def one_read(rp: RegistryPlan) -> bool:
     """Whether the registry's reads are its one window's, the probe above it riding in it: most
     registries on most scrapes (windows.py packs them many a group)."""
-    return len(rp.windows) == 1 and rp.sweep is None and rp.probe is not Probe.ALONE and not _counts_forever(rp)
+    # (probe not ALONE and not _counts_forever(rp), without the call: checked on every registry)
+    return len(rp.windows) == 1 and rp.sweep is None and (
+        rp.probe is Probe.IN_WINDOW_WITH_FOREVER or (rp.probe is Probe.IN_WINDOW and rp.status != "finished"))
 
 
 def _counts_forever(rp: RegistryPlan) -> bool:

@@ -114,11 +114,11 @@ class TtlClass:
 
 
 class RegistryTrack:
-    __slots__ = ("_seen", "forever", "full_logged", "settled", "sweep_from", "sweep_skip", "ttls")
+    __slots__ = ("forever", "full_logged", "remembered", "settled", "sweep_from", "sweep_skip", "ttls")
 
     def __init__(self, forever: int | None = None) -> None:
         self.ttls: dict[int, TtlClass] = {}  # in increasing TTL order
-        self._seen: Seen | None = None
+        self.remembered: Seen | None = None  # ``seen``, None until first used
         self.sweep_from: float | None = None
         self.sweep_skip = 0
         self.forever = forever
@@ -130,15 +130,15 @@ class RegistryTrack:
         """(member, score) -> score - ttl of the window that saw it; dropped once no window can
         return it. Made on first use: most registries never remember an entry, and an empty
         ``Seen`` is 112 bytes of each of them."""
-        seen = self._seen
+        seen = self.remembered
         if seen is None:
-            seen = self._seen = Seen()
+            seen = self.remembered = Seen()
         return seen
 
     @property
     def remembers(self) -> bool:
         """Whether ``seen`` holds any entry (without making it)."""
-        return self._seen is not None and bool(self._seen)
+        return self.remembered is not None and bool(self.remembered)
 
 
 @dataclass(slots=True)
@@ -174,7 +174,7 @@ class RegistryReply(NamedTuple):
 
 
 # What a settled registry with nothing new answers, most registries on most scrapes (reads.py's
-# ``idle_reply``): one value shared by all of them, which ``Tracker._move_on`` knows by identity.
+# ``idle_reply`` and its window groups): one value shared by all of them.
 NOTHING_NEW = RegistryReply({}, (), False, (), 0)  # nothing in the window, above it, or kept forever
 NOTHING_NEW_UNCOUNTED = RegistryReply({}, (), False, (), None)  # likewise, the kept-forever not read here
 

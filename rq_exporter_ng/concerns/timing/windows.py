@@ -49,21 +49,23 @@ class WindowTemplate:
     def __init__(self, prefixes: Mapping[str, bytes]) -> None:
         self.prefixes = prefixes  # status -> key prefix
         self._lows: dict[int, bytes] = {}  # low -> its argument, packed by hiredis
-        self._formats: dict[tuple[str, Probe], tuple[bytes, int]] | None = None
+        # status -> (format, length of the key prefix), by probe: (Probe.IN_WINDOW, IN_WINDOW_WITH_FOREVER)
+        self._formats: dict[str, tuple[tuple[bytes, int], ...]] | None = None
         if hiredis is not None:
             self._formats = self._made()
 
-    def _made(self) -> dict[tuple[str, Probe], tuple[bytes, int]] | None:
+    def _made(self) -> dict[str, tuple[tuple[bytes, int], ...]] | None:
         formats = {}
         for status in ("finished", "failed"):
-            prefix = self.prefixes[status]
-            for probe, top in WINDOW_TOP.items():
+            prefix, made = self.prefixes[status], []
+            for top in (WINDOW_TOP[Probe.IN_WINDOW], WINDOW_TOP[Probe.IN_WINDOW_WITH_FOREVER]):
                 text = (b"*5\r\n" + _argument("ZRANGEBYSCORE") + b"$%d\r\n" + prefix.replace(b"%", b"%%")
                         + b"%b\r\n%b" + (_argument(top) + _argument("WITHSCORES")).replace(b"%", b"%%"))
                 sample: Any = ("ZRANGEBYSCORE", prefix + _SAMPLE, _SAMPLE_LOW, top, "WITHSCORES")  # (stubs: a 1-tuple)
                 if text % (len(prefix) + len(_SAMPLE), _SAMPLE, _argument(_SAMPLE_LOW)) != hiredis.pack_command(sample):
                     return None
-                formats[status, probe] = (text, len(prefix))
+                made.append((text, len(prefix)))
+            formats[status] = tuple(made)
         return formats
 
     def commands(self, registries: Sequence[RegistryPlan]) -> list[tuple]:
@@ -74,7 +76,7 @@ class WindowTemplate:
         formats = self._formats
         if formats is None:
             return b"".join(map(hiredis.pack_command, self.commands(registries)))
-        lows, out = self._lows, []
+        lows, out, forever = self._lows, [], Probe.IN_WINDOW_WITH_FOREVER
         for rp in registries:
             low = rp.windows[0].low
             argument = lows.get(low) if type(low) is int else None  # a float equal to an int packs otherwise
@@ -82,7 +84,7 @@ class WindowTemplate:
                 argument = _argument(low)
                 if type(low) is int:
                     lows[low] = argument
-            text, length = formats[rp.status, rp.probe]
+            text, length = formats[rp.status][rp.probe is forever]  # (a dict of Enum keys: a Python __hash__)
             raw = rp.raw
             out.append(text % (length + len(raw), raw, argument))
         return b"".join(out)

@@ -145,7 +145,7 @@ def test_moving_on_is_the_straightforward_way(finished, status, reply, seen, def
 
 def test_a_registrys_seen_is_made_on_first_use():
     registry = RegistryTrack()
-    assert not registry.remembers and registry._seen is None
+    assert not registry.remembers and registry.remembered is None
     seen = registry.seen
     assert registry.seen is seen and not registry.remembers
     seen[(b"a", 1.0)] = math.inf
