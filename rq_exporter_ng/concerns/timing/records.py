@@ -114,16 +114,46 @@ class TtlClass:
 
 
 class RegistryTrack:
-    __slots__ = ("forever", "full_logged", "remembered", "settled", "sweep_from", "sweep_skip", "ttls")
+    """A registry's TTLs and what its reads remember. Most registries have one TTL (RQ's default)
+    and it is kept as ``one_ttl`` (TTL, class) rather than a dict: a dict of one item is ~200 bytes,
+    4 MB of 20,000 registries. ``ttls`` makes the dict when asked (a registry with entries to
+    judge, a TTL to learn); ``compact()`` goes back to the pair once the scrape is done with it."""
 
-    def __init__(self, forever: int | None = None) -> None:
-        self.ttls: dict[int, TtlClass] = {}  # in increasing TTL order
+    __slots__ = ("_ttls", "forever", "full_logged", "one_class", "one_ttl", "remembered", "settled", "sweep_from",
+                 "sweep_skip")
+
+    def __init__(self, ttls: Mapping[int, TtlClass] | None = None, forever: int | None = None) -> None:
+        self._ttls: dict[int, TtlClass] | None = dict(ttls or {})
+        self.one_ttl: int | None = None  # with one_class: the only TTL, while ``_ttls`` is None
+        self.one_class: TtlClass | None = None
+        self.compact()
         self.remembered: Seen | None = None  # ``seen``, None until first used
         self.sweep_from: float | None = None
         self.sweep_skip = 0
         self.forever = forever
         self.settled = False  # the last probe found no finite entry above the longest window
         self.full_logged = False
+
+    @property
+    def ttls(self) -> dict[int, TtlClass]:
+        """TTL -> its class, in increasing TTL order."""
+        ttls = self._ttls
+        if ttls is None:
+            assert self.one_ttl is not None and self.one_class is not None
+            ttls = self._ttls = {self.one_ttl: self.one_class}
+            self.one_ttl = self.one_class = None
+        return ttls
+
+    @ttls.setter
+    def ttls(self, ttls: dict[int, TtlClass]) -> None:
+        self._ttls, self.one_ttl, self.one_class = ttls, None, None
+
+    def compact(self) -> None:
+        """A dict of one TTL back to the pair (no one holds the dict between scrapes)."""
+        ttls = self._ttls
+        if ttls is not None and len(ttls) == 1:
+            for self.one_ttl, self.one_class in ttls.items():
+                self._ttls = None
 
     @property
     def seen(self) -> Seen:

@@ -134,21 +134,20 @@ class Tracker:
             for status, reg in track.registries.items():  # REGISTRIES' order (_new_queue)
                 # tuple.__new__: a NamedTuple's own __new__ is a Python call, and an idle queue's
                 # cost is mostly its plan (two registries a queue, every scrape).
-                ttls = reg.ttls
                 windows: tuple[Window, ...]
-                if len(ttls) == 1:  # RQ's default TTL alone: most registries (no comprehension's call)
-                    for t, c in ttls.items():
-                        low = c.cursor - edge
-                        low = (low if low > floor else floor) + t
-                        # Idle registries' windows are alike (their cursors are the last scrape's
-                        # time): one tuple for all of them, not 20,000 at 10,000 queues.
-                        found = alike.get((t, low))
-                        if found is None:
-                            found = alike[t, low] = (new(Window, (t, low, top + t)),)
-                        windows = found
+                t, c = reg.one_ttl, reg.one_class
+                if t is not None and c is not None:  # one TTL, RQ's default: most registries
+                    low = c.cursor - edge
+                    low = (low if low > floor else floor) + t
+                    # Idle registries' windows are alike (their cursors are the last scrape's
+                    # time): one tuple for all of them, not 20,000 at 10,000 queues.
+                    found = alike.get((t, low))
+                    if found is None:
+                        found = alike[t, low] = (new(Window, (t, low, top + t)),)
+                    windows = found
                 else:
                     windows = tuple([new(Window, (t, max(c.cursor - edge, floor) + t, top + t))
-                                     for t, c in ttls.items()])
+                                     for t, c in reg.ttls.items()])
                 if windows:
                     probe = Probe.ALONE if not reg.settled else \
                         forever_probe if status == "finished" and reg.forever == 0 else Probe.IN_WINDOW
@@ -174,10 +173,8 @@ class Tracker:
         track = QueueTrack(floor=now if self.last_now is None else self.last_now)
         for status in REGISTRIES:
             # Jobs kept forever of a queue that appears later are new, too: they count from 0.
-            reg = RegistryTrack(forever=None if first else 0)
-            for t in sorted({RQ_DEFAULT_TTL[status], *self.extra_ttls}):
-                reg.ttls[t] = TtlClass(cursor=track.floor)
-            track.registries[status] = reg
+            ttls = {t: TtlClass(cursor=track.floor) for t in sorted({RQ_DEFAULT_TTL[status], *self.extra_ttls})}
+            track.registries[status] = RegistryTrack(ttls, forever=None if first else 0)
         return track
 
     def _track(self, new_queues: Mapping[str, QueueTrack], queue: str) -> QueueTrack:
@@ -292,11 +289,14 @@ class Tracker:
         deferred = selection.deferred.get(index) if selection.deferred else None
         if len(windows) == 1 and deferred is None and (registry.remembered is None or not registry.remembered):
             # ``_move_cursors`` of one window with nothing remembered (most registries, most scrapes)
-            ttl = registry.ttls[windows[0].ttl]
+            ttl = registry.one_class if registry.one_ttl == windows[0].ttl else registry.ttls[windows[0].ttl]
+            assert ttl is not None
             if ttl.cursor < now or ttl.catching_up:
                 ttl.cursor, ttl.catching_up = max(ttl.cursor, now), False
         else:
             self._move_cursors(registry, planned, now, deferred)
+        if registry.one_ttl is None:
+            registry.compact()  # made a dict this scrape (select, judge, learn): done with it
         if reply is None:
             return 0
         if planned.sweep is not None:

@@ -53,18 +53,20 @@ def reference_plan_registries(tr: Tracker, queues, now) -> list[RegistryPlan]:
 
 ttl_sets = st.dictionaries(st.sampled_from([60, 500, 86_400, 31_536_000]),
                            st.tuples(st.integers(NOW - 2_000, NOW + 10), st.booleans()), max_size=3)
-registries = st.builds(lambda ttls, settled, forever: (ttls, settled, forever),
-                       ttl_sets, st.booleans(), st.sampled_from([None, 0, 3]))
+# (TTL -> (cursor, catching up), settled, kept forever, its TTLs as a dict even if one)
+registries = st.tuples(ttl_sets, st.booleans(), st.sampled_from([None, 0, 3]), st.booleans())
 
 
 def track_of(floor: int, finished, failed) -> QueueTrack:
     track = QueueTrack(floor=floor)
-    for status, (ttls, settled, forever) in (("finished", finished), ("failed", failed)):
-        reg = track.registries[status] = RegistryTrack(forever=forever)
+    for status, (ttls, settled, forever, as_dict) in (("finished", finished), ("failed", failed)):
+        classes = {t: TtlClass(*ttls[t]) for t in sorted(ttls)}
+        reg = track.registries[status] = RegistryTrack(classes, forever=forever)
+        assert (reg.one_ttl is not None) == (len(ttls) == 1) and reg.ttls == classes
+        reg.compact()
+        if as_dict:
+            assert reg.ttls == classes and reg.one_ttl is None  # as select leaves it
         reg.settled = settled
-        for t in sorted(ttls):
-            cursor, catching_up = ttls[t]
-            reg.ttls[t] = TtlClass(cursor, catching_up)
     return track
 
 
@@ -130,6 +132,7 @@ def test_moving_on_is_the_straightforward_way(finished, status, reply, seen, def
     tr = tracker()
     ttls = finished[0] or {500: (NOW - 15, False)}
     track = track_of(NOW - 1_000, (ttls, *finished[1:]), (ttls, *finished[1:]))
+    as_dict = track.registries[status].one_ttl is None
     registry = track.registries[status]
     for member, score, until in seen:
         registry.seen[(member, float(score))] = until
@@ -140,7 +143,22 @@ def test_moving_on_is_the_straightforward_way(finished, status, reply, seen, def
     tr.queues["q"] = track
     got = tr._move_on(planned, reply, 0, selection, now, failed_forever)
     expected = reference_move_on(tr, expected_registry, planned, reply, 0, selection, now, failed_forever)
+    if as_dict:
+        assert registry.one_ttl is not None or len(registry.ttls) > 1  # compact again
     assert (got, _state(registry)) == (expected, _state(expected_registry))
+
+
+def test_a_registry_of_one_ttl_keeps_it_as_a_pair_and_makes_the_dict_when_asked():
+    one = TtlClass(5)
+    registry = RegistryTrack({500: one})
+    assert (registry.one_ttl, registry.one_class) == (500, one)
+    assert registry.ttls == {500: one} and registry.one_ttl is None  # made when asked, kept until compact()
+    registry.ttls[60] = TtlClass(7)  # as _learn does
+    registry.compact()
+    assert registry.one_ttl is None and sorted(registry.ttls) == [60, 500]
+    registry.ttls = {500: one}
+    registry.compact()
+    assert (registry.one_ttl, registry.one_class) == (500, one) and registry.ttls == {500: one}
 
 
 def test_a_registrys_seen_is_made_on_first_use():
