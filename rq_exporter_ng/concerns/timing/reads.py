@@ -1,10 +1,12 @@
 """Job timing's reads, riding in the reader's rounds 2 and 3, and its result.
 
-Round 2, per queue and registry, one group: a ZRANGEBYSCORE per known TTL window, the probe
+Round 2, per queue and registry: a ZRANGEBYSCORE per known TTL window, the probe
 above the longest TTL (in that window's read once the registry is settled, else on its own), for
 the finished registry a ZCOUNT of the jobs kept forever (unless the probe's read counts them),
 and, for a few registries in turn, a sweep chunk. The failed jobs kept forever are the reader's
-count (``QueueState.failed_forever``). With RQ's default TTLs an idle queue costs 2 commands.
+count (``QueueState.failed_forever``). With RQ's default TTLs an idle queue costs 2 commands, and
+a settled registry's one read is packed from a template, 500 registries a group (windows.py;
+any other registry's reads are a group of their own).
 Round 3: one HMGET per new entry (within the per-scrape caps), with ``exc_info`` for the failed
 ones (exception classes take it from the result). Only read commands. Nothing here changes the
 tracker before ``TimingReads.result``, once the whole read has succeeded: a scrape that fails half
