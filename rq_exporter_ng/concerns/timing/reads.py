@@ -1,10 +1,12 @@
 """Job timing's reads, riding in the reader's rounds 2 and 3, and its result.
 
-Round 2, per queue and registry, one group: a ZRANGEBYSCORE per known TTL window, the probe
+Round 2, per queue and registry: a ZRANGEBYSCORE per known TTL window, the probe
 above the longest TTL (in that window's read once the registry is settled, else on its own), for
 the finished registry a ZCOUNT of the jobs kept forever (unless the probe's read counts them),
 and, for a few registries in turn, a sweep chunk. The failed jobs kept forever are the reader's
-count (``QueueState.failed_forever``). With RQ's default TTLs an idle queue costs 2 commands.
+count (``QueueState.failed_forever``). With RQ's default TTLs an idle queue costs 2 commands, and
+a settled registry's one read is packed from a template, 500 registries a group (windows.py;
+any other registry's reads are a group of their own).
 Round 3: one HMGET per new entry (within the per-scrape caps), with ``exc_info`` for the failed
 ones (exception classes take it from the result). Only read commands. Nothing here changes the
 tracker before ``TimingReads.result``, once the whole read has succeeded: a scrape that fails half
@@ -25,6 +27,8 @@ from rq_exporter_ng.concerns.failed_queue import FailedQueue
 from rq_exporter_ng.concerns.timing.histograms import JobTotals
 from rq_exporter_ng.concerns.timing.hmget import HashTemplate
 from rq_exporter_ng.concerns.timing.records import (
+    NOTHING_NEW,
+    NOTHING_NEW_UNCOUNTED,
     Candidate,
     Entry,
     Outcome,
@@ -38,6 +42,7 @@ from rq_exporter_ng.concerns.timing.records import (
 from rq_exporter_ng.concerns.timing.rules import STAMP_FIELDS
 from rq_exporter_ng.concerns.timing.stamps import read_stamps
 from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
+from rq_exporter_ng.concerns.timing.windows import RUN, WINDOW_TOP, WindowTemplate, window_read
 from rq_exporter_ng.snapshot import Problem
 
 if TYPE_CHECKING:
@@ -49,28 +54,31 @@ HASH_GROUP = 1_000  # HMGETs per group of round 3
 # Finished jobs kept forever (result_ttl=-1) have the score +inf. Failed ones (failure_ttl=-1, score
 # -1) are counted by the reader, which reads the failed registry's negative scores apart anyway.
 FOREVER = ("+inf", "+inf")
-# Where the longest window's read ends, by probe mode (Probe.ALONE: at the window's top).
-_WINDOW_TOP = {Probe.IN_WINDOW: "(inf", Probe.IN_WINDOW_WITH_FOREVER: "+inf"}
-_NOTHING_NEW = RegistryReply({}, (), False, (), 0)  # nothing in the window, above it, or kept forever
-_NOTHING_NEW_UNCOUNTED = RegistryReply({}, (), False, (), None)  # likewise, the kept-forever not read here
 
 
 def commands(rp: RegistryPlan, key: bytes) -> list[tuple]:
     """The reads of one registry, in the order ``reply`` expects their answers."""
-    if len(rp.windows) == 1 and rp.sweep is None and rp.probe is not Probe.ALONE and not _counts_forever(rp):
-        # Most registries on most scrapes: one read, the window and the probe above it.
-        return [("ZRANGEBYSCORE", key, rp.windows[0].low, _WINDOW_TOP[rp.probe], "WITHSCORES")]
+    if one_read(rp):
+        return [window_read(rp, key)]
     out: list[tuple] = [("ZRANGEBYSCORE", key, w.low, w.high, "WITHSCORES") for w in rp.windows]
     if rp.probe is Probe.ALONE:
         out.append(("ZRANGEBYSCORE", key, f"({rp.probe_above}", "(inf", "WITHSCORES", "LIMIT", 0, PROBE_CHUNK))
     else:
-        out[-1] = ("ZRANGEBYSCORE", key, rp.windows[-1].low, _WINDOW_TOP[rp.probe], "WITHSCORES")
+        out[-1] = ("ZRANGEBYSCORE", key, rp.windows[-1].low, WINDOW_TOP[rp.probe], "WITHSCORES")
     if rp.sweep is not None:
         start, skip = rp.sweep
         out.append(("ZRANGEBYSCORE", key, repr(start), "(inf", "WITHSCORES", "LIMIT", skip, SWEEP_CHUNK))
     if _counts_forever(rp):
         out.append(("ZCOUNT", key, *FOREVER))
     return out
+
+
+def one_read(rp: RegistryPlan) -> bool:
+    """Whether the registry's reads are its one window's, the probe above it riding in it: most
+    registries on most scrapes (windows.py packs them many a group)."""
+    # (probe not ALONE and not _counts_forever(rp), without the call: checked on every registry)
+    return len(rp.windows) == 1 and rp.sweep is None and (
+        rp.probe is Probe.IN_WINDOW_WITH_FOREVER or (rp.probe is Probe.IN_WINDOW and rp.status != "finished"))
 
 
 def _counts_forever(rp: RegistryPlan) -> bool:
@@ -90,10 +98,10 @@ def idle_reply(rp: RegistryPlan, replies: list) -> RegistryReply | None:
     if rp.sweep is not None or len(rp.windows) != 1 or replies[0] != []:
         return None
     if rp.probe is Probe.IN_WINDOW_WITH_FOREVER:
-        return _NOTHING_NEW
+        return NOTHING_NEW
     if rp.probe is Probe.IN_WINDOW:
         if rp.status == "failed":
-            return _NOTHING_NEW_UNCOUNTED
+            return NOTHING_NEW_UNCOUNTED
         if type(replies[1]) is int:
             return RegistryReply({}, (), False, (), replies[1])
     return None
@@ -190,18 +198,48 @@ class TimingReads(Reads[TimingResult]):
         self.plan = plan = self.timing.tracker.plan([q for q in queues if q[1] not in self.skip], now)
         self.replies = [None] * len(plan.registries)
         prefixes = self.timing.keys.per_queue
-        for i, rp in enumerate(plan.registries):
+        template, registries = WindowTemplate(prefixes), plan.registries
+        start = None  # of a run of registries whose reads are one window's, not yet sent
+        for i, rp in enumerate(registries):
+            if one_read(rp):
+                if start is None:
+                    start = i
+                elif i - start == RUN:
+                    yield self._run_taker(start, run := registries[start:i]), template.group(run)
+                    start = i
+                continue
+            if start is not None:
+                yield self._run_taker(start, run := registries[start:i]), template.group(run)
+                start = None
             yield self._taker(i, rp), commands(rp, prefixes[rp.status] + rp.raw)
+        if start is not None:
+            yield self._run_taker(start, run := registries[start:]), template.group(run)
 
     def _taker(self, i: int, rp: RegistryPlan):
         def take(replies: list) -> None:
             self.replies[i] = idle_reply(rp, replies) or full_reply(rp, replies, self._seen(rp))
         return take
 
+    def _run_taker(self, start: int, run: Sequence[RegistryPlan]):
+        """Takes the replies of a run of ``one_read`` registries, one each: what ``_taker`` does,
+        with ``idle_reply`` inlined (an empty window read; tests/concerns/timing/test_timing_windows.py
+        checks they agree)."""
+        def take(replies: list) -> None:
+            out, forever_probe = self.replies, Probe.IN_WINDOW_WITH_FOREVER
+            for i, rp, answer in zip(range(start, start + len(run)), run, replies):
+                if type(answer) is list and not answer:
+                    out[i] = NOTHING_NEW if rp.probe is forever_probe else NOTHING_NEW_UNCOUNTED
+                else:
+                    out[i] = full_reply(rp, [answer], self._seen(rp))
+        return take
+
     def _seen(self, rp: RegistryPlan) -> Seen:
         """The registry's remembered entries; read only: the tracker changes in ``result``."""
         track = self.timing.tracker.queues.get(rp.queue)
-        return track.registries[rp.status].seen if track is not None else Seen()
+        if track is None:
+            return Seen()
+        registry = track.registries[rp.status]
+        return registry.seen if registry.remembers else Seen()
 
     def third(self, batch: Batch) -> None:
         if self.plan is None:

@@ -102,7 +102,9 @@ class Seen:
         return bool(self._by_score)
 
 
-@dataclass
+# Slotted: the state of every queue and registry stays between scrapes (10,000 queues: 20,000
+# registries), and an instance without a __dict__ is a third of the size.
+@dataclass(slots=True)
 class TtlClass:
     cursor: int  # counted up to this "ended at" second (score - ttl); the next window starts here - slack
     # Learned after the floor: its window reads the backlog since the floor. Past the per-scrape
@@ -111,19 +113,65 @@ class TtlClass:
     catching_up: bool = False
 
 
-@dataclass
 class RegistryTrack:
-    ttls: dict[int, TtlClass] = field(default_factory=dict)  # in increasing TTL order
-    # (member, score) -> score - ttl of the window that saw it; dropped once no window can return it.
-    seen: Seen = field(default_factory=Seen)
-    sweep_from: float | None = None
-    sweep_skip: int = 0
-    forever: int | None = None
-    settled: bool = False  # the last probe found no finite entry above the longest window
-    full_logged: bool = False
+    """A registry's TTLs and what its reads remember. Most registries have one TTL (RQ's default)
+    and it is kept as ``one_ttl`` (TTL, class) rather than a dict: a dict of one item is ~200 bytes,
+    4 MB of 20,000 registries. ``ttls`` makes the dict when asked (a registry with entries to
+    judge, a TTL to learn); ``compact()`` goes back to the pair once the scrape is done with it."""
+
+    __slots__ = ("_ttls", "forever", "full_logged", "one_class", "one_ttl", "remembered", "settled", "sweep_from",
+                 "sweep_skip")
+
+    def __init__(self, ttls: Mapping[int, TtlClass] | None = None, forever: int | None = None) -> None:
+        self._ttls: dict[int, TtlClass] | None = dict(ttls or {})
+        self.one_ttl: int | None = None  # with one_class: the only TTL, while ``_ttls`` is None
+        self.one_class: TtlClass | None = None
+        self.compact()
+        self.remembered: Seen | None = None  # ``seen``, None until first used
+        self.sweep_from: float | None = None
+        self.sweep_skip = 0
+        self.forever = forever
+        self.settled = False  # the last probe found no finite entry above the longest window
+        self.full_logged = False
+
+    @property
+    def ttls(self) -> dict[int, TtlClass]:
+        """TTL -> its class, in increasing TTL order."""
+        ttls = self._ttls
+        if ttls is None:
+            assert self.one_ttl is not None and self.one_class is not None
+            ttls = self._ttls = {self.one_ttl: self.one_class}
+            self.one_ttl = self.one_class = None
+        return ttls
+
+    @ttls.setter
+    def ttls(self, ttls: dict[int, TtlClass]) -> None:
+        self._ttls, self.one_ttl, self.one_class = ttls, None, None
+
+    def compact(self) -> None:
+        """A dict of one TTL back to the pair (no one holds the dict between scrapes)."""
+        ttls = self._ttls
+        if ttls is not None and len(ttls) == 1:
+            for self.one_ttl, self.one_class in ttls.items():
+                self._ttls = None
+
+    @property
+    def seen(self) -> Seen:
+        """(member, score) -> score - ttl of the window that saw it; dropped once no window can
+        return it. Made on first use: most registries never remember an entry, and an empty
+        ``Seen`` is 112 bytes of each of them."""
+        seen = self.remembered
+        if seen is None:
+            seen = self.remembered = Seen()
+        return seen
+
+    @property
+    def remembers(self) -> bool:
+        """Whether ``seen`` holds any entry (without making it)."""
+        return self.remembered is not None and bool(self.remembered)
 
 
-@dataclass
+@dataclass(slots=True)
 class QueueTrack:
     floor: int  # jobs that ended before this second are history, never counted
     registries: dict[str, RegistryTrack] = field(default_factory=dict)
@@ -153,6 +201,12 @@ class RegistryReply(NamedTuple):
     probe_found: bool | None = None  # were there entries above probe_above? None: no answer
     sweep: Sequence[Entry] = ()
     forever: int | None = None  # entries kept forever; None: no answer
+
+
+# What a settled registry with nothing new answers, most registries on most scrapes (reads.py's
+# ``idle_reply`` and its window groups): one value shared by all of them.
+NOTHING_NEW = RegistryReply({}, (), False, (), 0)  # nothing in the window, above it, or kept forever
+NOTHING_NEW_UNCOUNTED = RegistryReply({}, (), False, (), None)  # likewise, the kept-forever not read here
 
 
 @dataclass(frozen=True)

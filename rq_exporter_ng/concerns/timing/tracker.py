@@ -121,25 +121,39 @@ class Tracker:
         new = tuple.__new__
         plans: list[RegistryPlan] = []
         new_queues: dict[str, QueueTrack] = {}
+        top, known, forever_probe = n + edge, self.queues, Probe.IN_WINDOW_WITH_FOREVER
+        alike: dict[tuple[int, int], tuple[Window, ...]] = {}
+        append = plans.append
         for raw, name in queues:
-            track = self.queues.get(name)
+            track = known.get(name)
             if track is None:
                 # A queue first seen now may have had jobs since the previous scrape (it did not
                 # exist then); on the very first scrape, history is not counted: floor = now.
                 track = new_queues[name] = self._new_queue(n)
             floor = track.floor
-            for status in REGISTRIES:
-                reg = track.registries[status]
+            for status, reg in track.registries.items():  # REGISTRIES' order (_new_queue)
                 # tuple.__new__: a NamedTuple's own __new__ is a Python call, and an idle queue's
                 # cost is mostly its plan (two registries a queue, every scrape).
-                windows = tuple([new(Window, (t, max(c.cursor - edge, floor) + t, n + edge + t))
-                                 for t, c in reg.ttls.items()])
-                probe = Probe.ALONE
-                if reg.settled and windows:
-                    probe = Probe.IN_WINDOW_WITH_FOREVER if status == "finished" and reg.forever == 0 \
-                        else Probe.IN_WINDOW
-                plans.append(new(RegistryPlan, (name, raw, status, windows, probe,
-                                                windows[-1].high if windows else n, None)))
+                windows: tuple[Window, ...]
+                t, c = reg.one_ttl, reg.one_class
+                if t is not None and c is not None:  # one TTL, RQ's default: most registries
+                    low = c.cursor - edge
+                    low = (low if low > floor else floor) + t
+                    # Idle registries' windows are alike (their cursors are the last scrape's
+                    # time): one tuple for all of them, not 20,000 at 10,000 queues.
+                    found = alike.get((t, low))
+                    if found is None:
+                        found = alike[t, low] = (new(Window, (t, low, top + t)),)
+                    windows = found
+                else:
+                    windows = tuple([new(Window, (t, max(c.cursor - edge, floor) + t, top + t))
+                                     for t, c in reg.ttls.items()])
+                if windows:
+                    probe = Probe.ALONE if not reg.settled else \
+                        forever_probe if status == "finished" and reg.forever == 0 else Probe.IN_WINDOW
+                    append(new(RegistryPlan, (name, raw, status, windows, probe, windows[-1].high, None)))
+                else:
+                    append(new(RegistryPlan, (name, raw, status, windows, Probe.ALONE, n, None)))
         # The sweep is a backstop: a few registries per scrape, in turn.
         if plans and self.discovery > 0:
             turns = min(max(1, self.discovery // SWEEP_CHUNK), len(plans))
@@ -159,10 +173,8 @@ class Tracker:
         track = QueueTrack(floor=now if self.last_now is None else self.last_now)
         for status in REGISTRIES:
             # Jobs kept forever of a queue that appears later are new, too: they count from 0.
-            reg = RegistryTrack(forever=None if first else 0)
-            for t in sorted({RQ_DEFAULT_TTL[status], *self.extra_ttls}):
-                reg.ttls[t] = TtlClass(cursor=track.floor)
-            track.registries[status] = reg
+            ttls = {t: TtlClass(cursor=track.floor) for t in sorted({RQ_DEFAULT_TTL[status], *self.extra_ttls})}
+            track.registries[status] = RegistryTrack(ttls, forever=None if first else 0)
         return track
 
     def _track(self, new_queues: Mapping[str, QueueTrack], queue: str) -> QueueTrack:
@@ -273,7 +285,18 @@ class Tracker:
         """A registry's cursors, sweep and probe move past this scrape; returns how many more jobs it
         keeps forever than it did (0 when not known)."""
         registry = self.queues[planned.queue].registries[planned.status]
-        self._move_cursors(registry, planned, now, selection.deferred.get(index) if selection.deferred else None)
+        windows = planned.windows
+        deferred = selection.deferred.get(index) if selection.deferred else None
+        if len(windows) == 1 and deferred is None and (registry.remembered is None or not registry.remembered):
+            # ``_move_cursors`` of one window with nothing remembered (most registries, most scrapes)
+            ttl = registry.one_class if registry.one_ttl == windows[0].ttl else registry.ttls[windows[0].ttl]
+            assert ttl is not None
+            if ttl.cursor < now or ttl.catching_up:
+                ttl.cursor, ttl.catching_up = max(ttl.cursor, now), False
+        else:
+            self._move_cursors(registry, planned, now, deferred)
+        if registry.one_ttl is None:
+            registry.compact()  # made a dict this scrape (select, judge, learn): done with it
         if reply is None:
             return 0
         if planned.sweep is not None:
@@ -283,9 +306,9 @@ class Tracker:
         forever = reply.forever if planned.status == "finished" else failed_forever.get(planned.queue)
         if forever is None:
             return 0
-        grown = forever - registry.forever if registry.forever is not None and forever > registry.forever else 0
+        previous = registry.forever
         registry.forever = forever
-        return grown
+        return forever - previous if previous is not None and forever > previous else 0
 
     def _move_cursors(self, reg: RegistryTrack, rp: RegistryPlan, n: int, deferred: Mapping[int, float] | None) -> None:
         # (a window's TTL was known before this scrape, so it is never one learned in it)
@@ -295,7 +318,7 @@ class Tracker:
                 ttl.cursor = max(ttl.cursor, int(deferred[w.ttl]))
             elif ttl.cursor < n or ttl.catching_up:
                 ttl.cursor, ttl.catching_up = max(ttl.cursor, n), False
-        if reg.seen:
+        if reg.remembers:
             # Keep what a window may return again: a catching-up window starts further back.
             keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - self.edge
             reg.seen.forget_before(keep)
