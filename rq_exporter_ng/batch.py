@@ -19,6 +19,7 @@ classes and without its response callbacks (SMEMBERS gives a list, not a set).
 from __future__ import annotations
 
 import socket
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -78,20 +79,28 @@ class Packed(Sequence[tuple]):
 
 
 class _Groups:
-    """The groups of one ``add_groups``: built only as the batch is sent, and kept once built as
-    the (handler, commands) pairs they came as, so that a group costs no record of its own."""
+    """The groups of one ``add_groups``: built only as the batch is sent."""
 
-    __slots__ = ("built", "quiet", "source")
+    __slots__ = ("quiet", "source")
 
     def __init__(self, source: Iterable[tuple[GroupHandler, Sequence[tuple]]], quiet: bool) -> None:
         self.source = source
         self.quiet = quiet
-        self.built: list[tuple[GroupHandler, Sequence[tuple]]] = []
+
+
+# What waits for its replies, in order: a lone command's or a group's Part, or a _Groups and then
+# the (handler, commands) pairs it built, kept as they came (a tuple more each would be ~2 MB at
+# 10,000 queues).
+Sent = Part | _Groups | tuple[GroupHandler, Sequence[tuple]]
 
 
 class Batch:
+    """One round trip, run once: each part is dropped as soon as its handler has its replies (at
+    10,000 queues a round's handlers and commands are ~10 MB, and the next round is read meanwhile)."""
+
     def __init__(self, on_error: ErrorHandler) -> None:
         self._pending: list[Part | _Groups] = []  # in order
+        self._sent: deque[Sent] = deque()  # built and sent, waiting for their replies
         self._on_error = on_error
 
     def __bool__(self) -> bool:
@@ -113,29 +122,38 @@ class Batch:
         """One round trip; replies are handed out in order."""
         if not self._pending:
             return
-        if not (_raw_capable(client) and self._run_raw(client)):
-            self._run_pipeline(client)
+        try:
+            if not (_raw_capable(client) and self._run_raw(client)):
+                self._run_pipeline(client)
+        finally:
+            self._pending = []
+            self._sent.clear()
 
     def _commands_in_order(self) -> Iterator[Sequence[tuple]]:
-        """Each part's commands, built if deferred, kept for ``_parts``."""
-        for item in self._pending:
+        """Each part's commands, built if deferred; the part waits in ``_sent`` for its replies."""
+        sent = self._sent
+        pending, self._pending = self._pending, []  # the groups' sources go once built
+        for item in pending:
+            sent.append(item)
             if isinstance(item, Part):
                 yield item.commands
                 continue
-            built = item.built
             for pair in item.source:
-                built.append(pair)
+                sent.append(pair)
                 yield pair[1]
 
     def _parts(self) -> Iterator[tuple[Callable, Sequence[tuple], bool, bool]]:
-        """Every part as sent: (handler, commands, group?, quiet?)."""
-        for item in self._pending:
-            if isinstance(item, Part):
+        """Every part as sent: (handler, commands, group?, quiet?), each let go once taken."""
+        sent, quiet = self._sent, False
+        while sent:
+            item = sent.popleft()
+            if isinstance(item, _Groups):
+                quiet = item.quiet  # of the pairs that follow
+            elif isinstance(item, Part):
                 yield item
             else:
-                quiet = item.quiet
-                for handler, commands in item.built:
-                    yield handler, commands, True, quiet
+                handler, commands = item
+                yield handler, commands, True, quiet
 
     def _run_pipeline(self, client: redis.Redis) -> None:
         pipe = client.pipeline(transaction=False)
