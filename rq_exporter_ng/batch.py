@@ -12,7 +12,9 @@ At 1,000 queues a batch holds ~17,000 commands, and redis-py's pipeline spends ~
 of Python on each. With hiredis (a required dependency) the batch is packed by
 hiredis, written on the pooled connection's socket and its replies are read with a hiredis
 reader and handed out as they arrive, while Redis is still answering the rest (bench/run.py
-measures the difference). Both ways, replies are what Redis sent, with redis-py's error
+measures the difference): after each chunk sent, those already there, so a handler may run
+before the groups after its own are built (none depends on another's replies), and each part
+is let go once handed out. Both ways, replies are what Redis sent, with redis-py's error
 classes and without its response callbacks (SMEMBERS gives a list, not a set).
 """
 

@@ -157,7 +157,8 @@ class GcPause:
     them, and the whole heap, for nothing: ~20 % of the scrape (docs/benchmarks.md). Reference
     counting still frees them as soon as the scrape is done; a cycle waits for the next
     collection after it. Scrapes in several threads (the /probe targets) share one pause; a
-    collector someone else turned off stays off.
+    collector someone else turned off stays off. The server holds it too while it writes the
+    body, as the families are built then (web/server.py).
     """
 
     def __init__(self) -> None:
