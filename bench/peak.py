@@ -75,10 +75,10 @@ def instrument(marks: Marks) -> None:
     batch.Batch.run = marked_run
     dispatch = batch.Batch._dispatch
 
-    def marked_dispatch(self, replies, wait=True) -> None:
-        if wait:  # every command of the round built and sent: the replies not yet here are waited for
+    def marked_dispatch(self, *args, **kwargs) -> None:
+        if kwargs.get("wait", True):  # the whole round sent: the replies not yet here are waited for
             marks.mark(f"round {sum(1 for n, _, _ in marks.points if n.startswith('round')) // 2 + 1} sent")
-        dispatch(self, replies, wait)
+        dispatch(self, *args, **kwargs)
 
     batch.Batch._dispatch = marked_dispatch
 

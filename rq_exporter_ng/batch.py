@@ -238,13 +238,14 @@ class _Replies:
     C loop (``iter(gets, _MORE)``), rather than one ``gets()`` call from Python per reply; ``take``
     then slices them out (~170,000 replies a scrape at 10,000 queues)."""
 
-    __slots__ = ("errors", "parse_error", "poller", "position", "reader", "ready", "sock")
+    __slots__ = ("counted", "poller", "position", "reader", "ready", "sock")
 
     def __init__(self, sock: socket.socket, parse_error: Callable[[str], Exception]) -> None:
-        self.reader = hiredis.Reader(protocolError=redis_internals.PROTOCOL_ERROR, replyError=self._error,
+        # Not a method of this object: the reader would hold it in a cycle, freed only by the
+        # garbage collector, paused while a scrape runs (its buffers, ~2.5 MB, kept past the read).
+        self.counted = _CountedErrors(parse_error)
+        self.reader = hiredis.Reader(protocolError=redis_internals.PROTOCOL_ERROR, replyError=self.counted,
                                      notEnoughData=_MORE)
-        self.parse_error = parse_error
-        self.errors = 0  # error replies read so far: none, and no reply needs looking at
         self.sock = sock
         self.ready: list = []
         self.position = 0
@@ -272,15 +273,30 @@ class _Replies:
         self.position = end
         return replies
 
-    def _error(self, message: str) -> Exception:
-        self.errors += 1
-        return self.parse_error(message)
+    @property
+    def errors(self) -> int:
+        """Error replies read so far: while none, no reply needs looking at."""
+        return self.counted.count
 
     def _read(self) -> None:
         ready = self.ready[self.position:]  # the replies taken are let go
         self.reader.feed(_receive(self.sock))
         ready.extend(iter(self.reader.gets, _MORE))
         self.ready, self.position = ready, 0
+
+
+class _CountedErrors:
+    """The reader's error replies as redis-py's exceptions, counted."""
+
+    __slots__ = ("count", "parse")
+
+    def __init__(self, parse: Callable[[str], Exception]) -> None:
+        self.parse = parse
+        self.count = 0
+
+    def __call__(self, message: str) -> Exception:
+        self.count += 1
+        return self.parse(message)
 
 
 class _Piped:
