@@ -12,13 +12,17 @@ At 1,000 queues a batch holds ~17,000 commands, and redis-py's pipeline spends ~
 of Python on each. With hiredis (a required dependency) the batch is packed by
 hiredis, written on the pooled connection's socket and its replies are read with a hiredis
 reader and handed out as they arrive, while Redis is still answering the rest (bench/run.py
-measures the difference). Both ways, replies are what Redis sent, with redis-py's error
+measures the difference): after each chunk sent, those already there, so a handler may run
+before the groups after its own are built (none depends on another's replies), and each part
+is let go once handed out. Both ways, replies are what Redis sent, with redis-py's error
 classes and without its response callbacks (SMEMBERS gives a list, not a set).
 """
 
 from __future__ import annotations
 
+import select
 import socket
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -78,21 +82,30 @@ class Packed(Sequence[tuple]):
 
 
 class _Groups:
-    """The groups of one ``add_groups``: built only as the batch is sent, and kept once built as
-    the (handler, commands) pairs they came as, so that a group costs no record of its own."""
+    """The groups of one ``add_groups``: built only as the batch is sent."""
 
-    __slots__ = ("built", "quiet", "source")
+    __slots__ = ("quiet", "source")
 
     def __init__(self, source: Iterable[tuple[GroupHandler, Sequence[tuple]]], quiet: bool) -> None:
         self.source = source
         self.quiet = quiet
-        self.built: list[tuple[GroupHandler, Sequence[tuple]]] = []
+
+
+# What waits for its replies, in order: a lone command's or a group's Part, or a _Groups and then
+# the (handler, commands) pairs it built, kept as they came (a tuple more each would be ~2 MB at
+# 10,000 queues).
+Sent = Part | _Groups | tuple[GroupHandler, Sequence[tuple]]
 
 
 class Batch:
+    """One round trip, run once: each part is dropped as soon as its handler has its replies (at
+    10,000 queues a round's handlers and commands are ~10 MB, and the next round is read meanwhile)."""
+
     def __init__(self, on_error: ErrorHandler) -> None:
         self._pending: list[Part | _Groups] = []  # in order
+        self._sent: deque[Sent] = deque()  # built and sent, waiting for their replies
         self._on_error = on_error
+        self._quiet = False  # of the pairs of the last _Groups handed out
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -113,29 +126,25 @@ class Batch:
         """One round trip; replies are handed out in order."""
         if not self._pending:
             return
-        if not (_raw_capable(client) and self._run_raw(client)):
-            self._run_pipeline(client)
+        try:
+            if not (_raw_capable(client) and self._run_raw(client)):
+                self._run_pipeline(client)
+        finally:
+            self._pending = []
+            self._sent.clear()
 
     def _commands_in_order(self) -> Iterator[Sequence[tuple]]:
-        """Each part's commands, built if deferred, kept for ``_parts``."""
-        for item in self._pending:
+        """Each part's commands, built if deferred; the part waits in ``_sent`` for its replies."""
+        sent = self._sent
+        pending, self._pending = self._pending, []  # the groups' sources go once built
+        for item in pending:
+            sent.append(item)
             if isinstance(item, Part):
                 yield item.commands
                 continue
-            built = item.built
             for pair in item.source:
-                built.append(pair)
+                sent.append(pair)
                 yield pair[1]
-
-    def _parts(self) -> Iterator[tuple[Callable, Sequence[tuple], bool, bool]]:
-        """Every part as sent: (handler, commands, group?, quiet?)."""
-        for item in self._pending:
-            if isinstance(item, Part):
-                yield item
-            else:
-                quiet = item.quiet
-                for handler, commands in item.built:
-                    yield handler, commands, True, quiet
 
     def _run_pipeline(self, client: redis.Redis) -> None:
         pipe = client.pipeline(transaction=False)
@@ -143,22 +152,28 @@ class Batch:
         for commands in self._commands_in_order():
             for command in commands:
                 pipe.execute_command(*command)
-        replies = pipe.execute(raise_on_error=False)
-        position = 0
+        self._dispatch(_Piped(pipe.execute(raise_on_error=False)))
 
-        def take(count: int) -> list:
-            nonlocal position
-            position += count
-            return replies[position - count:position]
-
-        self._dispatch(take)
-
-    def _dispatch(self, take: Callable[[int], list]) -> None:
-        """Hands each part its replies; ``take(n)`` gives the next n (reading them if need be)."""
-        on_error = self._on_error
-        for handler, part_commands, group, quiet in self._parts():
+    def _dispatch(self, replies_in: _Piped | _Replies, wait: bool = True) -> None:
+        """Hands each part sent its replies, in order, and lets it go. Without ``wait``, only the
+        parts whose replies are all read already: the rest wait for a later call."""
+        sent, on_error, take = self._sent, self._on_error, replies_in.take
+        while sent:
+            item = sent[0]
+            if isinstance(item, _Groups):
+                self._quiet = item.quiet  # of the pairs that follow
+                sent.popleft()
+                continue
+            if isinstance(item, Part):
+                handler, part_commands, group, quiet = item
+            else:
+                (handler, part_commands), group, quiet = item, True, self._quiet
+            if not wait and replies_in.have() < len(part_commands):
+                return
+            sent.popleft()
             replies = take(len(part_commands))
-            if any(map(isinstance, replies, repeat(Exception))):
+            # Looked for only once an error reply has come (~15 ms a scrape at 10,000 queues otherwise).
+            if replies_in.errors and any(map(isinstance, replies, repeat(Exception))):
                 for i, reply in enumerate(replies):
                     if isinstance(reply, Exception):
                         if isinstance(reply, _LOST):
@@ -179,11 +194,16 @@ class Batch:
             pool.release(connection)
             return False
         try:
-            redis_internals.send(connection, self._chunks())
-            reader = hiredis.Reader(protocolError=redis_internals.PROTOCOL_ERROR,
-                                    replyError=redis_internals.error_parser(connection), notEnoughData=_MORE)
-            # Functions run as their replies arrive, while Redis still works on later commands.
-            self._dispatch(_Replies(reader, sock).take)
+            replies = _Replies(sock, redis_internals.error_parser(connection))
+            for chunk in self._chunks():
+                redis_internals.send(connection, (chunk,))
+                # Replies already here go to their handlers while the rest is sent, and their parts
+                # with them: a round's handlers and commands are not all held until the last is sent
+                # (~12 MB at 10,000 queues, job timing's mostly).
+                replies.poll()
+                self._dispatch(replies, wait=False)
+            # Then the rest as they arrive, while Redis still works on later commands.
+            self._dispatch(replies)
         except BaseException:
             # Replies may be left unread: the connection cannot be reused.
             connection.disconnect()
@@ -218,27 +238,82 @@ class _Replies:
     C loop (``iter(gets, _MORE)``), rather than one ``gets()`` call from Python per reply; ``take``
     then slices them out (~170,000 replies a scrape at 10,000 queues)."""
 
-    __slots__ = ("position", "reader", "ready", "sock")
+    __slots__ = ("counted", "poller", "position", "reader", "ready", "sock")
 
-    def __init__(self, reader: Any, sock: socket.socket) -> None:
-        self.reader = reader
+    def __init__(self, sock: socket.socket, parse_error: Callable[[str], Exception]) -> None:
+        # Not a method of this object: the reader would hold it in a cycle, freed only by the
+        # garbage collector, paused while a scrape runs (its buffers, ~2.5 MB, kept past the read).
+        self.counted = _CountedErrors(parse_error)
+        self.reader = hiredis.Reader(protocolError=redis_internals.PROTOCOL_ERROR, replyError=self.counted,
+                                     notEnoughData=_MORE)
         self.sock = sock
         self.ready: list = []
         self.position = 0
+        self.poller = None
+        if hasattr(select, "poll"):  # not on every platform: then replies are only read when waited for
+            self.poller = select.poll()
+            self.poller.register(sock, select.POLLIN)
+
+    def have(self) -> int:
+        """How many replies are read and not taken yet."""
+        return len(self.ready) - self.position
+
+    def poll(self) -> None:
+        """Reads what has arrived, without waiting (a TLS record cut in two is waited for)."""
+        if self.poller is not None:
+            while self.poller.poll(0):
+                self._read()
 
     def take(self, count: int) -> list:
         """The next ``count`` replies."""
+        while self.position + count > len(self.ready):
+            self._read()
         end = self.position + count
-        if end > len(self.ready):
-            ready = self.ready[self.position:]
-            end -= self.position
-            while end > len(ready):
-                self.reader.feed(_receive(self.sock))
-                ready.extend(iter(self.reader.gets, _MORE))
-            self.ready, self.position = ready, 0
         replies = self.ready[self.position:end]
         self.position = end
         return replies
+
+    @property
+    def errors(self) -> int:
+        """Error replies read so far: while none, no reply needs looking at."""
+        return self.counted.count
+
+    def _read(self) -> None:
+        ready = self.ready[self.position:]  # the replies taken are let go
+        self.reader.feed(_receive(self.sock))
+        ready.extend(iter(self.reader.gets, _MORE))
+        self.ready, self.position = ready, 0
+
+
+class _CountedErrors:
+    """The reader's error replies as redis-py's exceptions, counted."""
+
+    __slots__ = ("count", "parse")
+
+    def __init__(self, parse: Callable[[str], Exception]) -> None:
+        self.parse = parse
+        self.count = 0
+
+    def __call__(self, message: str) -> Exception:
+        self.count += 1
+        return self.parse(message)
+
+
+class _Piped:
+    """redis-py's pipeline's replies, handed out as ``_Replies`` hands them."""
+
+    errors = True  # any of them may be an exception
+
+    def __init__(self, replies: list) -> None:
+        self.replies = replies
+        self.position = 0
+
+    def have(self) -> int:
+        return len(self.replies) - self.position
+
+    def take(self, count: int) -> list:
+        self.position += count
+        return self.replies[self.position - count:self.position]
 
 
 def _receive(sock: socket.socket) -> bytes:

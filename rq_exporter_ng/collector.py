@@ -11,16 +11,17 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import redis
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from rq_exporter_ng.concern import Concerns
+from rq_exporter_ng.concern import Concerns, Results
 from rq_exporter_ng.concerns import CONCERNS
 from rq_exporter_ng.connection import follow_master, redacted_target
 from rq_exporter_ng.families.catalogue import GLOBAL_FAMILIES
-from rq_exporter_ng.families.core import ExporterStats, described, exporter_families, rq_families
+from rq_exporter_ng.families.core import ExporterFigures, ExporterStats, described, exporter_families, rq_families
 from rq_exporter_ng.keys import Keys
 from rq_exporter_ng.reader import RoundReads, read_snapshot
 from rq_exporter_ng.settings import Settings
@@ -33,6 +34,19 @@ log = logging.getLogger("rq_exporter")
 MAX_LOGGED_PROBLEMS = 10_000
 
 
+@dataclass(frozen=True)
+class Scraped:
+    """One scrape's read, as every caller that shares it gets it: what its families are made of.
+
+    Immutable, and so are its parts (the snapshot, the concerns' results, the counters as this
+    scrape left them), so that no caller's families depend on when it builds them."""
+
+    snapshot: Snapshot | None  # None: Redis could not be read
+    results: Results
+    figures: ExporterFigures
+    duration: float  # the read and the concerns' results, in seconds
+
+
 class RQCollector(Collector):
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self._client = client
@@ -40,7 +54,7 @@ class RQCollector(Collector):
         self._keys = Keys(settings.key_prefix)
         self._stats = ExporterStats()
         self._lock = threading.Lock()
-        self._flight: SingleFlight[list[Metric]] = SingleFlight()
+        self._flight: SingleFlight[Scraped] = SingleFlight()
         self._logged: set[tuple[str, str]] = set()
         self._down_reason: str | None = None
         self._down_logged = 0.0
@@ -54,14 +68,16 @@ class RQCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         # Scrapes arriving while a read is in flight share it (several Prometheus replicas cost
         # one read); the lock still keeps reads one at a time for the state kept across scrapes.
-        families = self._flight.run(self._locked_scrape)
-        yield from families
+        # What they share is the read, not its families: each caller builds them one at a time
+        # as the writer asks, so a family's rows are dropped once written (at 10,000 queues,
+        # every family built at once is ~16 MB held until the last is written).
+        yield from self._families(self._flight.run(self._locked_scrape))
 
-    def _locked_scrape(self) -> list[Metric]:
+    def _locked_scrape(self) -> Scraped:
         with self._lock, gc_paused:
-            return list(self._scrape())
+            return self._scrape()
 
-    def _scrape(self) -> Iterator[Metric]:
+    def _scrape(self) -> Scraped:
         start = time.perf_counter()
         self._stats.scrapes += 1
         scrape = self._concerns.begin()
@@ -69,26 +85,31 @@ class RQCollector(Collector):
         if snapshot is None:
             self._stats.errors += 1
             results = self._concerns.unread()
-            core: list[Metric] = []
         else:
             # After a successful read only: each concern's memory moves on (a failed read leaves
             # it as it was), and what it counts in rq_jobs is folded into the snapshot.
             snapshot, results = self._concerns.finish(scrape, snapshot)
             self._record(snapshot.problems)
             self._record(tuple(self._concerns.problems(results)))
-            core = list(rq_families(snapshot, per_worker=self._settings.per_worker_metrics,
-                                    workers=self._settings.exports_globals))
         duration = time.perf_counter() - start
         self._stats.seconds += duration
+        return Scraped(snapshot, results, self._stats.figures(), duration)
+
+    def _families(self, scraped: Scraped) -> Iterator[Metric]:
+        """A pure function of the scrape's value (and the settings): callers that share a read
+        build the same families, in any order, while the next read runs."""
+        snapshot = scraped.snapshot
         round_trips = snapshot.round_trips if snapshot else 0
-        yield from exporter_families(self._stats, snapshot is not None, duration, round_trips)
-        yield from core
+        yield from exporter_families(scraped.figures, snapshot is not None, scraped.duration, round_trips)
+        if snapshot is not None:
+            yield from rq_families(snapshot, per_worker=self._settings.per_worker_metrics,
+                                   workers=self._settings.exports_globals)
         if self._settings.exports_globals:
-            yield from self._concerns.families(results)
+            yield from self._concerns.families(scraped.results)
         else:
             # A shard that leaves the global series to another: the catalogue's scope decides, so
             # a concern with both kinds (running jobs: per queue and per worker) needs no flag.
-            yield from (f for f in self._concerns.families(results) if f.name not in GLOBAL_FAMILIES)
+            yield from (f for f in self._concerns.families(scraped.results) if f.name not in GLOBAL_FAMILIES)
 
     def check(self) -> None:
         """One read at start-up, so that the log says at once whether Redis can be read, and why not.
@@ -136,7 +157,8 @@ class GcPause:
     them, and the whole heap, for nothing: ~20 % of the scrape (docs/benchmarks.md). Reference
     counting still frees them as soon as the scrape is done; a cycle waits for the next
     collection after it. Scrapes in several threads (the /probe targets) share one pause; a
-    collector someone else turned off stays off.
+    collector someone else turned off stays off. The server holds it too while it writes the
+    body, as the families are built then (web/server.py).
     """
 
     def __init__(self) -> None:

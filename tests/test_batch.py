@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+import weakref
 
 import hiredis
 import pytest
@@ -215,3 +217,39 @@ def test_a_packed_group_is_sent_as_packed_and_its_commands_built_only_when_asked
                                              lambda: pytest.fail("built without an error reply")))])
     batch.run(client)
     assert quiet == [[2]]
+
+
+def test_replies_come_back_to_their_handlers_while_the_rest_is_sent_and_each_part_goes_once_handed_out(redis_db):
+    """Each chunk sent, the replies already there are handed out: a round's handlers and commands
+    are not all held until the last is sent (at 10,000 queues they were the scrape's peak)."""
+    client = redis_db.client(protocol=PROTOCOL)
+    _fill(client)
+    events: list[tuple[str, int]] = []
+
+    class Handler:
+        def __init__(self, i: int) -> None:
+            self.i = i
+
+        def __call__(self, replies: list) -> None:
+            events.append(("handled", self.i))
+            assert replies == [2, None] if self.i % 2 else [2, 1]
+
+    def groups():
+        for i in range(6000):
+            if i % 1000 == 0:
+                events.append(("built", i))
+                time.sleep(0.05)  # Redis answers the chunks sent meanwhile
+            handler = Handler(i)
+            weakref.finalize(handler, events.append, ("gone", i))
+            yield handler, [("LLEN", b"list"), ("LLEN", b"zset") if i % 2 else ("EXISTS", b"hash")]
+
+    errors: list = []
+    batch = Batch(lambda command, error: errors.append(command))
+    batch.add_groups(groups())
+    batch.run(client)
+    handled = [i for kind, i in events if kind == "handled"]
+    assert handled == list(range(6000))  # in order, each once
+    assert len(errors) == 3000
+    # Groups were handed their replies, and let go, before the last ones were built.
+    assert events.index(("handled", 0)) < events.index(("gone", 0)) < events.index(("built", 5000))
+    assert sum(kind == "gone" for kind, _ in events) == 6000

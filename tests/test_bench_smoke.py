@@ -73,6 +73,18 @@ def test_profile_times_every_phase_and_the_histogram_case():
     assert lines[1] == lines[0] + 4 * 48  # 48 histogram samples more per queue
 
 
+
+def test_peak_marks_every_round_and_part_and_names_what_is_alive():
+    require_tool("redis-server")  # bench/peak.py starts its own
+    result = devkit.run([sys.executable, str(ROOT / "bench" / "peak.py"), "--queues", "4", "--workers", "2",
+                         "--jobs", "200", "--scrapes", "2", "--top", "3", "--at", "round 2 sent"],
+                        capture_output=True, text=True, idle=120)
+    assert result.returncode == 0, result.stderr
+    for mark in ("round 1 sent", "round 2 read", "round 3 read", "first part made", "last part made", "body made",
+                 "median peak", "at round 2 sent:"):
+        assert mark in result.stdout, result.stdout
+    assert "no snapshot" not in result.stdout
+
 @pytest.mark.slow
 def test_throughput_counts_every_job_the_writer_ends(tmp_path):
     require_tool("redis-server")  # bench/throughput.py starts its own, and two exporters

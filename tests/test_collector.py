@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 
 import fakeredis
 import pytest
@@ -99,3 +100,92 @@ def test_a_name_filter_serves_the_named_families():
     names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if not line.startswith("#")}
     assert names == {"rq_jobs", "rq_up", "rq_exporter_scrapes_total"}
     assert 'rq_jobs{queue="default",status="queued"} 0.0' in body
+
+
+
+def test_two_scrapes_at_once_share_one_read_and_write_the_same_body():
+    """The single flight shares the read (one immutable value), not built families: each caller
+    builds and writes its own, and they are the same bytes."""
+    from prometheus_client import CollectorRegistry
+
+    from rq_exporter_ng.singleflight import SingleFlight
+    from rq_exporter_ng.web.exposition import render
+
+    joined = threading.Event()
+
+    class Held(fakeredis.FakeRedis):
+        """Counts the read's rounds; the first round of the shared read waits for the other caller."""
+
+        rounds = 0
+        hold = False
+
+        def pipeline(self, *args, **kwargs):
+            Held.rounds += 1
+            if Held.hold:
+                Held.hold = False
+                assert joined.wait(5)
+                time.sleep(0.05)  # the joiner, from run() to waiting on the call in flight
+            return super().pipeline(*args, **kwargs)
+
+    class Watched(SingleFlight):
+        def run(self, function):
+            if self._current is not None:  # a read in flight: this caller joins it
+                joined.set()
+            return super().run(function)
+
+    client = Held()
+    for name in ("default", "high", "low"):
+        client.sadd("rq:queues", f"rq:queue:{name}")
+        client.rpush(f"rq:queue:{name}", "a", "b")
+    client.sadd("rq:workers", "rq:worker:w1")
+    client.hset("rq:worker:w1", mapping={"state": "idle", "queues": "default,high",
+                                         "birth": "2026-01-01T00:00:00Z", "last_heartbeat": "2026-01-01T00:00:00Z"})
+    collector = RQCollector(client, Settings())
+    collector._flight = Watched()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    render(registry, None)
+    one_read = Held.rounds
+    Held.rounds, Held.hold = 0, True
+    bodies: list[bytes] = []
+
+    def scrape() -> None:
+        bodies.append(render(registry, None)[0])
+
+    leader = threading.Thread(target=scrape)
+    leader.start()
+    while Held.hold:  # until the leader is in the read's first round
+        time.sleep(0.001)
+    joiner = threading.Thread(target=scrape)
+    joiner.start()
+    leader.join(10)
+    joiner.join(10)
+    assert joined.is_set()
+    assert Held.rounds == one_read
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
+    assert b'rq_jobs{queue="high",status="queued"} 2.0' in bodies[0]
+    assert b"rq_exporter_scrapes_total 2.0" in bodies[0]  # the second read, shared
+
+
+def test_families_built_late_are_those_of_their_own_scrape():
+    """A caller builds its families as they are written, possibly while the next read runs: they
+    come from its scrape's value alone, not from the counters as they stand when built."""
+    client = fakeredis.FakeRedis()
+    client.sadd("rq:queues", "rq:queue:default")
+    client.rpush("rq:queue:default", "a")
+    collector = RQCollector(client, Settings())
+    slow = collector.collect()
+    first = next(slow)  # the read is done; the rest is built later
+    client.rpush("rq:queue:default", "b")
+    client.delete("rq:queues")
+    client.set("rq:queues", "not a set")  # the next scrape skips it, and counts it
+    later = {f.name: f for f in collector.collect()}
+    rest = {f.name: f for f in [first, *slow]}
+
+    def value(families, name, **labels):
+        return next(s.value for s in families[name].samples if s.labels == labels and not s.name.endswith("_created"))
+
+    assert value(later, "rq_exporter_skipped", reason="wrong_type") == 1
+    assert "wrong_type" not in {s.labels.get("reason") for s in rest["rq_exporter_skipped"].samples}
+    assert value(rest, "rq_exporter_scrapes") == 1 and value(later, "rq_exporter_scrapes") == 2
+    assert value(rest, "rq_jobs", queue="default", status="queued") == 1

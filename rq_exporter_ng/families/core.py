@@ -25,17 +25,32 @@ class ExporterStats:
     skipped: Counter = field(default_factory=Counter)
     seconds: float = 0.0  # total time spent in scrapes
 
+    def figures(self) -> ExporterFigures:
+        return ExporterFigures(self.scrapes, self.errors, tuple(sorted(self.skipped.items())), self.seconds)
 
-def exporter_families(stats: ExporterStats, up: bool, duration: float, round_trips: int) -> Iterator[Metric]:
+
+@dataclass(frozen=True)
+class ExporterFigures:
+    """The counters as one scrape left them: every caller that shares the scrape writes these,
+    whatever later scrapes count meanwhile."""
+
+    scrapes: int
+    errors: int
+    skipped: tuple[tuple[str, int], ...]  # (reason, count), by reason
+    seconds: float
+
+
+def exporter_families(figures: ExporterFigures, up: bool, duration: float, round_trips: int) -> Iterator[Metric]:
     yield table("rq_up", [((), 1 if up else 0)])
     yield table("rq_exporter_scrape_duration_seconds", [((), duration)])
     yield table("rq_exporter_redis_round_trips", [((), round_trips)])
-    yield table("rq_exporter_scrapes_total", [((), stats.scrapes)])
-    yield table("rq_exporter_scrape_errors_total", [((), stats.errors)])
-    yield table("rq_exporter_skipped_total", [((reason,), count) for reason, count in sorted(stats.skipped.items())])
+    yield table("rq_exporter_scrapes_total", [((), figures.scrapes)])
+    yield table("rq_exporter_scrape_errors_total", [((), figures.errors)])
+    yield table("rq_exporter_skipped_total", [((reason,), count) for reason, count in figures.skipped])
     yield table("rq_exporter_build_info", [((__version__, platform.python_version()), 1)])
     processing = spec("rq_request_processing_seconds")
-    yield SummaryMetricFamily(processing.name, processing.help, count_value=stats.scrapes, sum_value=stats.seconds)
+    yield SummaryMetricFamily(processing.name, processing.help, count_value=figures.scrapes,
+                              sum_value=figures.seconds)
 
 
 def described() -> list[Metric]:

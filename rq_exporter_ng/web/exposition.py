@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache, partial
+from itertools import chain
 
 from prometheus_client import exposition
 from prometheus_client.core import Metric
@@ -57,6 +58,17 @@ class _Ints(dict[int, str]):
         return text
 
 
+# A family's text is made and sent in pieces of this many lines (~100 kB): the biggest family, rq_jobs
+# at 10,000 queues (80,000 lines), is never all text at once (its lines, their join and its bytes
+# were ~14 MB, the scrape's peak once families are built one at a time).
+LINES_PER_PIECE = 2048
+
+
+def _pieces(rows: list) -> Iterator[list]:
+    for start in range(0, len(rows), LINES_PER_PIECE):
+        yield rows[start:start + LINES_PER_PIECE]
+
+
 class _Writer:
     """Writes table rows; caches escaped label values and number texts for one render."""
 
@@ -76,47 +88,50 @@ class _Writer:
                 self.floats[value] = text
         return text
 
-    def family(self, metric: Metric, out: list[str]) -> bool:
-        """Appends the family's sample lines; False (nothing appended) when the library must write it."""
+    def family(self, metric: Metric) -> Iterator[str] | None:
+        """The family's sample lines, as pieces of text of at most LINES_PER_PIECE lines each;
+        None when the library must write it (decided before anything is written)."""
         if isinstance(metric, Table):
-            return self.table(metric, out)
+            return self.table(metric)
         if isinstance(metric, HistogramTable):
-            return self.histogram_table(metric, out)
-        return False
+            return self.histogram_table(metric)
+        return None
 
-    def table(self, table: Table, out: list[str]) -> bool:
+    def table(self, table: Table) -> Iterator[str] | None:
         labels, name = table.labels, table.sample_name
         if not prom_internals.plain_name(name) or not prom_internals.plain_label_names(labels):
-            return False
+            return None
         if any(value is None for _, value in table.rows):
-            return False
+            return None
         escaped, number, ints = self.escaped, self.number, self.ints
         order = sorted(range(len(labels)), key=labels.__getitem__)  # the library sorts label names
         heads = [("{" if i == 0 else '",') + f'{labels[j]}="' for i, j in enumerate(order)]
         if not heads:
-            out.extend(f"{name} {number(value)}\n" for _, value in table.rows)
-            return True
+            return ("".join([f"{name} {number(value)}\n" for _, value in rows]) for rows in _pieces(table.rows))
         heads[0] = name + heads[0]
         # The per-queue tables, ~13,000 rows at 1,000 queues, mostly integer counts: their text is a
         # dict lookup here rather than a call to number() (~2 ms a scrape, bench/profile.py).
         if order == [0]:
             head = heads[0]
-            out.extend(f'{head}{escaped[values[0]]}"}} {ints[value] if type(value) is int else number(value)}\n'
-                       for values, value in table.rows)
-        elif len(order) == 2:  # rq_jobs, rq_queue_workers, rq_queue_longest_running_job_by_func_seconds, ...
+            return ("".join([f'{head}{escaped[values[0]]}"}} {ints[value] if type(value) is int else number(value)}\n'
+                             for values, value in rows]) for rows in _pieces(table.rows))
+        if len(order) == 2:  # rq_jobs, rq_queue_workers, rq_queue_longest_running_job_by_func_seconds, ...
             (first, second), (a, b) = heads, order
-            out.extend(f'{first}{escaped[values[a]]}{second}{escaped[values[b]]}"}} '
-                       f'{ints[value] if type(value) is int else number(value)}\n' for values, value in table.rows)
-        else:
-            out.extend("".join([head + escaped[values[j]] for head, j in zip(heads, order)])
-                       + f'"}} {number(value)}\n' for values, value in table.rows)
-        return True
+            return ("".join([f'{first}{escaped[values[a]]}{second}{escaped[values[b]]}"}} '
+                             f'{ints[value] if type(value) is int else number(value)}\n' for values, value in rows])
+                    for rows in _pieces(table.rows))
+        return ("".join(["".join([head + escaped[values[j]] for head, j in zip(heads, order)])
+                         + f'"}} {number(value)}\n' for values, value in rows]) for rows in _pieces(table.rows))
 
-    def histogram_table(self, table: HistogramTable, out: list[str]) -> bool:
+    def histogram_table(self, table: HistogramTable) -> Iterator[str] | None:
         labels, name = table.labels, table.name
         if "le" in labels or not prom_internals.plain_name(name + "_bucket") \
                 or not prom_internals.plain_label_names(labels):
-            return False
+            return None
+        return self._histogram_lines(table)
+
+    def _histogram_lines(self, table: HistogramTable) -> Iterator[str]:
+        labels, name = table.labels, table.name
         escaped, number = self.escaped, self.number
         order = sorted(range(len(labels)), key=labels.__getitem__)
         before = [j for j in order if labels[j] < "le"]
@@ -125,6 +140,7 @@ class _Writer:
         les = [f'le="{escaped[le]}"' for le in table.les]
         with_count = not table.les or float(table.les[0]) >= 0  # as table.py builds its samples
         exemplars = table.exemplars if self.exemplars else None
+        out: list[str] = []
         for r, (values, cumulative, total) in enumerate(table.rows):
             head = bucket + "".join([f'{labels[j]}="{escaped[values[j]]}",' for j in before])
             tail = "".join([f',{labels[j]}="{escaped[values[j]]}"' for j in after]) + "} "
@@ -138,8 +154,10 @@ class _Writer:
                 plain = "{" + plain + "} " if plain else " "
                 out.append(count_name + plain + number(cumulative[-1]) + "\n")
                 out.append(sum_name + plain + number(total) + "\n")
-        return True
-
+            if len(out) >= LINES_PER_PIECE:
+                yield "".join(out)
+                out = []
+        yield "".join(out)
 
     def exemplar(self, job: JobExemplar | None) -> str:
         """`` # {job_id="..."} value timestamp`` as prometheus_client writes an Exemplar; "" for none."""
@@ -164,26 +182,38 @@ def render_text(families: Iterable[Metric], escaping: str = prom_internals.UNDER
 
 
 def text_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> list[bytes]:
-    """``render_text``, one part a family: the server sends them without joining them (11 MB at
-    10,000 queues). Each family's lines become bytes at once: only one family's line strings are
-    alive at a time, not all of them next to their joined text and its encoding (-20 MB)."""
+    """``render_text`` in parts, a family or a piece of one each: the server sends them without
+    joining them (11 MB at 10,000 queues). Each piece's lines become bytes at once: only one
+    piece's line strings are alive at a time, not all of them next to their joined text and its
+    encoding (-20 MB)."""
     return list(iter_text_parts(families, escaping))
 
 
 def iter_text_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES) -> Iterator[bytes]:
-    """``text_parts`` made one family at a time, as they are asked for: a gzipped body then holds
-    one family's uncompressed text at a time, not the whole body's."""
-    writer = _Writer()
-    for metric in families:
-        if escaping in prom_internals.FAST_ESCAPINGS and metric.type in _TEXT_TYPES \
-                and prom_internals.plain_name(metric.name):
-            name = metric.name + ("_total" if metric.type == "counter" else "")
-            help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-            lines = [f"# HELP {name} {help_text}\n# TYPE {name} {_TEXT_TYPES[metric.type]}\n"]
-            if writer.family(metric, lines):
-                yield "".join(lines).encode("utf-8")
-                continue
-        yield exposition.generate_latest(_One(metric), escaping=escaping)
+    """``text_parts`` made one at a time, as they are asked for: a family is built when its first
+    part is asked for, so a gzipped body holds one family's rows and one piece of its text at a
+    time, not the whole body's."""
+    # chain and map, not a for loop: a loop's variable would keep the family just written alive
+    # while the next one is built.
+    return chain.from_iterable(map(partial(_text_parts, _Writer(), escaping), families))
+
+
+def _text_parts(writer: _Writer, escaping: str, metric: Metric) -> Iterator[bytes]:
+    if escaping in prom_internals.FAST_ESCAPINGS and metric.type in _TEXT_TYPES \
+            and prom_internals.plain_name(metric.name):
+        name = metric.name + ("_total" if metric.type == "counter" else "")
+        help_text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        pieces = writer.family(metric)
+        if pieces is not None:
+            return _encoded(f"# HELP {name} {help_text}\n# TYPE {name} {_TEXT_TYPES[metric.type]}\n", pieces)
+    return iter((exposition.generate_latest(_One(metric), escaping=escaping),))
+
+
+def _encoded(head: str, pieces: Iterator[str]) -> Iterator[bytes]:
+    """The family's head and text pieces as parts: the head rides with the first piece."""
+    yield (head + next(pieces, "")).encode("utf-8")
+    for piece in pieces:
+        yield piece.encode("utf-8")
 
 
 def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
@@ -194,25 +224,27 @@ def render_openmetrics(families: Iterable[Metric], escaping: str = prom_internal
 
 def openmetrics_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
                       version: str = "1.0.0") -> list[bytes]:
-    """``render_openmetrics``, one part a family, made as ``text_parts``."""
+    """``render_openmetrics`` in parts, made as ``text_parts``."""
     return list(iter_openmetrics_parts(families, escaping, version))
 
 
 def iter_openmetrics_parts(families: Iterable[Metric], escaping: str = prom_internals.UNDERSCORES,
                            version: str = "1.0.0") -> Iterator[bytes]:
-    """``openmetrics_parts`` made one family at a time, as ``iter_text_parts``."""
-    writer = _Writer(exemplars=True)
-    for metric in families:
-        if escaping in prom_internals.FAST_ESCAPINGS and prom_internals.plain_name(metric.name):
-            name = metric.name
-            lines = [f"# HELP {name} {_escape_value(metric.documentation)}\n# TYPE {name} {metric.type}\n"]
-            if metric.unit:
-                lines.append(f"# UNIT {name} {metric.unit}\n")
-            if writer.family(metric, lines):
-                yield "".join(lines).encode("utf-8")
-                continue
-        yield om_exposition.generate_latest(_One(metric), escaping=escaping, version=version).removesuffix(b"# EOF\n")
+    """``openmetrics_parts`` made one at a time, as ``iter_text_parts``."""
+    yield from chain.from_iterable(map(partial(_openmetrics_parts, _Writer(exemplars=True), escaping, version),
+                                       families))
     yield b"# EOF\n"
+
+
+def _openmetrics_parts(writer: _Writer, escaping: str, version: str, metric: Metric) -> Iterator[bytes]:
+    if escaping in prom_internals.FAST_ESCAPINGS and prom_internals.plain_name(metric.name):
+        name = metric.name
+        pieces = writer.family(metric)
+        if pieces is not None:
+            head = f"# HELP {name} {_escape_value(metric.documentation)}\n# TYPE {name} {metric.type}\n"
+            return _encoded(head + (f"# UNIT {name} {metric.unit}\n" if metric.unit else ""), pieces)
+    return iter((om_exposition.generate_latest(_One(metric), escaping=escaping, version=version)
+                 .removesuffix(b"# EOF\n"),))
 
 
 def fast_renderer(accept_header: str | None) -> tuple[Callable[[Iterable[Metric]], Iterator[bytes]] | None, Callable,

@@ -15,6 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, exposition
 
 from rq_exporter_ng import __version__
+from rq_exporter_ng.collector import gc_paused
 from rq_exporter_ng.web.exposition import iter_render_parts
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -36,16 +37,21 @@ def make_metrics_app(registry: CollectorRegistry, disable_compression: bool = Fa
         params = parse_qs(environ.get("QUERY_STRING", ""))
         target = registry.restricted_registry(params["name[]"]) if "name[]" in params else registry
         # The body in parts, never joined: at 10,000 queues a joined copy is 11 MB more at the peak.
-        # Gzipped, each part is compressed as soon as it is made, so only one family's text is
-        # alive at a time next to the compressed body (~1/10 of it). Either way every part is made
-        # before start_response: a failure still answers as it did, never with half a body.
-        parts, content_type = iter_render_parts(target, environ.get("HTTP_ACCEPT"))
-        headers = [("Content-Type", content_type)]
-        if not disable_compression and exposition.gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING") or ""):
-            output = _gzipped(parts)
-            headers.append(("Content-Encoding", "gzip"))
-        else:
-            output = list(parts)
+        # Gzipped, each part is compressed as soon as it is made, so only one family's rows and one
+        # piece of its text are alive at a time next to the compressed body (~1/10 of it). Either
+        # way every part is made before start_response: a failure still answers as it did, never
+        # with half a body.
+        # The families are built as they are written, here: the garbage collector stays paused for
+        # them as for the read (~120 ms of CPU a scrape at 10,000 queues otherwise: their rows are
+        # ~450,000 tuples, and a full collection runs over the whole heap).
+        with gc_paused:
+            parts, content_type = iter_render_parts(target, environ.get("HTTP_ACCEPT"))
+            headers = [("Content-Type", content_type)]
+            if not disable_compression and exposition.gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING") or ""):
+                output = _gzipped(parts)
+                headers.append(("Content-Encoding", "gzip"))
+            else:
+                output = list(parts)
         headers.append(("Content-Length", str(sum(map(len, output)))))
         start_response("200 OK", headers)
         return output
@@ -63,7 +69,9 @@ def _gzipped(parts: Iterable[bytes]) -> list[bytes]:
     """The joined parts gzipped, part by part; the stream decompresses to prometheus_client's body
     (its bytes differ: level GZIP_LEVEL, and no mtime in the header)."""
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
-    out = [compressor.compress(part) for part in parts]
+    # map, not a comprehension: its variable would keep the part just compressed while the next is
+    # made. zlib keeps most small parts to itself (b""): those are not sent.
+    out = list(filter(None, map(compressor.compress, parts)))
     out.append(compressor.flush())
     return out
 

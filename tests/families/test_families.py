@@ -52,7 +52,7 @@ def exposed_name(spec_name: str, spec_type: str) -> str:
 def all_families(snapshot: Snapshot = FULL, per_worker: bool = True):
     stats = ExporterStats(scrapes=3, errors=1)
     stats.skipped["bad_timestamp"] += 2
-    return (list(exporter_families(stats, True, 0.01, 3)) + list(rq_families(snapshot, per_worker))
+    return (list(exporter_families(stats.figures(), True, 0.01, 3)) + list(rq_families(snapshot, per_worker))
             + list(timing_families(JobTiming(taken(TimingOptions, Settings()), Keys("rq")).times.totals(["default"])))
             + list(exceptions.families(exceptions.ExceptionTotals([])))
             + list(retries.families(retries.RetryTotals([(("default",), 2)])))
@@ -210,7 +210,7 @@ def test_per_worker_off_drops_exactly_the_per_worker_families():
 def test_exporter_families():
     stats = ExporterStats(scrapes=5, errors=2)
     stats.skipped.update({"bad_timestamp": 3, "wrong_type": 1})
-    fam = {f.name: f for f in exporter_families(stats, False, 0.25, 0)}
+    fam = {f.name: f for f in exporter_families(stats.figures(), False, 0.25, 0)}
     assert [s.value for s in fam["rq_up"].samples] == [0]
     assert [s.value for s in fam["rq_exporter_scrape_duration_seconds"].samples] == [0.25]
     assert [s.value for s in fam["rq_exporter_scrapes"].samples if s.name.endswith("_total")] == [5]

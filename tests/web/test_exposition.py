@@ -34,6 +34,7 @@ from rq_exporter_ng.collector import RQCollector
 from rq_exporter_ng.families.table import HistogramTable, Table
 from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.web.exposition import (
+    LINES_PER_PIECE,
     fast_renderer,
     iter_openmetrics_parts,
     iter_text_parts,
@@ -288,3 +289,19 @@ def test_parts_are_made_one_family_at_a_time():
         assert pulled == ["rq_t0"] and b"rq_t0" in first and b"rq_t1" not in first
         assert first + b"".join(parts) == library(Static(families))
         assert len(pulled) == 4
+
+
+def test_a_big_family_is_written_in_pieces_that_join_to_the_librarys_body():
+    """A family of more than LINES_PER_PIECE lines (rq_jobs has 80,000 at 10,000 queues) comes in
+    several parts, so its text is never all made at once; joined they are the library's body."""
+    rows = [((f"q{j // 3}", ("queued", "failed", "started")[j % 3]), j % 7) for j in range(2 * LINES_PER_PIECE + 5)]
+    buckets = ("0.5", "1.0", "+Inf")
+    hist_rows = [((f"q{j}",), list(accumulate([j % 2, 1, j % 3])), float(j)) for j in range(LINES_PER_PIECE // 2)]
+    families = [Table("rq_jobs", "Jobs.", "gauge", ("queue", "status"), rows),
+                HistogramTable("rq_job_duration_seconds", "Durations.", ("queue",), buckets, hist_rows),
+                Table("rq_one", "One.", "gauge", (), [((), 1)])]
+    for make, library in ((iter_text_parts, generate_latest), (iter_openmetrics_parts, generate_openmetrics)):
+        parts = list(make(iter(families)))
+        assert len(parts) >= 3 + 2 + 1
+        assert all(len(part.splitlines()) < LINES_PER_PIECE + 10 for part in parts)  # a histogram row's lines stay together
+        assert b"".join(parts) == library(Static(families))
