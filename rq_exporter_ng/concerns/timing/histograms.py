@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
@@ -72,6 +73,7 @@ class Histogram:
 
 
 STARTED, ENQUEUED, DATA = (JOB_FIELDS.index(f) for f in (b"started_at", b"enqueued_at", b"data"))
+_QUEUE_STATUS = itemgetter(0, 1)  # an Ended's (queue, status)
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class JobTimes:
 
     def record(self, outcome: Outcome) -> list[Problem]:
         problems: list[Problem] = []
-        for (queue, status), count in Counter((job.queue, job.status) for job in outcome.ended).items():
+        for (queue, status), count in Counter(map(_QUEUE_STATUS, outcome.ended)).items():
             self.counts[status][queue] += count
         not_timed = self.counts["not_timed"]
         # Jobs come registry by registry: each run of one histogram's jobs is observed at once, and
@@ -131,9 +133,12 @@ class JobTimes:
             if answer is None or ended is None:
                 not_timed[job.queue] += 1
                 continue
-            try:
-                started = stamp(answer[STARTED])
-                enqueued = stamp(answer[ENQUEUED])
+            started, enqueued = answer[STARTED], answer[ENQUEUED]
+            try:  # floats mostly, read as they arrived (stamps.read_stamps): stamp() would return them
+                if type(started) is not float:
+                    started = stamp(started)
+                if type(enqueued) is not float:
+                    enqueued = stamp(enqueued)
             except ValueError as error:
                 problems.append(Problem("bad_timestamp", parse.text(self.keys.job(job.member)), str(error)[:200]))
                 not_timed[job.queue] += 1

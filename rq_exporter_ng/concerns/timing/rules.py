@@ -25,6 +25,7 @@ TOLERANCE = 2  # seconds by which score - ended_at may exceed the TTL (RQ stores
 
 Fields = Mapping[bytes, bytes | float | None]  # a timestamp read already is its float (stamps.py)
 Answer = Sequence[bytes | float | None]  # a job hash's values in JOB_FIELDS order, likewise
+_floor = math.floor
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +182,15 @@ def plain_count(answer: Answer, score: float, window: int, window_low: int) -> f
     """
     if answer[3] is not None or answer[4] is not None:
         return None
-    try:
-        ended = stamp(answer[0])
-    except ValueError:
-        return None
-    if ended is None or abs(int(score - math.floor(ended)) - window) > TOLERANCE or score - window < window_low:
+    ended = answer[0]
+    if type(ended) is not float:  # read as it arrived (stamps.read_stamps), mostly
+        try:
+            ended = stamp(ended)
+        except ValueError:
+            return None
+        if ended is None:
+            return None
+    if abs(int(score - _floor(ended)) - window) > TOLERANCE or score - window < window_low:
         return None
     return ended
 

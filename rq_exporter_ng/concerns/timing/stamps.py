@@ -43,11 +43,19 @@ def stamp(raw: bytes | str | float | None) -> float | None:
 def read_stamps(answers: Iterable[list | None], where: tuple[int, ...]) -> None:
     """The timestamps at ``where`` in each answer (None: an error reply) as their floats, in place;
     one that does not read stays as it is (reading it again later gives the same error), and so
-    does None."""
+    does None. ``stamp``'s exact-form branch inlined: three a job, 225,000 a scrape at 5,000
+    jobs/s (test_timing_stamps.py checks this against ``stamp`` on the same inputs)."""
+    seconds = _SECONDS
     for answer in answers:
         if answer is not None:
             for i in where:
                 raw = answer[i]
+                if type(raw) is bytes and len(raw) == 27 and raw[19] == 46 and raw[26] == 90:
+                    second = seconds.get(raw[:19])
+                    micros = raw[20:26]
+                    if second is not None and micros.isdigit():
+                        answer[i] = (second + int(micros)) / 1_000_000
+                        continue
                 if raw is not None:
                     try:
                         answer[i] = stamp(raw)

@@ -181,8 +181,18 @@ class Tracker:
                 continue  # most registries, most scrapes
             track = self._track(plan.new_queues, rp.queue)
             reg = track.registries[rp.status]
+            seen, new = reg.seen, tuple.__new__  # Candidate's own __new__ is a Python call: one a job
+            if len(rp.windows) == 1 and not reply.probe and not reply.sweep:
+                # Most registries with news: one window, its entries unique (one sorted-set read),
+                # all within the cap. What the loops below make of it, without a set of them.
+                ttl = rp.windows[0].ttl
+                entries = seen.unseen(reply.windows.get(ttl, ()))
+                if len(entries) <= timing_left:
+                    timing_left -= len(entries)
+                    candidates += [new(Candidate, (i, member, score, ttl, True)) for member, score in entries]
+                    continue
             taken: set[Entry] = set()
-            seen, add, append = reg.seen, taken.add, candidates.append
+            add, append = taken.add, candidates.append
             # Jobs that just ended first; a backlog of a TTL learned late gets what is left.
             for w in sorted(rp.windows, key=lambda w: (reg.ttls[w.ttl].catching_up, w.ttl)):
                 ttl, catching_up = w.ttl, reg.ttls[w.ttl].catching_up
@@ -192,11 +202,11 @@ class Tracker:
                     add(entry)
                     if timing_left > 0:
                         timing_left -= 1
-                        append(Candidate(i, entry[0], entry[1], ttl, True))
+                        append(new(Candidate, (i, entry[0], entry[1], ttl, True)))
                     elif catching_up and self.max_jobs > 0:
                         deferred.setdefault(i, {}).setdefault(ttl, entry[1] - ttl)  # by score: the lowest
                     else:
-                        append(Candidate(i, entry[0], entry[1], ttl, False))
+                        append(new(Candidate, (i, entry[0], entry[1], ttl, False)))
             # Inside a known TTL's range since the floor: its window reads it (or did).
             known = [(track.floor + t, plan.now + self.edge + t) for t in reg.ttls]
             for k, entry in enumerate([*reply.probe, *reply.sweep]):
@@ -242,14 +252,15 @@ class Tracker:
         alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
         job_prefix = self.keys.kind("job")
         seen, ended_append = registry.seen, found.ended.append
+        first, new = seen.first, tuple.__new__  # tuple.__new__: Ended's own __new__ is a Python call
         plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
         for _, member, score, window, read_hash in candidates:
             answer = next(answers) if read_hash else None
             if answer is not None and plain and window in alone:
                 when = plain_count(answer, score, window, window_lows[window])
                 if when is not None:
-                    if seen.first(member, score, score - window):
-                        ended_append(Ended(queue, status, member, when, answer))
+                    if first(member, score, score - window):
+                        ended_append(new(Ended, (queue, status, member, when, answer)))
                     continue
             fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if read_hash else None
             for hint in ttl_hints(fields or {}):

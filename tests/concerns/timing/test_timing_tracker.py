@@ -538,3 +538,29 @@ def test_gone_queue_seconds_0_keeps_a_queue_with_no_key_for_ever():
     regs.answer(timing, T0 + 10)
     result(reads(timing), Snapshot(T0 + 10**7, queues=()))
     assert totals(timing)["rq_jobs_finished"] == 1 and timing.times.durations
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(-20, 40)), max_size=30), st.integers(0, 40),
+       st.lists(st.integers(0, 40), max_size=10))
+def test_select_of_a_lone_window_says_what_the_general_loops_say(entries, cap, remembered):
+    """select's fast path (one window, no probe or sweep entries, all within the cap) against the
+    general loops, forced by a probe entry inside the window's range (which they skip)."""
+    from rq_exporter_ng.concerns.timing.records import RegistryReply
+    timing = timing_with(timing_max_jobs_per_scrape=cap)
+    tracker = timing.tracker
+    tracker.queues.update(tracker.plan([(b"q", "q")], T0).new_queues)
+    tracker.last_now = T0
+    plan = tracker.plan([(b"q", "q")], T0 + 15)
+    rp = plan.registries[0]
+    assert len(rp.windows) == 1
+    seen = tracker.queues["q"].registries[rp.status].seen
+    for k in remembered:
+        seen[(b"job-%d" % k, float(T0 + 500 + k % 7))] = T0 + 100
+    window = sorted({b"job-%d" % m: (b"job-%d" % m, float(T0 + 500 + s)) for m, s in entries}.values(),
+                    key=lambda e: (e[1], e[0]))  # a sorted set's read: each member once, by score
+    reply = RegistryReply({rp.windows[0].ttl: window} if window else {})
+    forced = reply._replace(probe=[(b"inside", float(T0 + 500))])
+    fast, general = tracker.select(plan, [reply]), tracker.select(plan, [forced])
+    assert fast.candidates == general.candidates
+    assert fast.deferred == general.deferred and fast.sweep_afforded == general.sweep_afforded
