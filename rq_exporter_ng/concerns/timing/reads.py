@@ -179,7 +179,7 @@ class TimingReads(Reads[TimingResult]):
         self.replies: list[RegistryReply | None] = []
         self.selection: Selection | None = None
         self.hashes: list[list | None] = []  # HMGET answers, in JOB_FIELDS order, timestamps read
-        self.exc_info: list[bytes | None] = []  # per read hash of a failed job, else None
+        self.exc_info: dict[int, bytes | None] = {}  # index in hashes -> exc_info, for the failed jobs' hashes
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
         # Quiet: these keys are the reader's too, and it reports their errors.
@@ -206,13 +206,14 @@ class TimingReads(Reads[TimingResult]):
     def third(self, batch: Batch) -> None:
         if self.plan is None:
             return
-        self.selection = self.timing.tracker.select(self.plan, self.replies)
+        # The replies leave out the remembered entries already (``_seen``): not looked up twice.
+        self.selection = self.timing.tracker.select(self.plan, self.replies, unseen=True)
         # The windows' entries are the selection's alone (its candidates keep what ``apply`` needs):
         # not held through round 3 and apply, 75,000 of them at 5,000 jobs/s.
         self.replies = [r if r is None or not r.windows else r._replace(windows={}) for r in self.replies]
         to_read = self.selection.to_read
         if to_read:
-            self.hashes, self.exc_info = [], []
+            self.hashes, self.exc_info = [], {}
             batch.add_groups(self._hash_groups(to_read), quiet=True)
 
     def _hash_groups(self, to_read: list[Candidate]) -> Iterator[tuple]:
@@ -225,11 +226,14 @@ class TimingReads(Reads[TimingResult]):
             yield self._take_hashes, template.group(to_read[start:start + HASH_GROUP])
 
     def _take_hashes(self, replies: list) -> None:
-        n = len(self.timing.fields)
-        self.exc_info += [r[n] if r is not None and len(r) > n else None for r in replies]
-        hashes = [r if r is None or len(r) == n else r[:n] for r in replies]
-        read_stamps(hashes, STAMP_FIELDS)
-        self.hashes += hashes
+        """A group's answers, in place: a failed job's ``exc_info`` set apart, the timestamps read."""
+        n, at, exc_info = len(self.timing.fields), len(self.hashes), self.exc_info
+        for k, r in enumerate(replies):
+            if r is not None and len(r) > n:
+                exc_info[at + k] = r[n]
+                del r[n:]
+        read_stamps(replies, STAMP_FIELDS)
+        self.hashes += replies
 
     def failed_in_windows(self) -> list[tuple[str, bytes]]:
         """After ``third``: (queue, job id) of the failed jobs whose hashes are read from a TTL
@@ -255,9 +259,10 @@ class TimingReads(Reads[TimingResult]):
             problems += outcome.problems
             problems += timing.times.record(outcome)
             registries = self.plan.registries
-            exc_info = {(registries[c.registry].queue, c.member): value
-                        for c, value in zip(self.selection.to_read, self.exc_info)
-                        if c.window is not None and registries[c.registry].status == "failed"}
+            read = self.selection.to_read
+            exc_info = {(registries[read[k].registry].queue, read[k].member): value
+                        for k, value in self.exc_info.items()
+                        if read[k].window is not None and registries[read[k].registry].status == "failed"}
         old = given.result(FailedQueue)
         if old is not None and old.legacy:
             timing.forget(FAILED_QUEUE)  # tracked on the scrape that told

@@ -170,8 +170,9 @@ class Tracker:
         return self.queues.get(queue) or new_queues[queue]
 
     # -- phase 2: which job hashes to read ------------------------------------------------------
-    def select(self, plan: Plan, replies: Sequence[RegistryReply | None]) -> Selection:
-        """New entries to read, within the per-scrape caps; the rest are counted by score alone."""
+    def select(self, plan: Plan, replies: Sequence[RegistryReply | None], unseen: bool = False) -> Selection:
+        """New entries to read, within the per-scrape caps; the rest are counted by score alone.
+        ``unseen``: the replies' windows already leave out the entries remembered (reads.py)."""
         timing_left, discovery_left = self.max_jobs, self.discovery
         candidates: list[Candidate] = []
         afforded: dict[int, int] = {}
@@ -186,7 +187,9 @@ class Tracker:
                 # Most registries with news: one window, its entries unique (one sorted-set read),
                 # all within the cap. What the loops below make of it, without a set of them.
                 ttl = rp.windows[0].ttl
-                entries = seen.unseen(reply.windows.get(ttl, ()))
+                entries = reply.windows.get(ttl, ())
+                if not unseen:
+                    entries = seen.unseen(entries)
                 if len(entries) <= timing_left:
                     timing_left -= len(entries)
                     candidates += [new(Candidate, (i, member, score, ttl, True)) for member, score in entries]
@@ -196,7 +199,8 @@ class Tracker:
             # Jobs that just ended first; a backlog of a TTL learned late gets what is left.
             for w in sorted(rp.windows, key=lambda w: (reg.ttls[w.ttl].catching_up, w.ttl)):
                 ttl, catching_up = w.ttl, reg.ttls[w.ttl].catching_up
-                for entry in seen.unseen(reply.windows.get(ttl, ())):
+                entries = reply.windows.get(ttl, ())
+                for entry in (entries if unseen else seen.unseen(entries)):
                     if entry in taken:
                         continue
                     add(entry)

@@ -458,8 +458,8 @@ def test_a_ttl_learned_late_catches_up_within_the_cap_without_counting_by_score(
     deferred = []
     select = timing.tracker.select
 
-    def watch(plan, replies):
-        selection = select(plan, replies)
+    def watch(plan, replies, **options):
+        selection = select(plan, replies, **options)
         deferred.extend(selection.deferred.values())
         return selection
 
@@ -564,3 +564,8 @@ def test_select_of_a_lone_window_says_what_the_general_loops_say(entries, cap, r
     fast, general = tracker.select(plan, [reply]), tracker.select(plan, [forced])
     assert fast.candidates == general.candidates
     assert fast.deferred == general.deferred and fast.sweep_afforded == general.sweep_afforded
+    # reads.py leaves the remembered entries out of the replies already, and says so.
+    unseen = seen.unseen(window)
+    told = RegistryReply({rp.windows[0].ttl: unseen} if unseen else {})
+    assert tracker.select(plan, [told], unseen=True).candidates == fast.candidates
+    assert tracker.select(plan, [told._replace(probe=forced.probe)], unseen=True).candidates == fast.candidates
