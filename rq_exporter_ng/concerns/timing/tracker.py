@@ -192,7 +192,12 @@ class Tracker:
                     entries = seen.unseen(entries)
                 if len(entries) <= timing_left:
                     timing_left -= len(entries)
-                    candidates += [new(Candidate, (i, member, score, ttl, True)) for member, score in entries]
+                    # One float a score, not one a job: the candidates are held to the scrape's end,
+                    # and a second's jobs share their score (75,000 floats, 1.7 MB at 5,000 jobs/s).
+                    scores: dict[float, float] = {}
+                    one = scores.setdefault
+                    candidates += [new(Candidate, (i, member, one(score, score), ttl, True))
+                                   for member, score in entries]
                     continue
             taken: set[Entry] = set()
             add, append = taken.add, candidates.append
@@ -258,12 +263,19 @@ class Tracker:
         seen, ended_append = registry.seen, found.ended.append
         first, new = seen.first, tuple.__new__  # tuple.__new__: Ended's own __new__ is a Python call
         plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
+        # The entries of one score share their "remembered until" float too: Seen keeps it across
+        # scrapes (60,000 entries a registry at 5,000 jobs/s), and select() shares the scores.
+        last_score: float | None = None
+        last_window: int | None = None
+        until = 0.0
         for _, member, score, window, read_hash in candidates:
             answer = next(answers) if read_hash else None
             if answer is not None and plain and window in alone:
                 when = plain_count(answer, score, window, window_lows[window])
                 if when is not None:
-                    if first(member, score, score - window):
+                    if score is not last_score or window != last_window:
+                        last_score, last_window, until = score, window, score - window
+                    if first(member, score, until):
                         ended_append(new(Ended, (queue, status, member, when, answer)))
                     continue
             fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if read_hash else None
