@@ -178,8 +178,10 @@ class Selection:
     deferred: Mapping[int, Mapping[int, float]]  # registry -> {catching-up TTL: first entry left unread}
 
     @cached_property  # asked in each of round 3, its exceptions and the result
-    def to_read(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.read_hash]
+    def to_read(self) -> Sequence[Candidate]:
+        read = [c for c in self.candidates if c.read_hash]
+        # Under the cap, all of them: the candidates themselves, not a second list held to the end.
+        return self.candidates if len(read) == len(self.candidates) else read
 
 
 class Ended(NamedTuple):
