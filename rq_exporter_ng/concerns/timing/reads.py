@@ -167,6 +167,21 @@ class TimingResult:
     problems: tuple[Problem, ...]
 
 
+def _released(selection: Selection) -> tuple[Selection, Iterator[Candidate]]:
+    """The selection without its candidates, and its candidates in order, each chunk of them
+    released once iterated past: the caller keeps no other reference to ``selection``.
+    tests/concerns/timing/test_timing_tracker.py checks the order is kept."""
+    candidates = selection.candidates
+    chunks = [candidates[k:k + HASH_GROUP] for k in range(0, len(candidates), HASH_GROUP)]
+    chunks.reverse()
+    return Selection((), selection.sweep_afforded, selection.deferred), _drain(chunks)
+
+
+def _drain(chunks: list[tuple[Candidate, ...]]) -> Iterator[Candidate]:
+    while chunks:
+        yield from chunks.pop()
+
+
 class TimingReads(Reads[TimingResult]):
     """One scrape's reads of the finished and failed registries (round 2) and of the new jobs'
     hashes (round 3). Nothing here changes the tracker before ``result``: a scrape that fails
@@ -254,20 +269,23 @@ class TimingReads(Reads[TimingResult]):
         outcome: Outcome = NOTHING_ENDED
         exc_info: dict[tuple[str, bytes], bytes | None] = {}
         if self.plan is not None and self.selection is not None:
-            # The reader counts each queue's failed jobs kept forever: it reads them apart anyway,
-            # as RQ's count of failed jobs leaves the expired ones out.
-            failed_forever = {q.name: q.failed_forever for q in given.snapshot.queues}
-            outcome = timing.tracker.apply(self.plan, self.replies, self.selection, self.hashes, failed_forever)
-            problems += outcome.problems
-            problems += timing.times.record(outcome)
-            registries = self.plan.registries
-            read = self.selection.to_read
+            registries, read = self.plan.registries, self.selection.to_read
             exc_info = {(registries[read[k].registry].queue, read[k].member): value
                         for k, value in self.exc_info.items()
                         if read[k].window is not None and registries[read[k].registry].status == "failed"}
-            # Judged: the candidates and the answers' list are not held while the scrape goes on to
-            # its families and their compression (75,000 candidates, ~6 MB, at 5,000 jobs/s).
-            self.selection, self.hashes, self.exc_info, self.replies = None, [], {}, []
+            # The candidates go to apply a chunk at a time, each released once judged: not held
+            # while apply makes the jobs' records (75,000 candidates, ~6 MB, at 5,000 jobs/s).
+            del read
+            selection, candidates = _released(self.selection)
+            self.selection = None
+            # The reader counts each queue's failed jobs kept forever: it reads them apart anyway,
+            # as RQ's count of failed jobs leaves the expired ones out.
+            failed_forever = {q.name: q.failed_forever for q in given.snapshot.queues}
+            outcome = timing.tracker.apply(self.plan, self.replies, selection, self.hashes, failed_forever, candidates)
+            # Judged: not held while the scrape goes on to build and compress its families.
+            self.hashes, self.exc_info, self.replies = [], {}, []
+            problems += outcome.problems
+            problems += timing.times.record(outcome)
         old = given.result(FailedQueue)
         if old is not None and old.legacy:
             timing.forget(FAILED_QUEUE)  # tracked on the scrape that told

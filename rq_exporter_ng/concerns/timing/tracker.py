@@ -232,15 +232,18 @@ class Tracker:
     # -- phase 3: after a successful read, the verdicts; then the cursors move --------------------
     def apply(self, plan: Plan, replies: Sequence[RegistryReply | None], selection: Selection,
               hashes: Sequence[Answer | None],
-              failed_forever: Mapping[str, int | None] | None = None) -> Outcome:
+              failed_forever: Mapping[str, int | None] | None = None,
+              candidates: Iterable[Candidate] | None = None) -> Outcome:
         """``hashes``: the answers to HMGET JOB_FIELDS of ``selection.to_read``, in order (None: an
-        error reply). ``failed_forever``: queue -> failed jobs kept forever (the reader counts them)."""
+        error reply). ``failed_forever``: queue -> failed jobs kept forever (the reader counts them).
+        ``candidates``: ``selection.candidates`` handed over apart (reads.py releases them as judged)."""
         self.queues.update(plan.new_queues)
         found = _Found()
         answers = iter(hashes)
         # Candidates come registry by registry.
-        for index, candidates in groupby(selection.candidates, key=attrgetter("registry")):
-            self._judge(plan.registries[index], candidates, answers, found)
+        for index, registry_candidates in groupby(selection.candidates if candidates is None else candidates,
+                                                  key=attrgetter("registry")):
+            self._judge(plan.registries[index], registry_candidates, answers, found)
         kept_forever = []
         for index, (planned, reply) in enumerate(zip(plan.registries, replies)):
             grown = self._move_on(planned, reply, index, selection, plan.now, failed_forever or {})

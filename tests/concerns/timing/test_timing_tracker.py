@@ -569,3 +569,34 @@ def test_select_of_a_lone_window_says_what_the_general_loops_say(entries, cap, r
     told = RegistryReply({rp.windows[0].ttl: unseen} if unseen else {})
     assert tracker.select(plan, [told], unseen=True).candidates == fast.candidates
     assert tracker.select(plan, [told._replace(probe=forced.probe)], unseen=True).candidates == fast.candidates
+
+
+@pytest.mark.parametrize("size", [0, 1, 999, 1000, 1001, 2500])
+def test_candidates_released_to_apply_come_in_their_order_and_are_released_once_passed(size):
+    import gc
+    import weakref
+
+    from rq_exporter_ng.concerns.timing.reads import _released
+    from rq_exporter_ng.concerns.timing.records import Candidate
+
+    class Member:  # weakly referable, unlike bytes: shows when a judged candidate is gone
+        def __init__(self, k: int) -> None:
+            self.k = k
+
+    candidates = tuple(Candidate(k // 300, Member(k), float(k), 60, k % 7 != 0)  # type: ignore[arg-type]
+                       for k in range(size))
+    want = [(c.registry, c.member.k, c.score, c.window, c.read_hash) for c in candidates]  # type: ignore[attr-defined]
+    first = weakref.ref(candidates[0].member) if candidates else None
+    selection = Selection(candidates, {1: 3}, {2: {60: 1.0}})
+    del candidates
+    light, released = _released(selection)
+    del selection
+    assert light == Selection((), {1: 3}, {2: {60: 1.0}})  # the rest of the selection, as it was
+    got = []
+    for k, c in enumerate(released):
+        got.append((c.registry, c.member.k, c.score, c.window, c.read_hash))  # type: ignore[attr-defined]
+        if k == 1000 and first is not None:
+            del c
+            gc.collect()
+            assert first() is None  # the first chunk, passed, is released
+    assert got == want
