@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
@@ -72,6 +73,7 @@ class Histogram:
 
 
 STARTED, ENQUEUED, DATA = (JOB_FIELDS.index(f) for f in (b"started_at", b"enqueued_at", b"data"))
+_QUEUE_STATUS = itemgetter(0, 1)  # an Ended's (queue, status)
 
 
 @dataclass(frozen=True)
@@ -114,40 +116,45 @@ class JobTimes:
 
     def record(self, outcome: Outcome) -> list[Problem]:
         problems: list[Problem] = []
-        for (queue, status), count in Counter((job.queue, job.status) for job in outcome.ended).items():
+        for (queue, status), count in Counter(map(_QUEUE_STATUS, outcome.ended)).items():
             self.counts[status][queue] += count
         not_timed = self.counts["not_timed"]
         # Jobs come registry by registry: each run of one histogram's jobs is observed at once, and
         # the loop is the whole per-job work (tens of thousands a scrape at 5,000 jobs/s).
-        key: tuple | None = None
+        key_queue: str | None = None  # the histogram of the current run: (key_queue, key_status, key_func)
+        key_status = key_func = None
         runs: list[float] = []
         run_jobs: list[Ended] = []
         waits: list[float] = []
         wait_jobs: list[Ended] = []
         func_label = self.func_label
         func = None
+        started_at, enqueued_at = STARTED, ENQUEUED
         for job in outcome.ended:
-            answer, ended = job.fields, job.ended
+            queue, status, _, ended, answer = job
             if answer is None or ended is None:
-                not_timed[job.queue] += 1
+                not_timed[queue] += 1
                 continue
-            try:
-                started = stamp(answer[STARTED])
-                enqueued = stamp(answer[ENQUEUED])
+            started, enqueued = answer[started_at], answer[enqueued_at]
+            try:  # floats mostly, read as they arrived (stamps.read_stamps): stamp() would return them
+                if type(started) is not float:
+                    started = stamp(started)
+                if type(enqueued) is not float:
+                    enqueued = stamp(enqueued)
             except ValueError as error:
                 problems.append(Problem("bad_timestamp", parse.text(self.keys.job(job.member)), str(error)[:200]))
-                not_timed[job.queue] += 1
+                not_timed[queue] += 1
                 continue
             if started is None:
-                not_timed[job.queue] += 1
+                not_timed[queue] += 1
                 continue
             if func_label:
                 data = answer[DATA] if len(answer) > DATA else None
                 func = self._func(data if isinstance(data, bytes) else None)  # never a timestamp
-            if key is None or job.queue != key[0] or job.status != key[1] or func != key[2]:
-                if key is not None:
-                    self._observe(key, runs, run_jobs, waits, wait_jobs)
-                key = (job.queue, job.status, func)
+            if queue != key_queue or status != key_status or func != key_func:
+                if key_queue is not None:
+                    self._observe((key_queue, key_status, key_func), runs, run_jobs, waits, wait_jobs)
+                key_queue, key_status, key_func = queue, status, func
                 runs, run_jobs, waits, wait_jobs = [], [], [], []
             run = ended - started
             runs.append(run if run > 0.0 else 0.0)  # max(0.0, run), NaN included
@@ -156,8 +163,8 @@ class JobTimes:
                 wait = started - enqueued
                 waits.append(wait if wait > 0.0 else 0.0)
                 wait_jobs.append(job)
-        if key is not None:
-            self._observe(key, runs, run_jobs, waits, wait_jobs)
+        if key_queue is not None:
+            self._observe((key_queue, key_status, key_func), runs, run_jobs, waits, wait_jobs)
         for queue, status, grown in outcome.kept_forever:  # counted, never timed
             self.counts[status][queue] += grown
             not_timed[queue] += grown

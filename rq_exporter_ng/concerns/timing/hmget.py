@@ -35,7 +35,7 @@ def _format(job: bytes, fields: tuple[bytes, ...]) -> bytes:
 class HashTemplate:
     """One scrape's HMGET formats: ``group(...)`` is a ``batch.Packed`` of some candidates."""
 
-    __slots__ = ("_formats", "fields", "job", "registries", "with_exc")
+    __slots__ = ("_by_registry", "_formats", "fields", "job", "registries", "with_exc")
 
     def __init__(self, job: bytes, fields: tuple[bytes, ...], registries: Sequence[RegistryPlan]) -> None:
         self.job = job
@@ -43,6 +43,7 @@ class HashTemplate:
         self.with_exc = (*fields, EXC_INFO)
         self.registries = registries
         self._formats = (_format(job, fields), _format(job, self.with_exc)) if hiredis is not None else None
+        self._by_registry: list[bytes] | None = None
 
     def commands(self, candidates: Sequence[Candidate]) -> list[tuple]:
         job, fields, with_exc, registries = self.job, self.fields, self.with_exc, self.registries
@@ -51,10 +52,11 @@ class HashTemplate:
 
     def pack(self, candidates: Sequence[Candidate]) -> bytes:
         assert self._formats is not None
-        plain, exc = self._formats
-        n, registries = len(self.job), self.registries
-        return b"".join([(exc if registries[c.registry].status == "failed" else plain) % (n + len(c.member), c.member)
-                         for c in candidates])
+        if self._by_registry is None:  # each registry's format, looked up once a scrape, not once a job
+            plain, exc = self._formats
+            self._by_registry = [exc if rp.status == "failed" else plain for rp in self.registries]
+        n, formats = len(self.job), self._by_registry
+        return b"".join([formats[c[0]] % (n + len(c[1]), c[1]) for c in candidates])  # (registry, member, ...)
 
     def group(self, candidates: Sequence[Candidate]) -> HashGroup:
         return HashGroup(self, candidates)

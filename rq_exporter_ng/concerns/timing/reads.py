@@ -39,7 +39,7 @@ from rq_exporter_ng.concerns.timing.records import (
     Seen,
     Selection,
 )
-from rq_exporter_ng.concerns.timing.rules import STAMP_FIELDS
+from rq_exporter_ng.concerns.timing.rules import STAMP_FIELDS, compact
 from rq_exporter_ng.concerns.timing.stamps import read_stamps
 from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
 from rq_exporter_ng.concerns.timing.windows import RUN, WINDOW_TOP, WindowTemplate, window_read
@@ -175,6 +175,21 @@ class TimingResult:
     problems: tuple[Problem, ...]
 
 
+def _released(selection: Selection) -> tuple[Selection, Iterator[Candidate]]:
+    """The selection without its candidates, and its candidates in order, each chunk of them
+    released once iterated past: the caller keeps no other reference to ``selection``.
+    tests/concerns/timing/test_timing_tracker.py checks the order is kept."""
+    candidates = selection.candidates
+    chunks = [candidates[k:k + HASH_GROUP] for k in range(0, len(candidates), HASH_GROUP)]
+    chunks.reverse()
+    return Selection((), selection.sweep_afforded, selection.deferred), _drain(chunks)
+
+
+def _drain(chunks: list[tuple[Candidate, ...]]) -> Iterator[Candidate]:
+    while chunks:
+        yield from chunks.pop()
+
+
 class TimingReads(Reads[TimingResult]):
     """One scrape's reads of the finished and failed registries (round 2) and of the new jobs'
     hashes (round 3). Nothing here changes the tracker before ``result``: a scrape that fails
@@ -187,7 +202,7 @@ class TimingReads(Reads[TimingResult]):
         self.replies: list[RegistryReply | None] = []
         self.selection: Selection | None = None
         self.hashes: list[list | None] = []  # HMGET answers, in JOB_FIELDS order, timestamps read
-        self.exc_info: list[bytes | None] = []  # per read hash of a failed job, else None
+        self.exc_info: dict[int, bytes | None] = {}  # index in hashes -> exc_info, for the failed jobs' hashes
 
     def second(self, batch: Batch, queues: list[tuple[bytes, str]], now: float) -> None:
         # Quiet: these keys are the reader's too, and it reports their errors.
@@ -244,16 +259,17 @@ class TimingReads(Reads[TimingResult]):
     def third(self, batch: Batch) -> None:
         if self.plan is None:
             return
-        self.selection = self.timing.tracker.select(self.plan, self.replies)
+        # The replies leave out the remembered entries already (``_seen``): not looked up twice.
+        self.selection = self.timing.tracker.select(self.plan, self.replies, unseen=True)
         # The windows' entries are the selection's alone (its candidates keep what ``apply`` needs):
         # not held through round 3 and apply, 75,000 of them at 5,000 jobs/s.
         self.replies = [r if r is None or not r.windows else r._replace(windows={}) for r in self.replies]
         to_read = self.selection.to_read
         if to_read:
-            self.hashes, self.exc_info = [], []
+            self.hashes, self.exc_info = [], {}
             batch.add_groups(self._hash_groups(to_read), quiet=True)
 
-    def _hash_groups(self, to_read: list[Candidate]) -> Iterator[tuple]:
+    def _hash_groups(self, to_read: Sequence[Candidate]) -> Iterator[tuple]:
         """The HMGETs in groups of HASH_GROUP, packed as they are sent (hmget.py: no command tuples
         built or kept), and each group's answers read (and their timestamps with them) as they
         arrive, so neither 75,000 packed commands nor 75,000 raw answers are ever held at once."""
@@ -263,11 +279,15 @@ class TimingReads(Reads[TimingResult]):
             yield self._take_hashes, template.group(to_read[start:start + HASH_GROUP])
 
     def _take_hashes(self, replies: list) -> None:
-        n = len(self.timing.fields)
-        self.exc_info += [r[n] if r is not None and len(r) > n else None for r in replies]
-        hashes = [r if r is None or len(r) == n else r[:n] for r in replies]
-        read_stamps(hashes, STAMP_FIELDS)
-        self.hashes += hashes
+        """A group's answers as they arrive: a failed job's ``exc_info`` set apart, the timestamps
+        read, the answers compacted (rules.compact)."""
+        n, at, exc_info = len(self.timing.fields), len(self.hashes), self.exc_info
+        for k, r in enumerate(replies):
+            if r is not None and len(r) > n:
+                exc_info[at + k] = r[n]
+                del r[n:]
+        read_stamps(replies, STAMP_FIELDS)
+        self.hashes += compact(replies)
 
     def failed_in_windows(self) -> list[tuple[str, bytes]]:
         """After ``third``: (queue, job id) of the failed jobs whose hashes are read from a TTL
@@ -276,8 +296,9 @@ class TimingReads(Reads[TimingResult]):
         if self.plan is None or self.selection is None:
             return []
         registries = self.plan.registries
+        failed = {i for i, rp in enumerate(registries) if rp.status == "failed"}  # looked up once, not a job
         return [(registries[c.registry].queue, c.member) for c in self.selection.to_read
-                if c.window is not None and registries[c.registry].status == "failed"]
+                if c.registry in failed and c.window is not None]
 
     def result(self, given: Given) -> TimingResult:
         """The tracker moves its cursors and says which jobs ended; they are counted and timed,
@@ -286,16 +307,23 @@ class TimingReads(Reads[TimingResult]):
         outcome: Outcome = NOTHING_ENDED
         exc_info: dict[tuple[str, bytes], bytes | None] = {}
         if self.plan is not None and self.selection is not None:
+            registries, read = self.plan.registries, self.selection.to_read
+            exc_info = {(registries[read[k].registry].queue, read[k].member): value
+                        for k, value in self.exc_info.items()
+                        if read[k].window is not None and registries[read[k].registry].status == "failed"}
+            # The candidates go to apply a chunk at a time, each released once judged: not held
+            # while apply makes the jobs' records (75,000 candidates, ~6 MB, at 5,000 jobs/s).
+            del read
+            selection, candidates = _released(self.selection)
+            self.selection = None
             # The reader counts each queue's failed jobs kept forever: it reads them apart anyway,
             # as RQ's count of failed jobs leaves the expired ones out.
             failed_forever = {q.name: q.failed_forever for q in given.snapshot.queues}
-            outcome = timing.tracker.apply(self.plan, self.replies, self.selection, self.hashes, failed_forever)
+            outcome = timing.tracker.apply(self.plan, self.replies, selection, self.hashes, failed_forever, candidates)
+            # Judged: not held while the scrape goes on to build and compress its families.
+            self.hashes, self.exc_info, self.replies = [], {}, []
             problems += outcome.problems
             problems += timing.times.record(outcome)
-            registries = self.plan.registries
-            exc_info = {(registries[c.registry].queue, c.member): value
-                        for c, value in zip(self.selection.to_read, self.exc_info)
-                        if c.window is not None and registries[c.registry].status == "failed"}
         old = given.result(FailedQueue)
         if old is not None and old.legacy:
             timing.forget(FAILED_QUEUE)  # tracked on the scrape that told

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import NamedTuple
 
 from rq_exporter_ng.snapshot import Problem
@@ -230,9 +231,11 @@ class Selection:
     sweep_afforded: Mapping[int, int]  # registry -> sweep entries examined, where the budget cut it
     deferred: Mapping[int, Mapping[int, float]]  # registry -> {catching-up TTL: first entry left unread}
 
-    @property
-    def to_read(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.read_hash]
+    @cached_property  # asked in each of round 3, its exceptions and the result
+    def to_read(self) -> Sequence[Candidate]:
+        read = [c for c in self.candidates if c.read_hash]
+        # Under the cap, all of them: the candidates themselves, not a second list held to the end.
+        return self.candidates if len(read) == len(self.candidates) else read
 
 
 class Ended(NamedTuple):

@@ -24,7 +24,9 @@ TTL_FIELD = {"finished": b"result_ttl", "failed": b"failure_ttl"}
 TOLERANCE = 2  # seconds by which score - ended_at may exceed the TTL (RQ stores a job after it ended)
 
 Fields = Mapping[bytes, bytes | float | None]  # a timestamp read already is its float (stamps.py)
-Answer = Sequence[bytes | float | None]  # a job hash's values in JOB_FIELDS order, likewise
+# A job hash's values in JOB_FIELDS order, likewise; unset fields at its end may be left out (``compact``).
+Answer = Sequence[bytes | float | None]
+_floor = math.floor
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,15 +181,34 @@ def plain_count(answer: Answer, score: float, window: int, window_low: int) -> f
     ``answer``: the job hash's values in JOB_FIELDS order. tests/concerns/timing/test_timing_rules.py checks that
     both agree wherever this one decides.
     """
-    if answer[3] is not None or answer[4] is not None:
+    if len(answer) > 3 and (answer[3] is not None or answer[4] is not None):  # (not left out: compact)
         return None
-    try:
-        ended = stamp(answer[0])
-    except ValueError:
-        return None
-    if ended is None or abs(int(score - math.floor(ended)) - window) > TOLERANCE or score - window < window_low:
+    ended = answer[0]
+    if type(ended) is not float:  # read as it arrived (stamps.read_stamps), mostly
+        try:
+            ended = stamp(ended)
+        except ValueError:
+            return None
+        if ended is None:
+            return None
+    if abs(int(score - _floor(ended)) - window) > TOLERANCE or score - window < window_low:
         return None
     return ended
+
+
+_TTLS_AT = tuple(JOB_FIELDS.index(f) for f in TTL_FIELD.values())
+assert STAMP_FIELDS == (0, 1, 2) and _TTLS_AT == (3, 4)  # compact() below relies on it
+_WITHOUT_DATA = len(JOB_FIELDS) - 1  # the fields read without the func label (job_timing.py)
+
+
+def compact(answers: list) -> list:
+    """Each answer (timestamps read, ``exc_info`` set apart) read without ``data`` and with no TTL
+    field of its own, most of them, as the tuple of its three timestamps: the unset fields at its
+    end left out (they read as unset: ``plain_count``, ``judge``'s dict). A scrape holds every
+    answer until its end: a list of five from hiredis is ~170 bytes, the tuple 64 (~7 MB at
+    5,000 jobs/s). tests/concerns/timing/test_timing_rules.py checks both say the same."""
+    return [a if a is None or len(a) != _WITHOUT_DATA or a[3] is not None or a[4] is not None
+            else (a[0], a[1], a[2]) for a in answers]
 
 
 def judge(case: Case) -> list[Verdict]:

@@ -13,6 +13,7 @@ the bytes it replaces, and a scrape holds every answer until its end (75,000 at 
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from rq_exporter_ng import parse
 _SECOND = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", re.ASCII)
 _SECONDS: dict[bytes, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> that second's epoch in microseconds
 _MAX_SECONDS = 100_000
+_split = struct.Struct("19sc6sc").unpack  # RQ's form: "YYYY-MM-DDTHH:MM:SS", ".", "ffffff", "Z"
 
 
 def stamp(raw: bytes | str | float | None) -> float | None:
@@ -43,11 +45,20 @@ def stamp(raw: bytes | str | float | None) -> float | None:
 def read_stamps(answers: Iterable[list | None], where: tuple[int, ...]) -> None:
     """The timestamps at ``where`` in each answer (None: an error reply) as their floats, in place;
     one that does not read stays as it is (reading it again later gives the same error), and so
-    does None."""
+    does None. ``stamp``'s exact-form branch inlined: three a job, 225,000 a scrape at 5,000
+    jobs/s (test_timing_stamps.py checks this against ``stamp`` on the same inputs)."""
+    seconds = _SECONDS
     for answer in answers:
         if answer is not None:
             for i in where:
                 raw = answer[i]
+                if type(raw) is bytes and len(raw) == 27:
+                    head, dot, micros, z = _split(raw)  # one call where three slices were (~0.1 us a job)
+                    if dot == b"." and z == b"Z":
+                        second = seconds.get(head)
+                        if second is not None and micros.isdigit():
+                            answer[i] = (second + int(micros)) / 1_000_000
+                            continue
                 if raw is not None:
                     try:
                         answer[i] = stamp(raw)

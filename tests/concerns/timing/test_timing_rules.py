@@ -102,7 +102,7 @@ def test_ttl_hints_teach_both_registries_and_ignore_garbage():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS, STAMP_FIELDS, plain_count  # noqa: E402
+from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS, STAMP_FIELDS, compact, plain_count  # noqa: E402
 from rq_exporter_ng.concerns.timing.stamps import read_stamps  # noqa: E402
 
 _stamps = st.sampled_from([ENDED, STARTED, b"2027-01-15T07:59:59.999999Z", b"2027-01-15T08:00:02Z", b"", b"junk",
@@ -127,6 +127,17 @@ def test_plain_count_decides_only_what_judge_decides(ended, ttls, offset, window
     read_stamps([read, None], STAMP_FIELDS)
     assert plain_count(read, score, window, e.window_low(window)) == when
     assert judge(replace(e, fields=dict(zip(JOB_FIELDS, read)))) == judge(e)
+    # Read without the func label's data, then compacted as reads.py keeps it: the same again.
+    without_data = list(answer[:-1])
+    read_stamps([without_data], STAMP_FIELDS)
+    [kept] = compact([without_data])
+    assert list(kept) + [None] * (len(JOB_FIELDS) - len(kept)) == read
+    assert plain_count(kept, score, window, e.window_low(window)) == when
+    fields = dict(zip(JOB_FIELDS, kept))
+    assert judge(replace(e, fields=fields)) == judge(e)
+    assert rules.ttl_hints(fields) == rules.ttl_hints(e.fields)
+    assert compact([None]) == [None]  # an error reply
+    assert compact([read])[0] is read  # read with data (the func label): kept as it is
 
 
 def test_plain_count_decides_the_plain_case_and_passes_the_rest():

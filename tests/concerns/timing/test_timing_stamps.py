@@ -30,6 +30,14 @@ def same(raw) -> None:
         assert got == want, raw
         if got[1] is not None:
             assert math.copysign(1, got[1]) == math.copysign(1, want[1])
+        # read_stamps inlines stamp's exact-form branch: the same value, or the raw value left as it is.
+        answer = [raw] * 6
+        read_stamps([answer], STAMP_FIELDS)
+        for i in STAMP_FIELDS:
+            if want[0] == "error":
+                assert answer[i] is raw
+            else:
+                assert answer[i] == want[1] and type(answer[i]) is type(want[1]), raw
 
 
 moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)).map(

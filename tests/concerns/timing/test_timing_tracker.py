@@ -458,8 +458,8 @@ def test_a_ttl_learned_late_catches_up_within_the_cap_without_counting_by_score(
     deferred = []
     select = timing.tracker.select
 
-    def watch(plan, replies):
-        selection = select(plan, replies)
+    def watch(plan, replies, **options):
+        selection = select(plan, replies, **options)
         deferred.extend(selection.deferred.values())
         return selection
 
@@ -538,3 +538,65 @@ def test_gone_queue_seconds_0_keeps_a_queue_with_no_key_for_ever():
     regs.answer(timing, T0 + 10)
     result(reads(timing), Snapshot(T0 + 10**7, queues=()))
     assert totals(timing)["rq_jobs_finished"] == 1 and timing.times.durations
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(-20, 40)), max_size=30), st.integers(0, 40),
+       st.lists(st.integers(0, 40), max_size=10))
+def test_select_of_a_lone_window_says_what_the_general_loops_say(entries, cap, remembered):
+    """select's fast path (one window, no probe or sweep entries, all within the cap) against the
+    general loops, forced by a probe entry inside the window's range (which they skip)."""
+    from rq_exporter_ng.concerns.timing.records import RegistryReply
+    timing = timing_with(timing_max_jobs_per_scrape=cap)
+    tracker = timing.tracker
+    tracker.queues.update(tracker.plan([(b"q", "q")], T0).new_queues)
+    tracker.last_now = T0
+    plan = tracker.plan([(b"q", "q")], T0 + 15)
+    rp = plan.registries[0]
+    assert len(rp.windows) == 1
+    seen = tracker.queues["q"].registries[rp.status].seen
+    for k in remembered:
+        seen[(b"job-%d" % k, float(T0 + 500 + k % 7))] = T0 + 100
+    window = sorted({b"job-%d" % m: (b"job-%d" % m, float(T0 + 500 + s)) for m, s in entries}.values(),
+                    key=lambda e: (e[1], e[0]))  # a sorted set's read: each member once, by score
+    reply = RegistryReply({rp.windows[0].ttl: window} if window else {})
+    forced = reply._replace(probe=[(b"inside", float(T0 + 500))])
+    fast, general = tracker.select(plan, [reply]), tracker.select(plan, [forced])
+    assert fast.candidates == general.candidates
+    assert fast.deferred == general.deferred and fast.sweep_afforded == general.sweep_afforded
+    # reads.py leaves the remembered entries out of the replies already, and says so.
+    unseen = seen.unseen(window)
+    told = RegistryReply({rp.windows[0].ttl: unseen} if unseen else {})
+    assert tracker.select(plan, [told], unseen=True).candidates == fast.candidates
+    assert tracker.select(plan, [told._replace(probe=forced.probe)], unseen=True).candidates == fast.candidates
+
+
+@pytest.mark.parametrize("size", [0, 1, 999, 1000, 1001, 2500])
+def test_candidates_released_to_apply_come_in_their_order_and_are_released_once_passed(size):
+    import gc
+    import weakref
+
+    from rq_exporter_ng.concerns.timing.reads import _released
+    from rq_exporter_ng.concerns.timing.records import Candidate
+
+    class Member:  # weakly referable, unlike bytes: shows when a judged candidate is gone
+        def __init__(self, k: int) -> None:
+            self.k = k
+
+    candidates = tuple(Candidate(k // 300, Member(k), float(k), 60, k % 7 != 0)  # type: ignore[arg-type]
+                       for k in range(size))
+    want = [(c.registry, c.member.k, c.score, c.window, c.read_hash) for c in candidates]  # type: ignore[attr-defined]
+    first = weakref.ref(candidates[0].member) if candidates else None
+    selection = Selection(candidates, {1: 3}, {2: {60: 1.0}})
+    del candidates
+    light, released = _released(selection)
+    del selection
+    assert light == Selection((), {1: 3}, {2: {60: 1.0}})  # the rest of the selection, as it was
+    got = []
+    for k, c in enumerate(released):
+        got.append((c.registry, c.member.k, c.score, c.window, c.read_hash))  # type: ignore[attr-defined]
+        if k == 1000 and first is not None:
+            del c
+            gc.collect()
+            assert first() is None  # the first chunk, passed, is released
+    assert got == want
