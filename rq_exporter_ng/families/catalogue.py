@@ -48,7 +48,8 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("rq_up", "gauge", "1 when this scrape read RQ's state from Redis, 0 when it could not.",
                group="exporter"),
     MetricSpec("rq_exporter_scrape_duration_seconds", "gauge",
-               "Seconds this scrape took to read Redis and work out its figures (writing the metrics out, a family at a time, comes after).", group="exporter"),
+               "Seconds this scrape took to read Redis and work out its figures (writing the metrics out, "
+               "a family at a time, comes after).", group="exporter"),
     MetricSpec("rq_exporter_redis_round_trips", "gauge",
                "Redis round trips this scrape made (at most 3 for the gauges).", group="exporter"),
     MetricSpec("rq_exporter_scrapes_total", "counter",
