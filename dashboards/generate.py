@@ -364,7 +364,8 @@ def overview(settings: Settings) -> dict:
             FIRING, [_hide("Time", "Value", "__name__", "alertstate")], w=8)
     _redis_under_rq(b)
     b.row("Exporter")
-    b.series("Scrape duration", "Seconds the exporter took to read Redis and work out its figures (not the writing of the response).",
+    b.series("Scrape duration",
+             "Seconds the exporter took to read Redis and work out its figures (not writing them out).",
              [target(f"max by (instance) (rq_exporter_scrape_duration_seconds{{{S}}})", "{{instance}}")], "s")
     b.series("Redis readable", "rq_up over time: 0 while the exporter could not read Redis.",
              [target(f"min by (instance) (rq_up{{{S}}})", "{{instance}}")], "none")
