@@ -235,39 +235,42 @@ def _take_locks(queues: list[_Queue], values: list) -> None:
 
 
 def _queue_state(queue: _Queue, ages: dict[str, float | None]) -> QueueState:
+    replies = queue.replies
     (queued, intermediate, _, started_all, started_expired, finished_all, finished_expired, failed_forever,
-     failed_live, deferred, scheduled, canceled, overdue_scheduled) = [reply or 0 for reply in queue.replies]
+     failed_live, deferred, scheduled, canceled, overdue_scheduled) = [reply or 0 for reply in replies]
+    # Positional, in QueueState's order: its keywords took twice the time (~10 ms a scrape at 10,000
+    # queues); tests/test_reader.py checks it against the keyword form.
     return QueueState(
-        name=queue.name,
-        queued=queued,
-        intermediate=intermediate,
-        started=max(0, started_all - started_expired),
-        abandoned=started_expired,
-        finished=max(0, finished_all - finished_expired),
-        failed=failed_forever + failed_live,
-        failed_forever=queue.replies[7],  # None when it could not be read
-        deferred=deferred,
-        scheduled=scheduled,
-        overdue_scheduled=overdue_scheduled,
-        canceled=canceled,
-        scheduler_active=queue.scheduler_active,
-        oldest_job_age=ages.get(queue.name) if queue.replies[2] is not None else 0.0,
+        queue.name,
+        queued,
+        intermediate,
+        max(0, started_all - started_expired),  # started
+        started_expired,  # abandoned
+        max(0, finished_all - finished_expired),  # finished
+        failed_forever + failed_live,  # failed
+        deferred,
+        scheduled,
+        overdue_scheduled,
+        canceled,
+        replies[7],  # failed_forever: None when it could not be read
+        queue.scheduler_active,
+        ages.get(queue.name) if replies[2] is not None else 0.0,  # oldest_job_age
     )
 
 
 def _age(reply: list, job_id: bytes, keys: Keys, reading: _Reading) -> float | None:
     enqueued_at, created_at = reply
-    key = keys.job(job_id)
+    # The job's key only names a problem: not made for every queue's head job.
     if enqueued_at is None and created_at is None:
-        reading.problem("missing_job", key, "job at the head of a queue has no hash")
+        reading.problem("missing_job", keys.job(job_id), "job at the head of a queue has no hash")
         return None
     try:
         when = parse.timestamp(enqueued_at) or parse.timestamp(created_at)
     except ValueError as error:
-        reading.problem("bad_timestamp", key, str(error))
+        reading.problem("bad_timestamp", keys.job(job_id), str(error))
         return None
     if when is None:
-        reading.problem("bad_timestamp", key, "no enqueued_at or created_at")
+        reading.problem("bad_timestamp", keys.job(job_id), "no enqueued_at or created_at")
         return None
     return max(0.0, reading.now - when)
 
