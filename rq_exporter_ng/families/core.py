@@ -7,14 +7,12 @@ import platform
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import attrgetter
 
 from prometheus_client.core import Metric, SummaryMetricFamily
 
 from rq_exporter_ng import __version__
 from rq_exporter_ng.families.catalogue import CATALOGUE, JOB_STATUSES, spec
-from rq_exporter_ng.families.table import Row, table
+from rq_exporter_ng.families.table import table
 from rq_exporter_ng.snapshot import WORKER_STATES, Snapshot, WorkerState
 
 
@@ -71,15 +69,9 @@ def rq_families(snapshot: Snapshot, per_worker: bool = True, workers: bool = Tru
         yield from _per_worker_families(snapshot.workers)
 
 
-_statuses = attrgetter(*JOB_STATUSES)  # a queue's counts, in JOB_STATUSES order
-
-
 def _queue_families(snapshot: Snapshot) -> Iterator[Metric]:
     queues = snapshot.queues
-    jobs: list[Row] = []
-    for q in queues:  # zipped in C: a getattr per row took ~40 % more (80,000 rows at 10,000 queues)
-        jobs.extend(zip(zip(repeat(q.name), JOB_STATUSES), _statuses(q)))
-    yield table("rq_jobs", jobs)
+    yield table("rq_jobs", [((q.name, status), getattr(q, status)) for q in queues for status in JOB_STATUSES])
     yield table("rq_queue_oldest_job_age_seconds",
                 [((q.name,), q.oldest_job_age) for q in queues if q.oldest_job_age is not None])
     yield table("rq_queue_intermediate_jobs", [((q.name,), q.intermediate) for q in queues])
