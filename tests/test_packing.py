@@ -68,3 +68,43 @@ def test_a_snapshot_read_through_templates_equals_one_read_command_by_command(re
     assert packed.queues == plain.queues and packed.problems == plain.problems
     assert [p.key for p in packed.problems if p.reason == "wrong_type"] == ["rq:failed:%s%d"] * 2
     assert {q.name: q.finished for q in packed.queues}["\\xff\\xfe"] == 3  # of 4: the one at score 1 expired
+
+
+@hsettings(max_examples=50, deadline=None)
+@given(names=st.lists(names, min_size=2, max_size=20), prefix=prefixes)
+def test_one_template_packs_many_names_some_of_one_length(names, prefix):
+    # The format made for a length of name is kept and reused by every later name of that length.
+    commands = partial(_queue_reads, keys=Keys(prefix), now=1.7e9)
+    found = packing.template(commands)
+    assert found is not None
+    for name in names + [b"q" * len(name) for name in names] + names:
+        assert found.pack(name) == _plain(commands(name))
+
+
+def test_formats_past_the_kept_lengths_are_made_each_time(monkeypatch):
+    monkeypatch.setattr(packing, "_KEPT_LENGTHS", 2)
+    commands = partial(_queue_reads, keys=Keys("rq"), now=1.7e9)
+    found = packing.template(commands)
+    assert found is not None
+    for name in [b"a", b"bb", b"ccc", b"dddd", b"ccc", b"a"]:
+        assert found.pack(name) == _plain(commands(name))
+    assert sorted(found._by_length) == [1, 2]
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(run=st.lists(names, max_size=12), prefix=prefixes)
+def test_a_run_of_names_is_their_groups_one_after_the_other(run, prefix):
+    commands = partial(_queue_reads, keys=Keys(prefix), now=1.7e9)
+    found = packing.template(commands)
+    assert found is not None
+    packed = found.run(run)
+    expected = [command for name in run for command in commands(name)]
+    assert len(packed) == len(expected) == 13 * len(run)
+    assert packed.packed() == _plain(expected)
+    assert list(packed) == expected
+
+
+def test_replies_of_a_run_go_to_each_queue_in_order():
+    queues = [reader._Queue(b"q%d" % i, f"q{i}") for i in range(3)]
+    reader._take_run(queues, list(range(39)))
+    assert [list(q.replies) for q in queues] == [list(range(13 * i, 13 * i + 13)) for i in range(3)]

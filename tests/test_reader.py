@@ -11,12 +11,16 @@ import time
 
 import fakeredis
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from devkit import rq_time
+from rq_exporter_ng import reader
 from rq_exporter_ng.keys import Keys
 from rq_exporter_ng.reader import read_snapshot
 from rq_exporter_ng.settings import load
-from rq_exporter_ng.snapshot import Snapshot
+from rq_exporter_ng.snapshot import QueueState, Snapshot
 from support import Exporter
 
 
@@ -408,3 +412,22 @@ def test_an_error_reply_to_a_command_whose_first_argument_is_no_key_is_a_problem
     reading.on_error(("SCAN", 0, "MATCH", "rq:scheduler_instance:*"), ResponseError("NOPERM no permission"))
     (problem,) = reading.problems
     assert problem.reason == "error_reply" and problem.key == "0" and "SCAN: NOPERM" in problem.detail
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(replies=st.lists(st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)), min_size=13, max_size=13),
+       head=st.one_of(st.none(), st.binary(max_size=3)), active=st.booleans(),
+       age=st.one_of(st.none(), st.floats(min_value=0, max_value=1e6)))
+def test_a_queue_state_is_the_keyword_form(replies, head, active, age):
+    # _queue_state builds QueueState positionally; the plain keyword form says what each field is.
+    queue = reader._Queue(b"q", "q")
+    queue.take([*replies[:2], head, *replies[3:]])
+    queue.scheduler_active = active
+    ages = {} if age is None else {"q": age}
+    r = [reply or 0 for reply in queue.replies]
+    expected = QueueState(
+        name="q", queued=r[0], intermediate=r[1], started=max(0, r[3] - r[4]), abandoned=r[4],
+        finished=max(0, r[5] - r[6]), failed=r[7] + r[8], failed_forever=replies[7], deferred=r[9],
+        scheduled=r[10], canceled=r[11], overdue_scheduled=r[12], scheduler_active=active,
+        oldest_job_age=ages.get("q") if head is not None else 0.0)
+    assert reader._queue_state(queue, ages) == expected

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache, partial
 from itertools import chain
+from operator import itemgetter
 
 from prometheus_client import exposition
 from prometheus_client.core import Metric
@@ -24,6 +25,8 @@ from prometheus_client.utils import floatToGoString
 from rq_exporter_ng.families.table import EXEMPLAR_LABEL, HistogramTable, JobExemplar, Table, exemplar_id
 from rq_exporter_ng.web import prom_internals
 
+_value = itemgetter(1)  # a table row's value
+_INF = float("inf")
 _TEXT_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary"}
 
 
@@ -83,7 +86,10 @@ class _Writer:
             return self.ints[value]
         text = self.floats.get(value)
         if text is None:
-            text = floatToGoString(value)
+            # floatToGoString writes a finite float below 1e6 as repr does (its exponents start
+            # there), 0.0 and -0.0 included; a C call instead of its Python (~10 ms a scrape at
+            # 10,000 queues: their ages and longest-running seconds, ~20,000 floats, most new).
+            text = repr(value) if type(value) is float and -_INF < value < 1e6 else floatToGoString(value)
             if value != 0:  # 0.0 and -0.0 are equal keys but print differently
                 self.floats[value] = text
         return text
@@ -101,7 +107,10 @@ class _Writer:
         labels, name = table.labels, table.sample_name
         if not prom_internals.plain_name(name) or not prom_internals.plain_label_names(labels):
             return None
-        if any(value is None for _, value in table.rows):
+        # A value None is the library's to write (it fails there as it would anyway). ``in`` over the
+        # values, in C: a generator asking ``is None`` row by row took ~25 ms a scrape at 10,000
+        # queues; ``in`` tries identity first, and no int or float equals None.
+        if None in map(_value, table.rows):
             return None
         escaped, number, ints = self.escaped, self.number, self.ints
         order = sorted(range(len(labels)), key=labels.__getitem__)  # the library sorts label names

@@ -241,3 +241,9 @@ def test_markdown_table_lists_every_metric():
     table = markdown_table()
     for spec in CATALOGUE:
         assert f"| `{spec.name}` | {spec.type} |" in table
+
+
+def test_rq_jobs_rows_are_the_plain_comprehension():
+    queues = tuple(QueueState(f"q{i}", *range(i, i + 10), rate_limited=i * 7) for i in range(5))
+    (jobs,) = [f for f in rq_families(Snapshot(time=0.0, queues=queues, workers=())) if f.name == "rq_jobs"]
+    assert jobs.rows == [((q.name, status), getattr(q, status)) for q in queues for status in JOB_STATUSES]

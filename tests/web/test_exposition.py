@@ -35,6 +35,7 @@ from rq_exporter_ng.families.table import HistogramTable, Table
 from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.web.exposition import (
     LINES_PER_PIECE,
+    _Writer,
     fast_renderer,
     iter_openmetrics_parts,
     iter_text_parts,
@@ -305,3 +306,13 @@ def test_a_big_family_is_written_in_pieces_that_join_to_the_librarys_body():
         assert len(parts) >= 3 + 2 + 1
         assert all(len(part.splitlines()) < LINES_PER_PIECE + 10 for part in parts)  # a histogram row's lines stay together
         assert b"".join(parts) == library(Static(families))
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                       st.sampled_from([0.0, -0.0, 1e6, 999_999.999, 1e6 - 1e-9, 1e-5, -1e6, -1e20, 1e22]),
+                       st.integers(min_value=-(2**70), max_value=2**70)))
+def test_a_number_is_written_as_the_library_writes_it(value):
+    writer = _Writer()
+    assert writer.number(value) == floatToGoString(value)
+    assert writer.number(value) == floatToGoString(value)  # the cached text too
