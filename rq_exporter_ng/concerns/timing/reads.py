@@ -39,8 +39,7 @@ from rq_exporter_ng.concerns.timing.records import (
     Seen,
     Selection,
 )
-from rq_exporter_ng.concerns.timing.rules import STAMP_FIELDS, compact
-from rq_exporter_ng.concerns.timing.stamps import read_stamps
+from rq_exporter_ng.concerns.timing.rules import read_compact
 from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
 from rq_exporter_ng.concerns.timing.windows import RUN, WINDOW_TOP, WindowTemplate, window_read
 from rq_exporter_ng.snapshot import Problem
@@ -280,14 +279,13 @@ class TimingReads(Reads[TimingResult]):
 
     def _take_hashes(self, replies: list) -> None:
         """A group's answers as they arrive: a failed job's ``exc_info`` set apart, the timestamps
-        read, the answers compacted (rules.compact)."""
+        read, the answers compacted (rules.read_compact)."""
         n, at, exc_info = len(self.timing.fields), len(self.hashes), self.exc_info
         for k, r in enumerate(replies):
             if r is not None and len(r) > n:
                 exc_info[at + k] = r[n]
                 del r[n:]
-        read_stamps(replies, STAMP_FIELDS)
-        self.hashes += compact(replies)
+        self.hashes += read_compact(replies)
 
     def failed_in_windows(self) -> list[tuple[str, bytes]]:
         """After ``third``: (queue, job id) of the failed jobs whose hashes are read from a TTL
