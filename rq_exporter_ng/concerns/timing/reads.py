@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.concern import Given, Reads
@@ -151,8 +151,17 @@ def _entries(answer: list | None) -> list[Entry]:
     try:
         if isinstance(answer[0], list | tuple):
             return [(bytes(member), float(score)) for member, score in answer]
-        flat = iter(answer)  # pairs; an odd last element is dropped
-        return [(bytes(member), float(score)) for member, score in zip(flat, flat)]
+        # Pairs (an odd last element dropped). Each score read once (a second's jobs share it) and
+        # the pairs zipped in C: ~2x quicker than a comprehension a pair, for every entry of the
+        # windows, their overlap included (tests/concerns/timing/test_timing_redis.py compares).
+        members, scores = answer[0::2][:len(answer) // 2], answer[1::2]
+        try:
+            floats: dict[Any, float] = dict.fromkeys(set(scores), 0.0)
+        except TypeError:  # an unhashable score (not from hiredis): one at a time
+            return [(bytes(member), float(score)) for member, score in zip(members, scores)]
+        for score in floats:
+            floats[score] = float(score)
+        return list(zip(map(bytes, members), map(floats.__getitem__, scores)))
     except (TypeError, ValueError):  # not a sorted-set reply: nothing new to read from it
         return []
 

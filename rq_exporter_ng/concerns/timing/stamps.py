@@ -109,7 +109,7 @@ def read_all(answers: Sequence[Sequence | None], where: tuple[int, ...]) -> list
         if None in seconds:
             return None
     # (second + int(micros)) / 1_000_000, as stamp() computes it
-    return list(map(truediv, map(add, seconds, map(int, micros)), repeat(1_000_000, n)))  # type: ignore[arg-type]
+    return list(map(truediv, map(add, seconds, map(int, micros)), repeat(1_000_000, n)))
 
 
 def _learn(prefix: bytes) -> None:
