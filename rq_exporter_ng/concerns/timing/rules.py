@@ -196,6 +196,17 @@ def plain_count(answer: Answer, score: float, window: int, window_low: int) -> f
     return ended
 
 
+def plain_bounds(window: int, window_low: int) -> tuple[int, int, int] | None:
+    """``(lo, hi, start)`` such that ``plain_count`` returns ``ended`` of a compacted answer
+    ``(ended, started, enqueued)`` with a float ``ended`` whenever ``lo <= score - floor(ended) < hi``
+    and ``score - window >= start``: its TTL check without ``int()`` and ``abs()``, for the tracker's
+    loop to decide most entries inline (tests/concerns/timing/test_timing_rules.py checks the claim).
+    None: a window too short for it (``int()`` truncates towards 0 there); ask ``plain_count``."""
+    if window - TOLERANCE < 1:
+        return None
+    return window - TOLERANCE, window + TOLERANCE + 1, window_low
+
+
 _TTLS_AT = tuple(JOB_FIELDS.index(f) for f in TTL_FIELD.values())
 assert STAMP_FIELDS == (0, 1, 2) and _TTLS_AT == (3, 4)  # compact() below relies on it
 _WITHOUT_DATA = len(JOB_FIELDS) - 1  # the fields read without the func label (job_timing.py)
