@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.concern import Given, Reads
@@ -39,8 +39,7 @@ from rq_exporter_ng.concerns.timing.records import (
     Seen,
     Selection,
 )
-from rq_exporter_ng.concerns.timing.rules import STAMP_FIELDS, compact
-from rq_exporter_ng.concerns.timing.stamps import read_stamps
+from rq_exporter_ng.concerns.timing.rules import read_compact
 from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
 from rq_exporter_ng.concerns.timing.windows import RUN, WINDOW_TOP, WindowTemplate, window_read
 from rq_exporter_ng.snapshot import Problem
@@ -152,8 +151,17 @@ def _entries(answer: list | None) -> list[Entry]:
     try:
         if isinstance(answer[0], list | tuple):
             return [(bytes(member), float(score)) for member, score in answer]
-        flat = iter(answer)  # pairs; an odd last element is dropped
-        return [(bytes(member), float(score)) for member, score in zip(flat, flat)]
+        # Pairs (an odd last element dropped). Each score read once (a second's jobs share it) and
+        # the pairs zipped in C: ~2x quicker than a comprehension a pair, for every entry of the
+        # windows, their overlap included (tests/concerns/timing/test_timing_redis.py compares).
+        members, scores = answer[0::2][:len(answer) // 2], answer[1::2]
+        try:
+            floats: dict[Any, float] = dict.fromkeys(set(scores), 0.0)
+        except TypeError:  # an unhashable score (not from hiredis): one at a time
+            return [(bytes(member), float(score)) for member, score in zip(members, scores)]
+        for score in floats:
+            floats[score] = float(score)
+        return list(zip(map(bytes, members), map(floats.__getitem__, scores)))
     except (TypeError, ValueError):  # not a sorted-set reply: nothing new to read from it
         return []
 
@@ -280,14 +288,13 @@ class TimingReads(Reads[TimingResult]):
 
     def _take_hashes(self, replies: list) -> None:
         """A group's answers as they arrive: a failed job's ``exc_info`` set apart, the timestamps
-        read, the answers compacted (rules.compact)."""
+        read, the answers compacted (rules.read_compact)."""
         n, at, exc_info = len(self.timing.fields), len(self.hashes), self.exc_info
         for k, r in enumerate(replies):
             if r is not None and len(r) > n:
                 exc_info[at + k] = r[n]
                 del r[n:]
-        read_stamps(replies, STAMP_FIELDS)
-        self.hashes += compact(replies)
+        self.hashes += read_compact(replies)
 
     def failed_in_windows(self) -> list[tuple[str, bytes]]:
         """After ``third``: (queue, job id) of the failed jobs whose hashes are read from a TTL

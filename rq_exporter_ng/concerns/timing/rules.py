@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rq_exporter_ng import parse
-from rq_exporter_ng.concerns.timing.stamps import stamp
+from rq_exporter_ng.concerns.timing.stamps import read_all, read_stamps, stamp
 from rq_exporter_ng.snapshot import Problem
 
 # The job hash fields job timing reads; ``data`` (the call, with its arguments) only for the func label.
@@ -196,6 +196,17 @@ def plain_count(answer: Answer, score: float, window: int, window_low: int) -> f
     return ended
 
 
+def plain_bounds(window: int, window_low: int) -> tuple[int, int, int] | None:
+    """``(lo, hi, start)`` such that ``plain_count`` returns ``ended`` of a compacted answer
+    ``(ended, started, enqueued)`` with a float ``ended`` whenever ``lo <= score - floor(ended) < hi``
+    and ``score - window >= start``: its TTL check without ``int()`` and ``abs()``, for the tracker's
+    loop to decide most entries inline (tests/concerns/timing/test_timing_rules.py checks the claim).
+    None: a window too short for it (``int()`` truncates towards 0 there); ask ``plain_count``."""
+    if window - TOLERANCE < 1:
+        return None
+    return window - TOLERANCE, window + TOLERANCE + 1, window_low
+
+
 _TTLS_AT = tuple(JOB_FIELDS.index(f) for f in TTL_FIELD.values())
 assert STAMP_FIELDS == (0, 1, 2) and _TTLS_AT == (3, 4)  # compact() below relies on it
 _WITHOUT_DATA = len(JOB_FIELDS) - 1  # the fields read without the func label (job_timing.py)
@@ -209,6 +220,24 @@ def compact(answers: list) -> list:
     5,000 jobs/s). tests/concerns/timing/test_timing_rules.py checks both say the same."""
     return [a if a is None or len(a) != _WITHOUT_DATA or a[3] is not None or a[4] is not None
             else (a[0], a[1], a[2]) for a in answers]
+
+
+def read_compact(answers: list) -> list:
+    """``compact`` of the answers once ``read_stamps`` has read them (as reads.py keeps them), with
+    the timestamps of the whole group read at once (``stamps.read_all``) where they are all in RQ's
+    exact form. tests/concerns/timing/test_timing_rules.py checks both ways give the same."""
+    floats = read_all(answers, STAMP_FIELDS)
+    if floats is None:
+        read_stamps(answers, STAMP_FIELDS)
+        return compact(answers)
+    it = iter(floats)
+    return [(x, y, z) if len(a) == _WITHOUT_DATA and a[3] is None and a[4] is None else _put(a, x, y, z)
+            for a, x, y, z in zip(answers, it, it, it)]
+
+
+def _put(answer: list, ended: float, started: float, enqueued: float) -> list:
+    answer[0:3] = ended, started, enqueued
+    return answer
 
 
 def judge(case: Case) -> list[Verdict]:

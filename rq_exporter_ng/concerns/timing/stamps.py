@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from itertools import repeat
+from operator import add, truediv
 
 from rq_exporter_ng import parse
 
@@ -64,6 +66,50 @@ def read_stamps(answers: Iterable[list | None], where: tuple[int, ...]) -> None:
                         answer[i] = stamp(raw)
                     except ValueError:
                         pass
+
+
+_STAMP = 27  # len(b"YYYY-MM-DDTHH:MM:SS.ffffffZ")
+_SPLITS: dict[int, struct.Struct] = {}  # stamps in a group -> the struct that splits them all
+
+
+def read_all(answers: Sequence[Sequence | None], where: tuple[int, ...]) -> list[float] | None:
+    """What ``read_stamps`` makes of the timestamps at ``where`` in each answer, in order, as one
+    list of floats, when every one of them is in RQ's exact form (most groups); None otherwise (an
+    error reply, an unset or odd stamp: ``read_stamps`` then). Each step is one C call over the whole
+    group (split, checks, lookups, sums) rather than a Python loop a stamp: 45,000 stamps a scrape at
+    1,000 jobs/s. test_timing_stamps.py checks it against ``read_stamps``."""
+    try:
+        raws = [answer[i] for answer in answers for i in where]  # type: ignore[index]
+        if set(map(len, raws)) != {_STAMP} or set(map(type, raws)) != {bytes}:
+            return None
+        joined = b"".join(raws)
+    except TypeError:  # None: an error reply or an unset field; str: not from Redis
+        return None
+    n = len(raws)
+    if joined[19::_STAMP] != b"." * n or joined[26::_STAMP] != b"Z" * n:
+        return None
+    split = _SPLITS.get(n)
+    if split is None:
+        if len(_SPLITS) > 64:
+            _SPLITS.clear()
+        split = _SPLITS[n] = struct.Struct("19sx6sx" * n)  # (second, micros) of each stamp
+    parts = split.unpack(joined)
+    heads, micros = parts[0::2], parts[1::2]
+    if not b"".join(micros).isdigit():
+        return None
+    seconds = list(map(_SECONDS.get, heads))
+    if None in seconds:  # a second not met yet: learned as stamp() learns it
+        for head, raw in zip(heads, raws):
+            if head not in _SECONDS:
+                try:
+                    stamp(raw)
+                except ValueError:
+                    return None
+        seconds = list(map(_SECONDS.get, heads))
+        if None in seconds:
+            return None
+    # (second + int(micros)) / 1_000_000, as stamp() computes it
+    return list(map(truediv, map(add, seconds, map(int, micros)), repeat(1_000_000, n)))
 
 
 def _learn(prefix: bytes) -> None:

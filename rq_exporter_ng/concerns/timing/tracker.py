@@ -76,6 +76,7 @@ from rq_exporter_ng.concerns.timing.rules import (
     Remember,
     judge,
     nearest,
+    plain_bounds,
     plain_count,
     ttl_hints,
 )
@@ -274,6 +275,8 @@ class Tracker:
         # TTLs no other known TTL is near: for those, plain_count decides most entries on its own.
         window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
         alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
+        bounds = {t: plain_bounds(t, low) for t, low in window_lows.items()}
+        floor = math.floor
         job_prefix = self.keys.kind("job")
         seen, ended_append = registry.seen, found.ended.append
         first, new = seen.first, tuple.__new__  # tuple.__new__: Ended's own __new__ is a Python call
@@ -286,7 +289,12 @@ class Tracker:
         for _, member, score, window, read_hash in candidates:
             answer = next(answers) if read_hash else None
             if answer is not None and plain and window in alone:
-                when = plain_count(answer, score, window, window_lows[window])
+                # plain_count's verdict on a compacted answer without its call (plain_bounds), most
+                # entries; the rest ask it.
+                when, b = answer[0], bounds.get(window)
+                if not (b is not None and type(when) is float and len(answer) == 3
+                        and b[0] <= score - floor(when) < b[1] and score - window >= b[2]):
+                    when = plain_count(answer, score, window, window_lows[window])
                 if when is not None:
                     if score is not last_score or window != last_window:
                         last_score, last_window, until = score, window, score - window

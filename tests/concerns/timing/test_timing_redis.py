@@ -83,3 +83,31 @@ def test_the_remembered_entries_are_left_out_of_the_windows_and_nothing_else(sta
     assert _normal(left._replace(windows={})) == _normal(whole._replace(windows={}))
     unseen = {ttl: [e for e in entries if e not in seen] for ttl, entries in whole.windows.items()}
     assert dict(left.windows) == {ttl: entries for ttl, entries in unseen.items() if entries}
+
+
+# --- _entries: each score read once and the pairs zipped, against a comprehension a pair ------------
+from rq_exporter_ng.concerns.timing import reads  # noqa: E402
+
+
+def _entries_one_at_a_time(answer):
+    if not answer:
+        return []
+    try:
+        if isinstance(answer[0], list | tuple):
+            return [(bytes(member), float(score)) for member, score in answer]
+        flat = iter(answer)
+        return [(bytes(member), float(score)) for member, score in zip(flat, flat)]
+    except (TypeError, ValueError):
+        return []
+
+
+_element = st.sampled_from([b"a", b"b", b"1500", b"1500.5", b"-inf", b"inf", b"nan", b"x", "1500", 7, None,
+                            bytearray(b"1500"), b"1e3", b"1000"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.none(), st.lists(_element, max_size=9), st.lists(st.tuples(_element, _element), max_size=4)))
+def test_a_reply_reads_as_a_comprehension_a_pair_reads_it(answer):
+    got, want = reads._entries(answer), _entries_one_at_a_time(answer)
+    assert [(m, str(s)) for m, s in got] == [(m, str(s)) for m, s in want]  # str: nan == nan
+    assert [(type(m), type(s)) for m, s in got] == [(type(m), type(s)) for m, s in want]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from rq_exporter_ng.concerns.timing import rules
@@ -147,3 +148,24 @@ def test_plain_count_decides_the_plain_case_and_passes_the_rest():
     assert plain_count([ENDED, STARTED, STARTED, b"500", None, None], T0 + 500, 500, T0 - 100) is None  # a hint
     assert plain_count([b"junk", STARTED, STARTED, None, None, None], T0 + 500, 500, T0 - 100) is None
     assert plain_count(plain, T0 + 86_400, 500, T0 - 100) is None  # another TTL
+
+
+# --- plain_bounds: the tracker's inline check, against plain_count --------------------------------
+from rq_exporter_ng.concerns.timing.rules import plain_bounds  # noqa: E402
+
+_seconds = st.integers(-3, 3).map(float) | st.floats(-4, 4, allow_nan=False)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(window=st.sampled_from([1, 2, 3, 4, 60, 500, 31_536_000]), ended=st.floats(0, 4e9, allow_nan=False),
+       offset=_seconds, low_offset=st.integers(-3, 3))
+def test_the_inline_check_decides_only_what_plain_count_decides(window, ended, offset, low_offset):
+    score = math.floor(ended) + window + offset
+    low = int(score - window) + low_offset
+    bounds = plain_bounds(window, low)
+    if bounds is None:
+        assert window <= rules.TOLERANCE
+        return
+    answer = (ended, ended - 1.0, ended - 2.0)  # compacted (rules.compact)
+    if bounds[0] <= score - math.floor(ended) < bounds[1] and score - window >= bounds[2]:
+        assert plain_count(answer, score, window, low) == ended

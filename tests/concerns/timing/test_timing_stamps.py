@@ -91,3 +91,61 @@ def test_timestamps_read_as_they_arrive_read_as_before_and_nothing_else_changes(
             assert outcome(stamp, after) == outcome(parse.timestamp, before)
             # Read: its float, or None when unset ('' included); what does not read is left as it is.
             assert type(after) is float or after is before or (after is None and outcome(parse.timestamp, before)[1] is None)
+
+
+# --- read_all / read_compact: a group's stamps at once, against read_stamps and compact ----------
+from rq_exporter_ng.concerns.timing.rules import compact, read_compact  # noqa: E402
+
+exact = moments.map(lambda m: m.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode())
+# Mostly RQ's exact form (the group's fast path), sometimes one stamp that is not (read_stamps then).
+_stamp = st.one_of(exact, exact, exact, values, exact.map(lambda raw: raw[:-1] + b"z"),
+                   exact.map(lambda raw: raw[:20] + b"12_456Z"), exact.map(lambda raw: raw.decode()))
+_answer = st.one_of(st.none(), st.tuples(_stamp, _stamp, _stamp, st.sampled_from([None, b"600"]), st.none(),
+                                         st.sampled_from([(), (b"data",)])).map(lambda t: [*t[:5], *t[5]]))
+
+
+def _general(answers: list) -> list:
+    read_stamps(answers, STAMP_FIELDS)
+    return compact(answers)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_answer, max_size=8), st.booleans())
+def test_a_group_read_at_once_reads_as_one_answer_at_a_time(answers, fresh):
+    read_at_once_as_one_at_a_time(answers, fresh)
+
+
+def read_at_once_as_one_at_a_time(answers: list, fresh: bool) -> None:
+    if fresh:  # no second learned yet: read_all learns them as stamp() does
+        stamps._SECONDS.clear()
+    expected = _general([None if a is None else list(a) for a in answers])
+    got = read_compact([None if a is None else list(a) for a in answers])
+    assert got == expected
+    assert [type(a) for a in got] == [type(a) for a in expected]
+    for g, e in zip(got, expected, strict=True):
+        if g is not None:
+            assert [type(v) for v in g] == [type(v) for v in e]
+    floats = stamps.read_all([None if a is None else list(a) for a in answers], STAMP_FIELDS)
+    if floats is not None:  # decided: every stamp of the group a float, as read_stamps reads it
+        assert floats == [v for a in expected for v in a[:3]] and all(type(v) is float for v in floats)
+
+
+def test_a_group_of_rqs_own_form_is_read_at_once():
+    answers = [[b"2027-01-15T08:00:%02d.%06dZ" % (k % 60, k), b"2027-01-15T08:00:00.000000Z",
+                b"2027-01-14T23:59:59.999999Z", None, None] for k in range(100)]
+    floats = stamps.read_all(answers, STAMP_FIELDS)
+    assert floats is not None and floats[0] == parse.timestamp(answers[0][0])
+    # A stamp of another length, even where the group's total length would still split evenly: not at once.
+    assert stamps.read_all([[b"2027-01-15T08:00:00.00000Z", b"Z2027-01-15T08:00:00.000000Z", answers[0][2]]],
+                           STAMP_FIELDS) is None
+
+
+_exact_answer = st.tuples(exact, exact, exact, st.sampled_from([None, b"600"]), st.none(),
+                          st.sampled_from([(), (b"data",)])).map(lambda t: [*t[:5], *t[5]])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_exact_answer, min_size=1, max_size=8), st.booleans())
+def test_a_group_all_in_rqs_own_form_reads_at_once_as_one_answer_at_a_time(answers, fresh):
+    read_at_once_as_one_at_a_time(answers, fresh)
+    assert stamps.read_all(answers, STAMP_FIELDS) is not None
