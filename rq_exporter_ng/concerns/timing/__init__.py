@@ -1,6 +1,6 @@
 """Job timing: how long jobs ran and waited, and how many finished and failed, exactly once each.
 
-A concern (rq_exporter_ng/concern.py) in seven modules:
+A concern (rq_exporter_ng/concern.py) in these modules:
 
 - job_timing.py: the concern, ``JobTiming``: its options, what it keeps for the life of the
   process (per /probe target), its families;
@@ -8,6 +8,8 @@ A concern (rq_exporter_ng/concern.py) in seven modules:
   replies as the tracker's input, the new jobs' hashes) and its result;
 - tracker.py: which finished and failed registry entries are new since the last scrape (score
   windows per TTL, TTL learning, the probe and the sweep), kept across scrapes;
+- records.py: what the tracker keeps across scrapes and the immutable values its phases hand on;
+- windows.py, hmget.py: round 2's one-window reads and round 3's HMGETs, packed from templates;
 - rules.py: the verdict on one new entry, a function per rule;
 - stamps.py: RQ's timestamps, read as the job hashes' answers arrive (floats from then on);
 - histograms.py: the jobs found ended as counters and histograms (with the func label).
