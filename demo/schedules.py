@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,7 +51,11 @@ def seed(client: redis.Redis) -> None:
     except ImportError:
         return
     scheduler = Scheduler(connection=client, queue_name="low")
-    for _ in range(2):
-        scheduler.cron("*/10 * * * *", func="demo.jobs.process", args=[0.05], queue_name="low")
+    with warnings.catch_warnings():
+        # crontab's notice about its own future default (utcnow), printed in the demo's console by
+        # rq-scheduler's call: nothing the demo or its user can act on.
+        warnings.simplefilter("ignore", FutureWarning)
+        for _ in range(2):
+            scheduler.cron("*/10 * * * *", func="demo.jobs.process", args=[0.05], queue_name="low")
     scheduler.enqueue_in(timedelta(hours=1), "demo.jobs.process", 0.05)
 
