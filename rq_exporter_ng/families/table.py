@@ -57,6 +57,32 @@ class Table(_Rows):
         return [Sample(name, dict(zip(labels, values)), value) for values, value in self.rows]
 
 
+class Grid(Table):
+    """A two-label table of every key against every column, in that order (rq_jobs: each queue's
+    count per status), held as one tuple of values a key instead of a row a sample: exposition.py
+    writes a key's lines in one go (rq_jobs at 10,000 queues: 80,000 rows otherwise built and
+    written one by one). ``rows`` are built when asked for (the library's encoders, tests)."""
+
+    def __init__(self, name: str, documentation: str, typ: str, labels: tuple[str, str], keys: list[str],
+                 columns: tuple[str, ...], values: list[tuple]) -> None:
+        self.keys = keys
+        self.columns = columns
+        self.values = values  # per key, a value per column
+        self._rows: list[Row] | None = None
+        super().__init__(name, documentation, typ, labels, None)  # type: ignore[arg-type]
+
+    @property
+    def rows(self) -> list[Row]:
+        if self._rows is None:
+            self._rows = [((key, column), value) for key, values in zip(self.keys, self.values)
+                          for column, value in zip(self.columns, values)]
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: list[Row] | None) -> None:  # Table.__init__'s None: built when asked for
+        self._rows = rows
+
+
 HistogramRow = tuple[tuple[str, ...], list[int], float]  # label values, cumulative count per bucket, sum
 # The latest job of one bucket: (job id as in Redis, its value, when it ended). Kept raw and turned
 # into text only when OpenMetrics is asked for: the text format carries no exemplars.
@@ -111,6 +137,12 @@ def table(name: str, rows: list[Row]) -> Table:
     """The catalogued metric ``name`` as rows of (label values in its label order, value)."""
     s = spec(name)
     return Table(s.name, s.help, s.type, s.labels, rows)
+
+
+def grid(name: str, keys: list[str], columns: tuple[str, ...], values: list[tuple]) -> Grid:
+    """The catalogued two-label metric ``name``: ``values[i][j]`` is the sample of (keys[i], columns[j])."""
+    s = spec(name)
+    return Grid(s.name, s.help, s.type, s.labels, keys, columns, values)  # type: ignore[arg-type]
 
 
 def histogram_table(name: str, extra_labels: tuple[str, ...], les: tuple[str, ...],

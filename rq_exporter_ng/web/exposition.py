@@ -22,7 +22,7 @@ from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from rq_exporter_ng.families.table import EXEMPLAR_LABEL, HistogramTable, JobExemplar, Table, exemplar_id
+from rq_exporter_ng.families.table import EXEMPLAR_LABEL, Grid, HistogramTable, JobExemplar, Table, exemplar_id
 from rq_exporter_ng.web import prom_internals
 
 _value = itemgetter(1)  # a table row's value
@@ -61,6 +61,19 @@ class _Ints(dict[int, str]):
         return text
 
 
+class _Lines(dict[int, str]):
+    """A grid column's line after the key's label text, per count: ``",status="queued"} 3.0\\n``."""
+
+    def __init__(self, label: str, ints: _Ints) -> None:
+        super().__init__()
+        self.label = label
+        self.ints = ints
+
+    def __missing__(self, value: int) -> str:
+        line = self[value] = f"{self.label}{self.ints[value]}\n"
+        return line
+
+
 # A family's text is made and sent in pieces of this many lines (~100 kB): the biggest family, rq_jobs
 # at 10,000 queues (80,000 lines), is never all text at once (its lines, their join and its bytes
 # were ~14 MB, the scrape's peak once families are built one at a time).
@@ -97,6 +110,8 @@ class _Writer:
     def family(self, metric: Metric) -> Iterator[str] | None:
         """The family's sample lines, as pieces of text of at most LINES_PER_PIECE lines each;
         None when the library must write it (decided before anything is written)."""
+        if isinstance(metric, Grid):
+            return self.grid(metric)
         if isinstance(metric, Table):
             return self.table(metric)
         if isinstance(metric, HistogramTable):
@@ -131,6 +146,26 @@ class _Writer:
                     for rows in _pieces(table.rows))
         return ("".join(["".join([head + escaped[values[j]] for head, j in zip(heads, order)])
                          + f'"}} {number(value)}\n' for values, value in rows]) for rows in _pieces(table.rows))
+
+    def grid(self, grid: Grid) -> Iterator[str] | None:
+        """A key's lines in one go: ``head + head.join(lines)``, where head is the key's label text
+        and each column's lines (its label and a count's text) are made once per count seen (~10 ms
+        for rq_jobs at 10,000 queues, 80,000 lines; 22 ms a row at a time). Ints only (counts, whose
+        texts cannot collide as 0 and -0.0 would); any other grid goes as a table."""
+        labels, name = grid.labels, grid.sample_name
+        if labels[0] >= labels[1] or not grid.columns or not prom_internals.plain_name(name) \
+                or not prom_internals.plain_label_names(labels) \
+                or not set(map(type, chain.from_iterable(grid.values))) <= {int}:
+            return self.table(grid)
+        escaped = self.escaped
+        first = f'{name}{{{labels[0]}="'
+        columns = [_Lines(f'",{labels[1]}="{escaped[column]}"}} ', self.ints) for column in grid.columns]
+        per_piece = max(1, LINES_PER_PIECE // len(columns))
+        line = dict.__getitem__  # in C; _Lines.__missing__ for a count not seen yet
+        return ("".join([head + head.join(map(line, columns, row))
+                         for head, row in zip([first + escaped[key] for key in grid.keys[start:start + per_piece]],
+                                              grid.values[start:start + per_piece])])
+                for start in range(0, len(grid.keys), per_piece))
 
     def histogram_table(self, table: HistogramTable) -> Iterator[str] | None:
         labels, name = table.labels, table.name
