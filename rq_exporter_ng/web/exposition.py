@@ -45,11 +45,22 @@ def _escape_value(value: str) -> str:
 
 
 class _Escaped(dict[str, str]):
-    """Label value -> its escaped text; a hit is a plain dict lookup, with no Python call."""
+    """Label value -> its escaped text; a hit is a plain dict lookup, with no Python call.
+
+    One for every render, kept between scrapes: the same queue and worker names come back each
+    time (escaping 12,000 of them anew cost ~6 ms a scrape at 10,000 queues). ~100 bytes a name, as
+    an unchanged value is the name itself; emptied past MAX_KEPT names (names that come and go)."""
+
+    MAX_KEPT = 50_000
 
     def __missing__(self, raw: str) -> str:
+        if len(self) >= self.MAX_KEPT:
+            self.clear()  # another render may miss a name it just escaped: it escapes it again
         value = self[raw] = _escape_value(raw)
         return value
+
+
+_ESCAPED = _Escaped()
 
 
 class _Ints(dict[int, str]):
@@ -86,11 +97,11 @@ def _pieces(rows: list) -> Iterator[list]:
 
 
 class _Writer:
-    """Writes table rows; caches escaped label values and number texts for one render."""
+    """Writes table rows; caches number texts for one render (escaped label values: _ESCAPED)."""
 
     def __init__(self, exemplars: bool = False) -> None:
         self.exemplars = exemplars  # OpenMetrics: histogram buckets carry their exemplar
-        self.escaped = _Escaped()
+        self.escaped = _ESCAPED
         self.ints = _Ints()
         self.floats: dict[float, str] = {}
 

@@ -351,3 +351,19 @@ def test_a_big_grid_is_written_in_pieces_that_join_to_the_tables_body():
     plain = Table("rq_jobs", "Jobs.", "gauge", ("queue", "status"), list(grid.rows))
     parts = text_parts([grid])
     assert len(parts) > 3 and b"".join(parts) == render_text([plain])
+
+
+def test_escaped_label_values_are_kept_between_renders_and_emptied_past_the_limit(monkeypatch):
+    from rq_exporter_ng.web import exposition
+
+    cache = exposition._Escaped()
+    monkeypatch.setattr(exposition, "_ESCAPED", cache)
+    monkeypatch.setattr(exposition._Escaped, "MAX_KEPT", 5)
+    rows = [((name,), 1) for name in ['a"b', "c\\d", "e\nf", "plain"]]
+    table = Table("rq_x", "X.", "gauge", ("queue",), rows)
+    first = render_text([table])
+    assert set(cache) == {'a"b', "c\\d", "e\nf", "plain"} and cache['a"b'] == 'a\\"b'
+    assert render_text([table]) == first == generate_latest(Static([table]))  # from the kept values
+    more = Table("rq_x", "X.", "gauge", ("queue",), [(("g",), 1), (("h",), 2)])
+    assert render_text([more]) == generate_latest(Static([more]))
+    assert len(cache) <= 5
