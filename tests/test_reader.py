@@ -461,3 +461,36 @@ def test_the_queues_and_head_jobs_read_in_small_runs_and_groups_give_the_same_sn
     assert small == Snapshot(**{**vars(one), "problems": small.problems})
     assert sorted(p.reason for p in one.problems) == ["missing_job", "wrong_type"]
     assert sum(q.oldest_job_age is not None and q.oldest_job_age > 0 for q in one.queues) == 14
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(enqueued=st.one_of(st.none(), st.just(b""), st.binary(max_size=30),
+                          st.floats(0, 2e9).map(lambda t: rq_time(t).encode())),
+       created=st.one_of(st.none(), st.floats(0, 2e9).map(lambda t: rq_time(t).encode()), st.just(b"bad")))
+def test_a_head_jobs_age_read_from_the_kept_timestamps_is_the_parsed_one(enqueued, created):
+    # _age looks the head job's timestamps up in _HEAD_STAMPS, kept between scrapes: the first time
+    # (parsed) and the next (kept) give what parse.timestamp gives, and the same problems.
+    from rq_exporter_ng import parse
+
+    def plain() -> tuple:
+        reading = reader._Reading(now=2e9)
+        if enqueued is None and created is None:
+            return None, ["missing_job"]
+        try:
+            when = parse.timestamp(enqueued) or parse.timestamp(created)
+        except ValueError:
+            return None, ["bad_timestamp"]
+        return (None, ["bad_timestamp"]) if when is None else (max(0.0, reading.now - when), [])
+
+    for _ in range(2):
+        reading = reader._Reading(now=2e9)
+        age = reader._age([enqueued, created], b"job", Keys("rq"), reading)
+        assert (age, [p.reason for p in reading.problems]) == plain()
+
+
+def test_kept_head_timestamps_are_emptied_past_the_limit(monkeypatch):
+    stamps = reader._Stamps()
+    monkeypatch.setattr(reader._Stamps, "MAX_KEPT", 3)
+    for i in range(10):
+        assert stamps[rq_time(1e9 + i).encode()] == pytest.approx(1e9 + i)
+    assert len(stamps) <= 3
