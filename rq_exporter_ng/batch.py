@@ -91,6 +91,15 @@ class _Groups:
         self.quiet = quiet
 
 
+class _Later:
+    """Parts that ``build`` adds once the batch is sent up to here (``add_later``)."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build: Callable[[], None]) -> None:
+        self.build = build
+
+
 # What waits for its replies, in order: a lone command's or a group's Part, or a _Groups and then
 # the (handler, commands) pairs it built, kept as they came (a tuple more each would be ~2 MB at
 # 10,000 queues).
@@ -102,7 +111,7 @@ class Batch:
     10,000 queues a round's handlers and commands are ~10 MB, and the next round is read meanwhile)."""
 
     def __init__(self, on_error: ErrorHandler) -> None:
-        self._pending: list[Part | _Groups] = []  # in order
+        self._pending: list[Part | _Groups | _Later] = []  # in order
         self._sent: deque[Sent] = deque()  # built and sent, waiting for their replies
         self._on_error = on_error
         self._quiet = False  # of the pairs of the last _Groups handed out
@@ -122,6 +131,11 @@ class Batch:
         works on the first groups while the next ones are built (~7 ms at 1,000 queues)."""
         self._pending.append(_Groups(groups, quiet))
 
+    def add_later(self, build: Callable[[], None]) -> None:
+        """``build()`` adds more parts, called when the parts before are sent (and some of their
+        replies handed out): Redis works on those while it runs, instead of waiting for it."""
+        self._pending.append(_Later(build))
+
     def run(self, client: redis.Redis) -> None:
         """One round trip; replies are handed out in order."""
         if not self._pending:
@@ -138,6 +152,10 @@ class Batch:
         sent = self._sent
         pending, self._pending = self._pending, []  # the groups' sources go once built
         for item in pending:
+            if isinstance(item, _Later):
+                item.build()  # adds to self._pending, sent here, in order
+                yield from self._commands_in_order()
+                continue
             sent.append(item)
             if isinstance(item, Part):
                 yield item.commands

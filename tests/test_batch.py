@@ -253,3 +253,33 @@ def test_replies_come_back_to_their_handlers_while_the_rest_is_sent_and_each_par
     # Groups were handed their replies, and let go, before the last ones were built.
     assert events.index(("handled", 0)) < events.index(("gone", 0)) < events.index(("built", 5000))
     assert sum(kind == "gone" for kind, _ in events) == 6000
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_parts_added_later_are_sent_in_their_place_and_get_their_replies(redis_db, raw):
+    # add_later: what build() adds is sent where the later part stands, after the parts before it
+    # (whose replies may already be handed out) and before the parts after it, exactly as if it
+    # had been added there at once.
+    client = redis_db.client(protocol=PROTOCOL)
+    _fill(client)
+    order: list = []
+
+    def later_batch() -> Batch:
+        batch = Batch(lambda command, error: order.append(("error", command)))
+        batch.add_groups((lambda replies, i=i: order.append((i, replies)), [("LLEN", b"list")] * 3) for i in range(400))
+
+        def build() -> None:
+            order.append("built")
+            batch.add(lambda reply: order.append(("later", reply)), "LLEN", b"zset")  # an error reply
+            batch.add_later(lambda: batch.add(lambda reply: order.append(("nested", reply)), "EXISTS", b"hash"))
+
+        batch.add_later(build)
+        batch.add(lambda reply: order.append(("after", reply)), "ZCARD", b"zset")
+        return batch
+
+    batch = later_batch()
+    batch.run(client) if raw else batch._run_pipeline(client)
+    replies = [item for item in order if item != "built"]
+    assert replies == [(i, [2, 2, 2]) for i in range(400)] + [("error", ("LLEN", b"zset")), ("nested", 1), ("after", 3)]
+    assert order.count("built") == 1
+    assert not batch

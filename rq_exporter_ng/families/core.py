@@ -7,12 +7,13 @@ import platform
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from prometheus_client.core import Metric, SummaryMetricFamily
 
 from rq_exporter_ng import __version__
 from rq_exporter_ng.families.catalogue import CATALOGUE, JOB_STATUSES, spec
-from rq_exporter_ng.families.table import table
+from rq_exporter_ng.families.table import column, grid, table
 from rq_exporter_ng.snapshot import WORKER_STATES, Snapshot, WorkerState
 
 
@@ -71,17 +72,20 @@ def rq_families(snapshot: Snapshot, per_worker: bool = True, workers: bool = Tru
 
 def _queue_families(snapshot: Snapshot) -> Iterator[Metric]:
     queues = snapshot.queues
-    yield table("rq_jobs", [((q.name, status), getattr(q, status)) for q in queues for status in JOB_STATUSES])
+    names = [q.name for q in queues]  # every per-queue family's keys, in order
+    yield grid("rq_jobs", names, JOB_STATUSES, list(map(attrgetter(*JOB_STATUSES), queues)))
     yield table("rq_queue_oldest_job_age_seconds",
                 [((q.name,), q.oldest_job_age) for q in queues if q.oldest_job_age is not None])
-    yield table("rq_queue_intermediate_jobs", [((q.name,), q.intermediate) for q in queues])
-    yield table("rq_queue_abandoned_jobs", [((q.name,), q.abandoned) for q in queues])
-    yield table("rq_queue_overdue_scheduled_jobs", [((q.name,), q.overdue_scheduled) for q in queues])
-    yield table("rq_queue_scheduler_active", [((q.name,), 1 if q.scheduler_active else 0) for q in queues])
-    names = [q.name for q in queues] + list(snapshot.worker_only_queues)
-    yield table("rq_queue_workers", [((name, state), count)
-                                     for name, counts in _workers_per_queue(names, snapshot.workers).items()
-                                     for state, count in counts.items()])
+    yield column("rq_queue_intermediate_jobs", names, list(map(attrgetter("intermediate"), queues)))
+    yield column("rq_queue_abandoned_jobs", names, list(map(attrgetter("abandoned"), queues)))
+    yield column("rq_queue_overdue_scheduled_jobs", names, list(map(attrgetter("overdue_scheduled"), queues)))
+    yield column("rq_queue_scheduler_active", names, [1 if q.scheduler_active else 0 for q in queues])
+    per_queue = _workers_per_queue(names + list(snapshot.worker_only_queues), snapshot.workers)
+    if all(len(counts) == len(WORKER_STATES) for counts in per_queue.values()):  # no worker in state "unknown"
+        yield grid("rq_queue_workers", list(per_queue), WORKER_STATES, [tuple(c.values()) for c in per_queue.values()])
+    else:
+        yield table("rq_queue_workers", [((name, state), count) for name, counts in per_queue.items()
+                                         for state, count in counts.items()])
 
 
 def _workers_per_queue(names: Iterable[str], workers: Iterable[WorkerState]) -> dict[str, dict[str, int]]:

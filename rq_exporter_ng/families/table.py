@@ -57,6 +57,60 @@ class Table(_Rows):
         return [Sample(name, dict(zip(labels, values)), value) for values, value in self.rows]
 
 
+class _Held(Table):
+    """A table whose rows are built from another form only when asked for (the library's encoders,
+    tests): exposition.py writes that form directly."""
+
+    def __init__(self, name: str, documentation: str, typ: str, labels: tuple[str, ...]) -> None:
+        self._rows: list[Row] | None = None
+        super().__init__(name, documentation, typ, labels, None)  # type: ignore[arg-type]
+
+    @property
+    def rows(self) -> list[Row]:
+        if self._rows is None:
+            self._rows = self._make_rows()
+        return self._rows
+
+    @rows.setter
+    def rows(self, rows: list[Row] | None) -> None:  # Table.__init__'s None: built when asked for
+        self._rows = rows
+
+    def _make_rows(self) -> list[Row]:
+        raise NotImplementedError
+
+
+class Grid(_Held):
+    """A two-label table of every key against every column, in that order (rq_jobs: each queue's
+    count per status), held as one tuple of values a key instead of a row a sample: exposition.py
+    writes a key's lines in one go (rq_jobs at 10,000 queues: 80,000 rows otherwise built and
+    written one by one)."""
+
+    def __init__(self, name: str, documentation: str, typ: str, labels: tuple[str, str], keys: list[str],
+                 columns: tuple[str, ...], values: list[tuple]) -> None:
+        self.keys = keys
+        self.columns = columns
+        self.values = values  # per key, a value per column
+        super().__init__(name, documentation, typ, labels)
+
+    def _make_rows(self) -> list[Row]:
+        return [((key, column), value) for key, values in zip(self.keys, self.values)
+                for column, value in zip(self.columns, values)]
+
+
+class Column(_Held):
+    """A one-label table held as its keys and their values, in order (a count per queue): exposition.py
+    writes the values without a row tuple each (10,000 a family at 10,000 queues)."""
+
+    def __init__(self, name: str, documentation: str, typ: str, label: str, keys: list[str],
+                 values: list) -> None:
+        self.keys = keys
+        self.values = values
+        super().__init__(name, documentation, typ, (label,))
+
+    def _make_rows(self) -> list[Row]:
+        return [((key,), value) for key, value in zip(self.keys, self.values)]
+
+
 HistogramRow = tuple[tuple[str, ...], list[int], float]  # label values, cumulative count per bucket, sum
 # The latest job of one bucket: (job id as in Redis, its value, when it ended). Kept raw and turned
 # into text only when OpenMetrics is asked for: the text format carries no exemplars.
@@ -111,6 +165,19 @@ def table(name: str, rows: list[Row]) -> Table:
     """The catalogued metric ``name`` as rows of (label values in its label order, value)."""
     s = spec(name)
     return Table(s.name, s.help, s.type, s.labels, rows)
+
+
+def grid(name: str, keys: list[str], columns: tuple[str, ...], values: list[tuple]) -> Grid:
+    """The catalogued two-label metric ``name``: ``values[i][j]`` is the sample of (keys[i], columns[j])."""
+    s = spec(name)
+    return Grid(s.name, s.help, s.type, s.labels, keys, columns, values)  # type: ignore[arg-type]
+
+
+def column(name: str, keys: list[str], values: list) -> Column:
+    """The catalogued one-label metric ``name``: ``values[i]`` is the sample of keys[i]."""
+    s = spec(name)
+    (label,) = s.labels
+    return Column(s.name, s.help, s.type, label, keys, values)
 
 
 def histogram_table(name: str, extra_labels: tuple[str, ...], les: tuple[str, ...],

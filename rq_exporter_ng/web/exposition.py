@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache, partial
 from itertools import chain
-from operator import itemgetter
+from operator import add, itemgetter
 
 from prometheus_client import exposition
 from prometheus_client.core import Metric
@@ -22,7 +22,15 @@ from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from rq_exporter_ng.families.table import EXEMPLAR_LABEL, HistogramTable, JobExemplar, Table, exemplar_id
+from rq_exporter_ng.families.table import (
+    EXEMPLAR_LABEL,
+    Column,
+    Grid,
+    HistogramTable,
+    JobExemplar,
+    Table,
+    exemplar_id,
+)
 from rq_exporter_ng.web import prom_internals
 
 _value = itemgetter(1)  # a table row's value
@@ -45,11 +53,22 @@ def _escape_value(value: str) -> str:
 
 
 class _Escaped(dict[str, str]):
-    """Label value -> its escaped text; a hit is a plain dict lookup, with no Python call."""
+    """Label value -> its escaped text; a hit is a plain dict lookup, with no Python call.
+
+    One for every render, kept between scrapes: the same queue and worker names come back each
+    time (escaping 12,000 of them anew cost ~6 ms a scrape at 10,000 queues). ~100 bytes a name, as
+    an unchanged value is the name itself; emptied past MAX_KEPT names (names that come and go)."""
+
+    MAX_KEPT = 50_000
 
     def __missing__(self, raw: str) -> str:
+        if len(self) >= self.MAX_KEPT:
+            self.clear()  # another render may miss a name it just escaped: it escapes it again
         value = self[raw] = _escape_value(raw)
         return value
+
+
+_ESCAPED = _Escaped()
 
 
 class _Ints(dict[int, str]):
@@ -59,6 +78,19 @@ class _Ints(dict[int, str]):
         text = f"{value}.0" if -(2**53) < value < 1_000_000 else floatToGoString(value)
         self[value] = text
         return text
+
+
+class _Lines(dict[int, str]):
+    """A grid column's line after the key's label text, per count: ``",status="queued"} 3.0\\n``."""
+
+    def __init__(self, label: str, ints: _Ints) -> None:
+        super().__init__()
+        self.label = label
+        self.ints = ints
+
+    def __missing__(self, value: int) -> str:
+        line = self[value] = f"{self.label}{self.ints[value]}\n"
+        return line
 
 
 # A family's text is made and sent in pieces of this many lines (~100 kB): the biggest family, rq_jobs
@@ -73,11 +105,11 @@ def _pieces(rows: list) -> Iterator[list]:
 
 
 class _Writer:
-    """Writes table rows; caches escaped label values and number texts for one render."""
+    """Writes table rows; caches number texts for one render (escaped label values: _ESCAPED)."""
 
     def __init__(self, exemplars: bool = False) -> None:
         self.exemplars = exemplars  # OpenMetrics: histogram buckets carry their exemplar
-        self.escaped = _Escaped()
+        self.escaped = _ESCAPED
         self.ints = _Ints()
         self.floats: dict[float, str] = {}
 
@@ -97,6 +129,10 @@ class _Writer:
     def family(self, metric: Metric) -> Iterator[str] | None:
         """The family's sample lines, as pieces of text of at most LINES_PER_PIECE lines each;
         None when the library must write it (decided before anything is written)."""
+        if isinstance(metric, Grid):
+            return self.grid(metric)
+        if isinstance(metric, Column):
+            return self.column(metric)
         if isinstance(metric, Table):
             return self.table(metric)
         if isinstance(metric, HistogramTable):
@@ -131,6 +167,41 @@ class _Writer:
                     for rows in _pieces(table.rows))
         return ("".join(["".join([head + escaped[values[j]] for head, j in zip(heads, order)])
                          + f'"}} {number(value)}\n' for values, value in rows]) for rows in _pieces(table.rows))
+
+    def grid(self, grid: Grid) -> Iterator[str] | None:
+        """A key's lines in one go: ``head + head.join(lines)``, where head is the key's label text
+        and each column's lines (its label and a count's text) are made once per count seen (~10 ms
+        for rq_jobs at 10,000 queues, 80,000 lines; 22 ms a row at a time). Ints only (counts, whose
+        texts cannot collide as 0 and -0.0 would); any other grid goes as a table."""
+        labels, name = grid.labels, grid.sample_name
+        if labels[0] >= labels[1] or not grid.columns or not prom_internals.plain_name(name) \
+                or not prom_internals.plain_label_names(labels) \
+                or not set(map(type, chain.from_iterable(grid.values))) <= {int}:
+            return self.table(grid)
+        escaped = self.escaped
+        first = f'{name}{{{labels[0]}="'
+        columns = [_Lines(f'",{labels[1]}="{escaped[column]}"}} ', self.ints) for column in grid.columns]
+        per_piece = max(1, LINES_PER_PIECE // len(columns))
+        line = dict.__getitem__  # in C; _Lines.__missing__ for a count not seen yet
+        return ("".join([head + head.join(map(line, columns, row))
+                         for head, row in zip([first + escaped[key] for key in grid.keys[start:start + per_piece]],
+                                              grid.values[start:start + per_piece])])
+                for start in range(0, len(grid.keys), per_piece))
+
+    def column(self, column: Column) -> Iterator[str] | None:
+        """``first + first.join(key + line)``, first the name and label up to the key's value, each line
+        made once per count seen: no row tuple, and dict look-ups in C (1.7 against 2.6 ms for 10,000
+        counts). Ints only, as a grid; any other column goes as a table."""
+        labels, name = column.labels, column.sample_name
+        if not prom_internals.plain_name(name) or not prom_internals.plain_label_names(labels) \
+                or not set(map(type, column.values)) <= {int}:
+            return self.table(column)
+        first = f'{name}{{{labels[0]}="'
+        key, line = self.escaped.__getitem__, _Lines('"} ', self.ints).__getitem__
+        keys, values = column.keys, column.values
+        return (first + first.join(map(add, map(key, keys[start:start + LINES_PER_PIECE]),
+                                       map(line, values[start:start + LINES_PER_PIECE])))
+                for start in range(0, len(keys), LINES_PER_PIECE))
 
     def histogram_table(self, table: HistogramTable) -> Iterator[str] | None:
         labels, name = table.labels, table.name

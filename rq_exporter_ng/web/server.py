@@ -6,7 +6,6 @@ import html
 import socket
 import ssl
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Mapping
 from socketserver import ThreadingMixIn
 from urllib.parse import parse_qs
@@ -17,6 +16,7 @@ from prometheus_client import CollectorRegistry, exposition
 from rq_exporter_ng import __version__
 from rq_exporter_ng.collector import gc_paused
 from rq_exporter_ng.web.exposition import iter_render_parts
+from rq_exporter_ng.web.gzipped import gzipped
 
 WsgiApp = Callable[[dict, Callable], Iterable[bytes]]
 
@@ -67,14 +67,10 @@ GZIP_LEVEL = 3
 
 
 def _gzipped(parts: Iterable[bytes]) -> list[bytes]:
-    """The joined parts gzipped, part by part; the stream decompresses to prometheus_client's body
-    (its bytes differ: level GZIP_LEVEL, and no mtime in the header)."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
-    # map, not a comprehension: its variable would keep the part just compressed while the next is
-    # made. zlib keeps most small parts to itself (b""): those are not sent.
-    out = list(filter(None, map(compressor.compress, parts)))
-    out.append(compressor.flush())
-    return out
+    """The joined parts gzipped; the stream decompresses to prometheus_client's body (its bytes
+    differ: level GZIP_LEVEL, and no mtime in the header). Compressed on another core while the
+    later parts are written (gzipped.py)."""
+    return gzipped(parts, GZIP_LEVEL)
 
 
 def landing_page(target: str) -> bytes:

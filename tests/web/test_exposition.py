@@ -31,7 +31,7 @@ from prometheus_client.utils import floatToGoString
 
 from bench.dataset import Size, fill
 from rq_exporter_ng.collector import RQCollector
-from rq_exporter_ng.families.table import HistogramTable, Table
+from rq_exporter_ng.families.table import Column, Grid, HistogramTable, Table
 from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.web.exposition import (
     LINES_PER_PIECE,
@@ -41,6 +41,7 @@ from rq_exporter_ng.web.exposition import (
     iter_text_parts,
     render_openmetrics,
     render_text,
+    text_parts,
 )
 from rq_exporter_ng.web.server import make_metrics_app
 
@@ -113,7 +114,7 @@ def histogram_rows(draw, size: int, count: int = 4):
 @st.composite
 def family(draw):
     kind = draw(st.sampled_from(["gauge", "counter", "untyped", "histogram", "summary", "info", "table",
-                                 "histogram_table"]))
+                                 "histogram_table", "grid", "column"]))
     name = draw(metric_names).removesuffix("_total").removesuffix("_info") or "x"
     labels = draw(st.lists(names.filter(lambda n: not n.startswith("__") and n not in ("le", "quantile")),
                            max_size=3, unique=True))
@@ -145,6 +146,25 @@ def family(draw):
         typ = draw(st.sampled_from(["gauge", "counter"]))
         metric = Table(name + "_total" if typ == "counter" else name, unit_free_help, typ, tuple(labels),
                        [(row, draw(values)) for row in rows])
+    elif kind == "grid":
+        # Two labels in either order (the fast way takes them sorted only), every key against every
+        # column; ints only most of the time (rq_jobs' counts), any value otherwise.
+        two = draw(st.lists(names.filter(lambda n: not n.startswith("__") and n not in ("le", "quantile")),
+                            min_size=2, max_size=2, unique=True))
+        keys = draw(st.lists(label_values, max_size=4, unique=True))
+        columns = tuple(draw(st.lists(label_values, max_size=3, unique=True)))
+        cell = st.integers(-10**20, 10**20) if draw(st.booleans()) else values
+        typ = draw(st.sampled_from(["gauge", "counter"]))
+        metric = Grid(name + "_total" if typ == "counter" else name, unit_free_help, typ, tuple(two), keys, columns,
+                      [tuple(draw(cell) for _ in columns) for _ in keys])
+    elif kind == "column":
+        # One label, a value per key; ints only most of the time (the per-queue counts), any value otherwise.
+        keys = draw(st.lists(label_values, max_size=5, unique=True))
+        cell = st.integers(-10**20, 10**20) if draw(st.booleans()) else values
+        typ = draw(st.sampled_from(["gauge", "counter"]))
+        metric = Column(name + "_total" if typ == "counter" else name, unit_free_help, typ,
+                        draw(names.filter(lambda n: not n.startswith("__") and n not in ("le", "quantile"))), keys,
+                        [draw(cell) for _ in keys])
     elif kind == "histogram_table":
         les, rows_ = draw(histogram_rows(len(labels))) if rows else ((), [])
         # Exemplars (job timing's latest job per bucket): ids of any length and characters.
@@ -316,3 +336,64 @@ def test_a_number_is_written_as_the_library_writes_it(value):
     writer = _Writer()
     assert writer.number(value) == floatToGoString(value)
     assert writer.number(value) == floatToGoString(value)  # the cached text too
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(label_values, max_size=5, unique=True), st.lists(label_values, max_size=4, unique=True), st.data())
+def test_a_grid_holds_and_writes_the_rows_of_the_plain_table(keys, columns, data):
+    # rq_jobs and rq_queue_workers as a Grid: the same samples as the Table of every (key, column)
+    # row in order, written byte for byte as that Table (itself compared with the library above).
+    cells = [tuple(data.draw(values | st.integers(0, 10**7)) for _ in columns) for _ in keys]
+    grid = Grid("rq_jobs", "Jobs.", "gauge", ("queue", "status"), keys, tuple(columns), cells)
+    rows = [((key, column), value) for key, row in zip(keys, cells) for column, value in zip(columns, row)]
+    plain = Table("rq_jobs", "Jobs.", "gauge", ("queue", "status"), rows)
+    assert grid.rows == rows and grid == plain
+    assert render_text([grid]) == render_text([plain]) == generate_latest(Static([plain]))
+    assert render_openmetrics([grid]) == render_openmetrics([plain])
+
+
+def test_a_big_grid_is_written_in_pieces_that_join_to_the_tables_body():
+    keys = [f"q{i}" for i in range(3 * LINES_PER_PIECE // 8 + 5)]
+    cells = [tuple(range(i, i + 8)) for i in range(len(keys))]
+    grid = Grid("rq_jobs", "Jobs.", "gauge", ("queue", "status"), keys, tuple("abcdefgh"), cells)
+    plain = Table("rq_jobs", "Jobs.", "gauge", ("queue", "status"), list(grid.rows))
+    parts = text_parts([grid])
+    assert len(parts) > 3 and b"".join(parts) == render_text([plain])
+
+
+def test_escaped_label_values_are_kept_between_renders_and_emptied_past_the_limit(monkeypatch):
+    from rq_exporter_ng.web import exposition
+
+    cache = exposition._Escaped()
+    monkeypatch.setattr(exposition, "_ESCAPED", cache)
+    monkeypatch.setattr(exposition._Escaped, "MAX_KEPT", 5)
+    rows = [((name,), 1) for name in ['a"b', "c\\d", "e\nf", "plain"]]
+    table = Table("rq_x", "X.", "gauge", ("queue",), rows)
+    first = render_text([table])
+    assert set(cache) == {'a"b', "c\\d", "e\nf", "plain"} and cache['a"b'] == 'a\\"b'
+    assert render_text([table]) == first == generate_latest(Static([table]))  # from the kept values
+    more = Table("rq_x", "X.", "gauge", ("queue",), [(("g",), 1), (("h",), 2)])
+    assert render_text([more]) == generate_latest(Static([more]))
+    assert len(cache) <= 5
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(label_values, max_size=6, unique=True), st.data())
+def test_a_column_holds_and_writes_the_rows_of_the_plain_table(keys, data):
+    # The per-queue counts as a Column: the same samples as the Table of (key,) rows in order,
+    # written byte for byte as that Table and as the library.
+    cells = [data.draw(values | st.integers(0, 10**7)) for _ in keys]
+    column = Column("rq_queue_abandoned_jobs", "Jobs.", "gauge", "queue", keys, cells)
+    rows = [((key,), value) for key, value in zip(keys, cells)]
+    plain = Table("rq_queue_abandoned_jobs", "Jobs.", "gauge", ("queue",), rows)
+    assert column.rows == rows and column == plain
+    assert render_text([column]) == render_text([plain]) == generate_latest(Static([plain]))
+    assert render_openmetrics([column]) == render_openmetrics([plain])
+
+
+def test_a_big_column_is_written_in_pieces_that_join_to_the_tables_body():
+    keys = [f"q{i}" for i in range(2 * LINES_PER_PIECE + 5)]
+    column = Column("rq_queue_abandoned_jobs", "Jobs.", "gauge", "queue", keys, [i % 9 for i in range(len(keys))])
+    plain = Table("rq_queue_abandoned_jobs", "Jobs.", "gauge", ("queue",), list(column.rows))
+    parts = text_parts([column])
+    assert len(parts) == 3 and b"".join(parts) == render_text([plain])
