@@ -67,6 +67,14 @@ class Seen:
         bucket[member] = until
         return True
 
+    def at(self, score: float, make: bool = False) -> dict[bytes, float] | None:
+        """The members remembered at ``score`` (member -> until), to add to in place as ``first``
+        does (the tracker's loop, a score at a time); None when there are none, unless ``make``."""
+        bucket = self._by_score.get(score)
+        if bucket is None and make:
+            bucket = self._by_score[score] = {}
+        return bucket
+
     def unseen(self, entries: Iterable[Entry]) -> list[Entry]:
         """The entries not remembered, in their order."""
         by_score = self._by_score

@@ -207,6 +207,20 @@ def plain_bounds(window: int, window_low: int) -> tuple[int, int, int] | None:
     return window - TOLERANCE, window + TOLERANCE + 1, window_low
 
 
+def plain_range(window: int, window_low: int, score: float) -> tuple[int, int] | None:
+    """``(a, c)`` such that ``plain_count`` returns ``ended`` of a compacted answer with a float
+    ``ended`` whenever ``a <= ended < c``: ``plain_bounds``' check made once for all the entries of
+    one score (a second's jobs share it) rather than a ``floor`` a job. Exact: Python compares a float
+    and an int exactly, and above ``hi`` the score less a whole second is a float without rounding.
+    None: ask ``plain_bounds``' check (tests/concerns/timing/test_timing_rules.py checks the claim)."""
+    bounds = plain_bounds(window, window_low)
+    if bounds is None or not (math.isfinite(score) and score > bounds[1] and score - window >= window_low):
+        return None
+    whole = _floor(score)
+    # lo <= score - floor(ended) < hi  <=>  floor(score) - hi < floor(ended) <= floor(score) - lo
+    return whole - bounds[1] + 1, whole - bounds[0] + 1
+
+
 _TTLS_AT = tuple(JOB_FIELDS.index(f) for f in TTL_FIELD.values())
 assert STAMP_FIELDS == (0, 1, 2) and _TTLS_AT == (3, 4)  # compact() below relies on it
 _WITHOUT_DATA = len(JOB_FIELDS) - 1  # the fields read without the func label (job_timing.py)

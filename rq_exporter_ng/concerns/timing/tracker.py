@@ -78,6 +78,7 @@ from rq_exporter_ng.concerns.timing.rules import (
     nearest,
     plain_bounds,
     plain_count,
+    plain_range,
     ttl_hints,
 )
 from rq_exporter_ng.keys import Keys
@@ -279,28 +280,46 @@ class Tracker:
         floor = math.floor
         job_prefix = self.keys.kind("job")
         seen, ended_append = registry.seen, found.ended.append
-        first, new = seen.first, tuple.__new__  # tuple.__new__: Ended's own __new__ is a Python call
+        new = tuple.__new__  # Ended's own __new__ is a Python call
         plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
         # The entries of one score share their "remembered until" float too: Seen keeps it across
         # scrapes (60,000 entries a registry at 5,000 jobs/s), and select() shares the scores.
         last_score: float | None = None
         last_window: int | None = None
         until = 0.0
+        # Decided once a score (the candidates come by score, a second's jobs sharing one): whether
+        # plain_count's verdict needs no call (plain_range's span, None: ask), and where Seen keeps
+        # the score's members. Forgotten after any other verdict, which may learn a TTL or remember.
+        span: tuple[int, int] | None = None
+        bucket: dict[bytes, float] | None = None
+        at = seen.at
+        take = answers.__next__
         for _, member, score, window, read_hash in candidates:
-            answer = next(answers) if read_hash else None
+            answer = take() if read_hash else None
+            if score is not last_score or window != last_window:
+                last_score, last_window, bucket, span = score, window, at(score), None
+                if plain and window in alone:  # (never None: the probe's and the sweep's finds have no window)
+                    until = score - window
+                    span = plain_range(window, window_lows[window], score)
+            when: float | bytes | None = None
             if answer is not None and plain and window in alone:
-                # plain_count's verdict on a compacted answer without its call (plain_bounds), most
-                # entries; the rest ask it.
-                when, b = answer[0], bounds.get(window)
-                if not (b is not None and type(when) is float and len(answer) == 3
-                        and b[0] <= score - floor(when) < b[1] and score - window >= b[2]):
-                    when = plain_count(answer, score, window, window_lows[window])
-                if when is not None:
-                    if score is not last_score or window != last_window:
-                        last_score, last_window, until = score, window, score - window
-                    if first(member, score, until):
-                        ended_append(new(Ended, (queue, status, member, when, answer)))
+                # plain_count's verdict on a compacted answer without its call, most entries; the rest ask it.
+                when = answer[0]
+                if not (span is not None and len(answer) == 3 and type(when) is float and span[0] <= when < span[1]):
+                    b = bounds.get(window)
+                    if not (b is not None and type(when) is float and len(answer) == 3
+                            and b[0] <= score - floor(when) < b[1] and score - window >= b[2]):
+                        when = plain_count(answer, score, window, window_lows[window])
+            if when is not None:
+                if bucket is None:
+                    bucket = at(score, True)
+                    assert bucket is not None
+                elif member in bucket:
                     continue
+                bucket[member] = until  # Seen.first, inline
+                ended_append(new(Ended, (queue, status, member, when, answer)))
+                continue
+            last_score = None  # what follows may learn a TTL or remember an entry
             fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if read_hash else None
             for hint in ttl_hints(fields or {}):
                 self._learn(track, queue, hint.status, hint.ttl, found)
