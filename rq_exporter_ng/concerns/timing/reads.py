@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from rq_exporter_ng.batch import Batch
@@ -53,6 +54,7 @@ HASH_GROUP = 1_000  # HMGETs per group of round 3
 # Finished jobs kept forever (result_ttl=-1) have the score +inf. Failed ones (failure_ttl=-1, score
 # -1) are counted by the reader, which reads the failed registry's negative scores apart anyway.
 FOREVER = ("+inf", "+inf")
+_SCORE = itemgetter(1)  # of an entry
 
 
 def commands(rp: RegistryPlan, key: bytes) -> list[tuple]:
@@ -124,7 +126,9 @@ def full_reply(rp: RegistryPlan, replies: list, seen: Container[Entry] = ()) -> 
         if rp.probe is not Probe.ALONE and answer is not None:
             # Sorted by score: the window's own entries, then the probe's, then the kept-forever.
             top = rp.windows[-1].high
-            cut = next((i for i, (_, score) in enumerate(entries) if score > top), len(entries))
+            cut = len(entries)
+            if entries and not max(map(_SCORE, entries)) <= top:  # (in C: nothing above, most replies)
+                cut = next((i for i, (_, score) in enumerate(entries) if score > top), cut)
             finite = [entry for entry in entries[cut:] if entry[1] != math.inf]
             probe, probe_found = finite[:PROBE_CHUNK], bool(finite)
             if rp.probe is Probe.IN_WINDOW_WITH_FOREVER:
@@ -161,6 +165,8 @@ def _entries(answer: list | None) -> list[Entry]:
             return [(bytes(member), float(score)) for member, score in zip(members, scores)]
         for score in floats:
             floats[score] = float(score)
+        if set(map(type, members)) == {bytes}:  # hiredis' (bytes() of each would cost more than the zip)
+            return list(zip(members, map(floats.__getitem__, scores)))
         return list(zip(map(bytes, members), map(floats.__getitem__, scores)))
     except (TypeError, ValueError):  # not a sorted-set reply: nothing new to read from it
         return []
