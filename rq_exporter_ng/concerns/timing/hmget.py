@@ -56,8 +56,8 @@ class HashTemplate:
 
     def commands(self, candidates: Sequence[Candidate]) -> list[tuple]:
         job, fields, with_exc, registries = self.job, self.fields, self.with_exc, self.registries
-        return [("HMGET", job + c.member, *(with_exc if registries[c.registry].status == "failed" else fields))
-                for c in candidates]
+        return [("HMGET", job + c[1], *(with_exc if registries[c[0]].status == "failed" else fields))
+                for c in candidates]  # (registry, member, ...)
 
     def pack(self, candidates: Sequence[Candidate]) -> bytes:
         assert self._formats is not None

@@ -310,8 +310,8 @@ class TimingReads(Reads[TimingResult]):
             return []
         registries = self.plan.registries
         failed = {i for i, rp in enumerate(registries) if rp.status == "failed"}  # looked up once, not a job
-        return [(registries[c.registry].queue, c.member) for c in self.selection.to_read
-                if c.registry in failed and c.window is not None]
+        # (registry, member, score, window, read_hash): some candidates are plain tuples (records.Candidate)
+        return [(registries[c[0]].queue, c[1]) for c in self.selection.to_read if c[0] in failed and c[3] is not None]
 
     def result(self, given: Given) -> TimingResult:
         """The tracker moves its cursors and says which jobs ended; they are counted and timed,
@@ -321,9 +321,9 @@ class TimingReads(Reads[TimingResult]):
         exc_info: dict[tuple[str, bytes], bytes | None] = {}
         if self.plan is not None and self.selection is not None:
             registries, read = self.plan.registries, self.selection.to_read
-            exc_info = {(registries[read[k].registry].queue, read[k].member): value
+            exc_info = {(registries[read[k][0]].queue, read[k][1]): value  # (registry, member, score, window, ...)
                         for k, value in self.exc_info.items()
-                        if read[k].window is not None and registries[read[k].registry].status == "failed"}
+                        if read[k][3] is not None and registries[read[k][0]].status == "failed"}
             # The candidates go to apply a chunk at a time, each released once judged: not held
             # while apply makes the jobs' records (75,000 candidates, ~6 MB, at 5,000 jobs/s).
             del read
