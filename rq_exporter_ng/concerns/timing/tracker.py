@@ -289,6 +289,7 @@ class Tracker:
         # plain_count's verdict needs no call (plain_range's span, None: ask), and where Seen keeps
         # the score's members. Forgotten after any other verdict, which may learn a TTL or remember.
         span: tuple[int, int] | None = None
+        lo = hi = 0  # span's, while it is not None
         bucket: dict[bytes, float] | None = None
         at = seen.at
         take = answers.__next__
@@ -299,11 +300,14 @@ class Tracker:
                 if plain and window in alone:  # (never None: the probe's and the sweep's finds have no window)
                     until = score - window
                     span = plain_range(window, window_lows[window], score)
+                    if span is not None:
+                        lo, hi = span
             when: float | bytes | None = None
             if answer is not None and plain and window in alone:
-                # plain_count's verdict on a compacted answer without its call, most entries; the rest ask it.
+                # plain_count's verdict on a compacted answer without its call: most entries by the span
+                # of their score, the rest by the check a job (plain_bounds) or else by asking it.
                 when = answer[0]
-                if not (span is not None and len(answer) == 3 and type(when) is float and span[0] <= when < span[1]):
+                if span is None or len(answer) != 3 or type(when) is not float or not lo <= when < hi:
                     b = bounds.get(window)
                     if not (b is not None and type(when) is float and len(answer) == 3
                             and b[0] <= score - floor(when) < b[1] and score - window >= b[2]):
