@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -196,12 +197,13 @@ def _released(selection: Selection) -> tuple[Selection, Iterator[Candidate]]:
     candidates = selection.candidates
     chunks = [candidates[k:k + HASH_GROUP] for k in range(0, len(candidates), HASH_GROUP)]
     chunks.reverse()
-    return Selection((), selection.sweep_afforded, selection.deferred), _drain(chunks)
+    # chain: the candidates handed on in C, not by a generator's step each (15,000 a scrape at 1,000 jobs/s)
+    return Selection((), selection.sweep_afforded, selection.deferred), chain.from_iterable(_drain(chunks))
 
 
-def _drain(chunks: list[tuple[Candidate, ...]]) -> Iterator[Candidate]:
+def _drain(chunks: list[tuple[Candidate, ...]]) -> Iterator[tuple[Candidate, ...]]:
     while chunks:
-        yield from chunks.pop()
+        yield chunks.pop()
 
 
 class TimingReads(Reads[TimingResult]):
