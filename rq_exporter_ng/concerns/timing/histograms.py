@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
-from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
@@ -81,7 +80,6 @@ class Histogram:
 
 
 STARTED, ENQUEUED, DATA = (JOB_FIELDS.index(f) for f in (b"started_at", b"enqueued_at", b"data"))
-_QUEUE_STATUS = itemgetter(0, 1)  # an Ended's (queue, status)
 
 
 @dataclass(frozen=True)
@@ -124,9 +122,11 @@ class JobTimes:
 
     def record(self, outcome: Outcome) -> list[Problem]:
         problems: list[Problem] = []
-        for (queue, status), count in Counter(map(_QUEUE_STATUS, outcome.ended)).items():
-            self.counts[status][queue] += count
-        not_timed = self.counts["not_timed"]
+        counts, not_timed = self.counts, self.counts["not_timed"]
+        # Jobs counted a run of one (queue, status) at a time (a Counter of the pairs costs ~150 ns a job).
+        count_queue: str | None = None
+        count_status = ""
+        count = 0
         # Jobs come registry by registry: each run of one histogram's jobs is observed as in
         # Histogram.observe_all, inline (this loop is the whole per-job work: 75,000 jobs a scrape at
         # 5,000 jobs/s), the run's state in locals (``start``, ``finish``).
@@ -148,6 +148,11 @@ class JobTimes:
         r_sum = w_sum = 0.0
         for job in outcome.ended:
             queue, status, _, ended, answer = job
+            if queue != count_queue or status != count_status:
+                if count_queue is not None:
+                    counts[count_status][count_queue] += count
+                count_queue, count_status, count = queue, status, 0
+            count += 1
             if answer is None or ended is None:
                 not_timed[queue] += 1
                 continue
@@ -195,6 +200,8 @@ class JobTimes:
                 w_sum += wait
                 if last >= w_best[i]:
                     w_best[i], w_jobs[i], w_values[i] = last, job, wait
+        if count_queue is not None:
+            counts[count_status][count_queue] += count
         if runs is not None:
             runs.finish(r_sum, r_jobs, r_values)
         if waits is not None:
