@@ -199,8 +199,8 @@ def plain_count(answer: Answer, score: float, window: int, window_low: int) -> f
 def plain_bounds(window: int, window_low: int) -> tuple[int, int, int] | None:
     """``(lo, hi, start)`` such that ``plain_count`` returns ``ended`` of a compacted answer
     ``(ended, started, enqueued)`` with a float ``ended`` whenever ``lo <= score - floor(ended) < hi``
-    and ``score - window >= start``: its TTL check without ``int()`` and ``abs()``, for the tracker's
-    loop to decide most entries inline (tests/concerns/timing/test_timing_rules.py checks the claim).
+    and ``score - window >= start``: its TTL check without ``int()`` and ``abs()``, which ``plain_range``
+    turns into a span of end times a score (tests/concerns/timing/test_timing_rules.py checks the claim).
     None: a window too short for it (``int()`` truncates towards 0 there); ask ``plain_count``."""
     if window - TOLERANCE < 1:
         return None

@@ -76,7 +76,6 @@ from rq_exporter_ng.concerns.timing.rules import (
     Remember,
     judge,
     nearest,
-    plain_bounds,
     plain_count,
     plain_range,
     ttl_hints,
@@ -274,20 +273,17 @@ class Tracker:
         # TTLs no other known TTL is near: for those, plain_count decides most entries on its own.
         window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
         alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
-        bounds = {t: plain_bounds(t, low) for t, low in window_lows.items()}
-        floor = math.floor
         job_prefix = self.keys.kind("job")
         seen, ended_append = registry.seen, found.ended.append
         new = tuple.__new__  # Ended's own __new__ is a Python call
         plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
-        # The entries of one score share their "remembered until" float too: Seen keeps it across
-        # scrapes (60,000 entries a registry at 5,000 jobs/s), and select() shares the scores.
+        # Decided once a score (the candidates come by score, a second's jobs sharing one): whether
+        # plain_count's verdict needs no call (plain_range's span, None: ask), where Seen keeps the
+        # score's members, and their "remembered until" float (Seen keeps it across scrapes: 60,000
+        # entries a registry at 5,000 jobs/s). Forgotten after any other verdict (it may learn a TTL).
         last_score: float | None = None
         last_window: int | None = None
         until = 0.0
-        # Decided once a score (the candidates come by score, a second's jobs sharing one): whether
-        # plain_count's verdict needs no call (plain_range's span, None: ask), and where Seen keeps
-        # the score's members. Forgotten after any other verdict, which may learn a TTL or remember.
         span: tuple[int, int] | None = None
         lo = hi = 0  # span's, while it is not None
         bucket: dict[bytes, float] | None = None
@@ -304,14 +300,10 @@ class Tracker:
                         lo, hi = span
             when: float | bytes | None = None
             if answer is not None and plain and window in alone:
-                # plain_count's verdict on a compacted answer without its call: most entries by the span
-                # of their score, the rest by the check a job (plain_bounds) or else by asking it.
+                # plain_count's verdict on a compacted answer without its call (most entries); else asked.
                 when = answer[0]
                 if span is None or len(answer) != 3 or type(when) is not float or not lo <= when < hi:
-                    b = bounds.get(window)
-                    if not (b is not None and type(when) is float and len(answer) == 3
-                            and b[0] <= score - floor(when) < b[1] and score - window >= b[2]):
-                        when = plain_count(answer, score, window, window_lows[window])
+                    when = plain_count(answer, score, window, window_lows[window])
             if when is not None:
                 if bucket is None:
                     bucket = at(score, True)

@@ -605,9 +605,8 @@ def test_candidates_released_to_apply_come_in_their_order_and_are_released_once_
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_jobs, _gaps, st.booleans())
 def test_the_check_made_once_a_score_judges_as_the_check_a_job(jobs, gaps, declared):
-    """_judge with plain_range's span (decided once a score) against _judge without it (the
-    per-job check, then plain_count): the same families, samples and exemplars, and the same
-    entries remembered."""
+    """_judge with plain_range's span (decided once a score) against _judge without it
+    (plain_count a job): the same families, samples and exemplars, and the same entries remembered."""
     from unittest import mock
 
     from rq_exporter_ng.concerns.timing import tracker as timing_tracker
