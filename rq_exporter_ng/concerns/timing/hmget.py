@@ -13,29 +13,37 @@ tests/concerns/timing/test_timing_hmget.py checks ``packed()`` equals hiredis' p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from rq_exporter_ng.batch import Packed, hiredis
 from rq_exporter_ng.concerns.timing.records import Candidate, RegistryPlan
 
+_REGISTRY, _MEMBER = itemgetter(0), itemgetter(1)  # of a Candidate
 EXC_INFO = b"exc_info"  # read with the hashes of failed jobs, for exception classes: one HMGET, not two
 
 
-def _format(job: bytes, fields: tuple[bytes, ...]) -> bytes:
-    """The RESP of ``HMGET job<id> *fields`` as a format of (length of the key, id), made by hiredis."""
+def _parts(fields: tuple[bytes, ...]) -> tuple[bytes, bytes]:
+    """The RESP of ``HMGET <key> *fields`` before the key's length and after the key, made by hiredis."""
     command: Any = ("HMGET", b"", *fields)  # hiredis' stubs type a command as a 1-tuple
     empty = hiredis.pack_command(command)
     head = b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2)
     key_at = len(head)
     assert empty[:key_at] == head and empty[key_at:key_at + 6] == b"$0\r\n\r\n"
-    tail = empty[key_at + 6:]
-    return head + b"$%d\r\n" + job.replace(b"%", b"%%") + b"%b\r\n" + tail.replace(b"%", b"%%")
+    return head, b"\r\n" + empty[key_at + 6:]
+
+
+def _format(job: bytes, fields: tuple[bytes, ...]) -> bytes:
+    """The RESP of ``HMGET job<id> *fields`` as a format of (length of the key, id)."""
+    head, tail = _parts(fields)
+    return head + b"$%d\r\n" + job.replace(b"%", b"%%") + b"%b" + tail.replace(b"%", b"%%")
 
 
 class HashTemplate:
     """One scrape's HMGET formats: ``group(...)`` is a ``batch.Packed`` of some candidates."""
 
-    __slots__ = ("_by_registry", "_formats", "fields", "job", "registries", "with_exc")
+    __slots__ = ("_by_registry", "_formats", "_joins", "fields", "job", "registries", "with_exc")
 
     def __init__(self, job: bytes, fields: tuple[bytes, ...], registries: Sequence[RegistryPlan]) -> None:
         self.job = job
@@ -44,19 +52,38 @@ class HashTemplate:
         self.registries = registries
         self._formats = (_format(job, fields), _format(job, self.with_exc)) if hiredis is not None else None
         self._by_registry: list[bytes] | None = None
+        self._joins: dict[tuple[bool, int], tuple[bytes, bytes]] = {}  # (with exc_info, key length) -> parts
 
     def commands(self, candidates: Sequence[Candidate]) -> list[tuple]:
         job, fields, with_exc, registries = self.job, self.fields, self.with_exc, self.registries
-        return [("HMGET", job + c.member, *(with_exc if registries[c.registry].status == "failed" else fields))
-                for c in candidates]
+        return [("HMGET", job + c[1], *(with_exc if registries[c[0]].status == "failed" else fields))
+                for c in candidates]  # (registry, member, ...)
 
     def pack(self, candidates: Sequence[Candidate]) -> bytes:
         assert self._formats is not None
         if self._by_registry is None:  # each registry's format, looked up once a scrape, not once a job
             plain, exc = self._formats
             self._by_registry = [exc if rp.status == "failed" else plain for rp in self.registries]
-        n, formats = len(self.job), self._by_registry
-        return b"".join([formats[c[0]] % (n + len(c[1]), c[1]) for c in candidates])  # (registry, member, ...)
+        n, formats, out = len(self.job), self._by_registry, list[bytes]()
+        # A registry's run of ids of one length (RQ's are UUIDs) is one join: the commands between
+        # two ids are all the same bytes. Any other run, a format a job.
+        for registry, run in groupby(candidates, key=_REGISTRY):
+            members = list(map(_MEMBER, run))
+            lengths = set(map(len, members))
+            if len(lengths) == 1:
+                before, after = self._around(formats[registry] is self._formats[1], n + lengths.pop())
+                out += (before, (after + before).join(members), after)
+            else:
+                out += [formats[registry] % (n + len(member), member) for member in members]
+        return b"".join(out)
+
+    def _around(self, exc: bool, length: int) -> tuple[bytes, bytes]:
+        """What comes before and after a job id of a key of ``length`` in an HMGET of that kind."""
+        found = self._joins.get((exc, length))
+        if found is None:
+            head, tail = _parts(self.with_exc if exc else self.fields)
+            found = self._joins[exc, length] = (head + b"$%d\r\n" % length + self.job, tail)
+        return found
 
     def group(self, candidates: Sequence[Candidate]) -> HashGroup:
         return HashGroup(self, candidates)

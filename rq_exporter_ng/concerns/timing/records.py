@@ -67,6 +67,14 @@ class Seen:
         bucket[member] = until
         return True
 
+    def at(self, score: float, make: bool = False) -> dict[bytes, float] | None:
+        """The members remembered at ``score`` (member -> until), to add to in place as ``first``
+        does (the tracker's loop, a score at a time); None when there are none, unless ``make``."""
+        bucket = self._by_score.get(score)
+        if bucket is None and make:
+            bucket = self._by_score[score] = {}
+        return bucket
+
     def unseen(self, entries: Iterable[Entry]) -> list[Entry]:
         """The entries not remembered, in their order."""
         by_score = self._by_score
@@ -218,6 +226,10 @@ class Plan:
 
 
 class Candidate(NamedTuple):
+    """Also made as a plain tuple of these fields (``Tracker.select``'s lone-window path: a
+    NamedTuple's instance costs ``tuple.__new__``, 4x a plain tuple, 15,000 a scrape at 1,000
+    jobs/s), so its readers index it rather than name its fields."""
+
     registry: int  # index in Plan.registries
     member: bytes
     score: float
@@ -233,7 +245,7 @@ class Selection:
 
     @cached_property  # asked in each of round 3, its exceptions and the result
     def to_read(self) -> Sequence[Candidate]:
-        read = [c for c in self.candidates if c.read_hash]
+        read = [c for c in self.candidates if c[4]]  # read_hash (some are plain tuples: Candidate)
         # Under the cap, all of them: the candidates themselves, not a second list held to the end.
         return self.candidates if len(read) == len(self.candidates) else read
 

@@ -199,12 +199,26 @@ def plain_count(answer: Answer, score: float, window: int, window_low: int) -> f
 def plain_bounds(window: int, window_low: int) -> tuple[int, int, int] | None:
     """``(lo, hi, start)`` such that ``plain_count`` returns ``ended`` of a compacted answer
     ``(ended, started, enqueued)`` with a float ``ended`` whenever ``lo <= score - floor(ended) < hi``
-    and ``score - window >= start``: its TTL check without ``int()`` and ``abs()``, for the tracker's
-    loop to decide most entries inline (tests/concerns/timing/test_timing_rules.py checks the claim).
+    and ``score - window >= start``: its TTL check without ``int()`` and ``abs()``, which ``plain_range``
+    turns into a span of end times a score (tests/concerns/timing/test_timing_rules.py checks the claim).
     None: a window too short for it (``int()`` truncates towards 0 there); ask ``plain_count``."""
     if window - TOLERANCE < 1:
         return None
     return window - TOLERANCE, window + TOLERANCE + 1, window_low
+
+
+def plain_range(window: int, window_low: int, score: float) -> tuple[int, int] | None:
+    """``(a, c)`` such that ``plain_count`` returns ``ended`` of a compacted answer with a float
+    ``ended`` whenever ``a <= ended < c``: ``plain_bounds``' check made once for all the entries of
+    one score (a second's jobs share it) rather than a ``floor`` a job. Exact: Python compares a float
+    and an int exactly, and above ``hi`` the score less a whole second is a float without rounding.
+    None: ask ``plain_bounds``' check (tests/concerns/timing/test_timing_rules.py checks the claim)."""
+    bounds = plain_bounds(window, window_low)
+    if bounds is None or not (math.isfinite(score) and score > bounds[1] and score - window >= window_low):
+        return None
+    whole = _floor(score)
+    # lo <= score - floor(ended) < hi  <=>  floor(score) - hi < floor(ended) <= floor(score) - lo
+    return whole - bounds[1] + 1, whole - bounds[0] + 1
 
 
 _TTLS_AT = tuple(JOB_FIELDS.index(f) for f in TTL_FIELD.values())

@@ -48,8 +48,8 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
-from operator import attrgetter
-from typing import TYPE_CHECKING
+from operator import itemgetter
+from typing import TYPE_CHECKING, cast
 
 from rq_exporter_ng.concerns.timing.records import (
     Candidate,
@@ -76,8 +76,8 @@ from rq_exporter_ng.concerns.timing.rules import (
     Remember,
     judge,
     nearest,
-    plain_bounds,
     plain_count,
+    plain_range,
     ttl_hints,
 )
 from rq_exporter_ng.keys import Keys
@@ -91,6 +91,7 @@ RQ_DEFAULT_TTL = {"finished": 500, "failed": 31_536_000}
 MAX_TTLS = 64  # per queue and registry; more distinct TTLs are not learned (logged once)
 PROBE_CHUNK = 20
 SWEEP_CHUNK = 20
+_REGISTRY = itemgetter(0)  # of a Candidate (some are plain tuples: records.Candidate)
 
 @dataclass
 class _Found:
@@ -205,12 +206,9 @@ class Tracker:
                     entries = seen.unseen(entries)
                 if len(entries) <= timing_left:
                     timing_left -= len(entries)
-                    # One float a score, not one a job: the candidates are held to the scrape's end,
-                    # and a second's jobs share their score (75,000 floats, 1.7 MB at 5,000 jobs/s).
-                    scores: dict[float, float] = {}
-                    one = scores.setdefault
-                    candidates += [new(Candidate, (i, member, one(score, score), ttl, True))
-                                   for member, score in entries]
+                    # Plain tuples, not Candidate's (see records.Candidate). Their scores are one float
+                    # a score already (reads._entries): held to the scrape's end, 1.7 MB at 5,000 jobs/s.
+                    candidates += cast(list[Candidate], [(i, member, score, ttl, True) for member, score in entries])
                     continue
             taken: set[Entry] = set()
             add, append = taken.add, candidates.append
@@ -255,7 +253,7 @@ class Tracker:
         answers = iter(hashes)
         # Candidates come registry by registry.
         for index, registry_candidates in groupby(selection.candidates if candidates is None else candidates,
-                                                  key=attrgetter("registry")):
+                                                  key=_REGISTRY):
             self._judge(plan.registries[index], registry_candidates, answers, found)
         kept_forever = []
         for index, (planned, reply) in enumerate(zip(plan.registries, replies)):
@@ -275,32 +273,47 @@ class Tracker:
         # TTLs no other known TTL is near: for those, plain_count decides most entries on its own.
         window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
         alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
-        bounds = {t: plain_bounds(t, low) for t, low in window_lows.items()}
-        floor = math.floor
         job_prefix = self.keys.kind("job")
         seen, ended_append = registry.seen, found.ended.append
-        first, new = seen.first, tuple.__new__  # tuple.__new__: Ended's own __new__ is a Python call
+        new = tuple.__new__  # Ended's own __new__ is a Python call
         plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
-        # The entries of one score share their "remembered until" float too: Seen keeps it across
-        # scrapes (60,000 entries a registry at 5,000 jobs/s), and select() shares the scores.
+        # Decided once a score (the candidates come by score, a second's jobs sharing one): whether
+        # plain_count's verdict needs no call (plain_range's span, None: ask), where Seen keeps the
+        # score's members, and their "remembered until" float (Seen keeps it across scrapes: 60,000
+        # entries a registry at 5,000 jobs/s). Forgotten after any other verdict (it may learn a TTL).
         last_score: float | None = None
         last_window: int | None = None
         until = 0.0
+        span: tuple[int, int] | None = None
+        lo = hi = 0  # span's, while it is not None
+        bucket: dict[bytes, float] | None = None
+        at = seen.at
+        take = answers.__next__
         for _, member, score, window, read_hash in candidates:
-            answer = next(answers) if read_hash else None
+            answer = take() if read_hash else None
+            if score is not last_score or window != last_window:
+                last_score, last_window, bucket, span = score, window, at(score), None
+                if plain and window in alone:  # (never None: the probe's and the sweep's finds have no window)
+                    until = score - window
+                    span = plain_range(window, window_lows[window], score)
+                    if span is not None:
+                        lo, hi = span
+            when: float | bytes | None = None
             if answer is not None and plain and window in alone:
-                # plain_count's verdict on a compacted answer without its call (plain_bounds), most
-                # entries; the rest ask it.
-                when, b = answer[0], bounds.get(window)
-                if not (b is not None and type(when) is float and len(answer) == 3
-                        and b[0] <= score - floor(when) < b[1] and score - window >= b[2]):
+                # plain_count's verdict on a compacted answer without its call (most entries); else asked.
+                when = answer[0]
+                if span is None or len(answer) != 3 or type(when) is not float or not lo <= when < hi:
                     when = plain_count(answer, score, window, window_lows[window])
-                if when is not None:
-                    if score is not last_score or window != last_window:
-                        last_score, last_window, until = score, window, score - window
-                    if first(member, score, until):
-                        ended_append(new(Ended, (queue, status, member, when, answer)))
+            if when is not None:
+                if bucket is None:
+                    bucket = at(score, True)
+                    assert bucket is not None
+                elif member in bucket:
                     continue
+                bucket[member] = until  # Seen.first, inline
+                ended_append(new(Ended, (queue, status, member, when, answer)))
+                continue
+            last_score = None  # what follows may learn a TTL or remember an entry
             fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if read_hash else None
             for hint in ttl_hints(fields or {}):
                 self._learn(track, queue, hint.status, hint.ttl, found)

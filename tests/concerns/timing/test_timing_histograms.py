@@ -46,3 +46,94 @@ def test_a_run_at_a_time_is_the_librarys_histogram_and_the_same_exemplars(runs):
     assert ours.cumulative == [s.value for s in samples if s.name == "h_bucket"]  # in bucket order, +Inf last
     assert ours.sum == next(s.value for s in samples if s.name == "h_sum")
     assert ours.exemplars == one_by_one(jobs)
+
+
+# --- JobTimes.record: its loop observes inline what observe_all observes one job at a time ------
+import pickle  # noqa: E402
+import zlib  # noqa: E402
+
+from rq_exporter_ng import parse  # noqa: E402
+from rq_exporter_ng.concern import taken  # noqa: E402
+from rq_exporter_ng.concerns.timing.histograms import DATA, ENQUEUED, STARTED, JobTimes  # noqa: E402
+from rq_exporter_ng.concerns.timing.job_timing import TimingOptions  # noqa: E402
+from rq_exporter_ng.concerns.timing.records import Outcome  # noqa: E402
+from rq_exporter_ng.concerns.timing.stamps import stamp  # noqa: E402
+from rq_exporter_ng.keys import Keys  # noqa: E402
+from rq_exporter_ng.settings import Settings  # noqa: E402
+from rq_exporter_ng.snapshot import Problem  # noqa: E402
+
+
+def plain_record(times: JobTimes, outcome: Outcome) -> list:
+    """What record does, one job at a time, each observed alone (observe_all of one value)."""
+    problems = []
+    for job in outcome.ended:
+        times.counts[job.status][job.queue] += 1
+    for job in outcome.ended:
+        answer = job.fields
+        if answer is None or job.ended is None:
+            times.counts["not_timed"][job.queue] += 1
+            continue
+        try:
+            started, enqueued = stamp(answer[STARTED]), stamp(answer[ENQUEUED])
+        except ValueError as error:
+            problems.append(Problem("bad_timestamp", parse.text(times.keys.job(job.member)), str(error)[:200]))
+            times.counts["not_timed"][job.queue] += 1
+            continue
+        if started is None:
+            times.counts["not_timed"][job.queue] += 1
+            continue
+        func = None
+        if times.func_label:
+            data = answer[DATA] if len(answer) > DATA else None
+            func = times._func(data if isinstance(data, bytes) else None)
+        times._histogram(times.durations, (job.queue, job.status, func)).observe_all(
+            times.bounds, [max(0.0, job.ended - started)], [job])
+        if enqueued is not None:
+            wait = started - enqueued
+            times._histogram(times.waits, (job.queue, func)).observe_all(
+                times.bounds, [wait if wait > 0.0 else 0.0], [job])
+    for queue, status, grown in outcome.kept_forever:
+        times.counts[status][queue] += grown
+        times.counts["not_timed"][queue] += grown
+    return problems
+
+
+def _data(name: str) -> bytes:
+    return zlib.compress(pickle.dumps((name, None, (), {}), protocol=5))
+
+
+_moment = st.one_of(st.sampled_from([1.7e9, 1.7e9 + 0.5, 1.7e9 + 1e4]), st.floats(1.69e9, 1.71e9))
+_raw = st.one_of(_moment, st.none(), st.sampled_from([b"2027-01-15T08:00:00.000000Z", b"2027-01-15T08:00:00Z",
+                                                      b"not a time", "2027-01-15T08:00:00.5Z"]))
+_answer = st.one_of(
+    st.none(),
+    st.tuples(_moment, _raw, _raw),
+    st.tuples(_moment, _raw, _raw, st.none(), st.none(),
+              st.sampled_from([None, b"junk", _data("app.a"), _data("app.b")])).map(list))
+_job = st.tuples(st.sampled_from(["q", "r"]), st.sampled_from(["finished", "failed"]), st.binary(max_size=3),
+                 st.one_of(st.none(), _moment, st.just(0.0)), _answer).map(
+    lambda t: Ended(t[0], t[1], t[2], t[3], t[4]))
+_outcome = st.tuples(st.lists(_job, max_size=25),
+                     st.lists(st.tuples(st.sampled_from(["q", "s"]), st.sampled_from(["finished", "failed"]),
+                                        st.integers(1, 3)), max_size=2), st.booleans()).map(
+    # Registry by registry (long runs), as the tracker hands them, or in any order.
+    lambda t: Outcome(tuple(sorted(t[0], key=lambda j: (j.queue, j.status)) if t[2] else t[0]), tuple(t[1]), ()))
+
+
+def _times(func_label: bool) -> JobTimes:
+    return JobTimes(taken(TimingOptions, Settings(timing_func_label=func_label, timing_func_limit=1)), Keys("rq"))
+
+
+def _state(times: JobTimes) -> tuple:
+    return ({k: dict(v) for k, v in times.counts.items()},
+            {k: (h.cumulative, h.sum, h.exemplars) for k, h in times.durations.items()},
+            {k: (h.cumulative, h.sum, h.exemplars) for k, h in times.waits.items()}, times.funcs)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_outcome, min_size=1, max_size=3), st.booleans())
+def test_record_is_each_job_observed_alone(outcomes, func_label):
+    ours, plain = _times(func_label), _times(func_label)
+    for outcome in outcomes:
+        assert ours.record(outcome) == plain_record(plain, outcome)
+        assert _state(ours) == _state(plain)

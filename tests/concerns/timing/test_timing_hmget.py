@@ -27,3 +27,21 @@ def test_packed_hmgets_equal_hiredis_packing_of_their_commands():
         assert len(group) == len(candidates) == len(commands)
         assert group.packed() == b"".join(map(hiredis.pack_command, commands))
         assert list(group) == commands  # a Sequence of its commands, built when asked
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# Mostly ids of one length in runs of one registry (a run is then one join), sometimes not.
+_ids = st.one_of(st.binary(min_size=4, max_size=4), st.binary(max_size=6), st.just(b"%b%d%%"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.lists(_ids, min_size=1, max_size=5)), max_size=5),
+       st.sampled_from([b"rq:job:", b"pre%bfix:rq:job:", b""]), st.booleans())
+def test_runs_of_one_registry_pack_as_hiredis_packs_each_command(runs, job, with_data):
+    registries = [_Registry("finished"), _Registry("failed"), _Registry("finished")]
+    candidates = [Candidate(registry, member, 1.0, 60) for registry, members in runs for member in members]
+    fields = JOB_FIELDS if with_data else JOB_FIELDS[:-1]
+    group = HashTemplate(job, fields, registries).group(candidates)  # type: ignore[arg-type]
+    assert group.packed() == b"".join(map(hiredis.pack_command, group.commands()))

@@ -169,3 +169,28 @@ def test_the_inline_check_decides_only_what_plain_count_decides(window, ended, o
     answer = (ended, ended - 1.0, ended - 2.0)  # compacted (rules.compact)
     if bounds[0] <= score - math.floor(ended) < bounds[1] and score - window >= bounds[2]:
         assert plain_count(answer, score, window, low) == ended
+
+
+# --- plain_range: the inline check made once a score, against plain_bounds' and plain_count --------
+from rq_exporter_ng.concerns.timing.rules import plain_range  # noqa: E402
+
+
+@settings(max_examples=3000, deadline=None)
+@given(window=st.sampled_from([1, 2, 3, 4, 60, 500, 31_536_000]),
+       ended=st.floats(0, 4e9, allow_nan=False) | st.floats(allow_nan=False, allow_infinity=False),
+       offset=_seconds | st.floats(-1e9, 1e9), low_offset=st.integers(-3, 3),
+       score_form=st.sampled_from(["near", "any"]), score_any=st.floats(allow_nan=True, allow_infinity=True))
+def test_the_range_a_score_decides_what_the_inline_check_decides(window, ended, offset, low_offset, score_form,
+                                                                  score_any):
+    score = math.floor(ended) + window + offset if score_form == "near" else score_any
+    low = int(ended) + low_offset if score_form == "any" or not math.isfinite(score - window) \
+        else int(score - window) + low_offset
+    span = plain_range(window, low, score)
+    if span is None:
+        return
+    bounds = plain_bounds(window, low)
+    assert bounds is not None
+    inline = bounds[0] <= score - math.floor(ended) < bounds[1] and score - window >= bounds[2]
+    assert (span[0] <= ended < span[1]) == inline
+    if inline:
+        assert plain_count((ended, ended - 1.0, ended - 2.0), score, window, low) == ended

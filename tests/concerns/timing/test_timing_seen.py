@@ -16,8 +16,11 @@ operations = st.lists(st.one_of(
     st.tuples(st.just("set"), entries, untils),
     st.tuples(st.just("first"), entries, untils),
     st.tuples(st.just("forget"), st.just(None), untils),
+    # sorted by score as Redis sends them (the usual case), or in any order
     st.tuples(st.just("unseen"), st.lists(entries, max_size=6).map(lambda e: sorted(e, key=lambda x: x[1])),
-              st.just(0.0))), max_size=30)
+              st.just(0.0)),
+    st.tuples(st.just("unseen"), st.lists(st.tuples(members, scores | st.sampled_from([-1.0, 499.5, 2e9])),
+                                          max_size=6).map(tuple), st.just(0.0))), max_size=30)
 
 
 @settings(max_examples=500, deadline=None)
@@ -36,6 +39,7 @@ def test_seen_is_a_dict_of_member_and_score(ops, probes):
             oracle = {k: v for k, v in oracle.items() if v >= until}
         else:
             assert seen.unseen(arg) == [e for e in arg if e not in oracle]
+            assert seen.unseen(iter(arg)) == [e for e in arg if e not in oracle]
         assert dict(seen.items()) == oracle
         assert len(seen) == len(oracle) and bool(seen) == bool(oracle)
     for entry in probes:

@@ -149,3 +149,21 @@ _exact_answer = st.tuples(exact, exact, exact, st.sampled_from([None, b"600"]), 
 def test_a_group_all_in_rqs_own_form_reads_at_once_as_one_answer_at_a_time(answers, fresh):
     read_at_once_as_one_at_a_time(answers, fresh)
     assert stamps.read_all(answers, STAMP_FIELDS) is not None
+
+
+_plain_answer = st.tuples(exact, exact, exact).map(lambda t: [*t, None, None])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_plain_answer, min_size=1, max_size=8), st.booleans(), st.integers(0, 8))
+def test_a_group_of_plain_answers_is_compacted_at_once_as_one_at_a_time(answers, fresh, odd):
+    # All plain (read_compact's zip of the floats), or one answer not (a TTL field, data, an error).
+    read_at_once_as_one_at_a_time(answers, fresh)
+    if odd < len(answers):
+        for other in ([*answers[odd][:3], b"600", None], [*answers[odd], b"data"], None):
+            read_at_once_as_one_at_a_time([*answers[:odd], other, *answers[odd + 1:]], fresh)
+
+
+def test_one_stamp_field_is_read_as_three_are():
+    answers = [[b"2027-01-15T08:00:%02d.%06dZ" % (k % 60, k)] for k in range(5)]
+    assert stamps.read_all(answers, (0,)) == [parse.timestamp(a[0]) for a in answers]

@@ -600,3 +600,26 @@ def test_candidates_released_to_apply_come_in_their_order_and_are_released_once_
             gc.collect()
             assert first() is None  # the first chunk, passed, is released
     assert got == want
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_jobs, _gaps, st.booleans())
+def test_the_check_made_once_a_score_judges_as_the_check_a_job(jobs, gaps, declared):
+    """_judge with plain_range's span (decided once a score) against _judge without it
+    (plain_count a job): the same families, samples and exemplars, and the same entries remembered."""
+    from unittest import mock
+
+    from rq_exporter_ng.concerns.timing import tracker as timing_tracker
+
+    def run(fast: bool):
+        timing = timing_with(timing_ttls=(40, 60, 500, 505, 3600, 86_400) if declared else ())
+        if fast:
+            _simulate(jobs, gaps, timing)
+        else:
+            with mock.patch.object(timing_tracker, "plain_range", lambda *args: None):
+                _simulate(jobs, gaps, timing)
+        families = [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])]
+        seen = {status: sorted(reg.seen.items()) for status, reg in timing.tracker.queues["default"].registries.items()}
+        return families, seen
+
+    assert run(True) == run(False)
