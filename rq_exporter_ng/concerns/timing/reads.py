@@ -59,7 +59,7 @@ _SCORE = itemgetter(1)  # of an entry
 
 
 def commands(rp: RegistryPlan, key: bytes) -> list[tuple]:
-    """The reads of one registry, in the order ``reply`` expects their answers."""
+    """The reads of one registry, in the order ``full_reply`` expects their answers."""
     if one_read(rp):
         return [window_read(rp, key)]
     out: list[tuple] = [("ZRANGEBYSCORE", key, w.low, w.high, "WITHSCORES") for w in rp.windows]
@@ -85,12 +85,6 @@ def one_read(rp: RegistryPlan) -> bool:
 
 def _counts_forever(rp: RegistryPlan) -> bool:
     return rp.status == "finished" and rp.probe is not Probe.IN_WINDOW_WITH_FOREVER
-
-
-def reply(rp: RegistryPlan, replies: list, seen: Container[Entry] = ()) -> RegistryReply:
-    """The answers to ``commands(rp, ...)`` (None where Redis answered an error) as a result.
-    ``seen``: the registry's remembered entries, left out of its windows' (see ``full_reply``)."""
-    return idle_reply(rp, replies) or full_reply(rp, replies, seen)
 
 
 def idle_reply(rp: RegistryPlan, replies: list) -> RegistryReply | None:
