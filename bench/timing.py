@@ -111,6 +111,48 @@ class VirtualClock:
         return self.now
 
 
+class Rounds:
+    """``--rounds``: each round trip's wall and CPU time, and how long of it this process sat in
+    ``recv`` waiting for Redis (batch.py's raw path). Only while ``active``: the timing-on scrapes."""
+
+    def __init__(self) -> None:
+        from rq_exporter_ng import batch
+
+        self.batch, self.run, self.receive = batch, batch.Batch.run, batch._receive
+        self.active = False
+        self.rows: list[list[float]] = []  # per round: wall, CPU, blocked in recv (s)
+        rounds = self
+
+        def run(self_, client) -> None:
+            if not rounds.active:
+                return rounds.run(self_, client)
+            row = [0.0, 0.0, 0.0]
+            rounds.rows.append(row)
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return rounds.run(self_, client)
+            finally:
+                row[0], row[1] = time.perf_counter() - wall, time.process_time() - cpu
+
+        def receive(sock) -> bytes:
+            start = time.perf_counter()
+            try:
+                return rounds.receive(sock)
+            finally:
+                if rounds.active and rounds.rows:
+                    rounds.rows[-1][2] += time.perf_counter() - start
+
+        batch.Batch.run, batch._receive = run, receive  # type: ignore[method-assign]
+
+    def take(self) -> str:
+        rows, self.rows = self.rows, []
+        return ", ".join(f"round {k}: {w * 1e3:.1f} wall, {c * 1e3:.1f} CPU, {b * 1e3:.1f} in recv"
+                         for k, (w, c, b) in enumerate(rows, 1))
+
+    def remove(self) -> None:
+        self.batch.Batch.run, self.batch._receive = self.run, self.receive  # type: ignore[method-assign]
+
+
 def write_steady(r, stamps, rng, queues: int, count: int, start: float, span: float, serial: int) -> None:
     """``count`` jobs ending evenly over [start, start + span), as bench/throughput.py's writer leaves
     them (its fields, 5 % failed), without the Result streams the exporter does not read."""
@@ -136,7 +178,7 @@ def write_steady(r, stamps, rng, queues: int, count: int, start: float, span: fl
 
 
 def steady(url: str, r, rate: int, queues: int, interval: float, scrapes: int, cap: int | None,
-           trace: bool) -> None:
+           trace: bool, rounds: bool = False) -> None:
     """Scrapes every ``interval`` s of a virtual clock while jobs end at ``rate`` per second: what a
     timed job costs a scrape in this process (CPU), once the windows' overlap is in place."""
     import random
@@ -147,6 +189,8 @@ def steady(url: str, r, rate: int, queues: int, interval: float, scrapes: int, c
 
     clock = VirtualClock(float(int(time.time())) + 0.5)
     real_time, reader.time = reader.time, clock  # type: ignore[assignment]
+    timer = Rounds() if rounds else None
+    times: list[str] = []
     try:
         for q in range(queues):
             r.sadd("rq:queues", f"rq:queue:q{q:03d}")
@@ -163,9 +207,14 @@ def steady(url: str, r, rate: int, queues: int, interval: float, scrapes: int, c
             clock.now += interval
             if trace and k == scrapes - 1:
                 tracemalloc.start()
+            if timer is not None:
+                timer.active = True
             cpu = time.process_time()
             wall = on.scrape()
             cpu_on = time.process_time() - cpu
+            if timer is not None:
+                timer.active = False
+                times.append(timer.take())
             peak = tracemalloc.get_traced_memory()[1] / 2**20 if tracemalloc.is_tracing() else None
             tracemalloc.stop()
             cpu = time.process_time()
@@ -181,8 +230,12 @@ def steady(url: str, r, rate: int, queues: int, interval: float, scrapes: int, c
             print(f"  scrape {k + 1}: on {wall * 1e3:7.1f} ms ({cpu_on * 1e3:7.1f} CPU), off {off_wall * 1e3:5.1f} ms "
                   f"({cpu_off * 1e3:5.1f} CPU); counted {n_counted:,}, timed {n_timed:,}: {per:.2f} us CPU per timed"
                   f" job" + (f"; traced peak {peak:.1f} MB" if peak is not None else ""))
+            if times:
+                print(f"    ms: {times[k]}")
     finally:
         reader.time = real_time  # type: ignore[assignment]
+        if timer is not None:
+            timer.remove()
 
 
 def counted(scraper: Scraper) -> tuple[int, int]:
@@ -208,6 +261,8 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=4)
     parser.add_argument("--cap", type=int, help="--timing-max-jobs-per-scrape (default: the setting's)")
     parser.add_argument("--trace", action="store_true", help="tracemalloc's peak in the last scrape (slower)")
+    parser.add_argument("--rounds", action="store_true",
+                        help="--steady: each round trip's wall and CPU ms, and the ms spent waiting in recv")
     options = parser.parse_args()
 
     server = RedisServer().start()
@@ -215,7 +270,7 @@ def main() -> None:
         r = server.client()
         if options.steady:
             steady(server.url, r, options.steady, options.queues, options.interval, options.scrapes, options.cap,
-                   options.trace)
+                   options.trace, options.rounds)
             return
         print(f"idle scrape, {options.queues} queues (median of {options.runs}):")
         for size in (int(s) for s in options.sizes.split(",")):

@@ -73,6 +73,16 @@ def test_profile_times_every_phase_and_the_histogram_case():
     assert lines[1] == lines[0] + 4 * 48  # 48 histogram samples more per queue
 
 
+def test_timing_steady_times_each_round_of_the_timing_on_scrapes():
+    require_tool("redis-server")  # bench/timing.py starts its own
+    result = devkit.run([sys.executable, str(ROOT / "bench" / "timing.py"), "--steady", "20", "--queues", "2",
+                         "--interval", "5", "--scrapes", "2", "--rounds"],
+                        cwd=ROOT, capture_output=True, text=True, idle=120)
+    assert result.returncode == 0, result.stderr
+    assert "counted 100, timed 100" in result.stdout, result.stdout
+    rounds = [line for line in result.stdout.splitlines() if line.strip().startswith("ms: round 1:")]
+    assert len(rounds) == 2 and all("round 3:" in line and "in recv" in line for line in rounds), result.stdout
+
 
 def test_peak_marks_every_round_and_part_and_names_what_is_alive():
     require_tool("redis-server")  # bench/peak.py starts its own
