@@ -21,6 +21,7 @@ import redis
 
 from rq_exporter_ng import parse
 from rq_exporter_ng.batch import Batch
+from rq_exporter_ng.kept import Kept
 from rq_exporter_ng.keys import Keys
 from rq_exporter_ng.packing import template
 from rq_exporter_ng.snapshot import Problem, QueueState, Snapshot, WorkerState
@@ -318,23 +319,10 @@ def _queue_state(queue: _Queue, oldest_job_age: float | None) -> QueueState:
     )
 
 
-class _Stamps(dict[bytes | None, float | None]):
-    """Timestamp bytes -> ``parse.timestamp``'s epoch seconds, kept between scrapes: a queue's head job,
-    and so its enqueued_at, mostly stays the same from one scrape to the next (parsing 10,000 anew was
-    ~1 us each, in round 3, whose wall time is this process's CPU). ~100 bytes a value; emptied past
-    MAX_KEPT. An unreadable value raises its ValueError each time, and is not kept."""
-
-    MAX_KEPT = 50_000
-
-    def __missing__(self, raw: bytes | None) -> float | None:
-        when = parse.timestamp(raw)
-        if len(self) >= self.MAX_KEPT:
-            self.clear()
-        self[raw] = when
-        return when
-
-
-_HEAD_STAMPS = _Stamps()
+# Timestamp bytes -> parse.timestamp's epoch seconds: a queue's head job, and so its enqueued_at,
+# mostly stays the same from one scrape to the next (parsing 10,000 anew was ~1 us each, in round 3,
+# whose wall time is this process's CPU). ~100 bytes a value. An unreadable value raises each time.
+_HEAD_STAMPS: Kept[bytes | None, float | None] = Kept(parse.timestamp, 50_000)
 
 
 def _age(reply: list, job_id: bytes, keys: Keys, reading: _Reading) -> float | None:

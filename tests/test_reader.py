@@ -488,9 +488,11 @@ def test_a_head_jobs_age_read_from_the_kept_timestamps_is_the_parsed_one(enqueue
         assert (age, [p.reason for p in reading.problems]) == plain()
 
 
-def test_kept_head_timestamps_are_emptied_past_the_limit(monkeypatch):
-    stamps = reader._Stamps()
-    monkeypatch.setattr(reader._Stamps, "MAX_KEPT", 3)
+def test_kept_head_timestamps_are_emptied_past_the_limit():
+    from rq_exporter_ng import parse
+    from rq_exporter_ng.kept import Kept
+
+    stamps = Kept(parse.timestamp, 3)
     for i in range(10):
         assert stamps[rq_time(1e9 + i).encode()] == pytest.approx(1e9 + i)
     assert len(stamps) <= 3

@@ -362,11 +362,11 @@ def test_a_big_grid_is_written_in_pieces_that_join_to_the_tables_body():
 
 
 def test_escaped_label_values_are_kept_between_renders_and_emptied_past_the_limit(monkeypatch):
+    from rq_exporter_ng.kept import Kept
     from rq_exporter_ng.web import exposition
 
-    cache = exposition._Escaped()
+    cache = Kept(exposition._escape_value, 5)
     monkeypatch.setattr(exposition, "_ESCAPED", cache)
-    monkeypatch.setattr(exposition._Escaped, "MAX_KEPT", 5)
     rows = [((name,), 1) for name in ['a"b', "c\\d", "e\nf", "plain"]]
     table = Table("rq_x", "X.", "gauge", ("queue",), rows)
     first = render_text([table])
