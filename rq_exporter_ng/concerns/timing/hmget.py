@@ -71,7 +71,7 @@ class HashTemplate:
             members = list(map(_MEMBER, run))
             lengths = set(map(len, members))
             if len(lengths) == 1:
-                before, after = self._around(formats[registry] is self._formats[1], n + lengths.pop())
+                before, after = self._around(self.registries[registry].status == "failed", n + lengths.pop())
                 out += (before, (after + before).join(members), after)
             else:
                 out += [formats[registry] % (n + len(member), member) for member in members]
