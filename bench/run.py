@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import shutil
 import socket
@@ -198,6 +199,12 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         redis_port, client = server.port, server.client(socket_timeout=60)
         stack.callback(client.close)
         result["fill"] = fill("127.0.0.1", redis_port, size)
+        # Every exporter starts after the fill's second. One started within it takes that second as
+        # its floor, so the fill's ~30 % of finished jobs that ended "now" stay in its windows'
+        # overlap (slack + tolerance) and are read again each scrape for 12 s; one started later
+        # never sees them. Without this, whichever exporter runs first paid 1.4 ms of Redis a scrape
+        # more at 10 queues (docs/benchmarks.md, session 9).
+        time.sleep(math.floor(time.time()) + 1 - time.time())
         if schedules:
             result["schedules"] = fill_schedules(client, schedules)
         exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter_ng", *ours_args], redis_port)]
