@@ -11,6 +11,7 @@ A concern (rq_exporter_ng/concern.py) in these modules:
 - records.py: what the tracker keeps across scrapes and the immutable values its phases hand on;
 - windows.py, hmget.py: round 2's one-window reads and round 3's HMGETs, packed from templates;
 - rules.py: the verdict on one new entry, a function per rule;
+- plain.py: the common verdict (every entry counted and timed) for a whole registry at once;
 - stamps.py: RQ's timestamps, read as the job hashes' answers arrive (floats from then on);
 - histograms.py: the jobs found ended as counters and histograms (with the func label).
 

@@ -69,7 +69,7 @@ class Histogram:
         exemplars = self.exemplars
         for i, job in enumerate(latest):
             if job is not None:
-                exemplars[i] = (job.member, values[i], job.ended)
+                exemplars[i] = (job[2], values[i], job[3])  # member, ended (records.Ended)
 
     @property
     def cumulative(self) -> list[int]:
@@ -163,7 +163,7 @@ class JobTimes:
                 if type(enqueued) is not float:
                     enqueued = stamp(enqueued)
             except ValueError as error:
-                problems.append(Problem("bad_timestamp", parse.text(self.keys.job(job.member)), str(error)[:200]))
+                problems.append(Problem("bad_timestamp", parse.text(self.keys.job(job[2])), str(error)[:200]))
                 not_timed[queue] += 1
                 continue
             if started is None:

@@ -31,6 +31,7 @@ from rq_exporter_ng.concerns.timing.hmget import HashTemplate
 from rq_exporter_ng.concerns.timing.records import (
     NOTHING_NEW,
     NOTHING_NEW_UNCOUNTED,
+    SWEEP_CHUNK,
     Candidate,
     Entry,
     Outcome,
@@ -42,7 +43,7 @@ from rq_exporter_ng.concerns.timing.records import (
     Selection,
 )
 from rq_exporter_ng.concerns.timing.rules import read_compact
-from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
+from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK
 from rq_exporter_ng.concerns.timing.windows import RUN, WINDOW_TOP, WindowTemplate, window_read
 from rq_exporter_ng.snapshot import Problem
 

@@ -27,6 +27,7 @@ class Probe(Enum):
 
 # --- state kept across scrapes ---------------------------------------------------------------
 _NONE: dict[bytes, float] = {}
+SWEEP_CHUNK = 20  # registry entries a sweep reads a scrape
 
 
 class Seen:
@@ -143,6 +144,25 @@ class RegistryTrack:
         self.settled = False  # the last probe found no finite entry above the longest window
         self.full_logged = False
 
+    def advance_sweep(self, sweep: tuple[float, int] | None, entries: Sequence[Entry], afforded: int | None) -> None:
+        """The sweep goes on past this scrape's chunk (``sweep``: where it read from, and how many
+        entries of that score it skipped), or as far as the discovery budget ``afforded``."""
+        if sweep is None:
+            return
+        cut = afforded is not None
+        if cut:
+            entries = entries[:afforded]
+            if not entries:
+                return  # nothing afforded: same place next time
+        if len(entries) < SWEEP_CHUNK and not cut:
+            self.sweep_from, self.sweep_skip = None, 0  # reached the top: start again at the bottom
+            return
+        last = entries[-1][1]
+        same = sum(1 for _, score in entries if score == last)
+        start, skip = sweep
+        self.sweep_from = last
+        self.sweep_skip = same + (skip if last == start else 0)
+
     @property
     def ttls(self) -> dict[int, TtlClass]:
         """TTL -> its class, in increasing TTL order."""
@@ -252,7 +272,8 @@ class Selection:
 
 class Ended(NamedTuple):
     """A job counted this scrape; ``fields``: its hash's values in JOB_FIELDS order when it is to be
-    timed, else None."""
+    timed, else None. Most are plain tuples in this order, read by index: the tracker's common
+    verdicts make them by the thousand (a named tuple's ``__new__`` is a Python call)."""
 
     queue: str
     status: str

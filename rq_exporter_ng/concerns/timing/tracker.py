@@ -47,11 +47,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
+from itertools import groupby, islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, cast
 
+from rq_exporter_ng.concerns.timing.plain import judge_plain
 from rq_exporter_ng.concerns.timing.records import (
+    SWEEP_CHUNK,
     Candidate,
     Ended,
     Entry,
@@ -90,8 +92,7 @@ REGISTRIES = ("finished", "failed")  # the registry key kind is also the status 
 RQ_DEFAULT_TTL = {"finished": 500, "failed": 31_536_000}
 MAX_TTLS = 64  # per queue and registry; more distinct TTLs are not learned (logged once)
 PROBE_CHUNK = 20
-SWEEP_CHUNK = 20
-_REGISTRY = itemgetter(0)  # of a Candidate (some are plain tuples: records.Candidate)
+_REGISTRY, _READ_HASH = itemgetter(0), itemgetter(4)  # of a Candidate (some are plain tuples: records.Candidate)
 
 @dataclass
 class _Found:
@@ -275,8 +276,17 @@ class Tracker:
         alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
         job_prefix = self.keys.kind("job")
         seen, ended_append = registry.seen, found.ended.append
-        new = tuple.__new__  # Ended's own __new__ is a Python call
         plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
+        candidates = list(candidates)
+        if plain and candidates and set(map(_READ_HASH, candidates)) == {True}:
+            window = candidates[0][3]  # (registry, member, score, window, read_hash)
+            mine = list(islice(answers, len(candidates)))
+            if window in alone and window_lows.get(window) is not None:
+                ended = judge_plain(queue, status, candidates, mine, seen, window, window_lows[window])
+                if ended is not None:  # (most registries with news)
+                    found.ended += ended
+                    return
+            answers = iter(mine)
         # Decided once a score (the candidates come by score, a second's jobs sharing one): whether
         # plain_count's verdict needs no call (plain_range's span, None: ask), where Seen keeps the
         # score's members, and their "remembered until" float (Seen keeps it across scrapes: 60,000
@@ -311,7 +321,7 @@ class Tracker:
                 elif member in bucket:
                     continue
                 bucket[member] = until  # Seen.first, inline
-                ended_append(new(Ended, (queue, status, member, when, answer)))
+                ended_append(cast(Ended, (queue, status, member, when, answer)))  # a plain tuple (records.Ended)
                 continue
             last_score = None  # what follows may learn a TTL or remember an entry
             fields = (dict(zip(JOB_FIELDS, answer)) if answer is not None else {}) if read_hash else None
@@ -351,7 +361,7 @@ class Tracker:
         if reply is None:
             return 0
         if planned.sweep is not None:
-            self._advance_sweep(registry, planned, reply.sweep, selection.sweep_afforded.get(index))
+            registry.advance_sweep(planned.sweep, reply.sweep, selection.sweep_afforded.get(index))
         if reply.probe_found is not None:
             registry.settled = not reply.probe_found
         forever = reply.forever if planned.status == "finished" else failed_forever.get(planned.queue)
@@ -387,21 +397,3 @@ class Tracker:
         reg.ttls[ttl] = TtlClass(cursor=track.floor, catching_up=True)
         reg.ttls = dict(sorted(reg.ttls.items()))
         found.learned.setdefault((queue, status), set()).add(ttl)
-
-    @staticmethod
-    def _advance_sweep(reg: RegistryTrack, rp: RegistryPlan, entries: Sequence[Entry], afforded: int | None) -> None:
-        if rp.sweep is None:
-            return
-        cut = afforded is not None
-        if cut:
-            entries = entries[:afforded]
-            if not entries:
-                return  # nothing afforded: same place next time
-        if len(entries) < SWEEP_CHUNK and not cut:
-            reg.sweep_from, reg.sweep_skip = None, 0  # reached the top: start again at the bottom
-            return
-        last = entries[-1][1]
-        same = sum(1 for _, score in entries if score == last)
-        start, skip = rp.sweep
-        reg.sweep_from = last
-        reg.sweep_skip = same + (skip if last == start else 0)

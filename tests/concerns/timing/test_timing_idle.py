@@ -101,7 +101,7 @@ def reference_move_on(tr: Tracker, registry: RegistryTrack, planned, reply, inde
     if reply is None:
         return 0
     if planned.sweep is not None:
-        tr._advance_sweep(registry, planned, reply.sweep, selection.sweep_afforded.get(index))
+        registry.advance_sweep(planned.sweep, reply.sweep, selection.sweep_afforded.get(index))
     if reply.probe_found is not None:
         registry.settled = not reply.probe_found
     forever = reply.forever if planned.status == "finished" else failed_forever.get(planned.queue)

@@ -7,8 +7,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rq_exporter_ng.concerns.timing.reads import commands, full_reply, idle_reply
-from rq_exporter_ng.concerns.timing.records import Probe, RegistryPlan, RegistryReply, Window
-from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK, SWEEP_CHUNK
+from rq_exporter_ng.concerns.timing.records import SWEEP_CHUNK, Probe, RegistryPlan, RegistryReply, Window
+from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK
 
 KEY = b"rq:finished:q"
 

@@ -623,3 +623,61 @@ def test_the_check_made_once_a_score_judges_as_the_check_a_job(jobs, gaps, decla
         return families, seen
 
     assert run(True) == run(False)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_jobs, _gaps, st.booleans())
+def test_a_registry_judged_at_once_judges_as_the_loop_a_job(jobs, gaps, declared):
+    """_judge with plain.judge_plain (a registry's common case at once) against _judge with its loop
+    alone: the same families, samples and exemplars, and the same entries remembered."""
+    from unittest import mock
+
+    from rq_exporter_ng.concerns.timing import tracker as timing_tracker
+
+    def run(at_once: bool):
+        timing = timing_with(timing_ttls=(40, 60, 500, 505, 3600, 86_400) if declared else ())
+        if at_once:
+            _simulate(jobs, gaps, timing)
+        else:
+            with mock.patch.object(timing_tracker, "judge_plain", lambda *args: None):
+                _simulate(jobs, gaps, timing)
+        families = [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])]
+        seen = {status: sorted(reg.seen.items()) for status, reg in timing.tracker.queues["default"].registries.items()}
+        return families, seen
+
+    assert run(True) == run(False)
+
+
+def test_judge_plain_takes_the_common_case_and_leaves_the_rest_to_the_loop():
+    """What it counts at once, and each thing that sends a registry to the loop, seen untouched."""
+    from rq_exporter_ng.concerns.timing.plain import judge_plain
+    from rq_exporter_ng.concerns.timing.records import Ended, Seen
+
+    score, window, low = 1_800_000_500.0, 500, 1_799_999_990
+    ended = 1_800_000_000.25
+    cands = [(0, b"a", score, window, True), (0, b"b", score, window, True), (0, b"c", score + 1, window, True)]
+    answers = [(ended, ended - 1, ended - 2), (ended + 0.5, ended - 1, ended - 2), (ended + 1, ended, ended)]
+    seen = Seen()
+    got = judge_plain("q", "finished", cands, answers, seen, window, low)
+    assert got == [Ended("q", "finished", b"a", ended, answers[0]), Ended("q", "finished", b"b", ended + 0.5, answers[1]),
+                   Ended("q", "finished", b"c", ended + 1, answers[2])]
+    assert sorted(seen.items()) == [((b"a", score), score - window), ((b"b", score), score - window),
+                                    ((b"c", score + 1), score + 1 - window)]
+    nan = float("nan")
+    refused = {
+        "an answer not compacted": (cands, [answers[0], answers[1], [ended + 1, ended, ended, b"60", None]]),
+        "an end time not read": (cands, [answers[0], answers[1], (b"2027-01-15T08:00:01.000000Z", ended, ended)]),
+        "an end time NaN": (cands, [answers[0], answers[1], (nan, ended, ended)]),
+        "an end time outside its score's span": (cands, [answers[0], answers[1], (ended + 9, ended, ended)]),
+        "a hash not read": (cands[:2] + [(0, b"c", score + 1, window, False)], answers),
+        "another window": (cands[:2] + [(0, b"c", score + 1, 86_400, True)], answers),
+        "an entry twice": (cands[:2] + [(0, b"a", score, window, True)], answers),
+        "a score in two runs": (cands + [(0, b"d", score, window, True)], answers + [answers[0]]),
+    }
+    for why, (some, their_answers) in refused.items():
+        seen = Seen()
+        assert judge_plain("q", "finished", some, their_answers, seen, window, low) is None, why
+        assert not seen, why
+    seen = Seen([((b"b", score), 0.0)])
+    assert judge_plain("q", "finished", cands, answers, seen, window, low) is None  # remembered already
+    assert sorted(seen.items()) == [((b"b", score), 0.0)]
