@@ -602,27 +602,30 @@ def test_candidates_released_to_apply_come_in_their_order_and_are_released_once_
     assert got == want
 
 
+def _judged(jobs, gaps, declared: bool, without: str | None = None):
+    """The families (samples, exemplars) and the entries remembered after ``_simulate``; ``without``:
+    a fast path of tracker.py that says "ask the general way" every time (None: as shipped)."""
+    from unittest import mock
+
+    from rq_exporter_ng.concerns.timing import tracker as timing_tracker
+
+    timing = timing_with(timing_ttls=(40, 60, 500, 505, 3600, 86_400) if declared else ())
+    if without is None:
+        _simulate(jobs, gaps, timing)
+    else:
+        with mock.patch.object(timing_tracker, without, lambda *args: None):
+            _simulate(jobs, gaps, timing)
+    families = [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])]
+    seen = {status: sorted(reg.seen.items()) for status, reg in timing.tracker.queues["default"].registries.items()}
+    return families, seen
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_jobs, _gaps, st.booleans())
 def test_the_check_made_once_a_score_judges_as_the_check_a_job(jobs, gaps, declared):
     """_judge with plain_range's span (decided once a score) against _judge without it
     (plain_count a job): the same families, samples and exemplars, and the same entries remembered."""
-    from unittest import mock
-
-    from rq_exporter_ng.concerns.timing import tracker as timing_tracker
-
-    def run(fast: bool):
-        timing = timing_with(timing_ttls=(40, 60, 500, 505, 3600, 86_400) if declared else ())
-        if fast:
-            _simulate(jobs, gaps, timing)
-        else:
-            with mock.patch.object(timing_tracker, "plain_range", lambda *args: None):
-                _simulate(jobs, gaps, timing)
-        families = [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])]
-        seen = {status: sorted(reg.seen.items()) for status, reg in timing.tracker.queues["default"].registries.items()}
-        return families, seen
-
-    assert run(True) == run(False)
+    assert _judged(jobs, gaps, declared) == _judged(jobs, gaps, declared, without="plain_range")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -630,22 +633,7 @@ def test_the_check_made_once_a_score_judges_as_the_check_a_job(jobs, gaps, decla
 def test_a_registry_judged_at_once_judges_as_the_loop_a_job(jobs, gaps, declared):
     """_judge with plain.judge_plain (a registry's common case at once) against _judge with its loop
     alone: the same families, samples and exemplars, and the same entries remembered."""
-    from unittest import mock
-
-    from rq_exporter_ng.concerns.timing import tracker as timing_tracker
-
-    def run(at_once: bool):
-        timing = timing_with(timing_ttls=(40, 60, 500, 505, 3600, 86_400) if declared else ())
-        if at_once:
-            _simulate(jobs, gaps, timing)
-        else:
-            with mock.patch.object(timing_tracker, "judge_plain", lambda *args: None):
-                _simulate(jobs, gaps, timing)
-        families = [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])]
-        seen = {status: sorted(reg.seen.items()) for status, reg in timing.tracker.queues["default"].registries.items()}
-        return families, seen
-
-    assert run(True) == run(False)
+    assert _judged(jobs, gaps, declared) == _judged(jobs, gaps, declared, without="judge_plain")
 
 
 def test_judge_plain_takes_the_common_case_and_leaves_the_rest_to_the_loop():
