@@ -204,7 +204,8 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         # overlap (slack + tolerance) and are read again each scrape for 12 s; one started later
         # never sees them. Without this, whichever exporter runs first paid 1.4 ms of Redis a scrape
         # more at 10 queues (docs/benchmarks.md, session 9).
-        time.sleep(math.floor(time.time()) + 1 - time.time())
+        now = time.time()  # one reading: two could straddle the second and ask for a negative sleep
+        time.sleep(math.floor(now) + 1 - now)
         if schedules:
             result["schedules"] = fill_schedules(client, schedules)
         exporters = [Exporter("rq_exporter (ours)", [sys.executable, "-m", "rq_exporter_ng", *ours_args], redis_port)]
