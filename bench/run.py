@@ -47,7 +47,7 @@ from bench.dataset import Size, fill  # noqa: E402
 from bench.proxy import DelayProxy, measured_round_trip  # noqa: E402
 from bench.report import ROWS_HEADER, rows_of  # noqa: E402
 from bench.schedules import fill_schedules  # noqa: E402
-from devkit import RedisServer, cpu_seconds, free_port, proc_status, stop_process, wait_for  # noqa: E402
+from devkit import CpuMeter, RedisServer, free_port, precompile, proc_status, stop_process, wait_for  # noqa: E402
 
 PEER = "rq-exporter==3.1.0"
 # Accept headers of a scrape: what Prometheus 3.x sends (OpenMetrics preferred), or plain text.
@@ -91,12 +91,14 @@ class Exporter:
     cpu: float = 0.0
     first_writes: int = 0
     content_type: str = ""
+    meter: CpuMeter | None = None  # made at the first cpu_seconds()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/metrics"
 
     def start(self, startup_timeout: float) -> None:
+        precompile(self.command[0])
         target = f"redis://127.0.0.1:{self.redis_port}/0"
         self.process = subprocess.Popen(
             [*self.command, "--host", "127.0.0.1", "--port", str(self.port), "--redis-url", target],
@@ -126,7 +128,9 @@ class Exporter:
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
-        return cpu_seconds(self.process.pid)
+        if self.meter is None:
+            self.meter = CpuMeter(self.process.pid)
+        return self.meter.seconds()
 
     def peak_rss_mb(self) -> float:
         assert self.process is not None
@@ -135,6 +139,8 @@ class Exporter:
     def stop(self) -> None:
         if self.process:
             stop_process(self.process, 10)
+        if self.meter is not None:
+            self.meter.close()
 
 
 def commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
@@ -254,6 +260,7 @@ def summary(e: Exporter) -> dict:
         "median_ms": round(statistics.median(e.times) * 1e3, 2),
         "p90_ms": round(percentile(e.times, 0.9) * 1e3, 2),
         "cpu_ms": round(e.cpu / len(e.times) * 1e3, 1),
+        "cpu_source": e.meter.source if e.meter else None,
         "commands": int(statistics.median(e.commands)),
         "redis_usec": int(statistics.median(e.usec)),
         "writes": int(statistics.median(e.writes)),

@@ -101,7 +101,7 @@ if __package__ in (None, ""):  # run by path: devkit and bench.* are at the repo
     sys.path.insert(0, str(ROOT))
 
 from bench.run import ACCEPT  # noqa: E402
-from devkit import cpu_seconds, free_port, proc_status, stop_process, wait_for  # noqa: E402
+from devkit import CpuMeter, free_port, precompile, proc_status, stop_process, wait_for  # noqa: E402
 
 TICK = 0.1  # seconds of jobs per pipeline
 RQ_RESULT_TTL = 500  # rq.defaults.DEFAULT_RESULT_TTL
@@ -417,8 +417,10 @@ class Exporter:
     samples: int = 0
     cpu_start: float = 0.0
     cpu_end: float = 0.0
+    meter: CpuMeter | None = None  # made at the first cpu_seconds()
 
     def start(self) -> None:
+        precompile(self.command[0])
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
                 [*self.command, "--host", "127.0.0.1", "--port", str(self.port),
@@ -464,7 +466,9 @@ class Exporter:
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
-        return cpu_seconds(self.process.pid)
+        if self.meter is None:
+            self.meter = CpuMeter(self.process.pid)
+        return self.meter.seconds()
 
     def peak_rss_mb(self) -> float:
         assert self.process is not None
@@ -473,6 +477,8 @@ class Exporter:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process, 10)
+        if self.meter is not None:
+            self.meter.close()
 
 
 def sleep_until(target: float, watched: list[Exporter], writer: WriterProcess) -> None:
@@ -577,6 +583,7 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
             "median_ms": round(statistics.median(exporter.http_ms), 2), "max_ms": round(max(exporter.http_ms), 2),
             "own_median_ms": round(statistics.median(exporter.own_ms), 2),
             "cpu_ms": round((exporter.cpu_end - exporter.cpu_start) / scrapes * 1e3, 1),
+            "cpu_source": exporter.meter.source if exporter.meter else None,
             "first_ms": round(exporter.first_ms, 2), "samples": exporter.samples, "peak_rss_mb": peak[exporter.name],
         })
     e_on, e_off = exporters[:2]

@@ -10,12 +10,14 @@ repository root (``python -m demo.run``, ``make demo``).
 """
 
 from devkit.processes import (
+    CpuMeter,
     WaitTimeout,
     communicate,
     cpu_seconds,
     free_port,
     http_ok,
     patient,
+    precompile,
     proc_status,
     run,
     stop_process,
@@ -27,6 +29,7 @@ from devkit.rq_format import RQ_TIME_FORMAT, rq_time
 
 __all__ = [
     "RQ_TIME_FORMAT",
+    "CpuMeter",
     "RedisServer",
     "WaitTimeout",
     "communicate",
@@ -34,6 +37,7 @@ __all__ = [
     "free_port",
     "http_ok",
     "patient",
+    "precompile",
     "proc_status",
     "rq_time",
     "run",
