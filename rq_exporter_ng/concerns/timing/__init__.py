@@ -10,6 +10,7 @@ A concern (rq_exporter_ng/concern.py) in these modules:
   windows per TTL, TTL learning, the probe and the sweep), kept across scrapes;
 - records.py: what the tracker keeps across scrapes and the immutable values its phases hand on;
 - windows.py, hmget.py: round 2's one-window reads and round 3's HMGETs, packed from templates;
+- ranked.py: a busy registry's window read by counts of its whole seconds, not with its scores;
 - rules.py: the verdict on one new entry, a function per rule;
 - plain.py: the common verdict (every entry counted and timed) for a whole registry at once;
 - stamps.py: RQ's timestamps, read as the job hashes' answers arrive (floats from then on);

@@ -26,6 +26,7 @@ from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.concern import Given, Reads
 from rq_exporter_ng.concerns.failed_queue import NAME as FAILED_QUEUE
 from rq_exporter_ng.concerns.failed_queue import FailedQueue
+from rq_exporter_ng.concerns.timing import ranked
 from rq_exporter_ng.concerns.timing.histograms import JobTotals
 from rq_exporter_ng.concerns.timing.hmget import HashTemplate
 from rq_exporter_ng.concerns.timing.records import (
@@ -144,8 +145,16 @@ def full_reply(rp: RegistryPlan, replies: list, seen: Container[Entry] = ()) -> 
     return RegistryReply(found, probe, probe_found, sweep, forever)
 
 
+class Parsed(list):
+    """Entries read already (ranked.py), in a WITHSCORES reply's place: ``_entries`` keeps them."""
+
+    __slots__ = ()
+
+
 def _entries(answer: list | None) -> list[Entry]:
     """A WITHSCORES reply -> [(member, score)]: RESP2 sends it flat, RESP3 as pairs."""
+    if type(answer) is Parsed:
+        return answer
     if not answer:
         return []
     try:
@@ -227,7 +236,7 @@ class TimingReads(Reads[TimingResult]):
         template, registries = WindowTemplate(prefixes), plan.registries
         start = None  # of a run of registries whose reads are one window's, not yet sent
         for i, rp in enumerate(registries):
-            if one_read(rp):
+            if one_read(rp) and rp.count_to is None:
                 if start is None:
                     start = i
                 elif i - start == RUN:
@@ -237,13 +246,30 @@ class TimingReads(Reads[TimingResult]):
             if start is not None:
                 yield self._run_taker(start, run := registries[start:i]), template.group(run)
                 start = None
-            yield self._taker(i, rp), commands(rp, prefixes[rp.status] + rp.raw)
+            key = prefixes[rp.status] + rp.raw
+            if rp.count_to is not None:  # busy: its window read by counts (ranked.py)
+                window = ranked.commands(rp, key, WINDOW_TOP[rp.probe])
+                yield self._ranked_taker(i, rp), [*window, *commands(rp, key)[1:]]
+            else:
+                yield self._taker(i, rp), commands(rp, key)
         if start is not None:
             yield self._run_taker(start, run := registries[start:]), template.group(run)
 
     def _taker(self, i: int, rp: RegistryPlan):
         def take(replies: list) -> None:
             self.replies[i] = idle_reply(rp, replies) or full_reply(rp, replies, self._seen(rp))
+        return take
+
+    def _ranked_taker(self, i: int, rp: RegistryPlan):
+        n = ranked.size(rp)  # the window's replies; the sweep's and the kept-forever count's follow
+
+        def take(replies: list) -> None:
+            counted = ranked.read(rp, replies[:n])
+            if counted is ranked.UNREAD:
+                self.replies[i] = None  # not read this scrape: the tracker leaves the registry as it was
+                return
+            answer = None if counted is None else Parsed([*counted, *_entries(replies[n - 1])])  # type: ignore[misc]
+            self.replies[i] = full_reply(rp, [answer, *replies[n:]], self._seen(rp))
         return take
 
     def _run_taker(self, start: int, run: Sequence[RegistryPlan]):

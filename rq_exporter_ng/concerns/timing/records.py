@@ -129,8 +129,8 @@ class RegistryTrack:
     4 MB of 20,000 registries. ``ttls`` makes the dict when asked (a registry with entries to
     judge, a TTL to learn); ``compact()`` goes back to the pair once the scrape is done with it."""
 
-    __slots__ = ("_ttls", "forever", "full_logged", "one_class", "one_ttl", "remembered", "settled", "sweep_from",
-                 "sweep_skip")
+    __slots__ = ("_ttls", "forever", "full_logged", "one_class", "one_ttl", "remembered", "scored", "settled",
+                 "sweep_from", "sweep_skip")
 
     def __init__(self, ttls: Mapping[int, TtlClass] | None = None, forever: int | None = None) -> None:
         self._ttls: dict[int, TtlClass] | None = dict(ttls or {})
@@ -143,6 +143,9 @@ class RegistryTrack:
         self.forever = forever
         self.settled = False  # the last probe found no finite entry above the longest window
         self.full_logged = False
+        # Scrapes left that read its window's scores as they are (WITHSCORES), not by counts
+        # (ranked.py): set when a read by counts did not add up (a score not a whole second).
+        self.scored = 0
 
     def advance_sweep(self, sweep: tuple[float, int] | None, entries: Sequence[Entry], afforded: int | None) -> None:
         """The sweep goes on past this scrape's chunk (``sweep``: where it read from, and how many
@@ -222,6 +225,8 @@ class RegistryPlan(NamedTuple):
     probe: Probe
     probe_above: int  # the probe looks at finite scores above this (the longest window's top)
     sweep: tuple[float, int] | None  # (from score, entries at that score to skip); None: not this scrape
+    # The one window read by counts of its whole seconds up to this score (ranked.py); None: with scores
+    count_to: int | None = None
 
 
 class RegistryReply(NamedTuple):

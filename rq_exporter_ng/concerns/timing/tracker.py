@@ -52,6 +52,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, cast
 
 from rq_exporter_ng.concerns.timing.plain import judge_plain
+from rq_exporter_ng.concerns.timing.ranked import SCORED_FOR, count_to
 from rq_exporter_ng.concerns.timing.records import (
     SWEEP_CHUNK,
     Candidate,
@@ -154,9 +155,14 @@ class Tracker:
                 if windows:
                     probe = Probe.ALONE if not reg.settled else \
                         forever_probe if status == "finished" and reg.forever == 0 else Probe.IN_WINDOW
-                    append(new(RegistryPlan, (name, raw, status, windows, probe, windows[-1].high, None)))
+                    to = None
+                    if (remembered := reg.remembered) and len(windows) == 1 and not reg.scored and \
+                            probe is not Probe.ALONE:
+                        w = windows[0]  # a busy registry's window read: by counts, if they pay (ranked.py)
+                        to = count_to(w.low, w.high, n, w.ttl, len(remembered))
+                    append(new(RegistryPlan, (name, raw, status, windows, probe, windows[-1].high, None, to)))
                 else:
-                    append(new(RegistryPlan, (name, raw, status, windows, Probe.ALONE, n, None)))
+                    append(new(RegistryPlan, (name, raw, status, windows, Probe.ALONE, n, None, None)))
         # The sweep is a backstop: a few registries per scrape, in turn.
         if plans and self.discovery > 0:
             turns = min(max(1, self.discovery // SWEEP_CHUNK), len(plans))
@@ -346,6 +352,12 @@ class Tracker:
         """A registry's cursors, sweep and probe move past this scrape; returns how many more jobs it
         keeps forever than it did (0 when not known)."""
         registry = self.queues[planned.queue].registries[planned.status]
+        if reply is None:  # not read (its counts did not add up, ranked.py): as it was, and scores read next
+            registry.scored = SCORED_FOR
+            registry.compact()
+            return 0
+        if registry.scored:
+            registry.scored -= 1
         windows = planned.windows
         deferred = selection.deferred.get(index) if selection.deferred else None
         if len(windows) == 1 and deferred is None and (registry.remembered is None or not registry.remembered):
@@ -358,8 +370,6 @@ class Tracker:
             self._move_cursors(registry, planned, now, deferred)
         if registry.one_ttl is None:
             registry.compact()  # made a dict this scrape (select, judge, learn): done with it
-        if reply is None:
-            return 0
         if planned.sweep is not None:
             registry.advance_sweep(planned.sweep, reply.sweep, selection.sweep_afforded.get(index))
         if reply.probe_found is not None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from rq_exporter_ng.concern import taken
 from rq_exporter_ng.concerns.timing.job_timing import TimingOptions
+from rq_exporter_ng.concerns.timing.ranked import SCORED_FOR
 from rq_exporter_ng.concerns.timing.records import (
     NOTHING_NEW,
     NOTHING_NEW_UNCOUNTED,
@@ -87,7 +88,13 @@ def test_the_plan_is_the_straightforward_one(queues, now, slack):
 
 def reference_move_on(tr: Tracker, registry: RegistryTrack, planned, reply, index, selection, now,
                       failed_forever) -> int:
-    """``Tracker._move_on`` and ``_move_cursors`` as they were before the one-window short cut."""
+    """``Tracker._move_on`` and ``_move_cursors`` as they were before the one-window short cut;
+    a registry not read (None: its counts did not add up, ranked.py) stays as it was."""
+    if reply is None:
+        registry.scored = SCORED_FOR
+        return 0
+    if registry.scored:
+        registry.scored -= 1
     deferred = selection.deferred.get(index) if selection.deferred else None
     for w in planned.windows:
         ttl = registry.ttls[w.ttl]
@@ -98,8 +105,6 @@ def reference_move_on(tr: Tracker, registry: RegistryTrack, planned, reply, inde
     if registry.seen:
         keep = min([now, *(c.cursor for c in registry.ttls.values() if c.catching_up)]) - tr.edge
         registry.seen.forget_before(keep)
-    if reply is None:
-        return 0
     if planned.sweep is not None:
         registry.advance_sweep(planned.sweep, reply.sweep, selection.sweep_afforded.get(index))
     if reply.probe_found is not None:
@@ -114,7 +119,7 @@ def reference_move_on(tr: Tracker, registry: RegistryTrack, planned, reply, inde
 
 def _state(reg: RegistryTrack) -> tuple:
     return ({t: (c.cursor, c.catching_up) for t, c in reg.ttls.items()}, sorted(reg.seen.items()) if reg.remembers
-            else [], reg.sweep_from, reg.sweep_skip, reg.forever, reg.settled)
+            else [], reg.sweep_from, reg.sweep_skip, reg.forever, reg.settled, reg.scored)
 
 
 replies = st.sampled_from([None, NOTHING_NEW, NOTHING_NEW_UNCOUNTED, RegistryReply({}, (), True, (), 2),
@@ -127,13 +132,15 @@ replies = st.sampled_from([None, NOTHING_NEW, NOTHING_NEW_UNCOUNTED, RegistryRep
                      max_size=3),
        deferred=st.sampled_from([{}, {0: {500: NOW - 7.5}}, {1: {500: NOW - 7.5}}]),
        sweep=st.sampled_from([None, (5.0, 0)]), failed_forever=st.sampled_from([{}, {"q": 0}, {"q": 9}]),
-       now=st.integers(NOW - 5, NOW + 30))
-def test_moving_on_is_the_straightforward_way(finished, status, reply, seen, deferred, sweep, failed_forever, now):
+       now=st.integers(NOW - 5, NOW + 30), scored=st.sampled_from([0, 1, SCORED_FOR]))
+def test_moving_on_is_the_straightforward_way(finished, status, reply, seen, deferred, sweep, failed_forever, now,
+                                              scored):
     tr = tracker()
     ttls = finished[0] or {500: (NOW - 15, False)}
     track = track_of(NOW - 1_000, (ttls, *finished[1:]), (ttls, *finished[1:]))
     as_dict = track.registries[status].one_ttl is None
     registry = track.registries[status]
+    registry.scored = scored
     for member, score, until in seen:
         registry.seen[(member, float(score))] = until
     windows = tuple(Window(t, 0, 1) for t in registry.ttls)

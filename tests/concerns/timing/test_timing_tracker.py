@@ -86,7 +86,7 @@ class Registries:
 
     def reply(self, command: tuple):
         """What Redis answers (RESP2, before redis-py's callbacks): scores inclusive unless '(',
-        ties ordered by member, LIMIT offset count."""
+        ties ordered by member, LIMIT offset count, members alone without WITHSCORES."""
         name, key, *args = command
         if name == "HMGET":
             job = self.jobs.get(key.split(b":", 2)[2]) or {}
@@ -96,7 +96,10 @@ class Registries:
         ordered = sorted((s, m) for m, s in self.z[status].items() if lo(s, True) and hi(s, False))
         if name == "ZCOUNT":
             return len(ordered)
-        assert name == "ZRANGEBYSCORE" and args[2] == "WITHSCORES"
+        assert name == "ZRANGEBYSCORE"
+        if len(args) == 2:  # members alone (a window read by counts, ranked.py)
+            return [m for s, m in ordered]
+        assert args[2] == "WITHSCORES"
         if len(args) > 3:
             assert args[3] == "LIMIT"
             ordered = ordered[args[4]:args[4] + args[5]]
