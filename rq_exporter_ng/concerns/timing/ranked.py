@@ -11,6 +11,9 @@ second plus a TTL), so a window's entries come as, in one group:
     ZCOUNT key s s                                  again
     ZRANGEBYSCORE key (count_to <top> WITHSCORES    what lies above: as the one read had it
 
+(``count_to`` stops short of the seconds jobs are ending in as the scrape reads: they come with
+their scores.)
+
 When both counts agree and add up to the members, second s's members are the next ``count`` of
 them, and the entries are those of the one WITHSCORES read, in its order, one float a second.
 Otherwise (a score that is not a whole second, or the registry changed while it was read: Redis
@@ -38,14 +41,16 @@ MIN_PER_SECOND = 8
 MAX_SECONDS = 600  # a longer window (scrapes 10 minutes apart) is read with its scores
 
 UNREAD = object()  # what ``read`` gives when the counts do not add up
+FRESH = 2  # the last seconds, where jobs are ending as the scrape reads: read with their scores
 SCORED_FOR = 60  # scrapes a registry whose counts did not add up is read with its scores, then tried again
 
 
 def count_to(low: int, high: int, now: int, ttl: int, remembered: int) -> int | None:
     """The last second a window [low, high] is read by counts to, or None: read with its scores.
-    Its entries' scores go up to ``now + ttl`` (a clock a second ahead too); any above, to ``high``,
-    come with their scores in the read above."""
-    top = min(now + ttl + 1, high)
+    Jobs end while the scrape reads, and a busy registry gets entries at ``now + ttl`` and the next
+    second between any two of its reads: those seconds, and any above up to ``high``, come with their
+    scores in the read above, so that a job ending does not make the counts disagree."""
+    top = min(now + ttl - FRESH, high)
     seconds = top - low + 1
     if type(low) is not int or not 0 < seconds <= MAX_SECONDS or remembered < MIN_PER_SECOND * seconds:
         return None

@@ -29,11 +29,11 @@ def plan(count_to: int | None, probe: Probe = Probe.IN_WINDOW_WITH_FOREVER) -> R
 
 
 def test_counts_are_read_where_they_pay_and_nowhere_else():
-    now, ttl = 1_800_000_000, 500  # the window's entries end at now + ttl
-    seconds = now + ttl + 1 - LOW + 1
-    assert ranked.count_to(LOW, HIGH, now, ttl, ranked.MIN_PER_SECOND * seconds) == now + ttl + 1
+    now, ttl = 1_800_000_000, 500  # the window's entries end at now + ttl, some as it is read
+    seconds = now + ttl - ranked.FRESH - LOW + 1
+    assert ranked.count_to(LOW, HIGH, now, ttl, ranked.MIN_PER_SECOND * seconds) == now + ttl - ranked.FRESH
     assert ranked.count_to(LOW, HIGH, now, ttl, ranked.MIN_PER_SECOND * seconds - 1) is None  # too few a second
-    assert ranked.count_to(LOW, now + ttl - 3, now, ttl, 10**6) == now + ttl - 3  # never past the window
+    assert ranked.count_to(LOW, now + ttl - 5, now, ttl, 10**6) == now + ttl - 5  # never past the window
     assert ranked.count_to(float(LOW), HIGH, now, ttl, 10**6) is None  # type: ignore[arg-type]  # not whole seconds
     assert ranked.count_to(LOW, HIGH, LOW - ttl - 5, ttl, 10**6) is None  # nothing to count
     assert ranked.count_to(now + ttl - ranked.MAX_SECONDS - 5, HIGH, now, ttl, 10**9) is None  # too long a window
