@@ -97,16 +97,18 @@ def read_all(answers: Sequence[Sequence | None], where: tuple[int, ...]) -> list
     heads, micros = parts[0::2], parts[1::2]
     if not b"".join(micros).isdigit():
         return None
-    seconds = list(map(_SECONDS.get, heads))
-    if None in seconds:  # a second not met yet: learned as stamp() learns it
+    try:
+        seconds = list(map(_SECONDS.__getitem__, heads))
+    except KeyError:  # a second not met yet: learned as stamp() learns it
         for head, raw in zip(heads, raws):
             if head not in _SECONDS:
                 try:
                     stamp(raw)
                 except ValueError:
                     return None
-        seconds = list(map(_SECONDS.get, heads))
-        if None in seconds:
+        try:
+            seconds = list(map(_SECONDS.__getitem__, heads))
+        except KeyError:
             return None
     # (second + int(micros)) / 1_000_000, as stamp() computes it
     return list(map(truediv, map(add, seconds, map(int, micros)), repeat(1_000_000, n)))
