@@ -418,6 +418,7 @@ class Exporter:
     cpu_start: float = 0.0
     cpu_end: float = 0.0
     meter: CpuMeter | None = None  # made at the first cpu_seconds()
+    restarts: int = 0
 
     def start(self) -> None:
         precompile(self.command[0])
@@ -434,6 +435,14 @@ class Exporter:
 
     def wait_listening(self, timeout: float) -> None:
         def listening() -> bool:
+            if self.process is not None and self.process.poll() is not None and self.restarts < 3 \
+                    and b"Address already in use" in self.log.read_bytes():
+                # free_port's port was taken before the exporter bound it (the writer's and
+                # Redis' sockets come and go): another port.
+                self.restarts += 1
+                self.port = free_port()
+                self.start()
+                return False
             self.check()
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
