@@ -1,9 +1,10 @@
 """A busy registry's window read by counts of its whole seconds, not with its scores.
 
-Redis 7.0 formats each score of a WITHSCORES reply with ``%.17g``, ~0.45 us a score (7.2 and
-later format faster): at 1,000 jobs/s over 20 queues a scrape's windows hold ~54,000 entries,
-their overlap with the previous scrape's included, and Redis spent ~16-20 ms on them while the
-exporter waited (docs/benchmarks.md, session 10). RQ's registry scores are whole seconds (an end
+Redis 7.0 formats each score of a WITHSCORES reply with ``%.17g``, ~0.45 us a score (7.2 writes
+a whole-number score with ll2string, redis/redis#11779: there this read saves little): at 1,000
+jobs/s over 20 queues a scrape's windows hold ~25,000 entries, their overlap with the previous
+scrape's included, and Redis spent ~10-16 ms on them while the exporter waited
+(docs/benchmarks.md, session 10). RQ's registry scores are whole seconds (an end
 second plus a TTL), so a window's entries come as, in one group:
 
     ZCOUNT key s s                                  for each second s of [low, count_to]
