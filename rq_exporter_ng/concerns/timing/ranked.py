@@ -49,8 +49,9 @@ SCORED_FOR = 60  # scrapes a registry whose counts did not add up is read with i
 def count_to(low: int, high: int, now: int, ttl: int, remembered: int) -> int | None:
     """The last second a window [low, high] is read by counts to, or None: read with its scores.
     Jobs end while the scrape reads, and a busy registry gets entries at ``now + ttl`` and the next
-    second between any two of its reads: those seconds, and any above up to ``high``, come with their
-    scores in the read above, so that a job ending does not make the counts disagree."""
+    second (the one before, from a worker whose clock is a second behind) between any two of its
+    reads: those ``FRESH`` + 1 seconds, and any above up to ``high``, come with their scores in the
+    read above, so that a job ending does not make the counts disagree."""
     top = min(now + ttl - FRESH, high)
     seconds = top - low + 1
     if type(low) is not int or not 0 < seconds <= MAX_SECONDS or remembered < MIN_PER_SECOND * seconds:

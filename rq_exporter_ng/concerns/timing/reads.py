@@ -268,7 +268,8 @@ class TimingReads(Reads[TimingResult]):
             if counted is ranked.UNREAD:
                 self.replies[i] = None  # not read this scrape: the tracker leaves the registry as it was
                 return
-            answer = None if counted is None else Parsed([*counted, *_entries(replies[n - 1])])  # type: ignore[misc]
+            # The read above, with scores, follows the counted entries (None: an error reply, as the one read's)
+            answer = Parsed(counted + _entries(replies[n - 1])) if isinstance(counted, list) else None
             self.replies[i] = full_reply(rp, [answer, *replies[n:]], self._seen(rp))
         return take
 
