@@ -110,3 +110,13 @@ def test_throughput_counts_every_job_the_writer_ends(tmp_path):
                                  "met": True, "missed_by": 0, "unit": "jobs"}
     assert f"{run['rate']:,} jobs/s: counted == written: {run['written']:,} -> met" in result.stdout
 
+
+
+def test_window_reads_reads_both_ways_and_gets_the_same_entries():
+    require_tool("redis-server")  # bench/window_reads.py starts its own
+    result = devkit.run([sys.executable, str(ROOT / "bench" / "window_reads.py"), "--sets", "2", "--size", "200",
+                         "--runs", "2"], cwd=ROOT, capture_output=True, text=True, idle=120)
+    assert result.returncode == 0, result.stderr
+    assert "2 sets of 200, 50 a second, a window of 27 s: 400 entries" in result.stdout, result.stdout
+    assert "with scores       2 commands" in result.stdout and "by counts       112 commands" in result.stdout
+    assert "same entries both ways" in result.stdout
