@@ -22,7 +22,7 @@ bound: a worker of several queues cannot be attributed (RQ keeps no trace of whi
 attempt was on), a worker's increase after the last scrape before it exits is lost, and RQ's
 maintenance moves abandoned jobs to failed (or retries them) without any worker's count. A worker
 run with ``--disable-default-exception-handler`` leaves its final failures out of the failed
-registry: each counts as a retry. RQ 0.x has no retries: nothing is counted there.
+registry: each counts as a retry. RQ before 1.5 has no retries: nothing is counted there.
 
 Per-scrape arithmetic, pure (``attempt_increases``, ``RetryCounts.record``):
 
@@ -103,9 +103,14 @@ def attempt_increases(known: Mapping[str, Seen] | None, workers: Iterable[Worker
 def has_retry(version: str | None) -> bool:
     """Whether a worker of this RQ version can retry: Retry came with RQ 1.5. Before it, every
     failed attempt is final, and RQ 0.x increments the worker's count before the job reaches its
-    failed queue, so a scrape in between would take that failure for a retry. Unknown: it can."""
+    failed queue, so a scrape in between would take that failure for a retry.
+
+    No version (None): RQ < 1.2, which wrote none; from 1.2 on, ``register_birth`` writes it with
+    the birth every live worker has. A version that is not a number (a fork's): it can."""
+    if not version:
+        return False
     try:
-        major, minor = (int(part) for part in (version or "").split(".")[:2])
+        major, minor = (int(part) for part in version.split(".")[:2])
     except ValueError:
         return True
     return (major, minor) >= (1, 5)

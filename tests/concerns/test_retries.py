@@ -24,9 +24,9 @@ from rq_exporter_ng.snapshot import QueueState, Snapshot, WorkerState
 
 
 def worker(name: str, failed: int | None, *queues: str, successful: int | None = 0,
-           working: float | None = 0.0) -> WorkerState:
+           working: float | None = 0.0, version: str | None = "2.12.0") -> WorkerState:
     return WorkerState(name, queues or ("q",), "idle", successful_jobs=successful, failed_jobs=failed,
-                       working_seconds=working)
+                       working_seconds=working, rq_version=version)
 
 
 def test_the_first_scrape_is_a_baseline():
@@ -140,4 +140,14 @@ def test_only_workers_of_rq_1_5_and_later_can_retry():
 
     assert [has_retry(v) for v in ("0.13.0", "1.4.3", "1.5.0", "1.16.2", "2.12.0", "3.0.0")] == [
         False, False, True, True, True, True]
-    assert has_retry(None) and has_retry("") and has_retry("dev")  # unknown: counted
+    assert has_retry("dev")  # a version that is not a number: counted
+    # no version: RQ < 1.2 (0.13's worker hash has none), and its first failure lands in the
+    # worker's count before RQ 0.x's failed list exists
+    assert not has_retry(None) and not has_retry("")
+
+
+def test_a_worker_without_a_version_counts_no_retries():
+    """RQ 0.13's first failure: the worker's count grew, the failed list is not there yet."""
+    concern = Retries(RetriesOptions(gone_queue_seconds=60), Keys("rq:"))
+    result(concern, [worker("a", 0, version=None)])
+    assert result(concern, [worker("a", 1, version=None)]).rows == [(("q",), 0)]
