@@ -95,6 +95,9 @@ class Size:
     jobs: int
     queues_per_worker: int = 5
     dead_workers: int = 0
+    # The share of queues (spread evenly) that are idle: only queued jobs and a failed registry
+    # (kept a year), no job running, finished within its result TTL, deferred, scheduled or canceled.
+    idle_share: float = 0.0
 
 
 def queue_name(i: int) -> str:
@@ -153,7 +156,8 @@ def fill(host: str, port: int, size: Size, prefix: str = "rq", now: float | None
     names = [queue_name(i) for i in range(size.queues)]
     for i, name in enumerate(names):
         jobs = size.jobs // size.queues + (1 if i < size.jobs % size.queues else 0)
-        plan = [(status, int(jobs * share)) for status, share in SHARES]
+        idle = int((i + 1) * size.idle_share) > int(i * size.idle_share)
+        plan = [(status, int(jobs * share) if status == "failed" or not idle else 0) for status, share in SHARES]
         plan.insert(0, ("queued", jobs - sum(n for _, n in plan)))
         j = 0
         for status, n in plan:
@@ -178,7 +182,7 @@ def fill(host: str, port: int, size: Size, prefix: str = "rq", now: float | None
                     args += [_score(status, k, now), member]
                 pipe("ZADD", f"{prefix}:{registry}:{name}", *args)
         pipe("SADD", f"{prefix}:queues", f"{prefix}:queue:{name}")
-        if i % 10 == 0 and jobs:
+        if i % 10 == 0 and jobs and not idle:
             pipe("RPUSH", f"{prefix}:queue:{name}:intermediate", job_id(i, 0))
         if i % 5 == 0:
             pipe("SET", f"{prefix}:scheduler-lock:{name}", "bench-host:1", "EX", 3600)
@@ -212,8 +216,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--dead-workers", type=int, default=0)
+    parser.add_argument("--idle-share", type=float, default=0.0,
+                        help="share of queues with only queued and failed jobs")
     args = parser.parse_args()
-    print(fill(args.host, args.port, Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers)))
+    print(fill(args.host, args.port, Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers,
+                                          idle_share=args.idle_share)))
 
 
 if __name__ == "__main__":

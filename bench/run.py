@@ -12,7 +12,8 @@ Redis (through bench/proxy.py when --delay-ms is set) and scrapes them in turn; 
 ``--baseline`` another build of this exporter (its ``rq-exporter`` command, same flags) runs
 alongside, so that a change is measured against the code before it in the same run. For each
 exporter it prints the median and p90 of the HTTP GET /metrics time, the Redis commands and
-Redis server time per scrape (INFO commandstats deltas), write commands, round trips (counted
+Redis server time per scrape (INFO commandstats deltas: the commands' own work) and Redis'
+CPU per scrape (its threads' run time: reading commands and writing replies too), write commands, round trips (counted
 by the proxy), the peak RSS, and the ratio to rq-exporter. Everything it starts is stopped at
 the end; every wait is bounded.
 """
@@ -20,6 +21,8 @@ the end; every wait is bounded.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import gzip
 import json
 import math
@@ -83,6 +86,7 @@ class Exporter:
     times: list[float] = field(default_factory=list)
     commands: list[int] = field(default_factory=list)
     usec: list[int] = field(default_factory=list)
+    redis_cpu: list[float] = field(default_factory=list)
     writes: list[int] = field(default_factory=list)
     round_trips: list[int] = field(default_factory=list)
     accept: str = ACCEPT["prometheus3"]
@@ -172,13 +176,29 @@ def writes(client: redis.Redis, delta: dict, write_cache: dict) -> int:
     return sum(c for name, (c, _) in delta.items() if c and is_write(client, name, write_cache))
 
 
-def measure(exporter: Exporter, client: redis.Redis, timeout: float, write_cache: dict) -> None:
-    """One scrape, with what it cost Redis (the benchmark's own INFO calls left out)."""
+def on_cpu_seconds(pid: int) -> float:
+    """The time a process' threads have run, to the nanosecond (/proc/PID/task/*/schedstat). For
+    redis-server, whose threads live as long as it does; moving it into a cgroup as CpuMeter does
+    made its commands ~60 % slower here (commandstats time 118 -> 190 ms a scrape at 10,000 queues)."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        with contextlib.suppress(OSError), open(path) as f:
+            total += int(f.read().split()[0])
+    return total / 1e9
+
+
+def measure(exporter: Exporter, client: redis.Redis, timeout: float, write_cache: dict, redis_pid: int,
+            ) -> None:
+    """One scrape, with what it cost Redis: the commands' own time (the benchmark's own INFO calls
+    left out), and the server's CPU, which also reads the commands and writes the replies (two
+    INFO commandstats of the benchmark's in it, ~0.1 ms)."""
     before = commandstats(client)
     bursts = exporter.proxy.bursts if exporter.proxy else 0
+    redis_before = on_cpu_seconds(redis_pid)
     start = time.perf_counter()
     body, content_type = exporter.scrape(timeout)
     exporter.times.append(time.perf_counter() - start)
+    exporter.redis_cpu.append(on_cpu_seconds(redis_pid) - redis_before)
     delta = stats_delta(before, commandstats(client))
     exporter.commands.append(sum(c for c, _ in delta.values()))
     exporter.usec.append(sum(u for _, u in delta.values()))
@@ -199,11 +219,13 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
         schedules: int = 0, use_gzip: bool = False) -> dict:
     """Fill a fresh Redis, scrape both exporters in turn; returns the figures."""
     result: dict = {"queues": size.queues, "workers": size.workers, "jobs": size.jobs, "delay_ms": delay_ms,
-                    "ours_args": " ".join(ours_args), "accept": accept, "gzip": use_gzip}
+                    "ours_args": " ".join(ours_args), "accept": accept, "gzip": use_gzip,
+                    "idle_share": size.idle_share}
     with ExitStack() as stack:
         server = stack.enter_context(RedisServer())
         redis_port, client = server.port, server.client(socket_timeout=60)
         stack.callback(client.close)
+        redis_pid = int(client.info("server")["process_id"])
         result["fill"] = fill("127.0.0.1", redis_port, size)
         # Every exporter starts after the fill's second. One started within it takes that second as
         # its floor, so the fill's ~30 % of finished jobs that ended "now" stay in its windows'
@@ -242,7 +264,7 @@ def run(size: Size, scrapes: int, delay_ms: float, with_peer: bool, timeout: flo
             if i >= 3 and time.monotonic() > deadline:
                 break  # bounded in time: at least 3 scrapes each, then stop at the budget
             for exporter in exporters:
-                measure(exporter, client, timeout, write_cache)
+                measure(exporter, client, timeout, write_cache, redis_pid)
         for exporter, before in zip(exporters, cpu_before):
             exporter.cpu = exporter.cpu_seconds() - before
         result["exporters"] = [summary(e) for e in exporters]
@@ -263,6 +285,7 @@ def summary(e: Exporter) -> dict:
         "cpu_source": e.meter.source if e.meter else None,
         "commands": int(statistics.median(e.commands)),
         "redis_usec": int(statistics.median(e.usec)),
+        "redis_cpu_ms": round(statistics.median(e.redis_cpu) * 1e3, 1),
         "writes": int(statistics.median(e.writes)),
         "startup_writes": e.first_writes,
         "round_trips": int(statistics.median(e.round_trips)) if e.round_trips else None,
@@ -279,15 +302,19 @@ def print_run(result: dict) -> None:
     flags += f", Accept: {result['accept']}"
     if result.get("schedules"):
         flags += f", schedules {result['schedules']}"
+    if result.get("idle_share"):
+        flags += f", {result['idle_share']:.0%} of queues idle"
     print(f"\n{result['queues']} queues, {result['workers']} workers, {result['jobs']} jobs{delay}{flags}"
           f" (fill {result['fill']['seconds']} s, load average {result.get('load_average')})")
     head = f"{'exporter':<20} {'scrapes':>7} {'median ms':>10} {'p90 ms':>9} {'cpu ms':>7} {'commands':>9} " \
-           f"{'redis us':>9} {'writes':>6} {'start w':>7} {'RTs':>6} {'samples':>8} {'RSS MB':>7} {'speedup':>8}"
+           f"{'redis us':>9} {'redis ms':>8} {'writes':>6} {'start w':>7} {'RTs':>6} {'samples':>8} " \
+           f"{'RSS MB':>7} {'speedup':>8}"
     print(head)
     for e in result["exporters"]:
         rts = "-" if e["round_trips"] is None else e["round_trips"]
         print(f"{e['name']:<20} {e['scrapes']:>7} {e['median_ms']:>10} {e['p90_ms']:>9} {e['cpu_ms']:>7} "
-              f"{e['commands']:>9} {e['redis_usec']:>9} {e['writes']:>6} {e['startup_writes']:>7} {rts:>6} "
+              f"{e['commands']:>9} {e['redis_usec']:>9} {e.get('redis_cpu_ms', '-'):>8} {e['writes']:>6} "
+              f"{e['startup_writes']:>7} {rts:>6} "
               f"{e['samples']:>8} {e['peak_rss_mb']:>7} {e.get('speedup', '-'):>8}")
 
 
@@ -298,6 +325,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--dead-workers", type=int, default=0,
                         help="workers listed in rq:workers without a hash (rq-exporter removes them: writes)")
+    parser.add_argument("--idle-share", type=float, default=0.0,
+                        help="share of queues that are idle: only queued and failed jobs (bench/dataset.py)")
     parser.add_argument("--scrapes", type=int, default=20, help="scrapes per exporter (at most)")
     parser.add_argument("--budget", type=float, default=120, help="seconds of scraping per run, after 3 scrapes")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="proxy delay per direction (0: direct)")
@@ -319,8 +348,8 @@ def main() -> int:
         print("bench: redis-server is not installed (scripts/system-deps.sh)", file=sys.stderr)
         return 2
     results = []
-    sizes = [Size(q, w, j) for q, w, j in SCALING] if args.scaling else \
-        [Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers)]
+    sizes = [Size(q, w, j, idle_share=args.idle_share) for q, w, j in SCALING] if args.scaling else \
+        [Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers, idle_share=args.idle_share)]
     for size in sizes:
         result = run(size, args.scrapes, args.delay_ms, not args.no_peer, args.timeout, args.budget,
                      args.ours_args.split(), args.accept, args.also, args.schedules, use_gzip=args.gzip)

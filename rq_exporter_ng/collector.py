@@ -23,6 +23,7 @@ from rq_exporter_ng.connection import follow_master, redacted_target
 from rq_exporter_ng.families.catalogue import GLOBAL_FAMILIES
 from rq_exporter_ng.families.core import ExporterFigures, ExporterStats, described, exporter_families, rq_families
 from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.queue_reads import Quiet
 from rq_exporter_ng.reader import RoundReads, read_snapshot
 from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.singleflight import SingleFlight
@@ -60,6 +61,8 @@ class RQCollector(Collector):
         self._down_logged = 0.0
         # Each concern keeps what it remembers between scrapes for the life of the process.
         self._concerns = Concerns(CONCERNS, settings, self._keys)
+        # Which queues' keys were empty: they are asked about in one EXISTS (queue_reads.py).
+        self._quiet = Quiet()
 
     def describe(self) -> list[Metric]:
         # Registering must not read Redis: the names come from the catalogue.
@@ -125,7 +128,8 @@ class RQCollector(Collector):
     def _read(self, extras: Sequence[RoundReads] = ()) -> Snapshot | None:
         try:
             follow_master(self._client)
-            snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue, extras=extras)
+            snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue, extras=extras,
+                                     quiet=self._quiet)
         except (redis.RedisError, OSError) as error:
             reason = f"{type(error).__name__}: {error}"
             # Once when Redis goes away; a changed reason again, but at most once a minute, so

@@ -4,7 +4,10 @@
 2. every queue's list lengths and registry counts, and every worker's hash;
 3. the enqueue time of each queue's head job.
 
-Only read commands are sent (SMEMBERS, LLEN, LINDEX, ZCARD, ZCOUNT, MGET, HMGET; the extra
+A queue's keys found empty at the previous scrape are asked about with one EXISTS in round 2
+and read in round 3 only if one is there now (queue_reads.py).
+
+Only read commands are sent (SMEMBERS, LLEN, LINDEX, ZCARD, ZCOUNT, EXISTS, MGET, HMGET; the extra
 readers add ZRANGEBYSCORE, ZRANGE, LRANGE, XREVRANGE and SCAN). Counts equal what RQ reports after its own cleanup:
 entries whose score (expiry) has passed are left out, without running that cleanup.
 """
@@ -23,7 +26,8 @@ from rq_exporter_ng import parse
 from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.kept import Kept
 from rq_exporter_ng.keys import Keys
-from rq_exporter_ng.packing import template
+from rq_exporter_ng.packing import Template, template
+from rq_exporter_ng.queue_reads import FULL, QUEUE_VALUES, Quiet, Shape
 from rq_exporter_ng.snapshot import Problem, QueueState, Snapshot, WorkerState
 from rq_exporter_ng.worker_hashes import WORKER_FIELDS, workers_from
 
@@ -46,12 +50,6 @@ class _Reading:
         self.problem(reason, key, f"{parse.text(command[0])}: {error}")
 
 
-# The reads of one queue, in order: ``_Queue.replies`` holds their replies in this order.
-QUEUE_VALUES = (
-    "queued", "intermediate", "head",
-    "started_all", "started_expired", "finished_all", "finished_expired", "failed_forever", "failed_live",
-    "deferred", "scheduled", "canceled", "overdue_scheduled",
-)
 LOCKS_PER_MGET = 500  # queues' scheduler locks read by one command (keeps each one short for Redis)
 # Queues packed and handed their replies as one group (packing.Run): the batch's work per group,
 # ~2 us, done once per 100 queues (~15 ms a scrape at 10,000 queues); 1,300 commands, about the
@@ -68,19 +66,22 @@ class _Queue:
     batch hands them over, a list or its run's slice (a dict of them per queue, and its look-ups,
     cost ~4.6 MB and ~30 ms of CPU a scrape at 10,000 queues)."""
 
-    __slots__ = ("name", "raw", "replies", "scheduler_active", "state")
+    __slots__ = ("later", "name", "raw", "replies", "scheduler_active", "shape", "state")
 
-    def __init__(self, raw: bytes, name: str) -> None:
+    def __init__(self, raw: bytes, name: str, shape: Shape) -> None:
         self.raw = raw
         self.name = name
+        self.shape = shape
         self.replies: Sequence = _NO_REPLIES
+        self.later = False  # a key its EXISTS asked about is there: read in round 3
         self.scheduler_active = False
         # Built as soon as its last read is in (its lock, or its head job's), while Redis works on
         # the rest: ~15 ms at 10,000 queues that it otherwise waited for after round 3.
         self.state: QueueState | None = None
 
-    def take(self, replies: Sequence) -> None:
-        self.replies = replies
+    def fill(self, replies: list) -> None:
+        """Round 3's reads of the keys its EXISTS found (None: an error reply, reported already)."""
+        self.replies = self.shape.fill(self.replies, replies)
 
     @property
     def head(self) -> bytes | None:
@@ -103,9 +104,13 @@ def read_snapshot(
     keys: Keys,
     wants_queue: Callable[[str], bool] = lambda name: True,
     extras: Sequence[RoundReads] = (),
+    quiet: Quiet | None = None,
 ) -> Snapshot:
-    """One consistent-enough view of RQ's state. Raises redis errors when Redis cannot be read."""
+    """One consistent-enough view of RQ's state. Raises redis errors when Redis cannot be read.
+
+    ``quiet``: what the previous scrapes found empty, learnt again from this one (none: every key read)."""
     reading = _Reading(now=time.time())
+    quiet = quiet if quiet is not None else Quiet()
     round_trips = 0
 
     # 1. The sets naming every queue and worker.
@@ -127,7 +132,7 @@ def read_snapshot(
     # decoded, then (once every queue is known) the locks, the workers, the concerns' reads.
     second = Batch(reading.on_error)
     queues: list[_Queue] = []
-    second.add_groups(_queue_groups(queue_keys, keys, wants_queue, reading.now, queues))
+    second.add_groups(_queue_groups(queue_keys, keys, wants_queue, reading.now, queues, quiet))
     worker_result: list[tuple[list[WorkerState], int]] = []
 
     def take_workers(replies: list) -> None:
@@ -147,9 +152,13 @@ def read_snapshot(
     second.run(client)
     round_trips += 1
 
-    # 3. When did each queue's head job enter the queue? (Each queue's state is then complete.)
+    # 3. The keys an EXISTS found there, then when each queue's head job entered the queue (each
+    # queue's state is then complete).
     waiting = [(queue, queue.head) for queue in queues if queue.head is not None]
     third = Batch(reading.on_error)
+    for queue in queues:
+        if queue.later:
+            third.add_group(queue.fill, queue.shape.later(queue.raw, keys, reading.now))
 
     def rest_of_third() -> None:
         for extra in extras:
@@ -165,6 +174,7 @@ def read_snapshot(
         third.run(client)
         round_trips += 1
 
+    quiet.learn([(q.raw, q.shape, q.later, q.replies) for q in queues])
     workers, dead = worker_result[0]
     known = {q.name for q in queues}
     worker_only = sorted(
@@ -182,31 +192,44 @@ def read_snapshot(
 
 
 def _queue_groups(
-    members: list[bytes], keys: Keys, wants_queue: Callable[[str], bool], now: float, queues: list[_Queue]
+    members: list[bytes], keys: Keys, wants_queue: Callable[[str], bool], now: float, queues: list[_Queue],
+    quiet: Quiet,
 ) -> Iterator[tuple[Callable[[list], None], Sequence[tuple]]]:
     """The queues (appended to ``queues``) and their reads' groups, made as the batch sends them:
     Redis reads the first queues while the next ones' names are decoded and filtered (~11 ms at
-    10,000 queues, Redis idle, when they were all decoded before the round)."""
+    10,000 queues, Redis idle, when they were all decoded before the round). Queues of one shape
+    share a template and go in runs."""
     prefix = len(keys.queue_member_prefix)
-    reads = partial(_queue_reads, keys=keys, now=now)
-    packer = template(reads)
-    run: list[_Queue] = []
+    packers: dict[Shape, Template | None] = {}
+    runs: dict[Shape, list[_Queue]] = {}
     for member in members:
         raw = member[prefix:]
         name = parse.text(raw)
         if not wants_queue(name):
             continue
-        queue = _Queue(raw=raw, name=name)
+        shape = quiet.shape(raw)
+        queue = _Queue(raw, name, shape)
         queues.append(queue)
-        if packer is None:
-            yield queue.take, reads(raw)
+        if shape not in packers:
+            packers[shape] = template(partial(shape.reads, keys=keys, now=now))
+            runs[shape] = []
+        if packers[shape] is None:
+            yield partial(_take_run, shape, [queue], quiet), shape.reads(raw, keys, now)
             continue
+        run = runs[shape]
         run.append(queue)
         if len(run) == QUEUES_PER_RUN:
-            yield partial(_take_run, run), packer.run([q.raw for q in run])
-            run = []
-    if run and packer is not None:
-        yield partial(_take_run, run), packer.run([q.raw for q in run])
+            yield _run_group(shape, run, packers[shape], quiet)
+            runs[shape] = []
+    for shape, run in runs.items():
+        if run:
+            yield _run_group(shape, run, packers[shape], quiet)
+
+
+def _run_group(shape: Shape, run: list[_Queue], packer: Template | None, quiet: Quiet,
+               ) -> tuple[Callable[[list], None], Sequence[tuple]]:
+    assert packer is not None
+    return partial(_take_run, shape, run, quiet), packer.run([q.raw for q in run])
 
 
 def _head_groups(
@@ -251,40 +274,27 @@ def _with_prefix(members: set[bytes], prefix: bytes, kind: str, reading: _Readin
     return found
 
 
-def _queue_reads(raw: bytes, keys: Keys, now: float) -> list[tuple]:
-    """The reads of one queue, in QUEUE_VALUES order (packing.py packs them for every queue)."""
-    p = keys.per_queue
-    # A registry entry whose score (its expiry) lies in [0, now] is what RQ's cleanup would
-    # remove; negative scores (failure_ttl=-1) are never cleaned, hence 0 and not -inf.
-    expiry = int(now)
-    queue_key = p["queue"] + raw
-    wip, finished, failed, scheduled = p["wip"] + raw, p["finished"] + raw, p["failed"] + raw, p["scheduled"] + raw
-    return [
-        ("LLEN", queue_key),
-        ("LLEN", keys.intermediate(raw)),
-        ("LINDEX", queue_key, 0),
-        ("ZCARD", wip), ("ZCOUNT", wip, 0, expiry),
-        ("ZCARD", finished), ("ZCOUNT", finished, 0, expiry),
-        # Failed: those kept forever (score -1) apart, for job timing; the rest that is not expired.
-        ("ZCOUNT", failed, "-inf", "(0"), ("ZCOUNT", failed, f"({expiry}", "+inf"),
-        ("ZCARD", p["deferred"] + raw),
-        ("ZCARD", scheduled),
-        ("ZCARD", p["canceled"] + raw),
-        ("ZCOUNT", scheduled, "-inf", f"({expiry}"),
-    ]
-
-
-def _take_run(queues: list[_Queue], replies: list) -> None:
-    # Each queue's replies, in order: the list cut in tuples of len(QUEUE_VALUES), in C.
-    for queue, own in zip(queues, zip(*[iter(replies)] * len(QUEUE_VALUES))):
-        queue.replies = own
+def _take_run(shape: Shape, queues: list[_Queue], quiet: Quiet, replies: list) -> None:
+    # Each queue's replies, in order: the list cut in tuples of shape.size, in C.
+    own_replies = zip(*[iter(replies)] * shape.size)
+    if shape is FULL:
+        for queue, own in zip(queues, own_replies):
+            queue.replies = own
+        return
+    spread = shape.spread
+    for queue, own in zip(queues, own_replies):
+        queue.replies = spread(own)
+        if own[-1] != 0:  # one of its keys is there (or the EXISTS was refused): read them
+            queue.later = True
+            if own[-1] is None:
+                quiet.refuse()
 
 
 def _take_locks(queues: list[_Queue], values: list) -> None:
     # After the queues' own reads (sent before): a queue with no head job has all it needs.
     for queue, value in zip(queues, values):
         queue.scheduler_active = value is not None
-        if queue.replies[2] is None:
+        if queue.replies[2] is None and not queue.later:
             queue.state = _queue_state(queue, 0.0)
 
 

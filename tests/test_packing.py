@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from rq_exporter_ng import packing, reader
 from rq_exporter_ng.connection import connect
 from rq_exporter_ng.keys import Keys
-from rq_exporter_ng.reader import _queue_reads, read_snapshot
+from rq_exporter_ng.queue_reads import FULL, SHAPES
+from rq_exporter_ng.queue_reads import reads as _queue_reads
+from rq_exporter_ng.reader import read_snapshot
 from rq_exporter_ng.settings import Settings
 
 
@@ -30,14 +32,15 @@ prefixes = st.one_of(st.sampled_from(["rq", "%", "%(9)d", "a:b", "ü", "{x}"]),
 
 
 @hsettings(max_examples=300, deadline=None)
-@given(name=names, prefix=prefixes, now=st.floats(min_value=0, max_value=4e9))
-def test_a_queues_reads_packed_from_the_template_are_what_hiredis_packs(name, prefix, now):
-    commands = partial(_queue_reads, keys=Keys(prefix), now=now)
+@given(name=names, prefix=prefixes, now=st.floats(min_value=0, max_value=4e9), shape=st.sampled_from(SHAPES))
+def test_a_queues_reads_packed_from_the_template_are_what_hiredis_packs(name, prefix, now, shape):
+    # Every shape (the full reads, and those with an EXISTS of the keys found empty) packs right.
+    commands = partial(shape.reads, keys=Keys(prefix), now=now)
     found = packing.template(commands)
     assert found is not None
     assert found.pack(name) == _plain(commands(name))
     group = found.group(name)
-    assert len(group) == 13 and list(group) == commands(name) and group.packed() == found.pack(name)
+    assert len(group) == shape.size and list(group) == commands(name) and group.packed() == found.pack(name)
 
 
 def test_no_template_where_it_could_not_reproduce_hiredis(monkeypatch):
@@ -105,6 +108,6 @@ def test_a_run_of_names_is_their_groups_one_after_the_other(run, prefix):
 
 
 def test_replies_of_a_run_go_to_each_queue_in_order():
-    queues = [reader._Queue(b"q%d" % i, f"q{i}") for i in range(3)]
-    reader._take_run(queues, list(range(39)))
+    queues = [reader._Queue(b"q%d" % i, f"q{i}", FULL) for i in range(3)]
+    reader._take_run(FULL, queues, None, list(range(39)))
     assert [list(q.replies) for q in queues] == [list(range(13 * i, 13 * i + 13)) for i in range(3)]

@@ -19,6 +19,7 @@ from devkit import rq_time
 from rq_exporter_ng import reader
 from rq_exporter_ng.connection import connect
 from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.queue_reads import FULL
 from rq_exporter_ng.reader import read_snapshot
 from rq_exporter_ng.settings import Settings, load
 from rq_exporter_ng.snapshot import QueueState, Snapshot
@@ -421,8 +422,8 @@ def test_an_error_reply_to_a_command_whose_first_argument_is_no_key_is_a_problem
        age=st.one_of(st.none(), st.floats(min_value=0, max_value=1e6)))
 def test_a_queue_state_is_the_keyword_form(replies, head, active, age):
     # _queue_state builds QueueState positionally; the plain keyword form says what each field is.
-    queue = reader._Queue(b"q", "q")
-    queue.take([*replies[:2], head, *replies[3:]])
+    queue = reader._Queue(b"q", "q", FULL)
+    queue.replies = [*replies[:2], head, *replies[3:]]
     queue.scheduler_active = active
     oldest = age if head is not None else 0.0  # as the reader hands it: None when the head job was unreadable
     r = [reply or 0 for reply in queue.replies]

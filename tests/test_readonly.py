@@ -26,8 +26,9 @@ from support import ROOT, Exporter, RQWorker, kill_if_alive
 PASSWORD = "exporter-only-reads"
 # Redis 7's %R~ grants read access to the keys only; the command list is the exporter's reads.
 # scan and zrange: the schedules (rq_exporter_ng/concerns/cron.py, rq_exporter_ng/concerns/rq_scheduler.py);
-# info: the Redis under RQ (rq_exporter_ng/concerns/redis_health.py), a command of @slow @dangerous that reads no key.
-ACL_COMMANDS = ("hmget", "info", "lindex", "llen", "lrange", "mget", "scan", "smembers", "xrevrange", "zcard",
+# info: the Redis under RQ (rq_exporter_ng/concerns/redis_health.py), a command of @slow @dangerous that reads no key;
+# exists: a queue's keys found empty at the previous scrape (rq_exporter_ng/queue_reads.py).
+ACL_COMMANDS = ("exists", "hmget", "info", "lindex", "llen", "lrange", "mget", "scan", "smembers", "xrevrange", "zcard",
                 "zcount", "zrange", "zrangebyscore")
 KEYLESS = {"info"}  # Redis flags it neither readonly nor write: it reads the server's state, no key
 ACL_RULE = f"user rq-exporter on >PASSWORD resetkeys %R~rq:* resetchannels -@all {' '.join('+' + c for c in ACL_COMMANDS)}"
