@@ -5,9 +5,12 @@ scheduled and canceled registries, and the finished one of a queue idle for its 
 key that read empty (a length of 0) at the previous scrape is not read again. One ``EXISTS`` of
 all such keys of the queue stands in for their reads: 0 means each is still empty, which is
 exactly what the reads would give (a missing key reads as 0). Anything else, and they are read
-in round 3. An idle queue costs 5 commands instead of 13; a key is read again from the scrape
-after it was found (``Quiet.learn``). The memory is a hint for the shape of the reads and
-never a value: the values are those of the full reads, whatever it holds.
+in round 3, together (no figure is read in two halves). An idle queue costs 5 commands instead
+of 13; a key is read again from the scrape after it was found (``Quiet.learn``). The memory is a
+hint for the shape of the reads and never a value: the values and problems are those of the full
+reads, whatever it holds (a problem of a key read in round 3 is reported after round 2's). In the
+one scrape where a key reappears its values are read a round later than the rest of its queue's,
+as a key read late in round 2 is read later than the first ones.
 
 The failed registry is always read: its two counts leave out the expired entries, so 0 does not
 mean the key is gone, and an EXISTS would send it to round 3 every scrape.
@@ -18,6 +21,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
+
+import redis
 
 from rq_exporter_ng.keys import Keys
 
@@ -74,7 +79,7 @@ class Shape:
     are all still empty); ``later`` are the quiet parts' reads, for round 3, and ``fill`` puts
     their replies in place."""
 
-    __slots__ = ("_direct_lengths", "_getter", "_later_slots", "quiet", "size")
+    __slots__ = ("_direct_lengths", "_getter", "_later", "_later_slots", "quiet", "size")
 
     def __init__(self, quiet: int) -> None:
         self.quiet = quiet
@@ -84,27 +89,26 @@ class Shape:
         where = {slot: i for i, slot in enumerate(kept)}
         self._getter = itemgetter(*(where.get(slot, self.size - 1) for slot in range(len(QUEUE_VALUES))))
         self._later_slots = tuple(sorted(later))
-        # The lengths read in round 2 (a 1-tuple for one: ``in`` needs a container).
-        direct = [slots[0] for bit, slots in enumerate(_SLOTS) if not quiet >> bit & 1]
-        self._direct_lengths = (lambda values: ()) if not direct else (
-            itemgetter(*direct) if len(direct) > 1 else (lambda values, at=direct[0]: (values[at],)))
+        self._later = frozenset(later)
+        # Where the lengths of the parts read in round 2 are.
+        self._direct_lengths = tuple(slots[0] for bit, slots in enumerate(_SLOTS) if not quiet >> bit & 1)
 
     def reads(self, raw: bytes, keys: Keys, now: float) -> list[tuple]:
         everything = reads(raw, keys, now)
         if not self.quiet:
             return everything
-        later = set(self._later_slots)
-        return [read for slot, read in enumerate(everything) if slot not in later] + [
+        return [read for slot, read in enumerate(everything) if slot not in self._later] + [
             ("EXISTS", *(everything[slots[0]][1] for bit, slots in enumerate(_SLOTS) if self.quiet >> bit & 1))]
 
     def spread(self, own: Sequence) -> tuple:
-        """One queue's replies in QUEUE_VALUES order."""
+        """One queue's replies in QUEUE_VALUES order, each quiet value the last reply's (the
+        EXISTS' 0, or what the caller put there until round 3 reads them)."""
         return self._getter(own) if self.quiet else tuple(own)
 
     def quiet_after(self, values: Sequence, filled: bool) -> int:
         """The parts found empty by this read, its values in QUEUE_VALUES order; ``filled``: its
         quiet parts were read in round 3. Mostly what was quiet stays so and the rest is there."""
-        if filled or 0 in self._direct_lengths(values):
+        if filled or 0 in [values[at] for at in self._direct_lengths]:
             return quiet_of(values)
         return self.quiet
 
@@ -136,7 +140,9 @@ def quiet_of(values: Sequence) -> int:
 
 class Quiet:
     """Each queue's parts read empty at the previous scrape. A refused EXISTS (an ACL user made
-    before it was needed) turns this off for good: every key read, as before, and one line said."""
+    before it was needed) turns this off for good: every key read, as before, and one line said.
+    Any other error reply to an EXISTS (Redis busy with a script, say) costs only that scrape's
+    round-3 reads."""
 
     def __init__(self) -> None:
         self._by_queue: dict[bytes, int] = {}
@@ -145,17 +151,17 @@ class Quiet:
     def shape(self, raw: bytes) -> Shape:
         return SHAPES[self._by_queue.get(raw, 0)]
 
-    def refuse(self) -> None:
-        """An EXISTS got an error reply (its key and error are a skipped-data problem): its keys are
-        read in round 3 all the same, and from now on every key of every queue."""
-        if not self.refused:
-            log.warning("an EXISTS got an error reply: from now on every key of every queue is read "
-                        "(the README's read-only ACL user allows EXISTS)")
-        self.refused = True
-        self._by_queue = {}
+    def error(self, error: Exception) -> None:
+        """The first error reply to an EXISTS this scrape (their keys are read in round 3 all the
+        same: no data is skipped, so it is no problem of the scrape's)."""
+        if isinstance(error, redis.exceptions.NoPermissionError) and not self.refused:
+            log.warning("Redis refused EXISTS (%s): from now on every key of every queue is read; the "
+                        "README's read-only ACL user allows it", error)
+            self.refused = True
+            self._by_queue = {}
 
     def learn(self, queues: Iterable[tuple[bytes, Shape, bool, Sequence]]) -> None:
         """Per queue (its name, the shape it was read in, whether round 3 read its quiet parts, its
-        values): the parts read empty this scrape. Queues no longer read are forgotten."""
-        if not self.refused:
-            self._by_queue = {raw: shape.quiet_after(values, filled) for raw, shape, filled, values in queues}
+        values): the parts read empty this scrape. Queues no longer read are forgotten. (Not
+        called once refused.)"""
+        self._by_queue = {raw: shape.quiet_after(values, filled) for raw, shape, filled, values in queues}

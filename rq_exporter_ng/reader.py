@@ -38,11 +38,17 @@ class _Reading:
 
     now: float
     problems: list[Problem] = field(default_factory=list)
+    # An EXISTS that got an error reply (queue_reads.py): no data skipped, its keys are read in
+    # round 3; the first such error decides whether the shortcut stays on.
+    exists_error: Exception | None = None
 
     def problem(self, reason: str, key: bytes | str, detail: str = "") -> None:
         self.problems.append(Problem(reason, parse.text(key), detail[:200]))
 
     def on_error(self, command: tuple, error: Exception) -> None:
+        if command[0] == "EXISTS":
+            self.exists_error = self.exists_error or error
+            return
         key = command[1] if len(command) > 1 else command[0]
         if not isinstance(key, (bytes, str)):  # a SCAN cursor, say: no key, but what was refused
             key = str(key)
@@ -154,6 +160,8 @@ def read_snapshot(
 
     # 3. The keys an EXISTS found there, then when each queue's head job entered the queue (each
     # queue's state is then complete).
+    if reading.exists_error is not None:
+        quiet.error(reading.exists_error)
     waiting = [(queue, queue.head) for queue in queues if queue.head is not None]
     third = Batch(reading.on_error)
     for queue in queues:
@@ -174,7 +182,8 @@ def read_snapshot(
         third.run(client)
         round_trips += 1
 
-    quiet.learn([(q.raw, q.shape, q.later, q.replies) for q in queues])
+    if not quiet.refused:
+        quiet.learn([(q.raw, q.shape, q.later, q.replies) for q in queues])
     workers, dead = worker_result[0]
     known = {q.name for q in queues}
     worker_only = sorted(
@@ -213,23 +222,19 @@ def _queue_groups(
         if shape not in packers:
             packers[shape] = template(partial(shape.reads, keys=keys, now=now))
             runs[shape] = []
-        if packers[shape] is None:
-            yield partial(_take_run, shape, [queue], quiet), shape.reads(raw, keys, now)
+        packer = packers[shape]
+        if packer is None:
+            yield partial(_take_run, shape, [queue]), shape.reads(raw, keys, now)
             continue
         run = runs[shape]
         run.append(queue)
         if len(run) == QUEUES_PER_RUN:
-            yield _run_group(shape, run, packers[shape], quiet)
+            yield partial(_take_run, shape, run), packer.run([q.raw for q in run])
             runs[shape] = []
     for shape, run in runs.items():
-        if run:
-            yield _run_group(shape, run, packers[shape], quiet)
-
-
-def _run_group(shape: Shape, run: list[_Queue], packer: Template | None, quiet: Quiet,
-               ) -> tuple[Callable[[list], None], Sequence[tuple]]:
-    assert packer is not None
-    return partial(_take_run, shape, run, quiet), packer.run([q.raw for q in run])
+        packer = packers[shape]
+        if run and packer is not None:
+            yield partial(_take_run, shape, run), packer.run([q.raw for q in run])
 
 
 def _head_groups(
@@ -274,7 +279,7 @@ def _with_prefix(members: set[bytes], prefix: bytes, kind: str, reading: _Readin
     return found
 
 
-def _take_run(shape: Shape, queues: list[_Queue], quiet: Quiet, replies: list) -> None:
+def _take_run(shape: Shape, queues: list[_Queue], replies: list) -> None:
     # Each queue's replies, in order: the list cut in tuples of shape.size, in C.
     own_replies = zip(*[iter(replies)] * shape.size)
     if shape is FULL:
@@ -283,11 +288,10 @@ def _take_run(shape: Shape, queues: list[_Queue], quiet: Quiet, replies: list) -
         return
     spread = shape.spread
     for queue, own in zip(queues, own_replies):
-        queue.replies = spread(own)
-        if own[-1] != 0:  # one of its keys is there (or the EXISTS was refused): read them
+        if own[-1] != 0:  # one of its keys is there (or an error reply): read them in round 3
             queue.later = True
-            if own[-1] is None:
-                quiet.refuse()
+            own = (*own[:-1], None)  # unread until then
+        queue.replies = spread(own)
 
 
 def _take_locks(queues: list[_Queue], values: list) -> None:

@@ -109,5 +109,5 @@ def test_a_run_of_names_is_their_groups_one_after_the_other(run, prefix):
 
 def test_replies_of_a_run_go_to_each_queue_in_order():
     queues = [reader._Queue(b"q%d" % i, f"q{i}", FULL) for i in range(3)]
-    reader._take_run(FULL, queues, None, list(range(39)))
+    reader._take_run(FULL, queues, list(range(39)))
     assert [list(q.replies) for q in queues] == [list(range(13 * i, 13 * i + 13)) for i in range(3)]
