@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py                          # 1000 queues, 200 workers, 1M jobs
     .venv/bin/python bench/run.py --delay-ms 0.5           # + a proxy adding 0.5 ms each way
     .venv/bin/python bench/run.py --scaling                # scrape time at 10..10,000 queues
+    .venv/bin/python bench/run.py --queues 10000 --workers 2000 --jobs 200000 --idle-share 0.9   # most queues idle
     .venv/bin/python bench/run.py --queues 3 --workers 2 --jobs 50 --no-peer   # a smoke run
     .venv/bin/python bench/run.py --no-peer --baseline /work/base/.venv/bin/rq-exporter   # against another install
 
