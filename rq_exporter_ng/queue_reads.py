@@ -102,8 +102,9 @@ class Shape:
 
     def spread(self, own: Sequence) -> tuple:
         """One queue's replies in QUEUE_VALUES order, each quiet value the last reply's (the
-        EXISTS' 0, or what the caller put there until round 3 reads them)."""
-        return self._getter(own) if self.quiet else tuple(own)
+        EXISTS' 0, or what the caller put there until round 3 reads them). The reader takes the
+        full shape's replies as they are."""
+        return self._getter(own)
 
     def quiet_after(self, values: Sequence, filled: bool) -> int:
         """The parts found empty by this read, its values in QUEUE_VALUES order; ``filled``: its
