@@ -100,6 +100,14 @@ class Size:
     idle_share: float = 0.0
 
 
+def share(text: str) -> float:
+    """An argparse type: a share from 0 to 1 (argparse says what is wrong, in one line, exit 2)."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share from 0 to 1")
+    return value
+
+
 def queue_name(i: int) -> str:
     return f"q{i:05d}"
 
@@ -216,7 +224,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--dead-workers", type=int, default=0)
-    parser.add_argument("--idle-share", type=float, default=0.0,
+    parser.add_argument("--idle-share", type=share, default=0.0,
                         help="share of queues with only queued and failed jobs")
     args = parser.parse_args()
     print(fill(args.host, args.port, Size(args.queues, args.workers, args.jobs, dead_workers=args.dead_workers,

@@ -47,7 +47,7 @@ ROOT = BENCH.parent
 if str(ROOT) not in sys.path:  # run by path (python bench/run.py): devkit and bench.* are at the repository root
     sys.path.insert(0, str(ROOT))
 
-from bench.dataset import Size, fill  # noqa: E402
+from bench.dataset import Size, fill, share  # noqa: E402
 from bench.proxy import DelayProxy, measured_round_trip  # noqa: E402
 from bench.report import ROWS_HEADER, rows_of  # noqa: E402
 from bench.schedules import fill_schedules  # noqa: E402
@@ -326,7 +326,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--dead-workers", type=int, default=0,
                         help="workers listed in rq:workers without a hash (rq-exporter removes them: writes)")
-    parser.add_argument("--idle-share", type=float, default=0.0,
+    parser.add_argument("--idle-share", type=share, default=0.0,
                         help="share of queues that are idle: only queued and failed jobs (bench/dataset.py)")
     parser.add_argument("--scrapes", type=int, default=20, help="scrapes per exporter (at most)")
     parser.add_argument("--budget", type=float, default=120, help="seconds of scraping per run, after 3 scrapes")

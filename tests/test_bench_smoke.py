@@ -13,9 +13,8 @@ import devkit
 from bench.dataset import Size, fill
 from support import ROOT, require_tool
 
-pytestmark = pytest.mark.redis
 
-
+@pytest.mark.redis
 def test_filled_dataset_is_what_rq_itself_reads(redis_db):
     size = Size(queues=3, workers=4, jobs=300, dead_workers=1)
     written = fill("127.0.0.1", redis_db.port, size)
@@ -43,6 +42,7 @@ def test_filled_dataset_is_what_rq_itself_reads(redis_db):
     assert all(len(w.queue_names()) == 3 and w.successful_job_count >= 1000 for w in workers)
 
 
+@pytest.mark.redis
 def test_idle_queues_hold_only_queued_and_failed_jobs(redis_db):
     fill("127.0.0.1", redis_db.port, Size(queues=4, workers=2, jobs=400, idle_share=0.5))
     client = redis_db.client()
@@ -57,6 +57,7 @@ def test_idle_queues_hold_only_queued_and_failed_jobs(redis_db):
     assert sum(idle.values()) == 2, idle
 
 
+@pytest.mark.redis
 def test_bench_runs_one_scrape_of_ours_through_the_delay_proxy(tmp_path):
     require_tool("redis-server")
     out = tmp_path / "bench.json"
@@ -76,6 +77,7 @@ def test_bench_runs_one_scrape_of_ours_through_the_delay_proxy(tmp_path):
     assert "rq_exporter (ours)" in result.stdout
 
 
+@pytest.mark.redis
 def test_profile_times_every_phase_and_the_histogram_case():
     require_tool("redis-server")  # bench/profile.py starts its own
     result = devkit.run([sys.executable, str(ROOT / "bench" / "profile.py"), "--queues", "4", "--workers", "2",
@@ -88,6 +90,7 @@ def test_profile_times_every_phase_and_the_histogram_case():
     assert lines[1] == lines[0] + 4 * 48  # 48 histogram samples more per queue
 
 
+@pytest.mark.redis
 def test_timing_steady_times_each_round_of_the_timing_on_scrapes():
     require_tool("redis-server")  # bench/timing.py starts its own
     result = devkit.run([sys.executable, str(ROOT / "bench" / "timing.py"), "--steady", "20", "--queues", "2",
@@ -99,6 +102,7 @@ def test_timing_steady_times_each_round_of_the_timing_on_scrapes():
     assert len(rounds) == 2 and all("round 3:" in line and "in recv" in line for line in rounds), result.stdout
 
 
+@pytest.mark.redis
 def test_peak_marks_every_round_and_part_and_names_what_is_alive():
     require_tool("redis-server")  # bench/peak.py starts its own
     result = devkit.run([sys.executable, str(ROOT / "bench" / "peak.py"), "--queues", "4", "--workers", "2",
@@ -111,6 +115,7 @@ def test_peak_marks_every_round_and_part_and_names_what_is_alive():
     assert "no snapshot" not in result.stdout
 
 @pytest.mark.slow
+@pytest.mark.redis
 def test_throughput_counts_every_job_the_writer_ends(tmp_path):
     require_tool("redis-server")  # bench/throughput.py starts its own, and two exporters
     out = tmp_path / "throughput.json"
@@ -127,6 +132,7 @@ def test_throughput_counts_every_job_the_writer_ends(tmp_path):
 
 
 
+@pytest.mark.redis
 def test_window_reads_reads_both_ways_and_gets_the_same_entries():
     require_tool("redis-server")  # bench/window_reads.py starts its own
     result = devkit.run([sys.executable, str(ROOT / "bench" / "window_reads.py"), "--sets", "2", "--size", "200",
@@ -135,3 +141,10 @@ def test_window_reads_reads_both_ways_and_gets_the_same_entries():
     assert "2 sets of 200, 50 a second, a window of 27 s: 400 entries" in result.stdout, result.stdout
     assert "with scores       2 commands" in result.stdout and "by counts       112 commands" in result.stdout
     assert "same entries both ways" in result.stdout
+
+
+def test_an_idle_share_out_of_range_is_one_error_line():
+    result = devkit.run([sys.executable, "bench/run.py", "--idle-share", "2"], cwd=ROOT, capture_output=True,
+                        text=True, idle=30)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--idle-share: 2 is not a share from 0 to 1" in result.stderr
