@@ -30,10 +30,10 @@ the registry remembers (the previous scrape's overlap, which this one reads agai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
+from itertools import filterfalse, repeat
 from typing import Any
 
-from rq_exporter_ng.concerns.timing.records import Entry, RegistryPlan
+from rq_exporter_ng.concerns.timing.records import Entry, RegistryPlan, Seen
 
 # Two ZCOUNTs a second cost Redis ~2.5 us and this process ~1 us (packing, replies); a score that
 # is not formatted saves Redis ~0.45 us and this process ~0.1 us: counts pay from a few entries a
@@ -75,11 +75,17 @@ def size(rp: RegistryPlan) -> int:
     return 2 * (rp.count_to - rp.windows[0].low + 1) + 2
 
 
-def read(rp: RegistryPlan, replies: Sequence[Any]) -> list[Entry] | object | None:
+def read(rp: RegistryPlan, replies: Sequence[Any], seen: Seen | None = None) -> list[Entry] | object | None:
     """The window's entries up to ``count_to``, as (member, score) in Redis' order, one float
-    object a second (the tracker compares a second's scores by identity); None when a read was an
-    error reply (a key that is not a sorted set: as the one read's error); ``UNREAD`` when the
-    counts do not add up. The read above is the caller's (the last reply: a WITHSCORES reply)."""
+    object a second (the tracker compares a second's scores by identity), less those ``seen``
+    remembers; None when a read was an error reply (a key that is not a sorted set: as the one
+    read's error); ``UNREAD`` when the counts do not add up. The read above is the caller's (the
+    last reply: a WITHSCORES reply).
+
+    ``seen`` is left out a second at a time, in C (``filterfalse`` over the members of one score):
+    the window re-reads the previous scrape's overlap, ~12 s of a busy registry's entries, and
+    ``Seen.unseen`` over them, an entry at a time, was ~60 % of this read's time (docs/benchmarks.md,
+    session 12). tests/concerns/timing/test_timing_ranked.py checks it equals ``seen.unseen``."""
     low, last = rp.windows[0].low, rp.count_to
     assert last is not None
     k = last - low + 1
@@ -90,10 +96,14 @@ def read(rp: RegistryPlan, replies: Sequence[Any]) -> list[Entry] | object | Non
         return UNREAD
     if set(map(type, members)) != {bytes}:  # hiredis' are bytes already
         members = list(map(bytes, members))
+    at_score = seen.at if seen else None
     out: list[Entry] = []
     at = 0
     for second, count in zip(range(low, last + 1), before):
         if count:
-            out += zip(members[at:at + count], repeat(float(second), count))
+            score, chunk = float(second), members[at:at + count]
             at += count
+            if at_score is not None and (remembered := at_score(score)):
+                chunk = list(filterfalse(remembered.__contains__, chunk))
+            out += zip(chunk, repeat(score, len(chunk)))
     return out

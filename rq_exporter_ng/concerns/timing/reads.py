@@ -145,16 +145,8 @@ def full_reply(rp: RegistryPlan, replies: list, seen: Container[Entry] = ()) -> 
     return RegistryReply(found, probe, probe_found, sweep, forever)
 
 
-class Parsed(list):
-    """Entries read already (ranked.py), in a WITHSCORES reply's place: ``_entries`` keeps them."""
-
-    __slots__ = ()
-
-
 def _entries(answer: list | None) -> list[Entry]:
     """A WITHSCORES reply -> [(member, score)]: RESP2 sends it flat, RESP3 as pairs."""
-    if type(answer) is Parsed:
-        return answer
     if not answer:
         return []
     try:
@@ -264,13 +256,20 @@ class TimingReads(Reads[TimingResult]):
         n = ranked.size(rp)  # the window's replies; the sweep's and the kept-forever count's follow
 
         def take(replies: list) -> None:
-            counted = ranked.read(rp, replies[:n])
+            seen = self._seen(rp)
+            counted = ranked.read(rp, replies[:n], seen)  # the remembered entries left out already
             if counted is ranked.UNREAD:
                 self.replies[i] = None  # not read this scrape: the tracker leaves the registry as it was
                 return
-            # The read above, with scores, follows the counted entries (None: an error reply, as the one read's)
-            answer = Parsed(counted + _entries(replies[n - 1])) if isinstance(counted, list) else None
-            self.replies[i] = full_reply(rp, [answer, *replies[n:]], self._seen(rp))
+            # The read above, with scores (the probe's above the window top among them), as the one
+            # read's end; None: an error reply, as the one read's.
+            above = replies[n - 1] if isinstance(counted, list) else None
+            reply = full_reply(rp, [above, *replies[n:]], seen)
+            if counted:  # the counted seconds come first, below the read above (one window: ranked.py)
+                ttl = rp.windows[0].ttl
+                assert isinstance(counted, list)
+                reply = reply._replace(windows={ttl: counted + list(reply.windows.get(ttl, ()))})
+            self.replies[i] = reply
         return take
 
     def _run_taker(self, start: int, run: Sequence[RegistryPlan]):

@@ -17,7 +17,7 @@ from rq_exporter_ng import reader
 from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.concerns.timing import ranked
 from rq_exporter_ng.concerns.timing.reads import _entries
-from rq_exporter_ng.concerns.timing.records import Probe, RegistryPlan, Window
+from rq_exporter_ng.concerns.timing.records import Probe, RegistryPlan, Seen, Window
 from rq_exporter_ng.concerns.timing.windows import WINDOW_TOP, window_read
 
 KEY = b"rq:finished:q"
@@ -100,6 +100,29 @@ def test_counts_that_changed_while_read_leave_the_registry_unread():
     assert ranked.read(rp, [1, 1, 1, members, 0, 2, 1, []]) is ranked.UNREAD
     assert ranked.read(rp, [1, 1, 1, members[:2], 1, 1, 1, []]) is ranked.UNREAD
     assert ranked.read(rp, [1, 1, 1, None, 1, 1, 1, []]) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries=st.dictionaries(st.binary(min_size=1, max_size=4), st.integers(LOW, LOW + 12), max_size=40),
+       data=st.data())
+def test_the_remembered_entries_left_out_a_second_at_a_time_are_those_seen_unseen_leaves_out(entries, data):
+    rp = plan(LOW + 12)
+    ordered = sorted(entries.items(), key=lambda item: (item[1], item[0]))  # Redis' order
+    counts = [sum(1 for _, score in ordered if score == second) for second in range(LOW, LOW + 13)]
+    replies = [*counts, [member for member, _ in ordered], *counts, []]
+    # Remembered: some of the entries (at their score or another), and entries not in the registry.
+    kept = data.draw(st.lists(st.sampled_from(ordered), unique=True) if ordered else st.just([]))
+    moved = data.draw(st.lists(st.tuples(st.sampled_from(sorted(entries) or [b"x"]), st.integers(LOW, LOW + 12))))
+    others = data.draw(st.lists(st.tuples(st.binary(min_size=5, max_size=6), st.integers(LOW - 2, LOW + 14))))
+    seen = Seen(((member, float(score)), 1.0) for member, score in [*kept, *moved, *others])
+    everything = ranked.read(rp, replies)
+    assert isinstance(everything, list)
+    left = ranked.read(rp, replies, seen)
+    assert left == seen.unseen(everything)
+    assert isinstance(left, list)
+    for second in {score for _, score in left}:  # still one float a second
+        assert len({id(score) for _, score in left if score == second}) == 1
+    assert ranked.read(rp, replies, Seen()) == everything
 
 
 DATA = zlib.compress(pickle.dumps(("app.tasks.work", None, (), {}), protocol=5))
