@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import textwrap
+import types
 from dataclasses import dataclass
+from typing import Any, get_args
 
 from rq_exporter_ng.settings import Settings, env_names, flag_names
 
@@ -26,12 +28,20 @@ def options() -> list[Option]:
             shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
         else:
             shown = "" if default is None else str(default)
-        boolean = info.annotation is bool
+        boolean = is_switch(info.annotation)
         flags = flag_names(name)
         if boolean:
             flags.insert(1, "--no-" + flags[0][2:])
         found.append(Option(name, flags, env_names(name), shown, info.description or "", boolean))
     return found
+
+
+def is_switch(annotation: Any) -> bool:
+    """A bool, or a bool that may be left unset (``--shard-globals``): pydantic-settings' implicit
+    flags take both as ``--x`` / ``--no-x``, never ``--x VALUE``."""
+    if annotation is bool:
+        return True
+    return isinstance(annotation, types.UnionType) and set(get_args(annotation)) == {bool, type(None)}
 
 
 def help_text() -> str:

@@ -319,6 +319,31 @@ def test_help_exits_0_and_documents_every_flag_and_variable():
         assert legacy_flag in help_text
 
 
+def test_every_switch_is_shown_and_read_as_a_flag_and_its_no_form():
+    """``--help`` and the README show each on/off setting as ``--x`` / ``--no-x`` (an unset bool,
+    ``--shard-globals``, included), and both forms are what the parser reads."""
+    from rq_exporter_ng.usage import is_switch, options
+
+    switches = [o for o in options() if o.boolean]
+    assert {o.field for o in switches} >= {"job_timing", "shard_globals"}
+    lines = help_text_lines()
+    for option in switches:
+        on, off = option.flags[0], "--no-" + option.flags[0][2:]
+        assert off in option.flags
+        assert any(line.strip().startswith(f"{on}, {off}") for line in lines), option.field
+        assert f"{on} VALUE" not in " ".join(lines)
+    for field in ("job_timing", "shard_globals", "per_worker_metrics"):  # ones that need no other setting
+        assert getattr(load([f"--{field.replace('_', '-')}"]), field) is True
+        assert getattr(load([f"--no-{field.replace('_', '-')}"]), field) is False
+    assert not is_switch(int) and not is_switch(str | None) and is_switch(bool | None)
+
+
+def help_text_lines() -> list[str]:
+    from rq_exporter_ng.usage import help_text
+
+    return help_text().splitlines()
+
+
 def test_the_installed_console_script_exists():
     script = Path(sys.executable).parent / "rq-exporter"
     assert script.exists()
