@@ -169,6 +169,20 @@ def test_replies_split_across_many_reads_are_handed_out_the_same(redis_db, monke
     assert raw == piped
 
 
+@pytest.mark.parametrize("feed", [5, 64, 1 << 14])
+def test_a_read_fed_to_hiredis_in_pieces_hands_out_the_same_replies(redis_db, monkeypatch, feed):
+    # A whole read fed in pieces (_FEED), each piece's replies taken before the next; pieces that end
+    # mid-reply, mid-line or on a reply's last byte: what the pipeline hands out.
+    client = redis_db.client(protocol=PROTOCOL)
+    _fill(client)
+    piped = _run_groups(client, raw=False)
+    monkeypatch.setattr("rq_exporter_ng.batch._FEED", feed)
+    raw = _run_groups(client, raw=True)
+    for result in (raw, piped):
+        result[1][2][4] = None  # TIME
+    assert raw == piped
+
+
 class _Packed(Packed):
     """A packed group whose commands are built from a function."""
 
