@@ -2,7 +2,7 @@
 # scripts/system-deps.sh [test|demo]: installs the real servers with apt-get when they are missing
 # and this runs as root.
 #   test (make test): redis-server, redis-sentinel, prometheus + promtool, prometheus-alertmanager
-#        + amtool, openssl; all of them are needed.
+#        + amtool, openssl, valgrind (bench/instructions.py's smoke test); all of them are needed.
 #   demo (make demo): redis-server is needed; prometheus and prometheus-alertmanager are wanted
 #        (without them the demo runs the exporter part and says what it left out).
 # Not root, or no apt-get: prints the one command that installs what is missing and exits 2 when
@@ -25,7 +25,8 @@ case "$profile" in
         need prometheus prometheus
         need openssl openssl
         need amtool prometheus-alertmanager
-        need prometheus-alertmanager prometheus-alertmanager ;;
+        need prometheus-alertmanager prometheus-alertmanager
+        need valgrind valgrind ;;
     demo)
         mode=needed
         need redis-server redis-server

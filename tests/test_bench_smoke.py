@@ -103,6 +103,21 @@ def test_timing_steady_times_each_round_of_the_timing_on_scrapes():
 
 
 @pytest.mark.redis
+@pytest.mark.slow  # ~25 s: four exporter processes start under valgrind
+def test_instructions_counts_the_last_scrape_of_each_exporter():
+    require_tool("redis-server")  # bench/instructions.py starts its own
+    require_tool("valgrind")
+    result = devkit.run([sys.executable, str(ROOT / "bench" / "instructions.py"), "--rate", "20", "--queues", "2",
+                         "--interval", "5", "--scrapes", "2", "--repeat", "1"],
+                        cwd=ROOT, capture_output=True, text=True, idle=300)
+    assert result.returncode == 0, result.stderr
+    counts = {line.split()[0] + " " + line.split()[1]: float(line.split()[3])
+              for line in result.stdout.splitlines() if line.strip().startswith("timing ")}
+    assert counts["timing on"] > counts["timing off"] > 0, result.stdout
+    assert "per timed job:" in result.stdout and "100 jobs" in result.stdout, result.stdout
+
+
+@pytest.mark.redis
 def test_peak_marks_every_round_and_part_and_names_what_is_alive():
     require_tool("redis-server")  # bench/peak.py starts its own
     result = devkit.run([sys.executable, str(ROOT / "bench" / "peak.py"), "--queues", "4", "--workers", "2",
