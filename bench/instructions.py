@@ -12,7 +12,9 @@ a virtual clock fixed in advance, so that every run reads the same data. The exp
 process under ``valgrind --tool=cachegrind --cache-sim=no`` (~20x slower) with PYTHONHASHSEED=0; it
 scrapes (collector and exposition, no HTTP) when this process has written the next interval. Each
 exporter (timing on, and ``--no-job-timing``) runs twice, to --scrapes and to one scrape fewer: the
-difference is the last scrape's instructions, start-up and earlier scrapes left out. Per timed job:
+difference is the last scrape's instructions, start-up and earlier scrapes left out (the build and
+its environment are compiled first, so that no run compiles a module; the child says which
+``rq_exporter_ng`` it imported, and a run of the wrong build stops the benchmark). Per timed job:
 (on - off) / jobs a scrape, medians of --repeat runs. The collector is off in the child (its passes
 fall in one run's measured scrape and not another's). Runs of one build agree to ~0.5 %.
 
@@ -34,6 +36,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 if __package__ in (None, ""):  # run by path: devkit, bench.* are at the repository root
@@ -72,7 +75,9 @@ def child(url: str, interval: float, checkout: Path | None, args: list[str]) -> 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RQCollector(connect(settings), settings))
     render(registry, None)
-    print("ready", flush=True)
+    import rq_exporter_ng
+
+    print("ready", rq_exporter_ng.__file__, flush=True)  # which build this is: the parent checks
     for line in sys.stdin:
         if line.strip() != "go":
             break
@@ -86,6 +91,8 @@ def run(server, options: argparse.Namespace, scrapes: int, args: list[str]) -> i
     from bench.throughput import Stamps
     from bench.timing import write_steady
 
+    where = (options.checkout or ROOT) / "rq_exporter_ng"
+
     r = server.client()
     r.flushall()
     for q in range(options.queues):
@@ -95,29 +102,43 @@ def run(server, options: argparse.Namespace, scrapes: int, args: list[str]) -> i
                sys.executable, str(Path(__file__).resolve()), "--child", server.url, "--interval",
                str(options.interval), *(["--checkout", str(options.checkout)] if options.checkout else []),
                "--", *args]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env, cwd=ROOT)
-    assert process.stdin is not None and process.stdout is not None
-    stamps, rng, serial, now = Stamps(), random.Random(1), 0, START
-    per_scrape = int(options.rate * options.interval)
-    try:
-        for k in range(scrapes + 1):
-            if process.stdout.readline().strip() != "ready":
-                break
-            if k == scrapes:
-                break
-            write_steady(r, stamps, rng, options.queues, per_scrape, now, options.interval, serial)
-            serial, now = serial + per_scrape, now + options.interval
-            process.stdin.write("go\n")
-            process.stdin.flush()
-    finally:
-        process.stdin.close()
-        assert process.stderr is not None
-        errors = process.stderr.read()  # valgrind's summary comes at exit (little before it)
-        process.wait(timeout=600)
+    # stderr to a file: a child that logs much would fill a pipe read only at its end, and block.
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                   text=True, env=env, cwd=ROOT)
+        assert process.stdin is not None and process.stdout is not None
+        stamps, rng, serial, now = Stamps(), random.Random(1), 0, START
+        per_scrape = int(options.rate * options.interval)
+        problem = None
+        try:
+            for k in range(scrapes + 1):
+                line = process.stdout.readline().split()
+                if line[:1] != ["ready"]:
+                    problem = f"said {' '.join(line)!r} before scrape {k}"
+                    break
+                if k == 0 and not Path(line[1]).resolve().is_relative_to(where.resolve()):
+                    problem = f"imported {line[1]}, not the build in {where}"
+                    break
+                if k == scrapes:
+                    break
+                write_steady(r, stamps, rng, options.queues, per_scrape, now, options.interval, serial)
+                serial, now = serial + per_scrape, now + options.interval
+                process.stdin.write("go\n")
+                process.stdin.flush()
+        finally:
+            process.stdin.close()
+            try:
+                process.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                problem = problem or "took more than 600 s"
+        log.seek(0)
+        errors = log.read()
     found = _REFS.findall(errors)
-    if process.returncode != 0 or not found:
-        raise SystemExit(f"the exporter under valgrind failed (exit {process.returncode}):\n{errors[-2000:]}")
+    if problem or process.returncode != 0 or not found:
+        raise SystemExit(f"the exporter under valgrind failed ({problem or f'exit {process.returncode}'}):\n"
+                         f"{errors[-2000:]}")
     return int(found[-1].replace(",", ""))
 
 
@@ -137,10 +158,20 @@ def main() -> None:
         return
     if options.scrapes < 2:
         parser.error("--scrapes must be at least 2")
+    from devkit import RedisServer, precompile
+
     if shutil.which("valgrind") is None:
         raise SystemExit("bench/instructions.py needs valgrind (Debian: apt-get install valgrind)")
-
-    from devkit import RedisServer
+    if options.checkout is not None:
+        options.checkout = options.checkout.resolve()  # the child runs elsewhere
+        if not (options.checkout / "rq_exporter_ng" / "__init__.py").is_file():
+            parser.error(f"--checkout {options.checkout}: no rq_exporter_ng/ there")
+    # Compiled first: a build without .pyc files would compile every module in the first run,
+    # and that run's count would hold it (the difference of two runs would not).
+    compile_sources = [sys.executable, "-m", "compileall", "-q", str((options.checkout or ROOT) / "rq_exporter_ng")]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(compile_sources, check=True, env=env)
+    precompile(sys.executable)
 
     where = options.checkout or ROOT
     per_scrape = int(options.rate * options.interval)

@@ -183,6 +183,35 @@ def test_a_read_fed_to_hiredis_in_pieces_hands_out_the_same_replies(redis_db, mo
     assert raw == piped
 
 
+@pytest.mark.parametrize("feed", [1000, 1 << 14])
+def test_large_replies_across_many_pieces_and_hiredis_moving_its_buffer(redis_db, monkeypatch, feed):
+    # Replies larger than a piece (a 100 kB string, a 3,000-member list), each spread over many
+    # pieces, between runs of small ones that make hiredis move its buffer (past its first kB),
+    # in reads of the whole 128 kB: what the pipeline hands out.
+    client = redis_db.client(protocol=PROTOCOL)
+    client.set("big", b"\xfe" * 100_000)
+    client.rpush("long", *[b"member-%05d" % i for i in range(3_000)])
+    client.zadd("zset", {b"m%d" % i: i for i in range(50)})
+    commands = [("GET", "big"), *[("ZSCORE", "zset", b"m%d" % i) for i in range(50)], ("LRANGE", "long", 0, -1),
+                ("GET", "missing"), ("LLEN", "zset")] * 4  # an error reply among them
+
+    def run(raw: bool) -> list:
+        errors: list = []
+        groups: list = []
+        batch = Batch(lambda command, error: errors.append(command))
+        batch.add_group(groups.append, commands)
+        batch.run(client) if raw else batch._run_pipeline(client)
+        return [errors, groups]
+
+    piped = run(raw=False)
+    monkeypatch.setattr("rq_exporter_ng.batch._FEED", feed)
+    raw = run(raw=True)
+    assert raw == piped
+    errors, [replies] = raw
+    assert errors == [("LLEN", "zset")] * 4
+    assert replies[0] == b"\xfe" * 100_000 and len(replies[51]) == 3_000 and replies[53] is None
+
+
 class _Packed(Packed):
     """A packed group whose commands are built from a function."""
 
