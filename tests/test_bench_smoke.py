@@ -132,10 +132,11 @@ def test_peak_marks_every_round_and_part_and_names_what_is_alive():
 @pytest.mark.slow
 @pytest.mark.redis
 def test_throughput_counts_every_job_the_writer_ends(tmp_path):
-    require_tool("redis-server")  # bench/throughput.py starts its own, and two exporters
+    require_tool("redis-server")  # bench/throughput.py starts its own, and three exporters
     out = tmp_path / "throughput.json"
+    exporter = str(Path(sys.executable).parent / "rq-exporter")
     result = devkit.run([sys.executable, str(ROOT / "bench" / "throughput.py"), "--smoke",
-                         "--exporter", str(Path(sys.executable).parent / "rq-exporter"), "--json", str(out)],
+                         "--exporter", exporter, "--peer", exporter, "--json", str(out)],
                         cwd=ROOT, capture_output=True, text=True, idle=120)
     assert result.returncode == 0, result.stdout + result.stderr
     run = json.loads(out.read_text())["results"][0]
@@ -144,6 +145,10 @@ def test_throughput_counts_every_job_the_writer_ends(tmp_path):
     assert run["targets"][0] == {"target": "counted == written", "value": run["written"], "bound": run["written"],
                                  "met": True, "missed_by": 0, "unit": "jobs"}
     assert f"{run['rate']:,} jobs/s: counted == written: {run['written']:,} -> met" in result.stdout
+    # The peer (here the same build) is reported against timing on, its CPU ratio too.
+    peer = run["peer"]
+    assert peer["counted"] == run["written"] and peer["cpu_ratio"] > 0, peer
+    assert f"CPU a scrape timing on / peer {peer['cpu_ratio']}" in result.stdout
 
 
 
