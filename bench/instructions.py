@@ -52,6 +52,9 @@ def child(url: str, interval: float, checkout: Path | None, args: list[str]) -> 
     written ("go"), its clock moved on by ``interval``; "ready" after each."""
     if checkout is not None:
         sys.path.insert(0, str(checkout))  # before this repository (and the editable install)
+    # Only the build's own modules are imported here, not bench/timing.py's VirtualClock and Scraper
+    # (the same few lines): that module imports this repository's rq_exporter_ng, or, past the line
+    # above, the other build's bench/, which may be older or absent.
     # The collector's passes fall where the allocation counts say, a whole-heap one in one run's
     # measured scrape and not in the next's: off, so that only the scrape's own work is counted.
     gc.disable()
@@ -166,14 +169,13 @@ def main() -> None:
         options.checkout = options.checkout.resolve()  # the child runs elsewhere
         if not (options.checkout / "rq_exporter_ng" / "__init__.py").is_file():
             parser.error(f"--checkout {options.checkout}: no rq_exporter_ng/ there")
+    where = options.checkout or ROOT
     # Compiled first: a build without .pyc files would compile every module in the first run,
     # and that run's count would hold it (the difference of two runs would not).
-    compile_sources = [sys.executable, "-m", "compileall", "-q", str((options.checkout or ROOT) / "rq_exporter_ng")]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(compile_sources, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(where / "rq_exporter_ng")], check=True, env=env)
     precompile(sys.executable)
 
-    where = options.checkout or ROOT
     per_scrape = int(options.rate * options.interval)
     print(f"instructions of scrape {options.scrapes} (after its floor scrape): {options.rate:,} jobs/s over "
           f"{options.queues} queues, a scrape every {options.interval:g} s (virtual), {per_scrape:,} jobs a "
