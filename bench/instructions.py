@@ -37,7 +37,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run by path: devkit, bench.* are at the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -145,13 +147,24 @@ def run(server, options: argparse.Namespace, scrapes: int, args: list[str]) -> i
     return int(found[-1].replace(",", ""))
 
 
+def _positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a number above 0 (argparse says what is wrong, in one line, exit 2)."""
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above 0")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its error: "invalid int value"
+    return parse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=int, default=1000, help="jobs ending a second")
-    parser.add_argument("--queues", type=int, default=20)
-    parser.add_argument("--interval", type=float, default=15.0, help="seconds between scrapes (virtual)")
+    parser.add_argument("--rate", type=_positive(int), default=1000, help="jobs ending a second")
+    parser.add_argument("--queues", type=_positive(int), default=20)
+    parser.add_argument("--interval", type=_positive(float), default=15.0, help="seconds between scrapes (virtual)")
     parser.add_argument("--scrapes", type=int, default=4, help="the scrape measured is this one (at least 2)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each exporter; the median is taken")
+    parser.add_argument("--repeat", type=_positive(int), default=3, help="runs of each exporter; the median is taken")
     parser.add_argument("--checkout", type=Path, help="import rq_exporter_ng from this directory instead")
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
@@ -161,14 +174,16 @@ def main() -> None:
         return
     if options.scrapes < 2:
         parser.error("--scrapes must be at least 2")
-    from devkit import RedisServer, precompile
-
-    if shutil.which("valgrind") is None:
-        raise SystemExit("bench/instructions.py needs valgrind (Debian: apt-get install valgrind)")
+    if int(options.rate * options.interval) < 1:
+        parser.error("--rate x --interval must end at least one job a scrape")
     if options.checkout is not None:
         options.checkout = options.checkout.resolve()  # the child runs elsewhere
         if not (options.checkout / "rq_exporter_ng" / "__init__.py").is_file():
             parser.error(f"--checkout {options.checkout}: no rq_exporter_ng/ there")
+    from devkit import RedisServer, precompile
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("bench/instructions.py needs valgrind (Debian: apt-get install valgrind)")
     where = options.checkout or ROOT
     # Compiled first: a build without .pyc files would compile every module in the first run,
     # and that run's count would hold it (the difference of two runs would not).

@@ -168,3 +168,18 @@ def test_an_idle_share_out_of_range_is_one_error_line():
                         text=True, idle=30)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--idle-share: 2 is not a share from 0 to 1" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--repeat", "0"], "argument --repeat: 0 is not above 0"),
+    (["--rate", "-5"], "argument --rate: -5 is not above 0"),
+    (["--scrapes", "1"], "--scrapes must be at least 2"),
+    (["--rate", "1", "--interval", "0.5"], "--rate x --interval must end at least one job a scrape"),
+    (["--checkout", "/nonexistent"], "no rq_exporter_ng/ there"),
+])
+def test_a_bad_instructions_option_is_one_error_line(args, said):
+    # Each is refused before valgrind or Redis is looked for.
+    result = devkit.run([sys.executable, "bench/instructions.py", *args], cwd=ROOT, capture_output=True,
+                        text=True, idle=30)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert said in result.stderr.splitlines()[-1], result.stderr
