@@ -612,6 +612,7 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
             # The same work on the same machine in the same run: steadier than either CPU figure, which
             # move together with the VM's speed (docs/benchmarks.md, sessions 11 and 12).
             "cpu_ratio": round(e_on["cpu_ms"] / e_peer["cpu_ms"], 3) if e_peer["cpu_ms"] else None,
+            "median_ratio": round(e_on["median_ms"] / e_peer["median_ms"], 3) if e_peer["median_ms"] else None,
         }
     result.update({
         "writer": {**stats, "before_first_scrape": before, "after_first_scrape": written},
@@ -663,7 +664,7 @@ def print_rate(r: dict) -> None:
         print(f"  timing on - peer ({p['exporter']}, counted {p['counted']:,}): {p['median_ms_difference']} ms median, "
               f"{p['cpu_ms_difference']} ms CPU per scrape; per newly failed job ({p['failed_per_scrape']:,.0f} per "
               f"scrape) {p['us_per_failed_job']} us of wall time, {p['us_per_failed_job_cpu']} us of CPU; "
-              f"CPU a scrape timing on / peer {p.get('cpu_ratio')}")
+              f"CPU a scrape timing on / peer {p.get('cpu_ratio')}, median timing on / peer {p.get('median_ratio')}")
     print(f"  targets (load average {load['start'][0]} -> {load['end'][0]}):")
     for line in target_lines(r):
         print(f"    {line}")

@@ -40,7 +40,7 @@ if __package__ in (None, ""):  # run by path (python bench/timing.py): devkit, b
 from prometheus_client import CollectorRegistry
 
 from devkit import RedisServer, rq_time
-from rq_exporter_ng.collector import RQCollector
+from rq_exporter_ng.collector import RQCollector, gc_paused
 from rq_exporter_ng.connection import connect
 from rq_exporter_ng.settings import load
 from rq_exporter_ng.web.exposition import render
@@ -81,7 +81,11 @@ class Scraper:
 
     def scrape(self) -> float:
         start = time.perf_counter()
-        self.body = render(self.registry, None)[0]  # as /metrics writes it (exposition.py), not the library
+        # As /metrics writes it (exposition.py, not the library's), the garbage collector paused for
+        # the families too, as web/server.py holds it: the scrape's records are let go before it
+        # runs again, rather than traversed by a collection first (~3 ms a scrape at 1,000 jobs/s).
+        with gc_paused:
+            self.body = render(self.registry, None)[0]
         return time.perf_counter() - start
 
 

@@ -147,8 +147,9 @@ def test_throughput_counts_every_job_the_writer_ends(tmp_path):
     assert f"{run['rate']:,} jobs/s: counted == written: {run['written']:,} -> met" in result.stdout
     # The peer (here the same build) is reported against timing on, its CPU ratio too.
     peer = run["peer"]
-    assert peer["counted"] == run["written"] and peer["cpu_ratio"] > 0, peer
-    assert f"CPU a scrape timing on / peer {peer['cpu_ratio']}" in result.stdout
+    assert peer["counted"] == run["written"] and peer["cpu_ratio"] > 0 and peer["median_ratio"] > 0, peer
+    assert (f"CPU a scrape timing on / peer {peer['cpu_ratio']}, median timing on / peer {peer['median_ratio']}"
+            in result.stdout)
 
 
 
