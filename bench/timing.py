@@ -26,6 +26,7 @@ not comparable). The per-job CPU figure for decisions; bench/throughput.py for t
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import pickle
 import statistics
@@ -159,7 +160,10 @@ class Rounds:
 
 def write_steady(r, stamps, rng, queues: int, count: int, start: float, span: float, serial: int) -> None:
     """``count`` jobs ending evenly over [start, start + span), as bench/throughput.py's writer leaves
-    them (its fields, 5 % failed), without the Result streams the exporter does not read."""
+    them (its fields, 5 % failed, each failure's Result stream with its own traceback, which the
+    exporter reads for exception classes), without the finished jobs' Result streams, which it does not."""
+    from bench.throughput import EXC
+
     data = zlib.compress(pickle.dumps(("app.tasks.send_email", None, (), {}), protocol=5))
     pipe = r.pipeline(transaction=False)
     for i in range(count):
@@ -176,6 +180,10 @@ def write_steady(r, stamps, rng, queues: int, count: int, start: float, span: fl
             "timeout": "180", "status": "failed" if failed else "finished"})
         registry, ttl = ("failed", 31_536_000) if failed else ("finished", 500)
         pipe.zadd(f"rq:{registry}:{queue}", {jid: int(ended) + ttl})
+        if failed:
+            exc_string = base64.b64encode(zlib.compress(EXC.encode() % jid.encode()))
+            pipe.xadd(f"rq:results:{jid}", {"type": "2", "worker_name": "w", "exc_string": exc_string},
+                      maxlen=10, approximate=False)
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()
