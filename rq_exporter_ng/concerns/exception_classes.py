@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import sys
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,7 @@ from rq_exporter_ng.concerns.timing.records import Outcome
 from rq_exporter_ng.families.table import Row, table
 from rq_exporter_ng.gone import GoneQueues
 from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.packing import template
 from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.snapshot import Problem
 
@@ -81,10 +83,20 @@ def hash_text(raw: bytes) -> str:
         return _utf8(raw)
 
 
+if sys.version_info >= (3, 11):
+    def _b64decode(raw: bytes) -> bytes:
+        # In C: b64decode(validate=True) checks the alphabet with a regular expression first
+        # (~0.6 us of a ~5 us traceback). Both refuse the same values RQ cannot have written.
+        return binascii.a2b_base64(raw, strict_mode=True)
+else:
+    def _b64decode(raw: bytes) -> bytes:
+        return base64.b64decode(raw, validate=True)
+
+
 def result_text(raw: bytes) -> str:
     """A results stream entry's ``exc_string`` (base64 of zlib) as text."""
     try:
-        compressed = base64.b64decode(raw, validate=True)
+        compressed = _b64decode(raw)
     except (binascii.Error, ValueError) as error:
         raise Malformed(f"not base64: {error}") from None
     try:
@@ -102,8 +114,9 @@ def latest_exc_string(reply: Any) -> bytes | None:
         _, fields = reply[0]
         if isinstance(fields, dict):
             value = fields.get(b"exc_string")
-        else:
-            value = next((fields[i + 1] for i in range(0, len(fields) - 1, 2) if fields[i] == b"exc_string"), None)
+        else:  # RESP2: field, value, field, value, ...
+            names = fields[0:len(fields) - 1:2]
+            value = fields[2 * names.index(b"exc_string") + 1] if b"exc_string" in names else None
     except (TypeError, ValueError, IndexError, KeyError) as error:
         raise Malformed(f"not a stream entry: {error}") from None
     if value is not None and not isinstance(value, bytes):
@@ -174,6 +187,13 @@ class ExceptionClasses(Concern[ExceptionOptions, "ExceptionReads", ExceptionTota
         # again), kept until CACHE_SIZE, then forgotten all at once: ~0.5 us a hit against ~5 us to
         # decode. Values over CACHED_BYTES are not kept, so the cache stays under ~2 MB.
         self.cache: dict[tuple[bytes | None, bytes | None], str] = {}
+        # One XREVRANGE a newly failed job, differing only by the job id: packed from a template
+        # (~1.5 ms a scrape less at 750 failed jobs; None: command by command, packing.py).
+        self.streams = template(self.stream_read)
+
+    def stream_read(self, job_id: bytes) -> list[tuple]:
+        """The read of a job's results stream: its latest entry."""
+        return [("XREVRANGE", self.keys.kind("results") + job_id, "+", "-", "COUNT", 1)]
 
     def reads(self, given: Given) -> ExceptionReads:
         return ExceptionReads(self, given.reads(JobTiming))
@@ -192,15 +212,15 @@ class ExceptionReads(Reads[ExceptionTotals]):
     def __init__(self, concern: ExceptionClasses, timing: TimingReads) -> None:
         self.concern = concern
         self.timing = timing
-        self.results = concern.keys.kind("results")
         self.read: list[tuple[str, bytes]] = []  # (queue, job id) of the failed jobs read
         self.streams: list[Any] = []  # their XREVRANGE answers, in that order
 
     def third(self, batch: Batch) -> None:
         self.read = self.timing.failed_in_windows()  # job timing's third has run
         if self.read:
-            batch.add_group(self._take, [("XREVRANGE", self.results + member, "+", "-", "COUNT", 1)
-                                         for _, member in self.read])
+            streams, members = self.concern.streams, [member for _, member in self.read]
+            batch.add_group(self._take, streams.run(members) if streams is not None
+                            else [command for member in members for command in self.concern.stream_read(member)])
 
     def _take(self, replies: list) -> None:
         self.streams = replies

@@ -164,3 +164,22 @@ def test_the_classes_of_a_queue_with_no_key_for_gone_queue_seconds_are_dropped()
     assert scrape(T, "gone", "kept") == {("gone", "KeyError"): 2, ("kept", "OSError"): 1}
     assert scrape(T + 59, "kept") == {("gone", "KeyError"): 2, ("kept", "OSError"): 1}
     assert scrape(T + 60, "kept") == {("kept", "OSError"): 1}
+
+
+@pytest.mark.parametrize("prefix", ["rq", "my%app"])
+def test_the_results_stream_reads_are_packed_as_hiredis_packs_them(prefix):
+    import hiredis
+
+    from rq_exporter_ng.concern import taken
+    from rq_exporter_ng.concerns.exception_classes import ExceptionClasses, ExceptionOptions
+    from rq_exporter_ng.keys import Keys
+    from rq_exporter_ng.settings import Settings
+
+    concern = ExceptionClasses(taken(ExceptionOptions, Settings()), Keys(prefix))
+    assert concern.streams is not None
+    ids = [b"0b9d7c3e-5f8a-4c3e-9d1a-2f6b8e4a7c10", b"%s%d", b"\xff\x00 odd", b"", b"x" * 300]
+    run = concern.streams.run(ids)
+    expected = [("XREVRANGE", prefix.encode() + b":results:" + job_id, "+", "-", "COUNT", 1) for job_id in ids]
+    assert list(run.commands()) == expected
+    assert len(run) == len(ids)
+    assert run.packed() == b"".join(map(hiredis.pack_command, expected))
