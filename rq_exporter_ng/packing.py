@@ -111,6 +111,14 @@ def template(commands: Commands) -> Template | None:
     return found
 
 
+def run_of(found: Template | None, commands: Commands, names: Sequence[bytes]) -> Sequence[tuple]:
+    """The groups of ``names`` as one group: packed from ``found`` (a ``Run``), or, where no
+    template could be made, their commands as they are."""
+    if found is not None:
+        return found.run(names)
+    return [command for name in names for command in commands(name)]
+
+
 class Run(Packed):
     """The groups of many names, one after the other, as one group: the batch hands their replies
     out in one list (its per-group work, ~2 us a queue, is done once a run)."""

@@ -26,7 +26,7 @@ from rq_exporter_ng import parse
 from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.kept import Kept
 from rq_exporter_ng.keys import Keys
-from rq_exporter_ng.packing import Template, template
+from rq_exporter_ng.packing import Template, run_of, template
 from rq_exporter_ng.queue_reads import FULL, QUEUE_VALUES, Quiet, Shape
 from rq_exporter_ng.snapshot import Problem, QueueState, Snapshot, WorkerState
 from rq_exporter_ng.worker_hashes import WORKER_FIELDS, workers_from
@@ -248,8 +248,7 @@ def _head_groups(
     for start in range(0, len(waiting), HEADS_PER_GROUP):
         chunk = waiting[start:start + HEADS_PER_GROUP]
         heads = [head for _, head in chunk]
-        commands = packer.run(heads) if packer is not None else [read for head in heads for read in reads(head)]
-        yield partial(_take_ages, chunk, keys, reading), commands
+        yield partial(_take_ages, chunk, keys, reading), run_of(packer, reads, heads)
 
 
 def _head_reads(job_id: bytes, keys: Keys) -> list[tuple]:

@@ -111,3 +111,17 @@ def test_replies_of_a_run_go_to_each_queue_in_order():
     queues = [reader._Queue(b"q%d" % i, f"q{i}", FULL) for i in range(3)]
     reader._take_run(FULL, queues, list(range(39)))
     assert [list(q.replies) for q in queues] == [list(range(13 * i, 13 * i + 13)) for i in range(3)]
+
+
+def test_a_run_of_names_is_packed_from_its_template_or_else_its_commands_as_they_are():
+    def reads(name: bytes) -> list[tuple]:
+        return [("LLEN", b"q:" + name), ("HMGET", b"j:" + name, b"a", b"b")]
+
+    names = [b"one", b"%s", b"\xff", b""]
+    expected = [command for name in names for command in reads(name)]
+    found = packing.template(reads)
+    assert found is not None
+    run = packing.run_of(found, reads, names)
+    assert isinstance(run, packing.Run)
+    assert list(run.commands()) == expected and run.packed() == _plain(expected)
+    assert packing.run_of(None, reads, names) == expected

@@ -39,7 +39,7 @@ from rq_exporter_ng.concerns.timing.records import Outcome
 from rq_exporter_ng.families.table import Row, table
 from rq_exporter_ng.gone import GoneQueues
 from rq_exporter_ng.keys import Keys
-from rq_exporter_ng.packing import template
+from rq_exporter_ng.packing import run_of, template
 from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.snapshot import Problem
 
@@ -187,13 +187,14 @@ class ExceptionClasses(Concern[ExceptionOptions, "ExceptionReads", ExceptionTota
         # again), kept until CACHE_SIZE, then forgotten all at once: ~0.5 us a hit against ~5 us to
         # decode. Values over CACHED_BYTES are not kept, so the cache stays under ~2 MB.
         self.cache: dict[tuple[bytes | None, bytes | None], str] = {}
+        self.results = keys.kind("results")
         # One XREVRANGE a newly failed job, differing only by the job id: packed from a template
         # (~1.5 ms a scrape less at 750 failed jobs; None: command by command, packing.py).
         self.streams = template(self.stream_read)
 
     def stream_read(self, job_id: bytes) -> list[tuple]:
         """The read of a job's results stream: its latest entry."""
-        return [("XREVRANGE", self.keys.kind("results") + job_id, "+", "-", "COUNT", 1)]
+        return [("XREVRANGE", self.results + job_id, "+", "-", "COUNT", 1)]
 
     def reads(self, given: Given) -> ExceptionReads:
         return ExceptionReads(self, given.reads(JobTiming))
@@ -218,9 +219,8 @@ class ExceptionReads(Reads[ExceptionTotals]):
     def third(self, batch: Batch) -> None:
         self.read = self.timing.failed_in_windows()  # job timing's third has run
         if self.read:
-            streams, members = self.concern.streams, [member for _, member in self.read]
-            batch.add_group(self._take, streams.run(members) if streams is not None
-                            else [command for member in members for command in self.concern.stream_read(member)])
+            members = [member for _, member in self.read]
+            batch.add_group(self._take, run_of(self.concern.streams, self.concern.stream_read, members))
 
     def _take(self, replies: list) -> None:
         self.streams = replies
