@@ -180,12 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=9095)
     args = parser.parse_args(argv)
-    server = serve(args.host, args.port, Inbox(out=sys.stdout))
-    print(f"receiver: listening on http://{args.host}:{args.port}/ (Alertmanager webhook: POST here)",
-          flush=True)
+    # Before the server answers: a SIGTERM sent as soon as it does (a test, a quick compose stop)
+    # would otherwise kill the process before these are in place.
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    server = serve(args.host, args.port, Inbox(out=sys.stdout))
+    print(f"receiver: listening on http://{args.host}:{args.port}/ (Alertmanager webhook: POST here)",
+          flush=True)
     stop.wait()
     server.shutdown()
     return 0
