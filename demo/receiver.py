@@ -167,10 +167,15 @@ def handler(inbox: Inbox) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(host: str, port: int, inbox: Inbox) -> ThreadingHTTPServer:
-    """A started server (in a daemon thread); shutdown() stops it."""
+def serve(host: str, port: int, inbox: Inbox,
+          listening: Callable[[], None] = lambda: None) -> ThreadingHTTPServer:
+    """A started server (in a daemon thread); shutdown() stops it.
+
+    `listening` runs once the port is bound and before any request is answered, so what it prints
+    comes before any notification (a webhook that arrives at once would otherwise print first)."""
     server = ThreadingHTTPServer((host, port), handler(inbox))
     server.daemon_threads = True
+    listening()
     threading.Thread(target=server.serve_forever, name="receiver", daemon=True).start()
     return server
 
@@ -185,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    server = serve(args.host, args.port, Inbox(out=sys.stdout))
-    print(f"receiver: listening on http://{args.host}:{args.port}/ (Alertmanager webhook: POST here)",
-          flush=True)
+    server = serve(args.host, args.port, Inbox(out=sys.stdout), listening=lambda: print(
+        f"receiver: listening on http://{args.host}:{args.port}/ (Alertmanager webhook: POST here)",
+        flush=True))
     stop.wait()
     server.shutdown()
     return 0

@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 
@@ -80,6 +81,30 @@ def test_a_malformed_payload_is_refused_and_the_rest_kept(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_listening_line_is_written_before_any_request_is_served():
+    # A webhook that arrived as soon as the port answered was once printed above the listening line.
+    port = free_port()
+    out = io.StringIO()
+    serving_when_listening = []
+    before = set(threading.enumerate())
+
+    def listening():
+        serving_when_listening.append(any(t.name == "receiver" for t in set(threading.enumerate()) - before))
+        out.write("listening\n")
+
+    server = receiver.serve("127.0.0.1", port, receiver.Inbox(out=out), listening)
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=json.dumps(PAYLOAD).encode(),
+                                         method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert serving_when_listening == [False]
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "listening" and lines[1].startswith("[FIRING] RQQueueWithoutWorkers")
 
 
 def test_it_runs_as_a_module_as_the_compose_service_does():
