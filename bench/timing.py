@@ -15,7 +15,7 @@ exporter's collector in this process (no HTTP) with --job-timing and --no-job-ti
     .venv/bin/python bench/timing.py --steady 5000 --queues 20 --cap 80000 --trace
 
 --steady RATE instead: jobs end at RATE per second over --queues queues (the fields
-bench/throughput.py's writer leaves, 5 % failed, without the Result streams), written between
+bench/throughput.py's writer leaves, 5 % failed, each failure with its Result stream), written between
 scrapes --interval seconds apart on a virtual clock (the reader's ``time.time()``), so a scrape
 finds RATE x interval new jobs and re-reads the windows' overlap as at that rate, without waiting
 or a writer competing for the CPU. Per scrape: wall and CPU time with and without job timing, and

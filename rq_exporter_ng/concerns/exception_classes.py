@@ -276,9 +276,9 @@ class ExceptionCounts:
     def record(self, outcome: Outcome, classes: Mapping[tuple[str, bytes], str]) -> None:
         """Every failed job of ``outcome`` counts once: its class, else UNKNOWN (not read: past the
         per-scrape cap, kept forever, or no traceback)."""
-        for queue, status, member, _, _ in outcome.ended:  # (some are plain tuples: records.Ended)
-            if status == "failed":
-                self.counts[(queue, self._label(classes.get((queue, member), UNKNOWN)))] += 1
+        assert outcome.failed is not None  # (set by Outcome)
+        for queue, _, member, _, _ in outcome.failed:  # (some are plain tuples: records.Ended)
+            self.counts[(queue, self._label(classes.get((queue, member), UNKNOWN)))] += 1
         for queue, status, grown in outcome.kept_forever:
             if status == "failed":
                 self.counts[(queue, UNKNOWN)] += grown

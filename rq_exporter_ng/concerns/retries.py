@@ -118,7 +118,8 @@ def has_retry(version: str | None) -> bool:
 
 def final_failures(outcome: Outcome) -> Counter[str]:
     """Per queue, the jobs job timing found failed this scrape (kept forever ones included)."""
-    found = Counter(job[0] for job in outcome.ended if job[1] == "failed")  # queue, status (records.Ended)
+    assert outcome.failed is not None  # (set by Outcome)
+    found = Counter(job[0] for job in outcome.failed)  # queue (records.Ended)
     for queue, status, grown in outcome.kept_forever:
         if status == "failed":
             found[queue] += grown

@@ -292,3 +292,10 @@ class Outcome:
     ended: tuple[Ended, ...]
     kept_forever: tuple[tuple[str, str, int], ...]  # (queue, status, how many more than last scrape)
     problems: tuple[Problem, ...]
+    # The failed jobs of ``ended``, in order: what exception classes and retries look at (5 % of the
+    # jobs, say). The tracker hands them over as it finds them, a registry at a time; None: found here.
+    failed: tuple[Ended, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.failed is None:
+            object.__setattr__(self, "failed", tuple(job for job in self.ended if job[1] == "failed"))

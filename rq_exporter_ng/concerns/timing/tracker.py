@@ -100,6 +100,7 @@ class _Found:
     """What ``apply`` gathers while it judges one scrape's candidates."""
 
     ended: list[Ended] = field(default_factory=list)
+    failed: list[Ended] = field(default_factory=list)  # those of ``ended`` from failed registries
     problems: list[Problem] = field(default_factory=list)
     learned: dict[tuple[str, str], set[int]] = field(default_factory=dict)  # (queue, status) -> TTLs learned
 
@@ -261,14 +262,17 @@ class Tracker:
         # Candidates come registry by registry.
         for index, registry_candidates in groupby(selection.candidates if candidates is None else candidates,
                                                   key=_REGISTRY):
-            self._judge(plan.registries[index], registry_candidates, answers, found)
+            planned, before = plan.registries[index], len(found.ended)
+            self._judge(planned, registry_candidates, answers, found)
+            if planned.status == "failed":
+                found.failed += found.ended[before:]
         kept_forever = []
         for index, (planned, reply) in enumerate(zip(plan.registries, replies)):
             grown = self._move_on(planned, reply, index, selection, plan.now, failed_forever or {})
             if grown:
                 kept_forever.append((planned.queue, planned.status, grown))
         self.last_now = plan.now
-        return Outcome(tuple(found.ended), tuple(kept_forever), tuple(found.problems))
+        return Outcome(tuple(found.ended), tuple(kept_forever), tuple(found.problems), tuple(found.failed))
 
     def _judge(self, planned: RegistryPlan, candidates: Iterable[Candidate],
                answers: Iterator[Answer | None], found: _Found) -> None:

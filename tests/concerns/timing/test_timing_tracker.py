@@ -53,6 +53,7 @@ class Registries:
     def __init__(self, queue: str = "default") -> None:
         self.queue = queue
         self.z: dict[str, dict[bytes, float]] = {"finished": {}, "failed": {}}
+        self.outcomes: list = []  # each scrape's Outcome
         self.jobs: dict[bytes, dict[bytes, bytes]] = {}
 
     def end(self, job_id: str, ended: float, ttl: int = 500, status: str = "finished", run: float = 1.0,
@@ -82,7 +83,9 @@ class Registries:
         third.answer(self)
         # The reader's part of the same read: it counts the failed jobs kept forever (score -1).
         kept = sum(1 for score in self.z["failed"].values() if score < 0)
-        return list(result(scan, Snapshot(now, queues=(QueueState(self.queue, failed_forever=kept),))).problems)
+        timed = result(scan, Snapshot(now, queues=(QueueState(self.queue, failed_forever=kept),)))
+        self.outcomes.append(timed.outcome)
+        return list(timed.problems)
 
     def reply(self, command: tuple):
         """What Redis answers (RESP2, before redis-py's callbacks): scores inclusive unless '(',
@@ -209,6 +212,24 @@ def test_mixed_ttls_are_discovered_and_every_job_counted_once():
     assert got["timed"] == got["rq_jobs_finished"] + got["rq_jobs_failed"]
     finished_ttls = set(timing.tracker.queues["default"].registries["finished"].ttls)
     assert {60, 500, 3600, 86_400} <= finished_ttls and len(finished_ttls) <= 6
+
+
+@pytest.mark.parametrize("ttls", [[500], [60, 500, 3600]], ids=["one TTL: judged a registry at once", "several: a job at a time"])
+def test_the_outcome_hands_over_its_failed_jobs_as_a_filter_of_the_ended_would_find_them(ttls):
+    regs, timing = Registries(), timing_with()
+    regs.answer(timing, T0)
+    for second in range(1, 30):
+        for n, ttl in enumerate(ttls):
+            regs.end(f"j{second}-{n}", T0 + second + 0.9, ttl=ttl)
+            regs.end(f"f{second}-{n}", T0 + second + 0.5, ttl=ttl, status="failed")
+        if second % 7 == 0:
+            regs.answer(timing, T0 + second + 1)
+    regs.answer(timing, T0 + 60)
+    failed = [job for outcome in regs.outcomes for job in outcome.failed]
+    assert sorted(job[2] for job in failed) == sorted(regs.z["failed"])  # each failed job once
+    for outcome in regs.outcomes:
+        assert outcome.failed == tuple(job for job in outcome.ended if job[1] == "failed")
+        assert len(outcome.failed) < len(outcome.ended) or not outcome.ended
 
 
 def test_a_job_that_runs_again_counts_again():
