@@ -8,6 +8,8 @@ Round trips are counted from the RESP traffic itself (parsed with hiredis): a cl
 sends a command while every command it sent before has been answered, and the answers
 passed back to it, starts a round trip. A pipeline, however many pieces it is written in,
 is one; a client that waits for each reply before its next command makes one per command.
+The proxy's connections count as one client's: the exporter reads some groups of a round on a
+second connection, in parallel with the first (batch.py), which costs no round trip of its own.
 
 It serves only on 127.0.0.1 and only for as long as its ``with`` block runs.
 """
@@ -29,6 +31,7 @@ class DelayProxy:
         self.delay = delay
         self.port = 0
         self.bursts = 0
+        self._state = {"sent": 0, "answered": 0}  # commands, over all the connections
         # select() takes a float timeout; epoll and poll round it up to whole milliseconds,
         # which would turn a 0.5 ms delay into 1 ms or more.
         self._loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
@@ -64,7 +67,7 @@ class DelayProxy:
         except OSError:
             client_writer.close()
             return
-        state = {"sent": 0, "answered": 0}
+        state = {"sent": 0, "answered": 0}  # this connection's; self._state has every connection's
         try:
             await asyncio.gather(
                 self._pipe(client_reader, server_writer, state, request=True),
@@ -75,6 +78,8 @@ class DelayProxy:
         finally:
             for writer in (client_writer, server_writer):
                 writer.close()
+            # What a closed connection left unanswered never will be: not outstanding any more.
+            self._state["answered"] += state["sent"] - state["answered"]
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: dict,
                     request: bool) -> None:
@@ -102,6 +107,7 @@ class DelayProxy:
                     await asyncio.sleep(wait)
                 writer.write(data)
                 state["answered"] += replies
+                self._state["answered"] += replies
                 await writer.drain()
 
         sender = asyncio.create_task(send())
@@ -110,9 +116,11 @@ class DelayProxy:
                 now = time.monotonic()
                 replies = 0
                 if request:
-                    if state["sent"] == state["answered"]:
+                    if self._state["sent"] == self._state["answered"]:
                         self.bursts += 1  # nothing outstanding: the client waited for all its answers
-                    state["sent"] += complete(data)
+                    sent = complete(data)
+                    state["sent"] += sent
+                    self._state["sent"] += sent
                 else:
                     replies = complete(data)
                 queue.append((now + self.delay, data, replies))

@@ -118,12 +118,13 @@ class VirtualClock:
 
 class Rounds:
     """``--rounds``: each round trip's wall and CPU time, and how long of it this process sat in
-    ``recv`` waiting for Redis (batch.py's raw path). Only while ``active``: the timing-on scrapes."""
+    ``recv`` waiting for Redis (replies.py, batch.py's raw path). Only while ``active``: the timing-on scrapes."""
 
     def __init__(self) -> None:
-        from rq_exporter_ng import batch
+        from rq_exporter_ng import batch, replies
 
-        self.batch, self.run, self.receive = batch, batch.Batch.run, batch._receive
+        self.batch, self.replies = batch, replies
+        self.run, self.receive = batch.Batch.run, replies._receive
         self.active = False
         self.rows: list[list[float]] = []  # per round: wall, CPU, blocked in recv (s)
         rounds = self
@@ -147,7 +148,7 @@ class Rounds:
                 if rounds.active and rounds.rows:
                     rounds.rows[-1][2] += time.perf_counter() - start
 
-        batch.Batch.run, batch._receive = run, receive  # type: ignore[method-assign]
+        batch.Batch.run, replies._receive = run, receive  # type: ignore[method-assign]
 
     def take(self) -> str:
         rows, self.rows = self.rows, []
@@ -155,7 +156,7 @@ class Rounds:
                          for k, (w, c, b) in enumerate(rows, 1))
 
     def remove(self) -> None:
-        self.batch.Batch.run, self.batch._receive = self.run, self.receive  # type: ignore[method-assign]
+        self.batch.Batch.run, self.replies._receive = self.run, self.receive  # type: ignore[method-assign]
 
 
 def write_steady(r, stamps, rng, queues: int, count: int, start: float, span: float, serial: int) -> None:

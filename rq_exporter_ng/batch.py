@@ -16,12 +16,16 @@ measures the difference): after each chunk sent, those already there, so a handl
 before the groups after its own are built (none depends on another's replies), and each part
 is let go once handed out. Both ways, replies are what Redis sent, with redis-py's error
 classes and without its response callbacks (SMEMBERS gives a list, not a set).
+
+Groups whose replies all have one fixed form (``Packed.frame``: job timing's HMGETs of finished
+jobs, 15,000 a scrape at 1,000 jobs/s) go on a second pooled connection, sent in the same chunks,
+whose replies are read from their bytes (replies.py): ~15 % fewer instructions a timed job than
+through hiredis (docs/benchmarks.md, session 15). A pool that gives no second connection
+(``max_connections``) sends them with the rest.
 """
 
 from __future__ import annotations
 
-import select
-import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
@@ -30,21 +34,12 @@ from typing import Any, NamedTuple
 import redis
 
 from rq_exporter_ng import redis_internals
-
-try:
-    import hiredis
-except ImportError:  # a required dependency, but the pipeline still works without it, only slower
-    hiredis = None  # type: ignore[assignment]
+from rq_exporter_ng.replies import NOT_YET, Piped, Replies, hiredis
 
 Handler = Callable[[Any], None]
 GroupHandler = Callable[[list], None]
 ErrorHandler = Callable[[tuple, Exception], None]
 
-_READ_SIZE = 1 << 17
-# hiredis moves the unread rest of its buffer to its start each time a reply ends past its first
-# 1 kB: fed a whole 128 kB read, ~128 moves of ~64 kB each. Fed 16 kB at a time, ~16 of ~8 kB:
-# 15,000 HMGET answers (1.7 MB) parse in 4.9 instead of 6.3 ms (docs/benchmarks.md, session 12).
-_FEED = 1 << 14
 _SEND_CHUNK = 1000  # commands, ~50 kB
 _LOST = (redis.ConnectionError, redis.TimeoutError)
 
@@ -67,8 +62,20 @@ class Packed(Sequence[tuple]):
 
     __slots__ = ("_built",)
 
+    # The form of each reply, when all of them may come in one form that ``read_frames`` reads from
+    # their bytes (replies.py): one reply's bytes with each digit as "0". Such groups are sent on a
+    # connection of their own (one for the batch), whose replies are read as bytes until a group's
+    # are not all in that form. Empty: read by hiredis.
+    frame = b""
+
     def __init__(self) -> None:
         self._built: Sequence[tuple] | None = None
+
+    def read_frames(self, data: bytes) -> Any:
+        """What the handler takes, read from the group's replies' bytes (``len(frame)`` each, each
+        digit found where ``frame`` has "0"); None when they are not what hiredis would read as
+        the handler takes them (hiredis reads them then). Must agree with the handler given hiredis' replies."""
+        return None
 
     def packed(self) -> bytes:
         raise NotImplementedError
@@ -119,6 +126,7 @@ class Batch:
         self._sent: deque[Sent] = deque()  # built and sent, waiting for their replies
         self._on_error = on_error
         self._quiet = False  # of the pairs of the last _Groups handed out
+        self._framed: Replies | None = None  # the replies of the framed groups' connection, while it runs
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -174,12 +182,12 @@ class Batch:
         for commands in self._commands_in_order():
             for command in commands:
                 pipe.execute_command(*command)
-        self._dispatch(_Piped(pipe.execute(raise_on_error=False)))
+        self._dispatch(Piped(pipe.execute(raise_on_error=False)))
 
-    def _dispatch(self, replies_in: _Piped | _Replies, wait: bool = True) -> None:
+    def _dispatch(self, replies_in: Piped | Replies, wait: bool = True) -> None:
         """Hands each part sent its replies, in order, and lets it go. Without ``wait``, only the
         parts whose replies are all read already: the rest wait for a later call."""
-        sent, on_error, take = self._sent, self._on_error, replies_in.take
+        sent, on_error, framed = self._sent, self._on_error, self._framed
         while sent:
             item = sent[0]
             if isinstance(item, _Groups):
@@ -191,12 +199,24 @@ class Batch:
             else:
                 (handler, part_commands), group, quiet = item, True, self._quiet
             count = len(part_commands)  # once: a packed group's len() is a Python call
-            if not wait and replies_in.have() < count:
+            source = replies_in
+            if framed is not None and isinstance(part_commands, Packed) and part_commands.frame:
+                source = framed  # sent on the framed groups' connection (_chunks)
+                if framed.framed:
+                    read = framed.take_frames(part_commands, count, wait)
+                    if read is NOT_YET:
+                        return
+                    if read is not None:
+                        sent.popleft()
+                        handler(read)
+                        continue
+                    framed.parse_the_rest()  # not in their form: hiredis reads them, and all after
+            if not wait and source.have() < count:
                 return
             sent.popleft()
-            replies = take(count)
+            replies = source.take(count)
             # Looked for only once an error reply has come (~15 ms a scrape at 10,000 queues otherwise).
-            if replies_in.errors and any(map(isinstance, replies, repeat(Exception))):
+            if source.errors and any(map(isinstance, replies, repeat(Exception))):
                 for i, reply in enumerate(replies):
                     if isinstance(reply, Exception):
                         if isinstance(reply, _LOST):
@@ -216,142 +236,70 @@ class Batch:
         if sock is None:
             pool.release(connection)
             return False
+        borrowed = [connection]
+
+        def open_framed() -> bool:
+            """A second connection for the framed groups, when the pool gives one."""
+            try:
+                other = redis_internals.borrow(pool)
+            except redis.ConnectionError:  # max_connections: they go with the rest
+                return False
+            borrowed.append(other)
+            other_sock = redis_internals.raw_socket(other)
+            if other_sock is None:
+                return False
+            self._framed = Replies(other_sock, redis_internals.error_parser(other), framed=True)
+            return True
+
         try:
-            replies = _Replies(sock, redis_internals.error_parser(connection))
-            for chunk in self._chunks():
-                redis_internals.send(connection, (chunk,))
+            replies = Replies(sock, redis_internals.error_parser(connection))
+            for chunk, framed_chunk in self._chunks(open_framed):
+                if chunk:
+                    redis_internals.send(connection, (chunk,))
+                if framed_chunk:
+                    redis_internals.send(borrowed[1], (framed_chunk,))
                 # Replies already here go to their handlers while the rest is sent, and their parts
                 # with them: a round's handlers and commands are not all held until the last is sent
                 # (~12 MB at 10,000 queues, job timing's mostly).
                 replies.poll()
+                if self._framed is not None:
+                    self._framed.poll()
                 self._dispatch(replies, wait=False)
             # Then the rest as they arrive, while Redis still works on later commands.
             self._dispatch(replies)
         except BaseException:
-            # Replies may be left unread: the connection cannot be reused.
-            connection.disconnect()
+            # Replies may be left unread: the connections cannot be reused.
+            for each in borrowed:
+                each.disconnect()
             raise
         finally:
-            pool.release(connection)
+            self._framed = None
+            for each in borrowed:
+                pool.release(each)
         return True
 
-    def _chunks(self) -> Iterator[bytes]:
-        """The batch in RESP, a chunk at a time: Redis works on one while the next is built."""
+    def _chunks(self, open_framed: Callable[[], bool]) -> Iterator[tuple[bytes, bytes]]:
+        """The batch in RESP, a chunk at a time: Redis works on one while the next is built. Each
+        chunk in two: for the batch's connection, and for the framed groups' (``open_framed`` once
+        the first comes; when it cannot, they go with the rest)."""
         pack = hiredis.pack_command
         pending: list[bytes] = []
+        framed: list[bytes] = []
+        framing: bool | None = None  # not asked yet
         count = 0
         for commands in self._commands_in_order():
             if isinstance(commands, Packed):
-                pending.append(commands.packed())
+                if commands.frame and framing is None:
+                    framing = open_framed()
+                (framed if framing and commands.frame else pending).append(commands.packed())
             else:
                 pending.extend(map(pack, commands))
             count += len(commands)
             if count >= _SEND_CHUNK:
-                yield b"".join(pending)
-                pending, count = [], 0
-        if pending:
-            yield b"".join(pending)
-
-
-_MORE = object()  # what the reader gives when no whole reply is left (not False: 0 == False)
-
-
-class _Replies:
-    """Replies as they arrive: each time data comes in, every whole reply in it is parsed in one
-    C loop (``iter(gets, _MORE)``), rather than one ``gets()`` call from Python per reply; ``take``
-    then slices them out (~170,000 replies a scrape at 10,000 queues)."""
-
-    __slots__ = ("counted", "poller", "position", "reader", "ready", "sock")
-
-    def __init__(self, sock: socket.socket, parse_error: Callable[[str], Exception]) -> None:
-        # Not a method of this object: the reader would hold it in a cycle, freed only by the
-        # garbage collector, paused while a scrape runs (its buffers, ~2.5 MB, kept past the read).
-        self.counted = _CountedErrors(parse_error)
-        self.reader = hiredis.Reader(protocolError=redis_internals.PROTOCOL_ERROR, replyError=self.counted,
-                                     notEnoughData=_MORE)
-        self.sock = sock
-        self.ready: list = []
-        self.position = 0
-        self.poller = None
-        if hasattr(select, "poll"):  # not on every platform: then replies are only read when waited for
-            self.poller = select.poll()
-            self.poller.register(sock, select.POLLIN)
-
-    def have(self) -> int:
-        """How many replies are read and not taken yet."""
-        return len(self.ready) - self.position
-
-    def poll(self) -> None:
-        """Reads what has arrived, without waiting (a TLS record cut in two is waited for)."""
-        if self.poller is not None:
-            while self.poller.poll(0):
-                self._read()
-
-    def take(self, count: int) -> list:
-        """The next ``count`` replies."""
-        while self.position + count > len(self.ready):
-            self._read()
-        end = self.position + count
-        replies = self.ready[self.position:end]
-        self.position = end
-        return replies
-
-    @property
-    def errors(self) -> int:
-        """Error replies read so far: while none, no reply needs looking at."""
-        return self.counted.count
-
-    def _read(self) -> None:
-        ready = self.ready[self.position:]  # the replies taken are let go
-        data = _receive(self.sock)
-        feed, gets, size = self.reader.feed, self.reader.gets, len(data)
-        for start in range(0, size, _FEED):
-            feed(data, start, min(_FEED, size - start))
-            ready.extend(iter(gets, _MORE))
-        self.ready, self.position = ready, 0
-
-
-class _CountedErrors:
-    """The reader's error replies as redis-py's exceptions, counted."""
-
-    __slots__ = ("count", "parse")
-
-    def __init__(self, parse: Callable[[str], Exception]) -> None:
-        self.parse = parse
-        self.count = 0
-
-    def __call__(self, message: str) -> Exception:
-        self.count += 1
-        return self.parse(message)
-
-
-class _Piped:
-    """redis-py's pipeline's replies, handed out as ``_Replies`` hands them."""
-
-    errors = True  # any of them may be an exception
-
-    def __init__(self, replies: list) -> None:
-        self.replies = replies
-        self.position = 0
-
-    def have(self) -> int:
-        return len(self.replies) - self.position
-
-    def take(self, count: int) -> list:
-        self.position += count
-        return self.replies[self.position - count:self.position]
-
-
-def _receive(sock: socket.socket) -> bytes:
-    try:
-        data = sock.recv(_READ_SIZE)
-    except TimeoutError as error:
-        raise redis.TimeoutError("Timeout reading from socket") from error
-    except OSError as error:
-        raise redis.ConnectionError(f"Error while reading from socket: {error}") from error
-    if not data:
-        raise redis.ConnectionError("Connection closed by server.")
-    return data
+                yield b"".join(pending), b"".join(framed)
+                pending, framed, count = [], [], 0
+        if pending or framed:
+            yield b"".join(pending), b"".join(framed)
 
 
 def _raw_capable(client: redis.Redis) -> bool:

@@ -162,7 +162,7 @@ def test_replies_split_across_many_reads_are_handed_out_the_same(redis_db, monke
     client = redis_db.client(protocol=PROTOCOL)
     _fill(client)
     piped = _run_groups(client, raw=False)
-    monkeypatch.setattr("rq_exporter_ng.batch._READ_SIZE", 7)
+    monkeypatch.setattr("rq_exporter_ng.replies._READ_SIZE", 7)
     raw = _run_groups(client, raw=True)
     for result in (raw, piped):
         result[1][2][4] = None  # TIME
@@ -176,7 +176,7 @@ def test_a_read_fed_to_hiredis_in_pieces_hands_out_the_same_replies(redis_db, mo
     client = redis_db.client(protocol=PROTOCOL)
     _fill(client)
     piped = _run_groups(client, raw=False)
-    monkeypatch.setattr("rq_exporter_ng.batch._FEED", feed)
+    monkeypatch.setattr("rq_exporter_ng.replies._FEED", feed)
     raw = _run_groups(client, raw=True)
     for result in (raw, piped):
         result[1][2][4] = None  # TIME
@@ -204,7 +204,7 @@ def test_large_replies_across_many_pieces_and_hiredis_moving_its_buffer(redis_db
         return [errors, groups]
 
     piped = run(raw=False)
-    monkeypatch.setattr("rq_exporter_ng.batch._FEED", feed)
+    monkeypatch.setattr("rq_exporter_ng.replies._FEED", feed)
     raw = run(raw=True)
     assert raw == piped
     errors, [replies] = raw

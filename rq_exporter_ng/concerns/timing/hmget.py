@@ -12,6 +12,7 @@ tests/concerns/timing/test_timing_hmget.py checks ``packed()`` equals hiredis' p
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from itertools import groupby
 from operator import itemgetter
@@ -19,9 +20,52 @@ from typing import Any
 
 from rq_exporter_ng.batch import Packed, hiredis
 from rq_exporter_ng.concerns.timing.records import Candidate, RegistryPlan
+from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS
+from rq_exporter_ng.concerns.timing.stamps import from_parts
+from rq_exporter_ng.replies import DIGITS
 
 _REGISTRY, _MEMBER = itemgetter(0), itemgetter(1)  # of a Candidate
 EXC_INFO = b"exc_info"  # read with the hashes of failed jobs, for exception classes: one HMGET, not two
+
+# Most finished jobs' answers, in RESP2: their three timestamps in RQ's form, no TTL field of their
+# own (JOB_FIELDS without ``data``). Such a group's replies are read from their bytes (replies.py).
+_STAMP_FORM = b"0000-00-00T00:00:00.000000Z"
+_TYPICAL = b"*5\r\n" + (b"$27\r\n" + _STAMP_FORM + b"\r\n") * 3 + b"$-1\r\n" * 2
+FRAMED_FIELDS = JOB_FIELDS[:5]
+FRAME = _TYPICAL.translate(DIGITS)
+_STAMPS_AT = tuple(i for i in range(len(_TYPICAL)) if _TYPICAL.startswith(_STAMP_FORM, i))
+# The digits outside the timestamps (the lengths), which FRAME has as "0": checked as they are.
+_LENGTH_DIGITS = tuple((i, _TYPICAL[i:i + 1]) for i in range(len(_TYPICAL))
+                       if _TYPICAL[i:i + 1].isdigit() and not any(s <= i < s + 27 for s in _STAMPS_AT))
+assert len(_STAMPS_AT) == 3 and len(_LENGTH_DIGITS) == 9
+_SPLIT_ONE = "".join(f"{at - end}x19sx6sx" for at, end in zip(_STAMPS_AT, (0, *(s + 27 for s in _STAMPS_AT))))
+_SPLIT_ONE += f"{len(_TYPICAL) - _STAMPS_AT[-1] - 27}x"  # each stamp's second and microseconds
+_SPLITS: dict[int, struct.Struct] = {}  # replies in a group -> the struct that splits them all
+
+
+class Compacted(list):
+    """A group's answers read from their bytes, as rules.read_compact makes them of hiredis'."""
+
+
+def read_frames(data: bytes) -> Compacted | None:
+    """The answers (``(ended, started, enqueued)`` floats each) of replies in FRAME's form, whose
+    bytes Replies.take_frames compared with it already (each digit as "0"); None unless each length
+    is as in RQ's form and each timestamp of a valid second (then read by hiredis, as the rest)."""
+    n, size = len(data) // len(FRAME), len(FRAME)
+    for at, digit in _LENGTH_DIGITS:
+        if data[at::size] != digit * n:
+            return None
+    split = _SPLITS.get(n)
+    if split is None:
+        if len(_SPLITS) > 64:
+            _SPLITS.clear()
+        split = _SPLITS[n] = struct.Struct(_SPLIT_ONE * n)
+    parts = split.unpack(data)
+    floats = from_parts(parts[0::2], parts[1::2])
+    if floats is None:
+        return None
+    it = iter(floats)
+    return Compacted(zip(it, it, it))
 
 
 def _parts(fields: tuple[bytes, ...]) -> tuple[bytes, bytes]:
@@ -85,17 +129,25 @@ class HashTemplate:
             found = self._joins[exc, length] = (head + b"$%d\r\n" % length + self.job, tail)
         return found
 
-    def group(self, candidates: Sequence[Candidate]) -> HashGroup:
-        return HashGroup(self, candidates)
+    def group(self, candidates: Sequence[Candidate], finished: bool = False) -> HashGroup:
+        """``finished``: every candidate is of a finished registry (no ``exc_info`` read)."""
+        group = HashGroup(self, candidates)
+        if finished and self.fields == FRAMED_FIELDS:
+            group.frame = FRAME
+        return group
 
 
 class HashGroup(Packed):
-    __slots__ = ("candidates", "template")
+    __slots__ = ("candidates", "frame", "template")
 
     def __init__(self, template: HashTemplate, candidates: Sequence[Candidate]) -> None:
         super().__init__()
         self.template = template
         self.candidates = candidates
+        self.frame = b""
+
+    def read_frames(self, data: bytes) -> Compacted | None:
+        return read_frames(data)
 
     def packed(self) -> bytes:
         return self.template.pack(self.candidates)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from rq_exporter_ng.concerns.failed_queue import NAME as FAILED_QUEUE
 from rq_exporter_ng.concerns.failed_queue import FailedQueue
 from rq_exporter_ng.concerns.timing import ranked
 from rq_exporter_ng.concerns.timing.histograms import JobTotals
-from rq_exporter_ng.concerns.timing.hmget import HashTemplate
+from rq_exporter_ng.concerns.timing.hmget import Compacted, HashTemplate
 from rq_exporter_ng.concerns.timing.records import (
     NOTHING_NEW,
     NOTHING_NEW_UNCOUNTED,
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 NOTHING_ENDED = Outcome((), (), ())
 HASH_GROUP = 1_000  # HMGETs per group of round 3
+_REGISTRY, _FIRST = itemgetter(0), itemgetter(0)  # of a Candidate; of a pair
 
 # Finished jobs kept forever (result_ttl=-1) have the score +inf. Failed ones (failure_ttl=-1, score
 # -1) are counted by the reader, which reads the failed registry's negative scores apart anyway.
@@ -311,13 +312,24 @@ class TimingReads(Reads[TimingResult]):
         built or kept), and each group's answers read (and their timestamps with them) as they
         arrive, so neither 75,000 packed commands nor 75,000 raw answers are ever held at once."""
         assert self.plan is not None
-        template = HashTemplate(self.timing.keys.per_queue["job"], self.timing.fields, self.plan.registries)
-        for start in range(0, len(to_read), HASH_GROUP):
-            yield self._take_hashes, template.group(to_read[start:start + HASH_GROUP])
+        registries = self.plan.registries
+        template = HashTemplate(self.timing.keys.per_queue["job"], self.timing.fields, registries)
+        # A group holds one registry's candidates, or several finished ones': those are read from
+        # their bytes when their replies allow (hmget.py), the failed jobs' with their exc_info.
+        runs = [(registries[r].status == "finished", len(list(run))) for r, run in groupby(to_read, key=_REGISTRY)]
+        start = 0
+        for finished, kind in groupby(runs, key=_FIRST):
+            end = start + sum(n for _, n in kind)
+            for at in range(start, end, HASH_GROUP):
+                yield self._take_hashes, template.group(to_read[at:min(at + HASH_GROUP, end)], finished)
+            start = end
 
     def _take_hashes(self, replies: list) -> None:
         """A group's answers as they arrive: a failed job's ``exc_info`` set apart, the timestamps
-        read, the answers compacted (rules.read_compact)."""
+        read, the answers compacted (rules.read_compact); read from their bytes already, as they are."""
+        if type(replies) is Compacted:
+            self.hashes += replies
+            return
         n, at, exc_info = len(self.timing.fields), len(self.hashes), self.exc_info
         for k, r in enumerate(replies):
             if r is not None and len(r) > n:

@@ -97,21 +97,23 @@ def read_all(answers: Sequence[Sequence | None], where: tuple[int, ...]) -> list
     heads, micros = parts[0::2], parts[1::2]
     if not b"".join(micros).isdigit():
         return None
+    return from_parts(heads, micros)
+
+
+def from_parts(heads: Sequence[bytes], micros: Sequence[bytes]) -> list[float] | None:
+    """What ``stamp`` makes of each "<head>.<micros>Z" (heads "YYYY-MM-DDTHH:MM:SS", micros six
+    ASCII digits), in order; None when a head is no second of a valid date."""
     try:
         seconds = list(map(_SECONDS.__getitem__, heads))
     except KeyError:  # a second not met yet: learned as stamp() learns it
-        for head, raw in zip(heads, raws):
-            if head not in _SECONDS:
-                try:
-                    stamp(raw)
-                except ValueError:
-                    return None
+        for head in set(heads).difference(_SECONDS):
+            _learn(head)
         try:
             seconds = list(map(_SECONDS.__getitem__, heads))
         except KeyError:
             return None
     # (second + int(micros)) / 1_000_000, as stamp() computes it
-    return list(map(truediv, map(add, seconds, map(int, micros)), repeat(1_000_000, n)))
+    return list(map(truediv, map(add, seconds, map(int, micros)), repeat(1_000_000, len(micros))))
 
 
 def _learn(prefix: bytes) -> None:
