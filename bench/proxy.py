@@ -9,7 +9,9 @@ sends a command while every command it sent before has been answered, and the an
 passed back to it, starts a round trip. A pipeline, however many pieces it is written in,
 is one; a client that waits for each reply before its next command makes one per command.
 The proxy's connections count as one client's: the exporter reads some groups of a round on a
-second connection, in parallel with the first (batch.py), which costs no round trip of its own.
+second connection, pipelined alongside the first (batch.py). So an exchange on one connection
+while another has commands outstanding is not counted: the second connection's handshake, on the
+scrape that opens it, shows in that scrape's time, not in its round trips.
 
 It serves only on 127.0.0.1 and only for as long as its ``with`` block runs.
 """

@@ -10,7 +10,7 @@ connection raises and fails the whole scrape (rq_up 0).
 
 At 1,000 queues a batch holds ~17,000 commands, and redis-py's pipeline spends ~10 us
 of Python on each. With hiredis (a required dependency) the batch is packed by
-hiredis, written on the pooled connection's socket and its replies are read with a hiredis
+hiredis, written on a pooled connection's socket and its replies are read with a hiredis
 reader and handed out as they arrive, while Redis is still answering the rest (bench/run.py
 measures the difference): after each chunk sent, those already there, so a handler may run
 before the groups after its own are built (none depends on another's replies), and each part
@@ -21,11 +21,15 @@ Groups whose replies all have one fixed form (``Packed.frame``: job timing's HMG
 jobs, 15,000 a scrape at 1,000 jobs/s) go on a second pooled connection, sent in the same chunks,
 whose replies are read from their bytes (replies.py): ~15 % fewer instructions a timed job than
 through hiredis (docs/benchmarks.md, session 15). A pool that gives no second connection
-(``max_connections``) sends them with the rest.
+(``max_connections``, Redis' ``maxclients``) sends them with the rest. The first batch that has
+such groups opens it (a connect and redis-py's handshake, in the middle of the round); the pool
+keeps it for the next.
 """
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
@@ -41,6 +45,9 @@ GroupHandler = Callable[[list], None]
 ErrorHandler = Callable[[tuple, Exception], None]
 
 _SEND_CHUNK = 1000  # commands, ~50 kB
+# Pools that could not give a second connection for the framed groups, and when.
+_REFUSED: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+_REFUSED_FOR = 300.0  # seconds
 _LOST = (redis.ConnectionError, redis.TimeoutError)
 
 
@@ -239,10 +246,16 @@ class Batch:
         borrowed = [connection]
 
         def open_framed() -> bool:
-            """A second connection for the framed groups, when the pool gives one."""
+            """A second connection for the framed groups, when the pool gives one. One it could not
+            give (max_connections, maxclients, a timeout) is not asked for again for a while: the
+            groups go with the rest meanwhile."""
+            refused = _REFUSED.get(pool)
+            if refused is not None and time.monotonic() - refused < _REFUSED_FOR:
+                return False
             try:
                 other = redis_internals.borrow(pool)
-            except redis.ConnectionError:  # max_connections: they go with the rest
+            except redis.RedisError:
+                _REFUSED[pool] = time.monotonic()
                 return False
             borrowed.append(other)
             other_sock = redis_internals.raw_socket(other)

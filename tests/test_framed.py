@@ -14,9 +14,12 @@ import hiredis
 import pytest
 import redis
 
+from rq_exporter_ng import batch as batch_module
+from rq_exporter_ng import redis_internals
 from rq_exporter_ng.batch import Batch, Packed
 from rq_exporter_ng.concerns.timing import hmget
 from rq_exporter_ng.concerns.timing.hmget import FRAME, FRAMED_FIELDS, Compacted, HashTemplate, read_frames
+from rq_exporter_ng.concerns.timing.reads import FRAMED_RUN, HASH_GROUP, hash_ranges
 from rq_exporter_ng.concerns.timing.records import Candidate
 from rq_exporter_ng.concerns.timing.rules import read_compact
 from rq_exporter_ng.connection import PROTOCOL
@@ -248,3 +251,40 @@ def test_the_frame_of_hmget_follows_its_fields():
     template = HashTemplate(b"rq:job:", FRAMED_FIELDS, [_Registry("finished")])  # type: ignore[list-item]
     assert template.group([Candidate(0, b"a", 1.0, 60)], finished=True).frame == hmget.FRAME
     assert template.group([Candidate(0, b"a", 1.0, 60)], finished=False).frame == b""
+
+
+def test_a_scrapes_hmgets_are_grouped_by_size_and_a_big_finished_registry_is_read_from_its_bytes():
+    # 20 busy queues: each finished registry's run its own groups; its few failed jobs with the
+    # next queue's until a big finished run comes.
+    runs = [(status == "finished", 750 if status == "finished" else 37) for _ in range(20)
+            for status in ("finished", "failed")]
+    got = list(hash_ranges(runs))
+    assert [framed for *_, framed in got].count(True) == 20
+    assert all(end - start == 750 for start, end, framed in got if framed)
+    # 1,000 queues with a few new jobs each: groups of HASH_GROUP, as many as before framing.
+    small = [(status == "finished", 15 if status == "finished" else 1) for _ in range(1000)
+             for status in ("finished", "failed")]
+    assert [(end - start, framed) for start, end, framed in hash_ranges(small)] == [(HASH_GROUP, False)] * 16
+    assert list(hash_ranges([])) == []
+    for case in (runs, small, [(True, FRAMED_RUN - 1), (True, FRAMED_RUN), (False, 5_000), (True, 2_500)]):
+        ranges = list(hash_ranges(case))
+        # every candidate once, in order, in groups of at most HASH_GROUP
+        assert [r[0] for r in ranges] == [0, *(r[1] for r in ranges[:-1])]
+        assert ranges[-1][1] == sum(n for _, n in case)
+        assert all(0 < end - start <= HASH_GROUP for start, end, _ in ranges)
+    assert [framed for *_, framed in hash_ranges([(True, FRAMED_RUN - 1), (True, FRAMED_RUN)])] == [False, True]
+
+
+@pytest.mark.redis
+def test_a_pool_that_refused_a_second_connection_is_not_asked_again_for_a_while(redis_db, monkeypatch):
+    full = redis_db.client(protocol=PROTOCOL)
+    groups = _scenario(full)
+    one = redis.Redis(host=full.connection_pool.connection_kwargs["host"],
+                      port=full.connection_pool.connection_kwargs["port"], protocol=PROTOCOL, max_connections=1)
+    asked = []
+    borrow = redis_internals.borrow
+    monkeypatch.setattr(redis_internals, "borrow", lambda pool: asked.append(pool) or borrow(pool))
+    _run_hash_groups(one, groups, "raw")
+    _run_hash_groups(one, groups, "raw")
+    assert len(asked) == 3  # the batch's connection twice, the second connection once
+    assert one.connection_pool in batch_module._REFUSED

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
 
@@ -40,7 +40,11 @@ _LENGTH_DIGITS = tuple((i, _TYPICAL[i:i + 1]) for i in range(len(_TYPICAL))
 assert len(_STAMPS_AT) == 3 and len(_LENGTH_DIGITS) == 9
 _SPLIT_ONE = "".join(f"{at - end}x19sx6sx" for at, end in zip(_STAMPS_AT, (0, *(s + 27 for s in _STAMPS_AT))))
 _SPLIT_ONE += f"{len(_TYPICAL) - _STAMPS_AT[-1] - 27}x"  # each stamp's second and microseconds
-_SPLITS: dict[int, struct.Struct] = {}  # replies in a group -> the struct that splits them all
+# Groups come in any size (a registry's run): split a block of _BLOCK replies at a time, then the
+# rest, with structs made once (a struct for 1,000 replies takes ~0.1 ms to make).
+_BLOCK = 50
+_SPLIT_BLOCK = struct.Struct(_SPLIT_ONE * _BLOCK)
+_SPLIT_REST = [struct.Struct(_SPLIT_ONE * n) for n in range(_BLOCK)]
 
 
 class Compacted(list):
@@ -55,12 +59,9 @@ def read_frames(data: bytes) -> Compacted | None:
     for at, digit in _LENGTH_DIGITS:
         if data[at::size] != digit * n:
             return None
-    split = _SPLITS.get(n)
-    if split is None:
-        if len(_SPLITS) > 64:
-            _SPLITS.clear()
-        split = _SPLITS[n] = struct.Struct(_SPLIT_ONE * n)
-    parts = split.unpack(data)
+    blocks = n // _BLOCK * _BLOCK * size
+    parts = [*chain.from_iterable(_SPLIT_BLOCK.iter_unpack(memoryview(data)[:blocks])),
+             *_SPLIT_REST[n % _BLOCK].unpack_from(data, blocks)]
     floats = from_parts(parts[0::2], parts[1::2])
     if floats is None:
         return None

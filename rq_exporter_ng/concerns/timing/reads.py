@@ -16,7 +16,7 @@ way leaves every cursor where it was.
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, groupby
 from operator import itemgetter
@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 
 NOTHING_ENDED = Outcome((), (), ())
 HASH_GROUP = 1_000  # HMGETs per group of round 3
-_REGISTRY, _FIRST = itemgetter(0), itemgetter(0)  # of a Candidate; of a pair
+_REGISTRY = itemgetter(0)  # of a Candidate
+FRAMED_RUN = 100  # a finished registry's candidates read from their bytes from this many on (hmget.py)
 
 # Finished jobs kept forever (result_ttl=-1) have the score +inf. Failed ones (failure_ttl=-1, score
 # -1) are counted by the reader, which reads the failed registry's negative scores apart anyway.
@@ -198,6 +199,27 @@ def _released(selection: Selection) -> tuple[Selection, Iterator[Candidate]]:
     return Selection((), selection.sweep_afforded, selection.deferred), chain.from_iterable(_drain(chunks))
 
 
+def hash_ranges(runs: Iterable[tuple[bool, int]]) -> Iterator[tuple[int, int, bool]]:
+    """Round 3's groups of HMGETs, ``(start, end, framed)`` in the candidates' order, for registries
+    whose candidates come in ``runs`` of ``(finished, how many)``. A finished registry's run of at
+    least FRAMED_RUN is its own groups, read from their bytes when their replies allow (hmget.py);
+    the rest go in groups of HASH_GROUP as they come: at 1,000 queues with a few new jobs each,
+    a group a registry would be 2,000 groups of a few HMGETs."""
+    mixed = at = 0  # where the candidates not in a framed group start; where this run starts
+    for finished, n in runs:
+        if finished and n >= FRAMED_RUN:
+            yield from _split(mixed, at, False)
+            yield from _split(at, at + n, True)
+            mixed = at + n
+        at += n
+    yield from _split(mixed, at, False)
+
+
+def _split(start: int, end: int, framed: bool) -> Iterator[tuple[int, int, bool]]:
+    for at in range(start, end, HASH_GROUP):
+        yield at, min(at + HASH_GROUP, end), framed
+
+
 def _drain(chunks: list[tuple[Candidate, ...]]) -> Iterator[tuple[Candidate, ...]]:
     while chunks:
         yield chunks.pop()
@@ -314,15 +336,9 @@ class TimingReads(Reads[TimingResult]):
         assert self.plan is not None
         registries = self.plan.registries
         template = HashTemplate(self.timing.keys.per_queue["job"], self.timing.fields, registries)
-        # A group holds one registry's candidates, or several finished ones': those are read from
-        # their bytes when their replies allow (hmget.py), the failed jobs' with their exc_info.
-        runs = [(registries[r].status == "finished", len(list(run))) for r, run in groupby(to_read, key=_REGISTRY)]
-        start = 0
-        for finished, kind in groupby(runs, key=_FIRST):
-            end = start + sum(n for _, n in kind)
-            for at in range(start, end, HASH_GROUP):
-                yield self._take_hashes, template.group(to_read[at:min(at + HASH_GROUP, end)], finished)
-            start = end
+        runs = ((registries[r].status == "finished", len(list(run))) for r, run in groupby(to_read, key=_REGISTRY))
+        for start, end, framed in hash_ranges(runs):
+            yield self._take_hashes, template.group(to_read[start:end], framed)
 
     def _take_hashes(self, replies: list) -> None:
         """A group's answers as they arrive: a failed job's ``exc_info`` set apart, the timestamps
