@@ -266,13 +266,17 @@ def test_a_scrapes_hmgets_are_grouped_by_size_and_a_big_finished_registry_is_rea
              for status in ("finished", "failed")]
     assert [(end - start, framed) for start, end, framed in hash_ranges(small)] == [(HASH_GROUP, False)] * 16
     assert list(hash_ranges([])) == []
-    for case in (runs, small, [(True, FRAMED_RUN - 1), (True, FRAMED_RUN), (False, 5_000), (True, 2_500)]):
+    for case in (runs, small, [(True, FRAMED_RUN - 1), (True, FRAMED_RUN), (False, 5_000), (True, 2_500)],
+                 [(True, 300)] * 7 + [(False, 3)] * 400 + [(True, 150), (False, 1)]):
         ranges = list(hash_ranges(case))
         # every candidate once, in order, in groups of at most HASH_GROUP
         assert [r[0] for r in ranges] == [0, *(r[1] for r in ranges[:-1])]
         assert ranges[-1][1] == sum(n for _, n in case)
         assert all(0 < end - start <= HASH_GROUP for start, end, _ in ranges)
     assert [framed for *_, framed in hash_ranges([(True, FRAMED_RUN - 1), (True, FRAMED_RUN)])] == [False, True]
+    # Big finished runs one after another share groups, as a mixed run's registries do.
+    assert list(hash_ranges([(True, 600), (True, 600), (False, 5), (True, 700)])) == [
+        (0, 1000, True), (1000, 1200, True), (1200, 1205, False), (1205, 1905, True)]
 
 
 @pytest.mark.redis

@@ -201,18 +201,25 @@ def _released(selection: Selection) -> tuple[Selection, Iterator[Candidate]]:
 
 def hash_ranges(runs: Iterable[tuple[bool, int]]) -> Iterator[tuple[int, int, bool]]:
     """Round 3's groups of HMGETs, ``(start, end, framed)`` in the candidates' order, for registries
-    whose candidates come in ``runs`` of ``(finished, how many)``. A finished registry's run of at
-    least FRAMED_RUN is its own groups, read from their bytes when their replies allow (hmget.py);
-    the rest go in groups of HASH_GROUP as they come: at 1,000 queues with a few new jobs each,
-    a group a registry would be 2,000 groups of a few HMGETs."""
+    whose candidates come in ``runs`` of ``(finished, how many)``. Finished registries' runs of at
+    least FRAMED_RUN are groups of their own, read from their bytes when their replies allow
+    (hmget.py); the rest go in groups of HASH_GROUP as they come: at 1,000 queues with a few new
+    jobs each, a group a registry would be 2,000 groups of a few HMGETs."""
     mixed = at = 0  # where the candidates not in a framed group start; where this run starts
+    framed: int | None = None  # where the current span of framed runs starts
     for finished, n in runs:
         if finished and n >= FRAMED_RUN:
-            yield from _split(mixed, at, False)
-            yield from _split(at, at + n, True)
-            mixed = at + n
+            if framed is None:
+                yield from _split(mixed, at, False)
+                framed = at
+        elif framed is not None:
+            yield from _split(framed, at, True)
+            framed, mixed = None, at
         at += n
-    yield from _split(mixed, at, False)
+    if framed is not None:
+        yield from _split(framed, at, True)
+    else:
+        yield from _split(mixed, at, False)
 
 
 def _split(start: int, end: int, framed: bool) -> Iterator[tuple[int, int, bool]]:
