@@ -46,7 +46,7 @@ class Replies:
     """Replies as they arrive: each time data comes in, every whole reply in it is parsed in one
     C loop (``iter(gets, _MORE)``), rather than one ``gets()`` call from Python per reply; ``take``
     then slices them out (~170,000 replies a scrape at 10,000 queues). ``framed``: the bytes are
-    kept unparsed (``peek``, ``skip``) until ``parse_the_rest``."""
+    kept unparsed and taken a group at a time (``take_frames``) until ``parse_the_rest``."""
 
     __slots__ = ("checked", "counted", "poller", "position", "raw", "raw_at", "reader", "ready", "sock")
 

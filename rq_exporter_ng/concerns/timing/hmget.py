@@ -134,20 +134,17 @@ class HashTemplate:
 
     def group(self, candidates: Sequence[Candidate], finished: bool = False) -> HashGroup:
         """``finished``: every candidate is of a finished registry (no ``exc_info`` read)."""
-        group = HashGroup(self, candidates)
-        if finished and self.fields == FRAMED_FIELDS:
-            group.frame = FRAME
-        return group
+        return HashGroup(self, candidates, FRAME if finished and self.fields == FRAMED_FIELDS else b"")
 
 
 class HashGroup(Packed):
     __slots__ = ("candidates", "frame", "template")
 
-    def __init__(self, template: HashTemplate, candidates: Sequence[Candidate]) -> None:
+    def __init__(self, template: HashTemplate, candidates: Sequence[Candidate], frame: bytes = b"") -> None:
         super().__init__()
         self.template = template
         self.candidates = candidates
-        self.frame = b""
+        self.frame = frame  # FRAME: read from their bytes when their replies allow (batch.Packed)
 
     def read_frames(self, data: bytes) -> Compacted | None:
         return read_frames(data)
