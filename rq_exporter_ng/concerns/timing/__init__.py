@@ -5,7 +5,8 @@ A concern (rq_exporter_ng/concern.py) in these modules:
 - job_timing.py: the concern, ``JobTiming``: its options, what it keeps for the life of the
   process (per /probe target), its families;
 - reads.py: its reads in the reader's rounds 2 and 3 (the tracker's plan as read commands, the
-  replies as the tracker's input, the new jobs' hashes) and its result;
+  new jobs' hashes, each registry judged ahead as they arrive) and its result;
+- registry_reads.py: round 2 per registry: the reads of its plan, and what their answers say;
 - tracker.py: which finished and failed registry entries are new since the last scrape (score
   windows per TTL, TTL learning, the probe and the sweep), kept across scrapes;
 - records.py: what the tracker keeps across scrapes and the immutable values its phases hand on;

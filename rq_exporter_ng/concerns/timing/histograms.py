@@ -71,6 +71,11 @@ class Histogram:
             if job is not None:
                 exemplars[i] = (job[2], values[i], job[3])  # member, ended (records.Ended)
 
+    def copy(self) -> Histogram:
+        histogram = Histogram(0)
+        histogram.counts, histogram.sum, histogram.exemplars = self.counts.copy(), self.sum, self.exemplars.copy()
+        return histogram
+
     @property
     def cumulative(self) -> list[int]:
         """The count of each bucket as exposed: observations up to its bound."""
@@ -89,6 +94,18 @@ class HistogramRows:
     les: tuple[str, ...]
     rows: list[HistogramRow]
     exemplars: list[tuple[JobExemplar | None, ...]]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One scrape's observations, apart from the kept ones until ``JobTimes.commit``: a scrape that
+    fails half way records nothing."""
+
+    counts: dict[str, Counter[str]]  # "finished", "failed", "not_timed" -> queue -> jobs this scrape
+    durations: dict[tuple, Histogram]  # copies of the histograms observed, or new ones
+    waits: dict[tuple, Histogram]
+    funcs: set[str]  # function names first seen
+    problems: list[Problem]
 
 
 @dataclass(frozen=True)
@@ -120,9 +137,35 @@ class JobTimes:
         self.waits: dict[tuple, Histogram] = {}  # (queue, func or None)
         self.funcs: set[str] = set()
 
-    def record(self, outcome: Outcome) -> list[Problem]:
-        problems: list[Problem] = []
-        counts, not_timed = self.counts, self.counts["not_timed"]
+    def record(self, outcome: Outcome, draft: Draft | None = None, observed: int = 0) -> list[Problem]:
+        """The jobs of ``outcome`` counted and timed, and its problems. ``draft``: where the first
+        ``observed`` of its jobs were observed already (job timing does as their registries are
+        judged ahead, in round 3)."""
+        if draft is None:
+            draft = self.draft()
+        self.observe(draft, outcome.ended[observed:] if observed else outcome.ended)
+        return self.commit(draft, outcome.kept_forever)
+
+    def draft(self) -> Draft:
+        return Draft({name: Counter() for name in self.counts}, {}, {}, set(), [])
+
+    def commit(self, draft: Draft, kept_forever: Iterable[tuple[str, str, int]] = ()) -> list[Problem]:
+        """What ``draft`` observed kept, with the growth of the jobs kept forever (counted, never
+        timed); its problems."""
+        for name, counts in draft.counts.items():
+            self.counts[name].update(counts)
+        self.durations.update(draft.durations)
+        self.waits.update(draft.waits)
+        self.funcs |= draft.funcs
+        for queue, status, grown in kept_forever:
+            self.counts[status][queue] += grown
+            self.counts["not_timed"][queue] += grown
+        return draft.problems
+
+    def observe(self, draft: Draft, jobs: Iterable[Ended]) -> None:
+        """``jobs`` counted and timed in ``draft``: nothing here changes until ``commit``."""
+        problems = draft.problems
+        counts, not_timed = draft.counts, draft.counts["not_timed"]
         # Jobs counted a run of one (queue, status) at a time (a Counter of the pairs costs ~150 ns a job).
         count_queue: str | None = None
         count_status = ""
@@ -146,7 +189,7 @@ class JobTimes:
         r_values: list[float] = []
         w_values: list[float] = []
         r_sum = w_sum = 0.0
-        for job in outcome.ended:
+        for job in jobs:
             queue, status, _, ended, answer = job
             if queue != count_queue or status != count_status:
                 if count_queue is not None:
@@ -171,14 +214,14 @@ class JobTimes:
                 continue
             if func_label:
                 data = answer[DATA] if len(answer) > DATA else None
-                func = self._func(data if isinstance(data, bytes) else None)  # never a timestamp
+                func = self._func(data if isinstance(data, bytes) else None, draft.funcs)  # never a timestamp
             if queue != key_queue or status != key_status or func != key_func:
                 if runs is not None:
                     runs.finish(r_sum, r_jobs, r_values)
                 if waits is not None:
                     waits.finish(w_sum, w_jobs, w_values)
                 key_queue, key_status, key_func = queue, status, func
-                runs = self._histogram(self.durations, (queue, status, func))
+                runs = self._histogram(draft.durations, self.durations, (queue, status, func))
                 r_counts, r_sum, r_best, r_jobs, r_values = runs.start()
                 waits = None  # made with the run's first wait: a histogram series appears with its first job
             last = ended or 0.0
@@ -191,7 +234,7 @@ class JobTimes:
                 r_best[i], r_jobs[i], r_values[i] = last, job, run
             if enqueued is not None:
                 if waits is None:
-                    waits = self._histogram(self.waits, (queue, func))
+                    waits = self._histogram(draft.waits, self.waits, (queue, func))
                     w_counts, w_sum, w_best, w_jobs, w_values = waits.start()
                 wait = started - enqueued
                 wait = wait if wait > 0.0 else 0.0
@@ -206,24 +249,22 @@ class JobTimes:
             runs.finish(r_sum, r_jobs, r_values)
         if waits is not None:
             waits.finish(w_sum, w_jobs, w_values)
-        for queue, status, grown in outcome.kept_forever:  # counted, never timed
-            self.counts[status][queue] += grown
-            not_timed[queue] += grown
-        return problems
 
-    def _func(self, data: bytes | None) -> str:
+    def _func(self, data: bytes | None, drafted: set[str]) -> str:
         name = jobfunc.function_name(data) or "unknown"
-        if name in self.funcs:
+        if name in self.funcs or name in drafted:
             return name
-        if len(self.funcs) < self.func_limit:
-            self.funcs.add(name)
+        if len(self.funcs) + len(drafted) < self.func_limit:
+            drafted.add(name)
             return name
         return "other"
 
-    def _histogram(self, histograms: dict[tuple, Histogram], key: tuple) -> Histogram:
-        histogram = histograms.get(key)
+    def _histogram(self, drafted: dict[tuple, Histogram], kept: dict[tuple, Histogram], key: tuple) -> Histogram:
+        """The draft's copy of a histogram, made from the kept one (or empty) when first observed."""
+        histogram = drafted.get(key)
         if histogram is None:
-            histogram = histograms[key] = Histogram(len(self.bounds) + 1)
+            old = kept.get(key)
+            histogram = drafted[key] = Histogram(len(self.bounds) + 1) if old is None else old.copy()
         return histogram
 
     def forget(self, queue: str) -> None:

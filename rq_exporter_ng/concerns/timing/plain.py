@@ -13,32 +13,55 @@ tests/concerns/timing/test_timing_tracker.py checks both ways give the same fami
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import groupby, repeat
 from math import isfinite
 from operator import itemgetter
-from typing import cast
+from typing import NamedTuple, cast
 
-from rq_exporter_ng.concerns.timing.records import Candidate, Ended, Seen
-from rq_exporter_ng.concerns.timing.rules import plain_range
+from rq_exporter_ng.concerns.timing.records import Candidate, Ended, RegistryPlan, RegistryTrack, Seen
+from rq_exporter_ng.concerns.timing.rules import TOLERANCE, plain_range
 
 _MEMBER, _SCORE, _WINDOW, _READ = itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4)  # of a Candidate
 _ENDED = itemgetter(0)  # of a compacted answer
+
+
+class PlainVerdict(NamedTuple):
+    ended: list[Ended]  # in the candidates' order: plain tuples in ``Ended``'s order (as records.Candidate, some are)
+    remember: dict[float, dict[bytes, float]]  # score -> its members, each remembered until score - window
 
 
 def judge_plain(queue: str, status: str, candidates: Sequence[Candidate], answers: Sequence,
                 seen: Seen, window: int, window_low: int) -> list[Ended] | None:
     """The jobs ended, in the candidates' order, each remembered in ``seen``; None, ``seen``
     unchanged, unless every candidate is of ``window`` (starting at ``window_low``, in "ended at"
-    seconds), has its answer (in ``answers``, one a candidate) and is counted without a question.
-    The jobs are plain tuples in ``Ended``'s order (as records.Candidate, some are)."""
+    seconds), has its answer (in ``answers``, one a candidate) and is counted without a question."""
+    verdict = plain_verdict(queue, status, candidates, answers, seen, window, window_low)
+    if verdict is None:
+        return None
+    remember(seen, verdict)
+    return verdict.ended
+
+
+def remember(seen: Seen, verdict: PlainVerdict) -> None:
+    """What ``plain_verdict`` decided, kept: its jobs remembered in ``seen``."""
+    for score, kept in verdict.remember.items():
+        bucket = seen.at(score, True)
+        assert bucket is not None
+        bucket.update(kept)
+
+
+def plain_verdict(queue: str, status: str, candidates: Sequence[Candidate], answers: Sequence,
+                  seen: Seen, window: int, window_low: int) -> PlainVerdict | None:
+    """``judge_plain``'s verdict, with ``seen`` only read: kept by ``remember``. Job timing makes it
+    as a registry's answers arrive in round 3, while Redis works on the rest (reads.py)."""
     whens = list(map(_ENDED, answers)) if set(map(type, answers)) == {tuple} else None
     # (a NaN or an infinity makes the sum one: never in a span, the loop says so)
     if (whens is None or set(map(len, answers)) != {3} or set(map(type, whens)) != {float} or not isfinite(sum(whens))
             or set(map(_WINDOW, candidates)) != {window} or set(map(_READ, candidates)) != {True}):
         return None
     members = list(map(_MEMBER, candidates))
-    remember: dict[float, dict[bytes, float]] = {}  # score -> its members, each remembered until score - window
+    by_score: dict[float, dict[bytes, float]] = {}
     start = 0
     for score, run in groupby(map(_SCORE, candidates)):
         end = start + len(list(run))
@@ -50,12 +73,25 @@ def judge_plain(queue: str, status: str, candidates: Sequence[Candidate], answer
             return None
         kept = dict.fromkeys(members[start:end], score - window)
         known = seen.at(score) or {}
-        if len(kept) != end - start or score in remember or not known.keys().isdisjoint(kept):
+        if len(kept) != end - start or score in by_score or not known.keys().isdisjoint(kept):
             return None  # an entry twice, or remembered already: the loop skips it
-        remember[score] = kept
+        by_score[score] = kept
         start = end
-    for score, kept in remember.items():
-        bucket = seen.at(score, True)
-        assert bucket is not None
-        bucket.update(kept)
-    return cast(list[Ended], list(zip(repeat(queue), repeat(status), members, whens, answers)))
+    return PlainVerdict(cast(list[Ended], list(zip(repeat(queue), repeat(status), members, whens, answers))), by_score)
+
+
+def registry_verdict(planned: RegistryPlan, registry: RegistryTrack, candidates: Sequence[Candidate],
+                     answers: Sequence) -> PlainVerdict | None:
+    """``plain_verdict`` on one registry's candidates (each read: ``answers``), when their window's
+    TTL is alone and no TTL of the registry was learned this scrape; the tracker unchanged."""
+    window = candidates[0][3]  # (registry, member, score, window, read_hash); None: the probe's, the sweep's
+    low = None if window is None else {w.ttl: w.low - w.ttl for w in planned.windows}.get(window)  # "ended at" s
+    if window is None or low is None or window not in alone_ttls(registry.ttls):
+        return None
+    return plain_verdict(planned.queue, planned.status, candidates, answers, registry.seen, window, low)
+
+
+def alone_ttls(ttls: Iterable[int]) -> set[int]:
+    """The TTLs no other is near: for those, plain_count decides most entries on its own."""
+    ttls = list(ttls)
+    return {t for t in ttls if all(abs(t - u) > 2 * TOLERANCE for u in ttls if u != t)}

@@ -51,7 +51,7 @@ from itertools import groupby, islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, cast
 
-from rq_exporter_ng.concerns.timing.plain import judge_plain
+from rq_exporter_ng.concerns.timing.plain import PlainVerdict, alone_ttls, registry_verdict, remember
 from rq_exporter_ng.concerns.timing.ranked import SCORED_FOR, count_to
 from rq_exporter_ng.concerns.timing.records import (
     SWEEP_CHUNK,
@@ -252,18 +252,33 @@ class Tracker:
     def apply(self, plan: Plan, replies: Sequence[RegistryReply | None], selection: Selection,
               hashes: Sequence[Answer | None],
               failed_forever: Mapping[str, int | None] | None = None,
-              candidates: Iterable[Candidate] | None = None) -> Outcome:
+              candidates: Iterable[Candidate] | None = None,
+              ahead: Sequence[tuple[int, PlainVerdict]] = ()) -> Outcome:
         """``hashes``: the answers to HMGET JOB_FIELDS of ``selection.to_read``, in order (None: an
         error reply). ``failed_forever``: queue -> failed jobs kept forever (the reader counts them).
-        ``candidates``: ``selection.candidates`` handed over apart (reads.py releases them as judged)."""
+        ``candidates``: ``selection.candidates`` handed over apart (reads.py releases them as judged).
+        ``ahead``: (registry, verdict) of ``judge_ahead`` on the first registries with candidates, in
+        order, from these same answers: kept as they are. Made before anything here, so no TTL was
+        learned before them: the verdicts ``_judge`` would make."""
         self.queues.update(plan.new_queues)
         found = _Found()
         answers = iter(hashes)
+        verdicts = iter(ahead)
         # Candidates come registry by registry.
         for index, registry_candidates in groupby(selection.candidates if candidates is None else candidates,
                                                   key=_REGISTRY):
             planned, before = plan.registries[index], len(found.ended)
-            self._judge(planned, registry_candidates, answers, found)
+            judged = next(verdicts, None)
+            if judged is None:
+                self._judge(planned, registry_candidates, answers, found)
+            else:
+                if judged[0] != index:
+                    raise ValueError(f"a verdict ahead of registry {judged[0]} given for registry {index}")
+                verdict = judged[1]
+                remember(self.queues[planned.queue].registries[planned.status].seen, verdict)
+                found.ended += verdict.ended
+                n = len(verdict.ended)  # one a candidate, each read
+                next(islice(answers, n, n), None)
             if planned.status == "failed":
                 found.failed += found.ended[before:]
         kept_forever = []
@@ -274,6 +289,17 @@ class Tracker:
         self.last_now = plan.now
         return Outcome(tuple(found.ended), tuple(kept_forever), tuple(found.problems), tuple(found.failed))
 
+    def judge_ahead(self, plan: Plan, index: int, candidates: Sequence[Candidate],
+                    answers: Sequence[Answer | None]) -> PlainVerdict | None:
+        """The verdict on registry ``index``'s candidates (all of them, each read: ``answers``) when
+        it is plain.py's, made without changing the tracker; None: ``apply`` judges it. Reads.py
+        asks as each registry's answers arrive in round 3, while Redis still works on the rest."""
+        planned = plan.registries[index]
+        if set(map(_READ_HASH, candidates)) != {True}:
+            return None
+        registry = self._track(plan.new_queues, planned.queue).registries[planned.status]
+        return registry_verdict(planned, registry, candidates, answers)
+
     def _judge(self, planned: RegistryPlan, candidates: Iterable[Candidate],
                answers: Iterator[Answer | None], found: _Found) -> None:
         """One registry's candidates, each judged (rules.py) and its verdicts applied in turn."""
@@ -283,19 +309,18 @@ class Tracker:
         # Where this scrape's windows start, in "ended at" seconds (as plan() placed them), and the
         # TTLs no other known TTL is near: for those, plain_count decides most entries on its own.
         window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
-        alone = {t for t in registry.ttls if all(abs(t - u) > 2 * TOLERANCE for u in registry.ttls if u != t)}
+        alone = alone_ttls(registry.ttls)
         job_prefix = self.keys.kind("job")
         seen, ended_append = registry.seen, found.ended.append
         plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
         candidates = list(candidates)
         if plain and candidates and set(map(_READ_HASH, candidates)) == {True}:
-            window = candidates[0][3]  # (registry, member, score, window, read_hash)
             mine = list(islice(answers, len(candidates)))
-            if window in alone and window_lows.get(window) is not None:
-                ended = judge_plain(queue, status, candidates, mine, seen, window, window_lows[window])
-                if ended is not None:  # (most registries with news)
-                    found.ended += ended
-                    return
+            at_once = registry_verdict(planned, registry, candidates, mine)
+            if at_once is not None:  # (most registries with news)
+                remember(seen, at_once)
+                found.ended += at_once.ended
+                return
             answers = iter(mine)
         # Decided once a score (the candidates come by score, a second's jobs sharing one): whether
         # plain_count's verdict needs no call (plain_range's span, None: ask), where Seen keeps the
@@ -411,3 +436,4 @@ class Tracker:
         reg.ttls[ttl] = TtlClass(cursor=track.floor, catching_up=True)
         reg.ttls = dict(sorted(reg.ttls.items()))
         found.learned.setdefault((queue, status), set()).add(ttl)
+

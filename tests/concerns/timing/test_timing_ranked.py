@@ -16,8 +16,8 @@ from devkit import rq_time
 from rq_exporter_ng import reader
 from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.concerns.timing import ranked
-from rq_exporter_ng.concerns.timing.reads import _entries
 from rq_exporter_ng.concerns.timing.records import Probe, RegistryPlan, Seen, Window
+from rq_exporter_ng.concerns.timing.registry_reads import _entries
 from rq_exporter_ng.concerns.timing.windows import WINDOW_TOP, window_read
 
 KEY = b"rq:finished:q"

@@ -1,4 +1,4 @@
-"""Job timing's Redis side (rq_exporter_ng/concerns/timing/reads.py) without Redis: the commands each plan sends,
+"""Job timing's Redis side (rq_exporter_ng/concerns/timing/reads.py, registry_reads.py) without Redis: the commands each plan sends,
 and the replies turned into results (the idle short cut against the full reading)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from rq_exporter_ng.concerns.timing.reads import commands, full_reply, idle_reply
 from rq_exporter_ng.concerns.timing.records import SWEEP_CHUNK, Probe, RegistryPlan, RegistryReply, Window
+from rq_exporter_ng.concerns.timing.registry_reads import commands, full_reply, idle_reply
 from rq_exporter_ng.concerns.timing.tracker import PROBE_CHUNK
 
 KEY = b"rq:finished:q"
@@ -86,7 +86,7 @@ def test_the_remembered_entries_are_left_out_of_the_windows_and_nothing_else(sta
 
 
 # --- _entries: each score read once and the pairs zipped, against a comprehension a pair ------------
-from rq_exporter_ng.concerns.timing import reads  # noqa: E402
+from rq_exporter_ng.concerns.timing import registry_reads  # noqa: E402
 
 
 def _entries_one_at_a_time(answer):
@@ -108,6 +108,6 @@ _element = st.sampled_from([b"a", b"b", b"1500", b"1500.5", b"-inf", b"inf", b"n
 @settings(max_examples=1000, deadline=None)
 @given(st.one_of(st.none(), st.lists(_element, max_size=9), st.lists(st.tuples(_element, _element), max_size=4)))
 def test_a_reply_reads_as_a_comprehension_a_pair_reads_it(answer):
-    got, want = reads._entries(answer), _entries_one_at_a_time(answer)
+    got, want = registry_reads._entries(answer), _entries_one_at_a_time(answer)
     assert [(m, str(s)) for m, s in got] == [(m, str(s)) for m, s in want]  # str: nan == nan
     assert [(type(m), type(s)) for m, s in got] == [(type(m), type(s)) for m, s in want]

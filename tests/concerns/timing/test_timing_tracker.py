@@ -637,7 +637,8 @@ def _judged(jobs, gaps, declared: bool, without: str | None = None):
     if without is None:
         _simulate(jobs, gaps, timing)
     else:
-        with mock.patch.object(timing_tracker, without, lambda *args: None):
+        owner, _, name = without.rpartition(".")
+        with mock.patch.object(getattr(timing_tracker, owner) if owner else timing_tracker, name, lambda *args: None):
             _simulate(jobs, gaps, timing)
     families = [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])]
     seen = {status: sorted(reg.seen.items()) for status, reg in timing.tracker.queues["default"].registries.items()}
@@ -655,9 +656,52 @@ def test_the_check_made_once_a_score_judges_as_the_check_a_job(jobs, gaps, decla
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_jobs, _gaps, st.booleans())
 def test_a_registry_judged_at_once_judges_as_the_loop_a_job(jobs, gaps, declared):
-    """_judge with plain.judge_plain (a registry's common case at once) against _judge with its loop
-    alone: the same families, samples and exemplars, and the same entries remembered."""
-    assert _judged(jobs, gaps, declared) == _judged(jobs, gaps, declared, without="judge_plain")
+    """plain.py's verdicts (a registry's common case at once, ahead in round 3 or in apply) against
+    _judge with its loop alone: the same families, samples and exemplars, and the same entries
+    remembered."""
+    assert _judged(jobs, gaps, declared) == _judged(jobs, gaps, declared, without="registry_verdict")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_jobs, _gaps, st.booleans())
+def test_registries_judged_ahead_in_round_3_judge_as_apply_alone(jobs, gaps, declared):
+    """Registries judged as their answers arrive (reads.py's _judge_ahead, their jobs observed in a
+    draft) against every registry judged by apply after the read: the same families, samples and
+    exemplars, and the same entries remembered."""
+    assert _judged(jobs, gaps, declared) == _judged(jobs, gaps, declared, without="Tracker.judge_ahead")
+
+
+def test_registries_are_judged_ahead_and_a_scrape_failing_after_it_changes_nothing():
+    """The common case is judged ahead (so the test above compares something), and the verdicts
+    made ahead are kept only by the result: a scrape whose read fails after round 3's answers
+    leaves the tracker's memory and the families as they were."""
+    timing = timing_with()
+    regs = Registries()
+    for k in range(40):
+        regs.end(f"a{k}", T0 + k / 10, ttl=500)
+    regs.answer(timing, T0 + 5)  # history: not counted
+    regs.end("b", T0 + 6, ttl=500)
+    regs.answer(timing, T0 + 8)
+    for k in range(300):
+        regs.end(f"c{k}", T0 + 9 + k / 100, ttl=500)
+    for k in range(7):
+        regs.end(f"d{k}", T0 + 9 + k / 2, ttl=31_536_000, status="failed")
+
+    def state():
+        seen = {s: sorted(r.seen.items()) for s, r in timing.tracker.queues["default"].registries.items()}
+        return [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])], seen
+
+    before = state()
+    scan = reads(timing)
+    second, third = _Batch(), _Batch()
+    scan.second(second, [(b"default", "default")], T0 + 12)
+    second.answer(regs)
+    scan.third(third)
+    third.answer(regs)  # ... and the read fails here: result is never called
+    assert [len(v.ended) for _, v in scan.ahead] == [300, 7] and scan.observed == 307
+    assert state() == before
+    regs.answer(timing, T0 + 12)
+    assert totals(timing)["rq_jobs_finished"] == 301 and totals(timing)["rq_jobs_failed"] == 7
 
 
 def test_judge_plain_takes_the_common_case_and_leaves_the_rest_to_the_loop():

@@ -12,7 +12,6 @@ from rq_exporter_ng.concern import Given, taken
 from rq_exporter_ng.concerns.failed_queue import FailedQueue, FailedQueueOptions
 from rq_exporter_ng.concerns.timing import reads as reads_module
 from rq_exporter_ng.concerns.timing.job_timing import JobTiming, TimingOptions
-from rq_exporter_ng.concerns.timing.reads import commands, full_reply, idle_reply, one_read
 from rq_exporter_ng.concerns.timing.records import (
     NOTHING_NEW,
     NOTHING_NEW_UNCOUNTED,
@@ -22,6 +21,7 @@ from rq_exporter_ng.concerns.timing.records import (
     RegistryReply,
     Window,
 )
+from rq_exporter_ng.concerns.timing.registry_reads import commands, full_reply, idle_reply, one_read
 from rq_exporter_ng.concerns.timing.windows import WindowReads, WindowTemplate
 from rq_exporter_ng.keys import Keys
 from rq_exporter_ng.settings import Settings
