@@ -46,9 +46,7 @@ def judge_plain(queue: str, status: str, candidates: Sequence[Candidate], answer
 def remember(seen: Seen, verdict: PlainVerdict) -> None:
     """What ``plain_verdict`` decided, kept: its jobs remembered in ``seen``."""
     for score, kept in verdict.remember.items():
-        bucket = seen.at(score, True)
-        assert bucket is not None
-        bucket.update(kept)
+        seen.add(score, kept)
 
 
 def plain_verdict(queue: str, status: str, candidates: Sequence[Candidate], answers: Sequence,

@@ -76,6 +76,16 @@ class Seen:
             bucket = self._by_score[score] = {}
         return bucket
 
+    def add(self, score: float, members: dict[bytes, float]) -> None:
+        """``members`` (member -> until) remembered at ``score``: the dict itself kept when the
+        score has none yet (plain.py's verdicts make one a score, held until kept: not copied)."""
+        bucket = self._by_score.get(score)
+        if bucket is None:
+            if members:  # (no empty bucket: forget_before reads each one's values)
+                self._by_score[score] = members
+        else:
+            bucket.update(members)
+
     def unseen(self, entries: Iterable[Entry]) -> list[Entry]:
         """The entries not remembered, in their order."""
         by_score = self._by_score

@@ -16,6 +16,7 @@ operations = st.lists(st.one_of(
     st.tuples(st.just("set"), entries, untils),
     st.tuples(st.just("first"), entries, untils),
     st.tuples(st.just("forget"), st.just(None), untils),
+    st.tuples(st.just("add"), st.tuples(scores, st.dictionaries(members, untils, max_size=3)), st.just(0.0)),
     # sorted by score as Redis sends them (the usual case), or in any order
     st.tuples(st.just("unseen"), st.lists(entries, max_size=6).map(lambda e: sorted(e, key=lambda x: x[1])),
               st.just(0.0)),
@@ -34,6 +35,10 @@ def test_seen_is_a_dict_of_member_and_score(ops, probes):
         elif name == "first":
             assert seen.first(arg[0], arg[1], until) == (arg not in oracle)
             oracle.setdefault(arg, until)
+        elif name == "add":
+            score, added = arg
+            seen.add(score, dict(added))
+            oracle.update({(member, score): value for member, value in added.items()})
         elif name == "forget":
             seen.forget_before(until)
             oracle = {k: v for k, v in oracle.items() if v >= until}
