@@ -134,6 +134,9 @@ class Batch:
         self._on_error = on_error
         self._quiet = False  # of the pairs of the last _Groups handed out
         self._framed: Replies | None = None  # the replies of the framed groups' connection, while it runs
+        # Every command is sent: a handler whose work can wait (job timing's verdicts) does it from
+        # then on, so that it does not hold back the sending while Redis runs out of commands.
+        self.sent = False
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -189,7 +192,9 @@ class Batch:
         for commands in self._commands_in_order():
             for command in commands:
                 pipe.execute_command(*command)
-        self._dispatch(Piped(pipe.execute(raise_on_error=False)))
+        replies = pipe.execute(raise_on_error=False)
+        self.sent = True
+        self._dispatch(Piped(replies))
 
     def _dispatch(self, replies_in: Piped | Replies, wait: bool = True) -> None:
         """Hands each part sent its replies, in order, and lets it go. Without ``wait``, only the
@@ -311,6 +316,7 @@ class Batch:
             if count >= _SEND_CHUNK:
                 yield b"".join(pending), b"".join(framed)
                 pending, framed, count = [], [], 0
+        self.sent = True  # every part is built: the chunk below, if any, is the last
         if pending or framed:
             yield b"".join(pending), b"".join(framed)
 

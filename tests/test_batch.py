@@ -326,3 +326,29 @@ def test_parts_added_later_are_sent_in_their_place_and_get_their_replies(redis_d
     assert replies == [(i, [2, 2, 2]) for i in range(400)] + [("error", ("LLEN", b"zset")), ("nested", 1), ("after", 3)]
     assert order.count("built") == 1
     assert not batch
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_sent_says_whether_every_command_is_sent_when_a_handler_runs(redis_db, raw):
+    """``sent`` is False while commands are still to be sent (a part added later is built then)
+    and True from the last chunk on, never False again (job timing judges ahead only then:
+    reads.py)."""
+    client = redis_db.client(protocol=PROTOCOL)
+    batch = Batch(lambda command, error: None)
+    seen: list[bool] = []
+    for _ in range(3_000):  # three chunks
+        batch.add(lambda reply: seen.append(batch.sent), "PING")
+    built: list[bool] = []
+    batch.add_later(lambda: (built.append(batch.sent), batch.add(lambda reply: seen.append(batch.sent), "PING")))
+    for _ in range(2_000):
+        batch.add(lambda reply: seen.append(batch.sent), "PING")
+    assert not batch.sent
+    if raw:
+        batch.run(client)
+    else:
+        batch._run_pipeline(client)
+    assert built == [False]
+    assert len(seen) == 5_001 and seen[-1] is True
+    assert sorted(seen) == seen  # once True, never False again
+    if not raw:
+        assert set(seen) == {True}  # the pipeline hands replies out once everything is sent

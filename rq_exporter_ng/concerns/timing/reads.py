@@ -130,6 +130,7 @@ class TimingReads(Reads[TimingResult]):
         # Verdicts made as round 3's answers arrive (_judge_ahead): the spans (registry, start, end)
         # of the candidates not judged yet; those judged, and their jobs observed in the draft.
         self._ahead_of: deque[tuple[int, int, int]] = deque()
+        self._batch: Batch | None = None  # round 3's, once verdicts can be made ahead: judged once it is all sent
         self.ahead: list[tuple[int, PlainVerdict]] = []
         self.draft = timing.times.draft()
         self.observed = 0
@@ -225,6 +226,7 @@ class TimingReads(Reads[TimingResult]):
             runs = [(r, len(list(run))) for r, run in groupby(to_read, key=_REGISTRY)]
             if to_read is self.selection.candidates:  # every candidate read: verdicts can be made ahead
                 self._ahead_of = deque(_spans(runs))
+                self._batch = batch
             batch.add_groups(self._hash_groups(to_read, runs), quiet=True)
 
     def _hash_groups(self, to_read: Sequence[Candidate], runs: list[tuple[int, int]]) -> Iterator[tuple]:
@@ -249,7 +251,7 @@ class TimingReads(Reads[TimingResult]):
                     exc_info[at + k] = r[n]
                     del r[n:]
             self.hashes += read_compact(replies)
-        if self._ahead_of:
+        if self._ahead_of and self._batch is not None and self._batch.sent:
             self._judge_ahead()
 
     def _judge_ahead(self) -> None:

@@ -122,8 +122,12 @@ def _bound(text):
 class _Batch:
     """Collects a scan's command groups as rq_exporter_ng.batch.Batch does, then answers them."""
 
-    def __init__(self) -> None:
+    def __init__(self, sent_from: int | None = 0) -> None:
         self.groups: list = []
+        # ``sent`` from the handler call of this number on (as Batch, when all commands are sent);
+        # None: never.
+        self.sent_from = sent_from
+        self.sent = False
 
     def add_group(self, handler, commands, quiet=False) -> None:
         self.groups.append([(handler, commands)])
@@ -132,9 +136,12 @@ class _Batch:
         self.groups.append(groups)  # built only when answered, as Batch builds them when sending
 
     def answer(self, regs: Registries) -> None:
+        calls = 0
         for groups in self.groups:
             for handler, commands in groups:
+                self.sent = self.sent_from is not None and calls >= self.sent_from
                 handler([regs.reply(command) for command in commands])
+                calls += 1
 
 
 def timing_families(timing: JobTiming, queues):
@@ -702,6 +709,35 @@ def test_registries_are_judged_ahead_and_a_scrape_failing_after_it_changes_nothi
     assert state() == before
     regs.answer(timing, T0 + 12)
     assert totals(timing)["rq_jobs_finished"] == 301 and totals(timing)["rq_jobs_failed"] == 7
+
+
+@pytest.mark.parametrize(("sent_from", "ahead"), [(0, [300, 7]), (1, [300, 7]), (None, [])])
+def test_registries_are_judged_ahead_only_once_the_batch_is_all_sent(sent_from, ahead):
+    """While commands are still being sent, the verdicts wait (their work would hold the sending
+    back): answers that came before are judged at the first group after it, and a batch whose
+    answers all came before leaves its registries to apply. The counts are the same every way."""
+    timing = timing_with()
+    regs = Registries()
+    for k in range(40):
+        regs.end(f"a{k}", T0 + k / 10, ttl=500)
+    regs.answer(timing, T0 + 5)  # history: not counted
+    regs.end("b", T0 + 6, ttl=500)
+    regs.answer(timing, T0 + 8)
+    for k in range(300):
+        regs.end(f"c{k}", T0 + 9 + k / 100, ttl=500)
+    for k in range(7):
+        regs.end(f"d{k}", T0 + 9 + k / 2, ttl=31_536_000, status="failed")
+    scan = reads(timing)
+    second, third = _Batch(), _Batch(sent_from)
+    scan.second(second, [(b"default", "default")], T0 + 12)
+    second.answer(regs)
+    scan.third(third)
+    third.answer(regs)
+    assert [len(v.ended) for _, v in scan.ahead] == ahead
+    kept = sum(1 for score in regs.z["failed"].values() if score < 0)
+    result(scan, Snapshot(T0 + 12, queues=(QueueState("default", failed_forever=kept),)))
+    assert totals(timing)["rq_jobs_finished"] == 301 and totals(timing)["rq_jobs_failed"] == 7
+    assert totals(timing)["timed"] == 308
 
 
 def test_judge_plain_takes_the_common_case_and_leaves_the_rest_to_the_loop():
