@@ -678,10 +678,10 @@ def test_registries_judged_ahead_in_round_3_judge_as_apply_alone(jobs, gaps, dec
     assert _judged(jobs, gaps, declared) == _judged(jobs, gaps, declared, without="Tracker.judge_ahead")
 
 
-def test_registries_are_judged_ahead_and_a_scrape_failing_after_it_changes_nothing():
-    """The common case is judged ahead (so the test above compares something), and the verdicts
-    made ahead are kept only by the result: a scrape whose read fails after round 3's answers
-    leaves the tracker's memory and the families as they were."""
+def _news_to_judge_ahead(third: _Batch):
+    """A registry past its first scrapes, with 300 finished and 7 failed jobs of RQ's default TTLs
+    new at T0 + 12 (plain.py's case), and that scrape's reads up to round 3's answers from
+    ``third``: (timing, registries, the scrape's TimingReads). One job, ``b``, was counted before."""
     timing = timing_with()
     regs = Registries()
     for k in range(40):
@@ -693,17 +693,26 @@ def test_registries_are_judged_ahead_and_a_scrape_failing_after_it_changes_nothi
         regs.end(f"c{k}", T0 + 9 + k / 100, ttl=500)
     for k in range(7):
         regs.end(f"d{k}", T0 + 9 + k / 2, ttl=31_536_000, status="failed")
+    scan = reads(timing)
+    second = _Batch()
+    scan.second(second, [(b"default", "default")], T0 + 12)
+    second.answer(regs)
+    scan.third(third)
+    return timing, regs, scan
+
+
+def test_registries_are_judged_ahead_and_a_scrape_failing_after_it_changes_nothing():
+    """The common case is judged ahead (so the test above compares something), and the verdicts
+    made ahead are kept only by the result: a scrape whose read fails after round 3's answers
+    leaves the tracker's memory and the families as they were."""
+    third = _Batch()
+    timing, regs, scan = _news_to_judge_ahead(third)
 
     def state():
         seen = {s: sorted(r.seen.items()) for s, r in timing.tracker.queues["default"].registries.items()}
         return [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])], seen
 
     before = state()
-    scan = reads(timing)
-    second, third = _Batch(), _Batch()
-    scan.second(second, [(b"default", "default")], T0 + 12)
-    second.answer(regs)
-    scan.third(third)
     third.answer(regs)  # ... and the read fails here: result is never called
     assert [len(v.ended) for _, v in scan.ahead] == [300, 7] and scan.observed == 307
     assert state() == before
@@ -716,22 +725,8 @@ def test_registries_are_judged_ahead_only_once_the_batch_is_all_sent(sent_from, 
     """While commands are still being sent, the verdicts wait (their work would hold the sending
     back): answers that came before are judged at the first group after it, and a batch whose
     answers all came before leaves its registries to apply. The counts are the same every way."""
-    timing = timing_with()
-    regs = Registries()
-    for k in range(40):
-        regs.end(f"a{k}", T0 + k / 10, ttl=500)
-    regs.answer(timing, T0 + 5)  # history: not counted
-    regs.end("b", T0 + 6, ttl=500)
-    regs.answer(timing, T0 + 8)
-    for k in range(300):
-        regs.end(f"c{k}", T0 + 9 + k / 100, ttl=500)
-    for k in range(7):
-        regs.end(f"d{k}", T0 + 9 + k / 2, ttl=31_536_000, status="failed")
-    scan = reads(timing)
-    second, third = _Batch(), _Batch(sent_from)
-    scan.second(second, [(b"default", "default")], T0 + 12)
-    second.answer(regs)
-    scan.third(third)
+    third = _Batch(sent_from)
+    timing, regs, scan = _news_to_judge_ahead(third)
     third.answer(regs)
     assert [len(v.ended) for _, v in scan.ahead] == ahead
     kept = sum(1 for score in regs.z["failed"].values() if score < 0)
