@@ -43,7 +43,7 @@ class Histogram:
 
     def observe_all(self, bounds: tuple[float, ...], values: list[float], jobs: list[Ended]) -> None:
         """Each value observed in turn, its job the exemplar of its bucket when it ended last (a tie:
-        the later job). The plain form of what ``JobTimes.record``'s loop does inline (with ``start``
+        the later job). The plain form of what ``JobTimes.observe``'s loop does inline (with ``start``
         and ``finish``): the counts and the sum (added in the same order) are what prometheus_client's
         Histogram makes of the same observations (tests/concerns/timing/test_timing_histograms.py)."""
         counts, total, best, latest, latest_values = self.start()
@@ -291,8 +291,9 @@ class JobTimes:
         histograms = []
         for name, kept in (("rq_job_duration_seconds", self.durations), ("rq_job_wait_seconds", self.waits)):
             ordered = sorted(kept.items(), key=_sort_key)
-            # A bucket's latest job changes in place: copied. Its cumulative counts are a new list
-            # after each observation, and a float sum is a value.
+            # A scrape's draft replaces the histograms it observed (commit) rather than changing
+            # them; the exemplars' list is copied all the same (40-odd lists a scrape), so that no
+            # later change can reach a family already handed out.
             histograms.append(HistogramRows(name, extra, self.les,
                                             [(key[keep], h.cumulative, h.sum) for key, h in ordered],
                                             [tuple(h.exemplars) for _, h in ordered]))

@@ -4,12 +4,13 @@ Most registries with news, most scrapes, hold only what ``Tracker._judge``'s loo
 asking the rules: candidates of one window whose TTL no other known TTL is near, each with its
 hash read and compacted to three float timestamps (rules.read_compact), its end time inside its
 score's ``rules.plain_range`` span. Then each is counted as it is, and remembered in ``Seen``
-until its "ended at" second. ``judge_plain`` checks that for the whole registry with one C call
+until its "ended at" second. ``plain_verdict`` checks that for the whole registry with one C call
 a check (and one ``plain_range`` a score), then makes the jobs' records with one ``zip``,
 rather than seven checks and a named tuple a job in Python (15,000 jobs a scrape at 1,000 jobs/s). When
-anything is otherwise, it changes nothing and says None, and the loop judges each candidate.
-tests/concerns/timing/test_timing_tracker.py checks both ways give the same families and memory.
-"""
+anything is otherwise, it says None, and the loop judges each candidate. It only reads the
+tracker, so job timing makes it as a registry's answers arrive in round 3 (reads.py,
+``Tracker.judge_ahead``) and ``Tracker.apply`` keeps it (``remember``) after the read.
+tests/concerns/timing/test_timing_tracker.py checks both ways give the same families and memory."""
 
 from __future__ import annotations
 
@@ -80,13 +81,15 @@ def plain_verdict(queue: str, status: str, candidates: Sequence[Candidate], answ
 
 def registry_verdict(planned: RegistryPlan, registry: RegistryTrack, candidates: Sequence[Candidate],
                      answers: Sequence) -> PlainVerdict | None:
-    """``plain_verdict`` on one registry's candidates (each read: ``answers``), when their window's
-    TTL is alone and no TTL of the registry was learned this scrape; the tracker unchanged."""
+    """``plain_verdict`` on one registry's candidates (each read: ``answers``) when their window's
+    TTL is alone; the registry only read, even in its form (the caller knows no TTL of it was
+    learned this scrape: the tracker has not changed since the plan)."""
     window = candidates[0][3]  # (registry, member, score, window, read_hash); None: the probe's, the sweep's
     low = None if window is None else {w.ttl: w.low - w.ttl for w in planned.windows}.get(window)  # "ended at" s
-    if window is None or low is None or window not in alone_ttls(registry.ttls):
+    if window is None or low is None or window not in alone_ttls(registry.ttls_read):
         return None
-    return plain_verdict(planned.queue, planned.status, candidates, answers, registry.seen, window, low)
+    seen = registry.remembered if registry.remembered is not None else Seen()
+    return plain_verdict(planned.queue, planned.status, candidates, answers, seen, window, low)
 
 
 def alone_ttls(ttls: Iterable[int]) -> set[int]:

@@ -190,6 +190,14 @@ class RegistryTrack:
     def ttls(self, ttls: dict[int, TtlClass]) -> None:
         self._ttls, self.one_ttl, self.one_class = ttls, None, None
 
+    @property
+    def ttls_read(self) -> Iterable[int]:
+        """The TTLs, read without making the dict ``ttls`` makes (verdicts made ahead: plain.py)."""
+        if self._ttls is None:
+            assert self.one_ttl is not None
+            return (self.one_ttl,)
+        return self._ttls.keys()
+
     def compact(self) -> None:
         """A dict of one TTL back to the pair (no one holds the dict between scrapes)."""
         ttls = self._ttls

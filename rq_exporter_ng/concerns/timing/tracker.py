@@ -37,7 +37,9 @@ A scrape goes through three phases, and between them job timing's reads (reads.p
 2. ``select``, between rounds 2 and 3: of the entries found (``RegistryReply``), which job
    hashes to read (``Selection``);
 3. ``apply``, after the whole read succeeded: the verdicts of rules.py on each entry, then the
-   cursors move; the jobs that ended (``Outcome``) go to histograms.py.
+   cursors move; the jobs that ended (``Outcome``) go to histograms.py. The common verdict on a
+   registry (plain.py) may be made earlier, as its answers arrive in round 3
+   (``judge_ahead``, which only reads the tracker): ``apply`` keeps it.
 
 Each phase hands the next an immutable value; only ``apply`` changes the tracker.
 """

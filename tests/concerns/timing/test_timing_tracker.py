@@ -709,8 +709,11 @@ def test_registries_are_judged_ahead_and_a_scrape_failing_after_it_changes_nothi
     timing, regs, scan = _news_to_judge_ahead(third)
 
     def state():
-        seen = {s: sorted(r.seen.items()) for s, r in timing.tracker.queues["default"].registries.items()}
-        return [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])], seen
+        registries = timing.tracker.queues["default"].registries.items()
+        # ... down to the registries' form: one TTL kept as a pair, no Seen made (RegistryTrack)
+        kept = {s: (None if r.remembered is None else sorted(r.remembered.items()), r.one_ttl, r._ttls)
+                for s, r in registries}
+        return [(f.name, list(f.samples)) for f in timing_families(timing, ["default"])], kept
 
     before = state()
     third.answer(regs)  # ... and the read fails here: result is never called
