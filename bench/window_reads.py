@@ -8,7 +8,7 @@
 Starts its own redis-server and fills --sets sorted sets of --size members with RQ's whole-second
 scores, --per-second members a second. Each way reads the last --seconds seconds of every set in one
 round trip through the exporter's batch (hiredis, as a scrape reads), best of --runs: the round
-trip's wall time, the parsing into entries (``reads._entries``; ``ranked.read`` and the read above)
+trip's wall time, the parsing into entries (``registry_reads._entries``; ``ranked.read`` and the read above)
 and Redis' own time for the commands (``INFO commandstats``, one run after a CONFIG RESETSTAT). It
 checks both ways give the same entries.
 """
@@ -26,8 +26,8 @@ if __package__ in (None, ""):  # run by path: devkit is at the repository root
 from devkit import RedisServer
 from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.concerns.timing import ranked
-from rq_exporter_ng.concerns.timing.reads import _entries
 from rq_exporter_ng.concerns.timing.records import Probe, RegistryPlan, Window
+from rq_exporter_ng.concerns.timing.registry_reads import _entries
 from rq_exporter_ng.concerns.timing.windows import WINDOW_TOP, window_read
 
 TTL = 500

@@ -217,7 +217,7 @@ class Tracker:
                 if len(entries) <= timing_left:
                     timing_left -= len(entries)
                     # Plain tuples, not Candidate's (see records.Candidate). Their scores are one float
-                    # a score already (reads._entries): held to the scrape's end, 1.7 MB at 5,000 jobs/s.
+                    # a score already (registry_reads._entries): held to the scrape's end, 1.7 MB at 5,000 jobs/s.
                     candidates += cast(list[Candidate], [(i, member, score, ttl, True) for member, score in entries])
                     continue
             taken: set[Entry] = set()

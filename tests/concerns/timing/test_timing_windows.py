@@ -1,5 +1,5 @@
 """The window reads of settled registries, many a group (windows.py), against the general path:
-hiredis' own packing of ``reads.commands``, and ``idle_reply``/``full_reply`` per registry."""
+hiredis' own packing of ``registry_reads.commands``, and ``idle_reply``/``full_reply`` per registry."""
 
 from __future__ import annotations
 
