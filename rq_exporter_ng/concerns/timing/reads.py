@@ -9,7 +9,8 @@ ones (exception classes take it from the result). As a registry's answers arrive
 works on the rest, its verdict is made when plain.py can make it, and its jobs are observed in a
 draft of the histograms. Only read commands. Nothing here changes the tracker or the histograms
 before ``TimingReads.result``, once the whole read has succeeded: a scrape that fails half way
-leaves every cursor and count where it was."""
+leaves every cursor and count where it was.
+"""
 
 from __future__ import annotations
 
