@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, groupby
+from itertools import chain, groupby, repeat
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.concern import Given, Reads
@@ -63,15 +63,14 @@ class TimingResult:
     problems: tuple[Problem, ...]
 
 
-def _released(selection: Selection) -> tuple[Selection, Iterator[Candidate]]:
-    """The selection without its candidates, and its candidates in order, each chunk of them
-    released once iterated past: the caller keeps no other reference to ``selection``.
-    tests/concerns/timing/test_timing_tracker.py checks the order is kept."""
-    candidates = selection.candidates
+def _released(candidates: Sequence[Candidate]) -> Iterator[Candidate]:
+    """The candidates in order, each chunk of them released once iterated past: the caller keeps
+    no other reference to ``candidates``. tests/concerns/timing/test_timing_tracker.py checks the
+    order is kept."""
     chunks = [candidates[k:k + HASH_GROUP] for k in range(0, len(candidates), HASH_GROUP)]
     chunks.reverse()
     # chain: the candidates handed on in C, not by a generator's step each (15,000 a scrape at 1,000 jobs/s)
-    return Selection((), selection.sweep_afforded, selection.deferred), chain.from_iterable(_drain(chunks))
+    return chain.from_iterable(_drain(chunks))
 
 
 def hash_ranges(runs: Iterable[tuple[bool, int]]) -> Iterator[tuple[int, int, bool]]:
@@ -110,7 +109,7 @@ def _spans(runs: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int, int]]:
         at += n
 
 
-def _drain(chunks: list[tuple[Candidate, ...]]) -> Iterator[tuple[Candidate, ...]]:
+def _drain(chunks: list[Sequence[Candidate]]) -> Iterator[Sequence[Candidate]]:
     while chunks:
         yield chunks.pop()
 
@@ -127,7 +126,11 @@ class TimingReads(Reads[TimingResult]):
         self.replies: list[RegistryReply | None] = []
         self.selection: Selection | None = None
         self.hashes: list[list | None] = []  # HMGET answers, in JOB_FIELDS order, timestamps read
-        self.exc_info: dict[int, bytes | None] = {}  # index in hashes -> exc_info, for the failed jobs' hashes
+        # (queue, job id) -> exc_info, of the failed jobs' hashes read from a TTL window
+        self.exc_info: dict[tuple[str, bytes], bytes | None] = {}
+        # The candidates to read, as a list of this scrape's own while verdicts are made ahead: a
+        # registry's are let go (None) once judged (75,000 of them, ~6 MB, at 5,000 jobs/s).
+        self._read: list[Candidate | None] | None = None
         # Verdicts made as round 3's answers arrive (_judge_ahead): the spans (registry, start, end)
         # of the candidates not judged yet; those judged, and their jobs observed in the draft.
         self._ahead_of: deque[tuple[int, int, int]] = deque()
@@ -226,6 +229,9 @@ class TimingReads(Reads[TimingResult]):
             self.hashes, self.exc_info = [], {}
             runs = [(r, len(list(run))) for r, run in groupby(to_read, key=_REGISTRY)]
             if to_read is self.selection.candidates:  # every candidate read: verdicts can be made ahead
+                self._read = list(to_read)
+                to_read = self._read  # type: ignore[assignment]  # (no None in it yet)
+                self.selection = Selection((), self.selection.sweep_afforded, self.selection.deferred)
                 self._ahead_of = deque(_spans(runs))
                 self._batch = batch
             batch.add_groups(self._hash_groups(to_read, runs), quiet=True)
@@ -247,9 +253,12 @@ class TimingReads(Reads[TimingResult]):
             self.hashes += replies
         else:
             n, at, exc_info = len(self.timing.fields), len(self.hashes), self.exc_info
+            read, registries = self._to_read(), self.plan.registries if self.plan is not None else ()
             for k, r in enumerate(replies):
-                if r is not None and len(r) > n:
-                    exc_info[at + k] = r[n]
+                if r is not None and len(r) > n:  # (a failed job's: exc_info asked for)
+                    c = read[at + k]  # (registry, member, score, window, read_hash); not let go yet
+                    if c is not None and c[3] is not None and registries[c[0]].status == "failed":
+                        exc_info[registries[c[0]].queue, c[1]] = r[n]
                     del r[n:]
             self.hashes += read_compact(replies)
         if self._ahead_of and self._batch is not None and self._batch.sent:
@@ -261,18 +270,25 @@ class TimingReads(Reads[TimingResult]):
         rest of round 3, rather than after it (~20 ms of CPU a scrape at 1,000 jobs/s). Nothing
         is kept before ``result``. The first registry it cannot judge stops it: ``apply`` judges
         that one and all after it in order, as the tracker may learn a TTL there."""
-        assert self.plan is not None and self.selection is not None
-        spans, hashes, to_read = self._ahead_of, self.hashes, self.selection.to_read
+        assert self.plan is not None and self._read is not None
+        spans, hashes, to_read = self._ahead_of, self.hashes, self._read
         tracker, times = self.timing.tracker, self.timing.times
         while spans and spans[0][2] <= len(hashes):
             index, start, end = spans.popleft()
-            verdict = tracker.judge_ahead(self.plan, index, to_read[start:end], hashes[start:end])
+            mine = cast(list[Candidate], to_read[start:end])  # not let go: the spans before are
+            verdict = tracker.judge_ahead(self.plan, index, mine, hashes[start:end])
             if verdict is None:
                 spans.clear()
                 return
+            to_read[start:end] = repeat(None, end - start)  # the verdict holds what is needed of them
             self.ahead.append((index, verdict))
             times.observe(self.draft, verdict.ended)
             self.observed += len(verdict.ended)
+
+    def _to_read(self) -> Sequence[Candidate | None]:
+        if self._read is not None:
+            return self._read
+        return self.selection.to_read if self.selection is not None else ()
 
     def failed_in_windows(self) -> list[tuple[str, bytes]]:
         """After ``third``: (queue, job id) of the failed jobs whose hashes are read from a TTL
@@ -282,25 +298,32 @@ class TimingReads(Reads[TimingResult]):
             return []
         registries = self.plan.registries
         failed = {i for i, rp in enumerate(registries) if rp.status == "failed"}  # looked up once, not a job
-        # (registry, member, score, window, read_hash): some candidates are plain tuples (records.Candidate)
-        return [(registries[c[0]].queue, c[1]) for c in self.selection.to_read if c[0] in failed and c[3] is not None]
+        # (registry, member, score, window, read_hash): some candidates are plain tuples (records.Candidate).
+        # Asked before round 3 is sent: none is let go yet.
+        read = cast(Sequence[Candidate], self._to_read())
+        return [(registries[c[0]].queue, c[1]) for c in read if c[0] in failed and c[3] is not None]
 
     def result(self, given: Given) -> TimingResult:
         """The tracker moves its cursors and says which jobs ended; they are counted and timed,
         and so are the new jobs of RQ 0.x's failed queue."""
         timing, problems = self.timing, list[Problem]()
         outcome: Outcome = NOTHING_ENDED
-        exc_info: dict[tuple[str, bytes], bytes | None] = {}
+        exc_info: Mapping[tuple[str, bytes], bytes | None] = {}
         if self.plan is not None and self.selection is not None:
-            registries, read = self.plan.registries, self.selection.to_read
-            exc_info = {(registries[read[k][0]].queue, read[k][1]): value  # (registry, member, score, window, ...)
-                        for k, value in self.exc_info.items()
-                        if read[k][3] is not None and registries[read[k][0]].status == "failed"}
+            exc_info = self.exc_info
             # The candidates go to apply a chunk at a time, each released once judged: not held
             # while apply makes the jobs' records (75,000 candidates, ~6 MB, at 5,000 jobs/s).
-            del read
-            selection, candidates = _released(self.selection)
+            # Those of the registries judged ahead are gone already: apply takes the rest.
+            selection = self.selection
+            if self._read is not None:
+                rest = cast(list[Candidate], self._read[self.observed:])
+                self._read = None
+            else:
+                rest = list(selection.candidates)  # (a list: the selection's tuple goes with it)
+                selection = Selection((), selection.sweep_afforded, selection.deferred)
             self.selection = None
+            candidates = _released(rest)
+            del rest
             # The reader counts each queue's failed jobs kept forever: it reads them apart anyway,
             # as RQ's count of failed jobs leaves the expired ones out.
             failed_forever = {q.name: q.failed_forever for q in given.snapshot.queues}

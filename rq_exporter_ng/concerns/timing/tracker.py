@@ -260,27 +260,26 @@ class Tracker:
         error reply). ``failed_forever``: queue -> failed jobs kept forever (the reader counts them).
         ``candidates``: ``selection.candidates`` handed over apart (reads.py releases them as judged).
         ``ahead``: (registry, verdict) of ``judge_ahead`` on the first registries with candidates, in
-        order, from these same answers: kept as they are. Made before anything here, so no TTL was
-        learned before them: the verdicts ``_judge`` would make."""
+        order, from these same answers: kept as they are, and ``candidates`` are those after them.
+        Made before anything here, so no TTL was learned before them: the verdicts ``_judge`` would make."""
         self.queues.update(plan.new_queues)
         found = _Found()
         answers = iter(hashes)
-        verdicts = iter(ahead)
+        for index, verdict in ahead:  # the first registries with candidates, in order
+            planned = plan.registries[index]
+            remember(self.queues[planned.queue].registries[planned.status].seen, verdict)
+            found.ended += verdict.ended
+            if planned.status == "failed":
+                found.failed += verdict.ended
+            n = len(verdict.ended)  # one a candidate, each read
+            next(islice(answers, n, n), None)
+        if ahead and candidates is None:
+            raise ValueError("apply takes the candidates after those judged ahead")
         # Candidates come registry by registry.
         for index, registry_candidates in groupby(selection.candidates if candidates is None else candidates,
                                                   key=_REGISTRY):
             planned, before = plan.registries[index], len(found.ended)
-            judged = next(verdicts, None)
-            if judged is None:
-                self._judge(planned, registry_candidates, answers, found)
-            else:
-                if judged[0] != index:
-                    raise ValueError(f"a verdict ahead of registry {judged[0]} given for registry {index}")
-                verdict = judged[1]
-                remember(self.queues[planned.queue].registries[planned.status].seen, verdict)
-                found.ended += verdict.ended
-                n = len(verdict.ended)  # one a candidate, each read
-                next(islice(answers, n, n), None)
+            self._judge(planned, registry_candidates, answers, found)
             if planned.status == "failed":
                 found.failed += found.ended[before:]
         kept_forever = []

@@ -614,15 +614,12 @@ def test_candidates_released_to_apply_come_in_their_order_and_are_released_once_
         def __init__(self, k: int) -> None:
             self.k = k
 
-    candidates = tuple(Candidate(k // 300, Member(k), float(k), 60, k % 7 != 0)  # type: ignore[arg-type]
-                       for k in range(size))
+    candidates = [Candidate(k // 300, Member(k), float(k), 60, k % 7 != 0)  # type: ignore[arg-type]
+                  for k in range(size)]
     want = [(c.registry, c.member.k, c.score, c.window, c.read_hash) for c in candidates]  # type: ignore[attr-defined]
     first = weakref.ref(candidates[0].member) if candidates else None
-    selection = Selection(candidates, {1: 3}, {2: {60: 1.0}})
+    released = _released(candidates)
     del candidates
-    light, released = _released(selection)
-    del selection
-    assert light == Selection((), {1: 3}, {2: {60: 1.0}})  # the rest of the selection, as it was
     got = []
     for k, c in enumerate(released):
         got.append((c.registry, c.member.k, c.score, c.window, c.read_hash))  # type: ignore[attr-defined]
@@ -732,6 +729,9 @@ def test_registries_are_judged_ahead_only_once_the_batch_is_all_sent(sent_from, 
     timing, regs, scan = _news_to_judge_ahead(third)
     third.answer(regs)
     assert [len(v.ended) for _, v in scan.ahead] == ahead
+    # The candidates of the registries judged are let go already; the rest wait for apply.
+    assert scan._read is not None and scan._read.count(None) == scan.observed == sum(ahead)
+    assert None not in scan._read[scan.observed:]
     kept = sum(1 for score in regs.z["failed"].values() if score < 0)
     result(scan, Snapshot(T0 + 12, queues=(QueueState("default", failed_forever=kept),)))
     assert totals(timing)["rq_jobs_finished"] == 301 and totals(timing)["rq_jobs_failed"] == 7
