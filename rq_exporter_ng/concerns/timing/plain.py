@@ -32,18 +32,6 @@ class PlainVerdict(NamedTuple):
     remember: dict[float, dict[bytes, float]]  # score -> its members, each remembered until score - window
 
 
-def judge_plain(queue: str, status: str, candidates: Sequence[Candidate], answers: Sequence,
-                seen: Seen, window: int, window_low: int) -> list[Ended] | None:
-    """The jobs ended, in the candidates' order, each remembered in ``seen``; None, ``seen``
-    unchanged, unless every candidate is of ``window`` (starting at ``window_low``, in "ended at"
-    seconds), has its answer (in ``answers``, one a candidate) and is counted without a question."""
-    verdict = plain_verdict(queue, status, candidates, answers, seen, window, window_low)
-    if verdict is None:
-        return None
-    remember(seen, verdict)
-    return verdict.ended
-
-
 def remember(seen: Seen, verdict: PlainVerdict) -> None:
     """What ``plain_verdict`` decided, kept: its jobs remembered in ``seen``."""
     for score, kept in verdict.remember.items():
@@ -52,8 +40,10 @@ def remember(seen: Seen, verdict: PlainVerdict) -> None:
 
 def plain_verdict(queue: str, status: str, candidates: Sequence[Candidate], answers: Sequence,
                   seen: Seen, window: int, window_low: int) -> PlainVerdict | None:
-    """``judge_plain``'s verdict, with ``seen`` only read: kept by ``remember``. Job timing makes it
-    as a registry's answers arrive in round 3, while Redis works on the rest (reads.py)."""
+    """The jobs ended, in the candidates' order, and the members to remember (``remember`` keeps
+    them in ``seen``, which is only read here); None unless every candidate is of ``window``
+    (starting at ``window_low``, in "ended at" seconds), has its answer (in ``answers``, one a
+    candidate) and is counted without a question."""
     whens = list(map(_ENDED, answers)) if set(map(type, answers)) == {tuple} else None
     # (a NaN or an infinity makes the sum one: never in a span, the loop says so)
     if (whens is None or set(map(len, answers)) != {3} or set(map(type, whens)) != {float} or not isfinite(sum(whens))

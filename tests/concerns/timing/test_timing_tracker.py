@@ -738,9 +738,10 @@ def test_registries_are_judged_ahead_only_once_the_batch_is_all_sent(sent_from, 
     assert totals(timing)["timed"] == 308
 
 
-def test_judge_plain_takes_the_common_case_and_leaves_the_rest_to_the_loop():
-    """What it counts at once, and each thing that sends a registry to the loop, seen untouched."""
-    from rq_exporter_ng.concerns.timing.plain import judge_plain
+def test_plain_verdict_takes_the_common_case_and_leaves_the_rest_to_the_loop():
+    """What it counts at once, and each thing that sends a registry to the loop, seen untouched;
+    what it decided is kept in seen by remember."""
+    from rq_exporter_ng.concerns.timing.plain import plain_verdict, remember
     from rq_exporter_ng.concerns.timing.records import Ended, Seen
 
     score, window, low = 1_800_000_500.0, 500, 1_799_999_990
@@ -748,9 +749,13 @@ def test_judge_plain_takes_the_common_case_and_leaves_the_rest_to_the_loop():
     cands = [(0, b"a", score, window, True), (0, b"b", score, window, True), (0, b"c", score + 1, window, True)]
     answers = [(ended, ended - 1, ended - 2), (ended + 0.5, ended - 1, ended - 2), (ended + 1, ended, ended)]
     seen = Seen()
-    got = judge_plain("q", "finished", cands, answers, seen, window, low)
-    assert got == [Ended("q", "finished", b"a", ended, answers[0]), Ended("q", "finished", b"b", ended + 0.5, answers[1]),
-                   Ended("q", "finished", b"c", ended + 1, answers[2])]
+    got = plain_verdict("q", "finished", cands, answers, seen, window, low)
+    assert got is not None
+    assert got.ended == [Ended("q", "finished", b"a", ended, answers[0]),
+                         Ended("q", "finished", b"b", ended + 0.5, answers[1]),
+                         Ended("q", "finished", b"c", ended + 1, answers[2])]
+    assert not seen  # only read
+    remember(seen, got)
     assert sorted(seen.items()) == [((b"a", score), score - window), ((b"b", score), score - window),
                                     ((b"c", score + 1), score + 1 - window)]
     nan = float("nan")
@@ -766,8 +771,8 @@ def test_judge_plain_takes_the_common_case_and_leaves_the_rest_to_the_loop():
     }
     for why, (some, their_answers) in refused.items():
         seen = Seen()
-        assert judge_plain("q", "finished", some, their_answers, seen, window, low) is None, why
+        assert plain_verdict("q", "finished", some, their_answers, seen, window, low) is None, why
         assert not seen, why
     seen = Seen([((b"b", score), 0.0)])
-    assert judge_plain("q", "finished", cands, answers, seen, window, low) is None  # remembered already
+    assert plain_verdict("q", "finished", cands, answers, seen, window, low) is None  # remembered already
     assert sorted(seen.items()) == [((b"b", score), 0.0)]
