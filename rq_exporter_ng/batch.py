@@ -134,8 +134,9 @@ class Batch:
         self._on_error = on_error
         self._quiet = False  # of the pairs of the last _Groups handed out
         self._framed: Replies | None = None  # the replies of the framed groups' connection, while it runs
-        # Every command is sent: a handler whose work can wait (job timing's verdicts) does it from
-        # then on, so that it does not hold back the sending while Redis runs out of commands.
+        # Every part is built and the last chunk is on its way (or sent): a handler whose work can
+        # wait (job timing's verdicts) does it from then on, so that it does not hold back the
+        # sending while Redis runs out of commands.
         self.sent = False
 
     def __bool__(self) -> bool:

@@ -252,8 +252,9 @@ class TimingReads(Reads[TimingResult]):
         if type(replies) is Compacted:
             self.hashes += replies
         else:
+            assert self.plan is not None  # (groups of third's)
             n, at, exc_info = len(self.timing.fields), len(self.hashes), self.exc_info
-            read, registries = self._to_read(), self.plan.registries if self.plan is not None else ()
+            read, registries = self._to_read(), self.plan.registries
             for k, r in enumerate(replies):
                 if r is not None and len(r) > n:  # (a failed job's: exc_info asked for)
                     c = read[at + k]  # (registry, member, score, window, read_hash); not let go yet
@@ -315,11 +316,12 @@ class TimingReads(Reads[TimingResult]):
             # while apply makes the jobs' records (75,000 candidates, ~6 MB, at 5,000 jobs/s).
             # Those of the registries judged ahead are gone already: apply takes the rest.
             selection = self.selection
+            rest: Sequence[Candidate]
             if self._read is not None:
                 rest = cast(list[Candidate], self._read[self.observed:])
                 self._read = None
             else:
-                rest = list(selection.candidates)  # (a list: the selection's tuple goes with it)
+                rest = selection.candidates
                 selection = Selection((), selection.sweep_afforded, selection.deferred)
             self.selection = None
             candidates = _released(rest)
