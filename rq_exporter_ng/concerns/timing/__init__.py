@@ -9,6 +9,7 @@ A concern (rq_exporter_ng/concern.py) in these modules:
 - registry_reads.py: round 2 per registry: the reads of its plan, and what their answers say;
 - tracker.py: which finished and failed registry entries are new since the last scrape (score
   windows per TTL, TTL learning, the probe and the sweep), kept across scrapes;
+- cursors.py: how one registry's tracking moves past a scrape that read it (apply's last step);
 - records.py: what the tracker keeps across scrapes and the immutable values its phases hand on;
 - windows.py, hmget.py: round 2's one-window reads and round 3's HMGETs, packed from templates;
 - ranked.py: a busy registry's window read by counts of its whole seconds, not with its scores;

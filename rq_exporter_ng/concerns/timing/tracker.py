@@ -53,8 +53,9 @@ from itertools import groupby, islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, cast
 
+from rq_exporter_ng.concerns.timing.cursors import move_on
 from rq_exporter_ng.concerns.timing.plain import PlainVerdict, alone_ttls, registry_verdict, remember
-from rq_exporter_ng.concerns.timing.ranked import SCORED_FOR, count_to
+from rq_exporter_ng.concerns.timing.ranked import count_to
 from rq_exporter_ng.concerns.timing.records import (
     SWEEP_CHUNK,
     Candidate,
@@ -284,7 +285,8 @@ class Tracker:
                 found.failed += found.ended[before:]
         kept_forever = []
         for index, (planned, reply) in enumerate(zip(plan.registries, replies)):
-            grown = self._move_on(planned, reply, index, selection, plan.now, failed_forever or {})
+            registry = self.queues[planned.queue].registries[planned.status]
+            grown = move_on(registry, planned, reply, index, selection, plan.now, failed_forever or {}, self.edge)
             if grown:
                 kept_forever.append((planned.queue, planned.status, grown))
         self.last_now = plan.now
@@ -374,53 +376,6 @@ class Tracker:
                     registry.seen[(member, score)] = score - verdict.ttl
                     found.ended.append(Ended(queue, status, member, verdict.ended, answer if verdict.timed else None))
             plain = (queue, status) not in found.learned
-
-    def _move_on(self, planned: RegistryPlan, reply: RegistryReply | None, index: int, selection: Selection,
-                 now: int, failed_forever: Mapping[str, int | None]) -> int:
-        """A registry's cursors, sweep and probe move past this scrape; returns how many more jobs it
-        keeps forever than it did (0 when not known)."""
-        registry = self.queues[planned.queue].registries[planned.status]
-        if reply is None:  # not read (its counts did not add up, ranked.py): as it was, and scores read next
-            registry.scored = SCORED_FOR
-            registry.compact()
-            return 0
-        if registry.scored:
-            registry.scored -= 1
-        windows = planned.windows
-        deferred = selection.deferred.get(index) if selection.deferred else None
-        if len(windows) == 1 and deferred is None and (registry.remembered is None or not registry.remembered):
-            # ``_move_cursors`` of one window with nothing remembered (most registries, most scrapes)
-            ttl = registry.one_class if registry.one_ttl == windows[0].ttl else registry.ttls[windows[0].ttl]
-            assert ttl is not None
-            if ttl.cursor < now or ttl.catching_up:
-                ttl.cursor, ttl.catching_up = max(ttl.cursor, now), False
-        else:
-            self._move_cursors(registry, planned, now, deferred)
-        if registry.one_ttl is None:
-            registry.compact()  # made a dict this scrape (select, judge, learn): done with it
-        if planned.sweep is not None:
-            registry.advance_sweep(planned.sweep, reply.sweep, selection.sweep_afforded.get(index))
-        if reply.probe_found is not None:
-            registry.settled = not reply.probe_found
-        forever = reply.forever if planned.status == "finished" else failed_forever.get(planned.queue)
-        if forever is None:
-            return 0
-        previous = registry.forever
-        registry.forever = forever
-        return forever - previous if previous is not None and forever > previous else 0
-
-    def _move_cursors(self, reg: RegistryTrack, rp: RegistryPlan, n: int, deferred: Mapping[int, float] | None) -> None:
-        # (a window's TTL was known before this scrape, so it is never one learned in it)
-        for w in rp.windows:
-            ttl = reg.ttls[w.ttl]
-            if deferred and w.ttl in deferred:
-                ttl.cursor = max(ttl.cursor, int(deferred[w.ttl]))
-            elif ttl.cursor < n or ttl.catching_up:
-                ttl.cursor, ttl.catching_up = max(ttl.cursor, n), False
-        if reg.remembers:
-            # Keep what a window may return again: a catching-up window starts further back.
-            keep = min([n, *(c.cursor for c in reg.ttls.values() if c.catching_up)]) - self.edge
-            reg.seen.forget_before(keep)
 
     def _learn(self, track: QueueTrack, queue: str, status: str, ttl: int, found: _Found) -> None:
         reg = track.registries[status]

@@ -1,4 +1,4 @@
-"""The tracker's short cuts for idle registries (tracker.py's ``plan`` and ``_move_on`` without a
+"""The tracker's short cuts for idle registries (tracker.py's ``plan`` and cursors.py's ``move_on`` without a
 call for one TTL, records.py's ``Seen`` made on first use) against the straightforward versions
 they replaced, on states and replies hypothesis makes up."""
 
@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rq_exporter_ng.concern import taken
+from rq_exporter_ng.concerns.timing.cursors import move_on
 from rq_exporter_ng.concerns.timing.job_timing import TimingOptions
 from rq_exporter_ng.concerns.timing.ranked import SCORED_FOR
 from rq_exporter_ng.concerns.timing.records import (
@@ -88,7 +89,7 @@ def test_the_plan_is_the_straightforward_one(queues, now, slack):
 
 def reference_move_on(tr: Tracker, registry: RegistryTrack, planned, reply, index, selection, now,
                       failed_forever) -> int:
-    """``Tracker._move_on`` and ``_move_cursors`` as they were before the one-window short cut;
+    """``cursors.move_on`` as it was before the one-window short cut;
     a registry not read (None: its counts did not add up, ranked.py) stays as it was."""
     if reply is None:
         registry.scored = SCORED_FOR
@@ -148,7 +149,7 @@ def test_moving_on_is_the_straightforward_way(finished, status, reply, seen, def
     selection = Selection((), {}, deferred)
     expected_registry = copy.deepcopy(registry)
     tr.queues["q"] = track
-    got = tr._move_on(planned, reply, 0, selection, now, failed_forever)
+    got = move_on(registry, planned, reply, 0, selection, now, failed_forever, tr.edge)
     expected = reference_move_on(tr, expected_registry, planned, reply, 0, selection, now, failed_forever)
     if as_dict:
         assert registry.one_ttl is not None or len(registry.ttls) > 1  # compact again
