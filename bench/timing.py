@@ -117,8 +117,10 @@ class VirtualClock:
 
 
 class Rounds:
-    """``--rounds``: each round trip's wall and CPU time, and how long of it this process sat in
-    ``recv`` waiting for Redis (replies.py, batch.py's raw path). Only while ``active``: the timing-on scrapes."""
+    """``--rounds``: each round trip's wall and CPU time, how long of it this process sat in
+    ``recv`` waiting for Redis (replies.py, batch.py's raw path), and the CPU Redis used meanwhile
+    (INFO's ``used_cpu_*``, asked before and after the round, outside its times). Only while
+    ``active``: the timing-on scrapes."""
 
     def __init__(self) -> None:
         from rq_exporter_ng import batch, replies
@@ -126,19 +128,21 @@ class Rounds:
         self.batch, self.replies = batch, replies
         self.run, self.receive = batch.Batch.run, replies._receive
         self.active = False
-        self.rows: list[list[float]] = []  # per round: wall, CPU, blocked in recv (s)
+        self.rows: list[list[float]] = []  # per round: wall, CPU, blocked in recv, Redis CPU (s)
         rounds = self
 
         def run(self_, client) -> None:
             if not rounds.active:
                 return rounds.run(self_, client)
-            row = [0.0, 0.0, 0.0]
+            row = [0.0, 0.0, 0.0, 0.0]
             rounds.rows.append(row)
+            redis_cpu = _redis_cpu(client)
             wall, cpu = time.perf_counter(), time.process_time()
             try:
                 return rounds.run(self_, client)
             finally:
                 row[0], row[1] = time.perf_counter() - wall, time.process_time() - cpu
+                row[3] = _redis_cpu(client) - redis_cpu
 
         def receive(sock) -> bytes:
             start = time.perf_counter()
@@ -152,11 +156,17 @@ class Rounds:
 
     def take(self) -> str:
         rows, self.rows = self.rows, []
-        return ", ".join(f"round {k}: {w * 1e3:.1f} wall, {c * 1e3:.1f} CPU, {b * 1e3:.1f} in recv"
-                         for k, (w, c, b) in enumerate(rows, 1))
+        return ", ".join(f"round {k}: {w * 1e3:.1f} wall, {c * 1e3:.1f} CPU, {b * 1e3:.1f} in recv, "
+                         f"Redis {r * 1e3:.1f} CPU" for k, (w, c, b, r) in enumerate(rows, 1))
 
     def remove(self) -> None:
         self.batch.Batch.run, self.replies._receive = self.run, self.receive  # type: ignore[method-assign]
+
+
+def _redis_cpu(client) -> float:
+    """Seconds of CPU the Redis server has used (all its threads)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def write_steady(r, stamps, rng, queues: int, count: int, start: float, span: float, serial: int) -> None:
