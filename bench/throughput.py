@@ -56,7 +56,8 @@ median of at most 100 ms and at most 5 us of exporter CPU per timed job; at 5,00
 Also printed per rate: jobs written after the first scrape, counted, timed (% of counted), not timed,
 scrape median / max for timing on and off (HTTP, ms), microseconds per timed job = (median on -
 median off) / (timed jobs per scrape), also from the exporters' CPU time, peak RSS (VmHWM) of
-each exporter, the writer's achieved rate and the load average. The figures go to
+each exporter, the median CPU redis-server used while each exporter's scrape ran (the writer's
+commands meanwhile included: a few ms), the writer's achieved rate and the load average. The figures go to
 bench/results/throughput-<UTC timestamp>.json (--json elsewhere; --smoke writes only with
 --json). --check (on with --smoke) exits 1 unless counted == written, timed + not timed ==
 counted and the writer kept up. Every wait is bounded and everything started is stopped at the
@@ -396,10 +397,19 @@ class RedisProcess:
                 return False
 
         wait_for(pings, timeout=10, what="redis-server")
+        self.meter: CpuMeter | None = None  # made at the first cpu_seconds()
+
+    def cpu_seconds(self) -> float:
+        """The CPU redis-server has used, as the exporters' is measured (CpuMeter)."""
+        if self.meter is None:
+            self.meter = CpuMeter(self.process.pid)
+        return self.meter.seconds()
 
     def stop(self) -> None:
         self.client.close()
         stop_process(self.process, 10)
+        if self.meter is not None:
+            self.meter.close()
 
 
 @dataclass
@@ -413,6 +423,7 @@ class Exporter:
     process: subprocess.Popen | None = None
     http_ms: list[float] = field(default_factory=list)
     own_ms: list[float] = field(default_factory=list)
+    redis_ms: list[float] = field(default_factory=list)  # Redis' CPU while each scrape ran (the writer's share too)
     first_ms: float = 0.0
     samples: int = 0
     cpu_start: float = 0.0
@@ -564,7 +575,9 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
             for exporter in everyone[k % len(everyone):] + everyone[:k % len(everyone)]:  # who goes first turns
                 if exporter is on:  # what had been written when this scrape began
                     row["written"] = (stats["jobs"] if final else writer.written.value) - before
+                redis_cpu = server.cpu_seconds()
                 ms, sums = exporter.scrape(opts.timeout)
+                exporter.redis_ms.append((server.cpu_seconds() - redis_cpu) * 1e3)
                 exporter.http_ms.append(ms)
                 own = sums.get("rq_exporter_scrape_duration_seconds", float("nan")) * 1e3
                 exporter.own_ms.append(own)
@@ -581,7 +594,8 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
             exporter.cpu_end = exporter.cpu_seconds()
         peak = {exporter.name: exporter.peak_rss_mb() for exporter in everyone}
         memory = server.client.info("memory")
-        result["redis"] = {"used_memory_mb": round(memory["used_memory"] / 2**20, 1), "keys": server.client.dbsize()}
+        result["redis"] = {"used_memory_mb": round(memory["used_memory"] / 2**20, 1), "keys": server.client.dbsize(),
+                           "cpu_source": server.meter.source if server.meter else None}
 
     written = stats["jobs"] - before
     timed_per_scrape = last["timed"] / scrapes
@@ -593,6 +607,7 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
             "own_median_ms": round(statistics.median(exporter.own_ms), 2),
             "cpu_ms": round((exporter.cpu_end - exporter.cpu_start) / scrapes * 1e3, 1),
             "cpu_source": exporter.meter.source if exporter.meter else None,
+            "redis_cpu_ms": round(statistics.median(exporter.redis_ms), 1),
             "first_ms": round(exporter.first_ms, 2), "samples": exporter.samples, "peak_rss_mb": peak[exporter.name],
         })
     e_on, e_off = exporters[:2]
@@ -653,10 +668,10 @@ def print_rate(r: dict) -> None:
           f"({share} of counted), not timed {r['not_timed']:,}"
           f"{'' if r['consistent'] else '  (timed + not timed != counted!)'}")
     print(f"  {'exporter':<11} {'median ms':>10} {'max ms':>9} {'own median ms':>14} {'CPU ms/scrape':>14} "
-          f"{'first ms':>9} {'samples':>8} {'peak RSS MB':>12}")
+          f"{'Redis CPU ms':>13} {'first ms':>9} {'samples':>8} {'peak RSS MB':>12}")
     for e in r["exporters"]:
         print(f"  {e['name']:<11} {e['median_ms']:>10} {e['max_ms']:>9} {e['own_median_ms']:>14} {e['cpu_ms']:>14} "
-              f"{e['first_ms']:>9} {e['samples']:>8} {e['peak_rss_mb']:>12}")
+              f"{e.get('redis_cpu_ms', '-'):>13} {e['first_ms']:>9} {e['samples']:>8} {e['peak_rss_mb']:>12}")
     print(f"  per timed job ({r['timed_per_scrape']:,} per scrape): {r['us_per_timed_job']} us of wall time, "
           f"{r['us_per_timed_job_cpu']} us of CPU; per counted job {r['us_per_counted_job']} us of wall time")
     if "peer" in r:

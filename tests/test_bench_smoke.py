@@ -100,6 +100,9 @@ def test_timing_steady_times_each_round_of_the_timing_on_scrapes():
     assert "counted 100, timed 100" in result.stdout, result.stdout
     rounds = [line for line in result.stdout.splitlines() if line.strip().startswith("ms: round 1:")]
     assert len(rounds) == 2 and all("round 3:" in line and "in recv" in line for line in rounds), result.stdout
+    # Redis' CPU in each round, read from INFO: round 3's HMGETs cost it something.
+    redis_round3 = [float(line.split("round 3:")[1].split("Redis ")[1].split(" CPU")[0]) for line in rounds]
+    assert all(ms > 0 for ms in redis_round3), result.stdout
 
 
 @pytest.mark.redis
@@ -145,6 +148,12 @@ def test_throughput_counts_every_job_the_writer_ends(tmp_path):
     assert run["targets"][0] == {"target": "counted == written", "value": run["written"], "bound": run["written"],
                                  "met": True, "missed_by": 0, "unit": "jobs"}
     assert f"{run['rate']:,} jobs/s: counted == written: {run['written']:,} -> met" in result.stdout
+    # Redis' CPU while each exporter's scrape ran: the timing-on one reads every new job's hash. Where
+    # the machine gives no cgroup (10 ms ticks), this smoke run's ~1 ms a scrape may read as 0.
+    on = {e["name"]: e for e in run["exporters"]}["timing on"]
+    assert on["redis_cpu_ms"] >= 0 and "Redis CPU ms" in result.stdout, run["exporters"]
+    if "cgroup" in run["redis"]["cpu_source"]:
+        assert on["redis_cpu_ms"] > 0, run["exporters"]
     # The peer (here the same build) is reported against timing on, its CPU ratio too.
     peer = run["peer"]
     assert peer["counted"] == run["written"] and peer["cpu_ratio"] > 0 and peer["median_ratio"] > 0, peer
