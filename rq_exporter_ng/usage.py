@@ -70,9 +70,9 @@ def markdown_table() -> str:
     rows = ["| flag | environment | default | description |", "|---|---|---|---|"]
     for option in options():
         flags = [f for f in option.flags if not f.startswith("--no-")]
-        # An empty list shows as ``, as rq-exporter 3.x's table did; an unset value as nothing.
+        # An empty list says so (an empty code span renders as two backticks); an unset value is blank.
         empty_list = isinstance(Settings.model_fields[option.field].default, tuple)
-        default = f"`{option.default}`" if option.default or empty_list else ""
+        default = f"`{option.default}`" if option.default else "(empty list)" if empty_list else ""
         rows.append(f"| {', '.join(f'`{f}`' for f in flags)} | {', '.join(f'`{e}`' for e in option.envs)} "
                     f"| {default} | {option.description.replace('|', chr(92) + '|')} |")
     return "\n".join(rows)
