@@ -203,7 +203,7 @@ class Stack:
                                 "--rate", str(a.rate)], env)
         if not a.no_schedules:
             # `rq cron` and rqscheduler with a few jobs: the RQ / Schedules dashboard has something to show.
-            for name, argv in schedules.processes(self.redis_url, self.tmp):
+            for name, argv in schedules.processes(self.redis_url):
                 self.spawn(name, argv, env)
             schedules.seed(client)
         self.spawn("exporter", [sys.executable, "-m", "rq_exporter_ng", "--redis-url", self.redis_url,

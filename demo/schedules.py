@@ -1,17 +1,21 @@
-"""The demo's schedules: RQ's own `rq cron` and rq-scheduler's `rqscheduler`, so that the RQ / Schedules
-dashboard and the schedule alerts have something to show. Self-contained; demo/run.py wires it as
+"""The demo's schedules: RQ's own `rq cron` (its jobs in demo/cron_config.py) and rq-scheduler's
+`rqscheduler`, so that the RQ / Schedules dashboard and the schedule alerts have something to show.
+demo/run.py wires it as
 
     from demo import schedules
-    for name, argv in schedules.processes(self.redis_url, self.tmp):
+    for name, argv in schedules.processes(self.redis_url):
         self.spawn(name, argv, env)
     schedules.seed(client)
 
-(`rqscheduler` comes with rq-scheduler, in the pyproject `test` extra). Kill either process to watch
-RQCronJobLate / RQCronSchedulerDown or RQSchedulerJobsOverdue fire.
+and the compose stack's rq-scheduler service seeds with `python -m demo.schedules --seed URL`
+before it starts `rqscheduler` (which comes with rq-scheduler: the pyproject `test` extra, and
+demo/Dockerfile). Kill either process to watch RQCronJobLate / RQCronSchedulerDown or
+RQSchedulerJobsOverdue fire.
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import warnings
@@ -20,22 +24,13 @@ from pathlib import Path
 
 import redis
 
-CRON_CONFIG = """\
-from rq import cron
-
-from demo import jobs
-
-cron.register(jobs.process, queue_name="default", interval=30, name="demo-every-30s", args=(0.05,))
-cron.register(jobs.process, queue_name="low", cron="*/5 * * * *", name="demo-every-5min", args=(0.05,))
-"""
+CRON_CONFIG = "demo.cron_config"  # a module: the repository root (or /app in the image) on PYTHONPATH
 
 
-def processes(redis_url: str, tmp: Path) -> list[tuple[str, list[str]]]:
+def processes(redis_url: str) -> list[tuple[str, list[str]]]:
     """(name, argv) of `rq cron` and, when rq-scheduler is installed, `rqscheduler`."""
-    config = tmp / "demo_cron.py"
-    config.write_text(CRON_CONFIG)
     bin_dir = Path(sys.executable).parent
-    out = [("rq-cron", [str(bin_dir / "rq"), "cron", str(config), "--url", redis_url, "--logging-level", "warning"])]
+    out = [("rq-cron", [str(bin_dir / "rq"), "cron", CRON_CONFIG, "--url", redis_url, "--logging-level", "warning"])]
     rqscheduler = bin_dir / "rqscheduler"
     if rqscheduler.exists() or shutil.which("rqscheduler"):
         out.append(("rqscheduler", [str(rqscheduler if rqscheduler.exists() else shutil.which("rqscheduler")),
@@ -45,12 +40,15 @@ def processes(redis_url: str, tmp: Path) -> list[tuple[str, list[str]]]:
 
 def seed(client: redis.Redis) -> None:
     """rq-scheduler jobs: a cron job registered twice (as a deploy that does not cancel the old one
-    leaves it) and a one-off job in an hour. Nothing when rq-scheduler is not installed."""
+    leaves it) and a one-off job in an hour. Nothing when rq-scheduler is not installed, or when it
+    holds jobs already (a restarted container of the compose stack does not add them again)."""
     try:
         from rq_scheduler import Scheduler
     except ImportError:
         return
     scheduler = Scheduler(connection=client, queue_name="low")
+    if scheduler.count():
+        return
     with warnings.catch_warnings():
         # crontab's notice about its own future default (utcnow), printed in the demo's console by
         # rq-scheduler's call: nothing the demo or its user can act on.
@@ -59,3 +57,12 @@ def seed(client: redis.Redis) -> None:
             scheduler.cron("*/10 * * * *", func="demo.jobs.process", args=[0.05], queue_name="low")
     scheduler.enqueue_in(timedelta(hours=1), "demo.jobs.process", 0.05)
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Adds the demo's rq-scheduler jobs (the compose stack's).")
+    parser.add_argument("--seed", metavar="REDIS_URL", required=True)
+    seed(redis.Redis.from_url(parser.parse_args().seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -17,11 +17,13 @@ import pytest
 import yaml
 from bundle import promtool
 
+import devkit
 from support import ROOT
 
 COMPOSE = ROOT / "docker-compose-rq-monitor.yml"
 VARIABLE = re.compile(r"\$\{(\w+):-([^}]*)\}")
-DEMO = {"rq-demo-redis", "rq-worker", "rq-worker-low", "rq-producer"}  # the demo app, behind the profile "demo"
+# the demo app, behind the profile "demo"
+DEMO = {"rq-demo-redis", "rq-worker", "rq-worker-low", "rq-producer", "rq-cron", "rq-scheduler"}
 
 
 def interpolate(node):
@@ -45,8 +47,8 @@ def services() -> dict:
 
 
 def test_stack_has_every_part():
-    assert set(services()) >= {"rq-demo-redis", "rq-worker", "rq-producer", "rq-exporter", "rq-prometheus",
-                               "rq-alertmanager", "rq-notifications", "rq-grafana"}
+    assert set(services()) >= {"rq-demo-redis", "rq-worker", "rq-producer", "rq-cron", "rq-scheduler", "rq-exporter",
+                               "rq-prometheus", "rq-alertmanager", "rq-notifications", "rq-grafana"}
 
 
 def test_images_are_pinned():
@@ -108,17 +110,40 @@ def test_the_demo_image_needs_only_what_it_installs():
     demo/run.py, run from the repository root, is the one that may."""
     dockerfile = (ROOT / "demo" / "Dockerfile").read_text()
     assert re.search(r"^COPY demo \./demo$", dockerfile, re.M) and dockerfile.count("COPY ") == 1
-    allowed = set(sys.stdlib_module_names) | {"rq", "redis", "demo"}
-    for module in ("producer", "jobs", "receiver", "__init__"):
+    allowed = set(sys.stdlib_module_names) | {"rq", "redis", "demo", "rq_scheduler"}
+    assert re.search(r'"rq-scheduler==[\d.]+"', dockerfile)  # rqscheduler, and demo/schedules.py's seeding
+    for module in ("producer", "jobs", "receiver", "schedules", "cron_config", "__init__"):
         tree = ast.parse((ROOT / "demo" / f"{module}.py").read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
         assert {name.split(".")[0] for name in imported} <= allowed, (module, imported)
     commands = [" ".join(services()[name]["command"]) for name in ("rq-worker", "rq-producer")]
     assert "demo.producer" in commands[1] and "demo.run" not in " ".join(commands)
+    # The schedules as make demo runs them: the same cron module, the same seeding (demo/schedules.py).
+    from demo import schedules
+    cron = services()["rq-cron"]["command"]
+    assert cron[:3] == ["rq", "cron", schedules.CRON_CONFIG] and (ROOT / "demo" / "cron_config.py").exists()
+    scheduler = services()["rq-scheduler"]["command"]
+    assert scheduler[:2] == ["sh", "-c"] and re.fullmatch(
+        r"python -m demo\.schedules --seed (\S+) && exec rqscheduler --url \1 --interval \d+", scheduler[2])
     receiver = services()["rq-notifications"]
     assert receiver["build"]["dockerfile"] == "demo/Dockerfile"
     assert receiver["command"][:3] == ["python", "-m", "demo.receiver"] and "0.0.0.0" in receiver["command"]
+
+
+@pytest.mark.workers
+def test_the_scheduler_service_seeds_its_jobs_once(redis_db):
+    """The rq-scheduler service's seeding (`python -m demo.schedules --seed URL`), run for real: the
+    demo's three rq-scheduler jobs, and none more when the container starts again."""
+    from rq_scheduler import Scheduler
+
+    for _ in range(2):
+        result = devkit.run([sys.executable, "-m", "demo.schedules", "--seed", redis_db.url], cwd=ROOT,
+                            capture_output=True, text=True, idle=30)
+        assert result.returncode == 0, result.stderr
+    jobs = list(Scheduler(connection=redis_db.client(), queue_name="low").get_jobs())
+    assert [job.func_name for job in jobs] == ["demo.jobs.process"] * 3
+    assert sum(1 for job in jobs if job.meta.get("cron_string")) == 2
 
 
 def test_exporter_image_runs_as_a_non_root_user():

@@ -177,6 +177,24 @@ def test_every_dashboard_query_returns_data(demo, scenario):
     assert not missing, f"no data for: {missing}"
 
 
+def test_the_demo_runs_its_schedules(demo):
+    """`rq cron` with demo/cron_config.py's two jobs and rqscheduler with demo/schedules.py's three
+    (a cron job registered twice and a one-off in an hour): what the compose stack's rq-cron and
+    rq-scheduler services run too (tests/test_bundle_stack.py checks they run the same)."""
+    wanted = {"rq_cron_schedulers": 1.0, "rq_cron_jobs": 2.0, 'sum(rq_scheduler_jobs{queue="low"})': 3.0,
+              "rq_scheduler_up": 1.0}
+
+    def values() -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for query in wanted:
+            result = demo.api("query", query=query)["result"]
+            out[query] = float(result[0]["value"][1]) if result else None
+        return out
+
+    wait_for(lambda: values() == wanted, timeout=60, interval=0.5,
+             what=f"the demo's schedules scraped ({values()} at the start, wanted {wanted})")
+
+
 def test_grafana_12196_dashboard_keeps_working(demo):
     wait_for(lambda: demo.has_data("rq_up"), timeout=20, what="a scrape")
     for variable in GRAFANA_12196_VARIABLES:
