@@ -190,6 +190,15 @@ def test_the_demo_app_is_behind_a_profile_and_the_exporter_reads_rq_redis_url():
                 assert depends[target]["required"] is False, (name, target)
 
 
+def test_the_demo_programs_wait_for_redis_to_answer():
+    """RQ's programs (and redis-py) exit when Redis refuses them at start-up, and no service restarts:
+    each waits for the demo Redis' health check, not just for its container to start."""
+    redis = services()["rq-demo-redis"]
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    for name in DEMO - {"rq-demo-redis"}:
+        assert services()[name]["depends_on"] == {"rq-demo-redis": {"condition": "service_healthy"}}, name
+
+
 def test_the_file_overlays_an_application_compose_file():
     """As `docker compose -f docker-compose.yml -f docker-compose-rq-monitor.yml`: no project name
     of its own (it would rename the app's project), no service merging with a usual app service,

@@ -283,10 +283,10 @@ class Tracker:
             self._judge(planned, registry_candidates, answers, found)
             if planned.status == "failed":
                 found.failed += found.ended[before:]
-        kept_forever = []
+        kept_forever, edge, forever = [], self.edge, failed_forever or {}
         for index, (planned, reply) in enumerate(zip(plan.registries, replies)):
             registry = self.queues[planned.queue].registries[planned.status]
-            grown = move_on(registry, planned, reply, index, selection, plan.now, failed_forever or {}, self.edge)
+            grown = move_on(registry, planned, reply, index, selection, plan.now, forever, edge)
             if grown:
                 kept_forever.append((planned.queue, planned.status, grown))
         self.last_now = plan.now
