@@ -130,6 +130,7 @@ class Batch:
 
     def __init__(self, on_error: ErrorHandler) -> None:
         self._pending: list[Part | _Groups | _Later] = []  # in order
+        self._last: list[Callable[[], None]] = []  # add_last's builds
         self._sent: deque[Sent] = deque()  # built and sent, waiting for their replies
         self._on_error = on_error
         self._quiet = False  # of the pairs of the last _Groups handed out
@@ -140,7 +141,7 @@ class Batch:
         self.sent = False
 
     def __bool__(self) -> bool:
-        return bool(self._pending)
+        return bool(self._pending or self._last)
 
     def add(self, handler: Handler, *command: Any) -> None:
         self._pending.append(Part(handler, (command,), False, False))
@@ -159,16 +160,29 @@ class Batch:
         replies handed out): Redis works on those while it runs, instead of waiting for it."""
         self._pending.append(_Later(build))
 
+    def add_last(self, build: Callable[[], None]) -> None:
+        """``build()`` adds more parts, called once every other part of the round is built (those
+        that ``add_later`` builds add included): many reads whose answers are no use early go
+        after the few whose answers are (job timing's HMGETs after exception classes' streams)."""
+        self._last.append(build)
+
     def run(self, client: redis.Redis) -> None:
         """One round trip; replies are handed out in order."""
-        if not self._pending:
+        if not self:
             return
         try:
             if not (_raw_capable(client) and self._run_raw(client)):
                 self._run_pipeline(client)
         finally:
-            self._pending = []
+            self._pending, self._last = [], []
             self._sent.clear()
+
+    def _all_in_order(self) -> Iterator[Sequence[tuple]]:
+        """``_commands_in_order``, then ``add_last``'s, in the order they were added."""
+        yield from self._commands_in_order()
+        while self._last:
+            self._last.pop(0)()
+            yield from self._commands_in_order()
 
     def _commands_in_order(self) -> Iterator[Sequence[tuple]]:
         """Each part's commands, built if deferred; the part waits in ``_sent`` for its replies."""
@@ -190,7 +204,7 @@ class Batch:
     def _run_pipeline(self, client: redis.Redis) -> None:
         pipe = client.pipeline(transaction=False)
         redis_internals.plain_replies(pipe)
-        for commands in self._commands_in_order():
+        for commands in self._all_in_order():
             for command in commands:
                 pipe.execute_command(*command)
         replies = pipe.execute(raise_on_error=False)
@@ -306,7 +320,7 @@ class Batch:
         framed: list[bytes] = []
         framing: bool | None = None  # not asked yet
         count = 0
-        for commands in self._commands_in_order():
+        for commands in self._all_in_order():
             if isinstance(commands, Packed):
                 if commands.frame and framing is None:
                     framing = open_framed()

@@ -329,6 +329,34 @@ def test_parts_added_later_are_sent_in_their_place_and_get_their_replies(redis_d
 
 
 @pytest.mark.parametrize("raw", [True, False])
+def test_parts_added_last_come_after_every_other_part_of_the_round(redis_db, raw):
+    # add_last: what build() adds is sent after every other part, those that add_later builds add
+    # (and parts added after the add_last) included; several add_last in the order they came, and
+    # one that adds another add_last runs it after the rest.
+    client = redis_db.client(protocol=PROTOCOL)
+    _fill(client)
+    order: list = []
+    batch = Batch(lambda command, error: order.append(("error", command)))
+    batch.add(lambda reply: order.append(("first", reply)), "LLEN", b"list")
+    batch.add_last(lambda: (batch.add(lambda reply: order.append(("last 1", reply)), "ZCARD", b"zset"),
+                            batch.add_last(lambda: batch.add(lambda reply: order.append(("last 3", reply)), "PING"))))
+    batch.add_last(lambda: batch.add_groups([(lambda replies: order.append(("last 2", replies)),
+                                              [("EXISTS", b"hash")] * 2)]))
+    batch.add_later(lambda: batch.add(lambda reply: order.append(("later", reply)), "EXISTS", b"hash"))
+    batch.add(lambda reply: order.append(("after", reply)), "LLEN", b"list")
+    assert batch
+    batch.run(client) if raw else batch._run_pipeline(client)
+    assert order == [("first", 2), ("later", 1), ("after", 2), ("last 1", 3), ("last 2", [1, 1]),
+                     ("last 3", b"PONG")]
+    assert not batch
+    alone = Batch(lambda command, error: None)
+    alone.add_last(lambda: alone.add(lambda reply: order.append(("alone", reply)), "PING"))
+    assert alone  # a round of add_last alone runs (reader.py: ``if third``)
+    alone.run(client) if raw else alone._run_pipeline(client)
+    assert order[-1] == ("alone", b"PONG")
+
+
+@pytest.mark.parametrize("raw", [True, False])
 def test_sent_says_whether_every_command_is_sent_when_a_handler_runs(redis_db, raw):
     """``sent`` is False while commands are still to be sent (a part added later is built then)
     and True from the last chunk on, never False again (job timing judges ahead only then:

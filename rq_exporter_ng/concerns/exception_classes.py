@@ -215,6 +215,7 @@ class ExceptionReads(Reads[ExceptionTotals]):
         self.timing = timing
         self.read: list[tuple[str, bytes]] = []  # (queue, job id) of the failed jobs read
         self.streams: list[Any] = []  # their XREVRANGE answers, in that order
+        self.early: list[str | None] = []  # the class each stream names, found as it arrived
 
     def third(self, batch: Batch) -> None:
         self.read = self.timing.failed_in_windows()  # job timing's third has run
@@ -224,6 +225,30 @@ class ExceptionReads(Reads[ExceptionTotals]):
 
     def _take(self, replies: list) -> None:
         self.streams = replies
+        # Classified as they arrive: job timing's HMGETs go after these (Batch.add_last), so this
+        # runs while Redis still answers them, not after round 3 (~5 ms a scrape at 1,000 jobs/s).
+        self.early = [self._stream_class(reply) for reply in replies]
+
+    def _stream_class(self, reply: Any) -> str | None:
+        """The class the stream's traceback names: the job's, whatever its hash's exc_info holds
+        (``classify``); None when it names none or cannot be read (``_classes`` decides then, with
+        the hash, and counts what is malformed)."""
+        cache = self.concern.cache
+        try:
+            exc_string = latest_exc_string(reply)
+            if exc_string is None:
+                return None
+            cls = cache.get((None, exc_string))  # as _classes keeps a job whose hash has no exc_info
+            if cls is not None:
+                return cls if cls != UNKNOWN else None
+            cls = exception_class(result_text(exc_string))
+        except Malformed:
+            return None
+        if cls is not None and len(exc_string) <= CACHED_BYTES:
+            if len(cache) >= CACHE_SIZE:
+                cache.clear()
+            cache[None, exc_string] = cls
+        return cls
 
     def result(self, given: Given) -> ExceptionTotals:
         """Every failed job job timing counted this scrape counts once: its class, else UNKNOWN;
@@ -248,6 +273,10 @@ class ExceptionReads(Reads[ExceptionTotals]):
         problems: list[Problem] = []
         cache = self.concern.cache
         for i, key in enumerate(self.read):
+            early = self.early[i] if i < len(self.early) else None
+            if early is not None:
+                found[key] = early
+                continue
             stream = self.streams[i] if i < len(self.streams) else None
             try:
                 stored = (exc_info.get(key), latest_exc_string(stream))

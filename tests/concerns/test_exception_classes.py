@@ -183,3 +183,68 @@ def test_the_results_stream_reads_are_packed_as_hiredis_packs_them(prefix):
     assert list(run.commands()) == expected
     assert len(run) == len(ids)
     assert run.packed() == b"".join(map(hiredis.pack_command, expected))
+
+
+def _stream(exc_string: bytes | None) -> list:
+    """An XREVRANGE ... COUNT 1 answer (RESP2) whose entry holds ``exc_string`` (none: an empty stream)."""
+    return [] if exc_string is None else [[b"1-0", [b"type", b"2", b"exc_string", exc_string]]]
+
+
+_TEXTS = [formatted(RuntimeError("x")), formatted(CustomError("a: b")), chained(),
+          "Moved to FailedJobRegistry, due to AbandonedJobError, at 2026-12-01 20:10:00+00:00", "",
+          formatted(RuntimeError("unknown")).replace("RuntimeError", "unknown")]
+_STREAM_VALUES = [None, b"", b"not base64!", base64.b64encode(b"not zlib"),
+                  *(base64.b64encode(zlib.compress(t.encode())) for t in _TEXTS)]
+_HASH_VALUES = [None, b"", zlib.compress(formatted(KeyError("k")).encode()), b"plain text, no traceback",
+                zlib.compress(b"\xff\xfe")]
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_streams_classified_as_they_arrive_give_what_classifying_after_the_read_gives(warm):
+    """ExceptionReads._take classifies each stream that names a class as it arrives; _classes
+    decides the rest with the hash's exc_info. Every pair of (exc_info, stream) value, both ways,
+    from an empty cache and from one the other way filled: the same classes and problems."""
+    from itertools import product
+
+    from rq_exporter_ng.concern import taken
+    from rq_exporter_ng.concerns.exception_classes import ExceptionClasses, ExceptionOptions, ExceptionReads
+    from rq_exporter_ng.keys import Keys
+    from rq_exporter_ng.settings import Settings
+
+    pairs = list(product(_HASH_VALUES, _STREAM_VALUES))
+    keys = [("q", b"job-%d" % i) for i in range(len(pairs))]
+    exc_info = {key: info for key, (info, _) in zip(keys, pairs)}
+    streams = [_stream(value) for _, value in pairs]
+
+    def classes(early: bool, concern: ExceptionClasses) -> tuple:
+        reads = ExceptionReads(concern, None)  # type: ignore[arg-type]
+        reads.read = keys
+        if early:
+            reads._take(streams)
+            assert any(reads.early) and None in reads.early  # some classified as they came, some left
+        else:
+            reads.streams = streams
+        found, problems = reads._classes(exc_info)
+        return found, [(p.reason, p.key) for p in problems]
+
+    def concern() -> ExceptionClasses:
+        return ExceptionClasses(taken(ExceptionOptions, Settings()), Keys("rq"))
+
+    stored = [(info, latest_exc_string(stream)) for (info, _), stream in zip(pairs, streams)]
+    expected = {key: classify(*pair) if not _malformed(pair) else UNKNOWN for key, pair in zip(keys, stored)}
+    assert classes(False, concern())[0] == expected
+    if warm:  # each way's cache filled by the other way first
+        one, other = concern(), concern()
+        classes(True, one), classes(False, other)
+        assert classes(True, other) == classes(False, one) == classes(False, concern())
+    else:
+        assert classes(True, concern()) == classes(False, concern())
+    assert any(v not in (UNKNOWN,) for v in expected.values()) and classes(False, concern())[1]  # both kinds met
+
+
+def _malformed(pair: tuple) -> bool:
+    try:
+        classify(*pair)
+    except Malformed:
+        return True
+    return False

@@ -234,7 +234,9 @@ class TimingReads(Reads[TimingResult]):
                 self.selection = Selection((), self.selection.sweep_afforded, self.selection.deferred)
                 self._ahead_of = deque(_spans(runs))
                 self._batch = batch
-            batch.add_groups(self._hash_groups(to_read, runs), quiet=True)
+            # After every other read of the round: the failed jobs' streams (exception classes) are
+            # answered first, and parsed while Redis works on these.
+            batch.add_last(lambda: batch.add_groups(self._hash_groups(to_read, runs), quiet=True))
 
     def _hash_groups(self, to_read: Sequence[Candidate], runs: list[tuple[int, int]]) -> Iterator[tuple]:
         """The HMGETs in groups of HASH_GROUP, packed as they are sent (hmget.py: no command tuples

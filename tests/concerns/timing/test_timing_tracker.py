@@ -128,6 +128,7 @@ class _Batch:
         # None: never.
         self.sent_from = sent_from
         self.sent = False
+        self.last: list = []  # add_last's builds: their groups come after every other
 
     def add_group(self, handler, commands, quiet=False) -> None:
         self.groups.append([(handler, commands)])
@@ -135,7 +136,12 @@ class _Batch:
     def add_groups(self, groups, quiet=False) -> None:
         self.groups.append(groups)  # built only when answered, as Batch builds them when sending
 
+    def add_last(self, build) -> None:
+        self.last.append(build)
+
     def answer(self, regs: Registries) -> None:
+        while self.last:  # built once the rest is: their groups are answered last, as Batch sends them
+            self.last.pop(0)()
         calls = 0
         for groups in self.groups:
             for handler, commands in groups:
