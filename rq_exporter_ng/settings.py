@@ -148,8 +148,9 @@ class Settings(BaseSettings):
     redis_read_timeout: float = Field(
         2.0,
         gt=0,
-        description="Seconds to wait for each Redis reply. A scrape makes 3 round trips, so connect + "
-        "3 x read stays under Prometheus' default 10 s scrape timeout.",
+        description="Seconds to wait for each Redis reply. A scrape makes 3 round trips: with the defaults "
+        "connect + 3 x read is 8 s, under Prometheus' default 10 s scrape timeout (a scrape that opens job "
+        "timing's second connection adds a connect: lower both with a slow Redis).",
     )
 
     # --- What to read --------------------------------------------------------------

@@ -86,6 +86,16 @@ def test_deployment_is_locked_down(deployment, container):
     assert f"USER {pod['securityContext']['runAsUser']}" in dockerfile
 
 
+def test_the_image_is_named_in_the_kustomization_and_the_memory_request_covers_the_peaks(container):
+    """`kustomize edit set image rq-exporter=REGISTRY/...` (README, Kubernetes) rewrites the entry
+    whose name is the Deployment's image; the request is at least the largest peak RSS the README
+    documents (~96 MB at 5,000 jobs/s), so a node is not chosen for less."""
+    images = _one("kustomization.yaml", "Kustomization")["images"]
+    assert [image["name"] for image in images] == [container["image"].split(":")[0]]
+    request = container["resources"]["requests"]["memory"]
+    assert request.endswith("Mi") and int(request[:-2]) * 2**20 >= 96 * 10**6
+
+
 def test_probes_run_the_exporters_own_check_as_the_dockerfile_does(container):
     """`rq-exporter --healthcheck` GETs /healthz wherever and however the exporter serves (another
     port, HTTPS): tests/test_healthcheck.py; here, that the probes and the image use it."""
