@@ -50,10 +50,13 @@ class Settings(NamedTuple):
     cluster: str  # the cluster label, or "" (off)
     slo: R.Slo  # type: ignore[name-defined]
     backlog_window: str  # RQQueueBacklogGrowing's window: that of the recorded backlog growth
+    cron_grace: int  # RQCronJobLate's grace_seconds: a cron job is late past it, as the alert says
 
     @classmethod
     def of(cls, config: dict) -> Settings:
-        return cls(R.cluster_label(config), R.slo_config(config), config["alerts"]["RQQueueBacklogGrowing"]["window"])
+        alerts = config["alerts"]
+        return cls(R.cluster_label(config), R.slo_config(config), alerts["RQQueueBacklogGrowing"]["window"],
+                   int(alerts["RQCronJobLate"]["grace_seconds"]))
 
 
 def rate(metric: str, selector: str = QS, by: str = "queue") -> str:
@@ -91,7 +94,12 @@ def timing_target(q: float, metric: str, legend: str, by: str = "le") -> dict:
 
 
 def top_exceptions(by: str = "queue, exception", k: int = 20) -> str:
-    return f"topk({k}, sum by ({by}) (increase(rq_job_exceptions_total{{{QS}}}[$__range]))) > 0"
+    # A class's series appears with its first failures already counted (the exporter cannot know
+    # classes before they fail): increase() misses that first step, so a series that did not exist
+    # at the range's start counts whole (`unless ... offset`).
+    series = f"rq_job_exceptions_total{{{QS}}}"
+    new = f"({series} unless {series} offset $__range)"
+    return f"topk({k}, sum by ({by}) ({new} or increase({series}[$__range]))) > 0"
 
 
 class Board:
@@ -312,8 +320,10 @@ FIRING = f'ALERTS{{alertstate="firing", alertname=~"RQ.*", {S}}}'
 def overview(settings: Settings) -> dict:
     b = Board()
     b.row("Now")
-    b.stat("Redis readable", "1 when the exporter could read RQ's state from Redis on its last scrape (rq_up).",
-           f"min(rq_up{{{S}}})", "none", mappings=UP_DOWN)
+    b.stat("Redis readable", "1 when the exporter could read RQ's state from Redis on its last scrape (rq_up); "
+           "0 too while Prometheus cannot scrape the exporter (up), when rq_up would only hold its last value.",
+           f"min(rq_up{{{S}}} and on (job, instance) up{{{S}}} == 1 or on (job, instance) up{{{S}}})", "none",
+           mappings=UP_DOWN)
     b.stat("Queued jobs", "Jobs waiting in the selected queues.",
            f'sum(rq_jobs{{{QS}, status="queued"}})', "short")
     b.stat("Longest wait", "Age of the oldest queued job over the selected queues: the queue latency.",
@@ -494,8 +504,11 @@ def schedules(settings: Settings) -> dict:
     b.stat("Dead cron schedulers", "Cron schedulers still listed whose heartbeat stopped: killed without a "
            "clean stop.", f"sum(rq_cron_dead_schedulers{{{S}}})", "short", w=6)
     b.stat("Cron jobs", "Cron job names known in Redis.", f"sum(rq_cron_jobs{{{S}}})", "short", w=6)
-    b.stat("Late cron jobs", "Cron jobs whose next enqueue time has passed.",
-           f"count(time() - rq_cron_job_next_enqueue_timestamp_seconds{{{QS}}} > 0) or vector(0)", "short", w=6)
+    grace = settings.cron_grace
+    b.stat("Late cron jobs", f"Cron jobs whose next enqueue time passed more than {grace} s ago "
+           "(RQCronJobLate's grace_seconds: RQ's cron scheduler stores the next time only once it has enqueued, "
+           "so a job due between two scrapes looks late for a moment).",
+           f"count(time() - rq_cron_job_next_enqueue_timestamp_seconds{{{QS}}} > {grace}) or vector(0)", "short", w=6)
     b.add("table", "Cron jobs", "Each cron job with its queue: seconds since it was last enqueued, until it "
           "is next enqueued (negative: late), and the live schedulers running it (2: it runs twice).",
           [target(f"time() - max by ({by_job}) (rq_cron_job_last_enqueue_timestamp_seconds{{{QS}}})",
@@ -509,9 +522,10 @@ def schedules(settings: Settings) -> dict:
                   "Value #A": "since last enqueue", "Value #B": "until next enqueue", "Value #C": "schedulers"}}}])
     b.panels[-1]["fieldConfig"]["overrides"] = [
         {"matcher": {"id": "byName", "options": "schedulers"}, "properties": [{"id": "unit", "value": "short"}]}]
-    b.series("Cron job lateness", "Seconds since each cron job's next enqueue time passed (0 while on time).",
+    b.series("Cron job lateness", "Seconds since each cron job's next enqueue time passed (0 while on time); "
+             f"the line is RQCronJobLate's grace ({grace} s).",
              [target(f"clamp_min(time() - max by ({by_job}) (rq_cron_job_next_enqueue_timestamp_seconds{{{QS}}}), 0)",
-                     "{{name}} ({{queue}})")], "s")
+                     "{{name}} ({{queue}})")], "s", threshold_lines=[(None, "green"), (grace, "red")])
     b.series("Cron schedulers", "Live and dead `rq cron` schedulers over time.",
              [target(f"sum(rq_cron_schedulers{{{S}}})", "live"),
               target(f"sum(rq_cron_dead_schedulers{{{S}}})", "dead")], "short")
