@@ -314,7 +314,13 @@ def dashboard(uid: str, title: str, description: str, board: Board, settings: Se
     }
 
 
-FIRING = f'ALERTS{{alertstate="firing", alertname=~"RQ.*", {S}}}'
+# A queue alert's queue among those picked; an alert without a queue label (Redis', the workers') always.
+FIRING = f'ALERTS{{alertstate="firing", alertname=~"RQ.*", {S}, queue=~"$queue|"}}'
+# RQ adds a job's run time to its worker's total_working_time when the job ends: a job longer than
+# the rate interval shows as 0 while it runs, then as more than 100 % (clamped) when it ends.
+WORKING_TIME_NOTE = ("From RQ's total working time, which RQ adds when each job ends: a job running longer "
+                     "than the graph's interval counts only once it ends (so 0 meanwhile, then capped at "
+                     "100 %); Current job run time per worker shows such jobs as they run.")
 
 
 def overview(settings: Settings) -> dict:
@@ -468,8 +474,9 @@ def workers(settings: Settings) -> dict:
            "short", w=6)
     b.stat("Dead workers", "Workers still listed in RQ's worker set whose hash expired: killed without a "
            "clean exit.", f"max(rq_dead_workers{{{S}}})", "short", w=6)
-    b.stat("Utilisation", "Share of the time the listed workers spent running jobs (per-worker metrics).",
-           f"sum(rate(rq_workers_working_time_total{{{WQ}}}[{RI}])) / count(rq_workers{{{WQ}}})",
+    b.stat("Utilisation", "Share of the time the listed workers spent running jobs (per-worker metrics). "
+           + WORKING_TIME_NOTE,
+           f"clamp_max(sum(rate(rq_workers_working_time_total{{{WQ}}}[{RI}])) / count(rq_workers{{{WQ}}}), 1)",
            "percentunit", w=6)
     b.series("Workers by state", "Live workers by state.",
              [target(f"sum by (state) (rq_live_workers{{{S}}})", "{{state}}")], "short", stacked=True)
@@ -482,8 +489,9 @@ def workers(settings: Settings) -> dict:
              [target(rate("rq_workers_success_total", WQ, "name"), "{{name}}")], "ops", w=8)
     b.series("Failed attempts per worker", "Job attempts that failed, per second (retries included).",
              [target(rate("rq_workers_failed_total", WQ, "name"), "{{name}}")], "ops", w=8)
-    b.series("Busy share per worker", "Share of the time each worker spent running jobs.",
-             [target(rate("rq_workers_working_time_total", WQ, "name"), "{{name}}")], "percentunit", w=8)
+    b.series("Busy share per worker", "Share of the time each worker spent running jobs. " + WORKING_TIME_NOTE,
+             [target(f'clamp_max({rate("rq_workers_working_time_total", WQ, "name")}, 1)', "{{name}}")],
+             "percentunit", w=8)
     b.series("Time since heartbeat", "Seconds since each worker's last heartbeat; an idle worker's can "
              "reach ~400 s.",
              [target(f"time() - max by (name) (rq_worker_last_heartbeat_timestamp_seconds{{{WQ}}})", "{{name}}")],
