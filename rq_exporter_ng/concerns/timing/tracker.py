@@ -307,11 +307,6 @@ class Tracker:
         queue, status = planned.queue, planned.status
         track = self.queues[queue]
         registry = track.registries[status]
-        # Where this scrape's windows start, in "ended at" seconds (as plan() placed them), and the
-        # TTLs no other known TTL is near: for those, plain_count decides most entries on its own.
-        window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
-        alone = alone_ttls(registry.ttls)
-        job_prefix = self.keys.kind("job")
         seen, ended_append = registry.seen, found.ended.append
         plain = (queue, status) not in found.learned  # until a TTL of this registry is learned
         candidates = list(candidates)
@@ -323,6 +318,12 @@ class Tracker:
                 found.ended += at_once.ended
                 return
             answers = iter(mine)
+        # Where this scrape's windows start, in "ended at" seconds (as plan() placed them), and the
+        # TTLs no other known TTL is near: for those, plain_count decides most entries on its own
+        # (registry_verdict works them out itself, for the registries it decides at once).
+        window_lows = {w.ttl: w.low - w.ttl for w in planned.windows}
+        alone = alone_ttls(registry.ttls)
+        job_prefix = self.keys.kind("job")
         # Decided once a score (the candidates come by score, a second's jobs sharing one): whether
         # plain_count's verdict needs no call (plain_range's span, None: ask), where Seen keeps the
         # score's members, and their "remembered until" float (Seen keeps it across scrapes: 60,000
