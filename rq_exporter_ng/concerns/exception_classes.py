@@ -244,10 +244,8 @@ class ExceptionReads(Reads[ExceptionTotals]):
             cls = exception_class(result_text(exc_string))
         except Malformed:
             return None
-        if cls is not None and len(exc_string) <= CACHED_BYTES:
-            if len(cache) >= CACHE_SIZE:
-                cache.clear()
-            cache[None, exc_string] = cls
+        if cls is not None:
+            _keep(cache, (None, exc_string), cls)
         return cls
 
     def result(self, given: Given) -> ExceptionTotals:
@@ -283,15 +281,22 @@ class ExceptionReads(Reads[ExceptionTotals]):
                 cls = cache.get(stored)
                 if cls is None:
                     cls = classify(*stored)
-                    if len(stored[0] or b"") + len(stored[1] or b"") <= CACHED_BYTES:
-                        if len(cache) >= CACHE_SIZE:
-                            cache.clear()
-                        cache[stored] = cls
+                    _keep(cache, stored, cls)
             except Malformed as error:
                 problems.append(Problem("bad_exc_info", parse.text(self.concern.keys.job(key[1])), str(error)[:200]))
                 cls = UNKNOWN
             found[key] = cls
         return found, problems
+
+
+def _keep(cache: dict[tuple[bytes | None, bytes | None], str], stored: tuple[bytes | None, bytes | None],
+          cls: str) -> None:
+    """``cls`` cached for ``stored`` unless its values are over CACHED_BYTES; a full cache is
+    forgotten all at once first."""
+    if len(stored[0] or b"") + len(stored[1] or b"") <= CACHED_BYTES:
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        cache[stored] = cls
 
 
 class ExceptionCounts:
