@@ -50,13 +50,15 @@ class Settings(NamedTuple):
     cluster: str  # the cluster label, or "" (off)
     slo: R.Slo  # type: ignore[name-defined]
     backlog_window: str  # RQQueueBacklogGrowing's window: that of the recorded backlog growth
-    cron_grace: int  # RQCronJobLate's grace_seconds: a cron job is late past it, as the alert says
+    cron_grace: float  # RQCronJobLate's grace_seconds: a cron job is late past it, as the alert says
 
     @classmethod
     def of(cls, config: dict) -> Settings:
         alerts = config["alerts"]
-        return cls(R.cluster_label(config), R.slo_config(config), alerts["RQQueueBacklogGrowing"]["window"],
-                   int(alerts["RQCronJobLate"]["grace_seconds"]))
+        grace = alerts["RQCronJobLate"]["grace_seconds"]
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
+            raise R.ConfigError("alerts.RQCronJobLate.grace_seconds", f"must be a number of seconds, got {grace!r}")
+        return cls(R.cluster_label(config), R.slo_config(config), alerts["RQQueueBacklogGrowing"]["window"], grace)
 
 
 def rate(metric: str, selector: str = QS, by: str = "queue") -> str:

@@ -61,7 +61,15 @@ def seed(client: redis.Redis) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Adds the demo's rq-scheduler jobs (the compose stack's).")
     parser.add_argument("--seed", metavar="REDIS_URL", required=True)
-    seed(redis.Redis.from_url(parser.parse_args().seed))
+    url = parser.parse_args().seed
+    try:
+        client = redis.Redis.from_url(url)
+    except ValueError as error:
+        parser.error(f"--seed: {error}")  # one line, exit 2
+    try:
+        seed(client)
+    except redis.RedisError as error:
+        sys.exit(f"demo.schedules: cannot seed {url}: {error}")
 
 
 if __name__ == "__main__":

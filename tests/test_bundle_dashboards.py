@@ -187,3 +187,13 @@ def test_the_top_exceptions_count_a_class_whose_series_appears_with_its_first_fa
     path.write_text(yaml.safe_dump(tests))
     result = promtool("test", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("grace", ["abc", -1, True, None])
+def test_a_bad_cron_grace_is_one_line_naming_it(grace):
+    config = dashboard_generator().R.load_config()
+    config["alerts"]["RQCronJobLate"]["grace_seconds"] = grace
+    with pytest.raises(SystemExit) as stopped:
+        dashboard_generator().render(dashboard_generator().schedules, config)
+    assert str(stopped.value).startswith("alerts-config.yml: alerts.RQCronJobLate.grace_seconds: must be a number")
+    assert "\n" not in str(stopped.value)

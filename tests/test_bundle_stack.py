@@ -146,6 +146,17 @@ def test_the_scheduler_service_seeds_its_jobs_once(redis_db):
     assert sum(1 for job in jobs if job.meta.get("cron_string")) == 2
 
 
+@pytest.mark.workers
+@pytest.mark.parametrize(("url", "code", "said"), [
+    ("foo://x", 2, "error: --seed: Redis URL must specify"),
+    ("redis://127.0.0.1:1/0", 1, "demo.schedules: cannot seed redis://127.0.0.1:1/0:"),
+])
+def test_the_seeding_says_what_is_wrong_in_one_line(url, code, said):
+    result = devkit.run([sys.executable, "-m", "demo.schedules", "--seed", url], cwd=ROOT,
+                        capture_output=True, text=True, idle=30)
+    assert result.returncode == code and said in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
 def test_exporter_image_runs_as_a_non_root_user():
     lines = (ROOT / "Dockerfile").read_text().splitlines()
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
