@@ -7,8 +7,12 @@ Plain dicts in Grafana's JSON model (schema 39, Grafana 10/11): timeseries, stat
 panels, a datasource variable and job/instance/queue variables that every query uses.
 They read prometheus/alerts-config.yml, as the rules do: the service levels' windows and period
 (RQ / Service levels reads the recorded series of prometheus/rules/rq-recording.yml), the window
-of the recorded backlog growth, and the cluster label (when set, every query keeps it and every
-dashboard has a `cluster` variable).
+of the recorded backlog growth, the cluster label (when set, every query keeps it and every
+dashboard has a `cluster` variable) and whether legends name the instance.
+
+A queue is a name in one Redis: every per-queue `by` list of the panels below also keeps
+`instance` (`per_instance`, applied to every dashboard), so two Redis instances' "default" queues
+(one exporter's /probe targets, or two exporters under one job) are two series, never one sum.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import importlib.util
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -51,6 +56,7 @@ class Settings(NamedTuple):
     slo: R.Slo  # type: ignore[name-defined]
     backlog_window: str  # RQQueueBacklogGrowing's window: that of the recorded backlog growth
     cron_grace: float  # RQCronJobLate's grace_seconds: a cron job is late past it, as the alert says
+    instance_legends: bool  # every legend naming a queue names its instance too
 
     @classmethod
     def of(cls, config: dict) -> Settings:
@@ -58,7 +64,11 @@ class Settings(NamedTuple):
         grace = alerts["RQCronJobLate"]["grace_seconds"]
         if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
             raise R.ConfigError("alerts.RQCronJobLate.grace_seconds", f"must be a number of seconds, got {grace!r}")
-        return cls(R.cluster_label(config), R.slo_config(config), alerts["RQQueueBacklogGrowing"]["window"], grace)
+        legends = config.get("instance_in_legends", False)
+        if not isinstance(legends, bool):
+            raise R.ConfigError("instance_in_legends", f"must be true or false, got {legends!r}")
+        return cls(R.cluster_label(config), R.slo_config(config), alerts["RQQueueBacklogGrowing"]["window"], grace,
+                   legends)
 
 
 def rate(metric: str, selector: str = QS, by: str = "queue") -> str:
@@ -279,20 +289,46 @@ def variables(cluster: str = "") -> list[dict]:
     ]
 
 
+def targets(panels: list[dict]) -> Iterator[dict]:
+    for panel in panels:
+        yield from targets(panel.get("panels", []))
+        yield from panel.get("targets", [])
+
+
+def _by_instance(m: re.Match) -> str:
+    labels = m[1].split(", ")
+    return f"by (instance, {m[1]})" if "queue" in labels and "instance" not in labels else m[0]
+
+
+def per_instance(panels: list[dict], legends: bool) -> None:
+    """Every per-queue `by` list of the panels keeps `instance` too; with `legends`, every legend
+    naming a queue starts with its instance."""
+    for t in targets(panels):
+        t["expr"] = re.sub(r"\bby \(([^)]*)\)", _by_instance, t["expr"])
+        if legends and "{{queue}}" in t.get("legendFormat", ""):
+            t["legendFormat"] = f"{{{{instance}}}} / {t['legendFormat']}"
+
+
+# An aggregation without a `by` list: it keeps no label, so a cluster's series needs one.
+BARE_AGGREGATION = re.compile(r"\b(sum|min|max|avg|count)\((?=\S)")
+
+
 def multi_cluster(panels: list[dict], label: str) -> None:
     """Every query of the panels narrowed to the `cluster` variable and keeping the cluster label in
-    its `by` and `on` lists (so series of two clusters never add up), every legend naming it."""
-    for panel in panels:
-        multi_cluster(panel.get("panels", []), label)
-        for t in panel.get("targets", []):
-            expr = t["expr"].replace('job=~"$job"', f'{label}=~"$cluster", job=~"$job"')
-            t["expr"] = re.sub(r"\b(by|on) \(", rf"\1 ({label}, ", expr)
-            if t.get("legendFormat"):
-                t["legendFormat"] = f"{{{{{label}}}}} / {t['legendFormat']}"
+    its `by` and `on` lists (so series of two clusters never add up), every legend naming it (and so
+    every aggregation of a target with a legend keeping it: "live" and "dead" become per cluster)."""
+    for t in targets(panels):
+        expr = t["expr"].replace('job=~"$job"', f'{label}=~"$cluster", job=~"$job"')
+        expr = re.sub(r"\b(by|on) \(", rf"\1 ({label}, ", expr)
+        if t.get("legendFormat"):
+            expr = BARE_AGGREGATION.sub(rf"\1 by ({label}) (", expr)
+            t["legendFormat"] = f"{{{{{label}}}}} / {t['legendFormat']}"
+        t["expr"] = expr
 
 
 def dashboard(uid: str, title: str, description: str, board: Board, settings: Settings | None = None) -> dict:
     cluster = settings.cluster if settings else ""
+    per_instance(board.panels, settings.instance_legends if settings else False)
     if cluster:
         multi_cluster(board.panels, cluster)
     return {

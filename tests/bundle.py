@@ -109,6 +109,25 @@ def check_queries_parse(exprs: list[str], tmp: Path) -> subprocess.CompletedProc
     return promtool("check", "rules", str(path))
 
 
+def evaluate_queries(exprs: list[str], input_series: list[dict], eval_time: str,
+                     expected: list[list[dict]], tmp: Path) -> subprocess.CompletedProcess:
+    """promtool's evaluation of each query (Grafana's variables substituted) at `eval_time` over
+    `input_series`, checked against the `expected` samples of each; a sample's labels are given as a
+    dict (promtool wants the series' name in front: here the query's recording rule's, q0, q1, ...)."""
+    import yaml
+
+    rules = tmp / "queries.yml"
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": [
+        {"record": f"q{i}", "expr": substitute(e)} for i, e in enumerate(exprs)]}]}))
+    cases = [{"expr": f"q{i}", "eval_time": eval_time, "exp_samples": [
+        {"labels": f"q{i}{{" + ", ".join(f'{k}="{v}"' for k, v in sample["labels"].items()) + "}",
+         "value": sample["value"]} for sample in samples]} for i, samples in enumerate(expected)]
+    tests = tmp / "queries.test.yml"
+    tests.write_text(yaml.safe_dump({"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": [
+        {"interval": "1m", "input_series": input_series, "promql_expr_test": cases}]}))
+    return promtool("test", "rules", str(tests))
+
+
 def prometheus_api(port: int, path: str, **params: str) -> dict:
     """The data of a real Prometheus's answer to /api/v1/<path> (asserting it succeeded)."""
     url = f"http://127.0.0.1:{port}/api/v1/{path}?{urllib.parse.urlencode(params)}"

@@ -13,6 +13,8 @@ from bundle import (
     check_queries_parse,
     dashboard_generator,
     dashboards,
+    evaluate_queries,
+    generated_dashboards,
     metric_names,
     panels,
     queries,
@@ -167,7 +169,8 @@ def test_the_top_exceptions_count_a_class_whose_series_appears_with_its_first_fa
     class unchanged over the range is left out."""
     from bundle import promtool
 
-    expr = substitute(dashboard_generator().top_exceptions(), range_="10m")
+    (top,) = [p for p in panels(dashboards()["rq-queue.json"]) if p["title"] == "Top exceptions"]
+    expr = substitute(top["targets"][0]["expr"], range_="10m")
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump({"groups": [{"name": "q", "rules": [{"record": "top", "expr": expr}]}]}))
     series = 'rq_job_exceptions_total{job="rq", instance="i", queue="q", exception="%s"}'
@@ -179,8 +182,8 @@ def test_the_top_exceptions_count_a_class_whose_series_appears_with_its_first_fa
             {"series": series % "Quiet", "values": "7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7 7"},
         ],
         "promql_expr_test": [{"expr": "top", "eval_time": "20m", "exp_samples": [
-            {"labels": 'top{queue="q", exception="New"}', "value": 4},
-            {"labels": 'top{queue="q", exception="Old"}', "value": 2},
+            {"labels": 'top{instance="i", queue="q", exception="New"}', "value": 4},
+            {"labels": 'top{instance="i", queue="q", exception="Old"}', "value": 2},
         ]}],
     }]}
     path = tmp_path / "test.yml"
@@ -197,3 +200,84 @@ def test_a_bad_cron_grace_is_one_line_naming_it(grace):
         dashboard_generator().render(dashboard_generator().schedules, config)
     assert str(stopped.value).startswith("alerts-config.yml: alerts.RQCronJobLate.grace_seconds: must be a number")
     assert "\n" not in str(stopped.value)
+
+
+# --- a queue is a name in one Redis ----------------------------------------------------------------
+
+def legends(boards: dict[str, dict]) -> list[tuple[str, str, str]]:
+    return [(name, panel["title"], t["legendFormat"]) for name, board in boards.items()
+            for panel in panels(board) for t in panel["targets"] if t.get("legendFormat")]
+
+
+def test_every_per_queue_aggregation_keeps_the_instance():
+    config = dashboard_generator().R.load_config()
+    variants = {"committed": dashboards(), "legends": generated_dashboards({**config, "instance_in_legends": True}),
+                "cluster": generated_dashboards({**config, "cluster_label": "cluster"})}
+    for variant, boards in variants.items():
+        clauses = [(name, title, clause) for name, title, expr in queries(boards)
+                   for clause in re.findall(r"\bby \(([^)]*)\)", expr)]
+        per_queue = [c for c in clauses if "queue" in c[2].split(", ")]
+        assert len(per_queue) > 30, variant
+        for name, title, clause in per_queue:
+            assert "instance" in clause.split(", "), (variant, name, title, clause)
+
+
+def test_legends_name_the_instance_when_asked():
+    config = dashboard_generator().R.load_config()
+    assert config["instance_in_legends"] is False
+    off = legends(dashboards())
+    assert not [legend for *_, legend in off if "{{instance}} /" in legend]
+    on = legends(generated_dashboards({**config, "instance_in_legends": True}))
+    naming_queues = [(name, title, legend) for name, title, legend in on if "{{queue}}" in legend]
+    assert len(naming_queues) > 20
+    for name, title, legend in naming_queues:
+        assert legend.startswith("{{instance}} / "), (name, title, legend)
+    assert {legend for *_, legend in on if "{{queue}}" not in legend} == {
+        legend for *_, legend in off if "{{queue}}" not in legend}
+    clustered = legends(generated_dashboards({**config, "instance_in_legends": True, "cluster_label": "region"}))
+    assert all(legend.startswith("{{region}} / {{instance}} / ") for *_, legend in clustered if "{{queue}}" in legend)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_bad_instance_in_legends_is_one_line_naming_it(value):
+    gen = dashboard_generator()
+    with pytest.raises(SystemExit) as stopped:
+        gen.render(gen.overview, {**gen.R.load_config(), "instance_in_legends": value})
+    assert str(stopped.value).startswith("alerts-config.yml: instance_in_legends: must be true or false")
+    assert "\n" not in str(stopped.value)
+
+
+@pytest.mark.promtool
+def test_two_redis_instances_queues_of_one_name_are_two_series(tmp_path):
+    """Two /probe targets (instances a and b), each with a queue named "default" and a cron job named
+    "nightly": the committed panels' queries, run by promtool, give a series per instance with that
+    instance's value, never one of the two hidden behind the other or their sum."""
+    titles = {p["title"]: p for name in ("rq-overview.json", "rq-schedules.json") for p in panels(dashboards()[name])
+              if p["type"] == "timeseries"}
+    exprs = [titles[t]["targets"][0]["expr"] for t in ("Queued jobs", "Run time (p95)", "Cron job lateness")]
+
+    def series(metric: str, instance: str, values: str, **labels: str) -> dict:
+        inner = ", ".join(f'{k}="{v}"' for k, v in {"job": "rq", "instance": instance, **labels}.items())
+        return {"series": f"{metric}{{{inner}}}", "values": values}
+
+    run_time = "rq_job_duration_seconds_bucket"
+    inputs = [
+        series("rq_jobs", "a", "3x20", queue="default", status="queued"),
+        series("rq_jobs", "b", "5x20", queue="default", status="queued"),
+        # a: every job within 1 s; b: every job between 1 and 10 s
+        *(series(run_time, "a", "0+60x20", queue="default", le=le) for le in ("1", "10", "+Inf")),
+        series(run_time, "b", "0x20", queue="default", le="1"),
+        *(series(run_time, "b", "0+60x20", queue="default", le=le) for le in ("10", "+Inf")),
+        # a's next run was due at 0 (late by the 600 s of eval_time); b's is still to come
+        series("rq_cron_job_next_enqueue_timestamp_seconds", "a", "0x20", name="nightly", queue="default"),
+        series("rq_cron_job_next_enqueue_timestamp_seconds", "b", "1000x20", name="nightly", queue="default"),
+    ]
+    a, b = {"instance": "a", "queue": "default"}, {"instance": "b", "queue": "default"}
+    cron = {"instance": "", "name": "nightly", "queue": "default"}
+    expected = [
+        [{"labels": a, "value": 3}, {"labels": b, "value": 5}],
+        [{"labels": a, "value": 0.95}, {"labels": b, "value": 9.549999999999999}],  # 1 + 0.95 * 9, to the last bit
+        [{"labels": {**cron, "instance": "a"}, "value": 600}, {"labels": {**cron, "instance": "b"}, "value": 0}],
+    ]
+    result = evaluate_queries(exprs, inputs, "10m", expected, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

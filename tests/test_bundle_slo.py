@@ -13,6 +13,7 @@ import yaml
 from bundle import (
     PROMETHEUS,
     check_queries_parse,
+    evaluate_queries,
     generated_dashboards,
     metric_names,
     panels,
@@ -259,11 +260,30 @@ def test_every_dashboard_offers_the_cluster_variable_and_every_query_keeps_it(tm
                     assert clause.startswith("cluster"), (name, panel["title"], clause)
                 if t.get("legendFormat"):
                     assert t["legendFormat"].startswith("{{cluster}}"), (name, panel["title"])
+                    # ... and the series keeps the label the legend names: no aggregation drops it.
+                    assert not re.search(r"\b(sum|min|max|avg|count)\(", t["expr"]), (name, panel["title"], t["expr"])
     # Off: no variable, no matcher.
     for board in generated_dashboards(config()).values():
         assert "cluster" not in {v["name"] for v in board["templating"]["list"]}
     exprs = [substitute(expr).replace("$cluster", ".*") for _, _, expr in queries(boards)]
     result = check_queries_parse(exprs, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.promtool
+def test_the_legended_totals_are_per_cluster(tmp_path):
+    """The series whose legend is a word ("live", "dead", "mean") total every queue or scheduler: with
+    the cluster label, a total per cluster, named by its legend, not one line for every cluster."""
+    titles = {p["title"]: p for board in generated_dashboards(clustered()).values() for p in panels(board)
+              if p["type"] == "timeseries"}
+    live, dead = (t["expr"].replace("$cluster", ".*") for t in titles["Cron schedulers"]["targets"])
+    inputs = [series("rq_cron_schedulers", "1x10", cluster="eu"), series("rq_cron_schedulers", "2x10", cluster="us"),
+              series("rq_cron_dead_schedulers", "0x10", cluster="eu"),
+              series("rq_cron_dead_schedulers", "1x10", cluster="us")]
+    labels = {"eu": {"cluster": "eu"}, "us": {"cluster": "us"}}
+    result = evaluate_queries([live, dead], inputs, "5m", [
+        [{"labels": labels["eu"], "value": 1}, {"labels": labels["us"], "value": 2}],
+        [{"labels": labels["eu"], "value": 0}, {"labels": labels["us"], "value": 1}]], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
