@@ -21,6 +21,7 @@ import argparse
 import importlib.util
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -60,10 +61,9 @@ class Settings(NamedTuple):
 
     @classmethod
     def of(cls, config: dict) -> Settings:
+        R.check_alerts(config)
         alerts = config["alerts"]
         grace = alerts["RQCronJobLate"]["grace_seconds"]
-        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or grace < 0:
-            raise R.ConfigError("alerts.RQCronJobLate.grace_seconds", f"must be a number of seconds, got {grace!r}")
         legends = config.get("instance_in_legends", False)
         if not isinstance(legends, bool):
             raise R.ConfigError("instance_in_legends", f"must be true or false, got {legends!r}")
@@ -674,8 +674,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when a committed dashboard is stale")
     args = parser.parse_args(argv)
-    config = R.load_config()
-    return R.write_or_check({HERE / name: render(build, config) for name, build in DASHBOARDS.items()}, args.check)
+    try:
+        config = R.load_config()
+        files = {HERE / name: render(build, config) for name, build in DASHBOARDS.items()}
+    except R.ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return R.write_or_check(files, args.check)
 
 
 if __name__ == "__main__":

@@ -66,9 +66,9 @@ class Ctx(NamedTuple):
 def cluster_label(config: dict) -> str:
     label = config.get("cluster_label") or ""
     if label and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
-        raise SystemExit(f"alerts-config.yml: cluster_label {label!r} is not a Prometheus label name")
+        raise ConfigError("cluster_label", f"{label!r} is not a Prometheus label name")
     if label in ("job", "instance", "queue", "le", "slo", "quantile", "objective", "wait_seconds"):
-        raise SystemExit(f"alerts-config.yml: cluster_label {label!r} is a label the rules already use")
+        raise ConfigError("cluster_label", f"{label!r} is a label the rules already use")
     return label
 
 
@@ -381,6 +381,68 @@ def seconds(duration: str) -> float:
     return sum(int(n) * UNITS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
 
 
+SEVERITIES = ("critical", "warning", "info")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_setting(where: str, key: str, value: object) -> None:
+    if key == "severity" and value not in SEVERITIES:
+        raise ConfigError(where, f"must be critical, warning or info, got {value!r}")
+    if key in ("for", "window"):
+        try:
+            seconds(value)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise ConfigError(where, str(error)) from None
+    elif key == "max_ratio" and not (_number(value) and 0 < value <= 1):  # type: ignore[operator]
+        raise ConfigError(where, f"must be a ratio above 0 and at most 1, got {value!r}")
+    elif key not in ("severity", "max_ratio") and not (_number(value) and value >= 0):  # type: ignore[operator]
+        raise ConfigError(where, f"must be a number, 0 or more, got {value!r}")
+
+
+class _Read(dict):
+    """An alert's settings that remember which of them its rule's builder read."""
+
+    def __init__(self, settings: dict) -> None:
+        super().__init__(settings)
+        self.read: set[str] = {"severity", "for"}
+
+    def __getitem__(self, key: str):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def check_alerts(config: dict) -> None:
+    """Every alert's settings checked before any goes into PromQL, a mistake said in one line: a
+    missing, misspelt or extra key, a severity, a duration, a threshold that is no number."""
+    alerts = config.get("alerts")
+    if not isinstance(alerts, dict):
+        raise ConfigError("alerts", "missing (a mapping of each alert's name to its settings)")
+    for which, names in (("unknown", set(alerts) - set(RULES)), ("missing", set(RULES) - set(alerts))):
+        if names:
+            raise ConfigError("alerts", f"{which} alerts {', '.join(sorted(names))}")
+    c = Ctx.of(config)
+    for name, build in RULES.items():
+        where, settings = f"alerts.{name}", alerts[name]
+        if not isinstance(settings, dict):
+            raise ConfigError(where, "expected a mapping of settings (severity, for, ...)")
+        read = _Read(settings)
+        try:
+            read["severity"], read["for"]
+            build(c, read)
+        except KeyError as missing:
+            raise ConfigError(where, f"missing {missing.args[0]}") from None
+        except (TypeError, ValueError):
+            pass  # a value of the wrong type: said below, by its key
+        extra = set(settings) - read.read
+        if extra:  # before the values: a misspelt key is one, whatever its value
+            raise ConfigError(where, f"unknown keys {', '.join(sorted(extra))}")
+        for key, value in settings.items():
+            _check_setting(f"{where}.{key}", key, value)
+
+
 class Objective(NamedTuple):
     """One objective of one kind for the queues its matchers select (None: turned off for them)."""
 
@@ -598,6 +660,7 @@ def _increases(c: Ctx, window: str) -> list[dict]:
 
 
 def recording_rules(config: dict) -> dict:
+    check_alerts(config)
     c, slo = Ctx.of(config), slo_config(config)
     finished, failed = rate_name("finished"), rate_name("failed")
     rules: list[dict] = [
@@ -711,8 +774,17 @@ def period_left(period: str, factor: float) -> str:
 
 # --- the alert files -------------------------------------------------------------------------------
 
-def load_config(path: Path = CONFIG) -> dict:
-    return yaml.safe_load(path.read_text())
+def load_config(path: Path | None = None) -> dict:
+    """alerts-config.yml (or `path`), as a mapping: YAML that does not parse is a ConfigError naming its line."""
+    try:
+        config = yaml.safe_load((path or CONFIG).read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise ConfigError(f"line {mark.line + 1}" if mark else "YAML",
+                          f"not valid YAML: {getattr(error, 'problem', None) or error}") from None
+    if not isinstance(config, dict):
+        raise ConfigError("the whole file", "expected a mapping of settings (selector, alerts, slo, ...)")
+    return config
 
 
 def with_durations(config: dict, for_: str | None = None, window: str | None = None,
@@ -771,9 +843,7 @@ def _alert(name: str, built: tuple[str, str, str], for_: str, labels: dict, conf
 
 
 def rules(config: dict) -> dict:
-    unknown = set(config["alerts"]) ^ set(RULES)
-    if unknown:
-        raise SystemExit(f"alerts-config.yml and generate_rules.py disagree on: {', '.join(sorted(unknown))}")
+    check_alerts(config)
     c, slo = Ctx.of(config), slo_config(config)
     out = []
     for name, build in RULES.items():
@@ -826,7 +896,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when the committed rules are stale")
     args = parser.parse_args(argv)
-    return write_or_check(outputs(load_config()), args.check)
+    try:
+        files = outputs(load_config())
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return write_or_check(files, args.check)
 
 
 def write_or_check(files: dict[Path, str], check: bool) -> int:

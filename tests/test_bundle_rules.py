@@ -186,3 +186,77 @@ def test_prometheus_and_alertmanager_configs_are_valid():
     result = run([amtool, "check-config", "prometheus/alertmanager.yml"], cwd=ROOT,
                  capture_output=True, text=True, idle=30)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- a mistake in alerts-config.yml: one line naming it, exit 2, nothing written ---------------------
+
+def _set(path: str, value):
+    """A change to the config: the value at a dotted path (None: the key removed)."""
+    def change(config: dict) -> None:
+        *parents, key = path.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        if value is None:
+            del node[key]
+        else:
+            node[key] = value
+    return change
+
+
+BAD_CONFIGS = {
+    "alerts.RQOldestJobTooOld.max_age_seconds: must be a number, 0 or more, got '10m'":
+        _set("alerts.RQOldestJobTooOld.max_age_seconds", "10m"),
+    "alerts.RQCronJobLate.grace_seconds: must be a number, 0 or more, got -1": _set("alerts.RQCronJobLate.grace_seconds", -1),
+    "alerts.RQJobFailuresGrowing.max_failures: must be a number, 0 or more, got True":
+        _set("alerts.RQJobFailuresGrowing.max_failures", True),
+    "alerts.RQRedisMemoryNearLimit.max_ratio: must be a ratio above 0 and at most 1, got 90":
+        _set("alerts.RQRedisMemoryNearLimit.max_ratio", 90),
+    "alerts.RQRedisEvictingKeys.window: not a Prometheus duration (such as 5m, 1h, 30d): '5 minutes'":
+        _set("alerts.RQRedisEvictingKeys.window", "5 minutes"),
+    "alerts.RQExporterDown.for: not a Prometheus duration": _set("alerts.RQExporterDown.for", 5),
+    "alerts.RQExporterDown.severity: must be critical, warning or info, got 'page'":
+        _set("alerts.RQExporterDown.severity", "page"),
+    "alerts.RQRedisEvictingKeys: missing window": _set("alerts.RQRedisEvictingKeys.window", None),
+    "alerts.RQExporterDown: missing for": _set("alerts.RQExporterDown.for", None),
+    "alerts.RQOldestJobTooOld: unknown keys max_age": _set("alerts.RQOldestJobTooOld.max_age", 600),
+    "alerts: unknown alerts RQSomethingElse": _set("alerts.RQSomethingElse", {"severity": "info", "for": "1m"}),
+    "alerts: missing alerts RQExporterDown": _set("alerts.RQExporterDown", None),
+    "alerts.RQExporterDown: expected a mapping of settings": _set("alerts.RQExporterDown", "critical"),
+    "cluster_label: 'two words' is not a Prometheus label name": _set("cluster_label", "two words"),
+}
+
+
+@pytest.mark.parametrize("expected", BAD_CONFIGS)
+def test_a_bad_alert_setting_is_one_line_naming_it(expected):
+    gen = rule_generator()
+    config = gen.load_config()
+    BAD_CONFIGS[expected](config)
+    for render in (gen.render, gen.render_recording):
+        with pytest.raises(gen.ConfigError) as stopped:
+            render(config)
+        assert str(stopped.value).startswith(f"alerts-config.yml: {expected}"), str(stopped.value)
+        assert "\n" not in str(stopped.value)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("alerts: {RQExporterDown: {severity: critical, for: 5m}\n", "alerts-config.yml: line 2: not valid YAML"),
+    ("- a list\n", "alerts-config.yml: the whole file: expected a mapping"),
+    ("alerts:\n  RQExporterDown:\n    severity: critical\n    for: 5m\n    forr: 5m\n",
+     "alerts-config.yml: alerts: missing alerts"),
+])
+def test_both_generators_exit_2_with_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, text, expected):
+    """`make bundle` on a bad alerts-config.yml: the rules' and the dashboards' generators each say
+    what is wrong in one line and exit 2, and the committed files are left as they were."""
+    from bundle import dashboard_generator
+
+    bad = tmp_path / "alerts-config.yml"
+    bad.write_text(text)
+    before = {p: p.read_text() for p in (RULES, RECORDING, *sorted((ROOT / "dashboards").glob("*.json")))}
+    gen, dashboards = rule_generator(), dashboard_generator()
+    for module, main in ((gen, gen.main), (dashboards.R, dashboards.main)):
+        monkeypatch.setattr(module, "CONFIG", bad)
+        assert main([]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(expected) and err.count("\n") == 1, err
+    assert {p: p.read_text() for p in before} == before
