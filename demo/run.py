@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import os
 import re
 import shutil
@@ -27,6 +26,9 @@ from pathlib import Path
 
 import yaml
 
+from bundlegen.config import load_config, with_durations
+from bundlegen.rules import render as render_alerts
+from bundlegen.rules import render_recording
 from demo import receiver, schedules
 from devkit import RedisServer, WaitTimeout, http_ok, stop_process, wait_for
 
@@ -96,26 +98,16 @@ def alertmanager_config(base: dict, receiver_url: str, base_dir: Path, wait: str
     return config
 
 
-def _rule_generator():
-    spec = importlib.util.spec_from_file_location("generate_rules", PROMETHEUS_DIR / "generate_rules.py")
-    assert spec and spec.loader
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
-    return generator
-
-
 def bundle_rules(alert_for: str) -> str:
     """The bundled alert rules (prometheus/alerts-config.yml) with every `for` set to alert_for."""
-    generator = _rule_generator()
-    return generator.render(generator.with_durations(generator.load_config(), for_=alert_for))
+    return render_alerts(with_durations(load_config(), for_=alert_for))
 
 
 def bundle_rule_files(alert_for: str, directory: Path) -> list[str]:
     """The bundled recording rules and the alert rules with every `for` set to alert_for, written to
     `directory` (the alerts read the recorded series: both are loaded)."""
-    generator = _rule_generator()
     recording = directory / "rq-recording.yml"
-    recording.write_text(generator.render_recording(generator.load_config()))
+    recording.write_text(render_recording(load_config()))
     alerts = directory / "rq-alerts.yml"
     alerts.write_text(bundle_rules(alert_for))
     return [str(recording), str(alerts)]

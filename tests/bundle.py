@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -12,6 +11,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 from devkit import run
 from rq_exporter_ng.families.catalogue import BY_NAME
@@ -24,19 +24,23 @@ RECORDING = PROMETHEUS / "rules" / "rq-recording.yml"
 RULE_TESTS = PROMETHEUS / "tests"
 
 
-def load_module(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _public(*modules) -> SimpleNamespace:
+    return SimpleNamespace(**{k: v for m in modules for k, v in vars(m).items() if not k.startswith("_")})
 
 
-def rule_generator():
-    return load_module(PROMETHEUS / "generate_rules.py")
+def rule_generator() -> SimpleNamespace:
+    """The rules' generator (prometheus/generate_rules.py runs it): the public names of bundlegen's
+    modules behind it, in one namespace. Read names here; patch a name in its own module."""
+    from bundlegen import alerts, config, names, recording, rules, slo, thresholds
+
+    return _public(names, config, slo, thresholds, alerts, recording, rules)
 
 
-def dashboard_generator():
-    return load_module(DASHBOARDS / "generate.py")
+def dashboard_generator() -> SimpleNamespace:
+    """The dashboards' generator (dashboards/generate.py runs it), as rule_generator()."""
+    from bundlegen import dashboards, grafana, slo_dashboard
+
+    return _public(grafana, slo_dashboard, dashboards)
 
 
 def dashboards() -> dict[str, dict]:

@@ -19,6 +19,7 @@ from bundle import (
     panels,
     queries,
     recorded_names,
+    rule_generator,
     substitute,
 )
 
@@ -194,7 +195,7 @@ def test_the_top_exceptions_count_a_class_whose_series_appears_with_its_first_fa
 
 @pytest.mark.parametrize("grace", ["abc", -1, True, None])
 def test_a_bad_cron_grace_is_one_line_naming_it(grace):
-    config = dashboard_generator().R.load_config()
+    config = rule_generator().load_config()
     config["alerts"]["RQCronJobLate"]["grace_seconds"] = grace
     with pytest.raises(SystemExit) as stopped:
         dashboard_generator().render(dashboard_generator().schedules, config)
@@ -210,7 +211,7 @@ def legends(boards: dict[str, dict]) -> list[tuple[str, str, str]]:
 
 
 def test_every_per_queue_aggregation_keeps_the_instance():
-    config = dashboard_generator().R.load_config()
+    config = rule_generator().load_config()
     variants = {"committed": dashboards(), "legends": generated_dashboards({**config, "instance_in_legends": True}),
                 "cluster": generated_dashboards({**config, "cluster_label": "cluster"})}
     for variant, boards in variants.items():
@@ -223,7 +224,7 @@ def test_every_per_queue_aggregation_keeps_the_instance():
 
 
 def test_legends_name_the_instance_when_asked():
-    config = dashboard_generator().R.load_config()
+    config = rule_generator().load_config()
     assert config["instance_in_legends"] is False
     off = legends(dashboards())
     assert not [legend for *_, legend in off if "{{instance}} /" in legend]
@@ -242,7 +243,7 @@ def test_legends_name_the_instance_when_asked():
 def test_a_bad_instance_in_legends_is_one_line_naming_it(value):
     gen = dashboard_generator()
     with pytest.raises(SystemExit) as stopped:
-        gen.render(gen.overview, {**gen.R.load_config(), "instance_in_legends": value})
+        gen.render(gen.overview, {**rule_generator().load_config(), "instance_in_legends": value})
     assert str(stopped.value).startswith("alerts-config.yml: instance_in_legends: must be true or false")
     assert "\n" not in str(stopped.value)
 

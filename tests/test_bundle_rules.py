@@ -40,15 +40,17 @@ def test_committed_rules_are_the_generated_ones():
     assert check.returncode == 0, check.stderr
 
 
-def test_the_check_names_a_stale_file(tmp_path, monkeypatch):
-    gen = rule_generator()
+def test_the_check_names_a_stale_file(tmp_path, monkeypatch, capsys):
+    from bundlegen import rules
+
     stale = tmp_path / "rq-recording.yml"
     stale.write_text(RECORDING.read_text().replace("rate5m", "rate6m", 1))
-    monkeypatch.setattr(gen, "RECORDING_OUTPUT", stale)
-    monkeypatch.setattr(gen, "HERE", tmp_path)
-    monkeypatch.setattr(gen, "OUTPUT", tmp_path / "rq-alerts.yml")
+    monkeypatch.setattr(rules, "RECORDING_OUTPUT", stale)
+    monkeypatch.setattr(rules, "ROOT", tmp_path)
+    monkeypatch.setattr(rules, "OUTPUT", tmp_path / "rq-alerts.yml")
     (tmp_path / "rq-alerts.yml").write_text(RULES.read_text())
-    assert gen.main(["--check"]) == 1
+    assert rules.main(["--check"]) == 1
+    assert capsys.readouterr().err == "rq-recording.yml stale: run `make bundle`\n"
 
 
 def test_every_threshold_and_duration_comes_from_the_config():
@@ -248,14 +250,13 @@ def test_a_bad_alert_setting_is_one_line_naming_it(expected):
 def test_both_generators_exit_2_with_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, text, expected):
     """`make bundle` on a bad alerts-config.yml: the rules' and the dashboards' generators each say
     what is wrong in one line and exit 2, and the committed files are left as they were."""
-    from bundle import dashboard_generator
+    from bundlegen import config, dashboards, rules
 
     bad = tmp_path / "alerts-config.yml"
     bad.write_text(text)
     before = {p: p.read_text() for p in (RULES, RECORDING, *sorted((ROOT / "dashboards").glob("*.json")))}
-    gen, dashboards = rule_generator(), dashboard_generator()
-    for module, main in ((gen, gen.main), (dashboards.R, dashboards.main)):
-        monkeypatch.setattr(module, "CONFIG", bad)
+    monkeypatch.setattr(config, "CONFIG", bad)
+    for main in (rules.main, dashboards.main):
         assert main([]) == 2
         err = capsys.readouterr().err
         assert err.startswith(expected) and err.count("\n") == 1, err

@@ -1,0 +1,112 @@
+"""prometheus/alerts-config.yml read and checked: a mistake is a ConfigError, said in one line."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "prometheus" / "alerts-config.yml"
+DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")
+UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+class ConfigError(SystemExit):
+    """A mistake in alerts-config.yml, said in one line (the generator exits with it)."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"alerts-config.yml: {where}: {message}")
+
+
+def seconds(duration: str) -> float:
+    if not isinstance(duration, str) or not DURATION.fullmatch(duration):
+        raise ValueError(f"not a Prometheus duration (such as 5m, 1h, 30d): {duration!r}")
+    return sum(int(n) * UNITS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
+
+
+SEVERITIES = ("critical", "warning", "info")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_setting(where: str, key: str, value: object) -> None:
+    if key == "severity" and value not in SEVERITIES:
+        raise ConfigError(where, f"must be critical, warning or info, got {value!r}")
+    if key in ("for", "window"):
+        try:
+            seconds(value)  # type: ignore[arg-type]
+        except ValueError as error:
+            raise ConfigError(where, str(error)) from None
+    elif key == "max_ratio" and not (_number(value) and 0 < value <= 1):  # type: ignore[operator]
+        raise ConfigError(where, f"must be a ratio above 0 and at most 1, got {value!r}")
+    elif key not in ("severity", "max_ratio") and not (_number(value) and value >= 0):  # type: ignore[operator]
+        raise ConfigError(where, f"must be a number, 0 or more, got {value!r}")
+
+
+def load_config(path: Path | None = None) -> dict:
+    """alerts-config.yml (or `path`), as a mapping: YAML that does not parse is a ConfigError naming its line."""
+    try:
+        config = yaml.safe_load((path or CONFIG).read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise ConfigError(f"line {mark.line + 1}" if mark else "YAML",
+                          f"not valid YAML: {getattr(error, 'problem', None) or error}") from None
+    if not isinstance(config, dict):
+        raise ConfigError("the whole file", "expected a mapping of settings (selector, alerts, slo, ...)")
+    return config
+
+
+def with_durations(config: dict, for_: str | None = None, window: str | None = None,
+                   slo_windows: Mapping[str, str] | None = None, slo_interval: str | None = None) -> dict:
+    """The config with every `for` (and rate/delta window) replaced: tests use seconds.
+    slo_windows maps the SLO's durations (its period, the burn rates' long and short windows) to
+    others, as {"1h": "60s", ...}; slo_interval replaces how often the period's rules run."""
+    changed = copy.deepcopy(config)
+    for alert in changed["alerts"].values():
+        if for_ is not None:
+            alert["for"] = for_
+        if window is not None and "window" in alert:
+            alert["window"] = window
+    slo = changed["slo"]
+    for burn in slo["burn_rates"]:
+        if for_ is not None:
+            burn["for"] = for_
+        for key in ("long", "short"):
+            burn[key] = (slo_windows or {}).get(burn[key], burn[key])
+    slo["period"] = (slo_windows or {}).get(slo["period"], slo["period"])
+    if slo_interval is not None:
+        slo["period_interval"] = slo_interval
+    return changed
+
+
+
+class Ctx(NamedTuple):
+    """What every rule is built from: the series selector and the label lists of its `by`/`on`."""
+
+    s: str  # matchers picking the exporter's series (config `selector`)
+    ji: str  # the labels of one exporter: job, instance (and the cluster label, when set)
+    q: str  # the labels of one queue of one exporter: ji and queue
+
+    @classmethod
+    def of(cls, config: dict) -> Ctx:
+        cluster = cluster_label(config)
+        ji = f"{cluster}, job, instance" if cluster else "job, instance"
+        return cls(config["selector"], ji, f"{ji}, queue")
+
+
+def cluster_label(config: dict) -> str:
+    label = config.get("cluster_label") or ""
+    if label and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
+        raise ConfigError("cluster_label", f"{label!r} is not a Prometheus label name")
+    if label in ("job", "instance", "queue", "le", "slo", "quantile", "objective", "wait_seconds"):
+        raise ConfigError("cluster_label", f"{label!r} is a label the rules already use")
+    return label
+
+
