@@ -3,52 +3,11 @@
 
 from __future__ import annotations
 
-from bundlegen.config import ConfigError, Ctx, check_setting, cluster_label, seconds
+from bundlegen.checks import check_config
+from bundlegen.config import Ctx, cluster_label, seconds
 from bundlegen.names import GROUP, OBJECTIVE, SLO_ALERTS, SLO_GROUP, errors_name
 from bundlegen.slo import BurnRate, period_left, slo_config
 from bundlegen.thresholds import RULES
-
-
-class _Read(dict):
-    """An alert's settings that remember which of them its rule's builder read."""
-
-    def __init__(self, settings: dict) -> None:
-        super().__init__(settings)
-        self.read: set[str] = {"severity", "for"}
-
-    def __getitem__(self, key: str):
-        self.read.add(key)
-        return super().__getitem__(key)
-
-
-def check_alerts(config: dict) -> None:
-    """Every alert's settings checked before any goes into PromQL, a mistake said in one line: a
-    missing, misspelt or extra key, a severity, a duration, a threshold that is no number."""
-    alerts = config.get("alerts")
-    if not isinstance(alerts, dict):
-        raise ConfigError("alerts", "missing (a mapping of each alert's name to its settings)")
-    for which, names in (("unknown", set(alerts) - set(RULES)), ("missing", set(RULES) - set(alerts))):
-        if names:
-            raise ConfigError("alerts", f"{which} alerts {', '.join(sorted(names))}")
-    c = Ctx.of(config)
-    for name, build in RULES.items():
-        where, settings = f"alerts.{name}", alerts[name]
-        if not isinstance(settings, dict):
-            raise ConfigError(where, "expected a mapping of settings (severity, for, ...)")
-        read = _Read(settings)
-        try:
-            read["severity"], read["for"]
-            build(c, read)
-        except KeyError as missing:
-            raise ConfigError(where, f"missing {missing.args[0]}") from None
-        except (TypeError, ValueError):
-            pass  # a value of the wrong type: said below, by its key
-        extra = set(settings) - read.read
-        if extra:  # before the values: a misspelt key is one, whatever its value
-            raise ConfigError(where, f"unknown keys {', '.join(sorted(extra))}")
-        for key, value in settings.items():
-            check_setting(f"{where}.{key}", key, value)
-
 
 # --- the burn-rate alerts --------------------------------------------------------------------------
 
@@ -114,7 +73,7 @@ def _alert(name: str, built: tuple[str, str, str], for_: str, labels: dict, conf
 
 
 def rules(config: dict) -> dict:
-    check_alerts(config)
+    check_config(config)
     c, slo = Ctx.of(config), slo_config(config)
     out = []
     for name, build in RULES.items():

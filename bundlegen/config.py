@@ -12,8 +12,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "prometheus" / "alerts-config.yml"
-DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")
-UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+# Prometheus' own grammar (model.ParseDuration): each unit at most once, largest first; "0" alone.
+UNITS = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+DURATION = re.compile("".join(rf"(?:(\d+){unit})?" for unit in UNITS))
 
 
 class ConfigError(SystemExit):
@@ -23,10 +24,15 @@ class ConfigError(SystemExit):
         super().__init__(f"alerts-config.yml: {where}: {message}")
 
 
-def seconds(duration: str) -> float:
-    if not isinstance(duration, str) or not DURATION.fullmatch(duration):
-        raise ValueError(f"not a Prometheus duration (such as 5m, 1h, 30d): {duration!r}")
-    return sum(int(n) * UNITS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
+def seconds(duration: str, above_zero: bool = True) -> float:
+    """A Prometheus duration in seconds; a window (above_zero) must be longer than 0, a `for` may be 0."""
+    match = DURATION.fullmatch(duration) if isinstance(duration, str) and duration else None
+    if match is None and duration != "0":
+        raise ValueError(f"not a Prometheus duration (such as 5m, 1h30m, 30d): {duration!r}")
+    total = sum(int(n) * size for n, size in zip(match.groups(), UNITS.values()) if n) if match else 0
+    if above_zero and not total:
+        raise ValueError(f"must be longer than 0, got {duration!r}")
+    return total
 
 
 SEVERITIES = ("critical", "warning", "info")
@@ -41,7 +47,7 @@ def check_setting(where: str, key: str, value: object) -> None:
         raise ConfigError(where, f"must be critical, warning or info, got {value!r}")
     if key in ("for", "window"):
         try:
-            seconds(value)  # type: ignore[arg-type]
+            seconds(value, above_zero=key == "window")  # type: ignore[arg-type]
         except ValueError as error:
             raise ConfigError(where, str(error)) from None
     elif key == "max_ratio" and not (_number(value) and 0 < value <= 1):  # type: ignore[operator]

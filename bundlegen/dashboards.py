@@ -158,10 +158,7 @@ def overview(settings: Settings) -> dict:
     b.row("Workers and alerts")
     b.series("Workers by state", "Live workers by state: busy ones run a job, idle ones wait for one.",
              [target(f"sum by (state) (rq_live_workers{{{S}}})", "{{state}}")], "short", w=8, stacked=True)
-    b.table("Queues now", "Jobs per queue and status, as RQ would count them.",
-            f"sum by (queue, status) (rq_jobs{{{QS}}})",
-            [{"id": "groupingToMatrix", "options": {"columnField": "status", "rowField": "queue",
-                                                    "valueField": "Value"}}], w=8)
+    queues_now(b, settings)
     b.table("RQ alerts firing", "The bundled RQ alert rules that fire now, with their labels.",
             FIRING, [hide("Time", "Value", "__name__", "alertstate")], w=8)
     _redis_under_rq(b)
@@ -184,6 +181,24 @@ def overview(settings: Settings) -> dict:
             [hide("Time", "Value")], w=24, h=5)
     return dashboard("rq-overview", "RQ / Overview",
                      "RQ queues, latency, throughput, failures and workers (rq_exporter).", b, settings)
+
+
+def queues_now(b: Board, settings: Settings) -> None:
+    """A row a queue and a column a status. groupingToMatrix keys a row by one label, and a cell it
+    meets twice keeps the last value: the row label (`queue`) is joined with the instance (and the
+    cluster) so that two Redis instances' "default" queues are two rows. Without instance_in_legends
+    a mapping shows only the cluster and queue, as the legends do."""
+    labels = [settings.cluster] if settings.cluster else []
+    joined = ", ".join(f'"{label}"' for label in [*labels, "instance", "queue"])
+    mappings = None
+    if not settings.instance_legends:
+        # "instance / queue" -> "queue"; "cluster / instance / queue" -> "cluster / queue"
+        pattern, text = (r"^(.*?) / .*? / (.*)$", "$1 / $2") if labels else (r"^.*? / (.*)$", "$1")
+        mappings = [{"type": "regex", "options": {"pattern": pattern, "result": {"text": text, "index": 0}}}]
+    b.table("Queues now", "Jobs per queue and status, as RQ would count them.",
+            f'label_join(sum by (instance, queue, status) (rq_jobs{{{QS}}}), "queue", " / ", {joined})',
+            [{"id": "groupingToMatrix", "options": {"columnField": "status", "rowField": "queue",
+                                                    "valueField": "Value"}}], w=8, mappings=mappings)
 
 
 def queue(settings: Settings) -> dict:

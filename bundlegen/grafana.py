@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from bundlegen.alerts import check_alerts
-from bundlegen.config import ConfigError, cluster_label
+from bundlegen.checks import check_config
+from bundlegen.config import cluster_label
 from bundlegen.names import rate_name
 from bundlegen.slo import Slo, slo_config
 
@@ -34,12 +34,10 @@ class Settings(NamedTuple):
 
     @classmethod
     def of(cls, config: dict) -> Settings:
-        check_alerts(config)
+        check_config(config)
         alerts = config["alerts"]
         grace = alerts["RQCronJobLate"]["grace_seconds"]
         legends = config.get("instance_in_legends", False)
-        if not isinstance(legends, bool):
-            raise ConfigError("instance_in_legends", f"must be true or false, got {legends!r}")
         return cls(cluster_label(config), slo_config(config), alerts["RQQueueBacklogGrowing"]["window"], grace,
                    legends)
 
@@ -152,9 +150,9 @@ class Board:
         self.add("timeseries", title, description, targets, unit, w=w, custom=custom, thresholds=threshold_lines)
 
     def table(self, title: str, description: str, expr: str, transformations: list, w: int = 12,
-              h: int = 8, unit: str = "short") -> None:
+              h: int = 8, unit: str = "short", mappings: list | None = None) -> None:
         self.add("table", title, description, [target(expr, instant=True, table=True)], unit, w=w, h=h,
-                 transformations=transformations)
+                 transformations=transformations, mappings=mappings)
 
 
 def _default_options(kind: str) -> dict:

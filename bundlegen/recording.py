@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bundlegen.alerts import check_alerts
+from bundlegen.checks import check_config
 from bundlegen.config import Ctx
 from bundlegen.names import (
     BUDGET_LEFT,
@@ -82,7 +82,7 @@ def _increases(c: Ctx, window: str) -> list[dict]:
 
 
 def recording_rules(config: dict) -> dict:
-    check_alerts(config)
+    check_config(config)
     c, slo = Ctx.of(config), slo_config(config)
     finished, failed = rate_name("finished"), rate_name("failed")
     rules: list[dict] = [

@@ -111,7 +111,7 @@ def slo_config(config: dict) -> Slo:
             raise ConfigError(where, f"burn_rate must be a positive number, got {b['burn_rate']!r}")
         try:
             long, short = seconds(b["long"]), seconds(b["short"])
-            seconds(b["for"])
+            seconds(b["for"], above_zero=False)
         except ValueError as error:
             raise ConfigError(where, str(error)) from None
         if short >= long:

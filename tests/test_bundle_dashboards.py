@@ -253,9 +253,11 @@ def test_two_redis_instances_queues_of_one_name_are_two_series(tmp_path):
     """Two /probe targets (instances a and b), each with a queue named "default" and a cron job named
     "nightly": the committed panels' queries, run by promtool, give a series per instance with that
     instance's value, never one of the two hidden behind the other or their sum."""
-    titles = {p["title"]: p for name in ("rq-overview.json", "rq-schedules.json") for p in panels(dashboards()[name])
-              if p["type"] == "timeseries"}
-    exprs = [titles[t]["targets"][0]["expr"] for t in ("Queued jobs", "Run time (p95)", "Cron job lateness")]
+    titles = {(p["type"], p["title"]): p for name in ("rq-overview.json", "rq-schedules.json")
+              for p in panels(dashboards()[name])}
+    exprs = [titles[("timeseries", t)]["targets"][0]["expr"] for t in ("Queued jobs", "Run time (p95)",
+                                                                        "Cron job lateness")]
+    exprs.append(titles[("table", "Queues now")]["targets"][0]["expr"])
 
     def series(metric: str, instance: str, values: str, **labels: str) -> dict:
         inner = ", ".join(f'{k}="{v}"' for k, v in {"job": "rq", "instance": instance, **labels}.items())
@@ -279,6 +281,38 @@ def test_two_redis_instances_queues_of_one_name_are_two_series(tmp_path):
         [{"labels": a, "value": 3}, {"labels": b, "value": 5}],
         [{"labels": a, "value": 0.95}, {"labels": b, "value": 9.549999999999999}],  # 1 + 0.95 * 9, to the last bit
         [{"labels": {**cron, "instance": "a"}, "value": 600}, {"labels": {**cron, "instance": "b"}, "value": 0}],
+        # the table's row label: one row each (groupingToMatrix would keep one of two equal labels)
+        [{"labels": {"instance": "a", "queue": "a / default", "status": "queued"}, "value": 3},
+         {"labels": {"instance": "b", "queue": "b / default", "status": "queued"}, "value": 5}],
     ]
     result = evaluate_queries(exprs, inputs, "10m", expected, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_queues_table_names_a_row_as_the_legends_name_a_line():
+    """The row label joins instance and queue (above); a regex mapping shows it as the legends would:
+    the queue alone, or the cluster and queue, unless instance_in_legends asks for the instance too."""
+    config = rule_generator().load_config()
+
+    def table(**changes) -> dict:
+        (panel,) = [p for p in panels(generated_dashboards({**config, **changes})["rq-overview.json"])
+                    if p["title"] == "Queues now"]
+        return panel
+
+    def shown(panel: dict, value: str) -> str:
+        for mapping in panel["fieldConfig"]["defaults"].get("mappings", []):
+            assert mapping["type"] == "regex"
+            # Grafana: value.replace(new RegExp(pattern), text); these patterns read the same in Python
+            pattern, text = mapping["options"]["pattern"], mapping["options"]["result"]["text"]
+            if re.search(pattern, value):
+                return re.sub(pattern, text.replace("$", "\\"), value)
+        return value
+
+    assert shown(table(), "rq-exporter:9726 / default") == "default"
+    assert shown(table(), "3") == "3"
+    assert shown(table(instance_in_legends=True), "orders / default") == "orders / default"
+    clustered = table(cluster_label="region")
+    assert '"region", "instance", "queue")' in clustered["targets"][0]["expr"]
+    assert shown(clustered, "eu / rq-exporter:9726 / default") == "eu / default"
+    assert shown(table(cluster_label="region", instance_in_legends=True), "eu / orders / default") == \
+        "eu / orders / default"

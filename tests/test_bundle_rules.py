@@ -198,7 +198,7 @@ def _set(path: str, value):
         *parents, key = path.split(".")
         node = config
         for parent in parents:
-            node = node[parent]
+            node = node[int(parent) if isinstance(node, list) else parent]
         if value is None:
             del node[key]
         else:
@@ -214,8 +214,20 @@ BAD_CONFIGS = {
         _set("alerts.RQJobFailuresGrowing.max_failures", True),
     "alerts.RQRedisMemoryNearLimit.max_ratio: must be a ratio above 0 and at most 1, got 90":
         _set("alerts.RQRedisMemoryNearLimit.max_ratio", 90),
-    "alerts.RQRedisEvictingKeys.window: not a Prometheus duration (such as 5m, 1h, 30d): '5 minutes'":
+    "alerts.RQRedisEvictingKeys.window: not a Prometheus duration (such as 5m, 1h30m, 30d): '5 minutes'":
         _set("alerts.RQRedisEvictingKeys.window", "5 minutes"),
+    # Prometheus' grammar: each unit once, the largest first; a window longer than 0
+    "alerts.RQRedisEvictingKeys.window: not a Prometheus duration (such as 5m, 1h30m, 30d): '30s5m'":
+        _set("alerts.RQRedisEvictingKeys.window", "30s5m"),
+    "alerts.RQJobFailureRatioHigh.window: not a Prometheus duration (such as 5m, 1h30m, 30d): '1h1h'":
+        _set("alerts.RQJobFailureRatioHigh.window", "1h1h"),
+    "alerts.RQRedisEvictingKeys.window: must be longer than 0, got '0m'": _set("alerts.RQRedisEvictingKeys.window", "0m"),
+    "slo.burn_rates[0]: must be longer than 0, got '0s'": _set("slo.burn_rates.0.short", "0s"),
+    "the whole file: unknown keys instance_in_legend": _set("instance_in_legend", True),
+    "selector: must be label matchers such as 'job=\"rq\"', got None": _set("selector", None),
+    "selector: must be label matchers such as 'job=\"rq\"', got ['job=\"rq\"']": _set("selector", ['job="rq"']),
+    "instance_in_legends: must be true or false, got 'yes'": _set("instance_in_legends", "yes"),
+    "runbook_url: must be a URL (or empty), got 3": _set("runbook_url", 3),
     "alerts.RQExporterDown.for: not a Prometheus duration": _set("alerts.RQExporterDown.for", 5),
     "alerts.RQExporterDown.severity: must be critical, warning or info, got 'page'":
         _set("alerts.RQExporterDown.severity", "page"),
@@ -230,7 +242,7 @@ BAD_CONFIGS = {
 
 
 @pytest.mark.parametrize("expected", BAD_CONFIGS)
-def test_a_bad_alert_setting_is_one_line_naming_it(expected):
+def test_a_bad_setting_is_one_line_naming_it(expected):
     gen = rule_generator()
     config = gen.load_config()
     BAD_CONFIGS[expected](config)
@@ -244,8 +256,10 @@ def test_a_bad_alert_setting_is_one_line_naming_it(expected):
 @pytest.mark.parametrize("text, expected", [
     ("alerts: {RQExporterDown: {severity: critical, for: 5m}\n", "alerts-config.yml: line 2: not valid YAML"),
     ("- a list\n", "alerts-config.yml: the whole file: expected a mapping"),
-    ("alerts:\n  RQExporterDown:\n    severity: critical\n    for: 5m\n    forr: 5m\n",
+    ("selector: 'job=\"rq\"'\nalerts:\n  RQExporterDown:\n    severity: critical\n    for: 5m\n",
      "alerts-config.yml: alerts: missing alerts"),
+    # A mistake only the dashboards read stops the rules' generator too (make bundle runs it first).
+    ("selector: 'job=\"rq\"'\ninstance_in_legends: 1\n", "alerts-config.yml: instance_in_legends: must be true or"),
 ])
 def test_both_generators_exit_2_with_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, text, expected):
     """`make bundle` on a bad alerts-config.yml: the rules' and the dashboards' generators each say
@@ -261,3 +275,18 @@ def test_both_generators_exit_2_with_one_line_and_write_nothing(tmp_path, monkey
         err = capsys.readouterr().err
         assert err.startswith(expected) and err.count("\n") == 1, err
     assert {p: p.read_text() for p in before} == before
+
+
+@pytest.mark.promtool
+def test_durations_prometheus_reads_pass(tmp_path):
+    """A `for` of 0 (fires at once), a compound duration, milliseconds: accepted, as promtool does."""
+    gen = rule_generator()
+    config = gen.load_config()
+    config["alerts"]["RQExporterDown"]["for"] = "0"
+    config["alerts"]["RQRedisEvictingKeys"]["window"] = "1h30m"
+    config["alerts"]["RQJobFailuresGrowing"]["window"] = "90s500ms"
+    (tmp_path / "recording.yml").write_text(gen.render_recording(config))
+    (tmp_path / "alerts.yml").write_text(gen.render(config))
+    assert "[1h30m]" in gen.render(config) and "[90s500ms]" in gen.render(config)
+    result = promtool("check", "rules", str(tmp_path / "recording.yml"), str(tmp_path / "alerts.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
