@@ -275,10 +275,13 @@ def workers(settings: Settings) -> dict:
            "short", w=6)
     b.stat("Dead workers", "Workers still listed in RQ's worker set whose hash expired: killed without a "
            "clean exit.", f"max(rq_dead_workers{{{S}}})", "short", w=6)
-    b.stat("Utilisation", "Share of the time the listed workers spent running jobs (per-worker metrics). "
-           + WORKING_TIME_NOTE,
-           f"clamp_max(sum(rate(rq_workers_working_time_total{{{WQ}}}[{RI}])) / count(rq_workers{{{WQ}}}), 1)",
-           "percentunit", w=6)
+    # Sampled, not from RQ's working time: a scrape finds a worker busy as often as it runs jobs,
+    # whatever their length, where the working time grows only when a job ends.
+    busy = f'sum(count_over_time(rq_workers{{{WQ}, state="busy"}}[$__range]))'
+    b.stat("Utilisation", "Share of the time the listed workers spent running jobs over the dashboard's range: "
+           "the share of their scrapes that found them busy (rq_workers' state), so a long job counts while "
+           "it runs. Busy share per worker, below, comes from RQ's working time instead.",
+           f"({busy} or vector(0)) / sum(count_over_time(rq_workers{{{WQ}}}[$__range]))", "percentunit", w=6)
     b.series("Workers by state", "Live workers by state.",
              [target(f"sum by (state) (rq_live_workers{{{S}}})", "{{state}}")], "short", stacked=True)
     b.series("Workers per queue", "Workers (other than suspended ones) listening on each queue.",

@@ -97,8 +97,9 @@ def test_counters_only_inside_rate_with_rate_interval():
                 assert re.search(r"rate\(" + metric + r"\{[^}]*\}\[\$__rate_interval\]\)", expr) \
                     or re.search(r"increase\(" + metric + r"\{[^}]*\}\[\$__range\]\)", expr), (name, title)
         for window in re.findall(r"\[([^\]]+)\]", expr):
-            assert window == "$__rate_interval" or (window == "$__range" and "increase(" in expr), \
-                (name, title, window)
+            # Over the dashboard's range: the top-exceptions' increase, Utilisation's count of samples.
+            assert window == "$__rate_interval" or (window == "$__range" and (
+                "increase(" in expr or "count_over_time(" in expr)), (name, title, window)
 
 
 def test_every_query_reads_metrics_the_exporter_exposes():
@@ -316,3 +317,26 @@ def test_the_queues_table_names_a_row_as_the_legends_name_a_line():
     assert shown(clustered, "eu / rq-exporter:9726 / default") == "eu / default"
     assert shown(table(cluster_label="region", instance_in_legends=True), "eu / orders / default") == \
         "eu / orders / default"
+
+
+@pytest.mark.promtool
+def test_utilisation_counts_a_long_job_while_it_runs(tmp_path):
+    """RQ / Workers' Utilisation samples the workers' state: over a 10 minute range (11 scrapes, both
+    ends in), a worker busy with one long job the whole time (its working time would not grow until
+    the job ends) and a worker busy at 6 of its scrapes make 17 of 22; nobody busy is 0, not "no data"."""
+    (panel,) = [p for p in panels(dashboards()["rq-workers.json"]) if p["title"] == "Utilisation"]
+    expr = panel["targets"][0]["expr"]
+    worker = 'rq_workers{job="rq", instance="i", name="%s", queues="default", state="%s"}'
+    inputs = [
+        {"series": worker % ("long", "busy"), "values": "1x20"},
+        # scraped every minute: busy at the even minutes, idle at the odd ones
+        {"series": worker % ("half", "busy"), "values": " ".join("1" if i % 2 == 0 else "_" for i in range(21))},
+        {"series": worker % ("half", "idle"), "values": " ".join("_" if i % 2 == 0 else "1" for i in range(21))},
+        {"series": worker % ("idle", "idle"), "values": "_x10 1x10"},  # appears at 10m, idle since
+    ]
+    result = evaluate_queries([substitute(expr, range_="10m")], inputs[:3], "20m", [[{"labels": {}, "value": 17 / 22}]],
+                              tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = evaluate_queries([substitute(expr, range_="5m")], inputs[3:], "20m", [[{"labels": {}, "value": 0}]],
+                              tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
