@@ -109,6 +109,17 @@ WORKING_TIME_NOTE = ("From RQ's total working time, which RQ adds when each job 
                      "100 %); Current job run time per worker shows such jobs as they run.")
 
 
+def longest_running() -> list[dict]:
+    """The longest-running job of each queue, and per function (RQ / Overview and RQ / Queue)."""
+    return [target(f"max by (queue) (rq_queue_longest_running_job_seconds{{{QS}}})", "{{queue}}"),
+            target(f"max by (queue, func) (rq_queue_longest_running_job_by_func_seconds{{{QS}}})",
+                   "{{queue}} {{func}}")]
+
+
+def rate_limited() -> dict:
+    return target(f'sum by (queue) (rq_jobs{{{QS}, status="rate_limited"}})', "{{queue}}")
+
+
 def overview(settings: Settings) -> dict:
     b = Board()
     b.row("Now")
@@ -149,12 +160,10 @@ def overview(settings: Settings) -> dict:
     b.series("Longest-running job", "How long the longest-running started job of each queue has been "
              "running, and per function (rq_queue_longest_running_job_by_func_seconds, while one runs): a line "
              "that only climbs is a hung job (RQJobRunningTooLong names its function).",
-             [target(f"max by (queue) (rq_queue_longest_running_job_seconds{{{QS}}})", "{{queue}}"),
-              target(f"max by (queue, func) (rq_queue_longest_running_job_by_func_seconds{{{QS}}})",
-                     "{{queue}} {{func}}")], "s")
+             longest_running(), "s")
     b.series("Jobs waiting for a rate limit", "RQ 3.0: jobs held back by their RateLimit until a slot "
              "frees, by queue (in no queue or registry: rq_jobs{status=\"rate_limited\"}).",
-             [target(f'sum by (queue) (rq_jobs{{{QS}, status="rate_limited"}})', "{{queue}}")], "short")
+             [rate_limited()], "short")
     b.row("Workers and alerts")
     b.series("Workers by state", "Live workers by state: busy ones run a job, idle ones wait for one.",
              [target(f"sum by (state) (rq_live_workers{{{S}}})", "{{state}}")], "short", w=8, stacked=True)
@@ -257,12 +266,10 @@ def queue(settings: Settings) -> dict:
              "short")
     b.series("Longest-running job", "How long the longest-running started job of each queue has been "
              "running (abandoned jobs left out); 0 when none runs. Per function too, while one runs.",
-             [target(f"max by (queue) (rq_queue_longest_running_job_seconds{{{QS}}})", "{{queue}}"),
-              target(f"max by (queue, func) (rq_queue_longest_running_job_by_func_seconds{{{QS}}})",
-                     "{{queue}} {{func}}")], "s")
+             longest_running(), "s")
     b.series("Jobs waiting for a rate limit", "RQ 3.0: jobs of each queue held back by their RateLimit "
              "until a job of the same limit key ends.",
-             [target(f'sum by (queue) (rq_jobs{{{QS}, status="rate_limited"}})', "{{queue}}")], "short")
+             [rate_limited()], "short")
     return dashboard("rq-queue", "RQ / Queue", "One or more RQ queues in detail: pick them with the queue variable.",
                      b, settings)
 
