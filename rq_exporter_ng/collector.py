@@ -139,6 +139,15 @@ class RQCollector(Collector):
                 log.warning("cannot read Redis at %s: %s", redacted_target(self._settings), reason)
                 self._down_reason, self._down_logged = reason, now
             return None
+        except Exception as error:
+            # Not Redis' answer but this exporter (a bug, or a setting the checks let through): the
+            # scrape still answers, rq_up 0 and a scrape error, as when Redis is away; the traceback
+            # once a kind of error.
+            reason = f"{type(error).__name__}: {error}"
+            if reason != self._down_reason:
+                log.exception("cannot read Redis at %s: %s", redacted_target(self._settings), reason)
+                self._down_reason, self._down_logged = reason, time.monotonic()
+            return None
         if self._down_reason is not None:
             log.info("Redis at %s is readable again", redacted_target(self._settings))
             self._down_reason = None

@@ -45,10 +45,10 @@ def sentinels(settings: Settings) -> list[tuple[str, int]]:
     result = []
     for item in filter(None, (part.strip() for part in (settings.sentinel_host or "").split(","))):
         host, sep, port = item.rpartition(":")
-        if sep and port.isdigit() and host:
+        if sep and port.isdigit() and host and (host.endswith("]") or ":" not in host):
             result.append((host.strip("[]"), int(port)))
-        else:
-            result.append((item, settings.sentinel_port))
+        else:  # no port: "host", "[::1]" (settings check the items)
+            result.append((item.strip("[]"), settings.sentinel_port))
     return result
 
 

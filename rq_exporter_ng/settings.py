@@ -9,7 +9,6 @@ a lower priority than ours.
 from __future__ import annotations
 
 import fnmatch
-import logging
 import math
 import os
 from functools import cached_property
@@ -27,13 +26,16 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from rq_exporter_ng import redis_url, shards
+from rq_exporter_ng import redis_url, shards, value_checks
 from rq_exporter_ng.legacy import LEGACY_ENV, LegacyEnv
 
 # 10 ms to 4 h in 13 buckets: 3 histograms x 16 series per queue, so thousands of queues stay affordable.
 DEFAULT_BUCKETS = (0.01, 0.05, 0.25, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 
 ENV_PREFIX = "RQ_EXPORTER_"
+# Longer than any scrape can wait, and far below what a socket timeout can hold (~9.2e9 s, past
+# which every connect fails with OverflowError).
+MAX_TIMEOUT = 3600.0
 
 class InvalidSettings(Exception):
     """A setting is wrong. ``field`` names it (None when no one setting is to blame); ``str()`` is
@@ -143,11 +145,13 @@ class Settings(BaseSettings):
         "still verified.",
     )
     redis_connect_timeout: float = Field(
-        2.0, gt=0, description="Seconds to wait for a Redis connection before the scrape reports rq_up 0."
+        2.0, gt=0, le=MAX_TIMEOUT,
+        description="Seconds to wait for a Redis connection before the scrape reports rq_up 0."
     )
     redis_read_timeout: float = Field(
         2.0,
         gt=0,
+        le=MAX_TIMEOUT,
         description="Seconds to wait for each Redis reply. A scrape makes 3 round trips: with the defaults "
         "connect + 3 x read is 8 s, under Prometheus' default 10 s scrape timeout (a scrape that opens job "
         "timing's second connection adds a connect: lower both with a slow Redis).",
@@ -276,11 +280,7 @@ class Settings(BaseSettings):
     def _check_log_format(cls, value: str) -> str:
         if value in ("text", "json"):
             return value
-        try:
-            logging.Formatter(value, validate=True)
-            usable = "%(message)" in value
-        except ValueError:
-            usable = False
+        usable = value_checks.log_format(value)
         if not usable:
             raise ValueError("text, json or a logging format string with %(message)s")
         return value
@@ -308,6 +308,18 @@ class Settings(BaseSettings):
     @classmethod
     def _split(cls, value: object) -> object:
         return _items(value)
+
+    @field_validator("queue_include")
+    @classmethod
+    def _check_include(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("names no pattern, so no queue would be exported ('*' for every queue)")
+        return value
+
+    @field_validator("sentinel_host")
+    @classmethod
+    def _check_sentinels(cls, value: str | None) -> str | None:
+        return value if value is None else value_checks.sentinel_hosts(value)
 
     @field_validator("shard")
     @classmethod
@@ -350,10 +362,23 @@ class Settings(BaseSettings):
                                   "only with TLS: a rediss:// URL, or --redis-tls-* files with Sentinel")
         for name in ("redis_password_file", "redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file"):
             path = getattr(self, name)
-            if path is not None and not os.access(path, os.R_OK):
-                if name == "redis_password_file" and absent_from_secret(path):
-                    continue
-                raise InvalidSettings(name, f"cannot read {path}")
+            if path is None or (name == "redis_password_file" and absent_from_secret(path)):
+                continue
+            # A directory or a FIFO passes os.access, then fails or blocks when read.
+            if not path.is_file() or not os.access(path, os.R_OK):
+                raise InvalidSettings(name, f"cannot read {path}" + ("" if not path.exists() else ": not a file"))
+        if self.redis_password_file is not None and self.redis_password_file.is_file():
+            try:
+                self.redis_password_file.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise InvalidSettings("redis_password_file", f"{self.redis_password_file} is not UTF-8 text") from None
+        tls_files = [n for n in ("redis_tls_ca_file", "redis_tls_cert_file") if getattr(self, n)]
+        if tls_files and not self._uses_tls():
+            raise InvalidSettings(tls_files[0], "only with TLS: a rediss:// URL, or Sentinel")
+        try:
+            value_checks.tls_files(self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+        except value_checks.BadFile as error:
+            raise InvalidSettings(error.field, error.message) from None
         return self
 
     # --- Derived values ----------------------------------------------------------

@@ -23,6 +23,7 @@ it is not an open proxy, and credentials stay in the file (or the files it names
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 from rq_exporter_ng import settings as settings_module
@@ -73,8 +74,13 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
             if key not in TARGET_FIELDS:
                 known = ", ".join(sorted(TARGET_FIELDS))
                 raise TargetsError(f"targets.{name}.{key}: not a target setting (one of {known})")
-        if not LOCATION_FIELDS & set(entry):
+        if not {key for key in LOCATION_FIELDS & set(entry) if entry[key] not in (None, "")}:
             raise TargetsError(f"targets.{name}: needs redis_url, redis_host or sentinel_host")
+        for key, value in entry.items():
+            # YAML's true is no port or database: pydantic would read it as 1.
+            annotation = Settings.model_fields[key].annotation
+            if isinstance(value, bool) and annotation is not bool and bool not in typing.get_args(annotation):
+                raise TargetsError(f"targets.{name}.{key}: {value} is not a {key.removeprefix('redis_')}")
         own = {key: _resolve(key, value, directory) for key, value in entry.items()}
         values = {**inherited, **own}
         try:

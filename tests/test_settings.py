@@ -32,14 +32,23 @@ def clean_env(monkeypatch):
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    from certs import make_certs
+
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
 @pytest.fixture
-def files(tmp_path) -> dict[str, str]:
-    paths = {}
-    for name in ("password", "ca", "cert", "key"):
-        path = tmp_path / name
-        path.write_text(f"{SECRET}\n" if name == "password" else "x\n")
-        paths[name] = str(path)
-    return paths
+def files(tmp_path, certs) -> dict[str, str]:
+    """A password file and real TLS files (settings load them, as the connection will)."""
+    password = tmp_path / "password"
+    password.write_text(f"{SECRET}\n")
+    return {"password": str(password), "ca": str(certs.ca), "cert": str(certs.client_cert),
+            "key": str(certs.client_key)}
+
+
+TLS_URL = ["--redis-url", "rediss://h:6380/0"]
 
 
 def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[str]]]:
@@ -60,9 +69,9 @@ def sample_values(files: dict[str, str]) -> dict[str, tuple[str, object, list[st
         "sentinel_port": ("26380", 26380, []),
         "sentinel_master": ("mymaster", "mymaster", []),
         "sentinel_password": ("sentinel-pw", "sentinel-pw", []),
-        "redis_tls_ca_file": (files["ca"], files["ca"], []),
-        "redis_tls_cert_file": (files["cert"], files["cert"], ["--redis-tls-key-file", files["key"]]),
-        "redis_tls_key_file": (files["key"], files["key"], ["--redis-tls-cert-file", files["cert"]]),
+        "redis_tls_ca_file": (files["ca"], files["ca"], TLS_URL),
+        "redis_tls_cert_file": (files["cert"], files["cert"], ["--redis-tls-key-file", files["key"], *TLS_URL]),
+        "redis_tls_key_file": (files["key"], files["key"], ["--redis-tls-cert-file", files["cert"], *TLS_URL]),
         "redis_tls_relax_x509_strict": ("true", True, ["--redis-url", "rediss://h:6380/0"]),
         "redis_connect_timeout": ("0.25", 0.25, []),
         "redis_read_timeout": ("1.5", 1.5, []),
@@ -290,6 +299,18 @@ INVALID = [
     ([], {"RQ_EXPORTER_HOST": "bad host"}, "--host"),
     (["--host", "192.0.2.1", "--port", "0"], {}, "--host"),  # TEST-NET-1: an address this machine lacks
     (["--redis-host", "999.1.1.1"], {}, "--redis-host"),
+    (["--redis-password-file", "/tmp"], {}, "--redis-password-file"),  # a directory passes os.access
+    (["--redis-connect-timeout", "inf"], {}, "--redis-connect-timeout"),  # redis-py: OverflowError at connect
+    ([], {"RQ_EXPORTER_REDIS_READ_TIMEOUT": "1e400"}, "--redis-read-timeout"),
+    (["--log-format", "%(message)s %(bogus)s"], {}, "--log-format"),  # valid syntax, a KeyError at every line
+    (["--log-format", "%(message)d"], {}, "--log-format"),
+    (["--sentinel-host", ",,,", "--sentinel-master", "m"], {}, "--sentinel-host"),
+    (["--sentinel-host", "s1:abc", "--sentinel-master", "m"], {}, "--sentinel-host"),
+    ([], {"RQ_SENTINEL_HOST": "::1", "RQ_SENTINEL_MASTER": "m"}, "--sentinel-host"),  # IPv6 needs brackets
+    (["--queue-include", ""], {}, "--queue-include"),  # would export no queue
+    ([], {"RQ_EXPORTER_QUEUE_INCLUDE": ",,,"}, "--queue-include"),
+    (["--redis-tls-ca-file", "/etc/hostname"], {}, "--redis-tls-ca-file"),  # redis://: no TLS to use it
+    (["--redis-url", "rediss://h:6380/0", "--redis-tls-ca-file", "/etc/hostname"], {}, "--redis-tls-ca-file"),
 ]
 
 
@@ -405,3 +426,26 @@ def test_rq_exporter_3_version_flag(flag_name):
 
     result = run_exporter(flag_name)
     assert result.returncode == 0 and result.stdout.strip() == f"rq-exporter v{__version__}"
+
+
+@pytest.mark.parametrize("kind, named", [("fifo", "not a file"), ("latin-1", "not UTF-8 text")])
+def test_a_password_file_that_is_no_text_file_is_one_line_and_exit_2(tmp_path, kind, named):
+    """A FIFO would block the first scrape for ever; bytes that are no UTF-8 raised a traceback."""
+    path = tmp_path / "password"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_bytes(b"caf\xe9\n")
+    result = run_exporter("--redis-password-file", str(path), timeout=10)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "--redis-password-file" in lines[0] and named in lines[0], result.stderr
+
+
+def test_a_tls_key_that_is_not_the_certificates_is_one_line_and_exit_2(certs):
+    result = run_exporter("--redis-url", "rediss://h:6380/0", "--redis-tls-cert-file", str(certs.client_cert),
+                          "--redis-tls-key-file", str(certs.server_key), timeout=10)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "--redis-tls-cert-file" in lines[0] and "KEY_VALUES_MISMATCH" in lines[0], \
+        result.stderr

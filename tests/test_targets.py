@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from certs import make_certs
 from rq import Queue
 
 from devkit import free_port, run, stop_process, wait_for
@@ -108,6 +109,16 @@ targets:
     ("targets:\n  orders:\n    redis_host: h\n    redis_password_file: nope\n", "targets.orders: redis_password_file: cannot read"),
     ("targets:\n  'a b':\n    redis_host: h\n", "targets.a b: a target name is"),
     ("targets: [\n", "not valid YAML"),
+    ("targets:\n  orders:\n    redis_url:\n", "targets.orders: needs redis_url, redis_host or sentinel_host"),
+    ("targets:\n  orders:\n    redis_host: h\n    redis_port: true\n", "targets.orders.redis_port: True is not a port"),
+    ("targets:\n  orders:\n    redis_host: h\n  orders:\n    redis_host: i\n", "'orders' is given twice at line 4"),
+    ("targets:\n  orders:\n    redis_host: h\n    redis_password_file: .\n",
+     "targets.orders: redis_password_file: cannot read"),
+    ("targets:\n  orders:\n    redis_host: h\n    redis_connect_timeout: .inf\n",
+     "targets.orders: redis_connect_timeout: Input should be less than or equal to 3600"),
+    ("targets:\n  orders:\n    sentinel_host: 'h:99999'\n    sentinel_master: m\n",
+     "targets.orders: sentinel_host: 'h:99999': the port is not a number"),
+    ("targets:\n  orders:\n    redis_host: h\n    queue_include: ''\n", "targets.orders: queue_include: names no pattern"),
 ])
 def test_invalid_targets_file_is_one_line_and_exit_2(tmp_path, text, named):
     path = tmp_path / "targets.yml"
@@ -147,9 +158,11 @@ def test_targets_file_example_in_readme_parses(tmp_path):
     import yaml
 
     raw = yaml.safe_load(example)
+    ca = make_certs(tmp_path / "certs").ca
     for entry in raw["targets"].values():  # the secrets it names do not exist here
         for key in [k for k in entry if k.endswith("_file")]:
-            (tmp_path / Path(entry[key]).name).write_text("x\n")
+            # settings load a CA file as the connection will: a real one
+            (tmp_path / Path(entry[key]).name).write_bytes(ca.read_bytes() if key.endswith("ca_file") else b"x\n")
             entry[key] = Path(entry[key]).name
     found = targets.parse(raw, Settings.model_validate({}), tmp_path)
     assert set(found) == set(raw["targets"])
@@ -218,8 +231,7 @@ def test_targets_get_no_credentials_they_do_not_name(tmp_path):
     from rq_exporter_ng.connection import password
     from rq_exporter_ng.settings import Settings
 
-    ca = tmp_path / "ca.crt"
-    ca.write_text("x\n")
+    ca = make_certs(tmp_path / "certs").ca
     base = Settings.model_validate({"redis_url": "rediss://main:6379/0", "redis_username": "cli-user",
                                     "redis_password": "cli-secret", "redis_tls_ca_file": str(ca),
                                     "redis_read_timeout": 0.75, "key_prefix": "app",

@@ -175,7 +175,7 @@ def parse(raw: object, base: Path) -> WebConfig:
     if tls and (cert is None or key is None):
         raise WebConfigError("tls_server_config: cert_file and key_file are both required")
     auth_type = tls.get("client_auth_type") or ("RequireAndVerifyClientCert" if ca else "NoClientCert")
-    if auth_type not in CLIENT_AUTH:
+    if not isinstance(auth_type, str) or auth_type not in CLIENT_AUTH:
         raise WebConfigError(
             f"tls_server_config.client_auth_type: {auth_type!r} is not supported (one of {', '.join(CLIENT_AUTH)})"
         )
@@ -183,9 +183,13 @@ def parse(raw: object, base: Path) -> WebConfig:
         raise WebConfigError(f"tls_server_config.client_ca_file: required with client_auth_type {auth_type}")
     for version_key in ("min_version", "max_version"):
         version = tls.get(version_key)
-        if version is not None and version not in TLS_VERSIONS:
+        if version is not None and (not isinstance(version, str) or version not in TLS_VERSIONS):
             known = ", ".join(TLS_VERSIONS)
             raise WebConfigError(f"tls_server_config.{version_key}: {version!r} is not one of {known}")
+    versions = [TLS_VERSIONS[tls[k]] for k in ("min_version", "max_version") if tls.get(k) is not None]
+    if len(versions) == 2 and versions[0] > versions[1]:
+        raise WebConfigError(f"tls_server_config: min_version {tls['min_version']} is above max_version "
+                             f"{tls['max_version']}: no client could connect")
 
     users_raw = raw.get("basic_auth_users") or {}
     if not isinstance(users_raw, dict):

@@ -184,6 +184,13 @@ def _start_with(config: Path) -> subprocess.CompletedProcess:
     ("basic_auth_users: [a, b]\n", "basic_auth_users: must be a mapping"),
     ("basic_auth: {{}}\n", "basic_auth: unknown key"),
     ("tls_server_config: [\n", "not valid YAML"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_auth_type: [1]\n",
+     "tls_server_config.client_auth_type"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  max_version: {{a: 1}}\n",
+     "tls_server_config.max_version"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: TLS13\n  max_version: TLS12\n",
+     "min_version TLS13 is above max_version TLS12"),
+    ("basic_auth_users:\n  a: $2y$10$x\n  a: $2y$10$y\n", "'a' is given twice at line 3"),
 ])
 def test_invalid_web_config_is_one_line_and_exit_2(certs, tmp_path, text, named):
     config = _config(tmp_path, text.format(cert=certs.server_cert, key=certs.server_key))
@@ -199,3 +206,22 @@ def test_missing_web_config_file_is_exit_2(tmp_path):
     result = _start_with(tmp_path / "absent.yml")
     assert result.returncode == 2
     assert "--web-config-file" in result.stderr and "cannot read" in result.stderr
+
+
+@pytest.mark.parametrize("kind, named", [("fifo", "not a file"), ("directory", "not a file"),
+                                         ("latin-1", "not UTF-8 text")])
+def test_a_web_config_that_is_no_text_file_is_one_line_and_exit_2(tmp_path, kind, named):
+    """A FIFO would block the start for ever; bytes that are no UTF-8 raised a traceback."""
+    import os
+
+    path = tmp_path / "web.yml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"basic_auth_users:\n  caf\xe9: x\n")
+    result = _start_with(path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr

@@ -1,0 +1,73 @@
+"""Checks of single settings' values that need more than their type: a log format that can format
+a record, Sentinel's host list, the Redis TLS files loaded as the connection will load them.
+Each turns what would fail later (at every log line, at every scrape) into a setting's error now."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+from rq_exporter_ng import redis_url
+
+
+class BadFile(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def log_format(value: str) -> bool:
+    """Whether a logging format string formats a record and holds its message. validate=True checks
+    the syntax only: a key a record lacks, or %(message)d, would raise at every log line."""
+    try:
+        logging.Formatter(value, validate=True).format(logging.makeLogRecord({"msg": "m"}))
+    except (ValueError, KeyError, TypeError, IndexError):
+        return False
+    return "%(message)" in value
+
+
+def sentinel_hosts(value: str) -> str:
+    """--sentinel-host: 'host' or 'host:port' items, commas between; an IPv6 address in brackets."""
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            raise ValueError("host or host:port items separated by commas, none empty")
+        port = None
+        if item.startswith("["):
+            host, bracket, rest = item[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ValueError(f"{item!r}: an IPv6 address is [address] or [address]:port")
+            port = rest[1:] if rest else None
+        elif item.count(":") > 1:
+            raise ValueError(f"{item!r}: write an IPv6 address in brackets, as [::1]:26379")
+        else:
+            host, _, port_text = item.partition(":")
+            port = port_text if ":" in item else None
+        if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"{item!r}: the port is not a number in 1-65535")
+        try:
+            redis_url.check_host(host)
+        except ValueError:
+            raise ValueError(f"{item!r}: not a host name or IP address") from None
+    return value
+
+
+def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> None:
+    """The Redis TLS files loaded as the connection will load them: a file that is no certificate,
+    or a key that is not the certificate's, raises BadFile naming the setting."""
+    context = ssl.create_default_context()
+    try:
+        if ca is not None:
+            context.load_verify_locations(cafile=str(ca))
+    except (ssl.SSLError, OSError, ValueError) as error:
+        raise BadFile("redis_tls_ca_file", f"{ca} holds no CA certificate ({_reason(error)})") from None
+    try:
+        if cert is not None and key is not None:
+            context.load_cert_chain(str(cert), str(key))
+    except (ssl.SSLError, OSError, ValueError) as error:
+        raise BadFile("redis_tls_cert_file", f"{cert} and {key} are no certificate and its key ({_reason(error)})") \
+            from None
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "reason", None) or str(error).splitlines()[0]
