@@ -472,7 +472,26 @@ def load(argv: list[str] | None = None) -> Settings:
     except ValidationError as error:
         raise _describe(error) from None
     except SettingsError as error:
-        raise InvalidSettings(None, f"invalid arguments: {_one_line(str(error))}") from None
+        raise _switch_given_a_value(argv or []) or InvalidSettings(
+            None, f"invalid arguments: {_one_line(str(error))}") from None
+
+
+is_switch = value_checks.is_switch
+WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
+
+
+def _switch_given_a_value(argv: list[str]) -> InvalidSettings | None:
+    """`--job-timing false` (argparse: "unrecognized arguments: false") said as what it is: a
+    switch takes no value."""
+    for flag, following in zip(argv, [*argv[1:], ""]):
+        name, _, given = flag.partition("=")
+        word = given or following
+        field = name.removeprefix("--no-").removeprefix("--").replace("-", "_")
+        if name.startswith("--") and field in Settings.model_fields and word.lower() in WORDS \
+                and is_switch(Settings.model_fields[field].annotation):
+            switch = "--" + field.replace("_", "-")
+            return InvalidSettings(field, f"a switch takes no value: {switch} or --no-{switch[2:]}")
+    return None
 
 
 def _one_line(text: str) -> str:

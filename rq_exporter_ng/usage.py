@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-import types
 from dataclasses import dataclass
-from typing import Any, get_args
 
-from rq_exporter_ng.settings import Settings, env_names, flag_names
+from rq_exporter_ng.settings import Settings, env_names, flag_names, is_switch
 
 
 @dataclass(frozen=True)
@@ -34,14 +32,6 @@ def options() -> list[Option]:
             flags.insert(1, "--no-" + flags[0][2:])
         found.append(Option(name, flags, env_names(name), shown, info.description or "", boolean))
     return found
-
-
-def is_switch(annotation: Any) -> bool:
-    """A bool, or a bool that may be left unset (``--shard-globals``): pydantic-settings' implicit
-    flags take both as ``--x`` / ``--no-x``, never ``--x VALUE``."""
-    if annotation is bool:
-        return True
-    return isinstance(annotation, types.UnionType) and set(get_args(annotation)) == {bool, type(None)}
 
 
 def help_text() -> str:

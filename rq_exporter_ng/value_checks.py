@@ -6,9 +6,19 @@ from __future__ import annotations
 
 import logging
 import ssl
+import types
 from pathlib import Path
+from typing import Any, get_args
 
 from rq_exporter_ng import redis_url
+
+
+def is_switch(annotation: Any) -> bool:
+    """A bool, or a bool that may be left unset (``--shard-globals``): pydantic-settings' implicit
+    flags take both as ``--x`` / ``--no-x``, never ``--x VALUE``."""
+    if annotation is bool:
+        return True
+    return isinstance(annotation, types.UnionType) and set(get_args(annotation)) == {bool, type(None)}
 
 
 class BadFile(ValueError):

@@ -311,6 +311,8 @@ INVALID = [
     ([], {"RQ_EXPORTER_QUEUE_INCLUDE": ",,,"}, "--queue-include"),
     (["--redis-tls-ca-file", "/etc/hostname"], {}, "--redis-tls-ca-file"),  # redis://: no TLS to use it
     (["--redis-url", "rediss://h:6380/0", "--redis-tls-ca-file", "/etc/hostname"], {}, "--redis-tls-ca-file"),
+    (["--job-timing", "false"], {}, "a switch takes no value: --job-timing or --no-job-timing"),
+    (["--per-worker-metrics=no"], {}, "a switch takes no value: --per-worker-metrics or --no-per-worker-metrics"),
 ]
 
 
@@ -343,7 +345,8 @@ def test_help_exits_0_and_documents_every_flag_and_variable():
 def test_every_switch_is_shown_and_read_as_a_flag_and_its_no_form():
     """``--help`` and the README show each on/off setting as ``--x`` / ``--no-x`` (an unset bool,
     ``--shard-globals``, included), and both forms are what the parser reads."""
-    from rq_exporter_ng.usage import is_switch, options
+    from rq_exporter_ng.settings import is_switch
+    from rq_exporter_ng.usage import options
 
     switches = [o for o in options() if o.boolean]
     assert {o.field for o in switches} >= {"job_timing", "shard_globals"}
