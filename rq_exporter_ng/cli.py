@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     from rq_exporter_ng.collector import RQCollector
     from rq_exporter_ng.connection import connect, redacted_target
 
-    if args in (["-v"], ["--version"]):  # rq-exporter 3.x's version flag
+    if "-v" in args or "--version" in args:  # rq-exporter 3.x's version flag; anywhere, as --help
         print(f"rq-exporter v{__version__}")
         return 0
     if "-h" in args or "--help" in args:

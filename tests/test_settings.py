@@ -427,8 +427,9 @@ def test_rq_exporter_3_log_format_string_and_datefmt():
 def test_rq_exporter_3_version_flag(flag_name):
     from rq_exporter_ng import __version__
 
-    result = run_exporter(flag_name)
-    assert result.returncode == 0 and result.stdout.strip() == f"rq-exporter v{__version__}"
+    for args in ([flag_name], ["--port", "19999", flag_name], [flag_name, flag_name]):
+        result = run_exporter(*args)
+        assert result.returncode == 0 and result.stdout.strip() == f"rq-exporter v{__version__}", args
 
 
 @pytest.mark.parametrize("kind, named", [("fifo", "not a file"), ("latin-1", "not UTF-8 text")])
