@@ -134,9 +134,10 @@ class Settings(BaseSettings):
     redis_tls_ca_file: Path | None = Field(
         None,
         description="CA bundle to verify the Redis server (rediss://; with Sentinel, TLS files turn on TLS "
-        "to the master).",
+        "to the master). Loaded at start, as are the client certificate and key: a file that is not one stops it.",
     )
-    redis_tls_cert_file: Path | None = Field(None, description="Client certificate for Redis TLS.")
+    redis_tls_cert_file: Path | None = Field(
+        None, description="Client certificate for Redis TLS (loaded at start with the key: a mismatch stops it).")
     redis_tls_key_file: Path | None = Field(None, description="Client private key for Redis TLS.")
     redis_tls_relax_x509_strict: bool = Field(
         False,
@@ -146,15 +147,15 @@ class Settings(BaseSettings):
     )
     redis_connect_timeout: float = Field(
         2.0, gt=0, le=MAX_TIMEOUT,
-        description="Seconds to wait for a Redis connection before the scrape reports rq_up 0."
+        description="Seconds (at most 3600) to wait for a Redis connection before the scrape reports rq_up 0."
     )
     redis_read_timeout: float = Field(
         2.0,
         gt=0,
         le=MAX_TIMEOUT,
-        description="Seconds to wait for each Redis reply. A scrape makes 3 round trips: with the defaults "
-        "connect + 3 x read is 8 s, under Prometheus' default 10 s scrape timeout (a scrape that opens job "
-        "timing's second connection adds a connect: lower both with a slow Redis).",
+        description="Seconds (at most 3600) to wait for each Redis reply. A scrape makes 3 round trips: with "
+        "the defaults connect + 3 x read is 8 s, under Prometheus' default 10 s scrape timeout (a scrape that opens "
+        "job timing's second connection adds a connect: lower both with a slow Redis).",
     )
 
     # --- What to read --------------------------------------------------------------
@@ -162,7 +163,7 @@ class Settings(BaseSettings):
         "rq", min_length=1, description="RQ key prefix (RQ 3.0's RQ_KEY_PREFIX; 'rq' before that)."
     )
     queue_include: Patterns = Field(
-        ("*",), description="Comma-separated glob patterns of queue names to export (default all)."
+        ("*",), description="Comma-separated glob patterns of queue names to export (default all; at least one)."
     )
     queue_exclude: Patterns = Field((), description="Comma-separated glob patterns of queue names to leave out.")
     per_worker_metrics: bool = Field(
