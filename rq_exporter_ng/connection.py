@@ -12,7 +12,6 @@ from redis.retry import Retry
 from rq_exporter_ng import redis_internals
 from rq_exporter_ng.settings import Settings, absent_from_secret, redact_url
 
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 log = logging.getLogger("rq_exporter")
 
 
@@ -34,10 +33,10 @@ def redis_url(settings: Settings) -> str:
     """The Redis URL to connect to (may hold a password: never log it, use ``redacted_target``)."""
     if settings.redis_url:
         return settings.redis_url
-    if settings.redis_host:
-        host = f"[{settings.redis_host}]" if ":" in settings.redis_host else settings.redis_host
-        return f"redis://{host}:{settings.redis_port}/{settings.redis_db}"
-    return DEFAULT_REDIS_URL
+    # As rq-exporter 3.x: --redis-port or --redis-db alone mean localhost's.
+    host = settings.redis_host or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    return f"redis://{host}:{settings.redis_port}/{settings.redis_db}"
 
 
 def sentinels(settings: Settings) -> list[tuple[str, int]]:

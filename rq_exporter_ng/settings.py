@@ -111,9 +111,10 @@ class Settings(BaseSettings):
         "or built from --redis-host when that is set). Checked whole at start: host, port, /DB path and "
         "each query parameter redis-py takes.",
     )
-    redis_host: str | None = Field(None, description="Redis host, used when --redis-url is not set.")
-    redis_port: int = Field(6379, ge=1, le=65535, description="Redis port, with --redis-host.")
-    redis_db: int = Field(0, ge=0, description="Redis database number, with --redis-host or Sentinel.")
+    redis_host: str | None = Field(
+        None, description="Redis host (localhost when unset), used when --redis-url is not set.")
+    redis_port: int = Field(6379, ge=1, le=65535, description="Redis port, when --redis-url is not set.")
+    redis_db: int = Field(0, ge=0, description="Redis database number, when --redis-url is not set.")
     redis_username: str | None = Field(None, description="Redis ACL user name.")
     redis_password: SecretStr | None = Field(
         None, description="Redis password.", validation_alias=_cli("redis_password", "redis_pass")
@@ -124,7 +125,8 @@ class Settings(BaseSettings):
         validation_alias=_cli("redis_password_file", "redis_pass_file"),
     )
     sentinel_host: str | None = Field(
-        None, description="Comma-separated Sentinel hosts ('host' or 'host:port'); enables Sentinel."
+        None, description="Comma-separated Sentinel hosts ('host' or 'host:port'); enables Sentinel, unless "
+        "--redis-url is set (the URL wins over every other Redis setting, as in rq-exporter 3.x)."
     )
     sentinel_port: int = Field(26379, ge=1, le=65535, description="Sentinel port for hosts given without one.")
     sentinel_master: str | None = Field(None, description="Sentinel master name (required with --sentinel-host).")
@@ -350,6 +352,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
+        if self.redis_url and self.sentinel_host:
+            # The URL wins over everything, as in rq-exporter 3.x (its Sentinel settings unused).
+            self.sentinel_host = None
         # Not a ValueError: pydantic would fold it into a ValidationError without the field's name.
         if self.sentinel_host and not self.sentinel_master:
             raise InvalidSettings("sentinel_master", "required with --sentinel-host")

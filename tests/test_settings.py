@@ -453,3 +453,29 @@ def test_a_tls_key_that_is_not_the_certificates_is_one_line_and_exit_2(certs):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "--redis-tls-cert-file" in lines[0] and "KEY_VALUES_MISMATCH" in lines[0], \
         result.stderr
+
+
+def test_the_redis_url_wins_and_port_or_db_alone_are_localhosts(monkeypatch):
+    """As rq-exporter 3.x: RQ_REDIS_URL wins over every other Redis setting (Sentinel's too), and
+    RQ_REDIS_PORT or RQ_REDIS_DB without RQ_REDIS_HOST mean localhost's (they were ignored)."""
+    assert redis_url(load(["--redis-port", "6380"])) == "redis://localhost:6380/0"
+    monkeypatch.setenv("RQ_REDIS_DB", "2")
+    assert redis_url(load([])) == "redis://localhost:6379/2"
+    both = load(["--redis-url", "redis://h:1/3", "--sentinel-host", "s1"])  # no master needed: unused
+    assert both.sentinel_host is None and redis_url(both) == "redis://h:1/3"
+
+
+@pytest.mark.redis
+def test_rq_redis_db_alone_reads_that_database_of_localhost(redis_db):
+    """The real exporter with RQ_REDIS_PORT and RQ_REDIS_DB only (no host): it reads database 3 of
+    localhost's Redis, where before it read database 0 of port 6379."""
+    from support import Exporter
+
+    redis_db.client(db=3).sadd("rq:queues", "rq:queue:only-in-db-3")
+    exporter = Exporter(env={"RQ_REDIS_PORT": str(redis_db.port), "RQ_REDIS_DB": "3"})
+    try:
+        samples = exporter.scrape()
+        assert samples.value("rq_up") == 1
+        assert samples.value("rq_jobs", queue="only-in-db-3", status="queued") == 0
+    finally:
+        exporter.stop()
