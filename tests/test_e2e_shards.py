@@ -43,8 +43,13 @@ def result(port: int, expr: str, at: float) -> list[tuple[frozenset, float]]:
     data = prometheus_api(port, "query", query=expr, time=str(at))
     if data["resultType"] == "scalar":
         return [(frozenset(), float(data["result"][1]))]
-    return sorted(((frozenset((k, v) for k, v in r["metric"].items() if k != "instance"), float(r["value"][1]))
-                   for r in data["result"]), key=lambda row: sorted(row[0]))
+    return sorted(((frozenset((k, _without_instance(v, r["metric"])) for k, v in r["metric"].items() if k != "instance"),
+                    float(r["value"][1])) for r in data["result"]), key=lambda row: sorted(row[0]))
+
+
+def _without_instance(value: str, metric: dict) -> str:
+    # RQ / Overview's Queues now joins the instance into its row label ("instance / queue").
+    return value.removeprefix(f"{metric.get('instance')} / ")
 
 
 def same(a: list[tuple[frozenset, float]], b: list[tuple[frozenset, float]]) -> bool:
