@@ -19,7 +19,7 @@ from rq_exporter_ng import settings as settings_module
 from rq_exporter_ng.connection import password, redacted_target, redis_url, sentinels
 from rq_exporter_ng.legacy import LEGACY_ENV
 from rq_exporter_ng.settings import ENV_PREFIX, Settings, load
-from support import ROOT, run_exporter
+from support import ROOT, main_in_process, run_exporter
 
 SECRET = "hunter2-s3cr3t"
 
@@ -297,7 +297,6 @@ INVALID = [
     (["--redis-tls-relax-x509-strict"], {}, "--redis-tls-relax-x509-strict"),  # no TLS to relax
     (["--host", "999.1.1.1"], {}, "--host"),
     ([], {"RQ_EXPORTER_HOST": "bad host"}, "--host"),
-    (["--host", "192.0.2.1", "--port", "0"], {}, "--host"),  # TEST-NET-1: an address this machine lacks
     (["--redis-host", "999.1.1.1"], {}, "--redis-host"),
     (["--redis-password-file", "/tmp"], {}, "--redis-password-file"),  # a directory passes os.access
     (["--redis-connect-timeout", "inf"], {}, "--redis-connect-timeout"),  # redis-py: OverflowError at connect
@@ -317,7 +316,31 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("args", "env", "named"), INVALID, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
-def test_invalid_setting_is_one_line_naming_it_and_exit_2(args, env, named):
+def test_invalid_setting_is_one_line_naming_it_and_exit_2(args, env, named, monkeypatch, capsys):
+    """The command's main, in this process (an interpreter a case costs ~0.5 s, four suites over);
+    the real command below runs a case of each kind of source."""
+    from rq_exporter_ng import cli
+
+    for name, value in {"RQ_REDIS_PASS": SECRET, **env}.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(args) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert named in lines[0]
+    assert out == ""
+    assert SECRET not in err
+
+
+@pytest.mark.parametrize(("args", "env", "named"), [
+    (["-p", "70000"], {}, "--port"),
+    ([], {"RQ_REDIS_PORT": "x"}, "--redis-port"),
+    ([], {"RQ_EXPORTER_LOG_FORMAT": "%(asctime)s %(levelname"}, "--log-format"),
+    # TEST-NET-1, an address this machine lacks: refused only when it listens, so here only
+    (["--host", "192.0.2.1", "--port", "0"], {}, "--host"),
+    (["--no-such-flag"], {}, "--no-such-flag"),
+])
+def test_the_real_command_says_an_invalid_setting_in_one_line_and_exits_2(args, env, named):
     result = run_exporter(*args, env={"RQ_REDIS_PASS": SECRET, **env}, timeout=10)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
@@ -427,8 +450,10 @@ def test_rq_exporter_3_log_format_string_and_datefmt():
 def test_rq_exporter_3_version_flag(flag_name):
     from rq_exporter_ng import __version__
 
-    for args in ([flag_name], ["--port", "19999", flag_name], [flag_name, flag_name]):
-        result = run_exporter(*args)
+    result = run_exporter(flag_name)
+    assert result.returncode == 0 and result.stdout.strip() == f"rq-exporter v{__version__}"
+    for args in (["--port", "19999", flag_name], [flag_name, flag_name]):  # anywhere, as --help
+        result = main_in_process(*args)
         assert result.returncode == 0 and result.stdout.strip() == f"rq-exporter v{__version__}", args
 
 

@@ -99,7 +99,7 @@ targets:
     assert "exporter-pw" not in log
 
 
-@pytest.mark.parametrize("text, named", [
+INVALID_TARGETS = [
     ("targets: {}\n", "targets: lists no target"),
     ("orders:\n  redis_url: redis://x:1/0\n", "must be a mapping with one key, targets"),
     ("targets:\n  orders:\n    port: 1\n", "targets.orders.port: not a target setting"),
@@ -119,7 +119,10 @@ targets:
     ("targets:\n  orders:\n    sentinel_host: 'h:99999'\n    sentinel_master: m\n",
      "targets.orders: sentinel_host: 'h:99999': the port is not a number"),
     ("targets:\n  orders:\n    redis_host: h\n    queue_include: ''\n", "targets.orders: queue_include: names no pattern"),
-])
+]
+
+
+@pytest.mark.parametrize("text, named", INVALID_TARGETS)
 def test_invalid_targets_file_is_one_line_and_exit_2(tmp_path, text, named):
     path = tmp_path / "targets.yml"
     path.write_text(text)

@@ -18,7 +18,7 @@ import pytest
 from certs import Certs, make_certs, new_server_cert
 
 from devkit import free_port
-from support import Exporter, parse_samples, run_exporter
+from support import Exporter, main_in_process, parse_samples, run_exporter
 
 PASSWORD = "s3cret pass:word"
 
@@ -167,7 +167,7 @@ def test_renewed_certificate_is_served_without_restart(certs, redis_db, tmp_path
 
 
 def _start_with(config: Path) -> subprocess.CompletedProcess:
-    return run_exporter("--port", str(free_port()), "--web-config-file", str(config))
+    return main_in_process("--port", str(free_port()), "--web-config-file", str(config))
 
 
 @pytest.mark.parametrize("text, named", [
@@ -203,7 +203,7 @@ def test_invalid_web_config_is_one_line_and_exit_2(certs, tmp_path, text, named)
 
 
 def test_missing_web_config_file_is_exit_2(tmp_path):
-    result = _start_with(tmp_path / "absent.yml")
+    result = run_exporter("--port", str(free_port()), "--web-config-file", str(tmp_path / "absent.yml"))  # the real one
     assert result.returncode == 2
     assert "--web-config-file" in result.stderr and "cannot read" in result.stderr
 
