@@ -96,6 +96,9 @@ def _path_db(path: str) -> int | None:
     return int(path[1:])
 
 
+MAX_SECONDS = 3600.0  # settings.MAX_TIMEOUT (settings imports this module)
+
+
 def _query(query: str, scheme: str) -> dict[str, str]:
     # Imported here: settings, and so the health check, load without redis-py.
     from redis import connection
@@ -134,7 +137,10 @@ def _value_problem(name: str, value: str, parser, connection) -> str | None:
             number = float(value)
         except ValueError:
             return "is not a number"
-        return None if math.isfinite(number) and number > 0 else "must be a positive number of seconds"
+        if not (math.isfinite(number) and number > 0):
+            return "must be a positive number of seconds"
+        # As --redis-connect-timeout and --redis-read-timeout: far past it redis-py's connect raises OverflowError.
+        return None if number <= MAX_SECONDS else f"must be at most {MAX_SECONDS:g} seconds"
     if parser is connection.to_bool:
         return None if value.lower() in BOOLEANS else "is not true or false"
     if parser is list:

@@ -35,7 +35,7 @@ DEFAULT_BUCKETS = (0.01, 0.05, 0.25, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900
 ENV_PREFIX = "RQ_EXPORTER_"
 # Longer than any scrape can wait, and far below what a socket timeout can hold (~9.2e9 s, past
 # which every connect fails with OverflowError).
-MAX_TIMEOUT = 3600.0
+MAX_TIMEOUT = redis_url.MAX_SECONDS
 
 class InvalidSettings(Exception):
     """A setting is wrong. ``field`` names it (None when no one setting is to blame); ``str()`` is
@@ -383,6 +383,8 @@ class Settings(BaseSettings):
             raise InvalidSettings(tls_files[0], "only with TLS: a rediss:// URL, or Sentinel")
         try:
             value_checks.tls_files(self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+            if self.redis_url:
+                value_checks.url_tls_files(self.redis_url)
         except value_checks.BadFile as error:
             raise InvalidSettings(error.field, error.message) from None
         return self
@@ -483,7 +485,6 @@ def load(argv: list[str] | None = None) -> Settings:
 
 
 is_switch = value_checks.is_switch
-WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 
 
 def _switch_given_a_value(argv: list[str]) -> InvalidSettings | None:
@@ -493,7 +494,7 @@ def _switch_given_a_value(argv: list[str]) -> InvalidSettings | None:
         name, _, given = flag.partition("=")
         word = given or following
         field = name.removeprefix("--no-").removeprefix("--").replace("-", "_")
-        if name.startswith("--") and field in Settings.model_fields and word.lower() in WORDS \
+        if name.startswith("--") and field in Settings.model_fields and word and not word.startswith("-") \
                 and is_switch(Settings.model_fields[field].annotation):
             switch = "--" + field.replace("_", "-")
             return InvalidSettings(field, f"a switch takes no value: {switch} or --no-{switch[2:]}")

@@ -64,7 +64,8 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
                  for name in TARGET_FIELDS}
     found: dict[str, Settings] = {}
     for name, entry in raw["targets"].items():
-        name = str(name)
+        if not isinstance(name, str):  # 1 and "1", or null and "None", would be one name
+            raise TargetsError(f"targets.{name}: quote a name YAML reads as a number, true/false or null")
         if not NAME.match(name):
             raise TargetsError(f"targets.{name}: a target name is letters, digits and _ . : @ / - only")
         entry = entry or {}

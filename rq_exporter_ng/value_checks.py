@@ -5,10 +5,12 @@ Each turns what would fail later (at every log line, at every scrape) into a set
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import types
 from pathlib import Path
 from typing import Any, get_args
+from urllib.parse import parse_qsl, urlsplit
 
 from rq_exporter_ng import redis_url
 
@@ -81,3 +83,18 @@ def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> None:
 
 def _reason(error: Exception) -> str:
     return getattr(error, "reason", None) or str(error).splitlines()[0]
+
+
+def url_tls_files(url: str) -> None:
+    """A rediss:// URL's ssl_ca_certs, ssl_certfile and ssl_keyfile, checked as the flags' files are
+    (BadFile naming redis_url): a file the connection cannot load is an error now, not rq_up 0."""
+    query = dict(parse_qsl(urlsplit(url).query))
+    files = {name: Path(query[name]) for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile") if name in query}
+    for name, path in files.items():
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise BadFile("redis_url", f"query parameter {name}: cannot read {path}"
+                          + (": not a file" if path.exists() else ""))
+    try:
+        tls_files(files.get("ssl_ca_certs"), files.get("ssl_certfile"), files.get("ssl_keyfile"))
+    except BadFile as error:
+        raise BadFile("redis_url", f"query parameters: {error.message}") from None

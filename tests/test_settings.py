@@ -312,6 +312,10 @@ INVALID = [
     (["--redis-url", "rediss://h:6380/0", "--redis-tls-ca-file", "/etc/hostname"], {}, "--redis-tls-ca-file"),
     (["--job-timing", "false"], {}, "a switch takes no value: --job-timing or --no-job-timing"),
     (["--per-worker-metrics=no"], {}, "a switch takes no value: --per-worker-metrics or --no-per-worker-metrics"),
+    (["--shard-globals", "maybe"], {}, "a switch takes no value: --shard-globals or --no-shard-globals"),
+    (["--redis-url", "redis://h:1/0?socket_timeout=1e10"], {}, "socket_timeout: '1e10' must be at most 3600 seconds"),
+    (["--redis-url", "rediss://h:1/0?ssl_ca_certs=/etc/hostname"], {}, "/etc/hostname holds no CA certificate"),
+    (["--redis-url", "rediss://h:1/0?ssl_ca_certs=/tmp"], {}, "ssl_ca_certs: cannot read /tmp: not a file"),
 ]
 
 

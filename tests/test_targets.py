@@ -119,6 +119,9 @@ INVALID_TARGETS = [
     ("targets:\n  orders:\n    sentinel_host: 'h:99999'\n    sentinel_master: m\n",
      "targets.orders: sentinel_host: 'h:99999': the port is not a number"),
     ("targets:\n  orders:\n    redis_host: h\n    queue_include: ''\n", "targets.orders: queue_include: names no pattern"),
+    ("targets:\n  orders:\n    redis_host: h\n    [k]: 1\n", "found unhashable key at line 4"),
+    # YAML's 1 and "1" are two keys but would be one name
+    ("targets:\n  1:\n    redis_host: h\n  '1':\n    redis_host: i\n", "targets.1: quote a name YAML reads as"),
 ]
 
 

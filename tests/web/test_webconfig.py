@@ -191,6 +191,7 @@ def _start_with(config: Path) -> subprocess.CompletedProcess:
     ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: TLS13\n  max_version: TLS12\n",
      "min_version TLS13 is above max_version TLS12"),
     ("basic_auth_users:\n  a: $2y$10$x\n  a: $2y$10$y\n", "'a' is given twice at line 3"),
+    ("basic_auth_users:\n  ? {{a: 1}}\n  : x\n", "found unhashable key at line 2"),
 ])
 def test_invalid_web_config_is_one_line_and_exit_2(certs, tmp_path, text, named):
     config = _config(tmp_path, text.format(cert=certs.server_cert, key=certs.server_key))
