@@ -180,6 +180,7 @@ def family(draw):
     return metric
 
 
+@pytest.mark.slow  # a property test of 6-12 s on Python 3.10 alone, 53 s once under the compat run's load
 @settings(max_examples=300, deadline=None)
 @given(st.lists(family(), max_size=4, unique_by=lambda f: f.name), st.sampled_from(ESCAPINGS))
 def test_generated_families_render_identically(families, escaping):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,6 +73,7 @@ def track_of(floor: int, finished, failed) -> QueueTrack:
     return track
 
 
+@pytest.mark.slow  # a property test of 6-12 s on Python 3.10 alone, 53 s once under the compat run's load
 @settings(max_examples=300, deadline=None)
 @given(queues=st.lists(st.tuples(st.integers(NOW - 3_000, NOW), registries, registries), max_size=6),
        now=st.floats(NOW, NOW + 100), slack=st.integers(0, 30))
@@ -127,6 +129,7 @@ replies = st.sampled_from([None, NOTHING_NEW, NOTHING_NEW_UNCOUNTED, RegistryRep
                            RegistryReply({}, (), None, ((b"m", 5.0),) * 20, None)])
 
 
+@pytest.mark.slow  # a property test of 6-12 s on Python 3.10 alone, 53 s once under the compat run's load
 @settings(max_examples=300, deadline=None)
 @given(finished=registries, status=st.sampled_from(REGISTRIES), reply=replies,
        seen=st.lists(st.tuples(st.sampled_from([b"a", b"b"]), st.integers(NOW - 100, NOW), st.integers(NOW - 50, NOW)),

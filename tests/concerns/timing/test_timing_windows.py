@@ -82,6 +82,7 @@ def _normal(reply: RegistryReply | None) -> tuple | None:
     return (dict(reply.windows), tuple(reply.probe), reply.probe_found, tuple(reply.sweep), reply.forever)
 
 
+@pytest.mark.slow  # a property test of 6-12 s on Python 3.10 alone, 53 s once under the compat run's load
 @settings(max_examples=200, deadline=None)
 @given(registries=st.lists(plans, max_size=30), run=st.integers(1, 4), data=st.data())
 def test_the_groups_send_each_registrys_commands_and_read_its_replies_as_the_general_path(registries, run, data):
