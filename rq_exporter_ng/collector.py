@@ -130,23 +130,20 @@ class RQCollector(Collector):
             follow_master(self._client)
             snapshot = read_snapshot(self._client, self._keys, self._settings.wants_queue, extras=extras,
                                      quiet=self._quiet)
-        except (redis.RedisError, OSError) as error:
-            reason = f"{type(error).__name__}: {error}"
-            # Once when Redis goes away; a changed reason again, but at most once a minute, so
-            # errors that alternate (a refused TLS handshake surfaces two ways) do not log every scrape.
-            now = time.monotonic()
-            if self._down_reason is None or (reason != self._down_reason and now - self._down_logged >= 60):
-                log.warning("cannot read Redis at %s: %s", redacted_target(self._settings), reason)
-                self._down_reason, self._down_logged = reason, now
-            return None
         except Exception as error:
-            # Not Redis' answer but this exporter (a bug, or a setting the checks let through): the
-            # scrape still answers, rq_up 0 and a scrape error, as when Redis is away; the traceback
-            # once a kind of error.
+            # Redis' refusal, or this exporter's own error (a bug, or a setting the checks let
+            # through): either way the scrape answers, rq_up 0 and a scrape error.
             reason = f"{type(error).__name__}: {error}"
-            if reason != self._down_reason:
-                log.exception("cannot read Redis at %s: %s", redacted_target(self._settings), reason)
-                self._down_reason, self._down_logged = reason, time.monotonic()
+            from_redis = isinstance(error, (redis.RedisError, OSError))
+            # Once when Redis goes away; a changed reason again, but at most once a minute, so
+            # errors that alternate (a refused TLS handshake surfaces two ways) do not log every
+            # scrape. Our own errors with their traceback, once a kind.
+            now = time.monotonic()
+            if self._down_reason is None or (
+                    reason != self._down_reason and (not from_redis or now - self._down_logged >= 60)):
+                (log.warning if from_redis else log.exception)(
+                    "cannot read Redis at %s: %s", redacted_target(self._settings), reason)
+                self._down_reason, self._down_logged = reason, now
             return None
         if self._down_reason is not None:
             log.info("Redis at %s is readable again", redacted_target(self._settings))
