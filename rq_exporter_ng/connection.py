@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from rq_exporter_ng import redis_internals
+from rq_exporter_ng import redis_internals, value_checks
 from rq_exporter_ng.settings import Settings, absent_from_secret, redact_url
 
 log = logging.getLogger("rq_exporter")
@@ -41,14 +41,8 @@ def redis_url(settings: Settings) -> str:
 
 def sentinels(settings: Settings) -> list[tuple[str, int]]:
     """--sentinel-host's 'host' and 'host:port' items, with --sentinel-port where none is given."""
-    result = []
-    for item in filter(None, (part.strip() for part in (settings.sentinel_host or "").split(","))):
-        host, sep, port = item.rpartition(":")
-        if sep and port.isdigit() and host and (host.endswith("]") or ":" not in host):
-            result.append((host.strip("[]"), int(port)))
-        else:  # no port: "host", "[::1]" (settings check the items)
-            result.append((item.strip("[]"), settings.sentinel_port))
-    return result
+    items = value_checks.sentinel_items(settings.sentinel_host) if settings.sentinel_host else []
+    return [(host, settings.sentinel_port if port is None else port) for host, port in items]
 
 
 def redacted_target(settings: Settings) -> str:

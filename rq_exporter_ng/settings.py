@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import os
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
@@ -322,7 +321,9 @@ class Settings(BaseSettings):
     @field_validator("sentinel_host")
     @classmethod
     def _check_sentinels(cls, value: str | None) -> str | None:
-        return value if value is None else value_checks.sentinel_hosts(value)
+        if value is not None:
+            value_checks.sentinel_items(value)
+        return value
 
     @field_validator("shard")
     @classmethod
@@ -370,9 +371,9 @@ class Settings(BaseSettings):
             path = getattr(self, name)
             if path is None or (name == "redis_password_file" and absent_from_secret(path)):
                 continue
-            # A directory or a FIFO passes os.access, then fails or blocks when read.
-            if not path.is_file() or not os.access(path, os.R_OK):
-                raise InvalidSettings(name, f"cannot read {path}" + ("" if not path.exists() else ": not a file"))
+            problem = value_checks.file_problem(path)
+            if problem:
+                raise InvalidSettings(name, problem)
         if self.redis_password_file is not None and self.redis_password_file.is_file():
             try:
                 self.redis_password_file.read_text(encoding="utf-8")
@@ -484,9 +485,6 @@ def load(argv: list[str] | None = None) -> Settings:
             None, f"invalid arguments: {_one_line(str(error))}") from None
 
 
-is_switch = value_checks.is_switch
-
-
 def _switch_given_a_value(argv: list[str]) -> InvalidSettings | None:
     """`--job-timing false` (argparse: "unrecognized arguments: false") said as what it is: a
     switch takes no value."""
@@ -495,7 +493,7 @@ def _switch_given_a_value(argv: list[str]) -> InvalidSettings | None:
         word = given or following
         field = name.removeprefix("--no-").removeprefix("--").replace("-", "_")
         if name.startswith("--") and field in Settings.model_fields and word and not word.startswith("-") \
-                and is_switch(Settings.model_fields[field].annotation):
+                and value_checks.is_switch(Settings.model_fields[field].annotation):
             switch = "--" + field.replace("_", "-")
             return InvalidSettings(field, f"a switch takes no value: {switch} or --no-{switch[2:]}")
     return None

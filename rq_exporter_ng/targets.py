@@ -23,11 +23,10 @@ it is not an open proxy, and credentials stay in the file (or the files it names
 from __future__ import annotations
 
 import re
-import typing
 from pathlib import Path
 
 from rq_exporter_ng import settings as settings_module
-from rq_exporter_ng import yamlfile
+from rq_exporter_ng import value_checks, yamlfile
 from rq_exporter_ng.settings import Settings
 
 # The settings a target may set: where Redis is and how to read it. Listening address,
@@ -79,8 +78,7 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
             raise TargetsError(f"targets.{name}: needs redis_url, redis_host or sentinel_host")
         for key, value in entry.items():
             # YAML's true is no port or database: pydantic would read it as 1.
-            annotation = Settings.model_fields[key].annotation
-            if isinstance(value, bool) and annotation is not bool and bool not in typing.get_args(annotation):
+            if isinstance(value, bool) and not value_checks.is_switch(Settings.model_fields[key].annotation):
                 raise TargetsError(f"targets.{name}.{key}: {value} is not a {key.removeprefix('redis_')}")
         own = {key: _resolve(key, value, directory) for key, value in entry.items()}
         values = {**inherited, **own}

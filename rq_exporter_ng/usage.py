@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from rq_exporter_ng.settings import Settings, env_names, flag_names, is_switch
+from rq_exporter_ng.settings import Settings, env_names, flag_names
+from rq_exporter_ng.value_checks import is_switch
 
 
 @dataclass(frozen=True)

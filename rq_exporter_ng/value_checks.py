@@ -23,6 +23,14 @@ def is_switch(annotation: Any) -> bool:
     return isinstance(annotation, types.UnionType) and set(get_args(annotation)) == {bool, type(None)}
 
 
+def file_problem(path: Path) -> str | None:
+    """Why the file cannot be read as one (None when it can): a directory or a FIFO passes
+    os.access, then fails or blocks when read."""
+    if path.is_file() and os.access(path, os.R_OK):
+        return None
+    return f"cannot read {path}" + (": not a file" if path.exists() else "")
+
+
 class BadFile(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -39,8 +47,10 @@ def log_format(value: str) -> bool:
     return "%(message)" in value
 
 
-def sentinel_hosts(value: str) -> str:
-    """--sentinel-host: 'host' or 'host:port' items, commas between; an IPv6 address in brackets."""
+def sentinel_items(value: str) -> list[tuple[str, int | None]]:
+    """--sentinel-host's items as (host, port or None): 'host' or 'host:port', commas between, an
+    IPv6 address in brackets; ValueError with one line naming a wrong item."""
+    items: list[tuple[str, int | None]] = []
     for item in (part.strip() for part in value.split(",")):
         if not item:
             raise ValueError("host or host:port items separated by commas, none empty")
@@ -61,7 +71,8 @@ def sentinel_hosts(value: str) -> str:
             redis_url.check_host(host)
         except ValueError:
             raise ValueError(f"{item!r}: not a host name or IP address") from None
-    return value
+        items.append((host, None if port is None else int(port)))
+    return items
 
 
 def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> None:
@@ -91,9 +102,9 @@ def url_tls_files(url: str) -> None:
     query = dict(parse_qsl(urlsplit(url).query))
     files = {name: Path(query[name]) for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile") if name in query}
     for name, path in files.items():
-        if not path.is_file() or not os.access(path, os.R_OK):
-            raise BadFile("redis_url", f"query parameter {name}: cannot read {path}"
-                          + (": not a file" if path.exists() else ""))
+        problem = file_problem(path)
+        if problem:
+            raise BadFile("redis_url", f"query parameter {name}: {problem}")
     try:
         tls_files(files.get("ssl_ca_certs"), files.get("ssl_certfile"), files.get("ssl_keyfile"))
     except BadFile as error:

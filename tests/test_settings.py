@@ -372,8 +372,8 @@ def test_help_exits_0_and_documents_every_flag_and_variable():
 def test_every_switch_is_shown_and_read_as_a_flag_and_its_no_form():
     """``--help`` and the README show each on/off setting as ``--x`` / ``--no-x`` (an unset bool,
     ``--shard-globals``, included), and both forms are what the parser reads."""
-    from rq_exporter_ng.settings import is_switch
     from rq_exporter_ng.usage import options
+    from rq_exporter_ng.value_checks import is_switch
 
     switches = [o for o in options() if o.boolean]
     assert {o.field for o in switches} >= {"job_timing", "shard_globals"}
