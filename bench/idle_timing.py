@@ -24,7 +24,7 @@ from rq_exporter_ng.batch import Batch
 from rq_exporter_ng.concerns.timing.job_timing import JobTiming
 from rq_exporter_ng.concerns.timing.reads import TimingReads
 from rq_exporter_ng.keys import Keys
-from rq_exporter_ng.settings import load
+from rq_exporter_ng.loading import load
 
 try:
     from devkit import RedisServer

@@ -65,7 +65,7 @@ def child(url: str, interval: float, checkout: Path | None, args: list[str]) -> 
     from rq_exporter_ng import reader
     from rq_exporter_ng.collector import RQCollector
     from rq_exporter_ng.connection import connect
-    from rq_exporter_ng.settings import load
+    from rq_exporter_ng.loading import load
     from rq_exporter_ng.web.exposition import render
 
     class Clock:

@@ -36,7 +36,7 @@ from devkit import RedisServer
 from rq_exporter_ng import batch
 from rq_exporter_ng.collector import RQCollector
 from rq_exporter_ng.connection import connect
-from rq_exporter_ng.settings import load
+from rq_exporter_ng.loading import load
 from rq_exporter_ng.web import server
 
 MB = 1024 * 1024

@@ -41,8 +41,8 @@ from rq_exporter_ng.concerns.timing.rules import JOB_FIELDS
 from rq_exporter_ng.connection import connect
 from rq_exporter_ng.families.core import rq_families
 from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.loading import load
 from rq_exporter_ng.reader import read_snapshot
-from rq_exporter_ng.settings import load
 from rq_exporter_ng.web import exposition
 
 ACCEPT = "application/openmetrics-text;version=1.0.0"

@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry
 from devkit import RedisServer, rq_time
 from rq_exporter_ng.collector import RQCollector, gc_paused
 from rq_exporter_ng.connection import connect
-from rq_exporter_ng.settings import load
+from rq_exporter_ng.loading import load
 from rq_exporter_ng.web.exposition import render
 
 

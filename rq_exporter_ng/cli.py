@@ -11,7 +11,7 @@ import threading
 
 from prometheus_client import CollectorRegistry
 
-from rq_exporter_ng import __version__, healthcheck, logs, targets, usage
+from rq_exporter_ng import __version__, healthcheck, loading, logs, targets, usage
 from rq_exporter_ng import settings as settings_module
 from rq_exporter_ng.web import webconfig
 from rq_exporter_ng.web.server import make_app, run_until, serve
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage.help_text(), end="")
         return 0
     try:
-        settings = settings_module.load(args)
+        settings = loading.load(args)
     except settings_module.InvalidSettings as error:
         print(f"rq-exporter: {error}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from rq_exporter_ng import redis_internals, value_checks
-from rq_exporter_ng.settings import Settings, absent_from_secret, redact_url
+from rq_exporter_ng.redis_url import redact
+from rq_exporter_ng.settings import Settings
 
 log = logging.getLogger("rq_exporter")
 
@@ -22,7 +23,7 @@ def password(settings: Settings) -> str | None:
         return settings.redis_password.get_secret_value() or None
     path = settings.redis_password_file
     if path is not None:
-        if absent_from_secret(path):
+        if value_checks.absent_from_secret(path):
             log.info("--redis-password-file: %s is not in its Kubernetes Secret: no password", path)
             return None
         return path.read_text().rstrip("\r\n") or None
@@ -50,7 +51,7 @@ def redacted_target(settings: Settings) -> str:
     if settings.sentinel_host:
         hosts = ",".join(f"{h}:{p}" for h, p in sentinels(settings))
         return f"sentinel://{hosts}/{settings.sentinel_master}/{settings.redis_db}"
-    return redact_url(redis_url(settings))
+    return redact(redis_url(settings))
 
 
 def _no_retry() -> Retry:

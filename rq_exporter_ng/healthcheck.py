@@ -16,6 +16,7 @@ import ssl
 import sys
 from pathlib import Path
 
+from rq_exporter_ng import loading
 from rq_exporter_ng import settings as settings_module
 from rq_exporter_ng.web import webconfig
 
@@ -31,7 +32,7 @@ def main(args: list[str], main_process: Path = MAIN_PROCESS) -> int:
     if not args:
         args = exporter_args(main_process) or []
     try:
-        settings = settings_module.load(args)
+        settings = loading.load(args)
         web = webconfig.load(settings.web_config_file) if settings.web_config_file else webconfig.WebConfig()
     except settings_module.InvalidSettings as error:
         return _say(str(error), 2)

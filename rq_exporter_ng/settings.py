@@ -13,16 +13,14 @@ import math
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
-    CliApp,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    SettingsError,
 )
 
 from rq_exporter_ng import redis_url, shards, value_checks
@@ -367,23 +365,13 @@ class Settings(BaseSettings):
         if self.redis_tls_relax_x509_strict and not self._uses_tls():
             raise InvalidSettings("redis_tls_relax_x509_strict",
                                   "only with TLS: a rediss:// URL, or --redis-tls-* files with Sentinel")
-        for name in ("redis_password_file", "redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file"):
-            path = getattr(self, name)
-            if path is None or (name == "redis_password_file" and absent_from_secret(path)):
-                continue
-            problem = value_checks.file_problem(path)
-            if problem:
-                raise InvalidSettings(name, problem)
-        if self.redis_password_file is not None and self.redis_password_file.is_file():
-            try:
-                self.redis_password_file.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                raise InvalidSettings("redis_password_file", f"{self.redis_password_file} is not UTF-8 text") from None
-        tls_files = [n for n in ("redis_tls_ca_file", "redis_tls_cert_file") if getattr(self, n)]
-        if tls_files and not self._uses_tls():
-            raise InvalidSettings(tls_files[0], "only with TLS: a rediss:// URL, or Sentinel")
+        tls = {n: getattr(self, n) for n in ("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file")}
         try:
-            value_checks.tls_files(self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
+            value_checks.readable_files({"redis_password_file": self.redis_password_file, **tls})
+            if (tls["redis_tls_ca_file"] or tls["redis_tls_cert_file"]) and not self._uses_tls():
+                name = "redis_tls_ca_file" if tls["redis_tls_ca_file"] else "redis_tls_cert_file"
+                raise value_checks.BadFile(name, "only with TLS: a rediss:// URL, or Sentinel")
+            value_checks.tls_files(*tls.values())
             if self.redis_url:
                 value_checks.url_tls_files(self.redis_url)
         except value_checks.BadFile as error:
@@ -430,16 +418,6 @@ class Settings(BaseSettings):
         return self.shard_index_count[0] == 0
 
 
-
-def absent_from_secret(path: Path) -> bool:
-    """Whether the file is missing from a Kubernetes Secret volume (kubelet's ``..data`` beside it):
-    the Secret, mounted optional, lacks the key, as one for a Redis without a password does."""
-    return not path.exists() and (path.parent / "..data").is_dir()
-
-
-redact_url = redis_url.redact
-
-
 def flag_names(field_name: str) -> list[str]:
     """The field's flags as typed: ``--redis-password``, then its aliases (``--redis-pass``, ``-p``)."""
     alias = Settings.model_fields[field_name].validation_alias
@@ -450,55 +428,3 @@ def flag_names(field_name: str) -> list[str]:
 def env_names(field_name: str) -> list[str]:
     """Our variable, then rq-exporter 3.x's (or RQ's) where it has one."""
     return [ENV_PREFIX + field_name.upper()] + ([LEGACY_ENV[field_name]] if field_name in LEGACY_ENV else [])
-
-
-def _describe(error: ValidationError) -> InvalidSettings:
-    """The first wrong setting of a pydantic error, as the user can set it."""
-    first = error.errors()[0]
-    loc = [str(part) for part in first.get("loc", ())]
-    message = first.get("msg", "invalid value").removeprefix("Value error, ")
-    if not loc or loc[0] not in Settings.model_fields:
-        return InvalidSettings(None, f"invalid settings: {message}")
-    name = loc[0]
-    value = first.get("input")
-    if value is not None and "password" not in name and not isinstance(value, dict):
-        message += f" (got {redact_url(str(value)) if name == 'redis_url' else str(value)!r})"
-    return InvalidSettings(name, message)
-
-
-def validate(values: dict[str, Any]) -> Settings:
-    """Settings from a mapping of field values (a targets file entry); raises InvalidSettings."""
-    try:
-        return Settings.model_validate(values)
-    except ValidationError as error:
-        raise _describe(error) from None
-
-
-def load(argv: list[str] | None = None) -> Settings:
-    """Settings from CLI arguments and the environment; raises InvalidSettings."""
-    try:
-        return CliApp.run(Settings, cli_args=argv if argv is not None else [])
-    except ValidationError as error:
-        raise _describe(error) from None
-    except SettingsError as error:
-        raise _switch_given_a_value(argv or []) or InvalidSettings(
-            None, f"invalid arguments: {_one_line(str(error))}") from None
-
-
-def _switch_given_a_value(argv: list[str]) -> InvalidSettings | None:
-    """`--job-timing false` (argparse: "unrecognized arguments: false") said as what it is: a
-    switch takes no value."""
-    for flag, following in zip(argv, [*argv[1:], ""]):
-        name, _, given = flag.partition("=")
-        word = given or following
-        field = name.removeprefix("--no-").removeprefix("--").replace("-", "_")
-        if name.startswith("--") and field in Settings.model_fields and word and not word.startswith("-") \
-                and value_checks.is_switch(Settings.model_fields[field].annotation):
-            switch = "--" + field.replace("_", "-")
-            return InvalidSettings(field, f"a switch takes no value: {switch} or --no-{switch[2:]}")
-    return None
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "invalid"

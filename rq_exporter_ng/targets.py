@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from rq_exporter_ng import loading, value_checks, yamlfile
 from rq_exporter_ng import settings as settings_module
-from rq_exporter_ng import value_checks, yamlfile
 from rq_exporter_ng.settings import Settings
 
 # The settings a target may set: where Redis is and how to read it. Listening address,
@@ -83,7 +83,7 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
         own = {key: _resolve(key, value, directory) for key, value in entry.items()}
         values = {**inherited, **own}
         try:
-            found[name] = settings_module.validate(values)
+            found[name] = loading.validate(values)
         except settings_module.InvalidSettings as error:
             # In this file settings are keys, not flags.
             field = f"{error.field}: " if error.field else ""

@@ -1,5 +1,6 @@
 """Checks of single settings' values that need more than their type: a log format that can format
-a record, Sentinel's host list, the Redis TLS files loaded as the connection will load them.
+a record, Sentinel's host list, the setting files readable, the Redis TLS files loaded as the
+connection will load them.
 Each turns what would fail later (at every log line, at every scrape) into a setting's error now."""
 
 from __future__ import annotations
@@ -35,6 +36,28 @@ class BadFile(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field, self.message = field, message
+
+
+def absent_from_secret(path: Path) -> bool:
+    """Whether the file is missing from a Kubernetes Secret volume (kubelet's ``..data`` beside it):
+    the Secret, mounted optional, lacks the key, as one for a Redis without a password does."""
+    return not path.exists() and (path.parent / "..data").is_dir()
+
+
+def readable_files(files: dict[str, Path | None]) -> None:
+    """Each setting's file (None: unset) readable as one, a password file as UTF-8 text too; BadFile
+    naming the first that is not. A password file missing from its Secret is no password."""
+    for name, path in files.items():
+        if path is None or (name == "redis_password_file" and absent_from_secret(path)):
+            continue
+        problem = file_problem(path)
+        if problem:
+            raise BadFile(name, problem)
+        if name == "redis_password_file":
+            try:
+                path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise BadFile(name, f"{path} is not UTF-8 text") from None
 
 
 def log_format(value: str) -> bool:

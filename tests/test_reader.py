@@ -19,9 +19,10 @@ from devkit import rq_time
 from rq_exporter_ng import reader
 from rq_exporter_ng.connection import connect
 from rq_exporter_ng.keys import Keys
+from rq_exporter_ng.loading import load
 from rq_exporter_ng.queue_reads import FULL
 from rq_exporter_ng.reader import read_snapshot
-from rq_exporter_ng.settings import Settings, load
+from rq_exporter_ng.settings import Settings
 from rq_exporter_ng.snapshot import QueueState, Snapshot
 from support import Exporter
 

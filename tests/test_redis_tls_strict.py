@@ -21,7 +21,7 @@ from redis.sentinel import SentinelManagedSSLConnection
 
 from rq_exporter_ng import redis_internals
 from rq_exporter_ng.connection import connect
-from rq_exporter_ng.settings import load
+from rq_exporter_ng.loading import load
 from support import Exporter
 
 STRICT_BY_DEFAULT = sys.version_info >= (3, 13)

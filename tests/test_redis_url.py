@@ -2,7 +2,7 @@
 rq-exporter 3.x's and each targets file entry, a bad one is one line naming the setting and exit 2,
 never a traceback at start or on every scrape, nor another database than the one written.
 
-The rules run in-process through settings.load; what the user sees runs the real command; that
+The rules run in-process through loading.load; what the user sees runs the real command; that
 every URL the check accepts is one redis-py connects with runs against a real redis-server.
 """
 
@@ -15,7 +15,8 @@ import pytest
 from devkit import free_port
 from rq_exporter_ng import redis_url
 from rq_exporter_ng.connection import connect
-from rq_exporter_ng.settings import InvalidSettings, load
+from rq_exporter_ng.loading import load
+from rq_exporter_ng.settings import InvalidSettings
 from support import run_exporter
 
 SECRET = "hunter2-s3cr3t"

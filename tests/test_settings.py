@@ -1,6 +1,6 @@
 """Settings: every option as a flag and a variable, rq-exporter 3.x's names, errors as one line + exit 2.
 
-Parsing is checked in-process through settings.load (the function the command calls); what the
+Parsing is checked in-process through loading.load (the function the command calls); what the
 user sees on a wrong setting (stderr, exit code) is checked on the real `python -m rq_exporter_ng`.
 """
 
@@ -18,7 +18,8 @@ from devkit import run, stop_process
 from rq_exporter_ng import settings as settings_module
 from rq_exporter_ng.connection import password, redacted_target, redis_url, sentinels
 from rq_exporter_ng.legacy import LEGACY_ENV
-from rq_exporter_ng.settings import ENV_PREFIX, Settings, load
+from rq_exporter_ng.loading import load, validate
+from rq_exporter_ng.settings import ENV_PREFIX, Settings
 from support import ROOT, main_in_process, run_exporter
 
 SECRET = "hunter2-s3cr3t"
@@ -426,7 +427,7 @@ def test_list_settings_are_typed_and_parsed_once():
     assert settings.queue_include == ("a*", "b") and settings.queue_exclude == ()
     assert settings.timing_ttls == (60, 3600)
     # From a targets file: lists as YAML lists or comma-separated strings.
-    assert settings_module.validate({"queue_include": ["a", "b,c"]}).queue_include == ("a", "b", "c")
+    assert validate({"queue_include": ["a", "b,c"]}).queue_include == ("a", "b", "c")
 
 
 def test_describe_error_never_shows_a_password_value():

@@ -23,7 +23,8 @@ from rq_exporter_ng.concerns.running_jobs import RunningJobs
 from rq_exporter_ng.concerns.timing.job_timing import JobTiming
 from rq_exporter_ng.families.catalogue import CATALOGUE, EXPORTER, GLOBAL, QUEUE, SCOPES
 from rq_exporter_ng.keys import Keys
-from rq_exporter_ng.settings import InvalidSettings, load
+from rq_exporter_ng.loading import load
+from rq_exporter_ng.settings import InvalidSettings
 from rq_exporter_ng.shards import shard_of
 from support import ROOT, run_exporter
 
