@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from bundlegen.checks import check_config
-from bundlegen.config import Ctx, cluster_label, seconds
+from bundlegen.config import Ctx, cluster_label, number, seconds
 from bundlegen.names import GROUP, OBJECTIVE, SLO_ALERTS, SLO_GROUP, errors_name
 from bundlegen.slo import BurnRate, period_left, slo_config
 from bundlegen.thresholds import RULES
@@ -19,8 +19,8 @@ def _burn(c: Ctx, kind: str, window: str, carry: str = "") -> str:
 
 def _burn_rate_alert(c: Ctx, kind: str, b: BurnRate, period: str) -> tuple[str, str, str]:
     carry = "objective, wait_seconds" if kind == "wait" else "objective"
-    expr = (f"{_burn(c, kind, b.long, carry)}\n> {b.factor:g}\n"
-            f"and on ({c.q}, slo)\n{_burn(c, kind, b.short)}\n> {b.factor:g}")
+    expr = (f"{_burn(c, kind, b.long, carry)}\n> {number(b.factor)}\n"
+            f"and on ({c.q}, slo)\n{_burn(c, kind, b.short)}\n> {number(b.factor)}")
     spent = b.factor * seconds(b.long) / seconds(period)
     budget = (f"at {b.factor:g}x a {period} error budget lasts {period_left(period, b.factor)}; "
               f"this alert fires once {spent:.0%} of it is spent within {b.long}")

@@ -4,24 +4,37 @@ first, so a mistake only the dashboards read must stop it too)."""
 
 from __future__ import annotations
 
-from bundlegen.config import ConfigError, Ctx, check_setting, cluster_label
+import re
+
+from bundlegen.config import ConfigError, Ctx, check_setting, cluster_label, names
 from bundlegen.slo import slo_config
 from bundlegen.thresholds import RULES
 
 TOP_LEVEL = {"selector", "runbook_url", "dashboard_url", "cluster_label", "instance_in_legends", "alerts", "slo"}
+# PromQL label matchers, as a selector's braces hold them (without the braces): a label name (Prometheus
+# 3's quoted UTF-8 names too), an operator, a quoted value; commas between, none after the last (the
+# rules add their own matchers after it).
+_STRING = r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)"""
+_MATCHER = rf"\s*(?:[a-zA-Z_][a-zA-Z0-9_]*|{_STRING})\s*(?:=~|!~|!=|=)\s*{_STRING}\s*"
+SELECTOR = re.compile(rf"{_MATCHER}(?:,{_MATCHER})*")
+# What each URL gets appended: "#<alert>" to the runbook's, "/<dashboard uid>?var-..." to Grafana's.
+URL_ENDS = {"runbook_url": "#", "dashboard_url": "?#"}
 
 
 def check_config(config: dict) -> None:
     unknown = set(config) - TOP_LEVEL
     if unknown:
-        raise ConfigError("the whole file", f"unknown keys {', '.join(sorted(unknown))} (expected some of "
-                          f"{', '.join(sorted(TOP_LEVEL))})")
+        raise ConfigError("the whole file", f"unknown keys {names(unknown)} (expected some of {names(TOP_LEVEL)})")
     selector = config.get("selector")
-    if not isinstance(selector, str) or not selector.strip():
-        raise ConfigError("selector", f"must be label matchers such as 'job=\"rq\"', got {selector!r}")
-    for key in ("runbook_url", "dashboard_url"):
-        if not isinstance(config.get(key) or "", str):
+    if not isinstance(selector, str) or SELECTOR.fullmatch(selector) is None:
+        raise ConfigError("selector", f"must be label matchers such as 'job=\"rq\"' (commas between, no braces), "
+                          f"got {selector!r}")
+    for key, ends in URL_ENDS.items():
+        url = config.get(key) or ""
+        if not isinstance(url, str):
             raise ConfigError(key, f"must be a URL (or empty), got {config[key]!r}")
+        if any(c in url for c in ends) or "{{" in url:
+            raise ConfigError(key, f"must not hold {' or '.join(ends)} or {{{{ (the rules add their own), got {url!r}")
     if not isinstance(config.get("instance_in_legends", False), bool):
         raise ConfigError("instance_in_legends", f"must be true or false, got {config['instance_in_legends']!r}")
     cluster_label(config)
@@ -46,10 +59,11 @@ def check_alerts(config: dict) -> None:
     missing, misspelt or extra key, a severity, a duration, a threshold that is no number."""
     alerts = config.get("alerts")
     if not isinstance(alerts, dict):
-        raise ConfigError("alerts", "missing (a mapping of each alert's name to its settings)")
-    for which, names in (("unknown", set(alerts) - set(RULES)), ("missing", set(RULES) - set(alerts))):
-        if names:
-            raise ConfigError("alerts", f"{which} alerts {', '.join(sorted(names))}")
+        raise ConfigError("alerts", f"{'missing' if alerts is None else 'not a mapping'} (a mapping of each "
+                          "alert's name to its settings)")
+    for which, found in (("unknown", set(alerts) - set(RULES)), ("missing", set(RULES) - set(alerts))):
+        if found:
+            raise ConfigError("alerts", f"{which} alerts {names(found)}")
     c = Ctx.of(config)
     for name, build in RULES.items():
         where, settings = f"alerts.{name}", alerts[name]
@@ -65,6 +79,6 @@ def check_alerts(config: dict) -> None:
             pass  # a value of the wrong type: said below, by its key
         extra = set(settings) - read.read
         if extra:  # before the values: a misspelt key is one, whatever its value
-            raise ConfigError(where, f"unknown keys {', '.join(sorted(extra))}")
+            raise ConfigError(where, f"unknown keys {names(extra)}")
         for key, value in settings.items():
             check_setting(f"{where}.{key}", key, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "prometheus" / "alerts-config.yml"
 # Prometheus' own grammar (model.ParseDuration): each unit at most once, largest first; "0" alone.
 UNITS = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
-DURATION = re.compile("".join(rf"(?:(\d+){unit})?" for unit in UNITS))
+DURATION = re.compile("".join(rf"(?:([0-9]+){unit})?" for unit in UNITS))
+LONGEST = (2**63 - 1) / 1e9  # seconds: Prometheus holds a duration in int64 nanoseconds (~292 years)
 
 
 class ConfigError(SystemExit):
@@ -25,21 +27,37 @@ class ConfigError(SystemExit):
 
 
 def seconds(duration: str, above_zero: bool = True) -> float:
-    """A Prometheus duration in seconds; a window (above_zero) must be longer than 0, a `for` may be 0."""
+    """A Prometheus duration in seconds; a window (above_zero) must be longer than 0, a `for` may be 0
+    (also as YAML's number 0, which Prometheus reads as "0")."""
     match = DURATION.fullmatch(duration) if isinstance(duration, str) and duration else None
-    if match is None and duration != "0":
+    if match is None and duration != "0" and not (duration == 0 and type(duration) is int):
         raise ValueError(f"not a Prometheus duration (such as 5m, 1h30m, 30d): {duration!r}")
     total = sum(int(n) * size for n, size in zip(match.groups(), UNITS.values()) if n) if match else 0
     if above_zero and not total:
         raise ValueError(f"must be longer than 0, got {duration!r}")
+    if total > LONGEST:
+        raise ValueError(f"longer than Prometheus can hold (~292y), got {duration!r}")
     return total
+
+
+def number(value: float) -> str:
+    """A number as PromQL and a label read it: its shortest form (99, 0.25) that is still the same
+    number (`:g` alone would make 99.99999 "100")."""
+    text = f"{value:g}"
+    return text if float(text) == float(value) else repr(float(value))
+
+
+def names(keys: object) -> str:
+    """Keys as a message lists them (YAML may make a key a number or a bool)."""
+    return ", ".join(sorted(map(str, keys)))  # type: ignore[call-overload]
 
 
 SEVERITIES = ("critical", "warning", "info")
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def is_number(value: object) -> bool:
+    """A finite number (YAML's .inf would be "Infinity" in a dashboard's JSON, which no JSON reader takes)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_setting(where: str, key: str, value: object) -> None:
@@ -50,9 +68,9 @@ def check_setting(where: str, key: str, value: object) -> None:
             seconds(value, above_zero=key == "window")  # type: ignore[arg-type]
         except ValueError as error:
             raise ConfigError(where, str(error)) from None
-    elif key == "max_ratio" and not (_number(value) and 0 < value <= 1):  # type: ignore[operator]
-        raise ConfigError(where, f"must be a ratio above 0 and at most 1, got {value!r}")
-    elif key not in ("severity", "max_ratio") and not (_number(value) and value >= 0):  # type: ignore[operator]
+    elif key == "max_ratio" and not (is_number(value) and 0 <= value <= 1):  # type: ignore[operator]
+        raise ConfigError(where, f"must be a ratio from 0 to 1, got {value!r}")
+    elif key not in ("severity", "max_ratio") and not (is_number(value) and value >= 0):  # type: ignore[operator]
         raise ConfigError(where, f"must be a number, 0 or more, got {value!r}")
 
 
@@ -109,8 +127,10 @@ class Ctx(NamedTuple):
 
 def cluster_label(config: dict) -> str:
     label = config.get("cluster_label") or ""
-    if label and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
+    if not isinstance(label, str) or (label and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label)):
         raise ConfigError("cluster_label", f"{label!r} is not a Prometheus label name")
+    if label.startswith("__"):
+        raise ConfigError("cluster_label", f"{label!r} is reserved: labels starting with __ are Prometheus' own")
     if label in ("job", "instance", "queue", "le", "slo", "quantile", "objective", "wait_seconds"):
         raise ConfigError("cluster_label", f"{label!r} is a label the rules already use")
     return label

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bundlegen.checks import check_config
-from bundlegen.config import Ctx
+from bundlegen.config import Ctx, number
 from bundlegen.names import (
     BUDGET_LEFT,
     FAILURE_RATIO,
@@ -24,7 +24,7 @@ from bundlegen.names import (
     rate_name,
     retries_increase_name,
 )
-from bundlegen.slo import Objective, le_matcher, slo_config
+from bundlegen.slo import Objective, le_matcher, ratio_text, slo_config
 
 
 def _completed(failed: str, finished: str) -> str:
@@ -123,12 +123,12 @@ def recording_rules(config: dict) -> dict:
             assert o.ratio is not None
             labels = {"slo": kind, "objective": o.percent}
             if o.within is not None:
-                labels["wait_seconds"] = f"{o.within:g}"
+                labels["wait_seconds"] = number(o.within)
             slo_rules.append({"record": OBJECTIVE, "labels": labels,
-                              "expr": f"{o.ratio:g} * {_queues(c, o.matchers)}"})
+                              "expr": f"{ratio_text(o.percent)} * {_queues(c, o.matchers)}"})
             if o.within is not None:
                 slo_rules.append({"record": WAIT_THRESHOLD, "labels": {"slo": kind},
-                                  "expr": f"{o.within:g} * {_queues(c, o.matchers)}"})
+                                  "expr": f"{number(o.within)} * {_queues(c, o.matchers)}"})
     # The SLIs' error ratios over each window of the burn-rate alerts. Failed jobs over completed
     # ones, for every queue (the objective series pick those with an objective); jobs that waited
     # longer than their objective's bound over the jobs started, for the queues with one.
@@ -148,10 +148,23 @@ def recording_rules(config: dict) -> dict:
     if period:
         period.append({"record": BUDGET_LEFT,
                        "expr": f"1 - {errors_name(slo.period)} / on ({c.q}, slo) (1 - {OBJECTIVE})"})
-    groups = [{"name": RECORDING_GROUP, "rules": rules + slo_rules}]
+    groups = [{"name": RECORDING_GROUP, "rules": rules + _merged(slo_rules)}]
     if period:
         # Rates over the whole period read every sample of it: evaluated less often.
-        groups.append({"name": PERIOD_GROUP, "interval": slo.period_interval, "rules": period})
+        groups.append({"name": PERIOD_GROUP, "interval": slo.period_interval, "rules": _merged(period)})
     return {"groups": groups}
 
 
+def _merged(rules: list[dict]) -> list[dict]:
+    """One rule per recorded name and labels, where several entries of the objectives made one each
+    (two wait thresholds, two overrides of one objective): their expressions joined with `or` (PromQL's
+    loosest operator), exact as each selects queues no other does. promtool's lint calls such rules
+    duplicates, and `promtool check rules --lint-fatal` refuses them."""
+    exprs: dict[tuple, list[str]] = {}
+    first: dict[tuple, dict] = {}
+    for rule in rules:
+        key = (rule["record"], tuple(sorted(rule.get("labels", {}).items())))
+        exprs.setdefault(key, []).append(rule["expr"])
+        first.setdefault(key, rule)
+    return [first[key] if len(each) == 1 else {**first[key], "expr": "\nor\n".join(f"(\n{e}\n)" for e in each)}
+            for key, each in exprs.items()]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
+from decimal import Decimal
 from typing import NamedTuple
 
-from bundlegen.config import ConfigError, seconds
+from bundlegen.config import ConfigError, is_number, names, number, seconds
 from bundlegen.names import SLO_ALERTS
 
 
@@ -17,6 +19,9 @@ class Objective(NamedTuple):
     ratio: float | None  # 0.99 for 99 %
     percent: str  # "99" (the `objective` label)
     within: float | None = None  # the wait objective's threshold, seconds: a bucket bound
+
+
+BURN_KEYS = {"severity", "burn_rate", "long", "short", "for"}
 
 
 class BurnRate(NamedTuple):
@@ -38,6 +43,11 @@ class Slo(NamedTuple):
         return sorted({w for b in self.burn_rates for w in (b.long, b.short)}, key=seconds)
 
 
+# Python's re takes these, Prometheus' RE2 refuses them ("invalid or unsupported Perl syntax"); an
+# escaped one (\\(?=) is no such thing.
+_PERL_ONLY = re.compile(r"(?<!\\)(?:\\\\)*(\(\?(?:=|!|<=|<!|>|P=)|\\[1-9])")
+
+
 def promql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -54,9 +64,15 @@ def _entry_matcher(entry: dict, where: str) -> tuple[str, str]:
     if key == "queue":
         return f"queue={promql_string(value)}", f"queue!={promql_string(value)}"
     try:
-        re.compile(value)
+        with warnings.catch_warnings():  # "possible nested set" at [[:alpha:]], which RE2 reads as a class
+            warnings.simplefilter("ignore")
+            re.compile(value)
     except re.error as error:
         raise ConfigError(where, f"queue_regex {value!r} is no regular expression: {error}") from None
+    perl = _PERL_ONLY.search(value)
+    if perl:
+        raise ConfigError(where, f"queue_regex {value!r}: Prometheus' regular expressions (RE2) have no "
+                          f"{perl.group(0)!r} (lookarounds, back references)")
     return f"queue=~{promql_string(value)}", f"queue!~{promql_string(value)}"
 
 
@@ -67,18 +83,25 @@ def _objective(kind: str, spec, where: str, buckets: tuple[float, ...]) -> tuple
     if not isinstance(spec, dict) or set(spec) - allowed or "objective" not in spec:
         raise ConfigError(where, f"expected {{{', '.join(sorted(allowed))}}} (or false: no objective), got {spec!r}")
     percent = spec["objective"]
-    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 < percent < 100:
+    if not is_number(percent) or not 0 < percent < 100:
         raise ConfigError(where, f"objective must be a percentage between 0 and 100 (exclusive), got {percent!r}")
     within = None
     if kind == "wait":
-        within = spec.get("within_seconds")
-        if isinstance(within, bool) or not isinstance(within, (int, float)) \
-                or not any(math.isclose(within, b) for b in buckets):
+        if "within_seconds" not in spec:
+            raise ConfigError(where, "missing within_seconds (the wait the objective counts jobs within)")
+        within = spec["within_seconds"]
+        if not is_number(within) or not any(math.isclose(within, b) for b in buckets):
             raise ConfigError(where, f"within_seconds {within!r} is not a bucket bound of rq_job_wait_seconds "
                               f"(slo.wait_buckets: {', '.join(f'{b:g}' for b in buckets)}): pick one of them, or "
                               f"add it to the exporter's --timing-buckets and to slo.wait_buckets")
         within = float(within)
-    return percent / 100, f"{percent:g}", within
+    return percent / 100, number(percent), within
+
+
+def ratio_text(percent: str) -> str:
+    """An objective's percentage ("99.9") as the ratio a rule records, in decimal ("0.999": 99.9 / 100
+    in floats is 0.9990000000000001)."""
+    return str(Decimal(percent) / 100)
 
 
 def slo_config(config: dict) -> Slo:
@@ -88,7 +111,7 @@ def slo_config(config: dict) -> Slo:
         raise ConfigError("slo", "missing (the service levels' section)")
     unknown = set(slo) - {"period", "period_interval", "wait_buckets", "burn_rates", "objectives"}
     if unknown:
-        raise ConfigError("slo", f"unknown keys {', '.join(sorted(unknown))}")
+        raise ConfigError("slo", f"unknown keys {names(unknown)}")
     for key in ("period", "period_interval"):
         try:
             seconds(slo.get(key, ""))
@@ -96,31 +119,38 @@ def slo_config(config: dict) -> Slo:
             raise ConfigError(f"slo.{key}", str(error)) from None
     buckets = slo.get("wait_buckets")
     if not isinstance(buckets, list) or not buckets \
-            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in buckets):
+            or not all(is_number(b) and b > 0 for b in buckets):
         raise ConfigError("slo.wait_buckets", "a list of the exporter's rq_job_wait_seconds bucket bounds")
     buckets_t = tuple(float(b) for b in buckets)
 
     burns = []
     for i, b in enumerate(slo.get("burn_rates") or []):
         where = f"slo.burn_rates[{i}]"
-        if not isinstance(b, dict) or set(b) != {"severity", "burn_rate", "long", "short", "for"}:
-            raise ConfigError(where, "expected {severity, burn_rate, long, short, for}")
+        if not isinstance(b, dict):
+            raise ConfigError(where, f"expected a mapping of {names(BURN_KEYS)}, got {b!r}")
+        for which, found in (("missing", BURN_KEYS - set(b)), ("unknown", set(b) - BURN_KEYS)):
+            if found:
+                raise ConfigError(where, f"{which} keys {names(found)} (expected {names(BURN_KEYS)})")
         if b["severity"] not in ("critical", "warning", "info"):
             raise ConfigError(where, f"severity must be critical, warning or info, got {b['severity']!r}")
-        if isinstance(b["burn_rate"], bool) or not isinstance(b["burn_rate"], (int, float)) or b["burn_rate"] <= 0:
+        if not is_number(b["burn_rate"]) or b["burn_rate"] <= 0:
             raise ConfigError(where, f"burn_rate must be a positive number, got {b['burn_rate']!r}")
-        try:
-            long, short = seconds(b["long"]), seconds(b["short"])
-            seconds(b["for"], above_zero=False)
-        except ValueError as error:
-            raise ConfigError(where, str(error)) from None
+        durations = {}
+        for key in ("long", "short", "for"):
+            try:
+                durations[key] = seconds(b[key], above_zero=key != "for")
+            except ValueError as error:
+                raise ConfigError(f"{where}.{key}", str(error)) from None
+        long, short = durations["long"], durations["short"]
         if short >= long:
             raise ConfigError(where, f"the short window ({b['short']}) must be shorter than the long one ({b['long']})")
         burns.append(BurnRate(b["severity"], float(b["burn_rate"]), b["long"], b["short"], b["for"]))
     if not burns:
         raise ConfigError("slo.burn_rates", "at least one burn rate alert is needed")
-    if slo["period"] in {w for b in burns for w in (b.long, b.short)}:
-        raise ConfigError("slo.period", f"{slo['period']} is also a burn rate window: the period must be longer")
+    longest = max((w for b in burns for w in (b.long, b.short)), key=seconds)
+    if seconds(slo["period"]) <= seconds(longest):
+        raise ConfigError("slo.period", f"{slo['period']} is no longer than the burn rate window {longest}: the "
+                          "period must be longer")
 
     objectives = slo.get("objectives")
     if not isinstance(objectives, dict) or set(objectives) - {"default", "overrides"} \
@@ -139,7 +169,7 @@ def slo_config(config: dict) -> Slo:
         default = where == "slo.objectives.default"
         extra = set(entry) - set(SLO_ALERTS) - ({"queue", "queue_regex"} if not default else set())
         if extra:
-            raise ConfigError(where, f"unknown keys {', '.join(sorted(extra))} (expected "
+            raise ConfigError(where, f"unknown keys {names(extra)} (expected "
                               f"{'' if default else 'queue or queue_regex, '}success, wait)")
         matcher, negated = ("", "") if default else _entry_matcher(entry, where)
         for kind in SLO_ALERTS:

@@ -212,7 +212,7 @@ BAD_CONFIGS = {
     "alerts.RQCronJobLate.grace_seconds: must be a number, 0 or more, got -1": _set("alerts.RQCronJobLate.grace_seconds", -1),
     "alerts.RQJobFailuresGrowing.max_failures: must be a number, 0 or more, got True":
         _set("alerts.RQJobFailuresGrowing.max_failures", True),
-    "alerts.RQRedisMemoryNearLimit.max_ratio: must be a ratio above 0 and at most 1, got 90":
+    "alerts.RQRedisMemoryNearLimit.max_ratio: must be a ratio from 0 to 1, got 90":
         _set("alerts.RQRedisMemoryNearLimit.max_ratio", 90),
     "alerts.RQRedisEvictingKeys.window: not a Prometheus duration (such as 5m, 1h30m, 30d): '5 minutes'":
         _set("alerts.RQRedisEvictingKeys.window", "5 minutes"),
@@ -222,10 +222,12 @@ BAD_CONFIGS = {
     "alerts.RQJobFailureRatioHigh.window: not a Prometheus duration (such as 5m, 1h30m, 30d): '1h1h'":
         _set("alerts.RQJobFailureRatioHigh.window", "1h1h"),
     "alerts.RQRedisEvictingKeys.window: must be longer than 0, got '0m'": _set("alerts.RQRedisEvictingKeys.window", "0m"),
-    "slo.burn_rates[0]: must be longer than 0, got '0s'": _set("slo.burn_rates.0.short", "0s"),
+    "slo.burn_rates[0].short: must be longer than 0, got '0s'": _set("slo.burn_rates.0.short", "0s"),
     "the whole file: unknown keys instance_in_legend": _set("instance_in_legend", True),
-    "selector: must be label matchers such as 'job=\"rq\"', got None": _set("selector", None),
-    "selector: must be label matchers such as 'job=\"rq\"', got ['job=\"rq\"']": _set("selector", ['job="rq"']),
+    "selector: must be label matchers such as 'job=\"rq\"' (commas between, no braces), got None":
+        _set("selector", None),
+    "selector: must be label matchers such as 'job=\"rq\"' (commas between, no braces), got ['job=\"rq\"']":
+        _set("selector", ['job="rq"']),
     "instance_in_legends: must be true or false, got 'yes'": _set("instance_in_legends", "yes"),
     "runbook_url: must be a URL (or empty), got 3": _set("runbook_url", 3),
     "alerts.RQExporterDown.for: not a Prometheus duration": _set("alerts.RQExporterDown.for", 5),
@@ -238,6 +240,29 @@ BAD_CONFIGS = {
     "alerts: missing alerts RQExporterDown": _set("alerts.RQExporterDown", None),
     "alerts.RQExporterDown: expected a mapping of settings": _set("alerts.RQExporterDown", "critical"),
     "cluster_label: 'two words' is not a Prometheus label name": _set("cluster_label", "two words"),
+    # Each of these used to end in a traceback, or in rules or dashboards that Prometheus or Grafana refuse.
+    "cluster_label: 123 is not a Prometheus label name": _set("cluster_label", 123),
+    "cluster_label: '__name__' is reserved": _set("cluster_label", "__name__"),
+    "the whole file: unknown keys 1 ": lambda config: config.__setitem__(1, "x"),
+    # YAML 1.1 reads `on:` as the key True
+    "alerts.RQExporterDown: unknown keys True": lambda config: config["alerts"]["RQExporterDown"].__setitem__(True, 1),
+    "alerts: not a mapping": _set("alerts", []),
+    "selector: must be label matchers such as 'job=\"rq\"' (commas between, no braces), got 'job=rq'":
+        _set("selector", "job=rq"),
+    "selector: must be label matchers such as 'job=\"rq\"' (commas between, no braces), got '{job=\"rq\"}'":
+        _set("selector", '{job="rq"}'),
+    "selector: must be label matchers such as 'job=\"rq\"' (commas between, no braces), got 'job=\"rq\",'":
+        _set("selector", 'job="rq",'),
+    "selector: must be label matchers such as 'job=\"rq\"' (commas between, no braces), got 'rq'": _set("selector", "rq"),
+    "alerts.RQRedisEvictingKeys.window: longer than Prometheus can hold (~292y), got '300y'":
+        _set("alerts.RQRedisEvictingKeys.window", "300y"),
+    "alerts.RQRedisEvictingKeys.window: not a Prometheus duration (such as 5m, 1h30m, 30d): '\uff15m'":
+        _set("alerts.RQRedisEvictingKeys.window", "\uff15m"),
+    "alerts.RQCronJobLate.grace_seconds: must be a number, 0 or more, got inf":
+        _set("alerts.RQCronJobLate.grace_seconds", float("inf")),
+    "runbook_url: must not hold # or {{ (the rules add their own)": _set("runbook_url", "https://wiki/rq#runbooks"),
+    "dashboard_url: must not hold ? or # or {{ (the rules add their own)": _set("dashboard_url", "http://g/d?orgId=2"),
+    "dashboard_url: must not hold ? or # or {{": _set("dashboard_url", "http://g/{{ $labels.env }}/d"),
 }
 
 
@@ -275,6 +300,38 @@ def test_both_generators_exit_2_with_one_line_and_write_nothing(tmp_path, monkey
         err = capsys.readouterr().err
         assert err.startswith(expected) and err.count("\n") == 1, err
     assert {p: p.read_text() for p in before} == before
+
+
+@pytest.mark.promtool
+@pytest.mark.parametrize("edit", [
+    {"selector": 'job="rq", env=~"prod|stage"'},
+    {"selector": "job='rq',env!=`test`"},
+    {"for": 0},  # YAML's number 0: Prometheus reads it as "0"
+    {"max_ratio": 0},  # any failure at all
+    {"window": "1w"},
+])
+def test_valid_edits_generate_rules_promtool_takes(tmp_path, edit):
+    gen = rule_generator()
+    config = gen.load_config()
+    if "selector" in edit:
+        config["selector"] = edit["selector"]
+    for key in ("for", "window"):
+        if key in edit:
+            config["alerts"]["RQRedisEvictingKeys"][key] = edit[key]
+    if "max_ratio" in edit:
+        config["alerts"]["RQRedisMemoryNearLimit"]["max_ratio"] = edit["max_ratio"]
+    (tmp_path / "recording.yml").write_text(gen.render_recording(config))
+    (tmp_path / "alerts.yml").write_text(gen.render(config))
+    result = promtool("check", "rules", "--lint-fatal", str(tmp_path / "recording.yml"), str(tmp_path / "alerts.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_selector_may_name_a_label_in_quotes():
+    """Prometheus 3's UTF-8 label names ("service.name"), which Prometheus 2 has no syntax for."""
+    from bundlegen.checks import SELECTOR
+
+    assert SELECTOR.fullmatch('"service.name"="rq", job=~"rq-.*"')
+    assert not SELECTOR.fullmatch('"service.name"')
 
 
 @pytest.mark.promtool

@@ -69,16 +69,28 @@ def test_wait_buckets_are_the_exporters_defaults():
      "to miss it: that alert could never fire"),
     (("objectives", "default", "wait", "objective"), "95%", "objective must be a percentage"),
     (("period",), "a month", "slo.period: not a Prometheus duration"),
-    (("period",), "3d", "slo.period: 3d is also a burn rate window"),
+    (("period",), "3d", "slo.period: 3d is no longer than the burn rate window 3d"),
+    (("period",), "72h", "slo.period: 72h is no longer than the burn rate window 3d"),  # compared as durations
+    (("objectives", "default", "wait", "within_seconds"), float("inf"), "within_seconds inf is not a bucket bound"),
+    (("objectives", "default", "wait", "within_seconds"), None, "slo.objectives.default.wait: missing within_seconds"),
+    (("burn_rates", 0, "for"), None, "slo.burn_rates[0]: missing keys for"),
+    (("burn_rates", 0, "window"), "1h", "slo.burn_rates[0]: unknown keys window"),
+    (("burn_rates", 0, "long"), "1x", "slo.burn_rates[0].long: not a Prometheus duration"),
+    (("unknown", 1), "x", "slo: unknown keys 1"),
     (("burn_rates", 0, "short"), "2h", "slo.burn_rates[0]: the short window (2h) must be shorter than the long one"),
     (("burn_rates", 1, "severity"), "page", "severity must be critical, warning or info"),
 ])
 def test_a_mistake_in_the_slo_section_is_one_clear_error(path, value, message):
     changed = config()
     node = changed["slo"]
+    if path[0] == "unknown":  # a key YAML made a number
+        path = path[1:]
     for key in path[:-1]:
         node = node[key]
-    node[path[-1]] = value
+    if value is None:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
     assert message in error(changed)
     assert error(changed).startswith("alerts-config.yml: slo")
 
@@ -89,6 +101,9 @@ def test_a_mistake_in_the_slo_section_is_one_clear_error(path, value, message):
     ({"queue_regex": "(unclosed", "success": {"objective": 99}}, "queue_regex '(unclosed' is no regular expression"),
     ({"queue": "a", "latency": {"objective": 99}}, "unknown keys latency"),
     ({"queue": "a", "wait": {"objective": 99, "within_seconds": 7}}, "within_seconds 7 is not a bucket bound"),
+    # Python's re takes them, Prometheus' RE2 does not: promtool would refuse the rules
+    ({"queue_regex": "reports-(?!tmp).*", "success": {"objective": 99}}, "RE2) have no '(?!'"),
+    ({"queue_regex": "(a)\\1", "success": {"objective": 99}}, "RE2) have no '\\\\1'"),
 ])
 def test_a_mistake_in_an_override_names_the_override(override, message):
     changed = config()
@@ -173,6 +188,19 @@ def test_overrides_by_name_and_regex_win_over_the_default_and_false_turns_an_obj
                            page("reports", "wait", "95", wait_seconds="30")]),
         ],
     }])
+
+
+def test_an_objective_is_recorded_as_written():
+    """99.99999 % stays that (`:g` made it "100", a budget of 0), and 99.9 % is 0.999, not 99.9 / 100's
+    0.9990000000000001."""
+    gen = rule_generator()
+    changed = config()
+    changed["slo"]["burn_rates"] = [dict(b, burn_rate=1) for b in changed["slo"]["burn_rates"]]
+    changed["slo"]["objectives"]["overrides"] = [{"queue": "a", "success": {"objective": 99.99999}},
+                                                 {"queue": "b", "success": {"objective": 99.9}}]
+    recorded = gen.render_recording(changed)
+    assert "objective: '99.99999'" in recorded and "0.9999999 * group by" in recorded
+    assert "objective: '99.9'" in recorded and "0.999 * group by" in recorded
 
 
 # --- many clusters ---------------------------------------------------------------------------------
@@ -342,7 +370,9 @@ def test_the_readmes_slo_example_generates_valid_rules(tmp_path):
     assert 'queue!="scratch"' in slo.objectives["success"][-1].matchers
     (tmp_path / "r.yml").write_text(gen.render_recording(changed))
     (tmp_path / "a.yml").write_text(gen.render(changed))
-    result = promtool("check", "rules", str(tmp_path / "r.yml"), str(tmp_path / "a.yml"))
+    # --lint-fatal: the two wait thresholds' entries are one rule a window (or'ed), not two promtool
+    # calls duplicates
+    result = promtool("check", "rules", "--lint-fatal", str(tmp_path / "r.yml"), str(tmp_path / "a.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     # The bundled config's defaults are the README's.
     bundled = config()["slo"]
