@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(settings, legacy):
             log.warning("--%s is ignored: this exporter reads keys directly; set --key-prefix if "
                         "your classes change RQ's key prefix", legacy.replace("_", "-"))
+    for name in settings.unused:
+        log.warning("%s is not used: --redis-url (%s) wins over every other Redis setting, as in rq-exporter 3.x",
+                    "/".join([settings_module.flag_names(name)[0], *settings_module.env_names(name)]),
+                    "/".join(settings_module.env_names("redis_url")))
 
     try:
         web, tls, probes = _production(settings)

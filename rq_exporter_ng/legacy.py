@@ -44,4 +44,6 @@ class LegacyEnv(PydanticBaseSettingsSource):
             value, key, _ = self.get_field_value(self.settings_cls.model_fields[field_name], field_name)
             if value not in (None, ""):
                 found[key] = value
+        if "redis_password_file" in found:  # rq-exporter 3.x read the file, whatever RQ_REDIS_PASS said
+            found.pop("redis_password", None)
         return found

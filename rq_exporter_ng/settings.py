@@ -15,9 +15,10 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -84,6 +85,8 @@ class Settings(BaseSettings):
         populate_by_name=True,
         extra="ignore",
     )
+    # Settings given but not used, said once the logging is set up (cli.py): the URL wins over Sentinel.
+    _unused: tuple[str, ...] = PrivateAttr(())
 
     # --- HTTP endpoint -----------------------------------------------------------
     host: str = Field("0.0.0.0", description="Address to listen on ('::' for all IPv6 and IPv4).")
@@ -105,8 +108,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         description="Redis URL: redis://, rediss:// (TLS) or unix:// (default redis://localhost:6379/0, "
-        "or built from --redis-host when that is set). Checked whole at start: host, port, /DB path and "
-        "each query parameter redis-py takes.",
+        "or built from --redis-host, --redis-port and --redis-db when one of them is set). Checked whole at start: "
+        "host, port, /DB path and each query parameter redis-py takes.",
     )
     redis_host: str | None = Field(
         None, description="Redis host (localhost when unset), used when --redis-url is not set.")
@@ -268,7 +271,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, LegacyEnv(settings_cls))
+        # A variable set to "" is unset (Docker's `-e X=`, a Helm value left empty), as rq-exporter 3.x
+        # read it; on the command line, `--key-prefix ""` stays an error (not the config's
+        # env_ignore_empty, which the CLI source would follow too).
+        return (init_settings, EnvSettingsSource(settings_cls, env_ignore_empty=True), LegacyEnv(settings_cls))
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -284,6 +290,15 @@ class Settings(BaseSettings):
         if not usable:
             raise ValueError("text, json or a logging format string with %(message)s")
         return value
+
+    @field_validator("redis_url", "redis_host", "redis_username", "redis_password", "redis_password_file",
+                     "sentinel_host", "sentinel_master", "sentinel_password", "redis_tls_ca_file",
+                     "redis_tls_cert_file", "redis_tls_key_file", "web_config_file", "targets_file", "log_datefmt",
+                     mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `--sentinel-host ""` is no Sentinel, an empty file setting no file (Path("") would be ".").
+        return None if value == "" else value
 
     @field_validator("redis_url")
     @classmethod
@@ -354,6 +369,7 @@ class Settings(BaseSettings):
         if self.redis_url and self.sentinel_host:
             # The URL wins over everything, as in rq-exporter 3.x (its Sentinel settings unused).
             self.sentinel_host = None
+            self._unused = ("sentinel_host",)
         # Not a ValueError: pydantic would fold it into a ValidationError without the field's name.
         if self.sentinel_host and not self.sentinel_master:
             raise InvalidSettings("sentinel_master", "required with --sentinel-host")
@@ -379,6 +395,11 @@ class Settings(BaseSettings):
         return self
 
     # --- Derived values ----------------------------------------------------------
+    @property
+    def unused(self) -> tuple[str, ...]:
+        """Settings given that another one makes unused (--sentinel-host beside --redis-url)."""
+        return self._unused
+
     def _uses_tls(self) -> bool:
         if self.sentinel_host:
             return bool(self.redis_tls_ca_file or self.redis_tls_cert_file)

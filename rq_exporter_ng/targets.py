@@ -35,6 +35,7 @@ TARGET_FIELDS = frozenset(
     name for name in Settings.model_fields if name.startswith(("redis_", "sentinel_"))
 ) | {"key_prefix", "queue_include", "queue_exclude", "per_worker_metrics"}
 LOCATION_FIELDS = frozenset({"redis_url", "redis_host", "sentinel_host", "sentinel_master"})
+WHERE_FIELDS = LOCATION_FIELDS - {"sentinel_master"}  # one of them says where Redis is (a master name alone does not)
 # Never sent to a target that did not ask for them: the command line's password is for the
 # command line's Redis, not for every server in the file; so are its TLS files and TLS leniency.
 CREDENTIAL_FIELDS = frozenset({"redis_username", "redis_password", "redis_password_file", "redis_tls_ca_file",
@@ -74,7 +75,7 @@ def parse(raw: object, base: Settings, directory: Path) -> dict[str, Settings]:
             if key not in TARGET_FIELDS:
                 known = ", ".join(sorted(TARGET_FIELDS))
                 raise TargetsError(f"targets.{name}.{key}: not a target setting (one of {known})")
-        if not {key for key in LOCATION_FIELDS & set(entry) if entry[key] not in (None, "")}:
+        if not {key for key in WHERE_FIELDS & set(entry) if entry[key] not in (None, "")}:
             raise TargetsError(f"targets.{name}: needs redis_url, redis_host or sentinel_host")
         for key, value in entry.items():
             # YAML's true is no port or database: pydantic would read it as 1.

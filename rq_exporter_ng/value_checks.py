@@ -72,11 +72,12 @@ def log_format(value: str) -> bool:
 
 def sentinel_items(value: str) -> list[tuple[str, int | None]]:
     """--sentinel-host's items as (host, port or None): 'host' or 'host:port', commas between, an
-    IPv6 address in brackets; ValueError with one line naming a wrong item."""
+    IPv6 address in brackets, an empty item (a trailing comma) skipped as rq-exporter 3.x's Sentinel
+    went past it; ValueError with one line naming a wrong item."""
     items: list[tuple[str, int | None]] = []
     for item in (part.strip() for part in value.split(",")):
         if not item:
-            raise ValueError("host or host:port items separated by commas, none empty")
+            continue
         port = None
         if item.startswith("["):
             host, bracket, rest = item[1:].partition("]")
@@ -95,12 +96,15 @@ def sentinel_items(value: str) -> list[tuple[str, int | None]]:
         except ValueError:
             raise ValueError(f"{item!r}: not a host name or IP address") from None
         items.append((host, None if port is None else int(port)))
+    if not items:
+        raise ValueError("names no host: host or host:port items separated by commas")
     return items
 
 
-def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> None:
+def tls_files(ca: Path | None, cert: Path | None, key: Path | None, password: str | None = None) -> None:
     """The Redis TLS files loaded as the connection will load them: a file that is no certificate,
-    or a key that is not the certificate's, raises BadFile naming the setting."""
+    or a key that is not the certificate's (or encrypted, and ``password`` does not open it), raises
+    BadFile naming the setting. Never asks for a pass phrase on the terminal, as OpenSSL would."""
     context = ssl.create_default_context()
     try:
         if ca is not None:
@@ -109,10 +113,22 @@ def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> None:
         raise BadFile("redis_tls_ca_file", f"{ca} holds no CA certificate ({_reason(error)})") from None
     try:
         if cert is not None and key is not None:
-            context.load_cert_chain(str(cert), str(key))
+            context.load_cert_chain(str(cert), str(key), password=lambda: (password or "").encode())
     except (ssl.SSLError, OSError, ValueError) as error:
+        if _encrypted(key):
+            raise BadFile("redis_tls_key_file", f"{key} is encrypted and " + (
+                "the URL's ssl_password does not open it" if password else
+                "no pass phrase is given: decrypt it, or give it in a rediss:// URL as ssl_password")) from None
         raise BadFile("redis_tls_cert_file", f"{cert} and {key} are no certificate and its key ({_reason(error)})") \
             from None
+
+
+def _encrypted(key: Path | None) -> bool:
+    """A PEM key under a pass phrase (PKCS#8's ENCRYPTED PRIVATE KEY, or OpenSSL's Proc-Type: 4,ENCRYPTED)."""
+    try:
+        return key is not None and b"ENCRYPTED" in key.read_bytes()[:100_000]
+    except OSError:
+        return False
 
 
 def _reason(error: Exception) -> str:
@@ -129,6 +145,7 @@ def url_tls_files(url: str) -> None:
         if problem:
             raise BadFile("redis_url", f"query parameter {name}: {problem}")
     try:
-        tls_files(files.get("ssl_ca_certs"), files.get("ssl_certfile"), files.get("ssl_keyfile"))
+        tls_files(files.get("ssl_ca_certs"), files.get("ssl_certfile"), files.get("ssl_keyfile"),
+                  query.get("ssl_password"))
     except BadFile as error:
         raise BadFile("redis_url", f"query parameters: {error.message}") from None

@@ -321,15 +321,13 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("args", "env", "named"), INVALID, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
-def test_invalid_setting_is_one_line_naming_it_and_exit_2(args, env, named, monkeypatch, capsys):
-    """The command's main, in this process (an interpreter a case costs ~0.5 s, four suites over);
-    the real command below runs a case of each kind of source."""
-    from rq_exporter_ng import cli
-
-    for name, value in {"RQ_REDIS_PASS": SECRET, **env}.items():
-        monkeypatch.setenv(name, value)
-    assert cli.main(args) == 2
-    out, err = capsys.readouterr()
+def test_invalid_setting_is_one_line_naming_it_and_exit_2(args, env, named):
+    """The command's main, in this process (an interpreter a case costs ~0.5 s, four suites over; a
+    start it does not refuse fails the case rather than serving for ever); the real command below runs
+    a case of each kind of source."""
+    result = main_in_process(*args, env={"RQ_REDIS_PASS": SECRET, **env})
+    assert result.returncode == 2, result.stderr
+    out, err = result.stdout, result.stderr
     lines = err.splitlines()
     assert len(lines) == 1, err
     assert named in lines[0]
@@ -493,6 +491,72 @@ def test_the_redis_url_wins_and_port_or_db_alone_are_localhosts(monkeypatch):
     assert redis_url(load([])) == "redis://localhost:6379/2"
     both = load(["--redis-url", "redis://h:1/3", "--sentinel-host", "s1"])  # no master needed: unused
     assert both.sentinel_host is None and redis_url(both) == "redis://h:1/3"
+    assert both.unused == ("sentinel_host",) and load([]).unused == ()
+
+
+def test_sentinel_beside_the_url_is_said_unused_in_the_log():
+    """k8s/deployment.yaml always sets RQ_EXPORTER_REDIS_URL: a --sentinel-host added to it is not used,
+    and the log says so rather than reading the URL's Redis silently."""
+    from support import Exporter
+
+    exporter = Exporter("--sentinel-host", "s1", "--sentinel-master", "m",
+                        env={"RQ_EXPORTER_REDIS_URL": "redis://127.0.0.1:1/0"})
+    log = exporter.stop()
+    assert "--sentinel-host/RQ_EXPORTER_SENTINEL_HOST/RQ_SENTINEL_HOST is not used: --redis-url" in log, log
+
+
+@pytest.mark.parametrize("name", ["RQ_EXPORTER_SENTINEL_HOST", "RQ_EXPORTER_REDIS_TLS_CA_FILE", "RQ_EXPORTER_REDIS_URL",
+                                  "RQ_EXPORTER_REDIS_PASSWORD_FILE", "RQ_EXPORTER_QUEUE_INCLUDE", "RQ_EXPORTER_PORT",
+                                  "RQ_EXPORTER_WEB_CONFIG_FILE", "RQ_EXPORTER_SHARD", "RQ_SENTINEL_HOST"])
+def test_a_variable_set_empty_is_unset(name, monkeypatch):
+    """Docker's `-e X=` and a Helm value left empty give "": the default, as rq-exporter 3.x read it
+    (a file setting of "" used to be the directory ".", an empty Sentinel list an error)."""
+    monkeypatch.setenv(name, "")
+    assert load([]) == load_defaults(monkeypatch, name)
+
+
+def load_defaults(monkeypatch, name: str) -> Settings:
+    monkeypatch.delenv(name)
+    return load([])
+
+
+@pytest.mark.parametrize("flag", ["--sentinel-host", "--redis-tls-ca-file", "--redis-password-file", "--redis-url",
+                                  "--targets-file", "--log-datefmt"])
+def test_a_flag_given_empty_is_unset(flag):
+    assert load([f"{flag}="]) == load([])
+
+
+def test_a_trailing_comma_in_the_sentinel_list_is_skipped():
+    """rq-exporter 3.x took `s1,s2,` (its Sentinel client went past the empty host)."""
+    assert sentinels(load(["--sentinel-host", "s1, s2:1,", "--sentinel-master", "m"])) == [("s1", 26379), ("s2", 1)]
+    with pytest.raises(settings_module.InvalidSettings, match="names no host"):
+        load(["--sentinel-host", " , ", "--sentinel-master", "m"])
+
+
+def test_rq_redis_pass_file_wins_over_rq_redis_pass(files, monkeypatch):
+    """As in rq-exporter 3.x; our own flags or variables given both stay an error (one must go)."""
+    monkeypatch.setenv("RQ_REDIS_PASS", "not-this-one")
+    monkeypatch.setenv("RQ_REDIS_PASS_FILE", files["password"])
+    assert password(load([])) == SECRET
+    with pytest.raises(settings_module.InvalidSettings, match="not both"):
+        load(["--redis-password", "x", "--redis-password-file", files["password"]])
+
+
+def test_an_encrypted_tls_key_is_opened_with_the_urls_ssl_password_and_never_asks(tmp_path):
+    """OpenSSL asks for a pass phrase on the terminal when a key is encrypted: the start-up check gives
+    it the URL's ssl_password (redis-py does the same when it connects), or says what is missing."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-keyout", str(tmp_path / "k.pem"),
+                    "-out", str(tmp_path / "c.pem"), "-days", "2", "-subj", "/CN=x", "-passout", "pass:pw"],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    url = f"rediss://h:6380/0?ssl_certfile={tmp_path / 'c.pem'}&ssl_keyfile={tmp_path / 'k.pem'}"
+    assert load(["--redis-url", url + "&ssl_password=pw"]).redis_url
+    for given, said in (("", "is encrypted and no pass phrase is given"),
+                        ("&ssl_password=wrong", "is encrypted and the URL's ssl_password does not open it")):
+        with pytest.raises(settings_module.InvalidSettings, match=said):
+            load(["--redis-url", url + given])
+    with pytest.raises(settings_module.InvalidSettings, match="is encrypted and no pass phrase"):
+        load(["--sentinel-host", "s", "--sentinel-master", "m", "--redis-tls-cert-file", str(tmp_path / "c.pem"),
+              "--redis-tls-key-file", str(tmp_path / "k.pem"), "--redis-tls-ca-file", str(tmp_path / "c.pem")])
 
 
 @pytest.mark.redis

@@ -110,6 +110,10 @@ INVALID_TARGETS = [
     ("targets:\n  'a b':\n    redis_host: h\n", "targets.a b: a target name is"),
     ("targets: [\n", "not valid YAML"),
     ("targets:\n  orders:\n    redis_url:\n", "targets.orders: needs redis_url, redis_host or sentinel_host"),
+    # a master's name says nothing of where the Sentinels are (it probed localhost)
+    ("targets:\n  orders:\n    sentinel_master: m\n", "targets.orders: needs redis_url, redis_host or sentinel_host"),
+    # a merge key's values are defaults the mapping's own replace, but its own keys once each
+    ("targets:\n  a: &a {redis_host: h}\n  b: {<<: *a, redis_db: 2, redis_db: 3}\n", "'redis_db' is given twice at line 3"),
     ("targets:\n  orders:\n    redis_host: h\n    redis_port: true\n", "targets.orders.redis_port: True is not a port"),
     ("targets:\n  orders:\n    redis_host: h\n  orders:\n    redis_host: i\n", "'orders' is given twice at line 4"),
     ("targets:\n  orders:\n    redis_host: h\n    redis_password_file: .\n",
@@ -253,3 +257,18 @@ def test_targets_get_no_credentials_they_do_not_name(tmp_path):
     assert password(own) == "own-secret" and own.redis_username is None
     assert other.redis_read_timeout == own.redis_read_timeout == 0.75  # the rest is inherited
     assert other.key_prefix == "app"
+
+
+def test_yaml_merge_keys_share_settings_between_targets(tmp_path):
+    """`<<: *anchor`, as YAML users share a block: the anchor's settings, the target's own over them."""
+    from rq_exporter_ng import targets
+    from rq_exporter_ng.loading import load
+
+    path = tmp_path / "targets.yml"
+    path.write_text("targets:\n"
+                    "  orders: &shared {redis_host: shared, redis_db: 1, key_prefix: app}\n"
+                    "  billing: {<<: *shared, redis_db: 2}\n"
+                    "  reports:\n    <<: [*shared]\n    redis_host: other\n")
+    found = targets.load(path, load([]))
+    assert {name: (s.redis_host, s.redis_db, s.key_prefix) for name, s in found.items()} == {
+        "orders": ("shared", 1, "app"), "billing": ("shared", 2, "app"), "reports": ("other", 1, "app")}
