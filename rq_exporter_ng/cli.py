@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from rq_exporter_ng import __version__, healthcheck, loading, logs, targets, usage
 from rq_exporter_ng import settings as settings_module
-from rq_exporter_ng.web import webconfig
+from rq_exporter_ng.web import guard, webconfig
 from rq_exporter_ng.web.server import make_app, run_until, serve
 
 log = logging.getLogger("rq_exporter")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = CollectorRegistry(auto_describe=False)
     collector = RQCollector(connect(settings), settings)
     registry.register(collector)
-    app = webconfig.guard(make_app(registry, redacted_target(settings), probes), web)
+    app = guard.protect(make_app(registry, redacted_target(settings), probes), web)
     try:
         server = serve(app, settings.host, settings.port, tls)
     except OSError as error:

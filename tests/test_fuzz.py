@@ -212,5 +212,7 @@ def _fuzz_app(redis_db, make_app, webconfig, bcrypt):
         registry.register(RQCollector(connect(settings), settings))
         probes = {"orders": registry}
         users = {"prometheus": bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4))}
-        _APPS[redis_db.port] = webconfig.guard(make_app(registry, "redis://test", probes), webconfig.WebConfig(users=users))
+        from rq_exporter_ng.web import guard
+
+        _APPS[redis_db.port] = guard.protect(make_app(registry, "redis://test", probes), webconfig.WebConfig(users=users))
     return _APPS[redis_db.port]

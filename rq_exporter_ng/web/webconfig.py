@@ -8,31 +8,28 @@ The same YAML Prometheus' own exporters take with ``--web.config.file``::
       client_ca_file: ca.crt                       # optional: client certificates
       client_auth_type: RequireAndVerifyClientCert # optional
       min_version: TLS12                           # optional
+      cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]   # optional, Go's names (TLS 1.2)
+    http_server_config:
+      headers: {Strict-Transport-Security: max-age=31536000}   # optional
     basic_auth_users:
       prometheus: $2b$12$...                       # bcrypt hash
 
 Relative paths are relative to the file, as in exporter-toolkit. Unknown keys are errors
-(exporter-toolkit parses strictly too), so a typo never silently turns security off.
+(exporter-toolkit parses strictly too), so a typo never silently turns security off; so are its
+keys that Python's ssl module cannot honour (NOT_SUPPORTED), rather than ignored.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import logging
-import secrets
 import ssl
 import threading
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import bcrypt
 
 from rq_exporter_ng import yamlfile
-from rq_exporter_ng.web.server import WsgiApp
 
 # Python's ssl module cannot accept a client certificate without verifying it, so the two
 # exporter-toolkit modes that do that (RequestClientCert, RequireAnyClientCert) are refused.
@@ -42,20 +39,47 @@ CLIENT_AUTH = {
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
 TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
-TLS_KEYS = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version"}
-TOP_KEYS = {"tls_server_config", "basic_auth_users"}
+# Go's names of the cipher suites exporter-toolkit takes (crypto/tls CipherSuites()), as OpenSSL
+# names them. TLS 1.3's are not chosen in either (Go and OpenSSL both enable all three).
+CIPHER_SUITES = {
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_AES_128_GCM_SHA256": None,
+    "TLS_AES_256_GCM_SHA384": None,
+    "TLS_CHACHA20_POLY1305_SHA256": None,
+}
+TLS_KEYS = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "max_version",
+            "cipher_suites", "prefer_server_cipher_suites"}
+# exporter-toolkit's response headers, and the values it allows where it checks them.
+HEADERS = {"Content-Security-Policy": None, "X-Frame-Options": {"deny", "sameorigin"},
+           "X-Content-Type-Options": {"nosniff"}, "X-XSS-Protection": None, "Strict-Transport-Security": None}
+HTTP_KEYS = {"http2", "headers"}
+TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users"}
+# exporter-toolkit's keys this exporter refuses rather than ignores: each would leave the endpoint
+# less guarded, or other, than the file says.
+NOT_SUPPORTED = {
+    "curve_preferences": "Python's ssl module sets no list of curves",
+    "client_allowed_sans": "not supported: restrict the client CA instead",
+    "cert": "inline certificates are not supported: give cert_file",
+    "key": "inline keys are not supported: give key_file",
+    "client_ca": "an inline CA is not supported: give client_ca_file",
+    "rate_limit": "not supported: put a rate limit in front of the exporter",
+}
 log = logging.getLogger("rq_exporter")
 
-# Paths that answer without credentials: a liveness probe must not need the scrape password,
-# and /healthz tells nothing about Redis.
-OPEN_PATHS = frozenset({"/healthz", "/-/healthy"})
-# Successful checks remembered so that a scrape every few seconds does not pay bcrypt's cost
-# (tens of ms by design) each time; bounded so that a flood of passwords cannot grow it.
-CACHE_SIZE = 256
-BCRYPT_MAX = 72  # bytes of a password bcrypt uses
 
 
 class WebConfigError(ValueError):
@@ -71,6 +95,9 @@ class WebConfig:
     min_version: str | None = None
     max_version: str | None = None
     users: dict[str, bytes] = field(default_factory=dict)
+    ciphers: tuple[str, ...] = ()  # OpenSSL's names (TLS 1.2 and below); empty: OpenSSL's defaults
+    prefer_server_ciphers: bool = True  # exporter-toolkit's default
+    headers: tuple[tuple[str, str], ...] = ()  # added to every response
 
     @property
     def tls(self) -> bool:
@@ -84,6 +111,12 @@ class WebConfig:
         context.minimum_version = TLS_VERSIONS[self.min_version or "TLS12"]
         if self.max_version:
             context.maximum_version = TLS_VERSIONS[self.max_version]
+        if self.ciphers:
+            context.set_ciphers(":".join(self.ciphers))
+        if self.prefer_server_ciphers:
+            context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        else:
+            context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
         try:
             context.load_cert_chain(str(self.cert_file), str(self.key_file))
         except (OSError, ssl.SSLError) as error:
@@ -159,6 +192,10 @@ def parse(raw: object, base: Path) -> WebConfig:
     if not isinstance(tls, dict):
         raise WebConfigError("tls_server_config: must be a mapping")
     _no_unknown(tls, TLS_KEYS, "tls_server_config.")
+    http = raw.get("http_server_config") or {}
+    if not isinstance(http, dict):
+        raise WebConfigError("http_server_config: must be a mapping")
+    _no_unknown(http, HTTP_KEYS, "http_server_config.")
 
     def path_of(key: str) -> Path | None:
         value = tls.get(key)
@@ -201,11 +238,55 @@ def parse(raw: object, base: Path) -> WebConfig:
         if not isinstance(hashed, str) or not _is_bcrypt(hashed):
             raise WebConfigError(f"basic_auth_users.{user}: not a bcrypt hash (generate one with htpasswd -nBC 10)")
         users[user] = hashed.encode()
-    return WebConfig(cert, key, ca, auth_type, tls.get("min_version"), tls.get("max_version"), users)
+    prefer = _switch(tls, "prefer_server_cipher_suites", "tls_server_config")
+    return WebConfig(cert, key, ca, auth_type, tls.get("min_version"), tls.get("max_version"), users,
+                     _ciphers(tls.get("cipher_suites")), prefer, _headers(http))
+
+
+def _ciphers(names: object) -> tuple[str, ...]:
+    if names is None:
+        return ()
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise WebConfigError("tls_server_config.cipher_suites: must be a list of Go's cipher suite names")
+    unknown = [n for n in names if n not in CIPHER_SUITES]
+    if unknown:
+        raise WebConfigError(f"tls_server_config.cipher_suites: {unknown[0]!r} is not one of "
+                             f"{', '.join(CIPHER_SUITES)}")
+    return tuple(filter(None, (CIPHER_SUITES[n] for n in names)))
+
+
+def _switch(mapping: dict, key: str, where: str) -> bool:
+    value = mapping.get(key, True)
+    if not isinstance(value, bool):
+        raise WebConfigError(f"{where}.{key}: must be true or false, got {value!r}")
+    return value
+
+
+def _headers(http: dict) -> tuple[tuple[str, str], ...]:
+    _switch(http, "http2", "http_server_config")  # served as HTTP/1.1 either way, which Prometheus speaks
+    headers = http.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise WebConfigError("http_server_config.headers: must be a mapping of header to value")
+    found = []
+    for name, value in headers.items():
+        where = f"http_server_config.headers.{name}"
+        if name not in HEADERS:
+            raise WebConfigError(f"{where}: not a header exporter-toolkit sets (one of {', '.join(HEADERS)})")
+        if value in (None, ""):
+            continue  # unset, as exporter-toolkit reads a blank
+        allowed = HEADERS[name]
+        if not isinstance(value, str) or "\n" in value or "\r" in value or (
+                allowed is not None and value.lower() not in allowed):
+            raise WebConfigError(f"{where}: {value!r} is not " + (
+                f"one of {', '.join(sorted(allowed))}" if allowed else "a header value"))
+        found.append((name, value))
+    return tuple(found)
 
 
 def _no_unknown(mapping: dict, known: set[str], where: str) -> None:
     for key in mapping:
+        if key in NOT_SUPPORTED:
+            raise WebConfigError(f"{where}{key}: {NOT_SUPPORTED[key]}")
         if key not in known:
             raise WebConfigError(f"{where}{key}: unknown key (known: {', '.join(sorted(known))})")
 
@@ -216,82 +297,3 @@ def _is_bcrypt(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class BasicAuth:
-    """Checks ``Authorization: Basic`` against bcrypt hashes, in time independent of the user."""
-
-    def __init__(self, users: dict[str, bytes]) -> None:
-        self._users = users
-        # Unknown users are checked against this, so a wrong name costs as long as a wrong password.
-        self._dummy = bcrypt.hashpw(b"unused", bcrypt.gensalt(rounds=_rounds(users)))
-        self._key = secrets.token_bytes(32)  # per-process key of the cache below
-        self._verified: dict[bytes, None] = {}
-        self._lock = threading.Lock()
-
-    def allows(self, header: str | None) -> bool:
-        credentials = _credentials(header)
-        if credentials is None:
-            return False
-        user, password = credentials
-        token = hmac.new(self._key, user.encode() + b"\0" + password.encode(), hashlib.sha256).digest()
-        with self._lock:
-            cached = any(hmac.compare_digest(token, known) for known in self._verified)
-        if cached:
-            return True
-        hashed = self._users.get(user)
-        secret = password.encode()
-        if len(secret) > BCRYPT_MAX:
-            # bcrypt reads 72 bytes at most (the bcrypt package refuses more, as Go's does):
-            # such a password never matches; the dummy check keeps the time the same.
-            bcrypt.checkpw(b"", self._dummy)
-            return False
-        ok = bcrypt.checkpw(secret, hashed if hashed is not None else self._dummy)
-        if ok and hashed is not None:
-            with self._lock:
-                if len(self._verified) >= CACHE_SIZE:
-                    self._verified.pop(next(iter(self._verified)))
-                self._verified[token] = None
-            return True
-        return False
-
-
-def _rounds(users: dict[str, bytes]) -> int:
-    for hashed in users.values():
-        try:
-            return int(hashed.split(b"$")[2])
-        except (IndexError, ValueError):
-            pass
-    return 10
-
-
-def _credentials(header: str | None) -> tuple[str, str] | None:
-    if not header:
-        return None
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, sep, password = decoded.partition(":")
-    return (user, password) if sep else None
-
-
-def guard(app: WsgiApp, config: WebConfig) -> WsgiApp:
-    """``app`` behind basic auth when the config has users (401 + WWW-Authenticate otherwise)."""
-    if not config.users:
-        return app
-    auth = BasicAuth(config.users)
-
-    def guarded(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") in OPEN_PATHS or auth.allows(environ.get("HTTP_AUTHORIZATION")):
-            return app(environ, start_response)
-        start_response("401 Unauthorized", [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("WWW-Authenticate", 'Basic realm="rq-exporter", charset="UTF-8"'),
-        ])
-        return [b"Unauthorized\n"]
-
-    return guarded

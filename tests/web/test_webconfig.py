@@ -112,6 +112,50 @@ basic_auth_users:
 
 
 @pytest.mark.redis
+def test_cipher_suites_and_headers_as_another_exporters_file_sets_them(certs, redis_db, tmp_path):
+    """exporter-toolkit's cipher_suites (Go's names), prefer_server_cipher_suites, http2 and
+    http_server_config.headers: a hardened file copied from another exporter is served as it says."""
+    config = _config(tmp_path, f"""
+tls_server_config:
+  cert_file: {certs.server_cert}
+  key_file: {certs.server_key}
+  max_version: TLS12
+  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256]
+  prefer_server_cipher_suites: true
+http_server_config:
+  http2: true
+  headers:
+    Strict-Transport-Security: max-age=31536000; includeSubDomains
+    X-Content-Type-Options: nosniff
+    X-Frame-Options: deny
+    Content-Security-Policy: ''
+basic_auth_users:
+  prometheus: '{_hash(PASSWORD)}'
+""")
+    exporter = HttpsExporter(config, redis_db.url, certs.ca)
+    try:
+        hardened = {"Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+                    "X-Content-Type-Options": "nosniff", "X-Frame-Options": "deny"}
+        for path, auth, expected in (("/metrics", ("prometheus", PASSWORD), 200), ("/metrics", None, 401),
+                                     ("/healthz", None, 200)):
+            status, headers, _ = exporter.get(path, auth)
+            assert status == expected
+            assert {name: headers.get(name) for name in hardened} == hardened, (path, headers)
+            assert "Content-Security-Policy" not in headers  # blank: unset, as in exporter-toolkit
+        with socket.create_connection(("127.0.0.1", exporter.port), timeout=5) as raw, \
+                exporter.context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.cipher()[0] == "ECDHE-RSA-AES256-GCM-SHA384" and tls.version() == "TLSv1.2"
+        # A client that offers only a suite the file leaves out gets no connection.
+        other = ssl.create_default_context(cafile=str(certs.ca))
+        other.maximum_version = ssl.TLSVersion.TLSv1_2
+        other.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256")
+        with pytest.raises(ssl.SSLError), socket.create_connection(("127.0.0.1", exporter.port), timeout=5) as raw:
+            other.wrap_socket(raw, server_hostname="127.0.0.1").close()
+    finally:
+        exporter.stop()
+
+
+@pytest.mark.redis
 def test_client_certificates_are_required_and_verified(certs, redis_db, tmp_path):
     config = _config(tmp_path, f"""
 tls_server_config:
@@ -192,6 +236,24 @@ def _start_with(config: Path) -> subprocess.CompletedProcess:
      "min_version TLS13 is above max_version TLS12"),
     ("basic_auth_users:\n  a: $2y$10$x\n  a: $2y$10$y\n", "'a' is given twice at line 3"),
     ("basic_auth_users:\n  ? {{a: 1}}\n  : x\n", "found unhashable key at line 2"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+     "tls_server_config.cipher_suites: 'TLS_RSA_WITH_RC4_128_SHA' is not one of"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  cipher_suites: TLS_AES_128_GCM_SHA256\n",
+     "tls_server_config.cipher_suites: must be a list"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  prefer_server_cipher_suites: yes please\n",
+     "tls_server_config.prefer_server_cipher_suites: must be true or false"),
+    # exporter-toolkit's keys that cannot be honoured here: refused, never ignored
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  curve_preferences: [X25519]\n",
+     "tls_server_config.curve_preferences: Python's ssl module sets no list of curves"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  client_allowed_sans: [a]\n",
+     "tls_server_config.client_allowed_sans: not supported"),
+    ("rate_limit: {{interval: 1s, burst: 5}}\n", "rate_limit: not supported"),
+    ("http_server_config:\n  headers:\n    X-Powered-By: me\n", "http_server_config.headers.X-Powered-By: not a header"),
+    ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+     "http_server_config.headers.X-Frame-Options: 'allow' is not one of deny, sameorigin"),
+    ("http_server_config:\n  headers: [a]\n", "http_server_config.headers: must be a mapping"),
+    ("http_server_config:\n  http2: 2\n", "http_server_config.http2: must be true or false"),
+    ("http_server_config:\n  keep_alive: true\n", "http_server_config.keep_alive: unknown key"),
 ])
 def test_invalid_web_config_is_one_line_and_exit_2(certs, tmp_path, text, named):
     config = _config(tmp_path, text.format(cert=certs.server_cert, key=certs.server_key))
