@@ -14,8 +14,10 @@ TOP_LEVEL = {"selector", "runbook_url", "dashboard_url", "cluster_label", "insta
 # PromQL label matchers, as a selector's braces hold them (without the braces): a label name (Prometheus
 # 3's quoted UTF-8 names too), an operator, a quoted value; commas between, none after the last (the
 # rules add their own matchers after it).
-_STRING = r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`[^`]*`)"""
-_MATCHER = rf"\s*(?:[a-zA-Z_][a-zA-Z0-9_]*|{_STRING})\s*(?:=~|!~|!=|=)\s*{_STRING}\s*"
+_ESCAPE = r"""\\[abfnrtv\\"'0-7xuU]"""  # PromQL's (Go's) escapes; any other is an error there
+_STRING = rf"""(?:"(?:[^"\\\n]|{_ESCAPE})*"|'(?:[^'\\\n]|{_ESCAPE})*'|`[^`]*`)"""
+_SPACE = "[ \t\r\n]*"  # PromQL's whitespace (\s would take a no-break space, which PromQL refuses)
+_MATCHER = rf"{_SPACE}(?:[a-zA-Z_][a-zA-Z0-9_]*|{_STRING}){_SPACE}(?:=~|!~|!=|=){_SPACE}{_STRING}{_SPACE}"
 SELECTOR = re.compile(rf"{_MATCHER}(?:,{_MATCHER})*")
 # What each URL gets appended: "#<alert>" to the runbook's, "/<dashboard uid>?var-..." to Grafana's.
 URL_ENDS = {"runbook_url": "#", "dashboard_url": "?#"}

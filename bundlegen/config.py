@@ -57,7 +57,12 @@ SEVERITIES = ("critical", "warning", "info")
 
 def is_number(value: object) -> bool:
     """A finite number (YAML's .inf would be "Infinity" in a dashboard's JSON, which no JSON reader takes)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past a float's range (YAML takes 400 digits)
+        return False
 
 
 def check_setting(where: str, key: str, value: object) -> None:

@@ -45,7 +45,7 @@ class Slo(NamedTuple):
 
 # Python's re takes these, Prometheus' RE2 refuses them ("invalid or unsupported Perl syntax"); an
 # escaped one (\\(?=) is no such thing.
-_PERL_ONLY = re.compile(r"(?<!\\)(?:\\\\)*(\(\?(?:=|!|<=|<!|>|P=)|\\[1-9])")
+_PERL_ONLY = re.compile(r"(?<!\\)(?:\\\\)*(\(\?(?:=|!|<=|<!|>|P=|#|\()|\\[1-9Z])")
 
 
 def promql_string(value: str) -> str:
@@ -72,7 +72,7 @@ def _entry_matcher(entry: dict, where: str) -> tuple[str, str]:
     perl = _PERL_ONLY.search(value)
     if perl:
         raise ConfigError(where, f"queue_regex {value!r}: Prometheus' regular expressions (RE2) have no "
-                          f"{perl.group(0)!r} (lookarounds, back references)")
+                          f"{perl.group(0)!r} (lookarounds, back references, \\Z, comments, conditionals)")
     return f"queue=~{promql_string(value)}", f"queue!~{promql_string(value)}"
 
 

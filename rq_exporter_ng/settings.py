@@ -25,12 +25,14 @@ from pydantic_settings import (
 )
 
 from rq_exporter_ng import redis_url, shards, value_checks
-from rq_exporter_ng.legacy import LEGACY_ENV, LegacyEnv
+from rq_exporter_ng.env_sources import LEGACY_ENV, EmptyRefused, LegacyEnv
 
 # 10 ms to 4 h in 13 buckets: 3 histograms x 16 series per queue, so thousands of queues stay affordable.
 DEFAULT_BUCKETS = (0.01, 0.05, 0.25, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 
 ENV_PREFIX = "RQ_EXPORTER_"
+# The settings whose variable set to "" is refused rather than unset (settings' _empty_is_refused).
+REFUSED_EMPTY = ("web_config_file", "targets_file")
 # Longer than any scrape can wait, and far below what a socket timeout can hold (~9.2e9 s, past
 # which every connect fails with OverflowError).
 MAX_TIMEOUT = redis_url.MAX_SECONDS
@@ -274,7 +276,8 @@ class Settings(BaseSettings):
         # A variable set to "" is unset (Docker's `-e X=`, a Helm value left empty), as rq-exporter 3.x
         # read it; on the command line, `--key-prefix ""` stays an error (not the config's
         # env_ignore_empty, which the CLI source would follow too).
-        return (init_settings, EnvSettingsSource(settings_cls, env_ignore_empty=True), LegacyEnv(settings_cls))
+        env = EnvSettingsSource(settings_cls, env_ignore_empty=True)
+        return (init_settings, env, EmptyRefused(settings_cls, REFUSED_EMPTY), LegacyEnv(settings_cls))
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -293,12 +296,20 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url", "redis_host", "redis_username", "redis_password", "redis_password_file",
                      "sentinel_host", "sentinel_master", "sentinel_password", "redis_tls_ca_file",
-                     "redis_tls_cert_file", "redis_tls_key_file", "web_config_file", "targets_file", "log_datefmt",
-                     mode="before")
+                     "redis_tls_cert_file", "redis_tls_key_file", "log_datefmt", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `--sentinel-host ""` is no Sentinel, an empty file setting no file (Path("") would be ".").
         return None if value == "" else value
+
+    @field_validator("web_config_file", "targets_file", mode="before")
+    @classmethod
+    def _empty_is_refused(cls, value: object) -> object:
+        # Not unset as the others: an empty web config path (a template's value left out) would serve
+        # without its TLS and basic auth, an empty targets path without its targets.
+        if value == "":
+            raise ValueError("given empty: name the file, or leave the setting out")
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -115,7 +115,7 @@ def tls_files(ca: Path | None, cert: Path | None, key: Path | None, password: st
         if cert is not None and key is not None:
             context.load_cert_chain(str(cert), str(key), password=lambda: (password or "").encode())
     except (ssl.SSLError, OSError, ValueError) as error:
-        if _encrypted(key):
+        if _encrypted(key) and _reason(error) != "KEY_VALUES_MISMATCH":
             raise BadFile("redis_tls_key_file", f"{key} is encrypted and " + (
                 "the URL's ssl_password does not open it" if password else
                 "no pass phrase is given: decrypt it, or give it in a rediss:// URL as ssl_password")) from None

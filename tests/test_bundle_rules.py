@@ -260,6 +260,12 @@ BAD_CONFIGS = {
         _set("alerts.RQRedisEvictingKeys.window", "\uff15m"),
     "alerts.RQCronJobLate.grace_seconds: must be a number, 0 or more, got inf":
         _set("alerts.RQCronJobLate.grace_seconds", float("inf")),
+    "selector: must be label matchers such as 'job=\"rq\"' (commas between, no braces), got 'job=\"rq\"\\xa0'":
+        _set("selector", 'job="rq"\u00a0'),  # a no-break space: PromQL's whitespace is ASCII
+    "selector: must be label matchers such as 'job=\"rq\"' (commas between, no braces), got 'job=\"a\\\\q\"'":
+        _set("selector", 'job="a\\q"'),  # an escape PromQL does not have
+    "alerts.RQJobFailuresGrowing.max_failures: must be a number, 0 or more, got 1000":
+        _set("alerts.RQJobFailuresGrowing.max_failures", 10**400),  # past a float: YAML takes it
     "runbook_url: must not hold # or {{ (the rules add their own)": _set("runbook_url", "https://wiki/rq#runbooks"),
     "dashboard_url: must not hold ? or # or {{ (the rules add their own)": _set("dashboard_url", "http://g/d?orgId=2"),
     "dashboard_url: must not hold ? or # or {{": _set("dashboard_url", "http://g/{{ $labels.env }}/d"),

@@ -104,6 +104,7 @@ def test_a_mistake_in_the_slo_section_is_one_clear_error(path, value, message):
     # Python's re takes them, Prometheus' RE2 does not: promtool would refuse the rules
     ({"queue_regex": "reports-(?!tmp).*", "success": {"objective": 99}}, "RE2) have no '(?!'"),
     ({"queue_regex": "(a)\\1", "success": {"objective": 99}}, "RE2) have no '\\\\1'"),
+    ({"queue_regex": "reports\\Z", "success": {"objective": 99}}, "RE2) have no '\\\\Z'"),
 ])
 def test_a_mistake_in_an_override_names_the_override(override, message):
     changed = config()

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from devkit import run, stop_process
 from rq_exporter_ng import settings as settings_module
 from rq_exporter_ng.connection import password, redacted_target, redis_url, sentinels
-from rq_exporter_ng.legacy import LEGACY_ENV
+from rq_exporter_ng.env_sources import LEGACY_ENV
 from rq_exporter_ng.loading import load, validate
 from rq_exporter_ng.settings import ENV_PREFIX, Settings
 from support import ROOT, main_in_process, run_exporter
@@ -507,7 +507,7 @@ def test_sentinel_beside_the_url_is_said_unused_in_the_log():
 
 @pytest.mark.parametrize("name", ["RQ_EXPORTER_SENTINEL_HOST", "RQ_EXPORTER_REDIS_TLS_CA_FILE", "RQ_EXPORTER_REDIS_URL",
                                   "RQ_EXPORTER_REDIS_PASSWORD_FILE", "RQ_EXPORTER_QUEUE_INCLUDE", "RQ_EXPORTER_PORT",
-                                  "RQ_EXPORTER_WEB_CONFIG_FILE", "RQ_EXPORTER_SHARD", "RQ_SENTINEL_HOST"])
+                                  "RQ_EXPORTER_SHARD", "RQ_SENTINEL_HOST"])
 def test_a_variable_set_empty_is_unset(name, monkeypatch):
     """Docker's `-e X=` and a Helm value left empty give "": the default, as rq-exporter 3.x read it
     (a file setting of "" used to be the directory ".", an empty Sentinel list an error)."""
@@ -521,9 +521,21 @@ def load_defaults(monkeypatch, name: str) -> Settings:
 
 
 @pytest.mark.parametrize("flag", ["--sentinel-host", "--redis-tls-ca-file", "--redis-password-file", "--redis-url",
-                                  "--targets-file", "--log-datefmt"])
+                                  "--log-datefmt"])
 def test_a_flag_given_empty_is_unset(flag):
     assert load([f"{flag}="]) == load([])
+
+
+@pytest.mark.parametrize("name", ["web_config_file", "targets_file"])
+def test_an_empty_web_config_or_targets_path_is_refused(name, monkeypatch):
+    """Not unset, as the other settings: a template's value left out would serve without the web
+    config's TLS and basic auth (fail open), or without the targets."""
+    flag, variable = settings_module.flag_names(name)[0], settings_module.env_names(name)[0]
+    for args, env in (([f"{flag}="], {}), ([], {variable: ""})):
+        result = main_in_process(*args, env=env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == f"rq-exporter: invalid setting {flag} ({variable}): given empty: name the " \
+                                        "file, or leave the setting out (got '')"
 
 
 def test_a_trailing_comma_in_the_sentinel_list_is_skipped():

@@ -39,11 +39,11 @@ CLIENT_AUTH = {
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
 TLS_VERSIONS = {
-    "TLS10": ssl.TLSVersion.TLSv1,
-    "TLS11": ssl.TLSVersion.TLSv1_1,
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
+# exporter-toolkit takes these too; OpenSSL 3's default security level serves no cipher for them.
+OLD_TLS = {"TLS10", "TLS11"}
 # Go's names of the cipher suites exporter-toolkit takes (crypto/tls CipherSuites()), as OpenSSL
 # names them. TLS 1.3's are not chosen in either (Go and OpenSSL both enable all three).
 CIPHER_SUITES = {
@@ -220,13 +220,16 @@ def parse(raw: object, base: Path) -> WebConfig:
         raise WebConfigError(f"tls_server_config.client_ca_file: required with client_auth_type {auth_type}")
     for version_key in ("min_version", "max_version"):
         version = tls.get(version_key)
+        if isinstance(version, str) and version in OLD_TLS:
+            raise WebConfigError(f"tls_server_config.{version_key}: {version} is not served (OpenSSL's security "
+                                 "level gives TLS 1.0 and 1.1 no cipher): TLS12 or TLS13")
         if version is not None and (not isinstance(version, str) or version not in TLS_VERSIONS):
             known = ", ".join(TLS_VERSIONS)
             raise WebConfigError(f"tls_server_config.{version_key}: {version!r} is not one of {known}")
-    versions = [TLS_VERSIONS[tls[k]] for k in ("min_version", "max_version") if tls.get(k) is not None]
-    if len(versions) == 2 and versions[0] > versions[1]:
-        raise WebConfigError(f"tls_server_config: min_version {tls['min_version']} is above max_version "
-                             f"{tls['max_version']}: no client could connect")
+    low, high = tls.get("min_version") or "TLS12", tls.get("max_version") or "TLS13"  # the defaults
+    if TLS_VERSIONS[low] > TLS_VERSIONS[high]:
+        raise WebConfigError(f"tls_server_config: min_version {low} is above max_version {high}: no client could "
+                             "connect")
 
     users_raw = raw.get("basic_auth_users") or {}
     if not isinstance(users_raw, dict):

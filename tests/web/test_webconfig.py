@@ -254,6 +254,11 @@ def _start_with(config: Path) -> subprocess.CompletedProcess:
     ("http_server_config:\n  headers: [a]\n", "http_server_config.headers: must be a mapping"),
     ("http_server_config:\n  http2: 2\n", "http_server_config.http2: must be true or false"),
     ("http_server_config:\n  keep_alive: true\n", "http_server_config.keep_alive: unknown key"),
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  min_version: TLS10\n",
+     "tls_server_config.min_version: TLS10 is not served"),
+    # below the default min_version (TLS12): no client could connect
+    ("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  max_version: TLS11\n",
+     "tls_server_config.max_version: TLS11 is not served"),
 ])
 def test_invalid_web_config_is_one_line_and_exit_2(certs, tmp_path, text, named):
     config = _config(tmp_path, text.format(cert=certs.server_cert, key=certs.server_key))

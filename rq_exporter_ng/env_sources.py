@@ -1,7 +1,8 @@
-"""rq-exporter 3.x's environment variables, which do not follow our RQ_EXPORTER_ prefix.
+"""The environment as settings sources besides pydantic-settings' own (settings.py orders them).
 
-Its flags are CLI aliases of the settings' fields (settings.py); its variables are read by
-``LegacyEnv``, a settings source below our own variables in priority.
+- ``LegacyEnv``: rq-exporter 3.x's variables, which do not follow our RQ_EXPORTER_ prefix, below our
+  own in priority (its flags are CLI aliases of the settings' fields);
+- ``EmptyRefused``: our variables set to "" where that must be refused rather than unset.
 """
 
 from __future__ import annotations
@@ -46,4 +47,26 @@ class LegacyEnv(PydanticBaseSettingsSource):
                 found[key] = value
         if "redis_password_file" in found:  # rq-exporter 3.x read the file, whatever RQ_REDIS_PASS said
             found.pop("redis_password", None)
+        return found
+
+
+class EmptyRefused(PydanticBaseSettingsSource):
+    """Our variables of ``fields`` set to "", which the environment's source leaves out as it does
+    every empty one: handed on as "" for the settings to refuse (a web config path left empty must
+    not serve without its TLS and basic auth)."""
+
+    def __init__(self, settings_cls, fields: tuple[str, ...]) -> None:
+        super().__init__(settings_cls)
+        self.fields = fields
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[object, str, bool]:
+        prefix = self.settings_cls.model_config.get("env_prefix", "")
+        return os.environ.get(prefix + field_name.upper()), field_name, False
+
+    def __call__(self) -> dict[str, object]:
+        found: dict[str, object] = {}
+        for name in self.fields:
+            value, key, _ = self.get_field_value(self.settings_cls.model_fields[name], name)
+            if value == "":
+                found[key] = value
         return found
