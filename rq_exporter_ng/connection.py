@@ -26,7 +26,8 @@ def password(settings: Settings) -> str | None:
         if value_checks.absent_from_secret(path):
             log.info("--redis-password-file: %s is not in its Kubernetes Secret: no password", path)
             return None
-        return path.read_text().rstrip("\r\n") or None
+        # Whitespace around it dropped, as rq-exporter 3.x read the file (a Redis password has none).
+        return path.read_text().strip() or None
     return None
 
 

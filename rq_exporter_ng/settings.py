@@ -123,7 +123,8 @@ class Settings(BaseSettings):
     )
     redis_password_file: Path | None = Field(
         None,
-        description="File holding the Redis password (read once at start; trailing newline ignored).",
+        description="File holding the Redis password (read once at start; whitespace around it ignored, "
+        "as in rq-exporter 3.x).",
         validation_alias=_cli("redis_password_file", "redis_pass_file"),
     )
     sentinel_host: str | None = Field(

@@ -222,6 +222,15 @@ def test_rq_redis_pass_file_env(files, monkeypatch):
     assert password(load([])) == SECRET  # trailing newline stripped
 
 
+@pytest.mark.parametrize("text", [f"{SECRET}\r\n", f" {SECRET}\t\n", f"\n{SECRET}  "])
+def test_whitespace_around_the_password_in_its_file_is_dropped(tmp_path, text):
+    """As rq-exporter 3.x read the file (f.read().strip()): a file written with a stray space or a
+    CRLF gives the password a 3.x exporter sent."""
+    path = tmp_path / "password"
+    path.write_text(text)
+    assert password(load(["--redis-password-file", str(path)])) == SECRET
+
+
 def test_every_legacy_env_name_is_read(monkeypatch):
     for name, env in LEGACY_ENV.items():
         if name in ("redis_password_file", "sentinel_host"):
