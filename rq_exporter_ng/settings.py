@@ -9,29 +9,37 @@ a lower priority than ours.
 from __future__ import annotations
 
 import fnmatch
-import math
 from functools import cached_property
-from itertools import pairwise
-from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import AliasChoices, Field, PrivateAttr, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rq_exporter_ng import redis_url, shards, value_checks
 from rq_exporter_ng.env_sources import LEGACY_ENV, EmptyRefused, LegacyEnv
+from rq_exporter_ng.setting_types import (
+    Buckets,
+    Included,
+    KeyPrefix,
+    ListenHost,
+    LogFormat,
+    LogLevel,
+    MaybeFile,
+    MaybeSecret,
+    MaybeText,
+    NamedFile,
+    Patterns,
+    RedisHost,
+    RedisUrl,
+    SentinelHosts,
+    Shard,
+    Ttls,
+)
 
 # 10 ms to 4 h in 13 buckets: 3 histograms x 16 series per queue, so thousands of queues stay affordable.
 DEFAULT_BUCKETS = (0.01, 0.05, 0.25, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 
 ENV_PREFIX = "RQ_EXPORTER_"
-# The settings whose variable set to "" is refused rather than unset (settings' _empty_is_refused).
+# The settings whose variable set to "" is refused rather than unset (setting_types.NamedFile).
 REFUSED_EMPTY = ("web_config_file", "targets_file")
 # Longer than any scrape can wait, and far below what a socket timeout can hold (~9.2e9 s, past
 # which every connect fails with OverflowError).
@@ -50,22 +58,6 @@ class InvalidSettings(Exception):
         if self.field is None:
             return self.message
         return f"invalid setting {flag_names(self.field)[0]} ({', '.join(env_names(self.field))}): {self.message}"
-
-
-# Comma-separated on the command line and in variables, tuples in the model: parsed once, here.
-# NoDecode: pydantic-settings would otherwise read a tuple's variable as JSON.
-Patterns = Annotated[tuple[str, ...], NoDecode]
-Floats = Annotated[tuple[float, ...], NoDecode]
-Ints = Annotated[tuple[int, ...], NoDecode]
-
-
-def _items(value: object) -> object:
-    """'a, b' or ['a', 'b,c'] -> ('a', 'b', 'c'); anything else as it is, for pydantic to judge."""
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return tuple(part.strip() for v in value for part in v.split(",") if part.strip())
-    return value
 
 
 def _cli(*names: str) -> AliasChoices:
@@ -91,59 +83,59 @@ class Settings(BaseSettings):
     _unused: tuple[str, ...] = PrivateAttr(())
 
     # --- HTTP endpoint -----------------------------------------------------------
-    host: str = Field("0.0.0.0", description="Address to listen on ('::' for all IPv6 and IPv4).")
+    host: ListenHost = Field("0.0.0.0", description="Address to listen on ('::' for all IPv6 and IPv4).")
     port: int = Field(
         9726, ge=0, le=65535, description="Port to listen on.", validation_alias=_cli("port", "p")
     )
-    web_config_file: Path | None = Field(
+    web_config_file: NamedFile = Field(
         None,
         description="Web config file (exporter-toolkit format): TLS certificate and key, client CA, "
         "basic_auth_users with bcrypt hashes.",
     )
-    targets_file: Path | None = Field(
+    targets_file: NamedFile = Field(
         None,
         description="YAML file of named Redis targets served at /probe?target=NAME (the allow-list; "
         "per-target Redis settings and credentials).",
     )
 
     # --- Redis -------------------------------------------------------------------
-    redis_url: str | None = Field(
+    redis_url: RedisUrl = Field(
         None,
         description="Redis URL: redis://, rediss:// (TLS) or unix:// (default redis://localhost:6379/0, "
         "or built from --redis-host, --redis-port and --redis-db when one of them is set). Checked whole at start: "
         "host, port, /DB path and each query parameter redis-py takes.",
     )
-    redis_host: str | None = Field(
+    redis_host: RedisHost = Field(
         None, description="Redis host (localhost when unset), used when --redis-url is not set.")
     redis_port: int = Field(6379, ge=1, le=65535, description="Redis port, when --redis-url is not set.")
     redis_db: int = Field(0, ge=0, description="Redis database number, when --redis-url is not set.")
-    redis_username: str | None = Field(None, description="Redis ACL user name.")
-    redis_password: SecretStr | None = Field(
+    redis_username: MaybeText = Field(None, description="Redis ACL user name.")
+    redis_password: MaybeSecret = Field(
         None, description="Redis password.", validation_alias=_cli("redis_password", "redis_pass")
     )
-    redis_password_file: Path | None = Field(
+    redis_password_file: MaybeFile = Field(
         None,
         description="File holding the Redis password (read once at start; whitespace around it ignored, "
         "as in rq-exporter 3.x).",
         validation_alias=_cli("redis_password_file", "redis_pass_file"),
     )
-    sentinel_host: str | None = Field(
+    sentinel_host: SentinelHosts = Field(
         None, description="Comma-separated Sentinel hosts ('host' or 'host:port'); enables Sentinel, unless "
         "--redis-url is set (the URL wins over every other Redis setting, as in rq-exporter 3.x)."
     )
     sentinel_port: int = Field(26379, ge=1, le=65535, description="Sentinel port for hosts given without one.")
-    sentinel_master: str | None = Field(None, description="Sentinel master name (required with --sentinel-host).")
-    sentinel_password: SecretStr | None = Field(
+    sentinel_master: MaybeText = Field(None, description="Sentinel master name (required with --sentinel-host).")
+    sentinel_password: MaybeSecret = Field(
         None, description="Password of the Sentinels themselves (their requirepass); the master's is --redis-password."
     )
-    redis_tls_ca_file: Path | None = Field(
+    redis_tls_ca_file: MaybeFile = Field(
         None,
         description="CA bundle to verify the Redis server (rediss://; with Sentinel, TLS files turn on TLS "
         "to the master). Loaded at start, as are the client certificate and key: a file that is not one stops it.",
     )
-    redis_tls_cert_file: Path | None = Field(
+    redis_tls_cert_file: MaybeFile = Field(
         None, description="Client certificate for Redis TLS (loaded at start with the key: a mismatch stops it).")
-    redis_tls_key_file: Path | None = Field(None, description="Client private key for Redis TLS.")
+    redis_tls_key_file: MaybeFile = Field(None, description="Client private key for Redis TLS.")
     redis_tls_relax_x509_strict: bool = Field(
         False,
         description="Accept Redis certificates that Python 3.13's strict X.509 checks refuse (a missing "
@@ -164,10 +156,10 @@ class Settings(BaseSettings):
     )
 
     # --- What to read --------------------------------------------------------------
-    key_prefix: str = Field(
+    key_prefix: KeyPrefix = Field(
         "rq", min_length=1, description="RQ key prefix (RQ 3.0's RQ_KEY_PREFIX; 'rq' before that)."
     )
-    queue_include: Patterns = Field(
+    queue_include: Included = Field(
         ("*",), description="Comma-separated glob patterns of queue names to export (default all; at least one)."
     )
     queue_exclude: Patterns = Field((), description="Comma-separated glob patterns of queue names to leave out.")
@@ -176,7 +168,7 @@ class Settings(BaseSettings):
         description="Export per-worker series (rq_workers, rq_workers_*_total, rq_worker_*). "
         "Turn off for large or fast-churning fleets: one series per worker name.",
     )
-    shard: str | None = Field(
+    shard: Shard = Field(
         None,
         description="'i/N' (0 <= i < N): this exporter is shard i of N over one Redis and reads only the "
         "queues whose CRC-32 of the UTF-8 name, mod N, is i (and that the queue patterns want). README: "
@@ -201,7 +193,7 @@ class Settings(BaseSettings):
         description="Export job run/wait time histograms and rq_jobs_finished_total/rq_jobs_failed_total "
         "(read incrementally from the finished and failed registries).",
     )
-    timing_buckets: Floats = Field(
+    timing_buckets: Buckets = Field(
         DEFAULT_BUCKETS,
         description="Comma-separated upper bounds (seconds) of the rq_job_duration_seconds and "
         "rq_job_wait_seconds buckets.",
@@ -213,7 +205,7 @@ class Settings(BaseSettings):
         "5,000 jobs/s scraped every 15 s, ~75,000 a scrape, unless a scrape comes late); jobs past it are "
         "still counted but not timed (rq_exporter_jobs_not_timed_total).",
     )
-    timing_ttls: Ints = Field(
+    timing_ttls: Ttls = Field(
         (),
         description="Comma-separated result_ttl/failure_ttl values (seconds) your jobs use besides RQ's "
         "defaults (500, 31536000). Optional: others are discovered, declaring them saves the delay.",
@@ -253,15 +245,15 @@ class Settings(BaseSettings):
     )
 
     # --- Logging -----------------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+    log_level: LogLevel = Field(
         "INFO", description="Log level."
     )
-    log_format: str = Field(
+    log_format: LogFormat = Field(
         "text",
         description="Log format: text, json (one object a line), or a Python logging format string "
         "such as rq-exporter 3.x took ('[%(asctime)s] %(levelname)s: %(message)s').",
     )
-    log_datefmt: str | None = Field(
+    log_datefmt: MaybeText = Field(
         None, description="strftime format of %(asctime)s in text logs (rq-exporter 3.x's --log-datefmt)."
     )
 
@@ -279,102 +271,6 @@ class Settings(BaseSettings):
         # env_ignore_empty, which the CLI source would follow too).
         env = EnvSettingsSource(settings_cls, env_ignore_empty=True)
         return (init_settings, env, EmptyRefused(settings_cls, REFUSED_EMPTY), LegacyEnv(settings_cls))
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("log_format")
-    @classmethod
-    def _check_log_format(cls, value: str) -> str:
-        if value in ("text", "json"):
-            return value
-        usable = value_checks.log_format(value)
-        if not usable:
-            raise ValueError("text, json or a logging format string with %(message)s")
-        return value
-
-    @field_validator("redis_url", "redis_host", "redis_username", "redis_password", "redis_password_file",
-                     "sentinel_host", "sentinel_master", "sentinel_password", "redis_tls_ca_file",
-                     "redis_tls_cert_file", "redis_tls_key_file", "log_datefmt", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # `--sentinel-host ""` is no Sentinel, an empty file setting no file (Path("") would be ".").
-        return None if value == "" else value
-
-    @field_validator("web_config_file", "targets_file", mode="before")
-    @classmethod
-    def _empty_is_refused(cls, value: object) -> object:
-        # Not unset as the others: an empty web config path (a template's value left out) would serve
-        # without its TLS and basic auth, an empty targets path without its targets.
-        if value == "":
-            raise ValueError("given empty: name the file, or leave the setting out")
-        return value
-
-    @field_validator("redis_url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        return None if value is None else redis_url.check(value)
-
-    @field_validator("host", "redis_host")
-    @classmethod
-    def _check_host(cls, value: str | None) -> str | None:
-        # Empty: every address (--host), or unset (--redis-host), as before.
-        return value if not value else redis_url.check_host(value)
-
-    @field_validator("key_prefix")
-    @classmethod
-    def _check_prefix(cls, value: str) -> str:
-        # The same rule RQ 3.0 applies to RQ_KEY_PREFIX.
-        if not all(c.isalnum() or c in "_.:{}-" for c in value):
-            raise ValueError("only letters, digits and _ . : - { } are allowed")
-        return value
-
-    @field_validator("queue_include", "queue_exclude", "timing_buckets", "timing_ttls", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _items(value)
-
-    @field_validator("queue_include")
-    @classmethod
-    def _check_include(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("names no pattern, so no queue would be exported ('*' for every queue)")
-        return value
-
-    @field_validator("sentinel_host")
-    @classmethod
-    def _check_sentinels(cls, value: str | None) -> str | None:
-        if value is not None:
-            value_checks.sentinel_items(value)
-        return value
-
-    @field_validator("shard")
-    @classmethod
-    def _check_shard(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        index, count = shards.parse(value)
-        return f"{index}/{count}"
-
-    @field_validator("timing_buckets")
-    @classmethod
-    def _check_buckets(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not value:
-            raise ValueError("at least one bucket bound is needed")
-        if any(not math.isfinite(v) or v <= 0 for v in value):
-            raise ValueError("bucket bounds must be positive numbers")
-        if any(b <= a for a, b in pairwise(value)):
-            raise ValueError("bucket bounds must increase")
-        return value
-
-    @field_validator("timing_ttls")
-    @classmethod
-    def _check_ttls(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(v <= 0 for v in value):
-            raise ValueError("TTLs are positive whole seconds")
-        return value
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
