@@ -93,8 +93,8 @@ def child(url: str, interval: float, checkout: Path | None, args: list[str]) -> 
 
 def run(server, options: argparse.Namespace, scrapes: int, args: list[str]) -> int:
     """Instructions of an exporter process that scrapes ``scrapes`` times after its floor scrape."""
-    from bench.throughput import Stamps
     from bench.timing import write_steady
+    from bench.writer import Stamps
 
     where = (options.checkout or ROOT) / "rq_exporter_ng"
 

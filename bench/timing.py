@@ -173,7 +173,7 @@ def write_steady(r, stamps, rng, queues: int, count: int, start: float, span: fl
     """``count`` jobs ending evenly over [start, start + span), as bench/throughput.py's writer leaves
     them (its fields, 5 % failed, each failure's Result stream with its own traceback, which the
     exporter reads for exception classes), without the finished jobs' Result streams, which it does not."""
-    from bench.throughput import EXC
+    from bench.writer import EXC
 
     data = zlib.compress(pickle.dumps(("app.tasks.send_email", None, (), {}), protocol=5))
     pipe = r.pipeline(transaction=False)
@@ -207,7 +207,7 @@ def steady(url: str, r, rate: int, queues: int, interval: float, scrapes: int, c
     import random
     import tracemalloc
 
-    from bench.throughput import Stamps
+    from bench.writer import Stamps
     from rq_exporter_ng import reader
 
     clock = VirtualClock(float(int(time.time())) + 0.5)
