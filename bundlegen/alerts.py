@@ -47,15 +47,19 @@ SCHEDULE_ALERTS = ("RQCronSchedulerDown", "RQCronJobLate", "RQSchedulerJobsOverd
 def dashboard_url(base: str, description: str, name: str = "", cluster: str = "") -> str:
     """The Grafana dashboard an alert's notification links to, with its variables set: a schedule
     alert opens RQ / Schedules, a burn-rate alert RQ / Service levels, an alert about a queue (its
-    description names the queue label) RQ / Queue, others RQ / Overview."""
+    description names the queue label) RQ / Queue, others RQ / Overview; the queue is set wherever
+    the alert has one."""
     variables = "var-job={{ $labels.job }}&var-instance={{ $labels.instance }}"
     if cluster:
-        variables = f"var-cluster={{{{ $labels.{cluster} }}}}&{variables}"
+        # The label is the alert's own in a Thanos or Mimir ruler; on each cluster's Prometheus it is
+        # an external label, which the annotation's $labels does not hold yet when it is rendered.
+        variables = f"var-cluster={{{{ or $labels.{cluster} $externalLabels.{cluster} }}}}&{variables}"
     board = "rq-overview"
     if name in SCHEDULE_ALERTS:
         board = "rq-schedules"
     elif "$labels.queue" in description:
         board = "rq-slo" if name in SLO_ALERTS.values() else "rq-queue"
+    if "$labels.queue" in description:
         variables += "&var-queue={{ $labels.queue }}"
     return f"{base}/{board}?{variables}"
 

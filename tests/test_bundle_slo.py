@@ -227,11 +227,37 @@ def test_every_rule_keeps_the_cluster_label_in_its_by_and_on_lists(tmp_path):
             assert clause.split(", ")[0] == "cluster", (rule.get("alert") or rule["record"], clause)
             clauses += 1
         if "annotations" in rule:
-            assert "var-cluster={{ $labels.cluster }}&var-job=" in rule["annotations"]["dashboard_url"]
+            assert "var-cluster={{ or $labels.cluster $externalLabels.cluster }}&var-job=" \
+                in rule["annotations"]["dashboard_url"]
     assert clauses > 50
     for name, text in zip(("recording.yml", "alerts.yml"), texts, strict=True):
         (tmp_path / name).write_text(text)
     result = promtool("check", "rules", str(tmp_path / "recording.yml"), str(tmp_path / "alerts.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.promtool
+@pytest.mark.parametrize(("external", "labels", "expected"), [
+    ({"cluster": "eu"}, {}, "eu"),  # each cluster's Prometheus: the label is external
+    ({}, {"cluster": "us"}, "us"),  # a Thanos or Mimir ruler: the series carry it
+    ({"cluster": "eu"}, {"cluster": "us"}, "us"),  # the series' own label wins
+])
+def test_the_dashboard_link_names_the_cluster_wherever_the_label_comes_from(tmp_path, external, labels, expected):
+    """Rendered by Prometheus' own templates (promtool): the generated link of RQAllWorkersGone,
+    whose other annotations are left out so that the case compares the link alone."""
+    gen = rule_generator()
+    rendered = yaml.safe_load(gen.render(clustered()))
+    (rule,) = [r for g in rendered["groups"] for r in g["rules"] if r.get("alert") == "RQAllWorkersGone"]
+    rule["annotations"] = {"dashboard_url": rule["annotations"]["dashboard_url"]}
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump({"groups": [{"name": "one", "rules": [rule]}]}))
+    (tmp_path / "test.yml").write_text(yaml.safe_dump({"rule_files": ["alerts.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "external_labels": external,
+        "input_series": [series("rq_live_workers", "0x30", **labels, state="idle"), series("rq_up", "1x30", **labels)],
+        "alert_rule_test": [{"eval_time": "20m", "alertname": "RQAllWorkersGone", "exp_alerts": [{
+            "exp_labels": {**labels, "job": "rq", "instance": INSTANCE, "severity": "critical"},
+            "exp_annotations": {"dashboard_url": f"http://localhost:3000/d/rq-overview?var-cluster={expected}"
+                                                 f"&var-job=rq&var-instance={INSTANCE}"}}]}]}]}))
+    result = promtool("test", "rules", str(tmp_path / "test.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -338,6 +364,16 @@ def test_the_federation_example_loads_and_federates_every_recorded_series():
     # The leaf Prometheus servers name their cluster in external_labels (the README shows it).
     readme = (ROOT / "README.md").read_text()
     assert "external_labels:" in readme and "cluster_label: cluster" in readme
+
+
+def test_the_compose_prometheus_keeps_the_whole_slo_period():
+    """The period's rules read [30d]: under Prometheus' default 15d retention the budget would be
+    worked out over the last 15 days only."""
+    gen = rule_generator()
+    compose = yaml.safe_load((ROOT / "docker-compose-rq-monitor.yml").read_text().replace("${RQ_MONITOR_DIR:-.}", "."))
+    (kept,) = [f.split("=", 1)[1] for f in compose["services"]["rq-prometheus"]["command"]
+               if f.startswith("--storage.tsdb.retention.time=")]
+    assert gen.seconds(kept) >= gen.seconds(config()["slo"]["period"])
 
 
 # --- make demo ------------------------------------------------------------------------------------

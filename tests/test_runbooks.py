@@ -64,7 +64,9 @@ def test_every_alert_links_to_a_dashboard():
             board = "rq-schedules"
         if rule["alert"] in slo_alerts:
             board = "rq-slo"
-            assert "var-queue={{ $labels.queue }}" in link
+        # Wherever the alert names a queue, its link opens that queue (RQ / Schedules' too).
+        queue_set = "var-queue={{ $labels.queue }}" in link
+        assert queue_set == ("$labels.queue" in rule["annotations"]["description"]), rule["alert"]
         assert f"/d/{board}?" in link and "var-instance={{ $labels.instance }}" in link, rule["alert"]
         assert (ROOT / "dashboards" / f"{board}.json").is_file()
 
