@@ -20,7 +20,7 @@ import redis
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from devkit import CpuMeter, free_port, precompile, proc_status, stop_process, wait_for
+from devkit import CpuMeter, Metered, free_port, precompile, wait_for
 
 if TYPE_CHECKING:
     from bench.writer import WriterProcess
@@ -36,7 +36,9 @@ def die_with_parent() -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class RedisProcess:
+class RedisProcess(Metered):
+    """redis-server for one rate; its CPU is measured as the exporters' is (Metered)."""
+
     def __init__(self, binary: str, directory: Path) -> None:
         self.port = free_port()
         self.log = directory / "redis.log"
@@ -57,21 +59,13 @@ class RedisProcess:
         wait_for(pings, timeout=10, what="redis-server")
         self.meter: CpuMeter | None = None  # made at the first cpu_seconds()
 
-    def cpu_seconds(self) -> float:
-        """The CPU redis-server has used, as the exporters' is measured (CpuMeter)."""
-        if self.meter is None:
-            self.meter = CpuMeter(self.process.pid)
-        return self.meter.seconds()
-
     def stop(self) -> None:
         self.client.close()
-        stop_process(self.process, 10)
-        if self.meter is not None:
-            self.meter.close()
+        super().stop()
 
 
 @dataclass
-class Exporter:
+class Exporter(Metered):
     name: str
     command: list[str]
     redis_port: int
@@ -142,21 +136,6 @@ class Exporter:
         self.samples = samples
         return elapsed, sums
 
-    def cpu_seconds(self) -> float:
-        assert self.process is not None
-        if self.meter is None:
-            self.meter = CpuMeter(self.process.pid)
-        return self.meter.seconds()
-
-    def peak_rss_mb(self) -> float:
-        assert self.process is not None
-        return round(proc_status(self.process.pid, "VmHWM") / 1024, 1)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, 10)
-        if self.meter is not None:
-            self.meter.close()
 
 
 def sleep_until(target: float, watched: list[Exporter], writer: WriterProcess) -> None:

@@ -51,7 +51,7 @@ from bench.dataset import Size, fill, share  # noqa: E402
 from bench.proxy import DelayProxy, measured_round_trip  # noqa: E402
 from bench.report import ROWS_HEADER, rows_of  # noqa: E402
 from bench.schedules import fill_schedules  # noqa: E402
-from devkit import CpuMeter, RedisServer, free_port, precompile, proc_status, stop_process, wait_for  # noqa: E402
+from devkit import CpuMeter, Metered, RedisServer, free_port, precompile, wait_for  # noqa: E402
 
 PEER = "rq-exporter==3.1.0"
 # Accept headers of a scrape: what Prometheus 3.x sends (OpenMetrics preferred), or plain text.
@@ -77,7 +77,7 @@ def peer_command() -> list[str]:
 
 
 @dataclass
-class Exporter:
+class Exporter(Metered):
     name: str
     command: list[str]
     redis_port: int
@@ -131,21 +131,6 @@ class Exporter:
                 body = gzip.decompress(body)
             return body, response.headers.get("Content-Type", "")
 
-    def cpu_seconds(self) -> float:
-        assert self.process is not None
-        if self.meter is None:
-            self.meter = CpuMeter(self.process.pid)
-        return self.meter.seconds()
-
-    def peak_rss_mb(self) -> float:
-        assert self.process is not None
-        return proc_status(self.process.pid, "VmHWM") / 1024
-
-    def stop(self) -> None:
-        if self.process:
-            stop_process(self.process, 10)
-        if self.meter is not None:
-            self.meter.close()
 
 
 def commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:

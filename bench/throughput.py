@@ -175,7 +175,7 @@ def run_rate(rate: int, opts, command: list[str]) -> dict:
         assert stats is not None
         for exporter in everyone:
             exporter.cpu_end = exporter.cpu_seconds()
-        peak = {exporter.name: exporter.peak_rss_mb() for exporter in everyone}
+        peak = {exporter.name: round(exporter.peak_rss_mb(), 1) for exporter in everyone}
         memory = server.client.info("memory")
         result["redis"] = {"used_memory_mb": round(memory["used_memory"] / 2**20, 1), "keys": server.client.dbsize(),
                            "cpu_source": server.meter.source if server.meter else None}

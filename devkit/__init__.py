@@ -11,6 +11,7 @@ repository root (``python -m demo.run``, ``make demo``).
 
 from devkit.processes import (
     CpuMeter,
+    Metered,
     WaitTimeout,
     communicate,
     cpu_seconds,
@@ -30,6 +31,7 @@ from devkit.rq_format import RQ_TIME_FORMAT, rq_time
 __all__ = [
     "RQ_TIME_FORMAT",
     "CpuMeter",
+    "Metered",
     "RedisServer",
     "WaitTimeout",
     "communicate",

@@ -219,6 +219,31 @@ class CpuMeter:
         self._dir = None
 
 
+class Metered:
+    """What a benchmark reads of a process it started and watches (its ``process``): CPU through a
+    CpuMeter made at the first call, peak RSS, and a stop that also puts the process back out of
+    the meter's cgroup. Mixed into bench/'s dataclasses, which declare ``process`` and ``meter``."""
+
+    process: subprocess.Popen | None
+    meter: CpuMeter | None
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        if self.meter is None:
+            self.meter = CpuMeter(self.process.pid)
+        return self.meter.seconds()
+
+    def peak_rss_mb(self) -> float:
+        assert self.process is not None
+        return proc_status(self.process.pid, "VmHWM") / 1024
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, 10)
+        if self.meter is not None:
+            self.meter.close()
+
+
 def _cpuacct_usage(path: str) -> float:
     with open(os.path.join(path, "cpuacct.usage")) as f:
         return int(f.read()) / 1e9
