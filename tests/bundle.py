@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -13,6 +14,8 @@ from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 
+import yaml
+
 from devkit import run
 from rq_exporter_ng.families.catalogue import BY_NAME
 from support import ROOT, require_tool
@@ -22,6 +25,7 @@ DASHBOARDS = ROOT / "dashboards"
 RULES = PROMETHEUS / "rules" / "rq-alerts.yml"
 RECORDING = PROMETHEUS / "rules" / "rq-recording.yml"
 RULE_TESTS = PROMETHEUS / "tests"
+INSTANCE = "rq-exporter:9726"  # the exporter of the promtool cases' series
 
 
 def _public(*modules) -> SimpleNamespace:
@@ -157,3 +161,50 @@ def without_data(has: Callable[[str], bool], exprs: Mapping[Hashable, str], time
         if pending:
             time.sleep(1)
     return sorted(pending)
+
+
+# --- alerts-config.yml variants as promtool unit tests (the SLO and cluster tests) ----------------
+
+def alerts_config(**changes) -> dict:
+    """prometheus/alerts-config.yml as loaded, with these top-level keys replaced."""
+    gen = rule_generator()
+    changed = copy.deepcopy(gen.load_config())
+    for key, value in changes.items():
+        changed[key] = value
+    return changed
+
+
+def series(name: str, values: str, **labels: str) -> dict:
+    inner = ", ".join(f'{k}="{v}"' for k, v in {"job": "rq", "instance": INSTANCE, **labels}.items())
+    return {"series": f"{name}{{{inner}}}", "values": values}
+
+
+def firing(eval_time: str, expected: list[dict]) -> dict:
+    """A promql case on ALERTS: exactly these burn-rate alerts fire (labels only)."""
+    return {"expr": 'ALERTS{alertstate="firing", alertname=~"RQJob(Error|Wait)BudgetBurn"}', "eval_time": eval_time,
+            "exp_samples": [{"labels": "ALERTS{" + ", ".join(f'{k}="{v}"' for k, v in {**e, "alertstate": "firing"}.items())
+                             + "}", "value": 1}
+                            for e in expected]}
+
+
+def run_unit_test(tmp_path, changed: dict, tests: list[dict]):
+    gen = rule_generator()
+    (tmp_path / "recording.yml").write_text(gen.render_recording(changed))
+    (tmp_path / "alerts.yml").write_text(gen.render(changed))
+    (tmp_path / "test.yml").write_text(yaml.safe_dump({
+        "rule_files": ["recording.yml", "alerts.yml"], "evaluation_interval": "1m",
+        "group_eval_order": [gen.RECORDING_GROUP, gen.PERIOD_GROUP, gen.GROUP, gen.SLO_GROUP], "tests": tests}))
+    result = promtool("test", "rules", str(tmp_path / "test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def page(queue: str, slo: str, objective: str, cluster: dict | None = None, **extra: str) -> dict:
+    return {"alertname": "RQJobErrorBudgetBurn" if slo == "success" else "RQJobWaitBudgetBurn",
+            **(cluster or {}), "job": "rq", "instance": INSTANCE, "queue": queue, "severity": "critical", "long": "1h",
+            "short": "5m", "slo": slo, "objective": objective, **extra}
+
+
+def readme_yaml(section: str) -> list[dict]:
+    readme = (ROOT / "README.md").read_text()
+    body = readme.split(f"\n### {section}\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", body, re.S)]
