@@ -10,7 +10,7 @@ rather than seven checks and a named tuple a job in Python (15,000 jobs a scrape
 anything is otherwise, it says None, and the loop judges each candidate. It only reads the
 tracker, so job timing makes it as a registry's answers arrive in round 3 (reads.py,
 ``Tracker.judge_ahead``) and ``Tracker.apply`` keeps it (``remember``) after the read.
-tests/concerns/timing/test_timing_tracker.py checks both ways give the same families and memory."""
+tests/concerns/timing/test_timing_tracker_fast_paths.py checks both ways give the same families and memory."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ class TimingResult:
 
 def _released(candidates: Sequence[Candidate]) -> Iterator[Candidate]:
     """The candidates in order, each chunk of them released once iterated past: the caller keeps
-    no other reference to ``candidates``. tests/concerns/timing/test_timing_tracker.py checks the
+    no other reference to ``candidates``. tests/concerns/timing/test_timing_tracker_fast_paths.py checks the
     order is kept."""
     chunks = [candidates[k:k + HASH_GROUP] for k in range(0, len(candidates), HASH_GROUP)]
     chunks.reverse()
