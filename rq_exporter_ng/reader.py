@@ -313,7 +313,7 @@ def _queue_state(queue: _Queue, oldest_job_age: float | None) -> QueueState:
     (queued, intermediate, _, started_all, started_expired, finished_all, finished_expired, failed_forever,
      failed_live, deferred, scheduled, canceled, overdue_scheduled) = [reply or 0 for reply in replies]
     # Positional, in QueueState's order: its keywords took twice the time (~10 ms a scrape at 10,000
-    # queues); tests/test_reader.py checks it against the keyword form.
+    # queues); tests/test_reader_fast_paths.py checks it against the keyword form.
     return QueueState(
         queue.name,
         queued,

@@ -10,7 +10,7 @@
 # sources'), as pip does when it installs: under PYTHONDONTWRITEBYTECODE (CI's environment) there
 # would be none, and every process the tests start (hundreds of exporters and RQ workers) would
 # compile its imports anew, ~0.4 s of CPU an exporter start here (a third of the CPU of
-# tests/test_settings.py, test_healthcheck.py and test_outage.py on the oldest dependencies).
+# tests/test_settings_*.py, test_healthcheck.py and test_outage.py on the oldest dependencies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/envs.sh
