@@ -137,7 +137,6 @@ class Exporter(Metered):
         return elapsed, sums
 
 
-
 def sleep_until(target: float, watched: list[Exporter], writer: WriterProcess) -> None:
     """Bounded wait that notices a dead exporter or writer within a second."""
     while (left := target - time.monotonic()) > 0:

@@ -132,7 +132,6 @@ class Exporter(Metered):
             return body, response.headers.get("Content-Type", "")
 
 
-
 def commandstats(client: redis.Redis) -> dict[str, tuple[int, int]]:
     return {key[len("cmdstat_"):]: (int(v["calls"]), int(v["usec"]))
             for key, v in client.info("commandstats").items()}

@@ -44,7 +44,7 @@ def _url(value: str | None) -> str | None:
 
 
 def _host(value: str | None) -> str | None:
-    # Empty: every address (--host), or unset (--redis-host), as before.
+    # Empty: every address (--host), or unset (--redis-host).
     return value if not value else redis_url.check_host(value)
 
 
